@@ -1,0 +1,720 @@
+//! Section by section: TOML tables → validated [`Config`] values, every problem reported.
+//!
+//! Each `parse_*` function reads the keys of one table kind, applies defaults, checks ranges and
+//! cross-field rules, and lists its valid keys for the unknown-key check.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use chrono_tz::Tz;
+use croner::Cron;
+
+use super::reader::{Ctx, Section};
+use super::types::*;
+use crate::model::Market;
+
+const ROOT_KEYS: &[&str] = &["global", "fleets"];
+const GLOBAL_KEYS: &[&str] = &[
+    "tick_secs",
+    "dry_run",
+    "http_listen",
+    "state_dir",
+    "provider",
+];
+const FLEET_KEYS: &[&str] = &[
+    "name",
+    "min_units",
+    "max_units",
+    "tolerance",
+    "stale_after_secs",
+    "on_demand_base_units",
+    "on_demand_percentage_above_base",
+    "pools",
+    "metrics",
+    "behavior",
+    "panic",
+    "schedules",
+    "slo",
+];
+const POOL_KEYS: &[&str] = &["name", "asg_name", "market", "instance_types", "warm_pool"];
+const INSTANCE_TYPE_KEYS: &[&str] = &["type", "weight_units"];
+const WARM_POOL_KEYS: &[&str] = &["min_size", "max_prepared_units"];
+const METRIC_KEYS: &[&str] = &["name", "signal", "target", "stale_after_secs"];
+const BEHAVIOR_KEYS: &[&str] = &["scale_up", "scale_down"];
+const RULES_KEYS: &[&str] = &["stabilization_window_secs", "select_policy", "policies"];
+const POLICY_KEYS: &[&str] = &["type", "value", "period_secs"];
+const PANIC_KEYS: &[&str] = &[
+    "enabled",
+    "threshold",
+    "stable_window_secs",
+    "max_scale_up_rate",
+];
+const SCHEDULE_KEYS: &[&str] = &[
+    "name",
+    "start",
+    "end",
+    "timezone",
+    "min_units",
+    "max_units",
+    "min_factor",
+    "max_factor",
+];
+const SLO_KEYS: &[&str] = &["ttft_p95_secs", "availability", "error_rate"];
+
+/// Reads the whole document. The caller decides from `ctx` whether problems were found.
+pub(crate) fn parse_root(ctx: &mut Ctx<'_>, root: Section<'_, '_>) -> Config {
+    let global = match root.table(ctx, "global") {
+        Some(g) => parse_global(ctx, g),
+        None => Global::default(),
+    };
+    let fleets: Vec<Fleet> = match root.tables(ctx, "fleets") {
+        Some(list) if !list.is_empty() => list
+            .into_iter()
+            .filter_map(|f| parse_fleet(ctx, f))
+            .collect(),
+        _ => {
+            root.missing(
+                ctx,
+                "fleets",
+                "at least one [[fleets]] table with name, min_units, max_units, pools and metrics",
+            );
+            Vec::new()
+        }
+    };
+    if let Some(dup) = first_duplicate(fleets.iter().map(|f| f.name.as_str())) {
+        ctx.report(
+            root.span_of("fleets"),
+            "fleets",
+            format!("fleet name \"{dup}\" is used twice"),
+            "a unique name per fleet",
+        );
+    }
+    root.finish(ctx, ROOT_KEYS);
+    Config { global, fleets }
+}
+
+fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = BTreeSet::new();
+    names.into_iter().find(|n| !seen.insert(*n))
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            tick_secs: 15,
+            dry_run: false,
+            http_listen: "127.0.0.1:9464".into(),
+            state_dir: PathBuf::from("/var/lib/llm-autoscaler"),
+            provider: ProviderKind::Sim,
+        }
+    }
+}
+
+fn parse_global(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Global {
+    let d = Global::default();
+    let http_listen = match s.string(ctx, "http_listen") {
+        Some(a) if SocketAddr::from_str(&a).is_err() => {
+            ctx.report(
+                s.value_span("http_listen"),
+                &s.key_path("http_listen"),
+                format!("\"{a}\" is not an IP address and port"),
+                "an address like \"127.0.0.1:9464\"",
+            );
+            d.http_listen
+        }
+        Some(a) => a,
+        None => d.http_listen,
+    };
+    let g = Global {
+        tick_secs: s.int(ctx, "tick_secs", 1, 3600).unwrap_or(d.tick_secs),
+        dry_run: s.bool(ctx, "dry_run").unwrap_or(d.dry_run),
+        http_listen,
+        state_dir: s
+            .string(ctx, "state_dir")
+            .map(PathBuf::from)
+            .unwrap_or(d.state_dir),
+        provider: s
+            .choice(
+                ctx,
+                "provider",
+                &[("aws", ProviderKind::Aws), ("sim", ProviderKind::Sim)],
+            )
+            .unwrap_or(d.provider),
+    };
+    s.finish(ctx, GLOBAL_KEYS);
+    g
+}
+
+fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
+    let name = s
+        .string(ctx, "name")
+        .or_else(|| s.absent(ctx, "name", "a unique fleet name such as \"llama-8b\""));
+    let min_units = s
+        .units(ctx, "min_units")
+        .or_else(|| s.absent(ctx, "min_units", "a whole number of units, e.g. 1"));
+    let max_units = s.units(ctx, "max_units").or_else(|| {
+        s.absent(
+            ctx,
+            "max_units",
+            "a whole number of units ≥ min_units, e.g. 20",
+        )
+    });
+    if let (Some(lo), Some(hi)) = (min_units, max_units) {
+        if hi < lo || hi == 0 {
+            ctx.report(
+                s.span_of("max_units"),
+                &s.key_path("max_units"),
+                format!("max_units ({hi}) must be at least min_units ({lo}) and above 0"),
+                format!("a whole number ≥ {}", lo.max(1)),
+            );
+        }
+    }
+    let tolerance = s
+        .number(
+            ctx,
+            "tolerance",
+            |x| (0.0..1.0).contains(&x),
+            "a number from 0 to below 1",
+        )
+        .unwrap_or(0.1);
+    let stale_after_secs = s.int(ctx, "stale_after_secs", 1, 86_400).unwrap_or(60);
+
+    let pools: Vec<Pool> = match s.tables(ctx, "pools") {
+        Some(list) if !list.is_empty() => list
+            .into_iter()
+            .filter_map(|p| parse_pool(ctx, p))
+            .collect(),
+        _ => {
+            s.missing(
+                ctx,
+                "pools",
+                "at least one [[fleets.pools]] with name, market and instance_types",
+            );
+            Vec::new()
+        }
+    };
+    if let Some(dup) = first_duplicate(pools.iter().map(|p| p.name.as_str())) {
+        ctx.report(
+            s.span_of("pools"),
+            &s.key_path("pools"),
+            format!("pool name \"{dup}\" is used twice"),
+            "a unique name per pool",
+        );
+    }
+    let has_spot = pools.iter().any(|p| p.market == Market::Spot);
+    let has_on_demand = pools.iter().any(|p| p.market == Market::OnDemand);
+
+    let on_demand_base_units = s.units(ctx, "on_demand_base_units").unwrap_or(0);
+    let pct = s
+        .int(ctx, "on_demand_percentage_above_base", 0, 100)
+        .map(|p| p as u32);
+    let on_demand_percentage_above_base = pct.unwrap_or(if has_spot { 0 } else { 100 });
+    if !pools.is_empty()
+        && !has_on_demand
+        && (on_demand_base_units > 0 || on_demand_percentage_above_base > 0)
+    {
+        let key = if on_demand_base_units > 0 {
+            "on_demand_base_units"
+        } else {
+            "on_demand_percentage_above_base"
+        };
+        ctx.report(
+            s.span_of(key),
+            &s.key_path(key),
+            "asks for on-demand capacity but the fleet has no on-demand pool",
+            "0, or add a pool with market = \"on-demand\"",
+        );
+    }
+    if !pools.is_empty() && !has_spot && pct.is_some_and(|p| p < 100) {
+        ctx.report(
+            s.span_of("on_demand_percentage_above_base"),
+            &s.key_path("on_demand_percentage_above_base"),
+            "leaves capacity to spot but the fleet has no spot pool",
+            "100, or add a pool with market = \"spot\"",
+        );
+    }
+    if let Some(max) = max_units {
+        if on_demand_base_units > max {
+            ctx.report(
+                s.span_of("on_demand_base_units"),
+                &s.key_path("on_demand_base_units"),
+                format!("{on_demand_base_units} is above max_units ({max})"),
+                format!("a whole number from 0 to {max}"),
+            );
+        }
+    }
+
+    let slo = s
+        .table(ctx, "slo")
+        .map(|t| parse_slo(ctx, t))
+        .unwrap_or_default();
+    let metrics: Vec<MetricSpec> = match s.tables(ctx, "metrics") {
+        Some(list) if !list.is_empty() => list
+            .into_iter()
+            .filter_map(|m| parse_metric(ctx, m, stale_after_secs, &slo))
+            .collect(),
+        _ => {
+            s.missing(
+                ctx,
+                "metrics",
+                "at least one [[fleets.metrics]] with signal and target",
+            );
+            Vec::new()
+        }
+    };
+    if let Some(dup) = first_duplicate(metrics.iter().map(|m| m.name.as_str())) {
+        ctx.report(
+            s.span_of("metrics"),
+            &s.key_path("metrics"),
+            format!("metric name \"{dup}\" is used twice"),
+            "a unique name per metric (set `name` when two metrics share a signal)",
+        );
+    }
+    let behavior = s
+        .table(ctx, "behavior")
+        .map(|t| parse_behavior(ctx, t))
+        .unwrap_or_default();
+    let panic = s
+        .table(ctx, "panic")
+        .map(|t| parse_panic(ctx, t))
+        .unwrap_or_default();
+    let schedules = s
+        .tables(ctx, "schedules")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| parse_schedule(ctx, r))
+        .collect();
+    s.finish(ctx, FLEET_KEYS);
+    Some(Fleet {
+        name: name?,
+        min_units: min_units?,
+        max_units: max_units?,
+        tolerance,
+        stale_after_secs,
+        on_demand_base_units,
+        on_demand_percentage_above_base,
+        pools,
+        metrics,
+        behavior,
+        panic,
+        schedules,
+        slo,
+    })
+}
+
+fn parse_pool(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Pool> {
+    let name = s
+        .string(ctx, "name")
+        .or_else(|| s.absent(ctx, "name", "a pool name such as \"spot-l4\""));
+    let market = s
+        .choice(
+            ctx,
+            "market",
+            &[("spot", Market::Spot), ("on-demand", Market::OnDemand)],
+        )
+        .or_else(|| s.absent(ctx, "market", "\"spot\" or \"on-demand\""));
+    let asg_name = s.string(ctx, "asg_name");
+    let mut instance_types = Vec::new();
+    match s.tables(ctx, "instance_types") {
+        Some(list) if !list.is_empty() => {
+            for t in list {
+                let ty = t.string(ctx, "type").or_else(|| {
+                    t.absent(ctx, "type", "an EC2 instance type such as \"g6.xlarge\"")
+                });
+                let weight = t.int(ctx, "weight_units", 1, 1000).unwrap_or(1) as u32;
+                t.finish(ctx, INSTANCE_TYPE_KEYS);
+                if let Some(ty) = ty {
+                    instance_types.push(InstanceTypeWeight {
+                        instance_type: ty,
+                        weight_units: weight,
+                    });
+                }
+            }
+        }
+        _ => s.missing(
+            ctx,
+            "instance_types",
+            "e.g. [{ type = \"g6.xlarge\", weight_units = 1 }]",
+        ),
+    }
+    let warm_pool = s.table(ctx, "warm_pool").map(|w| {
+        let wp = WarmPool {
+            min_size: w.int(ctx, "min_size", 0, 10_000).unwrap_or(0) as u32,
+            max_prepared_units: w.units(ctx, "max_prepared_units"),
+        };
+        w.finish(ctx, WARM_POOL_KEYS);
+        wp
+    });
+    s.finish(ctx, POOL_KEYS);
+    let name = name?;
+    Some(Pool {
+        asg_name: asg_name.unwrap_or_else(|| name.clone()),
+        name,
+        market: market?,
+        instance_types,
+        warm_pool,
+    })
+}
+
+fn parse_metric(
+    ctx: &mut Ctx<'_>,
+    s: Section<'_, '_>,
+    fleet_stale_secs: u64,
+    slo: &Slo,
+) -> Option<MetricSpec> {
+    let signal = s.choice(ctx, "signal", &Signal::ALL).or_else(|| {
+        let all: Vec<&str> = Signal::ALL.iter().map(|(n, _)| *n).collect();
+        s.absent(ctx, "signal", &format!("one of {}", all.join(", ")))
+    });
+    let name = s.string(ctx, "name");
+    let stale_after_secs = s
+        .int(ctx, "stale_after_secs", 1, 86_400)
+        .unwrap_or(fleet_stale_secs);
+    let target = match (s.table(ctx, "target"), signal) {
+        (Some(t), Some(sig)) => parse_target(ctx, t, sig),
+        (Some(t), None) => {
+            t.finish(
+                ctx,
+                &["type", "average_utilization", "average_value", "value"],
+            );
+            None
+        }
+        (None, Some(Signal::TtftP95Secs)) => Some(Target::Value {
+            value: slo.ttft_p95_secs,
+        }),
+        (None, _) => {
+            s.missing(
+                ctx,
+                "target",
+                "e.g. { type = \"AverageValue\", average_value = 5 }",
+            );
+            None
+        }
+    };
+    s.finish(ctx, METRIC_KEYS);
+    let signal = signal?;
+    Some(MetricSpec {
+        name: name.unwrap_or_else(|| signal.name().to_string()),
+        signal,
+        target: target?,
+        stale_after_secs,
+    })
+}
+
+fn parse_target(ctx: &mut Ctx<'_>, t: Section<'_, '_>, signal: Signal) -> Option<Target> {
+    #[derive(Clone, Copy)]
+    enum Kind {
+        Utilization,
+        AverageValue,
+        Value,
+    }
+    let kind = t.choice(
+        ctx,
+        "type",
+        &[
+            ("Utilization", Kind::Utilization),
+            ("AverageValue", Kind::AverageValue),
+            ("Value", Kind::Value),
+        ],
+    );
+    let positive = |x: f64| x > 0.0;
+    let result = match kind {
+        None => {
+            t.absent::<()>(
+                ctx,
+                "type",
+                "\"Utilization\", \"AverageValue\" or \"Value\"",
+            );
+            t.finish(
+                ctx,
+                &["type", "average_utilization", "average_value", "value"],
+            );
+            return None;
+        }
+        Some(Kind::Utilization) => {
+            if !signal.is_percent() || !signal.per_instance() {
+                ctx.report(
+                    t.span_of("type"),
+                    &t.key_path("type"),
+                    format!("Utilization does not apply to signal \"{}\"", signal.name()),
+                    if signal.per_instance() {
+                        "\"AverageValue\""
+                    } else {
+                        "\"Value\" or \"AverageValue\""
+                    },
+                );
+            }
+            let v = t.number(
+                ctx,
+                "average_utilization",
+                |x| x > 0.0 && x <= 100.0,
+                "a percentage above 0 and at most 100",
+            );
+            let v = v.or_else(|| t.absent(ctx, "average_utilization", "a percentage, e.g. 70"));
+            t.finish(ctx, &["type", "average_utilization"]);
+            v.map(|average_utilization| Target::Utilization {
+                average_utilization,
+            })
+        }
+        Some(Kind::AverageValue) => {
+            let v = t.number(ctx, "average_value", positive, "a number above 0");
+            let v = v.or_else(|| t.absent(ctx, "average_value", "a number above 0, e.g. 5"));
+            t.finish(ctx, &["type", "average_value"]);
+            v.map(|average_value| Target::AverageValue { average_value })
+        }
+        Some(Kind::Value) => {
+            if signal.per_instance() {
+                ctx.report(
+                    t.span_of("type"),
+                    &t.key_path("type"),
+                    format!(
+                        "Value does not apply to per-instance signal \"{}\"",
+                        signal.name()
+                    ),
+                    if signal.is_percent() {
+                        "\"Utilization\" or \"AverageValue\""
+                    } else {
+                        "\"AverageValue\""
+                    },
+                );
+            }
+            let v = t.number(ctx, "value", positive, "a number above 0");
+            let v = v.or_else(|| t.absent(ctx, "value", "a number above 0, e.g. 2.0"));
+            t.finish(ctx, &["type", "value"]);
+            v.map(|value| Target::Value { value })
+        }
+    };
+    result
+}
+
+fn parse_behavior(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Behavior {
+    let b = Behavior {
+        scale_up: s
+            .table(ctx, "scale_up")
+            .map(|r| parse_rules(ctx, r, ScalingRules::default_scale_up()))
+            .unwrap_or_else(ScalingRules::default_scale_up),
+        scale_down: s
+            .table(ctx, "scale_down")
+            .map(|r| parse_rules(ctx, r, ScalingRules::default_scale_down()))
+            .unwrap_or_else(ScalingRules::default_scale_down),
+    };
+    s.finish(ctx, BEHAVIOR_KEYS);
+    b
+}
+
+/// HPA defaults each absent field of a rule separately: a rule that only sets the window keeps
+/// the default policies.
+fn parse_rules(ctx: &mut Ctx<'_>, s: Section<'_, '_>, defaults: ScalingRules) -> ScalingRules {
+    let stabilization_window_secs = s
+        .int(ctx, "stabilization_window_secs", 0, 3600)
+        .unwrap_or(defaults.stabilization_window_secs);
+    let select_policy = s
+        .choice(
+            ctx,
+            "select_policy",
+            &[
+                ("Max", SelectPolicy::Max),
+                ("Min", SelectPolicy::Min),
+                ("Disabled", SelectPolicy::Disabled),
+            ],
+        )
+        .unwrap_or(defaults.select_policy);
+    let policies = match s.tables(ctx, "policies") {
+        None => defaults.policies,
+        Some(list) => {
+            if list.is_empty() && select_policy != SelectPolicy::Disabled {
+                ctx.report(
+                    s.span_of("policies"),
+                    &s.key_path("policies"),
+                    "an empty list allows no scaling at all",
+                    "at least one policy, or select_policy = \"Disabled\"",
+                );
+            }
+            list.into_iter()
+                .filter_map(|p| {
+                    let kind = p
+                        .choice(
+                            ctx,
+                            "type",
+                            &[("pods", PolicyKind::Pods), ("percent", PolicyKind::Percent)],
+                        )
+                        .or_else(|| p.absent(ctx, "type", "\"pods\" or \"percent\""));
+                    let value = p
+                        .int(ctx, "value", 1, 100_000)
+                        .or_else(|| p.absent(ctx, "value", "a whole number above 0"));
+                    let period = p.int(ctx, "period_secs", 1, 1800).or_else(|| {
+                        p.absent(
+                            ctx,
+                            "period_secs",
+                            "a whole number of seconds from 1 to 1800",
+                        )
+                    });
+                    p.finish(ctx, POLICY_KEYS);
+                    Some(ScalingPolicy {
+                        kind: kind?,
+                        value: value? as u32,
+                        period_secs: period?,
+                    })
+                })
+                .collect()
+        }
+    };
+    s.finish(ctx, RULES_KEYS);
+    ScalingRules {
+        stabilization_window_secs,
+        select_policy,
+        policies,
+    }
+}
+
+fn parse_panic(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Panic {
+    let d = Panic::default();
+    let p = Panic {
+        enabled: s.bool(ctx, "enabled").unwrap_or(d.enabled),
+        threshold: s
+            .number(
+                ctx,
+                "threshold",
+                |x| x > 1.0 && x <= 10.0,
+                "a number above 1 and at most 10",
+            )
+            .unwrap_or(d.threshold),
+        stable_window_secs: s
+            .int(ctx, "stable_window_secs", 1, 3600)
+            .unwrap_or(d.stable_window_secs),
+        max_scale_up_rate: s
+            .number(ctx, "max_scale_up_rate", |x| x >= 1.0, "a number ≥ 1")
+            .unwrap_or(d.max_scale_up_rate),
+    };
+    s.finish(ctx, PANIC_KEYS);
+    p
+}
+
+fn parse_cron(ctx: &mut Ctx<'_>, s: &Section<'_, '_>, key: &str) -> Option<Cron> {
+    let text = s.string(ctx, key).or_else(|| {
+        s.absent(
+            ctx,
+            key,
+            "a 5-field cron expression such as \"0 9 * * MON-FRI\"",
+        )
+    })?;
+    match Cron::from_str(&text) {
+        Ok(c) if text.split_whitespace().count() == 5 => Some(c),
+        Ok(_) => {
+            ctx.report(
+                s.value_span(key),
+                &s.key_path(key),
+                format!("\"{text}\" does not have 5 fields"),
+                "minute hour day-of-month month day-of-week, e.g. \"0 9 * * MON-FRI\"",
+            );
+            None
+        }
+        Err(e) => {
+            ctx.report(
+                s.value_span(key),
+                &s.key_path(key),
+                format!("\"{text}\" is not a cron expression ({e})"),
+                "minute hour day-of-month month day-of-week, e.g. \"0 9 * * MON-FRI\"",
+            );
+            None
+        }
+    }
+}
+
+fn parse_schedule(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<ScheduleRule> {
+    let name = s
+        .string(ctx, "name")
+        .unwrap_or_else(|| s.path().to_string());
+    let start = parse_cron(ctx, &s, "start");
+    let end = parse_cron(ctx, &s, "end");
+    let timezone = match s.string(ctx, "timezone") {
+        None => Some(Tz::UTC),
+        Some(z) => match Tz::from_str(&z) {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                ctx.report(
+                    s.value_span("timezone"),
+                    &s.key_path("timezone"),
+                    format!("unknown time zone \"{z}\""),
+                    "an IANA time zone such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
+                );
+                None
+            }
+        },
+    };
+    let factor = |ctx: &mut Ctx<'_>, key| {
+        s.number(
+            ctx,
+            key,
+            |x| x > 0.0 && x <= 1.0,
+            "a fraction above 0 and at most 1",
+        )
+    };
+    let min_factor = factor(ctx, "min_factor");
+    let max_factor = factor(ctx, "max_factor");
+    let min_units = s.units(ctx, "min_units");
+    let max_units = s.units(ctx, "max_units");
+    if min_units.is_none() && max_units.is_none() && min_factor.is_none() && max_factor.is_none() {
+        ctx.report(
+            s.span(),
+            s.path(),
+            "the rule changes nothing",
+            "at least one of min_units, max_units, min_factor, max_factor",
+        );
+    }
+    if let (Some(lo), Some(hi)) = (min_units, max_units) {
+        if lo > hi {
+            ctx.report(
+                s.span_of("max_units"),
+                &s.key_path("max_units"),
+                format!("max_units ({hi}) is below min_units ({lo})"),
+                format!("a whole number ≥ {lo}"),
+            );
+        }
+    }
+    s.finish(ctx, SCHEDULE_KEYS);
+    Some(ScheduleRule {
+        name,
+        start: start?,
+        end: end?,
+        timezone: timezone?,
+        min_units,
+        max_units,
+        min_factor,
+        max_factor,
+    })
+}
+
+fn parse_slo(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Slo {
+    let d = Slo::default();
+    let slo = Slo {
+        ttft_p95_secs: s
+            .number(
+                ctx,
+                "ttft_p95_secs",
+                |x| x > 0.0,
+                "a number of seconds above 0",
+            )
+            .unwrap_or(d.ttft_p95_secs),
+        availability: s
+            .number(
+                ctx,
+                "availability",
+                |x| x > 0.0 && x < 1.0,
+                "a fraction between 0 and 1, e.g. 0.999",
+            )
+            .unwrap_or(d.availability),
+        error_rate: s
+            .number(
+                ctx,
+                "error_rate",
+                |x| (0.0..1.0).contains(&x),
+                "a fraction from 0 to below 1, e.g. 0.001",
+            )
+            .unwrap_or(d.error_rate),
+    };
+    s.finish(ctx, SLO_KEYS);
+    slo
+}

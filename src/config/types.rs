@@ -1,0 +1,450 @@
+//! The validated policy: what the rest of the program sees once a file has passed every check.
+//!
+//! Each field's doc comment is the user documentation of its TOML key (same name), with its
+//! unit and default; `config/example.toml` shows them all.
+
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+use croner::Cron;
+use serde::Serialize;
+
+use crate::model::{Market, Units};
+
+/// The whole policy file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Config {
+    /// `[global]`: process-wide settings.
+    pub global: Global,
+    /// `[[fleets]]`: one or more independently scaled fleets.
+    pub fleets: Vec<Fleet>,
+}
+
+/// Which cloud the daemon drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// Real AWS Auto Scaling Groups through the AWS SDK.
+    Aws,
+    /// The built-in simulated cloud (no AWS account needed).
+    Sim,
+}
+
+/// `[global]` settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Global {
+    /// `tick_secs`: seconds between two decisions. Default 15 (HPA's sync period).
+    pub tick_secs: u64,
+    /// `dry_run`: log what would be done and change nothing. Default false.
+    pub dry_run: bool,
+    /// `http_listen`: address of the HTTP endpoint (`/metrics`, `/healthz`, `/api/state`).
+    /// Default `127.0.0.1:9464`.
+    pub http_listen: String,
+    /// `state_dir`: where engine state and the decision log are kept.
+    /// Default `/var/lib/llm-autoscaler`.
+    pub state_dir: PathBuf,
+    /// `provider`: `"aws"` or `"sim"`. Default `"sim"`.
+    pub provider: ProviderKind,
+}
+
+/// `[[fleets]]`: one model served by one or more pools.
+#[derive(Clone, Debug, Serialize)]
+pub struct Fleet {
+    /// `name`: unique name of the fleet (used in logs, metrics and the API).
+    pub name: String,
+    /// `min_units`: capacity floor in units. Required.
+    pub min_units: Units,
+    /// `max_units`: capacity ceiling in units. Required, ≥ `min_units`.
+    pub max_units: Units,
+    /// `tolerance`: HPA's tolerance band; a metric ratio within 1 ± tolerance causes no change.
+    /// Default 0.1.
+    pub tolerance: f64,
+    /// `stale_after_secs`: a sample older than this is stale (treated as missing). Default 60.
+    pub stale_after_secs: u64,
+    /// `on_demand_base_units`: units always bought on-demand (EC2 MixedInstancesPolicy
+    /// `OnDemandBaseCapacity`). Default 0.
+    pub on_demand_base_units: Units,
+    /// `on_demand_percentage_above_base`: percent (0–100) of units above the base bought
+    /// on-demand (`OnDemandPercentageAboveBaseCapacity`). Default 0 when the fleet has a spot
+    /// pool, 100 otherwise.
+    pub on_demand_percentage_above_base: u32,
+    /// `[[fleets.pools]]`: the Auto Scaling Groups that make up the fleet.
+    pub pools: Vec<Pool>,
+    /// `[[fleets.metrics]]`: the signals that drive scaling; the highest recommendation wins.
+    pub metrics: Vec<MetricSpec>,
+    /// `[fleets.behavior]`: HPA scaling behavior.
+    pub behavior: Behavior,
+    /// `[fleets.panic]`: Knative-style burst mode.
+    pub panic: Panic,
+    /// `[[fleets.schedules]]`: time-based floors and ceilings.
+    pub schedules: Vec<ScheduleRule>,
+    /// `[fleets.slo]`: service-level objectives of the fleet.
+    pub slo: Slo,
+}
+
+/// `[[fleets.pools]]`: one Auto Scaling Group.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pool {
+    /// `name`: unique name of the pool within the fleet.
+    pub name: String,
+    /// `asg_name`: the Auto Scaling Group's name in AWS. Default: the pool name.
+    pub asg_name: String,
+    /// `market`: `"spot"` or `"on-demand"`.
+    pub market: Market,
+    /// `instance_types`: `[{ type = "g6.xlarge", weight_units = 1 }, …]`: types the group may
+    /// launch and how many units each counts for (ASG `WeightedCapacity`).
+    pub instance_types: Vec<InstanceTypeWeight>,
+    /// `[fleets.pools.warm_pool]`: pre-initialised stopped instances that start faster.
+    pub warm_pool: Option<WarmPool>,
+}
+
+/// One instance type a pool may launch.
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceTypeWeight {
+    /// `type`: EC2 instance type, e.g. `g6.xlarge`.
+    #[serde(rename = "type")]
+    pub instance_type: String,
+    /// `weight_units`: capacity units one instance of this type provides. Default 1.
+    pub weight_units: Units,
+}
+
+/// Warm-pool settings (EC2 `PutWarmPool`).
+#[derive(Clone, Debug, Serialize)]
+pub struct WarmPool {
+    /// `min_size`: instances kept stopped and ready. Default 0.
+    pub min_size: u32,
+    /// `max_prepared_units`: cap on in-service + warm units (`MaxGroupPreparedCapacity`);
+    /// absent means the group's max size.
+    pub max_prepared_units: Option<Units>,
+}
+
+/// What a metric measures, and so where its samples live (per instance or per fleet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// GPU utilisation of an instance, percent (DCGM `DCGM_FI_DEV_GPU_UTIL`).
+    GpuUtilization,
+    /// CPU utilisation of an instance, percent.
+    CpuUtilization,
+    /// Memory utilisation of an instance, percent.
+    MemoryUtilization,
+    /// KV-cache usage of an inference server, percent (`vllm:gpu_cache_usage_perc` × 100).
+    KvCacheUsage,
+    /// Requests waiting in an instance's queue (`vllm:num_requests_waiting`, `tgi_queue_size`).
+    QueueDepth,
+    /// Requests running + waiting on an instance (Knative's concurrency).
+    Concurrency,
+    /// Requests per second arriving at an instance.
+    RequestRate,
+    /// Any other per-instance gauge.
+    CustomInstance,
+    /// Messages in an external request queue (SQS visible + in flight).
+    ExternalQueueDepth,
+    /// Requests per second arriving at the whole fleet (e.g. at the load balancer).
+    FleetRequestRate,
+    /// P95 time to first token of the fleet, seconds. Scale-up only (see `policy::hpa`).
+    TtftP95Secs,
+    /// Any other fleet-level gauge.
+    CustomFleet,
+}
+
+impl Signal {
+    /// All signals with their TOML names, for parsing and for error messages.
+    pub const ALL: [(&'static str, Signal); 12] = [
+        ("gpu_utilization", Signal::GpuUtilization),
+        ("cpu_utilization", Signal::CpuUtilization),
+        ("memory_utilization", Signal::MemoryUtilization),
+        ("kv_cache_usage", Signal::KvCacheUsage),
+        ("queue_depth", Signal::QueueDepth),
+        ("concurrency", Signal::Concurrency),
+        ("request_rate", Signal::RequestRate),
+        ("custom_instance", Signal::CustomInstance),
+        ("external_queue_depth", Signal::ExternalQueueDepth),
+        ("fleet_request_rate", Signal::FleetRequestRate),
+        ("ttft_p95_secs", Signal::TtftP95Secs),
+        ("custom_fleet", Signal::CustomFleet),
+    ];
+
+    /// The signal's TOML name.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("custom_fleet")
+    }
+
+    /// Whether samples come from each instance (HPA Resource/Pods metrics) rather than from
+    /// one fleet-level series (HPA Object/External metrics).
+    pub fn per_instance(self) -> bool {
+        matches!(
+            self,
+            Signal::GpuUtilization
+                | Signal::CpuUtilization
+                | Signal::MemoryUtilization
+                | Signal::KvCacheUsage
+                | Signal::QueueDepth
+                | Signal::Concurrency
+                | Signal::RequestRate
+                | Signal::CustomInstance
+        )
+    }
+
+    /// Whether the signal is a percentage, so a `Utilization` target makes sense for it.
+    pub fn is_percent(self) -> bool {
+        matches!(
+            self,
+            Signal::GpuUtilization
+                | Signal::CpuUtilization
+                | Signal::MemoryUtilization
+                | Signal::KvCacheUsage
+                | Signal::CustomInstance
+        )
+    }
+
+    /// Whether the signal may only push capacity up. Latency says "too few replicas" when it is
+    /// high, but a low latency says nothing about how many replicas would still be enough.
+    pub fn scale_up_only(self) -> bool {
+        matches!(self, Signal::TtftP95Secs)
+    }
+}
+
+/// HPA autoscaling/v2 `MetricTarget`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum Target {
+    /// `{ type = "Utilization", average_utilization = 70 }`: average percent across instances.
+    Utilization {
+        /// Target average utilisation, percent.
+        average_utilization: f64,
+    },
+    /// `{ type = "AverageValue", average_value = 5 }`: the metric's total divided by the units.
+    AverageValue {
+        /// Target value per unit.
+        average_value: f64,
+    },
+    /// `{ type = "Value", value = 2.0 }`: the fleet-level value itself (Object/External).
+    Value {
+        /// Target value.
+        value: f64,
+    },
+}
+
+impl Target {
+    /// The target figure, whatever its type.
+    pub fn figure(self) -> f64 {
+        match self {
+            Target::Utilization {
+                average_utilization,
+            } => average_utilization,
+            Target::AverageValue { average_value } => average_value,
+            Target::Value { value } => value,
+        }
+    }
+}
+
+/// `[[fleets.metrics]]`: one signal and its target.
+#[derive(Clone, Debug, Serialize)]
+pub struct MetricSpec {
+    /// `name`: the key samples are stored under in a snapshot. Default: the signal's name.
+    pub name: String,
+    /// `signal`: what is measured (see [`Signal`]).
+    pub signal: Signal,
+    /// `target`: the HPA target.
+    pub target: Target,
+    /// `stale_after_secs`: overrides the fleet's staleness limit for this metric (CloudWatch
+    /// data arrives 1–3 minutes late).
+    pub stale_after_secs: u64,
+}
+
+/// HPA `behavior`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Behavior {
+    /// `[fleets.behavior.scale_up]`.
+    pub scale_up: ScalingRules,
+    /// `[fleets.behavior.scale_down]`.
+    pub scale_down: ScalingRules,
+}
+
+/// HPA `HPAScalingRules`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScalingRules {
+    /// `stabilization_window_secs`: how far back recommendations are considered. HPA defaults:
+    /// 0 for scale-up, 300 for scale-down.
+    pub stabilization_window_secs: u64,
+    /// `select_policy`: `"Max"` (default), `"Min"` or `"Disabled"`.
+    pub select_policy: SelectPolicy,
+    /// `policies`: rate limits. HPA defaults: scale-up `[{pods 4 / 15 s}, {percent 100 / 15 s}]`,
+    /// scale-down `[{percent 100 / 15 s}]`.
+    pub policies: Vec<ScalingPolicy>,
+}
+
+impl ScalingRules {
+    /// HPA's default scale-up rules.
+    pub fn default_scale_up() -> Self {
+        ScalingRules {
+            stabilization_window_secs: 0,
+            select_policy: SelectPolicy::Max,
+            policies: vec![
+                ScalingPolicy {
+                    kind: PolicyKind::Pods,
+                    value: 4,
+                    period_secs: 15,
+                },
+                ScalingPolicy {
+                    kind: PolicyKind::Percent,
+                    value: 100,
+                    period_secs: 15,
+                },
+            ],
+        }
+    }
+
+    /// HPA's default scale-down rules.
+    pub fn default_scale_down() -> Self {
+        ScalingRules {
+            stabilization_window_secs: 300,
+            select_policy: SelectPolicy::Max,
+            policies: vec![ScalingPolicy {
+                kind: PolicyKind::Percent,
+                value: 100,
+                period_secs: 15,
+            }],
+        }
+    }
+
+    /// The longest policy period, seconds: how long scale events must be remembered.
+    pub fn longest_period_secs(&self) -> u64 {
+        self.policies
+            .iter()
+            .map(|p| p.period_secs)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            scale_up: ScalingRules::default_scale_up(),
+            scale_down: ScalingRules::default_scale_down(),
+        }
+    }
+}
+
+/// HPA `selectPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum SelectPolicy {
+    /// The policy allowing the largest change.
+    Max,
+    /// The policy allowing the smallest change.
+    Min,
+    /// No scaling in this direction.
+    Disabled,
+}
+
+/// HPA `HPAScalingPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ScalingPolicy {
+    /// `type`: `"pods"` (units) or `"percent"`.
+    #[serde(rename = "type")]
+    pub kind: PolicyKind,
+    /// `value`: units or percent allowed per period; > 0.
+    pub value: u32,
+    /// `period_secs`: the window the change is measured over; 1–1800 (as HPA).
+    pub period_secs: u64,
+}
+
+/// HPA scaling policy type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// A number of units.
+    Pods,
+    /// A percentage of the capacity at the start of the period.
+    Percent,
+}
+
+/// `[fleets.panic]`: Knative KPA's panic mode.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Panic {
+    /// `enabled`: default true.
+    pub enabled: bool,
+    /// `threshold`: enter panic when demand ≥ threshold × in-service capacity. Default 2.0
+    /// (Knative's 200 %).
+    pub threshold: f64,
+    /// `stable_window_secs`: panic ends once demand has stayed below the threshold this long.
+    /// Default 60 (Knative's stable window).
+    pub stable_window_secs: u64,
+    /// `max_scale_up_rate`: in panic, capacity may grow at most to this × in-service units in
+    /// one decision. Default 1000 (Knative's default).
+    pub max_scale_up_rate: f64,
+}
+
+impl Default for Panic {
+    fn default() -> Self {
+        Panic {
+            enabled: true,
+            threshold: 2.0,
+            stable_window_secs: 60,
+            max_scale_up_rate: 1000.0,
+        }
+    }
+}
+
+/// `[[fleets.schedules]]`: a time window, given by two cron expressions in a time zone, in
+/// which the fleet's bounds change.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleRule {
+    /// `name`: shown in decisions.
+    pub name: String,
+    /// `start`: cron expression (5 fields, minute resolution) at which the window opens.
+    #[serde(serialize_with = "ser_cron")]
+    pub start: Cron,
+    /// `end`: cron expression at which it closes.
+    #[serde(serialize_with = "ser_cron")]
+    pub end: Cron,
+    /// `timezone`: IANA zone the crons are read in, e.g. `Europe/Berlin`. Default `UTC`.
+    pub timezone: Tz,
+    /// `min_units`: floor while the window is open.
+    pub min_units: Option<Units>,
+    /// `max_units`: ceiling while the window is open.
+    pub max_units: Option<Units>,
+    /// `min_factor`: floor as a fraction (0–1) of the fleet's `max_units`, rounded up.
+    pub min_factor: Option<f64>,
+    /// `max_factor`: ceiling as a fraction (0–1) of the fleet's `max_units`, rounded up.
+    pub max_factor: Option<f64>,
+}
+
+fn ser_cron<S: serde::Serializer>(c: &Cron, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(c.pattern.as_str())
+}
+
+/// `[fleets.slo]`: what the fleet must hold.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Slo {
+    /// `ttft_p95_secs`: P95 time to first token, seconds. Default 2.0. It is also the default
+    /// target of a `ttft_p95_secs` metric.
+    pub ttft_p95_secs: f64,
+    /// `availability`: fraction of minutes that must be good. Default 0.999.
+    pub availability: f64,
+    /// `error_rate`: highest acceptable fraction of failed requests. Default 0.001.
+    pub error_rate: f64,
+}
+
+impl Default for Slo {
+    fn default() -> Self {
+        Slo {
+            ttft_p95_secs: 2.0,
+            availability: 0.999,
+            error_rate: 0.001,
+        }
+    }
+}
+
+impl Fleet {
+    /// The pool named `name`.
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+}

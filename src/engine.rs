@@ -1,0 +1,478 @@
+//! The decision engine: `(fleet policy, snapshot, engine state, now) → decision + new state`.
+//!
+//! Pure: no I/O, no clock, no async. The daemon and the simulator call [`decide`] alike. The
+//! caller keeps the returned [`EngineState`] only once the decision has been applied (the
+//! daemon persists it), so a failed apply does not leave phantom scale events behind.
+//!
+//! One decision runs HPA's reconcile order, with Knative's panic mode and schedules added:
+//! 1. each metric's recommendation ([`policy::hpa`]); the highest valid one wins;
+//! 2. bounds: the fleet's `min_units`/`max_units` moved by open schedule windows;
+//! 3. current capacity outside the bounds → straight to the bound (HPA's min/max check);
+//! 4. an invalid or stale metric blocks a scale-down (and all invalid → hold);
+//! 5. stabilization windows, then rate policies and bounds ([`policy::behavior`]);
+//! 6. panic mode may raise the result at once and forbids lowering it ([`policy::panic`]);
+//! 7. the result is split over the pools ([`policy::split`]).
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Fleet;
+use crate::model::{Snapshot, Timestamp, Units};
+use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
+use crate::policy::hpa::{self, CalcInput, MetricRecommendation, MetricStatus};
+use crate::policy::panic::{self, PanicState, PanicStep};
+use crate::policy::schedule::{self, Bounds};
+use crate::policy::split::{self, PoolTarget};
+
+/// What the engine remembers between decisions of one fleet; all of it must survive a restart
+/// (the daemon persists it). `Default` is a freshly started engine.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineState {
+    /// When this engine made its first decision; `None` before it.
+    pub started_at: Option<Timestamp>,
+    /// Recent unstabilized recommendations (for the stabilization windows).
+    pub recommendations: Vec<TimedRecommendation>,
+    /// Recent scale-ups (for the rate policies).
+    pub scale_up_events: Vec<ScaleEvent>,
+    /// Recent scale-downs (for the rate policies).
+    pub scale_down_events: Vec<ScaleEvent>,
+    /// Panic mode.
+    pub panic: PanicState,
+}
+
+/// The direction of a decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// More capacity.
+    ScaleUp,
+    /// Less capacity.
+    ScaleDown,
+    /// No change.
+    Hold,
+}
+
+/// One line of the explanation, shaped like a `kubectl describe hpa` condition.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Condition {
+    /// `AbleToScale`, `ScalingActive`, `ScalingLimited`, `Panic`, `Schedule` or `FreshStart`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Whether the condition holds.
+    pub status: bool,
+    /// A CamelCase reason, HPA's where HPA has one (`ScaleDownStabilized`, `ScaleUpLimit`, …).
+    pub reason: &'static str,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+/// The capacity after each step, units; `None` where a step did not run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Stages {
+    /// Highest valid metric recommendation.
+    pub metrics: Option<Units>,
+    /// After the stabilization windows.
+    pub stabilized: Option<Units>,
+    /// After rate policies and bounds.
+    pub rate_limited: Option<Units>,
+    /// After panic mode.
+    pub panic: Option<Units>,
+}
+
+/// A decision for one fleet, with everything that explains it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Decision {
+    /// Fleet name.
+    pub fleet: String,
+    /// When the decision was made.
+    pub at: Timestamp,
+    /// Desired units before the decision.
+    pub current_units: Units,
+    /// Desired units decided.
+    pub desired_units: Units,
+    /// Direction.
+    pub action: Action,
+    /// Units in service when deciding.
+    pub in_service_units: Units,
+    /// Units booting when deciding.
+    pub pending_units: Units,
+    /// Each metric's calculation.
+    pub metrics: Vec<MetricRecommendation>,
+    /// The metric whose recommendation won, if any.
+    pub winning_metric: Option<String>,
+    /// The bounds in force.
+    pub bounds: Bounds,
+    /// The capacity after each step.
+    pub stages: Stages,
+    /// Panic mode after this decision.
+    pub panic: Option<PanicStep>,
+    /// Why: HPA-style conditions.
+    pub conditions: Vec<Condition>,
+    /// Desired units per pool.
+    pub pools: Vec<PoolTarget>,
+    /// One line for logs and humans.
+    pub summary: String,
+}
+
+impl Decision {
+    /// The condition of type `kind`, if present.
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    /// Whether a condition with this reason is present.
+    pub fn has_reason(&self, reason: &str) -> bool {
+        self.conditions.iter().any(|c| c.reason == reason)
+    }
+}
+
+fn cond(
+    kind: &'static str,
+    status: bool,
+    reason: &'static str,
+    message: impl Into<String>,
+) -> Condition {
+    Condition {
+        kind,
+        status,
+        reason,
+        message: message.into(),
+    }
+}
+
+/// Decides the desired capacity of `fleet` at `now`. Returns the decision and the state to
+/// keep once it is applied.
+pub fn decide(
+    fleet: &Fleet,
+    snap: &Snapshot,
+    state: &EngineState,
+    now: Timestamp,
+) -> (Decision, EngineState) {
+    let current = snap.desired_units;
+    let ready = snap.in_service_units();
+    let mut st = state.clone();
+    let mut conditions = Vec::new();
+    if st.started_at.is_none() {
+        // HPA seeds the scale-down window with the current size; KPA starts in panic.
+        st.started_at = Some(now);
+        st.recommendations = vec![TimedRecommendation {
+            at: now,
+            units: current,
+        }];
+        st.panic = PanicState::fresh_start(now, current);
+        conditions.push(cond(
+            "FreshStart",
+            true,
+            "NoHistory",
+            "first decision of this engine: capacity will not go down until history is rebuilt",
+        ));
+    }
+
+    let bounds = schedule::bounds(fleet, now);
+    if !bounds.active_schedules.is_empty() {
+        conditions.push(cond(
+            "Schedule",
+            true,
+            "ScheduleActive",
+            format!(
+                "{} open: bounds {}..={} units",
+                bounds.active_schedules.join(", "),
+                bounds.min_units,
+                bounds.max_units
+            ),
+        ));
+    }
+
+    let input = CalcInput {
+        now,
+        current_units: current,
+        tolerance: fleet.tolerance,
+    };
+    let metrics: Vec<MetricRecommendation> = fleet
+        .metrics
+        .iter()
+        .map(|m| hpa::recommend(m, snap, input))
+        .collect();
+    let invalid: Vec<&MetricRecommendation> = metrics
+        .iter()
+        .filter(|m| matches!(m.status, MetricStatus::Invalid(_)))
+        .collect();
+    let best = metrics
+        .iter()
+        .filter_map(|m| m.recommendation.map(|u| (u, m)))
+        .fold(
+            None,
+            |acc: Option<(Units, &MetricRecommendation)>, (u, m)| match acc {
+                Some((bu, _)) if bu >= u => acc,
+                _ => Some((u, m)),
+            },
+        );
+    let metric_units = best.map(|(u, _)| u);
+    let winning_metric = best.map(|(_, m)| m.name.clone());
+    match best {
+        Some((u, m)) => conditions.push(cond(
+            "ScalingActive",
+            true,
+            "ValidMetricFound",
+            format!(
+                "{} recommends {u} units ({} vs target {})",
+                m.name,
+                fmt_opt(m.current),
+                m.target
+            ),
+        )),
+        None if invalid.is_empty() => conditions.push(cond(
+            "ScalingActive",
+            true,
+            "NoMetricOpinion",
+            "every metric abstained: capacity stays as it is",
+        )),
+        None => {}
+    }
+    let held_for_data = !invalid.is_empty() && metric_units.is_none_or(|u| u < current);
+    if !invalid.is_empty() {
+        let names: Vec<String> = invalid
+            .iter()
+            .map(|m| match &m.status {
+                MetricStatus::Invalid(why) => format!("{}: {why}", m.name),
+                _ => m.name.clone(),
+            })
+            .collect();
+        conditions.push(cond(
+            "ScalingActive",
+            !held_for_data,
+            "InvalidMetrics",
+            format!(
+                "{} — {}",
+                names.join("; "),
+                if held_for_data {
+                    "holding: no scale-down on missing or stale data"
+                } else {
+                    "scale-up still allowed"
+                }
+            ),
+        ));
+    }
+
+    let mut stages = Stages {
+        metrics: metric_units,
+        ..Stages::default()
+    };
+    let mut panic_step = None;
+    let desired = if current > fleet.max_units {
+        conditions.push(cond(
+            "ScalingLimited",
+            true,
+            "TooManyReplicas",
+            "current capacity above max_units",
+        ));
+        fleet.max_units
+    } else if current < bounds.min_units {
+        conditions.push(cond(
+            "ScalingLimited",
+            true,
+            "TooFewReplicas",
+            "current capacity below the floor",
+        ));
+        bounds.min_units
+    } else if held_for_data {
+        current
+    } else if current > bounds.max_units {
+        conditions.push(cond(
+            "ScalingLimited",
+            true,
+            "TooManyReplicas",
+            "current capacity above the schedule's ceiling",
+        ));
+        bounds.max_units
+    } else {
+        let proposal = metric_units.unwrap_or(current);
+        let stabilized =
+            behavior::stabilize(&st.recommendations, now, current, proposal, &fleet.behavior);
+        record_recommendation(&mut st, fleet, now, proposal);
+        stages.stabilized = Some(stabilized);
+        conditions.push(if stabilized != proposal {
+            let (reason, msg) = if proposal >= current {
+                ("ScaleUpStabilized", "recent recommendations were lower than current one, applying the lowest recent recommendation")
+            } else {
+                ("ScaleDownStabilized", "recent recommendations were higher than current one, applying the highest recent recommendation")
+            };
+            cond("AbleToScale", true, reason, msg)
+        } else {
+            cond("AbleToScale", true, "ReadyForNewScale", "recommended size matches current size")
+        });
+        let (rated, outcome) = behavior::rate_limit(
+            current,
+            stabilized,
+            (bounds.min_units, bounds.max_units),
+            &st.scale_up_events,
+            &st.scale_down_events,
+            &fleet.behavior,
+            now,
+        );
+        stages.rate_limited = Some(rated);
+        conditions.push(rate_condition(outcome));
+        let step = panic::observe(&mut st.panic, &fleet.panic, now, proposal, ready);
+        let after_panic = panic::apply(&mut st.panic, &fleet.panic, rated, proposal, ready);
+        stages.panic = Some(after_panic);
+        panic_step = Some(step);
+        if step.active {
+            conditions.push(cond(
+                "Panic",
+                true,
+                if step.over_threshold { "DemandOverThreshold" } else { "PanicWindow" },
+                format!(
+                    "demand is {:.1}× in-service capacity (threshold {:.1}×): scaling on it at once, never down, until {} s below the threshold",
+                    step.demand_ratio, fleet.panic.threshold, fleet.panic.stable_window_secs
+                ),
+            ));
+        }
+        after_panic.clamp(bounds.min_units, bounds.max_units)
+    };
+    record_event(&mut st, fleet, now, current, desired);
+
+    let action = match desired.cmp(&current) {
+        std::cmp::Ordering::Greater => Action::ScaleUp,
+        std::cmp::Ordering::Less => Action::ScaleDown,
+        std::cmp::Ordering::Equal => Action::Hold,
+    };
+    let summary = summarize(
+        action,
+        current,
+        desired,
+        winning_metric.as_deref(),
+        metric_units,
+        &conditions,
+    );
+    let decision = Decision {
+        fleet: fleet.name.clone(),
+        at: now,
+        current_units: current,
+        desired_units: desired,
+        action,
+        in_service_units: ready,
+        pending_units: snap.pending_units(),
+        metrics,
+        winning_metric,
+        bounds,
+        stages,
+        panic: panic_step,
+        conditions,
+        pools: split::split(fleet, desired),
+        summary,
+    };
+    (decision, st)
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
+}
+
+fn rate_condition(outcome: RateOutcome) -> Condition {
+    match outcome {
+        RateOutcome::DesiredWithinRange => cond(
+            "ScalingLimited",
+            false,
+            "DesiredWithinRange",
+            "the desired count is within the acceptable range",
+        ),
+        RateOutcome::ScaleUpLimit => cond(
+            "ScalingLimited",
+            true,
+            "ScaleUpLimit",
+            "the desired replica count is increasing faster than the maximum scale rate",
+        ),
+        RateOutcome::TooManyReplicas => cond(
+            "ScalingLimited",
+            true,
+            "TooManyReplicas",
+            "the desired replica count is more than the maximum replica count",
+        ),
+        RateOutcome::ScaleDownLimit => cond(
+            "ScalingLimited",
+            true,
+            "ScaleDownLimit",
+            "the desired replica count is decreasing faster than the maximum scale rate",
+        ),
+        RateOutcome::TooFewReplicas => cond(
+            "ScalingLimited",
+            true,
+            "TooFewReplicas",
+            "the desired replica count is less than the minimum replica count",
+        ),
+    }
+}
+
+/// Keeps the recommendation for the stabilization windows; forgets what no window can see.
+fn record_recommendation(st: &mut EngineState, fleet: &Fleet, now: Timestamp, units: Units) {
+    let b = &fleet.behavior;
+    let keep_secs = b
+        .scale_up
+        .stabilization_window_secs
+        .max(b.scale_down.stabilization_window_secs) as f64;
+    st.recommendations
+        .retain(|r| r.at.plus_secs(keep_secs) > now);
+    st.recommendations
+        .push(TimedRecommendation { at: now, units });
+}
+
+/// Keeps the scale event for the rate policies; forgets what no policy period can see.
+fn record_event(
+    st: &mut EngineState,
+    fleet: &Fleet,
+    now: Timestamp,
+    current: Units,
+    desired: Units,
+) {
+    let b = &fleet.behavior;
+    let prune = |events: &mut Vec<ScaleEvent>, period: u64| {
+        events.retain(|e| e.at.plus_secs(period as f64) > now)
+    };
+    prune(&mut st.scale_up_events, b.scale_up.longest_period_secs());
+    prune(
+        &mut st.scale_down_events,
+        b.scale_down.longest_period_secs(),
+    );
+    if desired > current {
+        st.scale_up_events.push(ScaleEvent {
+            at: now,
+            change: desired - current,
+        });
+    } else if desired < current {
+        st.scale_down_events.push(ScaleEvent {
+            at: now,
+            change: current - desired,
+        });
+    }
+}
+
+fn summarize(
+    action: Action,
+    current: Units,
+    desired: Units,
+    winner: Option<&str>,
+    metric_units: Option<Units>,
+    conditions: &[Condition],
+) -> String {
+    let mut s = match action {
+        Action::ScaleUp => format!("scale up {current} → {desired} units"),
+        Action::ScaleDown => format!("scale down {current} → {desired} units"),
+        Action::Hold => format!("hold at {current} units"),
+    };
+    if let (Some(w), Some(u)) = (winner, metric_units) {
+        let _ = write!(s, "; {w} wants {u}");
+    }
+    let limits: Vec<&str> = conditions
+        .iter()
+        .filter(|c| {
+            c.status && c.kind != "ScalingActive" && c.reason != "ReadyForNewScale"
+                || (c.kind == "ScalingActive" && !c.status)
+        })
+        .map(|c| c.reason)
+        .collect();
+    if !limits.is_empty() {
+        let _ = write!(s, "; {}", limits.join(", "));
+    }
+    s
+}

@@ -1,0 +1,28 @@
+//! llm-autoscaler: an SLO-driven autoscaler for LLM inference fleets on AWS GPU Auto Scaling
+//! Groups.
+//!
+//! # Layout
+//!
+//! The *core* is pure: std, serde, thiserror, chrono and tracing macros only — never tokio,
+//! an AWS SDK or an HTTP crate (a test in `tests/architecture.rs` enforces it). Time is passed
+//! in; nothing in the core reads a clock or does I/O, so the daemon and the simulator run the
+//! same code and a simulated result is a statement about the real daemon.
+//!
+//! - [`model`]: shared vocabulary — [`model::Timestamp`], capacity [`model::Units`], the
+//!   observed [`model::Snapshot`] of a fleet.
+//! - [`config`]: the TOML policy file → validated [`config::Config`]; every problem reported
+//!   with file, line, column and key path.
+//! - [`policy`]: one module per rule family — [`policy::hpa`] (HPA's replica calculation per
+//!   metric), [`policy::behavior`] (stabilization windows and rate policies),
+//!   [`policy::panic`] (Knative-style burst mode), [`policy::schedule`] (cron windows),
+//!   [`policy::split`] (units → spot / on-demand pools).
+//! - [`engine`]: [`engine::decide`] — snapshot + policy + state + now → [`engine::Decision`]
+//!   with its reasons; [`engine::EngineState`] is what must survive a restart.
+//!
+//! The *edge* (daemon, AWS, HTTP) depends on the core, never the reverse; `main.rs` wires the
+//! CLI and is the only place `anyhow` is used.
+
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod policy;

@@ -1,0 +1,249 @@
+//! Shared vocabulary of the core: time, capacity units, and the observed [`Snapshot`] of a fleet.
+//!
+//! Everything here is plain data (serde-serialisable) so that a snapshot can be written to a
+//! file, replayed by `llm-autoscaler decide`, produced by the simulator or by the AWS collectors.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A point in time: milliseconds since the Unix epoch, UTC.
+///
+/// The engine never reads a clock; callers pass a `Timestamp` in. In JSON it is an RFC 3339
+/// string (`"2026-11-28T09:00:00Z"`), so snapshots stay readable by humans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// From whole seconds since the Unix epoch.
+    pub fn from_secs(secs: i64) -> Self {
+        Timestamp(secs * 1000)
+    }
+
+    /// From fractional seconds since the Unix epoch (rounded to the millisecond).
+    pub fn from_secs_f64(secs: f64) -> Self {
+        Timestamp((secs * 1000.0).round() as i64)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    /// Seconds since the Unix epoch, fractional.
+    pub fn secs_f64(self) -> f64 {
+        self.0 as f64 / 1000.0
+    }
+
+    /// This time plus `secs` seconds (may be negative or fractional).
+    pub fn plus_secs(self, secs: f64) -> Self {
+        Timestamp(self.0 + (secs * 1000.0).round() as i64)
+    }
+
+    /// Seconds from `earlier` to `self` (negative when `earlier` is later).
+    pub fn secs_since(self, earlier: Timestamp) -> f64 {
+        (self.0 - earlier.0) as f64 / 1000.0
+    }
+
+    /// As a chrono UTC date-time.
+    pub fn to_datetime(self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// From a chrono date-time in any zone.
+    pub fn from_datetime<Tz: TimeZone>(t: &DateTime<Tz>) -> Self {
+        Timestamp(t.timestamp_millis())
+    }
+
+    /// Parse an RFC 3339 string such as `2026-11-28T09:00:00Z`.
+    pub fn parse_rfc3339(s: &str) -> Result<Self, chrono::ParseError> {
+        DateTime::parse_from_rfc3339(s).map(|t| Self::from_datetime(&t))
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = self.to_datetime();
+        if self.0 % 1000 == 0 {
+            write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%SZ"))
+        } else {
+            write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        }
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Timestamp::parse_rfc3339(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid timestamp {s:?}: {e}; expected RFC 3339 like \"2026-11-28T09:00:00Z\""
+            ))
+        })
+    }
+}
+
+/// Capacity in *units*: one unit is one replica of the fleet's reference instance type.
+/// An instance type with capacity weight 4 (e.g. a 4-GPU box) counts as 4 units.
+pub type Units = u32;
+
+/// The market an Auto Scaling Group buys from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Market {
+    /// EC2 spot: cheaper, can be interrupted with a 2-minute notice.
+    Spot,
+    /// EC2 on-demand: the reliability floor.
+    OnDemand,
+}
+
+impl fmt::Display for Market {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Market::Spot => "spot",
+            Market::OnDemand => "on-demand",
+        })
+    }
+}
+
+/// Where an instance is in its life, as the engine needs to know it.
+///
+/// The mapping to HPA's pod grouping: `Pending` is HPA's *unready* pod (left out of a scale-down,
+/// counted at 0 % in a scale-up); `InService` is ready (or *missing* when it has no fresh
+/// sample); `Draining`, `Terminating` and `Interrupted` are HPA's *ignored* pods (being deleted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LifecycleState {
+    /// Launched, booting or loading the model; not serving yet.
+    Pending,
+    /// Serving traffic.
+    InService,
+    /// Finishing in-flight requests before termination.
+    Draining,
+    /// Being terminated.
+    Terminating,
+    /// A spot instance that received an interruption notice or a rebalance recommendation:
+    /// its capacity is counted as gone already.
+    Interrupted,
+}
+
+/// One measured value and when it was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// The value, in the unit of its metric (percent for utilisations, requests, seconds, …).
+    pub value: f64,
+    /// When the value was measured (not when it was fetched): staleness is judged from it.
+    pub at: Timestamp,
+}
+
+/// One instance of the fleet as observed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// EC2 instance id (or the simulator's id).
+    pub id: String,
+    /// Name of the pool (Auto Scaling Group) the instance belongs to.
+    pub pool: String,
+    /// Capacity weight in units (1 for the reference instance type).
+    #[serde(default = "one_unit")]
+    pub weight_units: Units,
+    /// Lifecycle state.
+    pub state: LifecycleState,
+    /// Latest sample of each per-instance metric, keyed by the metric's `name` in the policy.
+    #[serde(default)]
+    pub samples: BTreeMap<String, Sample>,
+}
+
+fn one_unit() -> Units {
+    1
+}
+
+/// What the collectors observed about one fleet at one moment: the engine's whole input
+/// besides the policy, the time and the engine's own state.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Desired capacity currently set on the fleet's pools, in units (HPA's `spec.replicas`).
+    pub desired_units: Units,
+    /// Every instance of every pool of the fleet.
+    #[serde(default)]
+    pub instances: Vec<Instance>,
+    /// Fleet-level metrics (SQS depth, fleet request rate, P95 TTFT, …) keyed by metric name.
+    #[serde(default)]
+    pub fleet_metrics: BTreeMap<String, Sample>,
+}
+
+impl Snapshot {
+    /// Units of instances in service (HPA's ready pod count, weighted).
+    pub fn in_service_units(&self) -> Units {
+        self.units_in(|s| s == LifecycleState::InService)
+    }
+
+    /// Units of instances still booting.
+    pub fn pending_units(&self) -> Units {
+        self.units_in(|s| s == LifecycleState::Pending)
+    }
+
+    /// Units that exist and are not on their way out (pending + in service): HPA's
+    /// `status.replicas`.
+    pub fn live_units(&self) -> Units {
+        self.units_in(|s| matches!(s, LifecycleState::Pending | LifecycleState::InService))
+    }
+
+    fn units_in(&self, pred: impl Fn(LifecycleState) -> bool) -> Units {
+        self.instances
+            .iter()
+            .filter(|i| pred(i.state))
+            .map(|i| i.weight_units)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_round_trips_through_rfc3339() {
+        for s in ["2026-11-28T09:00:00Z", "2026-03-29T01:59:59.250Z"] {
+            let t = Timestamp::parse_rfc3339(s).unwrap();
+            assert_eq!(t.to_string(), s);
+            let json = serde_json::to_string(&t).unwrap();
+            assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        }
+        assert!(serde_json::from_str::<Timestamp>("\"yesterday\"").is_err());
+    }
+
+    #[test]
+    fn unit_counts_follow_lifecycle_and_weights() {
+        let inst = |state, w| Instance {
+            id: "i".into(),
+            pool: "p".into(),
+            weight_units: w,
+            state,
+            samples: BTreeMap::new(),
+        };
+        let s = Snapshot {
+            desired_units: 9,
+            instances: vec![
+                inst(LifecycleState::InService, 4),
+                inst(LifecycleState::InService, 1),
+                inst(LifecycleState::Pending, 2),
+                inst(LifecycleState::Interrupted, 1),
+                inst(LifecycleState::Draining, 1),
+            ],
+            fleet_metrics: BTreeMap::new(),
+        };
+        assert_eq!(s.in_service_units(), 5);
+        assert_eq!(s.pending_units(), 2);
+        assert_eq!(s.live_units(), 7);
+    }
+}

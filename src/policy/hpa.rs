@@ -1,0 +1,291 @@
+//! Kubernetes HPA's replica calculation, one metric at a time (upstream
+//! `pkg/controller/podautoscaler/replica_calculator.go`), in capacity units.
+//!
+//! Per-instance metrics follow `GetResourceReplicas` (Utilization) and `calcPlainMetricReplicas`
+//! (AverageValue); fleet-level metrics follow `GetObjectMetricReplicas` /
+//! `GetExternalMetricReplicas` (Value) and `GetExternalPerPodMetricReplicas` (AverageValue).
+//! Instances are grouped as HPA groups pods: in service with a fresh sample (*ready*), in
+//! service without one (*missing*), booting (*unready*), on their way out (*ignored*).
+//!
+//! Units: an instance of weight `w` counts as `w` replicas. A Utilization sample is averaged
+//! with weight `w`; an AverageValue sample is a total for the instance, so the per-unit value
+//! is Σ value / Σ w. With every weight 1 this is HPA exactly.
+//!
+//! Deviations, on purpose:
+//! - A *scale-up-only* signal (P95 TTFT) abstains when at or below its target: a low latency
+//!   does not say how many replicas would still be enough.
+//! - A fleet-level `Value` metric with no instance in service scales the *live* (booting +
+//!   in-service) units instead of HPA's zero ready pods, which would recommend 0 while a queue
+//!   builds during a cold start.
+
+use serde::Serialize;
+
+use crate::config::{MetricSpec, Target};
+use crate::model::{LifecycleState, Snapshot, Timestamp, Units};
+
+/// Outcome of one metric's calculation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricRecommendation {
+    /// The metric's name in the policy.
+    pub name: String,
+    /// Its signal, e.g. `queue_depth`.
+    pub signal: &'static str,
+    /// Valid, invalid (and why), or abstaining.
+    pub status: MetricStatus,
+    /// The observed figure compared with the target: the average across ready instances
+    /// (per unit) for per-instance metrics, the value itself for fleet-level ones.
+    pub current: Option<f64>,
+    /// The target figure.
+    pub target: f64,
+    /// Observed ÷ target, as HPA's usage ratio.
+    pub ratio: Option<f64>,
+    /// Recommended capacity in units, when valid.
+    pub recommendation: Option<Units>,
+    /// Units in service with a fresh sample.
+    pub ready_units: Units,
+    /// Units in service without a fresh sample.
+    pub missing_units: Units,
+    /// Units still booting.
+    pub unready_units: Units,
+}
+
+/// Whether a metric could be used.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum MetricStatus {
+    /// It produced a recommendation.
+    Valid,
+    /// It could not be computed (no sample, stale, not a number): blocks any scale-down.
+    Invalid(String),
+    /// A scale-up-only signal below its target: no opinion.
+    Abstain(String),
+}
+
+/// Everything one calculation needs besides the metric and the snapshot.
+#[derive(Clone, Copy, Debug)]
+pub struct CalcInput {
+    /// Now.
+    pub now: Timestamp,
+    /// HPA's `currentReplicas`: the desired units currently set.
+    pub current_units: Units,
+    /// HPA's tolerance.
+    pub tolerance: f64,
+}
+
+fn fresh(now: Timestamp, at: Timestamp, stale_after_secs: u64, value: f64) -> bool {
+    value.is_finite() && value >= 0.0 && now.secs_since(at) <= stale_after_secs as f64
+}
+
+/// Computes one metric's recommendation.
+pub fn recommend(spec: &MetricSpec, snap: &Snapshot, input: CalcInput) -> MetricRecommendation {
+    let mut rec = MetricRecommendation {
+        name: spec.name.clone(),
+        signal: spec.signal.name(),
+        status: MetricStatus::Valid,
+        current: None,
+        target: spec.target.figure(),
+        ratio: None,
+        recommendation: None,
+        ready_units: 0,
+        missing_units: 0,
+        unready_units: 0,
+    };
+    if spec.signal.per_instance() {
+        per_instance(spec, snap, input, &mut rec);
+    } else {
+        fleet_level(spec, snap, input, &mut rec);
+    }
+    if spec.signal.scale_up_only() && rec.status == MetricStatus::Valid {
+        if let Some(r) = rec.ratio.filter(|r| *r <= 1.0 + input.tolerance) {
+            rec.status = MetricStatus::Abstain(format!(
+                "at {:.0} % of its target: a scale-up-only signal has no say below it",
+                r * 100.0
+            ));
+            rec.recommendation = None;
+        }
+    }
+    rec
+}
+
+/// One instance's contribution: its weight and its value (or none).
+struct Point {
+    weight: f64,
+    value: f64,
+}
+
+/// HPA's usage ratio over a set of points.
+fn usage_ratio(target: Target, points: &[Point]) -> f64 {
+    let weight: f64 = points.iter().map(|p| p.weight).sum();
+    let avg = match target {
+        // Weighted average of percentages.
+        Target::Utilization { .. } => {
+            points.iter().map(|p| p.value * p.weight).sum::<f64>() / weight
+        }
+        // Total over units.
+        _ => points.iter().map(|p| p.value).sum::<f64>() / weight,
+    };
+    avg / target.figure()
+}
+
+fn per_instance(
+    spec: &MetricSpec,
+    snap: &Snapshot,
+    input: CalcInput,
+    rec: &mut MetricRecommendation,
+) {
+    let mut ready = Vec::with_capacity(snap.instances.len());
+    let mut missing_weights = Vec::new();
+    let mut unready_weights = Vec::new();
+    for inst in &snap.instances {
+        let w = inst.weight_units;
+        match inst.state {
+            LifecycleState::Pending => unready_weights.push(w),
+            LifecycleState::InService => match inst.samples.get(&spec.name) {
+                Some(s) if fresh(input.now, s.at, spec.stale_after_secs, s.value) => {
+                    ready.push(Point {
+                        weight: w as f64,
+                        value: s.value,
+                    })
+                }
+                _ => missing_weights.push(w),
+            },
+            LifecycleState::Draining
+            | LifecycleState::Terminating
+            | LifecycleState::Interrupted => {}
+        }
+    }
+    rec.ready_units = ready.iter().map(|p| p.weight as Units).sum();
+    rec.missing_units = missing_weights.iter().sum();
+    rec.unready_units = unready_weights.iter().sum();
+    if ready.is_empty() {
+        rec.status = MetricStatus::Invalid(if rec.missing_units > 0 {
+            format!(
+                "no fresh sample (≤ {} s old) from any of {} in-service units",
+                spec.stale_after_secs, rec.missing_units
+            )
+        } else {
+            "no instance in service to measure".to_string()
+        });
+        return;
+    }
+    let target = spec.target;
+    let usage = usage_ratio(target, &ready);
+    rec.ratio = Some(usage);
+    rec.current = Some(usage * target.figure());
+    let current = input.current_units;
+    let tol = input.tolerance;
+
+    let scale_up_with_unready = !unready_weights.is_empty() && usage > 1.0;
+    if !scale_up_with_unready && missing_weights.is_empty() {
+        rec.recommendation = Some(if (1.0 - usage).abs() <= tol {
+            current
+        } else {
+            (usage * rec.ready_units as f64).ceil() as Units
+        });
+        return;
+    }
+
+    // Fill in the missing and unready instances as HPA does, and recompute.
+    let mut all = ready;
+    if !missing_weights.is_empty() {
+        let fill = |w: Units| Point {
+            weight: w as f64,
+            value: match (usage < 1.0, target) {
+                // Scale-down: a missing instance counts as fully used.
+                (
+                    true,
+                    Target::Utilization {
+                        average_utilization,
+                    },
+                ) => average_utilization.max(100.0),
+                (true, t) => t.figure() * w as f64,
+                // Scale-up: it counts as idle.
+                (false, _) => 0.0,
+            },
+        };
+        all.extend(missing_weights.iter().map(|&w| fill(w)));
+    }
+    if scale_up_with_unready {
+        all.extend(unready_weights.iter().map(|&w| Point {
+            weight: w as f64,
+            value: 0.0,
+        }));
+    }
+    let new_usage = usage_ratio(target, &all);
+    let flips = (usage < 1.0 && new_usage > 1.0) || (usage > 1.0 && new_usage < 1.0);
+    if (1.0 - new_usage).abs() <= tol || flips {
+        rec.recommendation = Some(current);
+        return;
+    }
+    let considered: f64 = all.iter().map(|p| p.weight).sum();
+    let proposed = (new_usage * considered).ceil() as Units;
+    if (new_usage < 1.0 && proposed > current) || (new_usage > 1.0 && proposed < current) {
+        rec.recommendation = Some(current);
+        return;
+    }
+    rec.recommendation = Some(proposed);
+}
+
+fn fleet_level(
+    spec: &MetricSpec,
+    snap: &Snapshot,
+    input: CalcInput,
+    rec: &mut MetricRecommendation,
+) {
+    rec.ready_units = snap.in_service_units();
+    rec.unready_units = snap.pending_units();
+    let sample = match snap.fleet_metrics.get(&spec.name) {
+        None => {
+            rec.status = MetricStatus::Invalid("no sample in the snapshot".into());
+            return;
+        }
+        Some(s) if !fresh(input.now, s.at, spec.stale_after_secs, s.value) => {
+            rec.status = MetricStatus::Invalid(if s.value.is_finite() && s.value >= 0.0 {
+                format!(
+                    "stale: measured {:.0} s ago, limit {} s",
+                    input.now.secs_since(s.at),
+                    spec.stale_after_secs
+                )
+            } else {
+                format!("not a usable number: {}", s.value)
+            });
+            return;
+        }
+        Some(s) => s.value,
+    };
+    rec.current = Some(sample);
+    let tol = input.tolerance;
+    match spec.target {
+        Target::AverageValue { average_value } => {
+            // GetExternalPerPodMetricReplicas: compares with the *status* replicas.
+            let live = snap.live_units();
+            let ratio = sample / (average_value * live as f64);
+            rec.ratio = Some(ratio);
+            rec.recommendation = Some(if (1.0 - ratio).abs() > tol || live == 0 {
+                (sample / average_value).ceil() as Units
+            } else {
+                live
+            });
+        }
+        Target::Value { value }
+        | Target::Utilization {
+            average_utilization: value,
+        } => {
+            // getUsageRatioReplicaCount.
+            let ratio = sample / value;
+            rec.ratio = Some(ratio);
+            rec.recommendation = Some(if input.current_units == 0 {
+                ratio.ceil() as Units
+            } else if (1.0 - ratio).abs() <= tol {
+                input.current_units
+            } else {
+                let base = if rec.ready_units > 0 {
+                    rec.ready_units
+                } else {
+                    snap.live_units()
+                };
+                (ratio * base as f64).ceil() as Units
+            });
+        }
+    }
+}

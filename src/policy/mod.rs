@@ -1,0 +1,8 @@
+//! The scaling rules, one module per family. Each is a pure function of its inputs; the
+//! [`crate::engine`] chains them and keeps their state.
+
+pub mod behavior;
+pub mod hpa;
+pub mod panic;
+pub mod schedule;
+pub mod split;
