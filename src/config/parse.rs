@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -69,11 +70,8 @@ pub(crate) fn parse_root(ctx: &mut Ctx<'_>, root: Section<'_, '_>) -> Config {
         Some(g) => parse_global(ctx, g),
         None => Global::default(),
     };
-    let fleets: Vec<Fleet> = match root.tables(ctx, "fleets") {
-        Some(list) if !list.is_empty() => list
-            .into_iter()
-            .filter_map(|f| parse_fleet(ctx, f))
-            .collect(),
+    let fleets = match root.tables(ctx, "fleets") {
+        Some(list) if !list.is_empty() => parse_each(ctx, list, parse_fleet),
         _ => {
             root.missing(
                 ctx,
@@ -83,21 +81,50 @@ pub(crate) fn parse_root(ctx: &mut Ctx<'_>, root: Section<'_, '_>) -> Config {
             Vec::new()
         }
     };
-    if let Some(dup) = first_duplicate(fleets.iter().map(|f| f.name.as_str())) {
-        ctx.report(
-            root.span_of("fleets"),
-            "fleets",
-            format!("fleet name \"{dup}\" is used twice"),
-            "a unique name per fleet",
-        );
-    }
+    report_duplicates(ctx, &fleets, |f| &f.name, "fleets", "fleet");
+    let fleets = strip_spans(fleets);
     root.finish(ctx, ROOT_KEYS);
     Config { global, fleets }
 }
 
-fn first_duplicate<'a>(names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+/// Parses each table of an array with `parse`, keeping where each item starts.
+fn parse_each<'t, 'i, T>(
+    ctx: &mut Ctx<'_>,
+    list: Vec<Section<'t, 'i>>,
+    mut parse: impl FnMut(&mut Ctx<'_>, Section<'t, 'i>) -> Option<T>,
+) -> Vec<(T, Range<usize>)> {
+    list.into_iter()
+        .filter_map(|s| {
+            let span = s.span();
+            parse(ctx, s).map(|t| (t, span))
+        })
+        .collect()
+}
+
+/// Reports every item whose name an earlier item already uses, at the later item.
+fn report_duplicates<T>(
+    ctx: &mut Ctx<'_>,
+    items: &[(T, Range<usize>)],
+    name: impl Fn(&T) -> &str,
+    path: &str,
+    what: &str,
+) {
     let mut seen = BTreeSet::new();
-    names.into_iter().find(|n| !seen.insert(*n))
+    for (item, span) in items {
+        let n = name(item);
+        if !seen.insert(n) {
+            ctx.report(
+                span.clone(),
+                path,
+                format!("{what} name \"{n}\" is used twice"),
+                format!("a unique name per {what}"),
+            );
+        }
+    }
+}
+
+fn strip_spans<T>(items: Vec<(T, Range<usize>)>) -> Vec<T> {
+    items.into_iter().map(|(t, _)| t).collect()
 }
 
 impl Default for Global {
@@ -181,11 +208,8 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
         .unwrap_or(0.1);
     let stale_after_secs = s.int(ctx, "stale_after_secs", 1, 86_400).unwrap_or(60);
 
-    let pools: Vec<Pool> = match s.tables(ctx, "pools") {
-        Some(list) if !list.is_empty() => list
-            .into_iter()
-            .filter_map(|p| parse_pool(ctx, p))
-            .collect(),
+    let pools = match s.tables(ctx, "pools") {
+        Some(list) if !list.is_empty() => parse_each(ctx, list, parse_pool),
         _ => {
             s.missing(
                 ctx,
@@ -195,14 +219,8 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
             Vec::new()
         }
     };
-    if let Some(dup) = first_duplicate(pools.iter().map(|p| p.name.as_str())) {
-        ctx.report(
-            s.span_of("pools"),
-            &s.key_path("pools"),
-            format!("pool name \"{dup}\" is used twice"),
-            "a unique name per pool",
-        );
-    }
+    report_duplicates(ctx, &pools, |p| &p.name, &s.key_path("pools"), "pool");
+    let pools = strip_spans(pools);
     let has_spot = pools.iter().any(|p| p.market == Market::Spot);
     let has_on_demand = pools.iter().any(|p| p.market == Market::OnDemand);
 
@@ -250,11 +268,10 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
         .table(ctx, "slo")
         .map(|t| parse_slo(ctx, t))
         .unwrap_or_default();
-    let metrics: Vec<MetricSpec> = match s.tables(ctx, "metrics") {
-        Some(list) if !list.is_empty() => list
-            .into_iter()
-            .filter_map(|m| parse_metric(ctx, m, stale_after_secs, &slo))
-            .collect(),
+    let metrics = match s.tables(ctx, "metrics") {
+        Some(list) if !list.is_empty() => parse_each(ctx, list, |ctx, m| {
+            parse_metric(ctx, m, stale_after_secs, &slo)
+        }),
         _ => {
             s.missing(
                 ctx,
@@ -264,14 +281,8 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
             Vec::new()
         }
     };
-    if let Some(dup) = first_duplicate(metrics.iter().map(|m| m.name.as_str())) {
-        ctx.report(
-            s.span_of("metrics"),
-            &s.key_path("metrics"),
-            format!("metric name \"{dup}\" is used twice"),
-            "a unique name per metric (set `name` when two metrics share a signal)",
-        );
-    }
+    report_duplicates(ctx, &metrics, |m| &m.name, &s.key_path("metrics"), "metric");
+    let metrics = strip_spans(metrics);
     let behavior = s
         .table(ctx, "behavior")
         .map(|t| parse_behavior(ctx, t))

@@ -185,13 +185,14 @@ fn per_instance(
         return;
     }
 
-    // Fill in the missing and unready instances as HPA does, and recompute.
+    // Fill in the missing and unready instances as HPA does, and recompute. At a ratio of
+    // exactly 1 upstream leaves missing instances out altogether.
     let mut all = ready;
-    if !missing_weights.is_empty() {
+    if usage != 1.0 {
         let fill = |w: Units| Point {
             weight: w as f64,
             value: match (usage < 1.0, target) {
-                // Scale-down: a missing instance counts as fully used.
+                // Scale-down: a missing instance counts as fully used (100 % or the target).
                 (
                     true,
                     Target::Utilization {

@@ -1,0 +1,66 @@
+//! The core stays pure: its files name no async runtime, AWS SDK, HTTP crate or clock read.
+//! (ARCHITECTURE.md: the daemon and the simulator must run the same engine.)
+
+use std::path::Path;
+
+/// Files and folders of the core, relative to `src/`.
+const CORE: &[&str] = &["model.rs", "engine.rs", "lib.rs", "config", "policy"];
+
+/// What must not appear in core code.
+const FORBIDDEN: &[&str] = &[
+    "tokio",
+    "aws_",
+    "aws-",
+    "hyper",
+    "axum",
+    "reqwest",
+    "http::",
+    "std::net::TcpStream",
+    "SystemTime::now",
+    "Utc::now",
+    "Instant::now",
+    "Local::now",
+    "std::fs",
+    "std::thread::sleep",
+];
+
+fn rust_files(p: &Path, out: &mut Vec<std::path::PathBuf>) {
+    if p.is_dir() {
+        for e in std::fs::read_dir(p).unwrap() {
+            rust_files(&e.unwrap().path(), out);
+        }
+    } else if p.extension().is_some_and(|e| e == "rs") {
+        out.push(p.to_path_buf());
+    }
+}
+
+#[test]
+fn core_modules_import_no_runtime_cloud_http_or_clock() {
+    let mut files = Vec::new();
+    for c in CORE {
+        rust_files(&Path::new("src").join(c), &mut files);
+    }
+    assert!(files.len() >= 10, "core files not found: {files:?}");
+    let mut hits = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for bad in FORBIDDEN {
+                // config::load reads the policy file: the one sanctioned read, at the edge of
+                // the config module, never called by the engine.
+                if *bad == "std::fs" && f.ends_with("config/mod.rs") {
+                    continue;
+                }
+                if code.contains(bad) {
+                    hits.push(format!("{}:{}: {bad}: {line}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        hits.is_empty(),
+        "core code must stay pure:\n{}",
+        hits.join("\n")
+    );
+}

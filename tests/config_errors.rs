@@ -1,0 +1,212 @@
+//! The policy file: the annotated examples parse, and each kind of mistake is reported with its
+//! exact location, key path and what would be valid — all of them at once.
+
+use llm_autoscaler::config::{self, ConfigError, ProviderKind};
+
+const VALID_FLEET: &str = r#"
+[[fleets]]
+name = "a"
+min_units = 1
+max_units = 4
+[[fleets.pools]]
+name = "od"
+market = "on-demand"
+instance_types = [{ type = "g6.xlarge" }]
+[[fleets.metrics]]
+signal = "queue_depth"
+target = { type = "AverageValue", average_value = 4 }
+"#;
+
+fn problems(text: &str) -> Vec<String> {
+    match config::parse_str("p.toml", text) {
+        Ok(_) => panic!("expected problems in:\n{text}"),
+        Err(e) => e.problems().iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+#[test]
+fn shipped_examples_parse() {
+    for path in ["config/example.toml", "config/demo.toml"] {
+        let cfg = config::load(std::path::Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!cfg.fleets.is_empty(), "{path}");
+    }
+    let example = config::load(std::path::Path::new("config/example.toml")).unwrap();
+    assert_eq!(example.global.provider, ProviderKind::Aws);
+    assert_eq!(example.fleets[0].metrics.len(), 5);
+    assert_eq!(example.fleets[0].schedules.len(), 4);
+    let demo = config::load(std::path::Path::new("config/demo.toml")).unwrap();
+    assert_eq!(demo.global.provider, ProviderKind::Sim);
+}
+
+#[test]
+fn defaults_are_hpas() {
+    let cfg = config::parse_str("p.toml", VALID_FLEET).unwrap();
+    let f = &cfg.fleets[0];
+    assert_eq!(cfg.global.tick_secs, 15);
+    assert_eq!(f.tolerance, 0.1);
+    assert_eq!(f.behavior.scale_down.stabilization_window_secs, 300);
+    assert_eq!(f.behavior.scale_up.policies.len(), 2);
+    assert_eq!(f.panic.threshold, 2.0);
+    assert_eq!(
+        f.on_demand_percentage_above_base, 100,
+        "no spot pool → all on-demand"
+    );
+    assert_eq!(f.metrics[0].name, "queue_depth");
+}
+
+#[test]
+fn each_mistake_has_its_exact_message_and_location() {
+    // (name, text appended to a valid fleet or replacing it, expected problem line)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown top-level key",
+            "colour = \"red\"\n",
+            "p.toml:1:1: colour: unknown key; valid keys here: fleets, global",
+        ),
+        (
+            "unknown global key",
+            "[global]\ntick = 10\n",
+            "p.toml:2:1: global.tick: unknown key; valid keys here: dry_run, http_listen, provider, state_dir, tick_secs",
+        ),
+        (
+            "wrong type",
+            "[global]\ntick_secs = \"15s\"\n",
+            "p.toml:2:13: global.tick_secs: wrong type: a string; a whole number from 1 to 3600",
+        ),
+        (
+            "out of range",
+            "[global]\ntick_secs = 0\n",
+            "p.toml:2:13: global.tick_secs: 0 is out of range; a whole number from 1 to 3600",
+        ),
+        (
+            "bad enum value",
+            "[global]\nprovider = \"gcp\"\n",
+            "p.toml:2:12: global.provider: unknown value \"gcp\"; one of \"aws\", \"sim\"",
+        ),
+        (
+            "bad listen address",
+            "[global]\nhttp_listen = \"localhost\"\n",
+            "p.toml:2:15: global.http_listen: \"localhost\" is not an IP address and port; an address like \"127.0.0.1:9464\"",
+        ),
+        (
+            "min above max",
+            "[[fleets]]\nname = \"b\"\nmin_units = 5\nmax_units = 3\n[[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 4 }\n",
+            "p.toml:4:1: fleets[1].max_units: max_units (3) must be at least min_units (5) and above 0; a whole number ≥ 5",
+        ),
+        (
+            "missing required key",
+            "[[fleets]]\nname = \"c\"\nmax_units = 3\n[[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 4 }\n",
+            "p.toml:1:1: fleets[1].min_units: missing required key; a whole number of units, e.g. 1",
+        ),
+        (
+            "Utilization on a non-percent signal",
+            "[[fleets.metrics]]\nsignal = \"concurrency\"\ntarget = { type = \"Utilization\", average_utilization = 50 }\n",
+            "p.toml:3:12: fleets[0].metrics[1].target.type: Utilization does not apply to signal \"concurrency\"; \"AverageValue\"",
+        ),
+        (
+            "duplicate metric name",
+            "[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 8 }\n",
+            "p.toml:1:1: fleets[0].metrics: metric name \"queue_depth\" is used twice; a unique name per metric",
+        ),
+        (
+            "bad policy period",
+            "[fleets.behavior.scale_down]\npolicies = [{ type = \"percent\", value = 10, period_secs = 3600 }]\n",
+            "p.toml:2:59: fleets[0].behavior.scale_down.policies[0].period_secs: 3600 is out of range; a whole number from 1 to 1800",
+        ),
+        (
+            "bad select_policy",
+            "[fleets.behavior.scale_up]\nselect_policy = \"max\"\n",
+            "p.toml:2:17: fleets[0].behavior.scale_up.select_policy: unknown value \"max\"; one of \"Max\", \"Min\", \"Disabled\"",
+        ),
+        (
+            "bad cron",
+            "[[fleets.schedules]]\nstart = \"0 9 * *\"\nend = \"0 17 * * *\"\nmin_units = 2\n",
+            "p.toml:2:9: fleets[0].schedules[0].start: \"0 9 * *\" is not a cron expression (Invalid pattern: Pattern must have between 5 and 7 fields.); minute hour day-of-month month day-of-week, e.g. \"0 9 * * MON-FRI\"",
+        ),
+        (
+            "bad time zone",
+            "[[fleets.schedules]]\nstart = \"0 9 * * *\"\nend = \"0 17 * * *\"\ntimezone = \"CEST\"\nmin_units = 2\n",
+            "p.toml:4:12: fleets[0].schedules[0].timezone: unknown time zone \"CEST\"; an IANA time zone such as \"UTC\", \"Europe/Berlin\" or \"America/New_York\"",
+        ),
+        (
+            "schedule that changes nothing",
+            "[[fleets.schedules]]\nstart = \"0 9 * * *\"\nend = \"0 17 * * *\"\n",
+            "p.toml:1:1: fleets[0].schedules[0]: the rule changes nothing; at least one of min_units, max_units, min_factor, max_factor",
+        ),
+        (
+            "on-demand asked without an on-demand pool",
+            "[[fleets]]\nname = \"d\"\nmin_units = 1\nmax_units = 3\non_demand_base_units = 1\n[[fleets.pools]]\nname = \"s\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 4 }\n",
+            "p.toml:5:1: fleets[1].on_demand_base_units: asks for on-demand capacity but the fleet has no on-demand pool; 0, or add a pool with market = \"on-demand\"",
+        ),
+        (
+            "TOML syntax",
+            "[fleets.panic\nthreshold = 2\n",
+            "p.toml:1:14: (syntax): unclosed table, expected `]`; a valid TOML document (https://toml.io)",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, extra, want) in cases {
+        // Mistakes that start with their own [[fleets]] or top-level keys stand alone or after
+        // the valid fleet; the rest are appended to it. Line numbers count from the start.
+        let text = if extra.starts_with("[[fleets]]\nname = \"b\"")
+            || extra.starts_with("[[fleets]]\nname = \"c\"")
+            || extra.starts_with("[[fleets]]\nname = \"d\"")
+        {
+            format!("{}{extra}", VALID_FLEET.trim_start())
+        } else if extra.starts_with("[global]") || extra.starts_with("colour") {
+            format!("{extra}{}", VALID_FLEET.trim_start())
+        } else {
+            format!("{}{extra}", VALID_FLEET.trim_start())
+        };
+        let got = problems(&text);
+        let wanted = relocate(want, &text, extra);
+        if !got.contains(&wanted) {
+            failures.push(format!("{name}:\n  want {wanted}\n  got  {got:#?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Cases give line numbers relative to their own fragment; shift them by where it starts.
+fn relocate(want: &str, text: &str, extra: &str) -> String {
+    let offset = text[..text.find(extra).unwrap()].lines().count();
+    let mut parts = want.splitn(4, ':');
+    let (file, line, rest1, rest2) = (
+        parts.next().unwrap(),
+        parts.next().unwrap().parse::<usize>().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    format!("{file}:{}:{rest1}:{rest2}", line + offset)
+}
+
+#[test]
+fn every_problem_is_reported_at_once_in_file_order() {
+    let text = "[global]\ntick_secs = -1\nbogus = 1\n[[fleets]]\nname = \"x\"\nmin_units = 1\nmax_units = 2\n";
+    let e = config::parse_str("p.toml", text).unwrap_err();
+    let lines: Vec<usize> = e.problems().iter().map(|p| p.line).collect();
+    assert_eq!(e.problems().len(), 4, "{e}");
+    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+    let rendered = e.to_string();
+    assert!(
+        rendered.contains("fleets[0].pools: missing required key"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("fleets[0].metrics: missing required key"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.ends_with("4 problems in the policy file"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn unreadable_file_is_a_read_error() {
+    let e = config::load(std::path::Path::new("/nonexistent/policy.toml")).unwrap_err();
+    assert!(matches!(e, ConfigError::Read { .. }));
+    assert!(e
+        .to_string()
+        .starts_with("/nonexistent/policy.toml: cannot read the policy file"));
+}

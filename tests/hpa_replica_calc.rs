@@ -1,0 +1,434 @@
+//! HPA's per-metric replica calculation, table-driven. Cases are upstream's
+//! (`replica_calculator_test.go`, the HPA walkthrough, KEDA's docs) restated in units: an
+//! instance is a pod, `Pending` an unready pod, `Terminating` a pod being deleted.
+
+mod common;
+
+use common::*;
+use llm_autoscaler::model::LifecycleState::{self, *};
+use llm_autoscaler::policy::hpa::{recommend, CalcInput, MetricStatus};
+
+struct Case {
+    name: &'static str,
+    signal: &'static str,
+    target: &'static str,
+    current: u32,
+    /// (state, sample) per instance.
+    instances: Vec<(LifecycleState, Option<f64>)>,
+    /// Fleet-level sample.
+    fleet_value: Option<f64>,
+    want: Option<u32>,
+}
+
+fn util(pct: u32) -> &'static str {
+    Box::leak(format!("{{ type = \"Utilization\", average_utilization = {pct} }}").into_boxed_str())
+}
+fn avg(v: f64) -> &'static str {
+    Box::leak(format!("{{ type = \"AverageValue\", average_value = {v} }}").into_boxed_str())
+}
+fn value(v: f64) -> &'static str {
+    Box::leak(format!("{{ type = \"Value\", value = {v} }}").into_boxed_str())
+}
+fn ready(vals: &[f64]) -> Vec<(LifecycleState, Option<f64>)> {
+    vals.iter().map(|v| (InService, Some(*v))).collect()
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "walkthrough: 50 replicas at 90 % vs 75 % → 60",
+            signal: "gpu_utilization",
+            target: util(75),
+            current: 50,
+            instances: ready(&[90.0; 50]),
+            fleet_value: None,
+            want: Some(60),
+        },
+        Case {
+            name: "ScaleUp: 30/50/70 % vs 30 % → 5",
+            signal: "gpu_utilization",
+            target: util(30),
+            current: 3,
+            instances: ready(&[30.0, 50.0, 70.0]),
+            fleet_value: None,
+            want: Some(5),
+        },
+        Case {
+            name: "ScaleUpUnreadyLessScale: unready counts 0 % → 4",
+            signal: "gpu_utilization",
+            target: util(30),
+            current: 3,
+            instances: vec![
+                (Pending, None),
+                (InService, Some(50.0)),
+                (InService, Some(70.0)),
+            ],
+            fleet_value: None,
+            want: Some(4),
+        },
+        Case {
+            name: "ScaleDown: 10/30/50/25/25 % vs 50 % → 3",
+            signal: "gpu_utilization",
+            target: util(50),
+            current: 5,
+            instances: ready(&[10.0, 30.0, 50.0, 25.0, 25.0]),
+            fleet_value: None,
+            want: Some(3),
+        },
+        Case {
+            name: "ScaleDownIgnoresUnreadyPods → 2",
+            signal: "gpu_utilization",
+            target: util(50),
+            current: 5,
+            instances: vec![
+                (InService, Some(10.0)),
+                (InService, Some(30.0)),
+                (InService, Some(50.0)),
+                (Pending, None),
+                (Pending, None),
+            ],
+            fleet_value: None,
+            want: Some(2),
+        },
+        Case {
+            name: "ScaleDownIgnoresDeletionPods → 2",
+            signal: "gpu_utilization",
+            target: util(50),
+            current: 5,
+            instances: vec![
+                (InService, Some(10.0)),
+                (InService, Some(30.0)),
+                (InService, Some(50.0)),
+                (Terminating, Some(25.0)),
+                (Draining, Some(25.0)),
+            ],
+            fleet_value: None,
+            want: Some(2),
+        },
+        Case {
+            name: "Tolerance: 100/105/95 % of target → no change",
+            signal: "gpu_utilization",
+            target: util(50),
+            current: 3,
+            instances: ready(&[50.0, 52.5, 47.5]),
+            fleet_value: None,
+            want: Some(3),
+        },
+        Case {
+            name: "just outside tolerance (×1.11) → scales",
+            signal: "gpu_utilization",
+            target: util(50),
+            current: 3,
+            instances: ready(&[55.5, 55.5, 55.5]),
+            fleet_value: None,
+            want: Some(4),
+        },
+        Case {
+            name: "MissingMetricsNoChangeEq → 2",
+            signal: "gpu_utilization",
+            target: util(100),
+            current: 2,
+            instances: vec![(InService, Some(100.0)), (InService, None)],
+            fleet_value: None,
+            want: Some(2),
+        },
+        Case {
+            name: "MissingMetricsNoChangeGt: missing counts 0 % in scale-up → 2",
+            signal: "gpu_utilization",
+            target: util(100),
+            current: 2,
+            instances: vec![(InService, Some(190.0)), (InService, None)],
+            fleet_value: None,
+            want: Some(2),
+        },
+        Case {
+            name: "MissingMetricsNoChangeLt: missing counts 100 % in scale-down → 2",
+            signal: "gpu_utilization",
+            target: util(100),
+            current: 2,
+            instances: vec![(InService, Some(60.0)), (InService, None)],
+            fleet_value: None,
+            want: Some(2),
+        },
+        Case {
+            name: "missing on scale-up still scales when far over",
+            signal: "gpu_utilization",
+            target: util(50),
+            current: 2,
+            instances: vec![(InService, Some(100.0)), (InService, None)],
+            fleet_value: None,
+            want: Some(2),
+        },
+        Case {
+            name: "missing flips direction → current",
+            signal: "queue_depth",
+            target: avg(10.0),
+            current: 4,
+            instances: vec![
+                (InService, Some(12.0)),
+                (InService, None),
+                (InService, None),
+                (InService, None),
+            ],
+            fleet_value: None,
+            want: Some(4),
+        },
+        Case {
+            name: "missing at target on scale-down (AverageValue)",
+            signal: "queue_depth",
+            target: avg(10.0),
+            current: 4,
+            instances: vec![
+                (InService, Some(0.0)),
+                (InService, Some(0.0)),
+                (InService, Some(0.0)),
+                (InService, None),
+            ],
+            fleet_value: None,
+            want: Some(1),
+        },
+        Case {
+            name: "ScaleUpCM (pods AverageValue) 20k/10k/30k vs 15k → 4",
+            signal: "queue_depth",
+            target: avg(15000.0),
+            current: 3,
+            instances: ready(&[20000.0, 10000.0, 30000.0]),
+            fleet_value: None,
+            want: Some(4),
+        },
+        Case {
+            name: "ToleranceCM → 3",
+            signal: "queue_depth",
+            target: avg(20000.0),
+            current: 3,
+            instances: ready(&[20000.0, 21000.0, 21000.0]),
+            fleet_value: None,
+            want: Some(3),
+        },
+        Case {
+            name: "all pods unready → invalid",
+            signal: "queue_depth",
+            target: avg(5.0),
+            current: 3,
+            instances: vec![(Pending, None), (Pending, None)],
+            fleet_value: None,
+            want: None,
+        },
+        Case {
+            name: "no samples at all → invalid",
+            signal: "queue_depth",
+            target: avg(5.0),
+            current: 2,
+            instances: vec![(InService, None), (InService, None)],
+            fleet_value: None,
+            want: None,
+        },
+        Case {
+            name: "ScaleUpCMExternal (Value) 8600 vs 4400, 1 ready → 2",
+            signal: "custom_fleet",
+            target: value(4400.0),
+            current: 1,
+            instances: ready(&[0.0]),
+            fleet_value: Some(8600.0),
+            want: Some(2),
+        },
+        Case {
+            name: "ScaleDownCMExternal (Value) 8600 vs 14334, 5 ready → 3",
+            signal: "custom_fleet",
+            target: value(14334.0),
+            current: 5,
+            instances: ready(&[0.0; 5]),
+            fleet_value: Some(8600.0),
+            want: Some(3),
+        },
+        Case {
+            name: "ToleranceCMExternal → current",
+            signal: "custom_fleet",
+            target: value(8888.0),
+            current: 3,
+            instances: ready(&[0.0; 3]),
+            fleet_value: Some(8600.0),
+            want: Some(3),
+        },
+        Case {
+            name: "ScaleUpPerPodCMExternal 8600 / 2150 → 4",
+            signal: "external_queue_depth",
+            target: avg(2150.0),
+            current: 3,
+            instances: ready(&[0.0; 3]),
+            fleet_value: Some(8600.0),
+            want: Some(4),
+        },
+        Case {
+            name: "ScaleDownPerPodCMExternal 8600 / 2867 → 3",
+            signal: "external_queue_depth",
+            target: avg(2867.0),
+            current: 5,
+            instances: ready(&[0.0; 5]),
+            fleet_value: Some(8600.0),
+            want: Some(3),
+        },
+        Case {
+            name: "KEDA: queue 20, threshold 5 → 4",
+            signal: "external_queue_depth",
+            target: avg(5.0),
+            current: 1,
+            instances: ready(&[0.0]),
+            fleet_value: Some(20.0),
+            want: Some(4),
+        },
+        Case {
+            name: "scale from zero on an external queue",
+            signal: "external_queue_depth",
+            target: avg(5.0),
+            current: 0,
+            instances: vec![],
+            fleet_value: Some(12.0),
+            want: Some(3),
+        },
+        Case {
+            name: "fleet Value with nothing in service scales live units",
+            signal: "custom_fleet",
+            target: value(10.0),
+            current: 2,
+            instances: vec![(Pending, None), (Pending, None)],
+            fleet_value: Some(40.0),
+            want: Some(8),
+        },
+        Case {
+            name: "external metric missing → invalid",
+            signal: "external_queue_depth",
+            target: avg(5.0),
+            current: 2,
+            instances: ready(&[0.0; 2]),
+            fleet_value: None,
+            want: None,
+        },
+        Case {
+            name: "TTFT over target scales up",
+            signal: "ttft_p95_secs",
+            target: value(2.0),
+            current: 4,
+            instances: ready(&[0.0; 4]),
+            fleet_value: Some(3.0),
+            want: Some(6),
+        },
+        Case {
+            name: "TTFT under target abstains",
+            signal: "ttft_p95_secs",
+            target: value(2.0),
+            current: 4,
+            instances: ready(&[0.0; 4]),
+            fleet_value: Some(0.4),
+            want: None,
+        },
+    ]
+}
+
+#[test]
+fn upstream_replica_calculation_cases() {
+    let now = t(0);
+    let mut failures = Vec::new();
+    for c in cases() {
+        let f = fleet_with_metric(c.signal, c.target, "");
+        let mut s = snap(c.current, &[], now);
+        for (i, (state, v)) in c.instances.iter().enumerate() {
+            s.instances.push(inst(i, *state, *v, now));
+        }
+        if let Some(v) = c.fleet_value {
+            s = with_fleet_metric(s, v, now);
+        }
+        let got = recommend(
+            &f.metrics[0],
+            &s,
+            CalcInput {
+                now,
+                current_units: c.current,
+                tolerance: 0.1,
+            },
+        );
+        if got.recommendation != c.want {
+            failures.push(format!(
+                "{}: want {:?}, got {:?} ({:?})",
+                c.name, c.want, got.recommendation, got.status
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn stale_samples_count_as_missing_and_stale_fleet_metric_is_invalid() {
+    let now = t(100);
+    let f = fleet_with_metric("queue_depth", avg(5.0), "stale_after_secs = 30");
+    // Two fresh samples at 10 (ratio 2) and one 31 s old: it counts as missing (0 % on scale-up).
+    let mut s = snap(3, &[Some(10.0), Some(10.0)], now);
+    s.instances.push(inst(2, InService, Some(10.0), t(69)));
+    let r = recommend(
+        &f.metrics[0],
+        &s,
+        CalcInput {
+            now,
+            current_units: 3,
+            tolerance: 0.1,
+        },
+    );
+    assert_eq!(r.missing_units, 1);
+    assert_eq!(r.ready_units, 2);
+    assert_eq!(r.recommendation, Some(4)); // (10+10+0)/3/5 = 1.33 × 3 = 4
+
+    let f = fleet_with_metric("external_queue_depth", avg(5.0), "stale_after_secs = 30");
+    let s = with_fleet_metric(snap(3, &[Some(0.0); 3], now), 100.0, t(60));
+    let r = recommend(
+        &f.metrics[0],
+        &s,
+        CalcInput {
+            now,
+            current_units: 3,
+            tolerance: 0.1,
+        },
+    );
+    assert!(
+        matches!(r.status, MetricStatus::Invalid(ref why) if why.contains("stale")),
+        "{:?}",
+        r.status
+    );
+    assert_eq!(r.recommendation, None);
+}
+
+#[test]
+fn non_finite_and_negative_samples_are_not_used() {
+    let now = t(0);
+    let f = fleet_with_metric("queue_depth", avg(5.0), "");
+    let s = snap(2, &[Some(f64::NAN), Some(-3.0)], now);
+    let r = recommend(
+        &f.metrics[0],
+        &s,
+        CalcInput {
+            now,
+            current_units: 2,
+            tolerance: 0.1,
+        },
+    );
+    assert!(matches!(r.status, MetricStatus::Invalid(_)));
+}
+
+#[test]
+fn weighted_instances_count_their_units() {
+    let now = t(0);
+    let f = fleet_with_metric("queue_depth", avg(5.0), "");
+    // One 4-unit instance with 40 waiting: 10 per unit vs target 5 → ratio 2 → 8 units.
+    let mut s = snap(4, &[Some(40.0)], now);
+    s.instances[0].weight_units = 4;
+    let r = recommend(
+        &f.metrics[0],
+        &s,
+        CalcInput {
+            now,
+            current_units: 4,
+            tolerance: 0.1,
+        },
+    );
+    assert_eq!(r.ready_units, 4);
+    assert_eq!(r.recommendation, Some(8));
+}
