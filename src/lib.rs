@@ -18,6 +18,8 @@
 //!   [`policy::split`] (units → spot / on-demand pools).
 //! - [`engine`]: [`engine::decide`] — snapshot + policy + state + now → [`engine::Decision`]
 //!   with its reasons; [`engine::EngineState`] is what must survive a restart.
+//! - [`sim`]: the simulator — traffic, replica performance model, simulated cloud, baselines,
+//!   oracle and reports — driving the same [`engine::decide`] with a virtual clock.
 //!
 //! The *edge* (daemon, AWS, HTTP) depends on the core, never the reverse; `main.rs` wires the
 //! CLI and is the only place `anyhow` is used.
@@ -26,3 +28,4 @@ pub mod config;
 pub mod engine;
 pub mod model;
 pub mod policy;
+pub mod sim;

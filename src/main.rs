@@ -14,6 +14,13 @@ use serde::{Deserialize, Serialize};
 use llm_autoscaler::config::{self, Config, ConfigError, Fleet, Target};
 use llm_autoscaler::engine::{self, Decision, EngineState};
 use llm_autoscaler::model::{Snapshot, Timestamp};
+use llm_autoscaler::sim::{
+    self, scenario,
+    traffic::{self, TokenMix, Trace, Traffic},
+    world::SpotModel,
+    SimSetup,
+};
+use std::io::{IsTerminal as _, Write as _};
 
 /// SLO-driven autoscaler for LLM inference fleets on AWS GPU Auto Scaling Groups.
 #[derive(Parser)]
@@ -50,6 +57,55 @@ enum Command {
         #[arg(long)]
         summary: bool,
     },
+    /// Replay traffic against a simulated GPU fleet driven by the real engine, and compare the
+    /// policy with the baselines (static-peak, hpa-cpu, seed-queue, target-tracking) and the
+    /// oracle on the same traffic and seed.
+    ///
+    /// Traffic: one of the built-in scenarios (traffic-spike, gradual-growth, periodic,
+    /// sudden-drop, mixed-workload) or a trace file, either `t_s,prompt_tokens,output_tokens`
+    /// (one row per request) or `minute,requests` (one row per minute). See docs/simulator.md.
+    Simulate {
+        /// The TOML policy file; its first fleet is simulated.
+        #[arg(long, short, default_value = "config/example.toml")]
+        config: PathBuf,
+        /// A built-in scenario.
+        #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
+        scenario: Option<String>,
+        /// A trace file to replay instead of a scenario.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// For a per-minute trace: draw token counts from this per-request trace instead of
+        /// the built-in chat mix.
+        #[arg(long, requires = "trace")]
+        tokens_from: Option<PathBuf>,
+        /// Multiply the traffic rate by this factor (the shape stays).
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Seed of every random draw; the same seed gives the same report, byte for byte.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Length of the run, seconds (default: the scenario's or the trace's).
+        #[arg(long)]
+        duration_secs: Option<f64>,
+        /// Model class served: 8b, or 70b on g5.12xlarge / p4d.24xlarge.
+        #[arg(long, default_value = "8b")]
+        model: String,
+        /// Requests waiting longer than this fail, seconds.
+        #[arg(long, default_value_t = 30.0)]
+        queue_timeout_secs: f64,
+        /// Skip the baselines and the oracle (only the policy runs).
+        #[arg(long)]
+        no_baselines: bool,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the per-minute CSV here.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// Write the HTML report here.
+        #[arg(long)]
+        html: Option<PathBuf>,
+    },
 }
 
 /// The `decide` input document.
@@ -84,6 +140,35 @@ fn main() -> ExitCode {
             snapshot,
             summary,
         } => decide(&config, &snapshot, summary),
+        Command::Simulate {
+            config,
+            scenario,
+            trace,
+            tokens_from,
+            scale,
+            seed,
+            duration_secs,
+            model,
+            queue_timeout_secs,
+            no_baselines,
+            json,
+            csv,
+            html,
+        } => simulate(SimArgs {
+            config,
+            scenario,
+            trace,
+            tokens_from,
+            scale,
+            seed,
+            duration_secs,
+            model,
+            queue_timeout_secs,
+            no_baselines,
+            json,
+            csv,
+            html,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -267,4 +352,142 @@ fn fleet_names(cfg: &Config) -> String {
         .map(|f| format!("\"{}\"", f.name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+struct SimArgs {
+    config: PathBuf,
+    scenario: Option<String>,
+    trace: Option<PathBuf>,
+    tokens_from: Option<PathBuf>,
+    scale: f64,
+    seed: u64,
+    duration_secs: Option<f64>,
+    model: String,
+    queue_timeout_secs: f64,
+    no_baselines: bool,
+    json: Option<PathBuf>,
+    csv: Option<PathBuf>,
+    html: Option<PathBuf>,
+}
+
+fn read_trace(path: &Path) -> anyhow::Result<Trace> {
+    let text = read_input(path)?;
+    Ok(traffic::parse_trace(&path.display().to_string(), &text)
+        .map_err(|e| InputError(e.to_string()))?)
+}
+
+fn simulate(a: SimArgs) -> anyhow::Result<()> {
+    let cfg = load(&a.config)?;
+    if !(a.scale > 0.0 && a.scale.is_finite()) {
+        return Err(InputError(format!("--scale {} must be a number above 0", a.scale)).into());
+    }
+    let (name, source, duration, spot, epoch) = match (&a.scenario, &a.trace) {
+        (Some(name), _) => {
+            let s = scenario::builtin(name, a.seed).ok_or_else(|| {
+                InputError(format!(
+                    "unknown scenario \"{name}\"; valid: {}",
+                    scenario::NAMES.join(", ")
+                ))
+            })?;
+            (
+                s.name.to_string(),
+                s.source,
+                s.duration_secs,
+                s.spot,
+                s.epoch,
+            )
+        }
+        (None, Some(path)) => {
+            let trace = read_trace(path)?;
+            let mix = match &a.tokens_from {
+                None => TokenMix::Chat { doc_share: 0.0 },
+                Some(p) => match read_trace(p)? {
+                    Trace::PerRequest(reqs) => TokenMix::Empirical(std::sync::Arc::new(
+                        reqs.iter().map(|r| (r.prompt_tokens, r.output_tokens)).collect(),
+                    )),
+                    Trace::PerMinute(_) => {
+                        return Err(InputError(format!(
+                            "{}: --tokens-from needs a per-request trace (t_s,prompt_tokens,output_tokens)",
+                            p.display()
+                        ))
+                        .into())
+                    }
+                },
+            };
+            let duration = trace.duration_secs();
+            let name = path
+                .file_stem()
+                .map_or("trace".into(), |s| s.to_string_lossy().to_string());
+            let epoch = Timestamp::parse_rfc3339("2026-11-30T00:00:00Z")?;
+            (
+                name,
+                trace.into_source(mix),
+                duration,
+                SpotModel::default(),
+                epoch,
+            )
+        }
+        (None, None) => unreachable!("clap requires --scenario or --trace"),
+    };
+    let duration_secs = a.duration_secs.unwrap_or(duration).min(duration);
+    if duration_secs < 60.0 {
+        return Err(InputError(format!(
+            "the run lasts {duration_secs} s; at least 60 s are needed"
+        ))
+        .into());
+    }
+    let fleet = cfg.fleets[0].clone();
+    let setup = SimSetup {
+        scenario: name,
+        traffic: Traffic {
+            source,
+            scale: a.scale,
+            seed: a.seed,
+            duration_secs,
+        },
+        spot,
+        epoch,
+        policy_name: format!("{}#{}", a.config.display(), fleet.name),
+        fleet,
+        model: a.model,
+        tick_secs: cfg.global.tick_secs as f64,
+        queue_timeout_secs: a.queue_timeout_secs,
+        target_utilization: 0.8,
+        baselines: !a.no_baselines,
+    };
+    let tty = std::io::stdout().is_terminal();
+    let runs = if setup.baselines { 6.0 } else { 1.0 };
+    let mut progress = |f: f64| {
+        if tty {
+            let n = (f * 40.0) as usize;
+            eprint!(
+                "\r[{}{}] {:>3.0}% of the policy's run (then {} baselines)",
+                "#".repeat(n),
+                " ".repeat(40 - n),
+                f * 100.0,
+                runs as u32 - 1
+            );
+            if f >= 1.0 {
+                eprintln!();
+            }
+        }
+    };
+    let outcome = sim::simulate(setup, &mut progress)?;
+    // A closed stdout (`| head`) is not an error: the files below still get written.
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{}", outcome.table());
+    let mut write = |p: &Option<PathBuf>, text: String| -> anyhow::Result<()> {
+        if let Some(p) = p {
+            std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?;
+            let _ = writeln!(out, "wrote {}", p.display());
+        }
+        Ok(())
+    };
+    write(
+        &a.json,
+        serde_json::to_string_pretty(&outcome.report())? + "\n",
+    )?;
+    write(&a.csv, outcome.csv())?;
+    write(&a.html, outcome.html())?;
+    Ok(())
 }

@@ -1,0 +1,292 @@
+//! Who sets desired capacity in a run: our engine (the very `engine::decide` the daemon calls),
+//! the baselines of EVALUATION.md, and the oracle.
+
+use std::collections::BTreeMap;
+
+use super::world::{Controller, Desired, World};
+use crate::config::{Fleet, Signal};
+use crate::engine::{decide, Decision, EngineState};
+use crate::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
+
+/// The world as the daemon's collectors would see it at `at`: lifecycle per instance,
+/// Prometheus-style gauges scraped now, fleet-level gauges.
+///
+/// Signals the simulator does not model (CPU, memory, custom gauges) get no samples, so a
+/// policy using them holds on scale-down exactly as it would with a broken collector.
+pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
+    let serving = world
+        .live_instances()
+        .filter(|i| i.lifecycle() == LifecycleState::InService)
+        .count()
+        .max(1);
+    let queue_share = world.queue_len() as f64 / serving as f64;
+    let instances = world
+        .live_instances()
+        .map(|i| {
+            let lifecycle = i.lifecycle();
+            let mut samples = BTreeMap::new();
+            if lifecycle == LifecycleState::InService {
+                for m in fleet.metrics.iter().filter(|m| m.signal.per_instance()) {
+                    let value = match m.signal {
+                        Signal::GpuUtilization => world.gpu_utilization_pct(i),
+                        Signal::KvCacheUsage => world.kv_cache_pct(i),
+                        Signal::QueueDepth => queue_share,
+                        Signal::Concurrency => i.running as f64 + queue_share,
+                        Signal::RequestRate => world.request_rate(i),
+                        _ => continue,
+                    };
+                    samples.insert(m.name.clone(), Sample { value, at });
+                }
+            }
+            Instance {
+                id: format!("sim-{:06}", i.id),
+                pool: world.pools[i.pool].spec.name.clone(),
+                weight_units: world.pools[i.pool].spec.weight_units,
+                state: lifecycle,
+                samples,
+            }
+        })
+        .collect();
+    let mut fleet_metrics = BTreeMap::new();
+    for m in fleet.metrics.iter().filter(|m| !m.signal.per_instance()) {
+        let value = match m.signal {
+            Signal::ExternalQueueDepth => world.queue_len() as f64,
+            Signal::FleetRequestRate => world.fleet_request_rate(),
+            Signal::TtftP95Secs => world.recent_ttft_p95(),
+            _ => continue,
+        };
+        fleet_metrics.insert(m.name.clone(), Sample { value, at });
+    }
+    Snapshot {
+        desired_units: world.pools.iter().map(|p| p.desired_units).sum(),
+        instances,
+        fleet_metrics,
+    }
+}
+
+/// Our engine, or HPA (the same engine with an HPA-only policy).
+pub struct EngineController {
+    fleet: Fleet,
+    state: EngineState,
+    epoch: Timestamp,
+    /// The latest decision.
+    pub last: Option<Decision>,
+    /// Decisions that changed capacity.
+    pub changes: u64,
+}
+
+impl EngineController {
+    /// A controller for `fleet`; run time 0 is `epoch`.
+    pub fn new(fleet: Fleet, epoch: Timestamp) -> Self {
+        EngineController {
+            fleet,
+            state: EngineState::default(),
+            epoch,
+            last: None,
+            changes: 0,
+        }
+    }
+}
+
+impl Controller for EngineController {
+    fn tick(&mut self, now_secs: f64, world: &World) -> Desired {
+        let at = self.epoch.plus_secs(now_secs);
+        let snap = observe(&self.fleet, world, at);
+        let (decision, state) = decide(&self.fleet, &snap, &self.state, at);
+        self.state = state;
+        if decision.desired_units != decision.current_units {
+            self.changes += 1;
+        }
+        let desired = world
+            .pools
+            .iter()
+            .map(|p| {
+                decision
+                    .pools
+                    .iter()
+                    .find(|t| t.pool == p.spec.name)
+                    .map_or(p.desired_units, |t| t.desired_units)
+            })
+            .collect();
+        self.last = Some(decision);
+        desired
+    }
+}
+
+/// A fixed capacity: `static-peak`.
+pub struct Fixed(pub u32);
+
+impl Controller for Fixed {
+    fn tick(&mut self, _: f64, _: &World) -> Desired {
+        vec![self.0]
+    }
+}
+
+/// The brief's QueueBasedScaler: target = clamp(queue_depth // 50, 2, 50), stepping +2 up and
+/// −1 down per 15 s.
+pub struct SeedQueue {
+    current: u32,
+    last_step: f64,
+}
+
+impl SeedQueue {
+    /// Starting at `current` units.
+    pub fn new(current: u32) -> Self {
+        SeedQueue {
+            current,
+            last_step: f64::NEG_INFINITY,
+        }
+    }
+
+    /// The brief's formula.
+    pub fn target(queue_depth: usize) -> u32 {
+        ((queue_depth / 50) as u32).clamp(2, 50)
+    }
+
+    /// One 15-second step from `current` toward the target for `queue_depth`.
+    pub fn step(current: u32, queue_depth: usize) -> u32 {
+        let target = Self::target(queue_depth);
+        if target > current {
+            (current + 2).min(target)
+        } else if target < current {
+            (current - 1).max(target)
+        } else {
+            current
+        }
+    }
+}
+
+impl Controller for SeedQueue {
+    fn tick(&mut self, now: f64, world: &World) -> Desired {
+        if now - self.last_step >= 15.0 - 1e-9 {
+            self.current = Self::step(self.current, world.queue_len());
+            self.last_step = now;
+        }
+        vec![self.current]
+    }
+}
+
+/// EC2 target tracking on requests per instance (ALBRequestCountPerTarget), from 1-minute
+/// CloudWatch datapoints that arrive a minute late: scale out after 3 datapoints above target,
+/// scale in after 15 below 90 % of it; no scale-in while instances warm up.
+pub struct TargetTracking {
+    /// Requests per in-service instance per minute to hold.
+    pub target_per_instance_per_min: f64,
+    /// Bounds.
+    pub min_units: u32,
+    /// Bounds.
+    pub max_units: u32,
+    desired: u32,
+    evaluated_minute: Option<usize>,
+    datapoints: Vec<f64>,
+}
+
+impl TargetTracking {
+    /// Starting at `desired` units.
+    pub fn new(
+        target_per_instance_per_min: f64,
+        min_units: u32,
+        max_units: u32,
+        desired: u32,
+    ) -> Self {
+        TargetTracking {
+            target_per_instance_per_min,
+            min_units,
+            max_units,
+            desired,
+            evaluated_minute: None,
+            datapoints: Vec::new(),
+        }
+    }
+}
+
+impl Controller for TargetTracking {
+    fn tick(&mut self, now: f64, world: &World) -> Desired {
+        // Minute m's datapoint is published at the end of minute m + 1.
+        let latest = (now / 60.0) as usize;
+        if latest >= 2 && self.evaluated_minute != Some(latest - 2) {
+            let m = latest - 2;
+            self.evaluated_minute = Some(m);
+            let in_service = world
+                .live_instances()
+                .filter(|i| i.lifecycle() == LifecycleState::InService)
+                .count()
+                .max(1) as f64;
+            let value = world.arrivals_in_minute(m).unwrap_or(0) as f64 / in_service;
+            self.datapoints.push(value);
+            let t = self.target_per_instance_per_min;
+            let recent = |n: usize| self.datapoints.iter().rev().take(n);
+            let proposal = (in_service * value / t).ceil() as u32;
+            let warming = world
+                .live_instances()
+                .any(|i| i.lifecycle() == LifecycleState::Pending);
+            if self.datapoints.len() >= 3 && recent(3).all(|v| *v > t) {
+                self.desired = self.desired.max(proposal);
+            } else if self.datapoints.len() >= 15 && recent(15).all(|v| *v < 0.9 * t) && !warming {
+                self.desired = self.desired.min(proposal.max(1));
+            }
+            self.desired = self.desired.clamp(self.min_units, self.max_units);
+        }
+        vec![self.desired]
+    }
+}
+
+/// Knows the future: desired = the most required units over the next `lead_secs` (one cold
+/// start), so exactly the required capacity is in service each minute and released at once.
+pub struct Oracle {
+    /// Required units per minute.
+    pub required: Vec<u32>,
+    /// Launch lead, seconds.
+    pub lead_secs: f64,
+}
+
+impl Oracle {
+    /// Units to have desired at `now`.
+    pub fn desired_at(&self, now: f64) -> u32 {
+        let from = (now / 60.0) as usize;
+        let to = ((now + self.lead_secs) / 60.0) as usize;
+        (from..=to)
+            .filter_map(|m| self.required.get(m))
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Controller for Oracle {
+    fn tick(&mut self, now: f64, _: &World) -> Desired {
+        vec![self.desired_at(now)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_queue_follows_the_brief() {
+        // target = clamp(queue // 50, 2, 50)
+        assert_eq!(SeedQueue::target(0), 2);
+        assert_eq!(SeedQueue::target(149), 2);
+        assert_eq!(SeedQueue::target(500), 10);
+        assert_eq!(SeedQueue::target(100_000), 50);
+        // +2 up, −1 down per step, never past the target.
+        assert_eq!(SeedQueue::step(2, 500), 4);
+        assert_eq!(SeedQueue::step(9, 500), 10);
+        assert_eq!(SeedQueue::step(10, 0), 9);
+        assert_eq!(SeedQueue::step(3, 0), 2);
+        assert_eq!(SeedQueue::step(10, 500), 10);
+    }
+
+    #[test]
+    fn oracle_looks_one_lead_ahead() {
+        let o = Oracle {
+            required: vec![1, 1, 5, 2, 0],
+            lead_secs: 90.0,
+        };
+        assert_eq!(o.desired_at(0.0), 1); // minutes 0..=1
+        assert_eq!(o.desired_at(60.0), 5); // minutes 1..=2
+        assert_eq!(o.desired_at(180.0), 2);
+        assert_eq!(o.desired_at(400.0), 0);
+    }
+}

@@ -1,0 +1,474 @@
+//! The simulator: replays traffic against a simulated GPU fleet driven by the real engine, and
+//! measures the policy against baselines and an oracle on the same traffic and seed.
+//!
+//! Deterministic (virtual clock, seeded), single-threaded per run, no I/O: the CLI reads trace
+//! files and writes reports. `../shared/design/EVALUATION.md` (and `docs/simulator.md`) fix the
+//! model and the metric definitions.
+//!
+//! - [`traffic`]: requests from scenarios and traces; [`scenario`]: the five built-ins.
+//! - [`perf`]: replica performance and prices per instance type; `required_units`.
+//! - [`world`]: the simulated cloud and replicas, and the event loop.
+//! - [`controllers`]: our engine, the baselines, the oracle.
+//! - [`stats`]: histograms, per-minute records, SLO and capacity metrics.
+//! - [`report`]: JSON, CSV, HTML and the summary table.
+
+pub mod controllers;
+pub mod perf;
+pub mod report;
+pub mod rng;
+pub mod scenario;
+pub mod stats;
+pub mod traffic;
+pub mod world;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::{self, Fleet};
+use crate::model::{Market, Timestamp};
+use crate::policy::split;
+use controllers::{EngineController, Fixed, Oracle, SeedQueue, TargetTracking};
+use perf::{MinuteLoad, Profile};
+use stats::{Capacity, Histogram, Minute, Slo};
+use traffic::Traffic;
+use world::{Controller, PoolSpec, SpotModel, World};
+
+/// Why a simulation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A pool launches a type with no performance profile.
+    #[error("pool \"{pool}\" launches {instance_type} serving a {model} model, which has no performance profile; known: {known}")]
+    UnknownInstanceType {
+        /// Pool name.
+        pool: String,
+        /// Its instance type.
+        instance_type: String,
+        /// The model class.
+        model: String,
+        /// Known (type, model) pairs.
+        known: String,
+    },
+    /// A generated baseline policy failed validation (a bug).
+    #[error("baseline policy: {0}")]
+    Baseline(#[from] config::ConfigError),
+}
+
+/// Everything that fixes a run.
+#[derive(Clone, Debug)]
+pub struct SimSetup {
+    /// Scenario or trace name, for the report.
+    pub scenario: String,
+    /// The requests.
+    pub traffic: Traffic,
+    /// Spot weather.
+    pub spot: SpotModel,
+    /// Wall-clock time of t = 0.
+    pub epoch: Timestamp,
+    /// The policy under test.
+    pub fleet: Fleet,
+    /// Name of the policy (file) for the report.
+    pub policy_name: String,
+    /// Model class served (`8b` or `70b`).
+    pub model: String,
+    /// Seconds between decisions.
+    pub tick_secs: f64,
+    /// Queue timeout, seconds.
+    pub queue_timeout_secs: f64,
+    /// Target utilisation for `required_units`.
+    pub target_utilization: f64,
+    /// Also run the baselines and the oracle.
+    pub baselines: bool,
+}
+
+/// Cost figures of one policy.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cost {
+    /// Everything billed, USD.
+    pub total_usd: f64,
+    /// Spot's share of it.
+    pub spot_share: f64,
+    /// 1 − cost ÷ cost(static-peak); `None` without baselines.
+    pub savings_vs_static: Option<f64>,
+    /// cost ÷ cost(oracle); `None` without baselines.
+    pub vs_oracle: Option<f64>,
+}
+
+/// One policy's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PolicyFigures {
+    /// SLOs.
+    pub slo: Slo,
+    /// Cost.
+    pub cost: Cost,
+    /// Capacity.
+    pub capacity: Capacity,
+}
+
+/// Requests by outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Accounting {
+    /// Arrived.
+    pub arrived: u64,
+    /// Succeeded.
+    pub succeeded: u64,
+    /// Failed (queue timeout, or lost to an interruption twice).
+    pub failed: u64,
+}
+
+/// What happened to the fleet in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct FleetEvents {
+    /// Instances launched.
+    pub launches: u64,
+    /// Spot launches that failed (shortage).
+    pub failed_launches: u64,
+    /// Spot instances that received an interruption notice.
+    pub spot_interruptions: u64,
+    /// Decisions that changed desired capacity.
+    pub capacity_changes: u64,
+}
+
+/// A finished run of one policy.
+pub struct Run {
+    /// Policy name.
+    pub name: String,
+    /// Per-minute record.
+    pub minutes: Vec<Minute>,
+    /// TTFT over the run.
+    pub ttft: Histogram,
+    /// Total cost, USD.
+    pub cost_usd: f64,
+    /// Spot cost, USD.
+    pub spot_cost_usd: f64,
+    /// The policy's capacity floor (for scale-down lag).
+    pub min_units: u32,
+    /// The world at the end (instances, billing records).
+    pub world: World,
+    /// Decisions that changed capacity.
+    pub changes: u64,
+}
+
+impl Run {
+    /// Requests by outcome.
+    pub fn accounting(&self) -> Accounting {
+        let sum = |f: fn(&Minute) -> u32| self.minutes.iter().map(|m| f(m) as u64).sum();
+        Accounting {
+            arrived: sum(|m| m.arrived),
+            succeeded: sum(|m| m.succeeded),
+            failed: sum(|m| m.failed),
+        }
+    }
+
+    /// Fleet events.
+    pub fn events(&self) -> FleetEvents {
+        FleetEvents {
+            launches: self.world.instances.len() as u64,
+            failed_launches: self.world.pools.iter().map(|p| p.failed_launches).sum(),
+            spot_interruptions: self.world.spot_interruptions,
+            capacity_changes: self.changes,
+        }
+    }
+}
+
+/// The full result of `simulate`.
+pub struct Outcome {
+    /// The setup.
+    pub setup: SimSetup,
+    /// Load per minute.
+    pub loads: Vec<MinuteLoad>,
+    /// Required units per minute.
+    pub required: Vec<u32>,
+    /// The policy under test.
+    pub ours: Run,
+    /// Baselines by name (empty without them).
+    pub baselines: BTreeMap<String, Run>,
+}
+
+/// Names of the baselines, in report order.
+pub const BASELINES: [&str; 5] = [
+    "static-peak",
+    "hpa-cpu",
+    "seed-queue",
+    "target-tracking",
+    "oracle",
+];
+
+/// The reference profile: the first on-demand pool's first type, else the first pool's.
+fn reference(fleet: &Fleet, model: &str) -> Result<(Profile, String), SimError> {
+    let pool = fleet
+        .pools
+        .iter()
+        .find(|p| p.market == Market::OnDemand)
+        .or(fleet.pools.first())
+        .expect("a validated fleet has a pool");
+    profile_for(&pool.name, &pool.instance_types[0].instance_type, model)
+        .map(|p| (p, pool.name.clone()))
+}
+
+fn profile_for(pool: &str, instance_type: &str, model: &str) -> Result<Profile, SimError> {
+    perf::lookup(instance_type, model).ok_or_else(|| SimError::UnknownInstanceType {
+        pool: pool.to_string(),
+        instance_type: instance_type.to_string(),
+        model: model.to_string(),
+        known: perf::builtin()
+            .iter()
+            .map(|p| format!("{} ({})", p.instance_type, p.model))
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// Pass 1: load and required units per minute.
+fn measure_load(
+    traffic: &Traffic,
+    minutes: usize,
+    reference: &Profile,
+    target_util: f64,
+) -> (Vec<MinuteLoad>, Vec<u32>) {
+    let mut loads = vec![MinuteLoad::default(); minutes];
+    for r in traffic.requests() {
+        if let Some(l) = loads.get_mut((r.arrival_secs / 60.0) as usize) {
+            l.add(&r);
+        }
+    }
+    let required = loads
+        .iter()
+        .map(|l| l.required_units(reference, target_util))
+        .collect();
+    (loads, required)
+}
+
+/// Runs the policy (and the baselines) on the setup's traffic.
+pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcome, SimError> {
+    let duration = setup.traffic.duration_secs;
+    let minutes = (duration / 60.0).ceil() as usize;
+    let (ref_profile, _) = reference(&setup.fleet, &setup.model)?;
+    let (loads, required) = measure_load(
+        &setup.traffic,
+        minutes,
+        &ref_profile,
+        setup.target_utilization,
+    );
+    let fleet = &setup.fleet;
+    let first = |n: usize| required.iter().take(n.max(1)).copied().max().unwrap_or(0);
+
+    // Our policy.
+    let specs = fleet
+        .pools
+        .iter()
+        .map(|p| {
+            let t = &p.instance_types[0];
+            Ok(PoolSpec {
+                name: p.name.clone(),
+                market: p.market,
+                profile: profile_for(&p.name, &t.instance_type, &setup.model)?,
+                weight_units: t.weight_units,
+                warm_pool_min: p.warm_pool.as_ref().map_or(0, |w| w.min_size),
+                exposed_to_spot_events: true,
+            })
+        })
+        .collect::<Result<Vec<_>, SimError>>()?;
+    let start_units = first(1).clamp(fleet.min_units, fleet.max_units);
+    let initial: Vec<u32> = split::split(fleet, start_units)
+        .iter()
+        .map(|t| t.desired_units)
+        .collect();
+    let mut ctl = EngineController::new(fleet.clone(), setup.epoch);
+    let mut ours = run_one(
+        &setup,
+        "ours",
+        specs,
+        &initial,
+        &mut ctl,
+        fleet.min_units,
+        progress,
+    );
+    ours.changes = ctl.changes;
+
+    let mut baselines = BTreeMap::new();
+    if setup.baselines {
+        let od_pool = |name: &str, market, exposed| PoolSpec {
+            name: name.to_string(),
+            market,
+            profile: ref_profile.clone(),
+            weight_units: 1,
+            warm_pool_min: 0,
+            exposed_to_spot_events: exposed,
+        };
+        let peak = required.iter().copied().max().unwrap_or(0).max(1);
+        let (min, max) = (fleet.min_units, fleet.max_units);
+        let start = start_units;
+        let quiet = &mut |_: f64| {};
+
+        let mut c = Fixed(peak);
+        baselines.insert(
+            "static-peak".into(),
+            run_one(
+                &setup,
+                "static-peak",
+                vec![od_pool("on-demand", Market::OnDemand, false)],
+                &[peak],
+                &mut c,
+                peak,
+                quiet,
+            ),
+        );
+
+        let hpa_fleet = hpa_policy(&ref_profile, min, max)?;
+        let mut c = EngineController::new(hpa_fleet, setup.epoch);
+        let mut run = run_one(
+            &setup,
+            "hpa-cpu",
+            vec![od_pool("on-demand", Market::OnDemand, false)],
+            &[start],
+            &mut c,
+            min,
+            quiet,
+        );
+        run.changes = c.changes;
+        baselines.insert("hpa-cpu".into(), run);
+
+        let seed_start = start.clamp(2, 50);
+        let mut c = SeedQueue::new(seed_start);
+        baselines.insert(
+            "seed-queue".into(),
+            run_one(
+                &setup,
+                "seed-queue",
+                vec![od_pool("on-demand", Market::OnDemand, false)],
+                &[seed_start],
+                &mut c,
+                2,
+                quiet,
+            ),
+        );
+
+        let total = loads.iter().fold(MinuteLoad::default(), |mut a, l| {
+            a.requests += l.requests;
+            a.prompt_tokens += l.prompt_tokens;
+            a.output_tokens += l.output_tokens;
+            a
+        });
+        let n = total.requests.max(1) as f64;
+        let per_min = 60.0
+            * setup.target_utilization
+            * ref_profile.sustainable_rps(
+                total.prompt_tokens as f64 / n,
+                total.output_tokens as f64 / n,
+            );
+        let mut c = TargetTracking::new(per_min, min, max, start);
+        baselines.insert(
+            "target-tracking".into(),
+            run_one(
+                &setup,
+                "target-tracking",
+                vec![od_pool("on-demand", Market::OnDemand, false)],
+                &[start],
+                &mut c,
+                min,
+                quiet,
+            ),
+        );
+
+        // One cold start at its 99th percentile ahead.
+        let lead = ref_profile.cold_start_median_secs * (2.33 * ref_profile.start_sigma).exp();
+        let mut c = Oracle {
+            required: required.clone(),
+            lead_secs: lead,
+        };
+        let o_start = c.desired_at(0.0);
+        baselines.insert(
+            "oracle".into(),
+            run_one(
+                &setup,
+                "oracle",
+                vec![od_pool("spot", Market::Spot, false)],
+                &[o_start],
+                &mut c,
+                0,
+                quiet,
+            ),
+        );
+    }
+    for run in std::iter::once(&mut ours).chain(baselines.values_mut()) {
+        for (m, r) in run.minutes.iter_mut().zip(&required) {
+            m.required_units = *r;
+        }
+    }
+    Ok(Outcome {
+        setup,
+        loads,
+        required,
+        ours,
+        baselines,
+    })
+}
+
+/// HPA defaults on GPU utilisation, target 70 %, on-demand: a policy file like a user's.
+fn hpa_policy(reference: &Profile, min: u32, max: u32) -> Result<Fleet, SimError> {
+    let text = format!(
+        "[[fleets]]\nname = \"hpa-cpu\"\nmin_units = {min}\nmax_units = {max}\n\
+         [[fleets.pools]]\nname = \"on-demand\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"{}\" }}]\n\
+         [[fleets.metrics]]\nsignal = \"gpu_utilization\"\ntarget = {{ type = \"Utilization\", average_utilization = 70 }}\n\
+         [fleets.panic]\nenabled = false\n",
+        reference.instance_type
+    );
+    Ok(config::parse_str("hpa-cpu (generated)", &text)?
+        .fleets
+        .remove(0))
+}
+
+fn run_one(
+    setup: &SimSetup,
+    name: &str,
+    pools: Vec<PoolSpec>,
+    initial: &[u32],
+    ctl: &mut dyn Controller,
+    min_units: u32,
+    progress: &mut dyn FnMut(f64),
+) -> Run {
+    let mut world = World::new(
+        pools,
+        initial,
+        setup.spot.clone(),
+        setup.traffic.seed,
+        setup.traffic.duration_secs,
+        setup.tick_secs,
+        setup.queue_timeout_secs,
+    );
+    world.run(setup.traffic.requests(), ctl, 600.0, progress);
+    Run {
+        name: name.to_string(),
+        minutes: world.minutes.clone(),
+        ttft: world.ttft_all.clone(),
+        cost_usd: world.cost_usd(),
+        spot_cost_usd: world.cost_by_market[1],
+        min_units,
+        world,
+        changes: 0,
+    }
+}
+
+impl Outcome {
+    /// Figures of one run, with cost ratios against the baselines when they ran.
+    pub fn figures(&self, run: &Run) -> PolicyFigures {
+        let static_cost = self.baselines.get("static-peak").map(|r| r.cost_usd);
+        let oracle_cost = self.baselines.get("oracle").map(|r| r.cost_usd);
+        let cost = run.cost_usd;
+        PolicyFigures {
+            slo: stats::slo(&run.minutes, &run.ttft, self.setup.fleet.slo.ttft_p95_secs),
+            cost: Cost {
+                total_usd: cost,
+                spot_share: if cost > 0.0 {
+                    run.spot_cost_usd / cost
+                } else {
+                    0.0
+                },
+                savings_vs_static: static_cost.filter(|c| *c > 0.0).map(|s| 1.0 - cost / s),
+                vs_oracle: oracle_cost.filter(|c| *c > 0.0).map(|o| cost / o),
+            },
+            capacity: stats::capacity(&run.minutes, run.min_units),
+        }
+    }
+}

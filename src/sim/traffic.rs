@@ -1,0 +1,529 @@
+//! Traffic: one record per request (arrival, prompt tokens, output tokens), from the built-in
+//! scenarios or from trace files, rescaled by `--scale`, generated lazily in arrival order so a
+//! 14-day replay never sits in memory.
+//!
+//! Rates are piecewise constant (per second for scenarios, per minute for per-minute traces) and
+//! arrivals inside a piece are Poisson, which is exact for a piecewise-constant rate because the
+//! exponential gap is memoryless.
+
+use std::fmt;
+use std::sync::Arc;
+
+use super::rng::Rng;
+
+/// One request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Request {
+    /// Seconds since the start of the run.
+    pub arrival_secs: f64,
+    /// Prompt length, tokens.
+    pub prompt_tokens: u32,
+    /// Output length, tokens.
+    pub output_tokens: u32,
+}
+
+/// Largest prompt / output the generators produce (a request must fit one replica's KV cache).
+pub const MAX_PROMPT_TOKENS: u32 = 16_000;
+/// See [`MAX_PROMPT_TOKENS`].
+pub const MAX_OUTPUT_TOKENS: u32 = 2_000;
+
+/// Where token counts come from.
+#[derive(Clone, Debug)]
+pub enum TokenMix {
+    /// Log-normal lengths; `doc_share` of requests are long documents, the rest chat.
+    Chat {
+        /// Fraction (0–1) of long-document requests.
+        doc_share: f64,
+    },
+    /// Drawn uniformly from a per-request trace's (prompt, output) pairs.
+    Empirical(Arc<Vec<(u32, u32)>>),
+}
+
+/// Chat: ~500 prompt / ~150 output tokens (median); long documents ~6,000 / ~400 (EVALUATION.md).
+const CHAT: (f64, f64) = (500.0, 150.0);
+const DOC: (f64, f64) = (6_000.0, 400.0);
+const SIGMA: f64 = 0.6;
+
+fn draw_tokens(mix: &TokenMix, doc_share: f64, rng: &mut Rng) -> (u32, u32) {
+    match mix {
+        TokenMix::Empirical(pairs) => pairs[(rng.next_u64() % pairs.len() as u64) as usize],
+        TokenMix::Chat { .. } => {
+            let (p, o) = if rng.chance(doc_share) { DOC } else { CHAT };
+            let prompt = rng
+                .lognormal(p, SIGMA)
+                .round()
+                .clamp(1.0, MAX_PROMPT_TOKENS as f64);
+            let output = rng
+                .lognormal(o, SIGMA)
+                .round()
+                .clamp(1.0, MAX_OUTPUT_TOKENS as f64);
+            (prompt as u32, output as u32)
+        }
+    }
+}
+
+/// A piecewise-constant arrival rate.
+#[derive(Clone, Debug)]
+pub struct RateProfile {
+    /// Length of each piece, seconds.
+    pub step_secs: f64,
+    /// Requests per second in each piece.
+    pub rates: Vec<f64>,
+    /// Share of long-document requests in each piece (empty = use the mix's own).
+    pub doc_share: Vec<f64>,
+}
+
+impl RateProfile {
+    /// Duration covered, seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.step_secs * self.rates.len() as f64
+    }
+}
+
+/// What requests a run replays.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Poisson arrivals at a piecewise-constant rate.
+    Rate(RateProfile, TokenMix),
+    /// A per-request trace, replayed as is (rescaled by thinning or duplication).
+    Requests(Arc<Vec<Request>>),
+}
+
+/// A traffic source with its scale, seed and length: everything that fixes the request stream.
+#[derive(Clone, Debug)]
+pub struct Traffic {
+    /// The source.
+    pub source: Source,
+    /// Rate multiplier.
+    pub scale: f64,
+    /// Seed.
+    pub seed: u64,
+    /// Length of the run, seconds.
+    pub duration_secs: f64,
+}
+
+impl Traffic {
+    /// A fresh iterator over the requests (the same every time: it is seeded).
+    pub fn requests(&self) -> Requests {
+        let rng = Rng::new(self.seed, 1);
+        match &self.source {
+            Source::Rate(profile, mix) => Requests::Rate {
+                profile: profile.clone(),
+                mix: mix.clone(),
+                scale: self.scale,
+                end: self.duration_secs.min(profile.duration_secs()),
+                t: 0.0,
+                rng,
+            },
+            Source::Requests(reqs) => Requests::Replay {
+                reqs: reqs.clone(),
+                scale: self.scale,
+                end: self.duration_secs,
+                idx: 0,
+                copies_left: 0,
+                rng,
+            },
+        }
+    }
+}
+
+/// Iterator over requests in arrival order.
+pub enum Requests {
+    /// From a rate profile.
+    #[allow(missing_docs)]
+    Rate {
+        profile: RateProfile,
+        mix: TokenMix,
+        scale: f64,
+        end: f64,
+        t: f64,
+        rng: Rng,
+    },
+    /// From a per-request trace.
+    #[allow(missing_docs)]
+    Replay {
+        reqs: Arc<Vec<Request>>,
+        scale: f64,
+        end: f64,
+        idx: usize,
+        copies_left: u32,
+        rng: Rng,
+    },
+}
+
+impl Iterator for Requests {
+    type Item = Request;
+
+    fn next(&mut self) -> Option<Request> {
+        match self {
+            Requests::Rate {
+                profile,
+                mix,
+                scale,
+                end,
+                t,
+                rng,
+            } => loop {
+                if *t >= *end {
+                    return None;
+                }
+                let step = (*t / profile.step_secs) as usize;
+                let step_end = ((step + 1) as f64 * profile.step_secs).min(*end);
+                let rate = profile.rates.get(step).copied().unwrap_or(0.0) * *scale;
+                if rate <= 0.0 {
+                    *t = step_end;
+                    continue;
+                }
+                let next = *t + rng.exp(rate);
+                if next >= step_end {
+                    // Memoryless: restart the draw at the boundary with the next piece's rate.
+                    *t = step_end;
+                    continue;
+                }
+                *t = next;
+                let doc_share = match mix {
+                    TokenMix::Chat { doc_share } => {
+                        profile.doc_share.get(step).copied().unwrap_or(*doc_share)
+                    }
+                    TokenMix::Empirical(_) => 0.0,
+                };
+                let (prompt_tokens, output_tokens) = draw_tokens(mix, doc_share, rng);
+                return Some(Request {
+                    arrival_secs: next,
+                    prompt_tokens,
+                    output_tokens,
+                });
+            },
+            Requests::Replay {
+                reqs,
+                scale,
+                end,
+                idx,
+                copies_left,
+                rng,
+            } => loop {
+                let r = *reqs.get(*idx)?;
+                if r.arrival_secs >= *end {
+                    return None;
+                }
+                if *copies_left == 0 {
+                    // Each original request is emitted floor(scale) times, plus once more with
+                    // probability frac(scale): the rate scales, the shape stays.
+                    let whole = scale.floor() as u32;
+                    *copies_left = whole + u32::from(rng.chance(*scale - scale.floor()));
+                    if *copies_left == 0 {
+                        *idx += 1;
+                        continue;
+                    }
+                }
+                *copies_left -= 1;
+                let k = *copies_left;
+                if *copies_left == 0 {
+                    *idx += 1;
+                }
+                // Copies 1 ms apart keep the order (and stay before the next original request
+                // except in sub-millisecond bursts, where the order of copies does not matter).
+                return Some(Request {
+                    arrival_secs: r.arrival_secs + k as f64 * 1e-3,
+                    ..r
+                });
+            },
+        }
+    }
+}
+
+/// A trace file that could not be read, with its position.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct TraceError {
+    /// The file's name as given.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// A parsed trace file.
+#[derive(Clone, Debug)]
+pub enum Trace {
+    /// `t_s,prompt_tokens,output_tokens`.
+    PerRequest(Vec<Request>),
+    /// `minute,requests`: requests per minute (missing minutes are zero traffic).
+    PerMinute(Vec<f64>),
+}
+
+impl fmt::Display for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trace::PerRequest(r) => write!(f, "{} requests", r.len()),
+            Trace::PerMinute(m) => write!(f, "{} minutes", m.len()),
+        }
+    }
+}
+
+/// Parses a trace in either CSV form; the header line says which.
+pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
+    let err = |line: usize, column: usize, message: String| TraceError {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    };
+    let mut lines = text.lines().enumerate();
+    let (_, header) = lines.next().ok_or_else(|| {
+        err(
+            1,
+            1,
+            "empty file; expected a header `t_s,prompt_tokens,output_tokens` or `minute,requests`"
+                .into(),
+        )
+    })?;
+    let header: Vec<&str> = header.trim().split(',').map(str::trim).collect();
+    let per_request = match header.as_slice() {
+        ["t_s", "prompt_tokens", "output_tokens"] => true,
+        ["minute", "requests"] => false,
+        _ => {
+            return Err(err(
+                1,
+                1,
+                format!(
+                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request) or `minute,requests` (one row per minute)",
+                    header.join(",")
+                ),
+            ))
+        }
+    };
+    let ncols = header.len();
+    let mut requests = Vec::new();
+    let mut minutes: Vec<f64> = Vec::new();
+    let mut last = f64::NEG_INFINITY;
+    for (i, line) in lines {
+        let lineno = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut fields = Vec::with_capacity(ncols);
+        let mut col = 1;
+        for f in line.split(',') {
+            fields.push((col, f.trim()));
+            col += f.chars().count() + 1;
+        }
+        if fields.len() != ncols {
+            return Err(err(
+                lineno,
+                1,
+                format!(
+                    "expected {ncols} columns ({}), found {}",
+                    header.join(","),
+                    fields.len()
+                ),
+            ));
+        }
+        let num = |(col, s): (usize, &str), what: &str| -> Result<f64, TraceError> {
+            match s.parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+                Ok(v) => Err(err(
+                    lineno,
+                    col,
+                    format!("{what} is {v}; expected a finite number ≥ 0"),
+                )),
+                Err(_) => Err(err(
+                    lineno,
+                    col,
+                    format!("{what} is {s:?}; expected a number"),
+                )),
+            }
+        };
+        let t = num(fields[0], header[0])?;
+        if t < last || (!per_request && t == last) {
+            return Err(err(
+                lineno,
+                fields[0].0,
+                format!(
+                    "{} {t} comes after {last}; rows must be sorted by {}",
+                    header[0], header[0]
+                ),
+            ));
+        }
+        last = t;
+        if per_request {
+            let tokens = |f, what| {
+                num(f, what).and_then(|v| {
+                    if v.fract() == 0.0 && v >= 1.0 && v <= u32::MAX as f64 {
+                        Ok(v as u32)
+                    } else {
+                        Err(err(
+                            lineno,
+                            f.0,
+                            format!("{what} is {v}; expected a whole number ≥ 1"),
+                        ))
+                    }
+                })
+            };
+            requests.push(Request {
+                arrival_secs: t,
+                prompt_tokens: tokens(fields[1], "prompt_tokens")?.min(MAX_PROMPT_TOKENS),
+                output_tokens: tokens(fields[2], "output_tokens")?.min(MAX_OUTPUT_TOKENS),
+            });
+        } else {
+            if t.fract() != 0.0 {
+                return Err(err(
+                    lineno,
+                    fields[0].0,
+                    format!("minute is {t}; expected a whole number"),
+                ));
+            }
+            let m = t as usize;
+            if m > 10_000_000 {
+                return Err(err(
+                    lineno,
+                    fields[0].0,
+                    format!("minute {m} is beyond 19 years"),
+                ));
+            }
+            minutes.resize(m, 0.0);
+            minutes.push(num(fields[1], "requests")?);
+        }
+    }
+    if per_request && requests.is_empty() || !per_request && minutes.is_empty() {
+        return Err(err(1, 1, "the file has a header but no rows".into()));
+    }
+    Ok(if per_request {
+        Trace::PerRequest(requests)
+    } else {
+        Trace::PerMinute(minutes)
+    })
+}
+
+impl Trace {
+    /// The traffic this trace replays. A per-minute trace draws token counts from `mix`.
+    pub fn into_source(self, mix: TokenMix) -> Source {
+        match self {
+            Trace::PerRequest(r) => Source::Requests(Arc::new(r)),
+            Trace::PerMinute(m) => Source::Rate(
+                RateProfile {
+                    step_secs: 60.0,
+                    rates: m.into_iter().map(|n| n / 60.0).collect(),
+                    doc_share: Vec::new(),
+                },
+                mix,
+            ),
+        }
+    }
+
+    /// Length covered, seconds.
+    pub fn duration_secs(&self) -> f64 {
+        match self {
+            Trace::PerRequest(r) => r.last().map_or(0.0, |l| l.arrival_secs + 1.0),
+            Trace::PerMinute(m) => m.len() as f64 * 60.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn poisson_rate_is_respected_and_replay_scales() {
+        let t = Traffic {
+            source: Source::Rate(
+                RateProfile {
+                    step_secs: 60.0,
+                    rates: vec![10.0, 0.0, 30.0],
+                    doc_share: vec![],
+                },
+                TokenMix::Chat { doc_share: 0.0 },
+            ),
+            scale: 1.0,
+            seed: 3,
+            duration_secs: 180.0,
+        };
+        let reqs: Vec<Request> = t.requests().collect();
+        let per_min = |m: f64| {
+            reqs.iter()
+                .filter(|r| (r.arrival_secs / 60.0).floor() == m)
+                .count()
+        };
+        assert!(
+            (per_min(0.0) as f64 - 600.0).abs() < 100.0,
+            "{}",
+            per_min(0.0)
+        );
+        assert_eq!(per_min(1.0), 0);
+        assert!((per_min(2.0) as f64 - 1800.0).abs() < 200.0);
+        assert!(reqs
+            .windows(2)
+            .all(|w| w[0].arrival_secs <= w[1].arrival_secs));
+
+        let orig: Vec<Request> = (0..1000)
+            .map(|i| Request {
+                arrival_secs: i as f64,
+                prompt_tokens: 10,
+                output_tokens: 5,
+            })
+            .collect();
+        let replay = |scale| Traffic {
+            source: Source::Requests(Arc::new(orig.clone())),
+            scale,
+            seed: 1,
+            duration_secs: 1e9,
+        };
+        assert_eq!(replay(1.0).requests().count(), 1000);
+        assert_eq!(replay(3.0).requests().count(), 3000);
+        let half = replay(0.5).requests().count();
+        assert!((400..600).contains(&half), "{half}");
+    }
+
+    #[test]
+    fn bad_trace_files_are_located() {
+        let cases = [
+            ("", "t.csv:1:1: empty file"),
+            ("a,b\n1,2\n", "t.csv:1:1: unknown header \"a,b\""),
+            (
+                "t_s,prompt_tokens,output_tokens\n0,10\n",
+                "t.csv:2:1: expected 3 columns",
+            ),
+            (
+                "t_s,prompt_tokens,output_tokens\n0,10,5\nx,1,1\n",
+                "t.csv:3:1: t_s is \"x\"; expected a number",
+            ),
+            (
+                "t_s,prompt_tokens,output_tokens\n0,10,5\n-1,1,1\n",
+                "t.csv:3:1: t_s is -1; expected a finite number ≥ 0",
+            ),
+            (
+                "t_s,prompt_tokens,output_tokens\n5,10,5\n1,1,1\n",
+                "t.csv:3:1: t_s 1 comes after 5",
+            ),
+            (
+                "t_s,prompt_tokens,output_tokens\n0,10,2.5\n",
+                "t.csv:2:6: output_tokens is 2.5; expected a whole number ≥ 1",
+            ),
+            (
+                "minute,requests\n0,1\n0,2\n",
+                "t.csv:3:1: minute 0 comes after 0",
+            ),
+            (
+                "minute,requests\n0,1\n1,NaN\n",
+                "t.csv:3:3: requests is NaN",
+            ),
+            (
+                "minute,requests\n",
+                "t.csv:1:1: the file has a header but no rows",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = parse_trace("t.csv", text).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{text:?}: {e}");
+        }
+        let ok = parse_trace("t.csv", "minute,requests\n0,60\n3,120\n").unwrap();
+        match ok {
+            Trace::PerMinute(m) => assert_eq!(m, vec![60.0, 0.0, 0.0, 120.0]),
+            _ => panic!(),
+        }
+    }
+}

@@ -1,0 +1,1103 @@
+//! The simulated world: an EC2-like cloud of Auto Scaling Groups and the inference replicas on
+//! its instances, advanced by a discrete-event loop with a virtual clock.
+//!
+//! Cloud: desired capacity per pool → launches that take a cold start (or a shorter warm-pool
+//! start), scale-in that drains in-flight requests (bounded), spot interruptions with the
+//! 2-minute notice, earlier rebalance recommendations, storms and capacity shortages, and
+//! per-second billing. Pools replace doomed spot capacity at once (capacity rebalancing).
+//!
+//! Replicas: continuous batching as in [`super::perf`]. Decode progress is kept as a virtual
+//! clock per replica — tokens produced per running sequence — that advances at
+//! 1 ÷ step time and stands still while a prefill runs, so each admission or completion costs
+//! O(log batch) and no per-token events exist. Routing: least outstanding requests over
+//! accepting replicas, one admission queue; a request that waits longer than the queue timeout
+//! fails; requests on a terminated replica are retried once.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use super::perf::Profile;
+use super::rng::Rng;
+use super::stats::{Histogram, Minute};
+use super::traffic::Request;
+use crate::model::{LifecycleState, Market};
+
+/// One Auto Scaling Group of the simulated cloud.
+#[derive(Clone, Debug)]
+pub struct PoolSpec {
+    /// Pool name (as in the policy).
+    pub name: String,
+    /// Market.
+    pub market: Market,
+    /// The instance type it launches, with its performance and prices.
+    pub profile: Profile,
+    /// Units one instance counts for.
+    pub weight_units: u32,
+    /// Stopped warm-pool instances kept ready.
+    pub warm_pool_min: u32,
+    /// Whether spot interruptions and shortages reach this pool (the oracle's pool: never).
+    pub exposed_to_spot_events: bool,
+}
+
+/// Spot behaviour of a run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpotModel {
+    /// Interruptions per instance-hour, outside storms.
+    pub interruptions_per_hour: f64,
+    /// Share of interruptions announced earlier by a rebalance recommendation.
+    pub rebalance_share: f64,
+    /// How much earlier the recommendation comes, seconds (uniform range).
+    pub rebalance_lead_secs: (f64, f64),
+    /// Storms: at `at_secs`, each running spot instance is interrupted with probability
+    /// `fraction`, at a uniform time within `duration_secs`.
+    pub storms: Vec<Window>,
+    /// Shortages: spot launches fail from `at_secs` for `duration_secs`.
+    pub shortages: Vec<Window>,
+}
+
+/// A time window of a run with a strength.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Window {
+    /// Start, seconds since the run's start.
+    pub at_secs: f64,
+    /// Length, seconds.
+    pub duration_secs: f64,
+    /// Strength (storms: the share of spot instances hit).
+    pub fraction: f64,
+}
+
+impl Default for SpotModel {
+    fn default() -> Self {
+        SpotModel {
+            // ~1 interruption per instance every 8 days: the "5–10 %/month" to "> 20 %/month"
+            // frequency bands AWS's Spot Instance Advisor shows for GPU types, rounded up.
+            interruptions_per_hour: 0.005,
+            rebalance_share: 0.5,
+            rebalance_lead_secs: (180.0, 600.0),
+            storms: Vec::new(),
+            shortages: Vec::new(),
+        }
+    }
+}
+
+/// Seconds a scale-in drain may last before the instance is terminated anyway.
+pub const DRAIN_TIMEOUT_SECS: f64 = 120.0;
+/// The spot interruption notice, seconds.
+pub const SPOT_NOTICE_SECS: f64 = 120.0;
+
+/// Where an instance is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstState {
+    /// Launched; not serving yet.
+    Booting,
+    /// Serving.
+    InService,
+    /// Scale-in: finishing its requests, taking no new ones.
+    Draining,
+    /// Spot interruption notice received: taking no new requests, terminated at the deadline.
+    Noticed,
+    /// Gone; billing stopped.
+    Terminated,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Req {
+    arrival: f64,
+    prompt: u32,
+    output: u32,
+    retried: bool,
+    ttft_recorded: bool,
+}
+
+impl Req {
+    fn kv(&self) -> u64 {
+        self.prompt as u64 + self.output as u64
+    }
+}
+
+/// Total order on non-negative finite f64 through its bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(u64);
+
+fn key(x: f64) -> Key {
+    Key(x.max(0.0).to_bits())
+}
+
+/// An instance and its replica.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    /// Index in the world's instance list.
+    pub id: u32,
+    /// Pool index.
+    pub pool: usize,
+    /// Lifecycle.
+    pub state: InstState,
+    /// Received a rebalance recommendation: still serving, counted as doomed.
+    pub at_risk: bool,
+    /// Billing start, seconds.
+    pub launched_at: f64,
+    /// Billing end, seconds.
+    pub terminated_at: Option<f64>,
+    /// Price, USD per second.
+    pub usd_per_sec: f64,
+    /// Running sequences.
+    pub running: u32,
+    /// KV tokens reserved by running sequences.
+    pub kv_used: u64,
+    v: f64,
+    last: f64,
+    prefill_free_at: f64,
+    finish: BinaryHeap<Reverse<(Key, u32)>>,
+    gen: u32,
+    busy_since: Option<f64>,
+    busy_acc: f64,
+    routed: u32,
+}
+
+impl Instance {
+    /// As the engine sees it.
+    pub fn lifecycle(&self) -> LifecycleState {
+        match self.state {
+            InstState::Booting if self.at_risk => LifecycleState::Interrupted,
+            InstState::Booting => LifecycleState::Pending,
+            InstState::InService if self.at_risk => LifecycleState::Interrupted,
+            InstState::InService => LifecycleState::InService,
+            InstState::Draining => LifecycleState::Draining,
+            InstState::Noticed => LifecycleState::Interrupted,
+            InstState::Terminated => LifecycleState::Terminating,
+        }
+    }
+}
+
+/// A billed interval that is not an instance's own life (a warm-pool instance initialising).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BilledInterval {
+    /// Start, seconds.
+    pub from: f64,
+    /// End, seconds.
+    pub to: f64,
+    /// USD per second.
+    pub usd_per_sec: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Finish { inst: u32, gen: u32 },
+    Ready { inst: u32 },
+    Rebalance { inst: u32 },
+    Notice { inst: u32 },
+    Terminate { inst: u32 },
+    WarmReady { pool: u32 },
+    Storm { idx: u32 },
+    Tick,
+    Minute,
+}
+
+/// Per-pool state of the simulated ASG.
+#[derive(Clone, Debug)]
+pub struct PoolState {
+    /// The spec.
+    pub spec: PoolSpec,
+    /// Desired capacity, units.
+    pub desired_units: u32,
+    /// Stopped warm-pool instances ready to start.
+    pub warm_available: u32,
+    /// Launch attempts that failed (spot shortage).
+    pub failed_launches: u64,
+}
+
+/// What a controller decides at a tick: desired units per pool (by index).
+pub type Desired = Vec<u32>;
+
+/// The world.
+pub struct World {
+    /// Pools.
+    pub pools: Vec<PoolState>,
+    /// Every instance ever launched.
+    pub instances: Vec<Instance>,
+    /// Warm-pool initialisation intervals billed.
+    pub extra_billing: Vec<BilledInterval>,
+    spot: SpotModel,
+    rng: Rng,
+    now: f64,
+    /// Billing and metrics stop here; the loop runs a little longer to finish requests.
+    end: f64,
+    queue_timeout: f64,
+    tick_secs: f64,
+    events: BinaryHeap<Reverse<(Key, u64, Ev)>>,
+    ev_seq: u64,
+    queue: VecDeque<Req>,
+    seqs: Vec<Req>,
+    free_slots: Vec<u32>,
+    serving: Vec<u32>,
+    /// Per-minute results so far.
+    pub minutes: Vec<Minute>,
+    ttft_by_minute: [Histogram; 3],
+    /// TTFT of every admitted request.
+    pub ttft_all: Histogram,
+    ttft_recent: [Histogram; 4],
+    recent_idx: usize,
+    // Integrals for the current minute.
+    acc_last: f64,
+    acc: [f64; 4],
+    cost_usd: f64,
+    burn_usd_per_sec: f64,
+    /// Cost by market: [on-demand, spot], USD.
+    pub cost_by_market: [f64; 2],
+    burn_by_market: [f64; 2],
+    routed_since_tick: u64,
+    /// Requests processed (arrivals), for the progress callback.
+    pub arrivals: u64,
+    /// Ids of instances not terminated.
+    alive: Vec<u32>,
+    /// Units per pool that count toward its desired capacity (booting or in service, not
+    /// doomed).
+    pool_live_units: Vec<u32>,
+    /// Units now: [unused, in-service spot, in-service on-demand, booting].
+    units_now: [u32; 4],
+    /// Spot instances that received an interruption notice.
+    pub spot_interruptions: u64,
+}
+
+const ACC_DESIRED: usize = 0;
+const ACC_SPOT: usize = 1;
+const ACC_OD: usize = 2;
+const ACC_PENDING: usize = 3;
+
+fn market_idx(m: Market) -> usize {
+    match m {
+        Market::OnDemand => 0,
+        Market::Spot => 1,
+    }
+}
+
+/// A controller: called every tick with the world as the daemon would observe it.
+pub trait Controller {
+    /// Desired units per pool, by index.
+    fn tick(&mut self, now_secs: f64, world: &World) -> Desired;
+}
+
+impl World {
+    /// A world with `pools` (desired capacity `initial[i]` units, already in service at t = 0,
+    /// as a fleet that has been running), a spot model, a seed and a run length.
+    pub fn new(
+        pools: Vec<PoolSpec>,
+        initial: &[u32],
+        spot: SpotModel,
+        seed: u64,
+        duration_secs: f64,
+        tick_secs: f64,
+        queue_timeout_secs: f64,
+    ) -> World {
+        let minutes = (duration_secs / 60.0).ceil() as usize;
+        let mut w = World {
+            pools: pools
+                .into_iter()
+                .map(|spec| PoolState {
+                    warm_available: spec.warm_pool_min,
+                    spec,
+                    desired_units: 0,
+                    failed_launches: 0,
+                })
+                .collect(),
+            instances: Vec::new(),
+            extra_billing: Vec::new(),
+            spot,
+            rng: Rng::new(seed, 2),
+            now: 0.0,
+            end: duration_secs,
+            queue_timeout: queue_timeout_secs,
+            tick_secs,
+            events: BinaryHeap::new(),
+            ev_seq: 0,
+            queue: VecDeque::new(),
+            seqs: Vec::new(),
+            free_slots: Vec::new(),
+            serving: Vec::new(),
+            minutes: vec![Minute::default(); minutes],
+            ttft_by_minute: Default::default(),
+            ttft_all: Histogram::default(),
+            ttft_recent: Default::default(),
+            recent_idx: 0,
+            acc_last: 0.0,
+            acc: [0.0; 4],
+            cost_usd: 0.0,
+            burn_usd_per_sec: 0.0,
+            cost_by_market: [0.0; 2],
+            burn_by_market: [0.0; 2],
+            routed_since_tick: 0,
+            arrivals: 0,
+            alive: Vec::new(),
+            pool_live_units: Vec::new(),
+            units_now: [0; 4],
+            spot_interruptions: 0,
+        };
+        w.pool_live_units = vec![0; w.pools.len()];
+        for p in 0..w.pools.len() {
+            let ebs = w.pools[p].spec.profile.stopped_usd_per_hour / 3600.0;
+            w.add_burn(
+                w.pools[p].spec.market,
+                ebs * w.pools[p].warm_available as f64,
+            );
+            let units = initial.get(p).copied().unwrap_or(0);
+            w.pools[p].desired_units = units;
+            let n = units.div_ceil(w.pools[p].spec.weight_units);
+            for _ in 0..n {
+                let id = w.start_instance(p, 0.0);
+                w.make_ready(id);
+            }
+        }
+        for (i, s) in w.spot.storms.clone().iter().enumerate() {
+            w.push(s.at_secs, Ev::Storm { idx: i as u32 });
+        }
+        w.push(tick_secs, Ev::Tick);
+        w.push(60.0, Ev::Minute);
+        w
+    }
+
+    /// Now, seconds since the start.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    fn push(&mut self, at: f64, ev: Ev) {
+        self.ev_seq += 1;
+        self.events.push(Reverse((key(at), self.ev_seq, ev)));
+    }
+
+    // ---- integrals and billing -------------------------------------------------------------
+
+    fn accrue(&mut self, now: f64) {
+        let t = now.min(self.end);
+        let dt = t - self.acc_last;
+        if dt > 0.0 {
+            let desired: u32 = self.pools.iter().map(|p| p.desired_units).sum();
+            let [_, spot, od, pending] = self.units_now;
+            self.acc[ACC_DESIRED] += desired as f64 * dt;
+            self.acc[ACC_SPOT] += spot as f64 * dt;
+            self.acc[ACC_OD] += od as f64 * dt;
+            self.acc[ACC_PENDING] += pending as f64 * dt;
+            self.cost_usd += self.burn_usd_per_sec * dt;
+            for m in 0..2 {
+                self.cost_by_market[m] += self.burn_by_market[m] * dt;
+            }
+            self.acc_last = t;
+        }
+    }
+
+    fn add_burn(&mut self, market: Market, usd_per_sec: f64) {
+        self.accrue(self.now);
+        self.burn_usd_per_sec += usd_per_sec;
+        self.burn_by_market[market_idx(market)] += usd_per_sec;
+    }
+
+    /// Total billed so far, USD.
+    pub fn cost_usd(&self) -> f64 {
+        self.cost_usd
+    }
+
+    // ---- cloud ------------------------------------------------------------------------------
+
+    /// Sets a pool's desired capacity and lets the ASG act on it.
+    pub fn set_desired(&mut self, pool: usize, units: u32) {
+        self.accrue(self.now);
+        self.pools[pool].desired_units = units;
+        self.reconcile(pool);
+    }
+
+    fn live_units(&self, pool: usize) -> u32 {
+        self.pool_live_units[pool]
+    }
+
+    /// Adds (`sign` = 1) or removes (−1) an instance's contribution to the unit counters.
+    fn count(&mut self, id: u32, sign: i64) {
+        let inst = &self.instances[id as usize];
+        let w = self.pools[inst.pool].spec.weight_units as i64;
+        let slot = match (inst.state, self.pools[inst.pool].spec.market) {
+            (InstState::InService, Market::Spot) => Some(ACC_SPOT),
+            (InstState::InService, Market::OnDemand) => Some(ACC_OD),
+            (InstState::Booting, _) => Some(ACC_PENDING),
+            _ => None,
+        };
+        if let Some(k) = slot {
+            self.units_now[k] = (self.units_now[k] as i64 + sign * w) as u32;
+        }
+        if !inst.at_risk && matches!(inst.state, InstState::Booting | InstState::InService) {
+            let p = inst.pool;
+            self.pool_live_units[p] = (self.pool_live_units[p] as i64 + sign * w) as u32;
+        }
+    }
+
+    /// Moves an instance to `state` (and sets `at_risk`), keeping the counters true.
+    fn transition(&mut self, id: u32, state: InstState, at_risk: bool) {
+        self.accrue(self.now);
+        self.count(id, -1);
+        let inst = &mut self.instances[id as usize];
+        inst.state = state;
+        inst.at_risk = at_risk;
+        self.count(id, 1);
+        if state == InstState::Terminated {
+            self.alive.retain(|a| *a != id);
+        }
+    }
+
+    fn shortage(&self, pool: usize) -> bool {
+        let p = &self.pools[pool].spec;
+        p.market == Market::Spot
+            && p.exposed_to_spot_events
+            && self
+                .spot
+                .shortages
+                .iter()
+                .any(|s| self.now >= s.at_secs && self.now < s.at_secs + s.duration_secs)
+    }
+
+    /// What an ASG does when live capacity differs from desired: launch while below it (a
+    /// weighted group may overshoot by less than one instance's weight), remove instances
+    /// while one can go without falling below it. The live count is re-read every step:
+    /// terminating an instance may itself reconcile the pool.
+    fn reconcile(&mut self, pool: usize) {
+        let weight = self.pools[pool].spec.weight_units;
+        while self.live_units(pool) < self.pools[pool].desired_units {
+            if self.shortage(pool) {
+                self.pools[pool].failed_launches += 1;
+                return;
+            }
+            self.launch(pool);
+        }
+        while self.live_units(pool) >= self.pools[pool].desired_units + weight {
+            // Booting first (newest first), then in service: least busy first.
+            let candidates = || {
+                self.alive
+                    .iter()
+                    .map(|&a| &self.instances[a as usize])
+                    .filter(|i| i.pool == pool && !i.at_risk)
+            };
+            let victim = candidates()
+                .filter(|i| i.state == InstState::Booting)
+                .map(|i| i.id)
+                .max()
+                .or_else(|| {
+                    candidates()
+                        .filter(|i| i.state == InstState::InService)
+                        .min_by_key(|i| (i.running, Reverse(i.id)))
+                        .map(|i| i.id)
+                });
+            let Some(id) = victim else { break };
+            self.scale_in(id);
+        }
+    }
+
+    fn start_instance(&mut self, pool: usize, now: f64) -> u32 {
+        let usd_per_sec = self.instances_price(pool);
+        let market = self.pools[pool].spec.market;
+        let id = self.instances.len() as u32;
+        self.instances.push(Instance {
+            id,
+            pool,
+            state: InstState::Booting,
+            at_risk: false,
+            launched_at: now,
+            terminated_at: None,
+            usd_per_sec,
+            running: 0,
+            kv_used: 0,
+            v: 0.0,
+            last: now,
+            prefill_free_at: now,
+            finish: BinaryHeap::new(),
+            gen: 0,
+            busy_since: None,
+            busy_acc: 0.0,
+            routed: 0,
+        });
+        self.accrue(now);
+        self.alive.push(id);
+        self.count(id, 1);
+        self.add_burn(market, usd_per_sec);
+        if market == Market::Spot && self.pools[pool].spec.exposed_to_spot_events {
+            let rate = self.spot.interruptions_per_hour / 3600.0;
+            if rate > 0.0 {
+                let at = now + self.rng.exp(rate);
+                if at < self.end {
+                    if self.rng.chance(self.spot.rebalance_share) {
+                        let (lo, hi) = self.spot.rebalance_lead_secs;
+                        let early = at - self.rng.uniform(lo, hi);
+                        self.push(early.max(now), Ev::Rebalance { inst: id });
+                    }
+                    self.push(at, Ev::Notice { inst: id });
+                }
+            }
+        }
+        id
+    }
+
+    fn launch(&mut self, pool: usize) {
+        let now = self.now;
+        let prof = self.pools[pool].spec.profile.clone();
+        let from_warm = self.pools[pool].warm_available > 0;
+        let median = if from_warm {
+            prof.warm_start_median_secs
+        } else {
+            prof.cold_start_median_secs
+        };
+        let start = self.rng.lognormal(median, prof.start_sigma);
+        if from_warm {
+            // The warm pool refills: a new instance initialises (billed as running for a cold
+            // start), then waits stopped (billed for its volume only).
+            self.pools[pool].warm_available -= 1;
+            let market = self.pools[pool].spec.market;
+            let ebs = prof.stopped_usd_per_hour / 3600.0;
+            let running = self.instances_price(pool);
+            self.add_burn(market, running - ebs);
+            let init = self
+                .rng
+                .lognormal(prof.cold_start_median_secs, prof.start_sigma);
+            self.extra_billing.push(BilledInterval {
+                from: now,
+                to: (now + init).min(self.end),
+                usd_per_sec: running,
+            });
+            self.push(now + init, Ev::WarmReady { pool: pool as u32 });
+        }
+        let id = self.start_instance(pool, now);
+        self.push(now + start, Ev::Ready { inst: id });
+    }
+
+    fn instances_price(&self, pool: usize) -> f64 {
+        let s = &self.pools[pool].spec;
+        let per_hour = match s.market {
+            Market::OnDemand => s.profile.on_demand_usd_per_hour,
+            Market::Spot => s.profile.spot_usd_per_hour,
+        };
+        per_hour / 3600.0
+    }
+
+    fn make_ready(&mut self, id: u32) {
+        if self.instances[id as usize].state != InstState::Booting {
+            return;
+        }
+        let at_risk = self.instances[id as usize].at_risk;
+        self.transition(id, InstState::InService, at_risk);
+        let inst = &mut self.instances[id as usize];
+        inst.last = self.now;
+        inst.prefill_free_at = self.now;
+        self.serving.push(id);
+        self.dispatch_to(id);
+    }
+
+    fn scale_in(&mut self, id: u32) {
+        match self.instances[id as usize].state {
+            InstState::Booting => self.terminate(id),
+            InstState::InService => {
+                let at_risk = self.instances[id as usize].at_risk;
+                self.transition(id, InstState::Draining, at_risk);
+                self.serving.retain(|s| *s != id);
+                if self.instances[id as usize].running == 0 {
+                    self.terminate(id);
+                } else {
+                    self.push(self.now + DRAIN_TIMEOUT_SECS, Ev::Terminate { inst: id });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn terminate(&mut self, id: u32) {
+        self.accrue(self.now);
+        let now = self.now;
+        let market;
+        let price;
+        if self.instances[id as usize].state == InstState::Terminated {
+            return;
+        }
+        let at_risk = self.instances[id as usize].at_risk;
+        self.transition(id, InstState::Terminated, at_risk);
+        {
+            let inst = &mut self.instances[id as usize];
+            inst.terminated_at = Some(now.min(self.end));
+            inst.gen += 1;
+            price = inst.usd_per_sec;
+            market = self.pools[inst.pool].spec.market;
+        }
+        self.serving.retain(|s| *s != id);
+        self.add_burn(market, -price);
+        // Requests still running are retried once elsewhere.
+        let heap = std::mem::take(&mut self.instances[id as usize].finish);
+        for Reverse((_, slot)) in heap.into_vec() {
+            let mut r = self.seqs[slot as usize];
+            self.free_slots.push(slot);
+            if r.retried {
+                self.fail(r.arrival);
+            } else {
+                r.retried = true;
+                self.queue.push_front(r);
+            }
+        }
+        let inst = &mut self.instances[id as usize];
+        inst.running = 0;
+        inst.kv_used = 0;
+        if let Some(since) = inst.busy_since.take() {
+            inst.busy_acc += now - since;
+        }
+        let pool = inst.pool;
+        self.reconcile(pool);
+        self.dispatch_queue();
+    }
+
+    fn notice(&mut self, id: u32) {
+        if matches!(
+            self.instances[id as usize].state,
+            InstState::Booting | InstState::InService | InstState::Draining
+        ) {
+            self.spot_interruptions += 1;
+        }
+        match self.instances[id as usize].state {
+            InstState::Booting => self.terminate(id),
+            InstState::InService | InstState::Draining => {
+                let at_risk = self.instances[id as usize].at_risk;
+                self.transition(id, InstState::Noticed, at_risk);
+                let pool = self.instances[id as usize].pool;
+                self.serving.retain(|s| *s != id);
+                self.push(self.now + SPOT_NOTICE_SECS, Ev::Terminate { inst: id });
+                self.reconcile(pool);
+            }
+            _ => {}
+        }
+    }
+
+    // ---- replicas -----------------------------------------------------------------------------
+
+    /// Brings a replica's decode clock to `now`; decoding stands still while a prefill runs.
+    fn advance(inst: &mut Instance, prof: &Profile, now: f64) {
+        if inst.running > 0 {
+            let from = if inst.prefill_free_at > inst.last {
+                inst.prefill_free_at.min(now)
+            } else {
+                inst.last
+            };
+            if now > from {
+                inst.v += (now - from) / prof.decode_step_secs(inst.running);
+            }
+        }
+        inst.last = now;
+    }
+
+    fn reschedule(&mut self, id: u32) {
+        let prof_step;
+        let (at, gen) = {
+            let inst = &mut self.instances[id as usize];
+            inst.gen += 1;
+            let Some(Reverse((k, _))) = inst.finish.peek() else {
+                return;
+            };
+            prof_step = self.pools[inst.pool]
+                .spec
+                .profile
+                .decode_step_secs(inst.running);
+            let vmin = f64::from_bits(k.0);
+            let start = self.now.max(inst.prefill_free_at);
+            (start + (vmin - inst.v).max(0.0) * prof_step, inst.gen)
+        };
+        self.push(at, Ev::Finish { inst: id, gen });
+    }
+
+    fn can_admit(&self, id: u32, r: &Req) -> bool {
+        let inst = &self.instances[id as usize];
+        let p = &self.pools[inst.pool].spec.profile;
+        inst.running < p.max_seqs && inst.kv_used + r.kv() <= p.kv_cache_tokens
+    }
+
+    fn record_ttft(&mut self, arrival: f64, ttft: f64) {
+        let m = (arrival / 60.0) as usize;
+        self.ttft_by_minute[m % 3].record(ttft);
+        self.ttft_all.record(ttft);
+        self.ttft_recent[self.recent_idx].record(ttft);
+    }
+
+    fn admit(&mut self, id: u32, mut r: Req) {
+        let now = self.now;
+        let prof = self.pools[self.instances[id as usize].pool]
+            .spec
+            .profile
+            .clone();
+        let first_token;
+        {
+            let inst = &mut self.instances[id as usize];
+            Self::advance(inst, &prof, now);
+            first_token =
+                now.max(inst.prefill_free_at) + r.prompt as f64 / prof.prefill_tokens_per_sec;
+            inst.prefill_free_at = first_token;
+            if inst.running == 0 {
+                inst.busy_since = Some(now);
+            }
+            inst.running += 1;
+            inst.kv_used += r.kv();
+            inst.routed += 1;
+        }
+        if !r.ttft_recorded && r.arrival < self.end {
+            self.record_ttft(r.arrival, first_token - r.arrival);
+        }
+        r.ttft_recorded = true;
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.seqs[s as usize] = r;
+                s
+            }
+            None => {
+                self.seqs.push(r);
+                (self.seqs.len() - 1) as u32
+            }
+        };
+        let inst = &mut self.instances[id as usize];
+        let vfinish = inst.v + r.output as f64;
+        inst.finish.push(Reverse((key(vfinish), slot)));
+        self.reschedule(id);
+    }
+
+    fn fail(&mut self, arrival: f64) {
+        if let Some(m) = self.minutes.get_mut((arrival / 60.0) as usize) {
+            m.failed += 1;
+        }
+    }
+
+    fn succeed(&mut self, arrival: f64) {
+        if let Some(m) = self.minutes.get_mut((arrival / 60.0) as usize) {
+            m.succeeded += 1;
+        }
+    }
+
+    fn expired(&self, r: &Req) -> bool {
+        self.now - r.arrival > self.queue_timeout
+    }
+
+    /// Fills replica `id` from the head of the queue.
+    fn dispatch_to(&mut self, id: u32) {
+        while let Some(r) = self.queue.front().copied() {
+            if self.expired(&r) {
+                self.queue.pop_front();
+                self.fail(r.arrival);
+                continue;
+            }
+            if self.instances[id as usize].state != InstState::InService || !self.can_admit(id, &r)
+            {
+                break;
+            }
+            self.queue.pop_front();
+            self.admit(id, r);
+        }
+    }
+
+    /// Fills every accepting replica from the queue.
+    fn dispatch_queue(&mut self) {
+        while let Some(r) = self.queue.front().copied() {
+            if self.expired(&r) {
+                self.queue.pop_front();
+                self.fail(r.arrival);
+                continue;
+            }
+            match self.pick(&r) {
+                Some(id) => {
+                    self.queue.pop_front();
+                    self.admit(id, r);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Least outstanding requests among replicas that can take `r`.
+    fn pick(&self, r: &Req) -> Option<u32> {
+        let mut best: Option<(u32, u32)> = None;
+        for &id in &self.serving {
+            let running = self.instances[id as usize].running;
+            if best.is_none_or(|(_, b)| running < b) && self.can_admit(id, r) {
+                best = Some((id, running));
+            }
+        }
+        best.map(|(id, _)| id)
+    }
+
+    fn arrive(&mut self, req: &Request) {
+        self.arrivals += 1;
+        if let Some(m) = self.minutes.get_mut((req.arrival_secs / 60.0) as usize) {
+            m.arrived += 1;
+        }
+        self.routed_since_tick += 1;
+        let r = Req {
+            arrival: req.arrival_secs,
+            prompt: req.prompt_tokens,
+            output: req.output_tokens,
+            retried: false,
+            ttft_recorded: false,
+        };
+        // FIFO: nobody jumps a non-empty queue.
+        if self.queue.is_empty() {
+            if let Some(id) = self.pick(&r) {
+                self.admit(id, r);
+                return;
+            }
+        }
+        self.queue.push_back(r);
+    }
+
+    fn finish(&mut self, id: u32) {
+        let prof = self.pools[self.instances[id as usize].pool]
+            .spec
+            .profile
+            .clone();
+        let now = self.now;
+        Self::advance(&mut self.instances[id as usize], &prof, now);
+        loop {
+            let inst = &mut self.instances[id as usize];
+            let Some(&Reverse((k, slot))) = inst.finish.peek() else {
+                break;
+            };
+            if f64::from_bits(k.0) > inst.v + 1e-6 {
+                break;
+            }
+            inst.finish.pop();
+            let r = self.seqs[slot as usize];
+            inst.running -= 1;
+            inst.kv_used -= r.kv();
+            if inst.running == 0 {
+                if let Some(since) = inst.busy_since.take() {
+                    inst.busy_acc += now - since;
+                }
+            }
+            self.free_slots.push(slot);
+            self.succeed(r.arrival);
+        }
+        match self.instances[id as usize].state {
+            InstState::InService => self.dispatch_to(id),
+            InstState::Draining if self.instances[id as usize].running == 0 => {
+                self.terminate(id);
+                return;
+            }
+            _ => {}
+        }
+        self.reschedule(id);
+    }
+
+    // ---- the loop -----------------------------------------------------------------------------
+
+    fn close_minute(&mut self, m: usize) {
+        self.accrue(self.now);
+        if let Some(min) = self.minutes.get_mut(m) {
+            min.desired_units = self.acc[ACC_DESIRED] / 60.0;
+            min.in_service_spot_units = self.acc[ACC_SPOT] / 60.0;
+            min.in_service_on_demand_units = self.acc[ACC_OD] / 60.0;
+            min.pending_units = self.acc[ACC_PENDING] / 60.0;
+            min.cost_usd = self.cost_usd;
+        }
+        self.acc = [0.0; 4];
+        // Requests of minute m − 1 have all been admitted or failed by now (queue timeout <
+        // 60 s): its TTFT histogram is final.
+        if m >= 1 {
+            let h = &mut self.ttft_by_minute[(m - 1) % 3];
+            if let Some(min) = self.minutes.get_mut(m - 1) {
+                min.ttft_p50_s = h.quantile(0.5);
+                min.ttft_p95_s = h.quantile(0.95);
+                min.ttft_p99_s = h.quantile(0.99);
+            }
+            h.clear();
+        }
+    }
+
+    /// Runs the whole simulation: `requests` in arrival order, `controller` every tick. The loop
+    /// goes on for `tail_secs` after the end, without arrivals, so in-flight requests finish.
+    pub fn run(
+        &mut self,
+        requests: impl Iterator<Item = Request>,
+        controller: &mut dyn Controller,
+        tail_secs: f64,
+        progress: &mut dyn FnMut(f64),
+    ) {
+        let mut requests = requests.peekable();
+        let stop = self.end + tail_secs;
+        let mut minute = 0usize;
+        let mut next_progress = 0.0;
+        loop {
+            let next_ev = self
+                .events
+                .peek()
+                .map(|Reverse((k, _, _))| f64::from_bits(k.0));
+            let next_arrival = requests.peek().map(|r| r.arrival_secs);
+            let arrival_first = match (next_arrival, next_ev) {
+                (Some(a), Some(e)) => a < e,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if arrival_first {
+                let Some(r) = requests.next() else { break };
+                self.now = r.arrival_secs;
+                self.arrive(&r);
+                continue;
+            }
+            let Some(Reverse((k, _, ev))) = self.events.pop() else {
+                break;
+            };
+            let t = f64::from_bits(k.0);
+            if t > stop {
+                break;
+            }
+            self.now = t;
+            if self.now >= next_progress {
+                progress((self.now / self.end).min(1.0));
+                next_progress += self.end / 200.0;
+            }
+            match ev {
+                Ev::Finish { inst, gen } => {
+                    if self.instances[inst as usize].gen == gen {
+                        self.finish(inst);
+                    }
+                }
+                Ev::Ready { inst } => self.make_ready(inst),
+                Ev::Rebalance { inst } => {
+                    let i = &mut self.instances[inst as usize];
+                    if matches!(i.state, InstState::Booting | InstState::InService) && !i.at_risk {
+                        let state = i.state;
+                        self.transition(inst, state, true);
+                        let pool = self.instances[inst as usize].pool;
+                        self.reconcile(pool);
+                    }
+                }
+                Ev::Notice { inst } => self.notice(inst),
+                Ev::Terminate { inst } => {
+                    if matches!(
+                        self.instances[inst as usize].state,
+                        InstState::Draining | InstState::Noticed
+                    ) {
+                        self.terminate(inst);
+                    }
+                }
+                Ev::WarmReady { pool } => {
+                    let p = pool as usize;
+                    let market = self.pools[p].spec.market;
+                    let ebs = self.pools[p].spec.profile.stopped_usd_per_hour / 3600.0;
+                    let running = self.instances_price(p);
+                    self.add_burn(market, ebs - running);
+                    self.pools[p].warm_available += 1;
+                }
+                Ev::Storm { idx } => {
+                    let s = self.spot.storms[idx as usize];
+                    let hit: Vec<u32> = self
+                        .alive
+                        .iter()
+                        .map(|&a| &self.instances[a as usize])
+                        .filter(|i| {
+                            self.pools[i.pool].spec.market == Market::Spot
+                                && self.pools[i.pool].spec.exposed_to_spot_events
+                                && matches!(i.state, InstState::Booting | InstState::InService)
+                        })
+                        .map(|i| i.id)
+                        .collect();
+                    for id in hit {
+                        if self.rng.chance(s.fraction) {
+                            let at = self.now + self.rng.uniform(0.0, s.duration_secs);
+                            self.push(at, Ev::Notice { inst: id });
+                        }
+                    }
+                }
+                Ev::Tick => {
+                    // Expire queued requests even when nothing dispatches.
+                    self.dispatch_queue();
+                    if self.now < self.end {
+                        let desired = controller.tick(self.now, self);
+                        for (p, units) in desired.into_iter().enumerate() {
+                            self.set_desired(p, units);
+                        }
+                        // A pool whose launches failed retries every tick, as an ASG does.
+                        for p in 0..self.pools.len() {
+                            self.reconcile(p);
+                        }
+                    }
+                    self.end_tick();
+                    self.push(self.now + self.tick_secs, Ev::Tick);
+                }
+                Ev::Minute => {
+                    self.close_minute(minute);
+                    minute += 1;
+                    self.push(self.now + 60.0, Ev::Minute);
+                }
+            }
+        }
+        // Everything still queued has waited past its timeout by now.
+        while let Some(r) = self.queue.pop_front() {
+            self.fail(r.arrival);
+        }
+        for inst in self.instances.iter_mut() {
+            if let Some(since) = inst.busy_since.take() {
+                inst.busy_acc += self.now - since;
+            }
+        }
+        self.now = self.now.max(self.end);
+        self.accrue(self.end);
+        progress(1.0);
+    }
+
+    fn end_tick(&mut self) {
+        self.recent_idx = (self.recent_idx + 1) % self.ttft_recent.len();
+        self.ttft_recent[self.recent_idx].clear();
+        self.routed_since_tick = 0;
+        let now = self.now;
+        for &id in &self.serving {
+            let inst = &mut self.instances[id as usize];
+            inst.busy_acc = 0.0;
+            inst.routed = 0;
+            if inst.busy_since.is_some() {
+                inst.busy_since = Some(now);
+            }
+        }
+    }
+
+    // ---- what a controller observes -----------------------------------------------------------
+
+    /// Requests waiting in the admission queue.
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Instances that are not terminated.
+    pub fn live_instances(&self) -> impl Iterator<Item = &Instance> {
+        self.alive.iter().map(|&a| &self.instances[a as usize])
+    }
+
+    /// Fraction of the last tick an instance had at least one sequence running (DCGM's
+    /// GPU utilisation is time-busy), percent.
+    pub fn gpu_utilization_pct(&self, inst: &Instance) -> f64 {
+        let busy = inst.busy_acc + inst.busy_since.map_or(0.0, |s| self.now - s);
+        (100.0 * busy / self.tick_secs).min(100.0)
+    }
+
+    /// KV-cache use, percent.
+    pub fn kv_cache_pct(&self, inst: &Instance) -> f64 {
+        100.0 * inst.kv_used as f64 / self.pools[inst.pool].spec.profile.kv_cache_tokens as f64
+    }
+
+    /// Requests routed to an instance per second over the last tick.
+    pub fn request_rate(&self, inst: &Instance) -> f64 {
+        inst.routed as f64 / self.tick_secs
+    }
+
+    /// Requests arriving at the fleet per second over the last tick.
+    pub fn fleet_request_rate(&self) -> f64 {
+        self.routed_since_tick as f64 / self.tick_secs
+    }
+
+    /// P95 TTFT of requests admitted in the last minute, seconds (0 when none).
+    pub fn recent_ttft_p95(&self) -> f64 {
+        let mut h = Histogram::default();
+        for r in &self.ttft_recent {
+            h.merge(r);
+        }
+        h.quantile(0.95).unwrap_or(0.0)
+    }
+
+    /// Requests that arrived in a completed minute, as CloudWatch would report it.
+    pub fn arrivals_in_minute(&self, minute: usize) -> Option<u32> {
+        let complete = (self.now / 60.0) as usize;
+        (minute < complete).then(|| self.minutes.get(minute).map_or(0, |m| m.arrived))
+    }
+}
