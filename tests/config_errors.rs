@@ -33,7 +33,23 @@ fn shipped_examples_parse() {
     let example = config::load(std::path::Path::new("config/example.toml")).unwrap();
     assert_eq!(example.global.provider, ProviderKind::Aws);
     assert_eq!(example.fleets[0].metrics.len(), 5);
-    assert_eq!(example.fleets[0].schedules.len(), 4);
+    assert_eq!(example.fleets[0].schedules.len(), 1);
+    // The brief's off-peak example is shipped commented out; uncommented, it is valid.
+    let text = std::fs::read_to_string("config/example.toml").unwrap();
+    let start = text.find("# [[fleets.schedules]]").unwrap();
+    let end = text.find("[fleets.slo]").unwrap();
+    let block = text[start..end]
+        .replace("\n# ", "\n")
+        .replacen("# ", "", 1)
+        .replace("\n#\n", "\n\n");
+    let full = format!("{}{block}{}", &text[..start], &text[end..]);
+    let cfg = config::parse_str("example+offpeak", &full).unwrap_or_else(|e| panic!("{e}"));
+    let factors: Vec<Option<f64>> = cfg.fleets[0]
+        .schedules
+        .iter()
+        .map(|s| s.max_factor)
+        .collect();
+    assert_eq!(factors, vec![None, Some(0.7), Some(0.7), Some(0.3)]);
     let demo = config::load(std::path::Path::new("config/demo.toml")).unwrap();
     assert_eq!(demo.global.provider, ProviderKind::Sim);
 }
@@ -137,6 +153,11 @@ fn each_mistake_has_its_exact_message_and_location() {
             "on-demand asked without an on-demand pool",
             "[[fleets]]\nname = \"d\"\nmin_units = 1\nmax_units = 3\non_demand_base_units = 1\n[[fleets.pools]]\nname = \"s\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 4 }\n",
             "p.toml:5:1: fleets[1].on_demand_base_units: asks for on-demand capacity but the fleet has no on-demand pool; 0, or add a pool with market = \"on-demand\"",
+        ),
+        (
+            "warm pool on a spot pool",
+            "[[fleets.pools]]\nname = \"s\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\nwarm_pool = { min_size = 2 }\n",
+            "p.toml:5:13: fleets[0].pools[1].warm_pool: AWS does not support warm pools on Auto Scaling groups with spot instances; remove warm_pool here, or put it on an on-demand pool",
         ),
         (
             "TOML syntax",

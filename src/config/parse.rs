@@ -350,6 +350,14 @@ fn parse_pool(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Pool> {
             "e.g. [{ type = \"g6.xlarge\", weight_units = 1 }]",
         ),
     }
+    if market == Some(Market::Spot) && s.has("warm_pool") {
+        ctx.report(
+            s.value_span("warm_pool"),
+            &s.key_path("warm_pool"),
+            "AWS does not support warm pools on Auto Scaling groups with spot instances",
+            "remove warm_pool here, or put it on an on-demand pool",
+        );
+    }
     let warm_pool = s.table(ctx, "warm_pool").map(|w| {
         let wp = WarmPool {
             min_size: w.int(ctx, "min_size", 0, 10_000).unwrap_or(0) as u32,

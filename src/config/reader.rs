@@ -147,6 +147,11 @@ impl<'t, 'i> Section<'t, 'i> {
             .unwrap_or_else(|| self.span.clone())
     }
 
+    /// Whether `key` is present.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
     /// Where the value of `key` is written, or this table's span when absent.
     pub(crate) fn value_span(&self, key: &str) -> Range<usize> {
         self.raw(key)
@@ -166,7 +171,7 @@ impl<'t, 'i> Section<'t, 'i> {
     /// Reports `key` as missing when it is absent (not when it was present but invalid: that
     /// was reported already). Always `None`, for use in `.or_else`.
     pub(crate) fn absent<T>(&self, ctx: &mut Ctx<'_>, key: &str, valid: &str) -> Option<T> {
-        if !self.table.contains_key(key) {
+        if !self.has(key) {
             self.missing(ctx, key, valid);
         }
         None

@@ -269,7 +269,8 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
             })
         })
         .collect::<Result<Vec<_>, SimError>>()?;
-    let start_units = first(1).clamp(fleet.min_units, fleet.max_units);
+    // Every policy starts as a fleet that has been running: sized for the first minutes.
+    let start_units = first(5).clamp(fleet.min_units, fleet.max_units);
     let initial: Vec<u32> = split::split(fleet, start_units)
         .iter()
         .map(|t| t.desired_units)

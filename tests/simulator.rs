@@ -1,0 +1,259 @@
+//! The simulator as an instrument: deterministic, every request accounted for, billing equal
+//! to instance lifetimes, the oracle a cost floor, real traces replayed.
+
+use std::path::Path;
+
+use llm_autoscaler::config;
+use llm_autoscaler::model::Timestamp;
+use llm_autoscaler::sim::{
+    self, scenario,
+    traffic::{parse_trace, Source, TokenMix, Trace, Traffic},
+    world::SpotModel,
+    Outcome, SimSetup,
+};
+
+fn setup(policy: &str, name: &str, seed: u64, duration_secs: Option<f64>) -> SimSetup {
+    let s = scenario::builtin(name, seed).expect("scenario");
+    let cfg = config::load(Path::new(policy)).unwrap();
+    SimSetup {
+        scenario: name.to_string(),
+        traffic: Traffic {
+            source: s.source,
+            scale: 1.0,
+            seed,
+            duration_secs: duration_secs.unwrap_or(s.duration_secs),
+        },
+        spot: s.spot,
+        epoch: s.epoch,
+        fleet: cfg.fleets[0].clone(),
+        policy_name: policy.to_string(),
+        model: "8b".into(),
+        tick_secs: 15.0,
+        queue_timeout_secs: 30.0,
+        target_utilization: 0.8,
+        baselines: true,
+    }
+}
+
+fn run(s: SimSetup) -> Outcome {
+    sim::simulate(s, &mut |_| {}).unwrap()
+}
+
+fn json(o: &Outcome) -> String {
+    serde_json::to_string_pretty(&o.report()).unwrap()
+}
+
+#[test]
+fn same_seed_gives_byte_identical_json_and_another_seed_does_not() {
+    let a = json(&run(setup("config/example.toml", "traffic-spike", 7, None)));
+    let b = json(&run(setup("config/example.toml", "traffic-spike", 7, None)));
+    assert_eq!(a, b);
+    let c = json(&run(setup("config/example.toml", "traffic-spike", 8, None)));
+    assert_ne!(a, c);
+    // The stable keys of EVALUATION.md are all there.
+    let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+    for k in [
+        "scenario",
+        "policy",
+        "seed",
+        "duration_s",
+        "requests",
+        "slo",
+        "cost",
+        "capacity",
+        "baselines",
+    ] {
+        assert!(v.get(k).is_some(), "missing {k}");
+    }
+    for k in [
+        "availability",
+        "error_rate",
+        "p95_ttft_s",
+        "p99_ttft_s",
+        "ttft_violation_minutes",
+        "met",
+    ] {
+        assert!(v["slo"].get(k).is_some(), "missing slo.{k}");
+    }
+    for k in ["total_usd", "spot_share", "savings_vs_static", "vs_oracle"] {
+        assert!(v["cost"].get(k).is_some(), "missing cost.{k}");
+    }
+    for k in [
+        "over_provisioning",
+        "under_provisioning",
+        "scale_up_latency_s",
+        "decision_latency_s",
+        "scale_down_latency_s",
+    ] {
+        assert!(v["capacity"].get(k).is_some(), "missing capacity.{k}");
+    }
+    for b in sim::BASELINES {
+        assert!(v["baselines"].get(b).is_some(), "missing baseline {b}");
+    }
+}
+
+#[test]
+fn every_request_is_accounted_for_in_every_policy() {
+    // mixed-workload has a spot storm (interrupted requests are retried or failed) and long
+    // documents that time out under some baselines.
+    let o = run(setup("config/demo.toml", "mixed-workload", 3, None));
+    let generated = o.setup.traffic.requests().count() as u64;
+    for r in std::iter::once(&o.ours).chain(o.baselines.values()) {
+        let a = r.accounting();
+        assert_eq!(a.arrived, generated, "{}", r.name);
+        assert_eq!(a.succeeded + a.failed, a.arrived, "{}: {a:?}", r.name);
+    }
+    assert!(
+        o.ours.events().spot_interruptions > 0,
+        "the storm must hit the spot pool"
+    );
+    assert!(
+        o.baselines["seed-queue"].accounting().failed > 0,
+        "seed-queue is known to drop requests"
+    );
+}
+
+#[test]
+fn billing_matches_instance_lifetimes() {
+    // The demo policy has no warm pool: the bill is exactly Σ lifetime × price.
+    let o = run(setup("config/demo.toml", "traffic-spike", 5, None));
+    let end = o.setup.traffic.duration_secs;
+    for r in std::iter::once(&o.ours).chain(o.baselines.values()) {
+        let lifetimes: f64 = r
+            .world
+            .instances
+            .iter()
+            .map(|i| (i.terminated_at.unwrap_or(end) - i.launched_at) * i.usd_per_sec)
+            .sum::<f64>()
+            + r.world
+                .extra_billing
+                .iter()
+                .map(|b| (b.to - b.from) * b.usd_per_sec)
+                .sum::<f64>();
+        assert!(r.cost_usd > 0.0, "{}", r.name);
+        assert!(
+            (r.cost_usd - lifetimes).abs() < 1e-6 * r.cost_usd.max(1.0),
+            "{}: billed {} vs lifetimes {}",
+            r.name,
+            r.cost_usd,
+            lifetimes
+        );
+        let last_minute = r.minutes.last().unwrap().cost_usd;
+        assert!(
+            (last_minute - r.cost_usd).abs() < 1e-6 * r.cost_usd,
+            "{}: per-minute cost ends at the total",
+            r.name
+        );
+    }
+}
+
+#[test]
+fn oracle_costs_no_more_than_any_policy_that_never_under_provisions() {
+    for name in ["traffic-spike", "sudden-drop", "gradual-growth"] {
+        let o = run(setup("config/example.toml", name, 11, None));
+        let oracle = o.baselines["oracle"].cost_usd;
+        let mut compared = 0;
+        for r in std::iter::once(&o.ours)
+            .chain(o.baselines.values())
+            .filter(|r| r.name != "oracle")
+        {
+            if o.figures(r).capacity.under_provisioning == 0.0 {
+                assert!(
+                    oracle <= r.cost_usd,
+                    "{name}: oracle {oracle} > {} {}",
+                    r.name,
+                    r.cost_usd
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 1, "{name}: static-peak never under-provisions");
+        assert_eq!(
+            o.figures(&o.baselines["static-peak"])
+                .capacity
+                .under_provisioning,
+            0.0
+        );
+    }
+}
+
+fn trace(path: &str) -> Option<Trace> {
+    let text = std::fs::read_to_string(path).ok()?;
+    Some(parse_trace(path, &text).unwrap())
+}
+
+fn trace_setup(name: &str, source: Source, duration_secs: f64, scale: f64) -> SimSetup {
+    let cfg = config::load(Path::new("config/example.toml")).unwrap();
+    SimSetup {
+        scenario: name.into(),
+        traffic: Traffic {
+            source,
+            scale,
+            seed: 1,
+            duration_secs,
+        },
+        spot: SpotModel::default(),
+        epoch: Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").unwrap(),
+        fleet: cfg.fleets[0].clone(),
+        policy_name: "config/example.toml".into(),
+        model: "8b".into(),
+        tick_secs: 15.0,
+        queue_timeout_secs: 30.0,
+        target_utilization: 0.8,
+        baselines: true,
+    }
+}
+
+#[test]
+fn real_traces_replay() {
+    let dir = "../shared/traces";
+    let (Some(conv), Some(servegen)) = (
+        trace(&format!("{dir}/azure_llm_2023_conv.csv")),
+        trace(&format!("{dir}/servegen_m-small_per_minute.csv")),
+    ) else {
+        panic!("the shared traces are expected at {dir}");
+    };
+    // Azure conversation: per-request, its own token counts, ~5.5 requests/s for an hour.
+    let n = match &conv {
+        Trace::PerRequest(r) => r.len(),
+        _ => panic!("per-request trace expected"),
+    };
+    let d = conv.duration_secs();
+    let o = run(trace_setup(
+        "azure_llm_2023_conv",
+        conv.clone().into_source(TokenMix::Chat { doc_share: 0.0 }),
+        d,
+        1.0,
+    ));
+    let a = o.ours.accounting();
+    assert_eq!(a.arrived as usize, n);
+    assert_eq!(a.succeeded + a.failed, a.arrived);
+    assert!(o.figures(&o.ours).slo.availability > 0.99, "{}", o.table());
+
+    // ServeGen m-small: one day of its per-minute shape, rescaled to ~20 requests/s, with the
+    // Azure conversation trace's token counts.
+    let pairs: Vec<(u32, u32)> = match conv {
+        Trace::PerRequest(r) => r
+            .iter()
+            .map(|r| (r.prompt_tokens, r.output_tokens))
+            .collect(),
+        _ => unreachable!(),
+    };
+    let mean_per_min = match &servegen {
+        Trace::PerMinute(m) => m.iter().sum::<f64>() / m.len() as f64,
+        _ => panic!("per-minute trace expected"),
+    };
+    let scale = 20.0 * 60.0 / mean_per_min;
+    let o = run(trace_setup(
+        "servegen_m-small",
+        servegen.into_source(TokenMix::Empirical(pairs.into())),
+        86_400.0,
+        scale,
+    ));
+    let a = o.ours.accounting();
+    let per_sec = a.arrived as f64 / 86_400.0;
+    assert!((15.0..25.0).contains(&per_sec), "{per_sec} requests/s");
+    assert_eq!(a.succeeded + a.failed, a.arrived);
+    let f = o.figures(&o.ours);
+    assert!(f.cost.savings_vs_static.unwrap() > 0.3, "{}", o.table());
+}
