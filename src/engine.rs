@@ -10,7 +10,8 @@
 //! 3. current capacity outside the bounds → straight to the bound (HPA's min/max check);
 //! 4. an invalid or stale metric blocks a scale-down (and all invalid → hold);
 //! 5. stabilization windows, then rate policies and bounds ([`policy::behavior`]);
-//! 6. panic mode may raise the result at once and forbids lowering it ([`policy::panic`]);
+//! 6. panic mode may raise the result at once and forbids lowering it ([`policy::panic`]); it
+//!    follows the demand signals only (not scale-up-only latency signals);
 //! 7. the result is split over the pools ([`policy::split`]).
 
 use std::fmt::Write as _;
@@ -313,8 +314,18 @@ pub fn decide(
         );
         stages.rate_limited = Some(rated);
         conditions.push(rate_condition(outcome));
-        let step = panic::observe(&mut st.panic, &fleet.panic, now, proposal, ready);
-        let after_panic = panic::apply(&mut st.panic, &fleet.panic, rated, proposal, ready);
+        // Panic follows demand (load signals), as KPA follows concurrency; latency is a
+        // lagging symptom of a backlog and no measure of how much capacity is needed.
+        let demand = fleet
+            .metrics
+            .iter()
+            .zip(&metrics)
+            .filter(|(spec, _)| !spec.signal.scale_up_only())
+            .filter_map(|(_, m)| m.recommendation)
+            .max()
+            .unwrap_or(current);
+        let step = panic::observe(&mut st.panic, &fleet.panic, now, demand, ready);
+        let after_panic = panic::apply(&mut st.panic, &fleet.panic, rated, demand, ready);
         stages.panic = Some(after_panic);
         panic_step = Some(step);
         if step.active {

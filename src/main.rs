@@ -64,48 +64,7 @@ enum Command {
     /// Traffic: one of the built-in scenarios (traffic-spike, gradual-growth, periodic,
     /// sudden-drop, mixed-workload) or a trace file, either `t_s,prompt_tokens,output_tokens`
     /// (one row per request) or `minute,requests` (one row per minute). See docs/simulator.md.
-    Simulate {
-        /// The TOML policy file; its first fleet is simulated.
-        #[arg(long, short, default_value = "config/example.toml")]
-        config: PathBuf,
-        /// A built-in scenario.
-        #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
-        scenario: Option<String>,
-        /// A trace file to replay instead of a scenario.
-        #[arg(long)]
-        trace: Option<PathBuf>,
-        /// For a per-minute trace: draw token counts from this per-request trace instead of
-        /// the built-in chat mix.
-        #[arg(long, requires = "trace")]
-        tokens_from: Option<PathBuf>,
-        /// Multiply the traffic rate by this factor (the shape stays).
-        #[arg(long, default_value_t = 1.0)]
-        scale: f64,
-        /// Seed of every random draw; the same seed gives the same report, byte for byte.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Length of the run, seconds (default: the scenario's or the trace's).
-        #[arg(long)]
-        duration_secs: Option<f64>,
-        /// Model class served: 8b, or 70b on g5.12xlarge / p4d.24xlarge.
-        #[arg(long, default_value = "8b")]
-        model: String,
-        /// Requests waiting longer than this fail, seconds.
-        #[arg(long, default_value_t = 30.0)]
-        queue_timeout_secs: f64,
-        /// Skip the baselines and the oracle (only the policy runs).
-        #[arg(long)]
-        no_baselines: bool,
-        /// Write the JSON report here.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Write the per-minute CSV here.
-        #[arg(long)]
-        csv: Option<PathBuf>,
-        /// Write the HTML report here.
-        #[arg(long)]
-        html: Option<PathBuf>,
-    },
+    Simulate(Box<SimArgs>),
 }
 
 /// The `decide` input document.
@@ -140,35 +99,7 @@ fn main() -> ExitCode {
             snapshot,
             summary,
         } => decide(&config, &snapshot, summary),
-        Command::Simulate {
-            config,
-            scenario,
-            trace,
-            tokens_from,
-            scale,
-            seed,
-            duration_secs,
-            model,
-            queue_timeout_secs,
-            no_baselines,
-            json,
-            csv,
-            html,
-        } => simulate(SimArgs {
-            config,
-            scenario,
-            trace,
-            tokens_from,
-            scale,
-            seed,
-            duration_secs,
-            model,
-            queue_timeout_secs,
-            no_baselines,
-            json,
-            csv,
-            html,
-        }),
+        Command::Simulate(args) => simulate(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -354,20 +285,52 @@ fn fleet_names(cfg: &Config) -> String {
         .join(", ")
 }
 
+/// Arguments of `simulate`.
+#[derive(clap::Args)]
 struct SimArgs {
+    /// The TOML policy file; its first fleet is simulated.
+    #[arg(long, short, default_value = "config/example.toml")]
     config: PathBuf,
+    /// A built-in scenario.
+    #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
     scenario: Option<String>,
+    /// A trace file to replay instead of a scenario.
+    #[arg(long)]
     trace: Option<PathBuf>,
+    /// For a per-minute trace: draw token counts from this per-request trace instead of
+    /// the built-in chat mix.
+    #[arg(long, requires = "trace")]
     tokens_from: Option<PathBuf>,
+    /// Multiply the traffic rate by this factor (the shape stays).
+    #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Seed of every random draw; the same seed gives the same report, byte for byte.
+    #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Length of the run, seconds (default: the scenario's or the trace's).
+    #[arg(long)]
     duration_secs: Option<f64>,
+    /// Model class served: 8b, or 70b on g5.12xlarge / p4d.24xlarge.
+    #[arg(long, default_value = "8b")]
     model: String,
+    /// Requests waiting longer than this fail, seconds.
+    #[arg(long, default_value_t = 30.0)]
     queue_timeout_secs: f64,
+    /// Skip the baselines and the oracle (only the policy runs).
+    #[arg(long)]
     no_baselines: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
     json: Option<PathBuf>,
+    /// Write the per-minute CSV here.
+    #[arg(long)]
     csv: Option<PathBuf>,
+    /// Write the HTML report here.
+    #[arg(long)]
     html: Option<PathBuf>,
+    /// Write every decision of the policy, with its explanation, here (JSON lines).
+    #[arg(long)]
+    decisions: Option<PathBuf>,
 }
 
 fn read_trace(path: &Path) -> anyhow::Result<Trace> {
@@ -454,6 +417,7 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         queue_timeout_secs: a.queue_timeout_secs,
         target_utilization: 0.8,
         baselines: !a.no_baselines,
+        record_decisions: a.decisions.is_some(),
     };
     let tty = std::io::stdout().is_terminal();
     let runs = if setup.baselines { 6.0 } else { 1.0 };
@@ -489,5 +453,9 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
     )?;
     write(&a.csv, outcome.csv())?;
     write(&a.html, outcome.html())?;
+    write(
+        &a.decisions,
+        outcome.decisions.iter().map(|l| format!("{l}\n")).collect(),
+    )?;
     Ok(())
 }

@@ -85,3 +85,108 @@ fn decide_rejects_a_broken_snapshot_with_exit_3_and_its_position() {
     assert!(err.contains("snap.json:3:"), "{err}");
     assert!(err.contains("invalid snapshot"), "{err}");
 }
+
+#[test]
+fn simulate_writes_every_report_and_rejects_a_bad_trace_with_exit_3() {
+    let dir = std::env::temp_dir().join(format!("llm-autoscaler-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, csv, html, decisions) = (
+        dir.join("r.json"),
+        dir.join("r.csv"),
+        dir.join("r.html"),
+        dir.join("d.jsonl"),
+    );
+    let out = bin()
+        .args([
+            "simulate",
+            "--config",
+            "config/demo.toml",
+            "--scenario",
+            "sudden-drop",
+            "--seed",
+            "4",
+            "--duration-secs",
+            "1800",
+        ])
+        .args([
+            "--json".as_ref(),
+            json.as_os_str(),
+            "--csv".as_ref(),
+            csv.as_os_str(),
+        ])
+        .args([
+            "--html".as_ref(),
+            html.as_os_str(),
+            "--decisions".as_ref(),
+            decisions.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "ours",
+        "static-peak",
+        "hpa-cpu",
+        "seed-queue",
+        "target-tracking",
+        "oracle",
+    ] {
+        assert!(table.contains(name), "{table}");
+    }
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["scenario"], "sudden-drop");
+    assert_eq!(report["duration_s"], 1800.0);
+    let rows = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(
+        rows.lines().count(),
+        1 + 30,
+        "a header and one row per minute"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!doctype html>") && page.matches("<svg").count() == 4);
+    for external in ["src=\"http", "href=\"http", "<link", "<script src"] {
+        assert!(
+            !page.contains(external),
+            "the page must be self-contained: {external}"
+        );
+    }
+    // One decision per 15 s tick, each with its explanation.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&decisions)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1800 / 15 - 1);
+    assert!(lines
+        .iter()
+        .all(|d| d["summary"].is_string() && d["conditions"].is_array()));
+
+    let bad = tmp(
+        "bad.csv",
+        "t_s,prompt_tokens,output_tokens\n0,10,5\n3,oops,1\n",
+    );
+    let out = bin()
+        .args(["simulate", "--trace"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.csv:3:3: prompt_tokens is \"oops\"; expected a number"),
+        "{err}"
+    );
+
+    let out = bin()
+        .args(["simulate", "--scenario", "tsunami"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("valid: traffic-spike, gradual-growth, periodic, sudden-drop, mixed-workload"));
+}

@@ -252,3 +252,45 @@ fn schedule_bounds_combine_and_move_capacity() {
     let (d, _) = decide(&f, &snap(9, &[None; 9], now), &EngineState::default(), now);
     assert_eq!(d.desired_units, 9, "{}", d.summary);
 }
+
+#[test]
+fn latency_alone_never_triggers_panic_but_still_scales_up_within_the_rate_limits() {
+    let f = fleet(&format!(
+        "min_units = 1\nmax_units = 100\n[[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = {Q10}\n\
+         [[fleets.metrics]]\nname = \"ttft\"\nsignal = \"ttft_p95_secs\"\ntarget = {{ type = \"Value\", value = 1.0 }}\n\
+         [fleets.behavior.scale_up]\npolicies = [{{ type = \"pods\", value = 2, period_secs = 60 }}]\n"
+    ));
+    let state = {
+        let mut state = EngineState::default();
+        for secs in (-600..=-15).step_by(15) {
+            let mut s = snap(4, &[Some(10.0); 4], t(secs));
+            s.fleet_metrics.insert(
+                "ttft".into(),
+                llm_autoscaler::model::Sample {
+                    value: 0.5,
+                    at: t(secs),
+                },
+            );
+            state = decide(&f, &s, &state, t(secs)).1;
+        }
+        state
+    };
+    // A backlog has drained (queue at target) but TTFT still reads 10× its target.
+    let mut s = snap(4, &[Some(10.0); 4], t(0));
+    s.fleet_metrics.insert(
+        "ttft".into(),
+        llm_autoscaler::model::Sample {
+            value: 10.0,
+            at: t(0),
+        },
+    );
+    let (d, _) = decide(&f, &s, &state, t(0));
+    assert_eq!(d.winning_metric.as_deref(), Some("ttft"));
+    assert_eq!(d.stages.metrics, Some(40));
+    assert!(!d.panic.unwrap().active, "{}", d.summary);
+    assert_eq!(
+        d.desired_units, 6,
+        "rate-limited to +2 per minute: {}",
+        d.summary
+    );
+}

@@ -32,6 +32,7 @@ fn setup(policy: &str, name: &str, seed: u64, duration_secs: Option<f64>) -> Sim
         queue_timeout_secs: 30.0,
         target_utilization: 0.8,
         baselines: true,
+        record_decisions: false,
     }
 }
 
@@ -201,6 +202,7 @@ fn trace_setup(name: &str, source: Source, duration_secs: f64, scale: f64) -> Si
         queue_timeout_secs: 30.0,
         target_utilization: 0.8,
         baselines: true,
+        record_decisions: false,
     }
 }
 

@@ -73,6 +73,8 @@ pub struct EngineController {
     pub last: Option<Decision>,
     /// Decisions that changed capacity.
     pub changes: u64,
+    /// Every decision as a JSON line, when recording.
+    pub log: Option<Vec<String>>,
 }
 
 impl EngineController {
@@ -84,6 +86,7 @@ impl EngineController {
             epoch,
             last: None,
             changes: 0,
+            log: None,
         }
     }
 }
@@ -108,6 +111,9 @@ impl Controller for EngineController {
                     .map_or(p.desired_units, |t| t.desired_units)
             })
             .collect();
+        if let Some(log) = &mut self.log {
+            log.push(serde_json::to_string(&decision).unwrap_or_default());
+        }
         self.last = Some(decision);
         desired
     }

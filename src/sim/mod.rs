@@ -79,6 +79,8 @@ pub struct SimSetup {
     pub target_utilization: f64,
     /// Also run the baselines and the oracle.
     pub baselines: bool,
+    /// Keep every decision of the policy under test (JSON lines in [`Outcome::decisions`]).
+    pub record_decisions: bool,
 }
 
 /// Cost figures of one policy.
@@ -183,6 +185,8 @@ pub struct Outcome {
     pub ours: Run,
     /// Baselines by name (empty without them).
     pub baselines: BTreeMap<String, Run>,
+    /// The policy's decisions as JSON lines, when recorded.
+    pub decisions: Vec<String>,
 }
 
 /// Names of the baselines, in report order.
@@ -219,39 +223,34 @@ fn profile_for(pool: &str, instance_type: &str, model: &str) -> Result<Profile, 
     })
 }
 
-/// Pass 1: load and required units per minute.
-fn measure_load(
-    traffic: &Traffic,
-    minutes: usize,
-    reference: &Profile,
-    target_util: f64,
-) -> (Vec<MinuteLoad>, Vec<u32>) {
-    let mut loads = vec![MinuteLoad::default(); minutes];
-    for r in traffic.requests() {
-        if let Some(l) = loads.get_mut((r.arrival_secs / 60.0) as usize) {
-            l.add(&r);
-        }
-    }
-    let required = loads
-        .iter()
-        .map(|l| l.required_units(reference, target_util))
-        .collect();
-    (loads, required)
-}
-
 /// Runs the policy (and the baselines) on the setup's traffic.
 pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcome, SimError> {
     let duration = setup.traffic.duration_secs;
     let minutes = (duration / 60.0).ceil() as usize;
     let (ref_profile, _) = reference(&setup.fleet, &setup.model)?;
-    let (loads, required) = measure_load(
-        &setup.traffic,
-        minutes,
-        &ref_profile,
-        setup.target_utilization,
-    );
     let fleet = &setup.fleet;
-    let first = |n: usize| required.iter().take(n.max(1)).copied().max().unwrap_or(0);
+    let required_of = |loads: &[MinuteLoad]| -> Vec<u32> {
+        loads
+            .iter()
+            .map(|l| l.required_units(&ref_profile, setup.target_utilization))
+            .collect()
+    };
+    // Every policy starts as a fleet that has been running: sized for the first 5 minutes.
+    let mut head = vec![MinuteLoad::default(); minutes.min(5)];
+    for r in setup
+        .traffic
+        .requests()
+        .take_while(|r| r.arrival_secs < 300.0)
+    {
+        if let Some(l) = head.get_mut((r.arrival_secs / 60.0) as usize) {
+            l.add(&r);
+        }
+    }
+    let start_units = required_of(&head)
+        .into_iter()
+        .max()
+        .unwrap_or(0)
+        .clamp(fleet.min_units, fleet.max_units);
 
     // Our policy.
     let specs = fleet
@@ -269,13 +268,14 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
             })
         })
         .collect::<Result<Vec<_>, SimError>>()?;
-    // Every policy starts as a fleet that has been running: sized for the first minutes.
-    let start_units = first(5).clamp(fleet.min_units, fleet.max_units);
     let initial: Vec<u32> = split::split(fleet, start_units)
         .iter()
         .map(|t| t.desired_units)
         .collect();
     let mut ctl = EngineController::new(fleet.clone(), setup.epoch);
+    if setup.record_decisions {
+        ctl.log = Some(Vec::new());
+    }
     let mut ours = run_one(
         &setup,
         "ours",
@@ -286,6 +286,10 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         progress,
     );
     ours.changes = ctl.changes;
+    let decisions = ctl.log.take().unwrap_or_default();
+    // The policy's run measured the offered load; the baselines and the report use it.
+    let loads = ours.world.loads.clone();
+    let required = required_of(&loads);
 
     let mut baselines = BTreeMap::new();
     if setup.baselines {
@@ -403,6 +407,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         required,
         ours,
         baselines,
+        decisions,
     })
 }
 

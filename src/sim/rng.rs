@@ -6,6 +6,8 @@
 #[derive(Clone, Debug)]
 pub struct Rng {
     s: [u64; 4],
+    /// The second normal of the last Box–Muller pair.
+    spare_normal: Option<f64>,
 }
 
 impl Rng {
@@ -22,6 +24,7 @@ impl Rng {
         };
         Rng {
             s: [next(), next(), next(), next()],
+            spare_normal: None,
         }
     }
 
@@ -53,11 +56,17 @@ impl Rng {
         -(1.0 - self.f64()).ln() / rate
     }
 
-    /// Standard normal (Box–Muller).
+    /// Standard normal (Box–Muller; each pair of uniforms gives two normals).
     pub fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare_normal.take() {
+            return z;
+        }
         let u1 = 1.0 - self.f64();
         let u2 = self.f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (sin, cos) = (std::f64::consts::TAU * u2).sin_cos();
+        self.spare_normal = Some(r * sin);
+        r * cos
     }
 
     /// Log-normal with the given median and σ of the underlying normal.

@@ -25,7 +25,8 @@ impl Default for Histogram {
 }
 
 impl Histogram {
-    fn bucket(secs: f64) -> usize {
+    /// The bucket of a value, seconds.
+    pub fn bucket(secs: f64) -> usize {
         if secs <= H_MIN {
             0
         } else {
@@ -35,7 +36,12 @@ impl Histogram {
 
     /// Records one value, seconds.
     pub fn record(&mut self, secs: f64) {
-        self.counts[Self::bucket(secs)] += 1;
+        self.record_bucket(Self::bucket(secs));
+    }
+
+    /// Records one value by its bucket (see [`Histogram::bucket`]).
+    pub fn record_bucket(&mut self, bucket: usize) {
+        self.counts[bucket] += 1;
         self.total += 1;
     }
 

@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-use super::perf::Profile;
+use super::perf::{MinuteLoad, Profile};
 use super::rng::Rng;
 use super::stats::{Histogram, Minute};
 use super::traffic::Request;
@@ -123,6 +123,32 @@ fn key(x: f64) -> Key {
     Key(x.max(0.0).to_bits())
 }
 
+/// The replica figures the hot path needs, copied into each instance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ReplicaPerf {
+    prefill_tokens_per_sec: f64,
+    decode_base_secs: f64,
+    decode_per_seq_secs: f64,
+    max_seqs: u32,
+    kv_cache_tokens: u64,
+}
+
+impl ReplicaPerf {
+    fn of(p: &Profile) -> Self {
+        ReplicaPerf {
+            prefill_tokens_per_sec: p.prefill_tokens_per_sec,
+            decode_base_secs: p.decode_base_secs,
+            decode_per_seq_secs: p.decode_per_seq_secs,
+            max_seqs: p.max_seqs,
+            kv_cache_tokens: p.kv_cache_tokens,
+        }
+    }
+
+    fn step_secs(&self, batch: u32) -> f64 {
+        self.decode_base_secs + self.decode_per_seq_secs * batch as f64
+    }
+}
+
 /// An instance and its replica.
 #[derive(Clone, Debug)]
 pub struct Instance {
@@ -144,6 +170,9 @@ pub struct Instance {
     pub running: u32,
     /// KV tokens reserved by running sequences.
     pub kv_used: u64,
+    perf: ReplicaPerf,
+    /// Time of the pending valid completion event, if any.
+    scheduled_at: Option<f64>,
     v: f64,
     last: f64,
     prefill_free_at: f64,
@@ -232,6 +261,8 @@ pub struct World {
     serving: Vec<u32>,
     /// Per-minute results so far.
     pub minutes: Vec<Minute>,
+    /// Offered load per minute (arrivals and their tokens).
+    pub loads: Vec<MinuteLoad>,
     ttft_by_minute: [Histogram; 3],
     /// TTFT of every admitted request.
     pub ttft_all: Histogram,
@@ -315,6 +346,7 @@ impl World {
             free_slots: Vec::new(),
             serving: Vec::new(),
             minutes: vec![Minute::default(); minutes],
+            loads: vec![MinuteLoad::default(); minutes],
             ttft_by_minute: Default::default(),
             ttft_all: Histogram::default(),
             ttft_recent: Default::default(),
@@ -502,6 +534,8 @@ impl World {
             usd_per_sec,
             running: 0,
             kv_used: 0,
+            perf: ReplicaPerf::of(&self.pools[pool].spec.profile),
+            scheduled_at: None,
             v: 0.0,
             last: now,
             prefill_free_at: now,
@@ -617,6 +651,7 @@ impl World {
             let inst = &mut self.instances[id as usize];
             inst.terminated_at = Some(now.min(self.end));
             inst.gen += 1;
+            inst.scheduled_at = None;
             price = inst.usd_per_sec;
             market = self.pools[inst.pool].spec.market;
         }
@@ -669,7 +704,7 @@ impl World {
     // ---- replicas -----------------------------------------------------------------------------
 
     /// Brings a replica's decode clock to `now`; decoding stands still while a prefill runs.
-    fn advance(inst: &mut Instance, prof: &Profile, now: f64) {
+    fn advance(inst: &mut Instance, now: f64) {
         if inst.running > 0 {
             let from = if inst.prefill_free_at > inst.last {
                 inst.prefill_free_at.min(now)
@@ -677,56 +712,56 @@ impl World {
                 inst.last
             };
             if now > from {
-                inst.v += (now - from) / prof.decode_step_secs(inst.running);
+                inst.v += (now - from) / inst.perf.step_secs(inst.running);
             }
         }
         inst.last = now;
     }
 
+    /// Schedules the replica's next completion. A pending event that is not later than the
+    /// new time is kept: it fires early, finds nothing finished and reschedules, which is
+    /// cheaper than a heap push on every admission.
     fn reschedule(&mut self, id: u32) {
-        let prof_step;
-        let (at, gen) = {
-            let inst = &mut self.instances[id as usize];
+        let now = self.now;
+        let inst = &mut self.instances[id as usize];
+        let Some(Reverse((k, _))) = inst.finish.peek() else {
             inst.gen += 1;
-            let Some(Reverse((k, _))) = inst.finish.peek() else {
-                return;
-            };
-            prof_step = self.pools[inst.pool]
-                .spec
-                .profile
-                .decode_step_secs(inst.running);
-            let vmin = f64::from_bits(k.0);
-            let start = self.now.max(inst.prefill_free_at);
-            (start + (vmin - inst.v).max(0.0) * prof_step, inst.gen)
+            inst.scheduled_at = None;
+            return;
         };
+        let vmin = f64::from_bits(k.0);
+        let at = now.max(inst.prefill_free_at)
+            + (vmin - inst.v).max(0.0) * inst.perf.step_secs(inst.running);
+        if inst.scheduled_at.is_some_and(|t| t >= now && t <= at) {
+            return;
+        }
+        inst.gen += 1;
+        inst.scheduled_at = Some(at);
+        let gen = inst.gen;
         self.push(at, Ev::Finish { inst: id, gen });
     }
 
     fn can_admit(&self, id: u32, r: &Req) -> bool {
         let inst = &self.instances[id as usize];
-        let p = &self.pools[inst.pool].spec.profile;
-        inst.running < p.max_seqs && inst.kv_used + r.kv() <= p.kv_cache_tokens
+        inst.running < inst.perf.max_seqs && inst.kv_used + r.kv() <= inst.perf.kv_cache_tokens
     }
 
     fn record_ttft(&mut self, arrival: f64, ttft: f64) {
         let m = (arrival / 60.0) as usize;
-        self.ttft_by_minute[m % 3].record(ttft);
-        self.ttft_all.record(ttft);
-        self.ttft_recent[self.recent_idx].record(ttft);
+        let b = Histogram::bucket(ttft);
+        self.ttft_by_minute[m % 3].record_bucket(b);
+        self.ttft_all.record_bucket(b);
+        self.ttft_recent[self.recent_idx].record_bucket(b);
     }
 
     fn admit(&mut self, id: u32, mut r: Req) {
         let now = self.now;
-        let prof = self.pools[self.instances[id as usize].pool]
-            .spec
-            .profile
-            .clone();
         let first_token;
         {
             let inst = &mut self.instances[id as usize];
-            Self::advance(inst, &prof, now);
+            Self::advance(inst, now);
             first_token =
-                now.max(inst.prefill_free_at) + r.prompt as f64 / prof.prefill_tokens_per_sec;
+                now.max(inst.prefill_free_at) + r.prompt as f64 / inst.perf.prefill_tokens_per_sec;
             inst.prefill_free_at = first_token;
             if inst.running == 0 {
                 inst.busy_since = Some(now);
@@ -820,8 +855,10 @@ impl World {
 
     fn arrive(&mut self, req: &Request) {
         self.arrivals += 1;
-        if let Some(m) = self.minutes.get_mut((req.arrival_secs / 60.0) as usize) {
+        let minute = (req.arrival_secs / 60.0) as usize;
+        if let (Some(m), Some(l)) = (self.minutes.get_mut(minute), self.loads.get_mut(minute)) {
             m.arrived += 1;
+            l.add(req);
         }
         self.routed_since_tick += 1;
         let r = Req {
@@ -842,12 +879,8 @@ impl World {
     }
 
     fn finish(&mut self, id: u32) {
-        let prof = self.pools[self.instances[id as usize].pool]
-            .spec
-            .profile
-            .clone();
         let now = self.now;
-        Self::advance(&mut self.instances[id as usize], &prof, now);
+        Self::advance(&mut self.instances[id as usize], now);
         loop {
             let inst = &mut self.instances[id as usize];
             let Some(&Reverse((k, slot))) = inst.finish.peek() else {
@@ -950,6 +983,7 @@ impl World {
             match ev {
                 Ev::Finish { inst, gen } => {
                     if self.instances[inst as usize].gen == gen {
+                        self.instances[inst as usize].scheduled_at = None;
                         self.finish(inst);
                     }
                 }
