@@ -1,5 +1,5 @@
-//! One decision for a fleet with 5 metrics and 100 instances (the example policy, its four
-//! schedules included), after a realistic history. Target ≤ 50 µs.
+//! One decision for a fleet with 5 metrics and 100 instances (the example policy and its
+//! schedule, plus a TTFT metric), after a realistic history. Target ≤ 50 µs.
 //!
 //! Baseline measured in the same run: cloning the snapshot the decision reads, i.e. the cost
 //! of merely touching the input once. The ratio decide ÷ clone is what to compare across
@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use llm_autoscaler::config;
+use llm_autoscaler::config::{self, MetricSpec, Signal, Target};
 use llm_autoscaler::engine::{decide, EngineState};
 use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
@@ -66,6 +66,13 @@ fn bench(c: &mut Criterion) {
     let cfg = config::load(Path::new("config/example.toml")).expect("example policy");
     let mut fleet = cfg.fleets[0].clone();
     fleet.max_units = 400;
+    // The example's four signals plus TTFT: five metrics.
+    fleet.metrics.push(MetricSpec {
+        name: "ttft_p95_secs".into(),
+        signal: Signal::TtftP95Secs,
+        target: Target::Value { value: 1.5 },
+        stale_after_secs: 60,
+    });
     assert_eq!(fleet.metrics.len(), 5);
     let t0 = Timestamp::parse_rfc3339("2026-11-30T10:00:00Z").unwrap();
     // Ten minutes of history at 15 s ticks.

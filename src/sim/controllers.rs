@@ -9,7 +9,7 @@ use crate::engine::{decide, Decision, EngineState};
 use crate::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
 /// The world as the daemon's collectors would see it at `at`: lifecycle per instance,
-/// Prometheus-style gauges scraped now, fleet-level gauges.
+/// Prometheus-style gauges scraped now (vLLM's names in the comments), fleet-level gauges.
 ///
 /// Signals the simulator does not model (CPU, memory, custom gauges) get no samples, so a
 /// policy using them holds on scale-down exactly as it would with a broken collector.
@@ -30,7 +30,9 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
                     let value = match m.signal {
                         Signal::GpuUtilization => world.gpu_utilization_pct(i),
                         Signal::KvCacheUsage => world.kv_cache_pct(i),
-                        Signal::QueueDepth => queue_share,
+                        // vLLM's num_requests_waiting: not yet prefilled on this replica,
+                        // plus this replica's share of the gateway queue.
+                        Signal::QueueDepth => world.waiting_on(i) as f64 + queue_share,
                         Signal::Concurrency => i.running as f64 + queue_share,
                         Signal::RequestRate => world.request_rate(i),
                         _ => continue,

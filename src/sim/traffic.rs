@@ -44,19 +44,80 @@ const CHAT: (f64, f64) = (500.0, 150.0);
 const DOC: (f64, f64) = (6_000.0, 400.0);
 const SIGMA: f64 = 0.6;
 
+/// exp(SIGMA × z) at 4,096 evenly spaced quantiles of the standard normal: a log-normal draw
+/// is then one table look-up and a multiply (token counts are whole numbers anyway; the table
+/// reaches ±3.5 σ).
+fn lognormal_factors() -> &'static [f64] {
+    static TABLE: std::sync::OnceLock<Vec<f64>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        const N: usize = 4096;
+        (0..N)
+            .map(|i| (SIGMA * inverse_normal_cdf((i as f64 + 0.5) / N as f64)).exp())
+            .collect()
+    })
+}
+
+/// Φ⁻¹(p) by Acklam's rational approximation (relative error < 1.2e-9).
+fn inverse_normal_cdf(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.38357751867269e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < 0.02425 {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p > 1.0 - 0.02425 {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    } else {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    }
+}
+
 fn draw_tokens(mix: &TokenMix, doc_share: f64, rng: &mut Rng) -> (u32, u32) {
     match mix {
         TokenMix::Empirical(pairs) => pairs[(rng.next_u64() % pairs.len() as u64) as usize],
         TokenMix::Chat { .. } => {
-            let (p, o) = if rng.chance(doc_share) { DOC } else { CHAT };
-            let prompt = rng
-                .lognormal(p, SIGMA)
-                .round()
-                .clamp(1.0, MAX_PROMPT_TOKENS as f64);
-            let output = rng
-                .lognormal(o, SIGMA)
-                .round()
-                .clamp(1.0, MAX_OUTPUT_TOKENS as f64);
+            let (p, o) = if doc_share > 0.0 && rng.chance(doc_share) {
+                DOC
+            } else {
+                CHAT
+            };
+            let table = lognormal_factors();
+            let bits = rng.next_u64();
+            let (i, j) = ((bits >> 52) as usize, ((bits >> 40) & 0xFFF) as usize);
+            let prompt = (p * table[i]).round().clamp(1.0, MAX_PROMPT_TOKENS as f64);
+            let output = (o * table[j]).round().clamp(1.0, MAX_OUTPUT_TOKENS as f64);
             (prompt as u32, output as u32)
         }
     }
@@ -476,6 +537,25 @@ mod tests {
         assert_eq!(replay(3.0).requests().count(), 3000);
         let half = replay(0.5).requests().count();
         assert!((400..600).contains(&half), "{half}");
+    }
+
+    #[test]
+    fn chat_token_lengths_have_the_configured_medians() {
+        let mut rng = Rng::new(5, 1);
+        let mix = TokenMix::Chat { doc_share: 0.0 };
+        let mut draws: Vec<(u32, u32)> = (0..20_001)
+            .map(|_| draw_tokens(&mix, 0.0, &mut rng))
+            .collect();
+        draws.sort_by_key(|d| d.0);
+        assert!(
+            (draws[10_000].0 as f64 / CHAT.0 - 1.0).abs() < 0.03,
+            "{:?}",
+            draws[10_000]
+        );
+        draws.sort_by_key(|d| d.1);
+        assert!((draws[10_000].1 as f64 / CHAT.1 - 1.0).abs() < 0.03);
+        assert!((inverse_normal_cdf(0.975) - 1.959964).abs() < 1e-6);
+        assert!((inverse_normal_cdf(0.01) + 2.326348).abs() < 1e-6);
     }
 
     #[test]

@@ -173,6 +173,8 @@ pub struct Instance {
     perf: ReplicaPerf,
     /// Time of the pending valid completion event, if any.
     scheduled_at: Option<f64>,
+    /// Start times of admitted requests' prefills, ascending; those after now are waiting.
+    prefill_starts: VecDeque<f64>,
     v: f64,
     last: f64,
     prefill_free_at: f64,
@@ -536,6 +538,7 @@ impl World {
             kv_used: 0,
             perf: ReplicaPerf::of(&self.pools[pool].spec.profile),
             scheduled_at: None,
+            prefill_starts: VecDeque::new(),
             v: 0.0,
             last: now,
             prefill_free_at: now,
@@ -672,6 +675,7 @@ impl World {
         let inst = &mut self.instances[id as usize];
         inst.running = 0;
         inst.kv_used = 0;
+        inst.prefill_starts.clear();
         if let Some(since) = inst.busy_since.take() {
             inst.busy_acc += now - since;
         }
@@ -760,9 +764,14 @@ impl World {
         {
             let inst = &mut self.instances[id as usize];
             Self::advance(inst, now);
-            first_token =
-                now.max(inst.prefill_free_at) + r.prompt as f64 / inst.perf.prefill_tokens_per_sec;
+            let prefill_start = now.max(inst.prefill_free_at);
+            first_token = prefill_start + r.prompt as f64 / inst.perf.prefill_tokens_per_sec;
             inst.prefill_free_at = first_token;
+            // Forget prefills that have started; keep the ones still waiting (sorted).
+            while inst.prefill_starts.front().is_some_and(|s| *s <= now) {
+                inst.prefill_starts.pop_front();
+            }
+            inst.prefill_starts.push_back(prefill_start);
             if inst.running == 0 {
                 inst.busy_since = Some(now);
             }
@@ -1103,6 +1112,19 @@ impl World {
     pub fn gpu_utilization_pct(&self, inst: &Instance) -> f64 {
         let busy = inst.busy_acc + inst.busy_since.map_or(0.0, |s| self.now - s);
         (100.0 * busy / self.tick_secs).min(100.0)
+    }
+
+    /// Requests admitted to an instance whose prefill has not started (with vLLM's scheduler
+    /// these are still in its waiting queue).
+    pub fn waiting_on(&self, inst: &Instance) -> usize {
+        if inst.state == InstState::Terminated {
+            return 0;
+        }
+        inst.prefill_starts
+            .iter()
+            .rev()
+            .take_while(|s| **s > self.now)
+            .count()
     }
 
     /// KV-cache use, percent.
