@@ -27,6 +27,7 @@ fn setup() -> SimSetup {
         fleet: cfg.fleets[0].clone(),
         policy_name: "example".into(),
         model: "8b".into(),
+        profiles: llm_autoscaler::sim::perf::builtin(),
         tick_secs: 15.0,
         queue_timeout_secs: 30.0,
         target_utilization: 0.8,

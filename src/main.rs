@@ -108,6 +108,10 @@ fn main() -> ExitCode {
                 eprintln!("{ce}");
                 return ExitCode::from(2);
             }
+            if let Some(pe) = e.downcast_ref::<sim::perf::IncompleteProfile>() {
+                eprintln!("{pe}");
+                return ExitCode::from(2);
+            }
             eprintln!("error: {e:#}");
             if e.downcast_ref::<InputError>().is_some() {
                 ExitCode::from(3)
@@ -413,6 +417,7 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         policy_name: format!("{}#{}", a.config.display(), fleet.name),
         fleet,
         model: a.model,
+        profiles: sim::perf::resolve(&cfg.profiles)?,
         tick_secs: cfg.global.tick_secs as f64,
         queue_timeout_secs: a.queue_timeout_secs,
         target_utilization: 0.8,

@@ -50,6 +50,13 @@ fn shipped_examples_parse() {
         .map(|s| s.max_factor)
         .collect();
     assert_eq!(factors, vec![None, Some(0.7), Some(0.7), Some(0.3)]);
+    // So is the commented [[profiles]] example.
+    let start = text.find("# [[profiles]]").unwrap();
+    let block: String = text[start..].lines().map(|l| l.trim_start_matches("# ")).collect::<Vec<_>>().join("\n");
+    let cfg = config::parse_str("example+profiles", &format!("{}{block}\n", &text[..start])).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.profiles.len(), 1);
+    assert_eq!(cfg.profiles[0].kv_cache_tokens, Some(38_000));
+    assert_eq!(cfg.profiles[0].spot_usd_per_hour, Some(0.28));
     let demo = config::load(std::path::Path::new("config/demo.toml")).unwrap();
     assert_eq!(demo.global.provider, ProviderKind::Sim);
 }
@@ -77,7 +84,7 @@ fn each_mistake_has_its_exact_message_and_location() {
         (
             "unknown top-level key",
             "colour = \"red\"\n",
-            "p.toml:1:1: colour: unknown key; valid keys here: fleets, global",
+            "p.toml:1:1: colour: unknown key; valid keys here: fleets, global, profiles",
         ),
         (
             "unknown global key",
@@ -158,6 +165,11 @@ fn each_mistake_has_its_exact_message_and_location() {
             "warm pool on a spot pool",
             "[[fleets.pools]]\nname = \"s\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\nwarm_pool = { min_size = 2 }\n",
             "p.toml:5:13: fleets[0].pools[1].warm_pool: AWS does not support warm pools on Auto Scaling groups with spot instances; remove warm_pool here, or put it on an on-demand pool",
+        ),
+        (
+            "profile figure out of range",
+            "[[profiles]]\ninstance_type = \"g6.xlarge\"\nprefill_tokens_per_sec = 0\n",
+            "p.toml:3:26: profiles[0].prefill_tokens_per_sec: 0 is out of range; a number above 0",
         ),
         (
             "TOML syntax",

@@ -16,7 +16,20 @@ use super::reader::{Ctx, Section};
 use super::types::*;
 use crate::model::Market;
 
-const ROOT_KEYS: &[&str] = &["global", "fleets"];
+const ROOT_KEYS: &[&str] = &["global", "fleets", "profiles"];
+const PROFILE_KEYS: &[&str] = &[
+    "instance_type",
+    "model",
+    "prefill_tokens_per_sec",
+    "decode_base_ms",
+    "decode_per_seq_ms",
+    "max_seqs",
+    "kv_cache_tokens",
+    "cold_start_secs",
+    "warm_start_secs",
+    "on_demand_usd_per_hour",
+    "spot_usd_per_hour",
+];
 const GLOBAL_KEYS: &[&str] = &[
     "tick_secs",
     "dry_run",
@@ -83,8 +96,63 @@ pub(crate) fn parse_root(ctx: &mut Ctx<'_>, root: Section<'_, '_>) -> Config {
     };
     report_duplicates(ctx, &fleets, |f| &f.name, "fleets", "fleet");
     let fleets = strip_spans(fleets);
+    let profiles = root
+        .tables(ctx, "profiles")
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| parse_profile(ctx, p))
+        .collect::<Vec<_>>();
+    for (i, p) in profiles.iter().enumerate() {
+        if profiles[..i]
+            .iter()
+            .any(|q| q.instance_type == p.instance_type && q.model == p.model)
+        {
+            ctx.report(
+                root.span_of("profiles"),
+                "profiles",
+                format!("profile {} ({}) is given twice", p.instance_type, p.model),
+                "one [[profiles]] table per instance type and model",
+            );
+        }
+    }
     root.finish(ctx, ROOT_KEYS);
-    Config { global, fleets }
+    Config {
+        global,
+        fleets,
+        profiles,
+    }
+}
+
+fn parse_profile(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<ProfileOverride> {
+    let instance_type = s.string(ctx, "instance_type").or_else(|| {
+        s.absent(
+            ctx,
+            "instance_type",
+            "an EC2 instance type such as \"g6e.xlarge\"",
+        )
+    });
+    let positive = |ctx: &mut Ctx<'_>, key| s.number(ctx, key, |x| x > 0.0, "a number above 0");
+    let p = ProfileOverride {
+        instance_type: instance_type.clone().unwrap_or_default(),
+        model: s.string(ctx, "model").unwrap_or_else(|| "8b".into()),
+        prefill_tokens_per_sec: positive(ctx, "prefill_tokens_per_sec"),
+        decode_base_ms: positive(ctx, "decode_base_ms"),
+        decode_per_seq_ms: s.number(ctx, "decode_per_seq_ms", |x| x >= 0.0, "a number ≥ 0"),
+        max_seqs: s.int(ctx, "max_seqs", 1, 100_000).map(|n| n as u32),
+        kv_cache_tokens: s.int(ctx, "kv_cache_tokens", 1, u64::MAX),
+        cold_start_secs: positive(ctx, "cold_start_secs"),
+        warm_start_secs: positive(ctx, "warm_start_secs"),
+        on_demand_usd_per_hour: s.number(
+            ctx,
+            "on_demand_usd_per_hour",
+            |x| x >= 0.0,
+            "a price ≥ 0",
+        ),
+        spot_usd_per_hour: s.number(ctx, "spot_usd_per_hour", |x| x >= 0.0, "a price ≥ 0"),
+        defined_at: ctx.location(s.span()),
+    };
+    s.finish(ctx, PROFILE_KEYS);
+    instance_type.map(|_| p)
 }
 
 /// Parses each table of an array with `parse`, keeping where each item starts.

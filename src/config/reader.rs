@@ -41,6 +41,12 @@ impl<'s> Ctx<'s> {
         (line + 1, col)
     }
 
+    /// `FILE:LINE:COL` of a span's start.
+    pub(crate) fn location(&self, span: Range<usize>) -> String {
+        let (line, col) = self.line_col(span.start);
+        format!("{}:{line}:{col}", self.file)
+    }
+
     /// Records a problem at `span`.
     pub(crate) fn report(
         &mut self,

@@ -18,6 +18,39 @@ pub struct Config {
     pub global: Global,
     /// `[[fleets]]`: one or more independently scaled fleets.
     pub fleets: Vec<Fleet>,
+    /// `[[profiles]]`: replica performance and price profiles that override or add to the
+    /// simulator's built-in ones (`sim::perf`).
+    pub profiles: Vec<ProfileOverride>,
+}
+
+/// `[[profiles]]`: figures for one instance type serving one model class. Absent figures keep
+/// the built-in profile's; a type/model with no built-in profile needs them all.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ProfileOverride {
+    /// `instance_type`: EC2 instance type. Required.
+    pub instance_type: String,
+    /// `model`: model class, e.g. `8b` or `70b`. Default `8b`.
+    pub model: String,
+    /// `prefill_tokens_per_sec`: prefill throughput, tokens per second.
+    pub prefill_tokens_per_sec: Option<f64>,
+    /// `decode_base_ms`: decode step time with an empty batch, milliseconds.
+    pub decode_base_ms: Option<f64>,
+    /// `decode_per_seq_ms`: extra decode step time per running sequence, milliseconds.
+    pub decode_per_seq_ms: Option<f64>,
+    /// `max_seqs`: concurrent sequences cap.
+    pub max_seqs: Option<u32>,
+    /// `kv_cache_tokens`: KV-cache capacity, tokens.
+    pub kv_cache_tokens: Option<u64>,
+    /// `cold_start_secs`: median launch → in service, seconds.
+    pub cold_start_secs: Option<f64>,
+    /// `warm_start_secs`: median warm-pool start → in service, seconds.
+    pub warm_start_secs: Option<f64>,
+    /// `on_demand_usd_per_hour`: on-demand price.
+    pub on_demand_usd_per_hour: Option<f64>,
+    /// `spot_usd_per_hour`: spot price.
+    pub spot_usd_per_hour: Option<f64>,
+    /// Where the table is written (`FILE:LINE:COL`), for later messages.
+    pub defined_at: String,
 }
 
 /// Which cloud the daemon drives.

@@ -71,6 +71,8 @@ pub struct SimSetup {
     pub policy_name: String,
     /// Model class served (`8b` or `70b`).
     pub model: String,
+    /// Replica profiles: [`perf::builtin`], or [`perf::resolve`] of the policy's overrides.
+    pub profiles: Vec<Profile>,
     /// Seconds between decisions.
     pub tick_secs: f64,
     /// Queue timeout, seconds.
@@ -199,35 +201,46 @@ pub const BASELINES: [&str; 5] = [
 ];
 
 /// The reference profile: the first on-demand pool's first type, else the first pool's.
-fn reference(fleet: &Fleet, model: &str) -> Result<(Profile, String), SimError> {
+fn reference(
+    fleet: &Fleet,
+    profiles: &[Profile],
+    model: &str,
+) -> Result<(Profile, String), SimError> {
     let pool = fleet
         .pools
         .iter()
         .find(|p| p.market == Market::OnDemand)
         .or(fleet.pools.first())
         .expect("a validated fleet has a pool");
-    profile_for(&pool.name, &pool.instance_types[0].instance_type, model)
+    profile_for(profiles, &pool.name, &pool.instance_types[0].instance_type, model)
         .map(|p| (p, pool.name.clone()))
 }
 
-fn profile_for(pool: &str, instance_type: &str, model: &str) -> Result<Profile, SimError> {
-    perf::lookup(instance_type, model).ok_or_else(|| SimError::UnknownInstanceType {
-        pool: pool.to_string(),
-        instance_type: instance_type.to_string(),
-        model: model.to_string(),
-        known: perf::builtin()
-            .iter()
-            .map(|p| format!("{} ({})", p.instance_type, p.model))
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
+fn profile_for(
+    profiles: &[Profile],
+    pool: &str,
+    instance_type: &str,
+    model: &str,
+) -> Result<Profile, SimError> {
+    perf::lookup(profiles, instance_type, model)
+        .cloned()
+        .ok_or_else(|| SimError::UnknownInstanceType {
+            pool: pool.to_string(),
+            instance_type: instance_type.to_string(),
+            model: model.to_string(),
+            known: profiles
+                .iter()
+                .map(|p| format!("{} ({})", p.instance_type, p.model))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
 }
 
 /// Runs the policy (and the baselines) on the setup's traffic.
 pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcome, SimError> {
     let duration = setup.traffic.duration_secs;
     let minutes = (duration / 60.0).ceil() as usize;
-    let (ref_profile, _) = reference(&setup.fleet, &setup.model)?;
+    let (ref_profile, _) = reference(&setup.fleet, &setup.profiles, &setup.model)?;
     let fleet = &setup.fleet;
     let required_of = |loads: &[MinuteLoad]| -> Vec<u32> {
         loads
@@ -261,7 +274,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
             Ok(PoolSpec {
                 name: p.name.clone(),
                 market: p.market,
-                profile: profile_for(&p.name, &t.instance_type, &setup.model)?,
+                profile: profile_for(&setup.profiles, &p.name, &t.instance_type, &setup.model)?,
                 weight_units: t.weight_units,
                 warm_pool_min: p.warm_pool.as_ref().map_or(0, |w| w.min_size),
                 exposed_to_spot_events: true,

@@ -20,14 +20,15 @@
 //!   on-demand, the typical recent discount for these families. Override per region.
 
 use super::traffic::Request;
+use crate::config::ProfileOverride;
 
 /// Performance, startup and price of one instance type serving one model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
     /// EC2 instance type.
-    pub instance_type: &'static str,
+    pub instance_type: String,
     /// Model class served, e.g. `8b`.
-    pub model: &'static str,
+    pub model: String,
     /// Prefill throughput, tokens per second.
     pub prefill_tokens_per_sec: f64,
     /// Decode step time at batch size 0+, seconds.
@@ -58,8 +59,8 @@ const SPOT_SHARE: f64 = 0.35;
 /// The built-in profiles: an 8B-class model on each type, and a 70B-class model on the
 /// multi-GPU types.
 pub fn builtin() -> Vec<Profile> {
-    let p = |instance_type,
-             model,
+    let p = |instance_type: &str,
+             model: &str,
              prefill,
              base_ms: f64,
              per_seq_ms: f64,
@@ -68,8 +69,8 @@ pub fn builtin() -> Vec<Profile> {
              cold,
              warm,
              od: f64| Profile {
-        instance_type,
-        model,
+        instance_type: instance_type.to_string(),
+        model: model.to_string(),
         prefill_tokens_per_sec: prefill,
         decode_base_secs: base_ms / 1000.0,
         decode_per_seq_secs: per_seq_ms / 1000.0,
@@ -177,10 +178,105 @@ pub fn builtin() -> Vec<Profile> {
     ]
 }
 
-/// The built-in profile of `instance_type` serving `model`.
-pub fn lookup(instance_type: &str, model: &str) -> Option<Profile> {
-    builtin()
-        .into_iter()
+/// The built-in profiles with the policy file's `[[profiles]]` applied: each override replaces
+/// the figures it gives; one for a type and model with no built-in profile must give them all.
+pub fn resolve(overrides: &[ProfileOverride]) -> Result<Vec<Profile>, IncompleteProfile> {
+    let mut all = builtin();
+    for o in overrides {
+        let base = all
+            .iter()
+            .position(|p| p.instance_type == o.instance_type && p.model == o.model);
+        let mut p = match base {
+            Some(i) => all[i].clone(),
+            None => {
+                let missing: Vec<&str> = [
+                    ("prefill_tokens_per_sec", o.prefill_tokens_per_sec.is_none()),
+                    ("decode_base_ms", o.decode_base_ms.is_none()),
+                    ("decode_per_seq_ms", o.decode_per_seq_ms.is_none()),
+                    ("max_seqs", o.max_seqs.is_none()),
+                    ("kv_cache_tokens", o.kv_cache_tokens.is_none()),
+                    ("cold_start_secs", o.cold_start_secs.is_none()),
+                    ("warm_start_secs", o.warm_start_secs.is_none()),
+                    ("on_demand_usd_per_hour", o.on_demand_usd_per_hour.is_none()),
+                ]
+                .into_iter()
+                .filter_map(|(k, absent)| absent.then_some(k))
+                .collect();
+                if !missing.is_empty() {
+                    return Err(IncompleteProfile {
+                        at: o.defined_at.clone(),
+                        instance_type: o.instance_type.clone(),
+                        model: o.model.clone(),
+                        missing: missing.join(", "),
+                    });
+                }
+                Profile {
+                    instance_type: o.instance_type.clone(),
+                    model: o.model.clone(),
+                    start_sigma: 0.15,
+                    stopped_usd_per_hour: EBS_STOPPED,
+                    ..all[0].clone()
+                }
+            }
+        };
+        if let Some(v) = o.prefill_tokens_per_sec {
+            p.prefill_tokens_per_sec = v;
+        }
+        if let Some(v) = o.decode_base_ms {
+            p.decode_base_secs = v / 1000.0;
+        }
+        if let Some(v) = o.decode_per_seq_ms {
+            p.decode_per_seq_secs = v / 1000.0;
+        }
+        if let Some(v) = o.max_seqs {
+            p.max_seqs = v;
+        }
+        if let Some(v) = o.kv_cache_tokens {
+            p.kv_cache_tokens = v;
+        }
+        if let Some(v) = o.cold_start_secs {
+            p.cold_start_median_secs = v;
+        }
+        if let Some(v) = o.warm_start_secs {
+            p.warm_start_median_secs = v;
+        }
+        if let Some(v) = o.on_demand_usd_per_hour {
+            p.on_demand_usd_per_hour = v;
+            p.spot_usd_per_hour = v * SPOT_SHARE;
+        }
+        if let Some(v) = o.spot_usd_per_hour {
+            p.spot_usd_per_hour = v;
+        }
+        match base {
+            Some(i) => all[i] = p,
+            None => all.push(p),
+        }
+    }
+    Ok(all)
+}
+
+/// A `[[profiles]]` table for a new type and model that leaves figures out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{at}: profiles: {instance_type} ({model}) has no built-in profile, so every figure is needed; missing: {missing}")]
+pub struct IncompleteProfile {
+    /// `FILE:LINE:COL` of the table.
+    pub at: String,
+    /// Its instance type.
+    pub instance_type: String,
+    /// Its model class.
+    pub model: String,
+    /// The absent keys.
+    pub missing: String,
+}
+
+/// The profile of `instance_type` serving `model` among `profiles`.
+pub fn lookup<'a>(
+    profiles: &'a [Profile],
+    instance_type: &str,
+    model: &str,
+) -> Option<&'a Profile> {
+    profiles
+        .iter()
         .find(|p| p.instance_type == instance_type && p.model == model)
 }
 
@@ -256,13 +352,39 @@ mod tests {
         assert!(rps("g5.xlarge") < rps("g6e.xlarge"));
         assert!(rps("g6e.xlarge") < rps("p4d.24xlarge"));
         // Long documents are costlier than chat on the same replica.
-        let l4 = lookup("g6.xlarge", "8b").unwrap();
+        let l4 = lookup(&all, "g6.xlarge", "8b").unwrap();
         assert!(l4.sustainable_rps(6000.0, 400.0) < l4.sustainable_rps(500.0, 150.0) / 4.0);
     }
 
     #[test]
+    fn overrides_replace_figures_and_new_types_need_them_all() {
+        let o = |t: &str, prefill: Option<f64>| ProfileOverride {
+            instance_type: t.into(),
+            model: "8b".into(),
+            prefill_tokens_per_sec: prefill,
+            on_demand_usd_per_hour: Some(1.0),
+            defined_at: "p.toml:3:1".into(),
+            ..ProfileOverride::default()
+        };
+        let all = resolve(&[o("g6.xlarge", Some(4000.0))]).unwrap();
+        let l4 = lookup(&all, "g6.xlarge", "8b").unwrap();
+        assert_eq!(l4.prefill_tokens_per_sec, 4000.0);
+        assert_eq!(
+            (l4.on_demand_usd_per_hour, l4.spot_usd_per_hour),
+            (1.0, 0.35)
+        );
+        assert_eq!(l4.max_seqs, 64, "figures not given stay built-in");
+        let e = resolve(&[o("g7.xlarge", Some(9000.0))]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:3:1: profiles: g7.xlarge (8b) has no built-in profile, so every figure is needed; missing: decode_base_ms, decode_per_seq_ms, max_seqs, kv_cache_tokens, cold_start_secs, warm_start_secs"
+        );
+    }
+
+    #[test]
     fn required_units_rounds_up_at_target_utilization() {
-        let l4 = lookup("g6.xlarge", "8b").unwrap();
+        let all = builtin();
+        let l4 = lookup(&all, "g6.xlarge", "8b").unwrap();
         let rps = l4.sustainable_rps(500.0, 150.0);
         let load = |n: u64| MinuteLoad {
             requests: n,
