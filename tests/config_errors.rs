@@ -52,8 +52,13 @@ fn shipped_examples_parse() {
     assert_eq!(factors, vec![None, Some(0.7), Some(0.7), Some(0.3)]);
     // So is the commented [[profiles]] example.
     let start = text.find("# [[profiles]]").unwrap();
-    let block: String = text[start..].lines().map(|l| l.trim_start_matches("# ")).collect::<Vec<_>>().join("\n");
-    let cfg = config::parse_str("example+profiles", &format!("{}{block}\n", &text[..start])).unwrap_or_else(|e| panic!("{e}"));
+    let block: String = text[start..]
+        .lines()
+        .map(|l| l.trim_start_matches("# "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cfg = config::parse_str("example+profiles", &format!("{}{block}\n", &text[..start]))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg.profiles.len(), 1);
     assert_eq!(cfg.profiles[0].kv_cache_tokens, Some(38_000));
     assert_eq!(cfg.profiles[0].spot_usd_per_hour, Some(0.28));

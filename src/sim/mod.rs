@@ -212,8 +212,13 @@ fn reference(
         .find(|p| p.market == Market::OnDemand)
         .or(fleet.pools.first())
         .expect("a validated fleet has a pool");
-    profile_for(profiles, &pool.name, &pool.instance_types[0].instance_type, model)
-        .map(|p| (p, pool.name.clone()))
+    profile_for(
+        profiles,
+        &pool.name,
+        &pool.instance_types[0].instance_type,
+        model,
+    )
+    .map(|p| (p, pool.name.clone()))
 }
 
 fn profile_for(

@@ -337,6 +337,7 @@ mod tests {
 
     #[test]
     fn every_issue_type_has_a_profile_and_faster_gpus_serve_more() {
+        let all = builtin();
         for t in [
             "g5.xlarge",
             "g6.xlarge",
@@ -344,10 +345,11 @@ mod tests {
             "g5.12xlarge",
             "p4d.24xlarge",
         ] {
-            assert!(lookup(t, "8b").is_some(), "{t}");
+            assert!(lookup(&all, t, "8b").is_some(), "{t}");
         }
-        assert!(lookup("g5.12xlarge", "70b").is_some() && lookup("p4d.24xlarge", "70b").is_some());
-        let rps = |t| lookup(t, "8b").unwrap().sustainable_rps(500.0, 150.0);
+        assert!(lookup(&all, "g5.12xlarge", "70b").is_some());
+        assert!(lookup(&all, "p4d.24xlarge", "70b").is_some());
+        let rps = |t| lookup(&all, t, "8b").unwrap().sustainable_rps(500.0, 150.0);
         assert!(rps("g6.xlarge") < rps("g5.xlarge"));
         assert!(rps("g5.xlarge") < rps("g6e.xlarge"));
         assert!(rps("g6e.xlarge") < rps("p4d.24xlarge"));
@@ -391,9 +393,9 @@ mod tests {
             prompt_tokens: 500 * n,
             output_tokens: 150 * n,
         };
-        assert_eq!(load(0).required_units(&l4, 0.8), 0);
+        assert_eq!(load(0).required_units(l4, 0.8), 0);
         let one = (rps * 0.8 * 60.0).floor() as u64;
-        assert_eq!(load(one).required_units(&l4, 0.8), 1);
-        assert_eq!(load(one + 1).required_units(&l4, 0.8), 2);
+        assert_eq!(load(one).required_units(l4, 0.8), 1);
+        assert_eq!(load(one + 1).required_units(l4, 0.8), 2);
     }
 }
