@@ -203,7 +203,7 @@ impl Outcome {
             html,
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>llm-autoscaler · {}</title>\
              <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#222}}h2{{font-size:16px;margin:24px 0 4px}}\
-             pre{{background:#f6f6f6;padding:12px;overflow:auto}}svg{{background:#fff;border:1px solid #ddd}}\
+             pre{{background:#f6f6f6;padding:12px;overflow:auto;white-space:pre-wrap}}svg{{background:#fff;border:1px solid #ddd}}\
              .legend span{{margin-right:14px}}</style></head><body><h1>llm-autoscaler simulation · {}</h1><pre>{}</pre>",
             esc(&self.setup.scenario),
             esc(&self.setup.scenario),
@@ -214,6 +214,7 @@ impl Outcome {
             &x,
             &[("requests/s", "#555", &load)],
             "minute",
+            None,
         );
         html += &chart(
             "Units: required vs desired vs in service by market",
@@ -225,9 +226,11 @@ impl Outcome {
                 ("in service, on-demand", "#ff7f0e", &od),
             ],
             "minute",
+            None,
         );
+        let slo = self.setup.fleet.slo.ttft_p95_secs;
         html += &chart(
-            "TTFT percentiles per minute (s)",
+            "TTFT percentiles per minute (s); dashed: the P95 SLO",
             &x,
             &[
                 ("p50", "#2ca02c", &p(|m| m.ttft_p50_s)),
@@ -235,6 +238,7 @@ impl Outcome {
                 ("p99", "#d62728", &p(|m| m.ttft_p99_s)),
             ],
             "minute",
+            Some(slo),
         );
         let palette = [
             "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#2ca02c",
@@ -249,6 +253,7 @@ impl Outcome {
             &x,
             &series,
             "minute",
+            None,
         );
         html += "</body></html>\n";
         html
@@ -261,15 +266,21 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// A line chart as inline SVG. Long series are thinned to ≤ 2,000 points per line (max of
-/// each bucket, so peaks stay visible).
-fn chart(title: &str, x: &[f64], series: &[(&str, &str, &[f64])], xlabel: &str) -> String {
+/// A line chart as inline SVG, with an optional dashed reference line. Long series are thinned
+/// to ≤ 2,000 points per line (max of each bucket, so peaks stay visible).
+fn chart(
+    title: &str,
+    x: &[f64],
+    series: &[(&str, &str, &[f64])],
+    xlabel: &str,
+    reference: Option<f64>,
+) -> String {
     let (w, h, pad) = (960.0, 260.0, 44.0);
     let xmax = x.last().copied().unwrap_or(1.0).max(1.0);
     let ymax = series
         .iter()
         .flat_map(|(_, _, ys)| ys.iter().copied())
-        .fold(0.0f64, f64::max)
+        .fold(reference.unwrap_or(0.0), f64::max)
         .max(1e-9)
         * 1.05;
     let mut s = format!("<h2>{}</h2><div class=\"legend\">", esc(title));
@@ -292,6 +303,16 @@ fn chart(title: &str, x: &[f64], series: &[(&str, &str, &[f64])], xlabel: &str) 
     );
     let sx = |v: f64| pad + v / xmax * (w - pad - 10.0);
     let sy = |v: f64| h - pad - v / ymax * (h - pad - 10.0);
+    if let Some(r) = reference {
+        let _ = write!(
+            s,
+            "<line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#888\" stroke-dasharray=\"5,4\"/><text x=\"{2}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"end\">{r}</text>",
+            sy(r),
+            w - 10.0,
+            pad - 4.0,
+            sy(r) + 4.0
+        );
+    }
     for (_, color, ys) in series {
         let step = (ys.len() / 2000).max(1);
         let mut pts = String::new();
