@@ -59,6 +59,7 @@ fn snapshot(now: Timestamp, load: f64) -> Snapshot {
         desired_units: 100,
         instances,
         fleet_metrics,
+        pool_desired_units: BTreeMap::new(),
     }
 }
 

@@ -21,11 +21,24 @@
 //! - [`sim`]: the simulator — traffic, replica performance model, simulated cloud, baselines,
 //!   oracle and reports — driving the same [`engine::decide`] with a virtual clock.
 //!
-//! The *edge* (daemon, AWS, HTTP) depends on the core, never the reverse; `main.rs` wires the
-//! CLI and is the only place `anyhow` is used.
+//! - [`provider`]: the seam between the daemon and a cloud — [`provider::Provider`], and the
+//!   simulated cloud behind it ([`provider::sim::SimProvider`]).
+//!
+//! The *edge* (async, tokio; depends on the core, never the reverse):
+//! - [`daemon`]: the control loop — observe, decide, apply (guarded), persist, publish.
+//! - [`store`]: engine state and the decision log in SQLite.
+//! - [`http`]: `/healthz`, `/metrics`, `/api/state`, and a live dashboard.
+//! - [`telemetry`]: logging setup and the Prometheus exposition.
+//!
+//! `main.rs` wires the CLI and is the only place `anyhow` is used.
 
 pub mod config;
+pub mod daemon;
 pub mod engine;
+pub mod http;
 pub mod model;
 pub mod policy;
+pub mod provider;
 pub mod sim;
+pub mod store;
+pub mod telemetry;

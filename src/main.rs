@@ -11,15 +11,18 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use llm_autoscaler::config::{self, Config, ConfigError, Fleet, Target};
+use llm_autoscaler::config::{self, Config, ConfigError, Fleet, ProviderKind, Target};
+use llm_autoscaler::daemon;
 use llm_autoscaler::engine::{self, Decision, EngineState};
 use llm_autoscaler::model::{Snapshot, Timestamp};
+use llm_autoscaler::provider::sim::SimProvider;
 use llm_autoscaler::sim::{
     self, scenario,
     traffic::{self, TokenMix, Trace, Traffic},
     world::SpotModel,
     SimSetup,
 };
+use llm_autoscaler::store::StateStore;
 use std::io::{IsTerminal as _, Write as _};
 
 /// SLO-driven autoscaler for LLM inference fleets on AWS GPU Auto Scaling Groups.
@@ -65,6 +68,40 @@ enum Command {
     /// sudden-drop, mixed-workload) or a trace file, either `t_s,prompt_tokens,output_tokens`
     /// (one row per request) or `minute,requests` (one row per minute). See docs/simulator.md.
     Simulate(Box<SimArgs>),
+    /// Run the autoscaler: every tick, observe each fleet, decide, apply, and serve the state
+    /// over HTTP (`/`, `/healthz`, `/metrics`, `/api/state`).
+    ///
+    /// With `provider = "sim"` in the policy, it drives the built-in simulated cloud with a
+    /// built-in traffic scenario at accelerated time — the whole daemon on a laptop. SIGTERM or
+    /// Ctrl-C stops it gracefully; SIGHUP re-reads the policy file (an invalid file keeps the
+    /// running policy and logs every problem).
+    Run(Box<RunArgs>),
+}
+
+/// Arguments of `run`.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The TOML policy file.
+    #[arg(long, short, default_value = "config/demo.toml")]
+    config: PathBuf,
+    /// Listen address of the HTTP endpoint (overrides `global.http_listen`).
+    #[arg(long)]
+    http: Option<std::net::SocketAddr>,
+    /// Log what would be done and change nothing (also `global.dry_run`).
+    #[arg(long)]
+    dry_run: bool,
+    /// Simulated cloud: virtual seconds per wall-clock second.
+    #[arg(long, default_value_t = 60.0)]
+    speed: f64,
+    /// Simulated cloud: the traffic scenario, repeated.
+    #[arg(long, default_value = "periodic")]
+    scenario: String,
+    /// Simulated cloud: seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
 }
 
 /// The `decide` input document.
@@ -100,6 +137,7 @@ fn main() -> ExitCode {
             summary,
         } => decide(&config, &snapshot, summary),
         Command::Simulate(args) => simulate(*args),
+        Command::Run(args) => run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -462,5 +500,100 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         &a.decisions,
         outcome.decisions.iter().map(|l| format!("{l}\n")).collect(),
     )?;
+    Ok(())
+}
+
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    let cfg = load(&a.config)?;
+    llm_autoscaler::telemetry::init_tracing(a.log_json);
+    if !(a.speed > 0.0 && a.speed.is_finite()) {
+        return Err(InputError(format!("--speed {} must be a number above 0", a.speed)).into());
+    }
+    let tick_secs = cfg.global.tick_secs as f64;
+    let addr = a.http.unwrap_or(
+        cfg.global
+            .http_listen
+            .parse()
+            .context("global.http_listen")?,
+    );
+    let store = StateStore::open(&cfg.global.state_dir)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match cfg.global.provider {
+        ProviderKind::Sim => {
+            let s = scenario::builtin(&a.scenario, a.seed).ok_or_else(|| {
+                InputError(format!("unknown scenario \"{}\"; valid: {}", a.scenario, scenario::NAMES.join(", ")))
+            })?;
+            let traffic = Traffic { source: s.source, scale: 1.0, seed: a.seed, duration_secs: s.duration_secs };
+            let profiles = sim::perf::resolve(&cfg.profiles)?;
+            let provider = SimProvider::new(traffic, s.spot, profiles, "8b", s.epoch, tick_secs);
+            let opts = daemon::Options {
+                config_path: a.config.clone(),
+                interval: std::time::Duration::from_secs_f64(tick_secs / a.speed),
+                clock: daemon::Clock::Virtual { epoch: s.epoch, tick_secs },
+                call_timeout: std::time::Duration::from_secs(10),
+                dry_run: a.dry_run,
+            };
+            tracing::info!(scenario = s.name, speed = a.speed, "provider: built-in simulated cloud");
+            runtime.block_on(serve_daemon(cfg, provider, store, opts, addr))
+        }
+        ProviderKind::Aws => Err(anyhow::anyhow!(
+            "{}: provider = \"aws\" is not in this build yet (the AWS collectors and actuator land next); use provider = \"sim\"",
+            a.config.display()
+        )),
+    }
+}
+
+async fn serve_daemon<P: llm_autoscaler::provider::Provider>(
+    cfg: Config,
+    provider: P,
+    store: StateStore,
+    opts: daemon::Options,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(daemon::Published::default()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    let mut d = daemon::Daemon::new(cfg, provider, store, opts, tx)?;
+    let (bound, server) = llm_autoscaler::http::serve(addr, rx.clone(), stop_rx.clone())
+        .await
+        .with_context(|| format!("binding the HTTP endpoint on {addr}"))?;
+    tracing::info!(http = %bound, "serving /, /healthz, /metrics, /api/state");
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let signals = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => { let _ = reload_tx.send(()).await; }
+            }
+        }
+        let _ = stop_tx.send(true);
+    });
+    // systemd: ready once serving; the watchdog is fed only while the loop makes progress.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        let rx = rx.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every / 2);
+            loop {
+                tokio::select! {
+                    _ = t.tick() => if llm_autoscaler::http::healthy(&rx.borrow()) || rx.borrow().ticks == 0 {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                    },
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+    }
+    d.run(stop_rx, reload_rx).await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    signals.abort();
+    server.await??;
     Ok(())
 }

@@ -179,6 +179,10 @@ pub struct Snapshot {
     /// Fleet-level metrics (SQS depth, fleet request rate, P95 TTFT, …) keyed by metric name.
     #[serde(default)]
     pub fleet_metrics: BTreeMap<String, Sample>,
+    /// Desired capacity currently set on each pool, units (the actuator changes only those
+    /// that differ from the decision). Empty when unknown.
+    #[serde(default)]
+    pub pool_desired_units: BTreeMap<String, Units>,
 }
 
 impl Snapshot {
@@ -241,6 +245,7 @@ mod tests {
                 inst(LifecycleState::Draining, 1),
             ],
             fleet_metrics: BTreeMap::new(),
+            pool_desired_units: BTreeMap::new(),
         };
         assert_eq!(s.in_service_units(), 5);
         assert_eq!(s.pending_units(), 2);

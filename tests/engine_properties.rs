@@ -98,6 +98,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 desired_units: desired,
                 instances,
                 fleet_metrics,
+                pool_desired_units: BTreeMap::new(),
             }
         })
 }

@@ -63,6 +63,11 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
         desired_units: world.pools.iter().map(|p| p.desired_units).sum(),
         instances,
         fleet_metrics,
+        pool_desired_units: world
+            .pools
+            .iter()
+            .map(|p| (p.spec.name.clone(), p.desired_units))
+            .collect(),
     }
 }
 

@@ -221,6 +221,59 @@ fn reference(
     .map(|p| (p, pool.name.clone()))
 }
 
+/// A fleet that has been running is sized for the load it serves: the most required units of
+/// the traffic's first five minutes, within the fleet's bounds. Every run starts there.
+pub fn start_units(
+    traffic: &Traffic,
+    fleet: &Fleet,
+    reference: &Profile,
+    target_utilization: f64,
+) -> u32 {
+    let mut head = [MinuteLoad::default(); 5];
+    for r in traffic.requests().take_while(|r| r.arrival_secs < 300.0) {
+        if let Some(l) = head.get_mut((r.arrival_secs / 60.0) as usize) {
+            l.add(&r);
+        }
+    }
+    head.iter()
+        .map(|l| l.required_units(reference, target_utilization))
+        .max()
+        .unwrap_or(0)
+        .clamp(fleet.min_units, fleet.max_units)
+}
+
+/// The reference profile of a fleet (see `reference`), for callers outside the simulator.
+pub fn reference_profile(
+    fleet: &Fleet,
+    profiles: &[Profile],
+    model: &str,
+) -> Result<Profile, SimError> {
+    reference(fleet, profiles, model).map(|(p, _)| p)
+}
+
+/// The simulated pools of a fleet: each launches its first instance type.
+pub fn pool_specs(
+    fleet: &Fleet,
+    profiles: &[Profile],
+    model: &str,
+) -> Result<Vec<PoolSpec>, SimError> {
+    fleet
+        .pools
+        .iter()
+        .map(|p| {
+            let t = &p.instance_types[0];
+            Ok(PoolSpec {
+                name: p.name.clone(),
+                market: p.market,
+                profile: profile_for(profiles, &p.name, &t.instance_type, model)?,
+                weight_units: t.weight_units,
+                warm_pool_min: p.warm_pool.as_ref().map_or(0, |w| w.min_size),
+                exposed_to_spot_events: true,
+            })
+        })
+        .collect()
+}
+
 fn profile_for(
     profiles: &[Profile],
     pool: &str,
@@ -243,8 +296,6 @@ fn profile_for(
 
 /// Runs the policy (and the baselines) on the setup's traffic.
 pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcome, SimError> {
-    let duration = setup.traffic.duration_secs;
-    let minutes = (duration / 60.0).ceil() as usize;
     let (ref_profile, _) = reference(&setup.fleet, &setup.profiles, &setup.model)?;
     let fleet = &setup.fleet;
     let required_of = |loads: &[MinuteLoad]| -> Vec<u32> {
@@ -253,39 +304,15 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
             .map(|l| l.required_units(&ref_profile, setup.target_utilization))
             .collect()
     };
-    // Every policy starts as a fleet that has been running: sized for the first 5 minutes.
-    let mut head = vec![MinuteLoad::default(); minutes.min(5)];
-    for r in setup
-        .traffic
-        .requests()
-        .take_while(|r| r.arrival_secs < 300.0)
-    {
-        if let Some(l) = head.get_mut((r.arrival_secs / 60.0) as usize) {
-            l.add(&r);
-        }
-    }
-    let start_units = required_of(&head)
-        .into_iter()
-        .max()
-        .unwrap_or(0)
-        .clamp(fleet.min_units, fleet.max_units);
+    let start_units = start_units(
+        &setup.traffic,
+        fleet,
+        &ref_profile,
+        setup.target_utilization,
+    );
 
     // Our policy.
-    let specs = fleet
-        .pools
-        .iter()
-        .map(|p| {
-            let t = &p.instance_types[0];
-            Ok(PoolSpec {
-                name: p.name.clone(),
-                market: p.market,
-                profile: profile_for(&setup.profiles, &p.name, &t.instance_type, &setup.model)?,
-                weight_units: t.weight_units,
-                warm_pool_min: p.warm_pool.as_ref().map_or(0, |w| w.min_size),
-                exposed_to_spot_events: true,
-            })
-        })
-        .collect::<Result<Vec<_>, SimError>>()?;
+    let specs = pool_specs(fleet, &setup.profiles, &setup.model)?;
     let initial: Vec<u32> = split::split(fleet, start_units)
         .iter()
         .map(|t| t.desired_units)

@@ -290,6 +290,10 @@ pub struct World {
     units_now: [u32; 4],
     /// Spot instances that received an interruption notice.
     pub spot_interruptions: u64,
+    /// The next minute to close.
+    minute_idx: usize,
+    /// When the progress callback is called next, seconds.
+    next_progress: f64,
 }
 
 const ACC_DESIRED: usize = 0;
@@ -365,6 +369,8 @@ impl World {
             pool_live_units: Vec::new(),
             units_now: [0; 4],
             spot_interruptions: 0,
+            minute_idx: 0,
+            next_progress: 0.0,
         };
         w.pool_live_units = vec![0; w.pools.len()];
         for p in 0..w.pools.len() {
@@ -708,7 +714,7 @@ impl World {
     // ---- replicas -----------------------------------------------------------------------------
 
     /// Brings a replica's decode clock to `now`; decoding stands still while a prefill runs.
-    fn advance(inst: &mut Instance, now: f64) {
+    fn advance_decode(inst: &mut Instance, now: f64) {
         if inst.running > 0 {
             let from = if inst.prefill_free_at > inst.last {
                 inst.prefill_free_at.min(now)
@@ -763,7 +769,7 @@ impl World {
         let first_token;
         {
             let inst = &mut self.instances[id as usize];
-            Self::advance(inst, now);
+            Self::advance_decode(inst, now);
             let prefill_start = now.max(inst.prefill_free_at);
             first_token = prefill_start + r.prompt as f64 / inst.perf.prefill_tokens_per_sec;
             inst.prefill_free_at = first_token;
@@ -889,7 +895,7 @@ impl World {
 
     fn finish(&mut self, id: u32) {
         let now = self.now;
-        Self::advance(&mut self.instances[id as usize], now);
+        Self::advance_decode(&mut self.instances[id as usize], now);
         loop {
             let inst = &mut self.instances[id as usize];
             let Some(&Reverse((k, slot))) = inst.finish.peek() else {
@@ -957,14 +963,41 @@ impl World {
     ) {
         let mut requests = requests.peekable();
         let stop = self.end + tail_secs;
-        let mut minute = 0usize;
-        let mut next_progress = 0.0;
+        self.advance(stop, &mut requests, Some(controller), progress);
+        // Everything still queued has waited past its timeout by now.
+        while let Some(r) = self.queue.pop_front() {
+            self.fail(r.arrival);
+        }
+        for inst in self.instances.iter_mut() {
+            if let Some(since) = inst.busy_since.take() {
+                inst.busy_acc += self.now - since;
+            }
+        }
+        self.now = self.now.max(self.end);
+        self.accrue(self.end);
+        progress(1.0);
+    }
+
+    /// Processes arrivals and events up to `until` (seconds since the start), then stands at
+    /// `until`. With a controller, it decides at every tick; without one (the daemon decides
+    /// between calls) ticks only keep the gauges' windows.
+    pub fn advance<I: Iterator<Item = Request>>(
+        &mut self,
+        until: f64,
+        requests: &mut std::iter::Peekable<I>,
+        mut controller: Option<&mut dyn Controller>,
+        progress: &mut dyn FnMut(f64),
+    ) {
         loop {
             let next_ev = self
                 .events
                 .peek()
-                .map(|Reverse((k, _, _))| f64::from_bits(k.0));
-            let next_arrival = requests.peek().map(|r| r.arrival_secs);
+                .map(|Reverse((k, _, _))| f64::from_bits(k.0))
+                .filter(|t| *t <= until);
+            let next_arrival = requests
+                .peek()
+                .map(|r| r.arrival_secs)
+                .filter(|t| *t <= until);
             let arrival_first = match (next_arrival, next_ev) {
                 (Some(a), Some(e)) => a < e,
                 (Some(_), None) => true,
@@ -980,14 +1013,10 @@ impl World {
             let Some(Reverse((k, _, ev))) = self.events.pop() else {
                 break;
             };
-            let t = f64::from_bits(k.0);
-            if t > stop {
-                break;
-            }
-            self.now = t;
-            if self.now >= next_progress {
+            self.now = f64::from_bits(k.0);
+            if self.now >= self.next_progress {
                 progress((self.now / self.end).min(1.0));
-                next_progress += self.end / 200.0;
+                self.next_progress += self.end / 200.0;
             }
             match ev {
                 Ev::Finish { inst, gen } => {
@@ -1047,9 +1076,11 @@ impl World {
                     // Expire queued requests even when nothing dispatches.
                     self.dispatch_queue();
                     if self.now < self.end {
-                        let desired = controller.tick(self.now, self);
-                        for (p, units) in desired.into_iter().enumerate() {
-                            self.set_desired(p, units);
+                        if let Some(c) = controller.as_deref_mut() {
+                            let desired = c.tick(self.now, self);
+                            for (p, units) in desired.into_iter().enumerate() {
+                                self.set_desired(p, units);
+                            }
                         }
                         // A pool whose launches failed retries every tick, as an ASG does.
                         for p in 0..self.pools.len() {
@@ -1060,24 +1091,15 @@ impl World {
                     self.push(self.now + self.tick_secs, Ev::Tick);
                 }
                 Ev::Minute => {
-                    self.close_minute(minute);
-                    minute += 1;
+                    self.close_minute(self.minute_idx);
+                    self.minute_idx += 1;
                     self.push(self.now + 60.0, Ev::Minute);
                 }
             }
         }
-        // Everything still queued has waited past its timeout by now.
-        while let Some(r) = self.queue.pop_front() {
-            self.fail(r.arrival);
+        if until.is_finite() && until > self.now {
+            self.now = until;
         }
-        for inst in self.instances.iter_mut() {
-            if let Some(since) = inst.busy_since.take() {
-                inst.busy_acc += self.now - since;
-            }
-        }
-        self.now = self.now.max(self.end);
-        self.accrue(self.end);
-        progress(1.0);
     }
 
     fn end_tick(&mut self) {

@@ -52,6 +52,7 @@ pub fn snap(desired: u32, values: &[Option<f64>], now: Timestamp) -> Snapshot {
             .map(|(i, v)| inst(i, LifecycleState::InService, *v, now))
             .collect(),
         fleet_metrics: BTreeMap::new(),
+        pool_desired_units: BTreeMap::new(),
     }
 }
 

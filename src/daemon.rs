@@ -1,0 +1,432 @@
+//! The long-running loop: every tick, for each fleet, observe it through the [`Provider`], run
+//! the engine, apply the decision (guarded), persist the engine state, and publish what
+//! happened for `/metrics`, `/api/state` and `/healthz`.
+//!
+//! Edge code: async, tokio. Shutdown is a parameter (a watch channel), so tests stop it; time
+//! goes through [`Clock`], so the simulated cloud runs on virtual time at any speed and tests
+//! run with tokio's time paused.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::config::{self, Config, Fleet};
+use crate::engine::{decide, Action, Decision, EngineState};
+use crate::model::{Timestamp, Units};
+use crate::provider::{Provider, ProviderError};
+use crate::store::StateStore;
+
+/// Where "now" comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    /// The wall clock (a real cloud).
+    Wall,
+    /// Virtual time: `epoch + ticks × tick_secs` (the simulated cloud, at any speed).
+    Virtual {
+        /// Time of tick 0.
+        epoch: Timestamp,
+        /// Virtual seconds per tick.
+        tick_secs: f64,
+    },
+}
+
+impl Clock {
+    fn now(&self, tick: u64) -> Timestamp {
+        match self {
+            Clock::Wall => Timestamp::from_datetime(&chrono::Utc::now()),
+            Clock::Virtual { epoch, tick_secs } => epoch.plus_secs(tick as f64 * tick_secs),
+        }
+    }
+}
+
+/// How the loop runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The policy file, re-read on reload.
+    pub config_path: PathBuf,
+    /// Wall time between ticks.
+    pub interval: Duration,
+    /// Time source.
+    pub clock: Clock,
+    /// Limit on every provider call.
+    pub call_timeout: Duration,
+    /// Log what would be done; change nothing.
+    pub dry_run: bool,
+}
+
+/// Counters and the latest decision of one fleet.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FleetStatus {
+    /// The latest decision (with its explanation).
+    pub decision: Option<Decision>,
+    /// Whether it was applied (false in dry-run, or when a call failed).
+    pub applied: bool,
+    /// Decisions by action (`scale_up`, `scale_down`, `hold`).
+    pub decisions_total: BTreeMap<String, u64>,
+    /// Conditions that held, by reason (`ScaleUpLimit`, `InvalidMetrics`, …).
+    pub reasons_total: BTreeMap<String, u64>,
+    /// Provider failures by kind.
+    pub provider_errors_total: BTreeMap<String, u64>,
+    /// `set_desired` calls made.
+    pub set_desired_total: u64,
+    /// Wall seconds the last tick of this fleet took.
+    pub last_tick_seconds: f64,
+    /// Ticks skipped by backoff after failures.
+    pub backoff_skips_total: u64,
+    /// Consecutive failed ticks.
+    pub consecutive_failures: u32,
+}
+
+/// What the loop publishes after every tick.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Published {
+    /// Ticks completed.
+    pub ticks: u64,
+    /// Time (the clock's) of the last completed tick.
+    pub last_tick_at: Option<Timestamp>,
+    /// Wall time of the last completed tick, for health.
+    #[serde(skip)]
+    pub last_tick_instant: Option<Instant>,
+    /// Wall seconds between ticks, for health.
+    pub interval_secs: f64,
+    /// Whether the loop is in dry-run.
+    pub dry_run: bool,
+    /// CPU seconds the loop's thread spent in ticks (Linux `/proc/thread-self/schedstat`).
+    pub tick_cpu_seconds_total: f64,
+    /// Config reloads that succeeded / were rejected.
+    pub reloads_total: u64,
+    /// Rejected reloads.
+    pub reload_failures_total: u64,
+    /// Per fleet.
+    pub fleets: BTreeMap<String, FleetStatus>,
+}
+
+/// Why the loop could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The state database failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// CPU time of the calling thread, seconds (0 where the kernel does not say).
+fn thread_cpu_secs() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+        })
+        .map_or(0.0, |ns| ns / 1e9)
+}
+
+/// Ticks to skip after `failures` consecutive failures: 1, 2, 4, … capped at 32, with ±25 %
+/// jitter (seeded by the tick, so runs stay reproducible) so fleets and replicas spread out.
+fn backoff_ticks(failures: u32, tick: u64, throttled: bool) -> u64 {
+    if failures == 0 {
+        return 0;
+    }
+    let base = (1u64 << (failures - 1).min(5)) * if throttled { 2 } else { 1 };
+    let base = base.min(32);
+    let jitter = (tick.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60) as i64 - 8; // −8 … 7
+    (base as i64 + base as i64 * jitter / 32).max(1) as u64
+}
+
+/// The loop.
+pub struct Daemon<P: Provider> {
+    config: Arc<Config>,
+    provider: P,
+    store: StateStore,
+    opts: Options,
+    states: BTreeMap<String, EngineState>,
+    skip_until: BTreeMap<String, u64>,
+    published: Published,
+    tx: watch::Sender<Arc<Published>>,
+}
+
+impl<P: Provider> Daemon<P> {
+    /// A loop over `config`'s fleets, resuming each fleet's saved engine state.
+    pub fn new(
+        config: Config,
+        provider: P,
+        store: StateStore,
+        opts: Options,
+        tx: watch::Sender<Arc<Published>>,
+    ) -> Result<Self, DaemonError> {
+        let mut states = BTreeMap::new();
+        for f in &config.fleets {
+            if let Some(s) = store.load(&f.name)? {
+                info!(fleet = %f.name, "resuming saved engine state");
+                states.insert(f.name.clone(), s);
+            }
+        }
+        let published = Published {
+            interval_secs: opts.interval.as_secs_f64(),
+            dry_run: opts.dry_run || config.global.dry_run,
+            ..Published::default()
+        };
+        Ok(Daemon {
+            config: Arc::new(config),
+            provider,
+            store,
+            opts,
+            states,
+            skip_until: BTreeMap::new(),
+            published,
+            tx,
+        })
+    }
+
+    /// The provider, for tests.
+    pub fn provider(&self) -> &P {
+        &self.provider
+    }
+
+    /// The running policy.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// What has been published so far.
+    pub fn published(&self) -> &Published {
+        &self.published
+    }
+
+    fn dry_run(&self) -> bool {
+        self.opts.dry_run || self.config.global.dry_run
+    }
+
+    /// Runs until `shutdown` turns true; `reload` asks to re-read the policy file.
+    pub async fn run(
+        &mut self,
+        mut shutdown: watch::Receiver<bool>,
+        mut reload: mpsc::Receiver<()>,
+    ) {
+        let mut interval = tokio::time::interval(self.opts.interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => self.tick().await,
+                Some(()) = reload.recv() => self.reload(),
+                changed = shutdown.changed() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        info!(ticks = self.published.ticks, "shutting down");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Re-reads the policy file; an invalid file keeps the running policy and logs every problem.
+    pub fn reload(&mut self) {
+        match config::load(&self.opts.config_path) {
+            Ok(cfg) => {
+                info!(path = %self.opts.config_path.display(), fleets = cfg.fleets.len(), "policy reloaded");
+                self.config = Arc::new(cfg);
+                self.published.reloads_total += 1;
+            }
+            Err(e) => {
+                for p in e.problems() {
+                    error!(problem = %p, "policy reload rejected; keeping the running policy");
+                }
+                if e.problems().is_empty() {
+                    error!(error = %e, "policy reload rejected; keeping the running policy");
+                }
+                self.published.reload_failures_total += 1;
+            }
+        }
+        self.publish();
+    }
+
+    /// One tick over every fleet.
+    pub async fn tick(&mut self) {
+        let tick = self.published.ticks;
+        let now = self.opts.clock.now(tick);
+        let cpu0 = thread_cpu_secs();
+        let config = self.config.clone();
+        for fleet in &config.fleets {
+            let span = info_span!("tick", fleet = %fleet.name, tick, at = %now);
+            self.tick_fleet(fleet, tick, now).instrument(span).await;
+        }
+        self.published.ticks += 1;
+        self.published.last_tick_at = Some(now);
+        self.published.last_tick_instant = Some(Instant::now());
+        self.published.tick_cpu_seconds_total += (thread_cpu_secs() - cpu0).max(0.0);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let _ = self.tx.send(Arc::new(self.published.clone()));
+    }
+
+    async fn tick_fleet(&mut self, fleet: &Fleet, tick: u64, now: Timestamp) {
+        if self.skip_until.get(&fleet.name).is_some_and(|t| tick < *t) {
+            self.status(fleet).backoff_skips_total += 1;
+            return;
+        }
+        let started = Instant::now();
+        let outcome = self.observe_decide_apply(fleet, now).await;
+        let dry_run = self.dry_run();
+        let st = self.status(fleet);
+        st.last_tick_seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok((decision, applied)) => {
+                st.consecutive_failures = 0;
+                *st.decisions_total
+                    .entry(action_name(decision.action).into())
+                    .or_default() += 1;
+                for c in decision.conditions.iter().filter(|c| {
+                    c.status && c.reason != "ReadyForNewScale" && c.reason != "DesiredWithinRange"
+                }) {
+                    *st.reasons_total.entry(c.reason.to_string()).or_default() += 1;
+                }
+                if decision.action != Action::Hold || tick % 20 == 0 {
+                    info!(
+                        current = decision.current_units,
+                        desired = decision.desired_units,
+                        in_service = decision.in_service_units,
+                        dry_run,
+                        applied,
+                        "{}",
+                        decision.summary
+                    );
+                }
+                st.applied = applied;
+                st.decision = Some(decision);
+                self.skip_until.remove(&fleet.name);
+            }
+            Err(e) => {
+                st.consecutive_failures += 1;
+                let kind = match &e {
+                    ProviderError::Transient(_) => "transient",
+                    ProviderError::Throttled(_) => "throttled",
+                    ProviderError::NotFound(_) => "not_found",
+                    ProviderError::Config(_) => "config",
+                };
+                *st.provider_errors_total.entry(kind.into()).or_default() += 1;
+                st.applied = false;
+                let skip = backoff_ticks(
+                    st.consecutive_failures,
+                    tick,
+                    matches!(e, ProviderError::Throttled(_)),
+                );
+                let failures = st.consecutive_failures;
+                if e.retryable() {
+                    warn!(error = %e, failures, skip_ticks = skip - 1, "provider call failed; holding capacity and backing off");
+                } else {
+                    error!(error = %e, failures, skip_ticks = skip - 1, "provider call failed; a human must look");
+                }
+                self.skip_until.insert(fleet.name.clone(), tick + skip);
+            }
+        }
+    }
+
+    fn status(&mut self, fleet: &Fleet) -> &mut FleetStatus {
+        self.published.fleets.entry(fleet.name.clone()).or_default()
+    }
+
+    /// Observe, decide, apply. The engine state moves on only when the decision is applied (or
+    /// in dry-run, without the scale events that did not happen).
+    async fn observe_decide_apply(
+        &mut self,
+        fleet: &Fleet,
+        now: Timestamp,
+    ) -> Result<(Decision, bool), ProviderError> {
+        let snap = tokio::time::timeout(self.opts.call_timeout, self.provider.snapshot(fleet, now))
+            .await
+            .map_err(|_| {
+                ProviderError::Transient(format!(
+                    "observing the fleet took longer than {:?}",
+                    self.opts.call_timeout
+                ))
+            })??;
+        let state = self.states.get(&fleet.name).cloned().unwrap_or_default();
+        let (decision, mut next) = decide(fleet, &snap, &state, now);
+
+        // Guard at the boundary: never act outside [min, max], whatever the engine said.
+        let total: Units = decision.pools.iter().map(|p| p.desired_units).sum();
+        if total < fleet.min_units || total > fleet.max_units {
+            return Err(ProviderError::Config(format!(
+                "refusing to set {total} units: outside {}..={}",
+                fleet.min_units, fleet.max_units
+            )));
+        }
+        if self.dry_run() {
+            for t in &decision.pools {
+                if snap.pool_desired_units.get(&t.pool) != Some(&t.desired_units) {
+                    info!(pool = %t.pool, asg = %t.asg_name, units = t.desired_units, "dry-run: would set desired capacity");
+                }
+            }
+            next.scale_up_events = state.scale_up_events.clone();
+            next.scale_down_events = state.scale_down_events.clone();
+            self.commit(fleet, next, &decision);
+            return Ok((decision, false));
+        }
+        let mut calls = 0;
+        for t in &decision.pools {
+            if snap.pool_desired_units.get(&t.pool) == Some(&t.desired_units) {
+                continue;
+            }
+            let Some(pool) = fleet.pool(&t.pool) else {
+                continue;
+            };
+            tokio::time::timeout(
+                self.opts.call_timeout,
+                self.provider.set_desired(fleet, pool, t.desired_units),
+            )
+            .await
+            .map_err(|_| {
+                ProviderError::Transient(format!(
+                    "setting {} took longer than {:?}",
+                    t.asg_name, self.opts.call_timeout
+                ))
+            })??;
+            calls += 1;
+        }
+        self.status(fleet).set_desired_total += calls;
+        self.commit(fleet, next, &decision);
+        Ok((decision, true))
+    }
+
+    fn commit(&mut self, fleet: &Fleet, next: EngineState, decision: &Decision) {
+        if let Err(e) = self.store.save(&fleet.name, &next, decision) {
+            // The decision stands; a restart would resume from the previous saved state.
+            error!(error = %e, "could not persist engine state");
+        }
+        self.states.insert(fleet.name.clone(), next);
+    }
+}
+
+fn action_name(a: Action) -> &'static str {
+    match a {
+        Action::ScaleUp => "scale_up",
+        Action::ScaleDown => "scale_down",
+        Action::Hold => "hold",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        assert_eq!(backoff_ticks(0, 5, false), 0);
+        for tick in 0..50 {
+            let b1 = backoff_ticks(1, tick, false);
+            let b4 = backoff_ticks(4, tick, false);
+            let b9 = backoff_ticks(9, tick, false);
+            assert!((1..=1).contains(&b1), "{b1}");
+            assert!((6..=10).contains(&b4), "{b4}");
+            assert!((24..=40).contains(&b9), "{b9}");
+            assert!(backoff_ticks(3, tick, true) >= backoff_ticks(3, tick, false));
+        }
+    }
+}

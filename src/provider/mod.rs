@@ -1,0 +1,59 @@
+//! The provider seam: what the daemon needs from a cloud, implemented by the built-in
+//! simulated cloud ([`sim::SimProvider`]) and, next, by AWS (Auto Scaling, CloudWatch, SQS,
+//! the inference servers' Prometheus endpoints).
+//!
+//! Two calls, both per fleet: observe it as a [`Snapshot`] (instances with lifecycle and
+//! samples, fleet metrics, desired capacity) and set a pool's desired capacity. The daemon
+//! times out, retries and backs off around them; implementations classify their failures.
+
+pub mod sim;
+
+use std::future::Future;
+
+use crate::config::{Fleet, Pool};
+use crate::model::{Snapshot, Timestamp, Units};
+
+/// Why a provider call failed, classified for the daemon's retry policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Network trouble, a 5xx, a timeout: try again next tick.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// The API asked us to slow down: back off.
+    #[error("throttled: {0}")]
+    Throttled(String),
+    /// A group, queue or metric does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The policy asks for something the cloud cannot do (a human must act).
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+impl ProviderError {
+    /// Whether trying again later can help.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ProviderError::Transient(_) | ProviderError::Throttled(_)
+        )
+    }
+}
+
+/// A cloud the daemon can observe and steer.
+pub trait Provider {
+    /// The fleet as observed at `now` (for the simulated cloud: after advancing it to `now`).
+    fn snapshot(
+        &mut self,
+        fleet: &Fleet,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Snapshot, ProviderError>> + Send;
+
+    /// Sets the desired capacity of one pool, in units.
+    fn set_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+}

@@ -1,0 +1,148 @@
+//! The built-in simulated cloud as a [`Provider`]: one simulated world per fleet, fed by a
+//! built-in traffic scenario that repeats, advanced to the daemon's (virtual) clock at every
+//! observation. This is what `provider = "sim"` runs: the whole daemon on a laptop.
+
+use std::collections::BTreeMap;
+use std::iter::Peekable;
+
+use super::{Provider, ProviderError};
+use crate::config::{Fleet, Pool};
+use crate::model::{Snapshot, Timestamp, Units};
+use crate::policy::split;
+use crate::sim::perf::Profile;
+use crate::sim::traffic::{Request, Traffic};
+use crate::sim::world::{SpotModel, World};
+use crate::sim::{controllers, pool_specs, reference_profile, start_units};
+
+/// How long one simulated world keeps per-minute records, seconds (a week).
+const WORLD_HORIZON_SECS: f64 = 7.0 * 86_400.0;
+
+/// A scenario's requests, repeated end to end forever.
+struct Repeating {
+    traffic: Traffic,
+    inner: crate::sim::traffic::Requests,
+    offset: f64,
+}
+
+impl Iterator for Repeating {
+    type Item = Request;
+
+    fn next(&mut self) -> Option<Request> {
+        loop {
+            if let Some(mut r) = self.inner.next() {
+                r.arrival_secs += self.offset;
+                return Some(r);
+            }
+            self.offset += self.traffic.duration_secs;
+            self.inner = self.traffic.requests();
+        }
+    }
+}
+
+struct SimFleet {
+    world: World,
+    requests: Peekable<Repeating>,
+}
+
+/// The simulated cloud.
+pub struct SimProvider {
+    traffic: Traffic,
+    spot: SpotModel,
+    profiles: Vec<Profile>,
+    model: String,
+    /// Virtual time zero.
+    epoch: Timestamp,
+    tick_secs: f64,
+    fleets: BTreeMap<String, SimFleet>,
+    /// `set_desired` calls made, for tests and the dry-run guarantee.
+    pub set_desired_calls: u64,
+}
+
+impl SimProvider {
+    /// A simulated cloud whose time zero is `epoch`, serving `traffic` to every fleet.
+    pub fn new(
+        traffic: Traffic,
+        spot: SpotModel,
+        profiles: Vec<Profile>,
+        model: &str,
+        epoch: Timestamp,
+        tick_secs: f64,
+    ) -> Self {
+        SimProvider {
+            traffic,
+            spot,
+            profiles,
+            model: model.to_string(),
+            epoch,
+            tick_secs,
+            fleets: BTreeMap::new(),
+            set_desired_calls: 0,
+        }
+    }
+
+    fn fleet(&mut self, fleet: &Fleet) -> Result<&mut SimFleet, ProviderError> {
+        if !self.fleets.contains_key(&fleet.name) {
+            let specs = pool_specs(fleet, &self.profiles, &self.model)
+                .map_err(|e| ProviderError::Config(e.to_string()))?;
+            let reference = reference_profile(fleet, &self.profiles, &self.model)
+                .map_err(|e| ProviderError::Config(e.to_string()))?;
+            let start = start_units(&self.traffic, fleet, &reference, 0.8);
+            let initial: Vec<Units> = split::split(fleet, start)
+                .iter()
+                .map(|t| t.desired_units)
+                .collect();
+            let world = World::new(
+                specs,
+                &initial,
+                self.spot.clone(),
+                self.traffic.seed,
+                WORLD_HORIZON_SECS,
+                self.tick_secs,
+                30.0,
+            );
+            let requests = Repeating {
+                inner: self.traffic.requests(),
+                traffic: self.traffic.clone(),
+                offset: 0.0,
+            }
+            .peekable();
+            self.fleets
+                .insert(fleet.name.clone(), SimFleet { world, requests });
+        }
+        Ok(self.fleets.get_mut(&fleet.name).expect("inserted above"))
+    }
+
+    /// The simulated world of a fleet, if it exists yet.
+    pub fn world(&self, fleet: &str) -> Option<&World> {
+        self.fleets.get(fleet).map(|f| &f.world)
+    }
+}
+
+impl Provider for SimProvider {
+    async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
+        let until = now.secs_since(self.epoch).max(0.0);
+        let f = self.fleet(fleet)?;
+        f.world.advance(until, &mut f.requests, None, &mut |_| {});
+        Ok(controllers::observe(fleet, &f.world, now))
+    }
+
+    async fn set_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> Result<(), ProviderError> {
+        let f = self.fleet(fleet)?;
+        let idx = f
+            .world
+            .pools
+            .iter()
+            .position(|p| p.spec.name == pool.name)
+            .ok_or_else(|| {
+                ProviderError::NotFound(format!("pool {} of fleet {}", pool.name, fleet.name))
+            })?;
+        f.world.set_desired(idx, units);
+        self.set_desired_calls += 1;
+        Ok(())
+    }
+}

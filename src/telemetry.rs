@@ -1,0 +1,258 @@
+//! Logging setup and the Prometheus exposition of what the daemon publishes. Every metric name
+//! starts with `llm_autoscaler_`.
+
+use std::fmt::Write as _;
+
+use crate::daemon::Published;
+use crate::policy::hpa::MetricStatus;
+
+/// Installs the tracing subscriber: `RUST_LOG` filters (default `info`); JSON lines when
+/// `json`, human-readable otherwise.
+pub fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// A label value, escaped for the exposition format.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn help(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(
+            self.0,
+            "# HELP llm_autoscaler_{name} {help}\n# TYPE llm_autoscaler_{name} {kind}"
+        );
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", esc(v)))
+            .collect();
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "llm_autoscaler_{name} {value}");
+        } else {
+            let _ = writeln!(
+                self.0,
+                "llm_autoscaler_{name}{{{}}} {value}",
+                labels.join(",")
+            );
+        }
+    }
+}
+
+/// `/metrics`.
+pub fn render_metrics(p: &Published) -> String {
+    let mut o = Out(String::new());
+    o.help(
+        "ticks_total",
+        "counter",
+        "Ticks completed by the control loop.",
+    );
+    o.sample("ticks_total", &[], p.ticks as f64);
+    o.help(
+        "tick_cpu_seconds_total",
+        "counter",
+        "CPU seconds the control loop's thread spent in ticks.",
+    );
+    o.sample("tick_cpu_seconds_total", &[], p.tick_cpu_seconds_total);
+    o.help(
+        "last_tick_timestamp_seconds",
+        "gauge",
+        "Time of the last completed tick (virtual time with the simulated cloud).",
+    );
+    o.sample(
+        "last_tick_timestamp_seconds",
+        &[],
+        p.last_tick_at.map_or(0.0, |t| t.secs_f64()),
+    );
+    o.help("dry_run", "gauge", "1 when no change is applied.");
+    o.sample("dry_run", &[], f64::from(u8::from(p.dry_run)));
+    o.help("reloads_total", "counter", "Policy reloads by result.");
+    o.sample("reloads_total", &[("result", "ok")], p.reloads_total as f64);
+    o.sample(
+        "reloads_total",
+        &[("result", "rejected")],
+        p.reload_failures_total as f64,
+    );
+
+    let fleets = || p.fleets.iter();
+    o.help(
+        "desired_units",
+        "gauge",
+        "Desired capacity decided, units, per pool and market.",
+    );
+    for (name, f) in fleets() {
+        if let Some(d) = &f.decision {
+            for t in &d.pools {
+                o.sample(
+                    "desired_units",
+                    &[
+                        ("fleet", name),
+                        ("pool", &t.pool),
+                        ("market", &t.market.to_string()),
+                    ],
+                    t.desired_units as f64,
+                );
+            }
+        }
+    }
+    o.help(
+        "in_service_units",
+        "gauge",
+        "Units in service when the fleet was last observed.",
+    );
+    o.help(
+        "pending_units",
+        "gauge",
+        "Units booting when the fleet was last observed.",
+    );
+    o.help(
+        "bounds_units",
+        "gauge",
+        "Capacity bounds in force (schedules applied), units.",
+    );
+    o.help(
+        "panic",
+        "gauge",
+        "1 while the fleet is in panic (burst) mode.",
+    );
+    o.help(
+        "signal_value",
+        "gauge",
+        "Each metric's observed figure (average per unit, or the fleet value).",
+    );
+    o.help("signal_target", "gauge", "Each metric's target.");
+    o.help(
+        "signal_recommendation_units",
+        "gauge",
+        "Each metric's recommended capacity, units (absent when invalid or abstaining).",
+    );
+    o.help(
+        "signal_valid",
+        "gauge",
+        "1 when the metric could be computed from fresh samples.",
+    );
+    for (name, f) in fleets() {
+        let Some(d) = &f.decision else { continue };
+        o.sample(
+            "in_service_units",
+            &[("fleet", name)],
+            d.in_service_units as f64,
+        );
+        o.sample("pending_units", &[("fleet", name)], d.pending_units as f64);
+        o.sample(
+            "bounds_units",
+            &[("fleet", name), ("bound", "min")],
+            d.bounds.min_units as f64,
+        );
+        o.sample(
+            "bounds_units",
+            &[("fleet", name), ("bound", "max")],
+            d.bounds.max_units as f64,
+        );
+        o.sample(
+            "panic",
+            &[("fleet", name)],
+            f64::from(u8::from(d.panic.is_some_and(|p| p.active))),
+        );
+        for m in &d.metrics {
+            let l = [
+                ("fleet", name.as_str()),
+                ("metric", m.name.as_str()),
+                ("signal", m.signal),
+            ];
+            if let Some(v) = m.current {
+                o.sample("signal_value", &l, v);
+            }
+            o.sample("signal_target", &l, m.target);
+            if let Some(r) = m.recommendation {
+                o.sample("signal_recommendation_units", &l, r as f64);
+            }
+            o.sample(
+                "signal_valid",
+                &l,
+                f64::from(u8::from(!matches!(m.status, MetricStatus::Invalid(_)))),
+            );
+        }
+    }
+    o.help("decisions_total", "counter", "Decisions by action.");
+    for (name, f) in fleets() {
+        for (action, n) in &f.decisions_total {
+            o.sample(
+                "decisions_total",
+                &[("fleet", name), ("action", action)],
+                *n as f64,
+            );
+        }
+    }
+    o.help("decision_reasons_total", "counter", "Decisions by the conditions that held (HPA reasons: ScaleUpLimit, ScaleDownStabilized, InvalidMetrics, DemandOverThreshold, …).");
+    for (name, f) in fleets() {
+        for (reason, n) in &f.reasons_total {
+            o.sample(
+                "decision_reasons_total",
+                &[("fleet", name), ("reason", reason)],
+                *n as f64,
+            );
+        }
+    }
+    o.help(
+        "provider_errors_total",
+        "counter",
+        "Failed provider calls by kind (transient, throttled, not_found, config).",
+    );
+    o.help(
+        "set_desired_total",
+        "counter",
+        "Desired-capacity changes sent to the cloud.",
+    );
+    o.help(
+        "backoff_skipped_ticks_total",
+        "counter",
+        "Ticks skipped while backing off after failures.",
+    );
+    o.help(
+        "tick_duration_seconds",
+        "gauge",
+        "Wall seconds the fleet's last tick took (observe, decide, apply).",
+    );
+    for (name, f) in fleets() {
+        for (kind, n) in &f.provider_errors_total {
+            o.sample(
+                "provider_errors_total",
+                &[("fleet", name), ("kind", kind)],
+                *n as f64,
+            );
+        }
+        o.sample(
+            "set_desired_total",
+            &[("fleet", name)],
+            f.set_desired_total as f64,
+        );
+        o.sample(
+            "backoff_skipped_ticks_total",
+            &[("fleet", name)],
+            f.backoff_skips_total as f64,
+        );
+        o.sample(
+            "tick_duration_seconds",
+            &[("fleet", name)],
+            f.last_tick_seconds,
+        );
+    }
+    o.0
+}
