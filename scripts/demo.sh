@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# The main job as it stands: validate the demo policy and let the engine decide on the example
-# snapshot, printing the decision with its reasons. (The long-running daemon on the simulated
-# cloud, `llm-autoscaler run --config config/demo.toml`, lands with the daemon issue.)
+# The main job: the daemon on the built-in simulated cloud (no AWS account needed), serving its
+# state on http://127.0.0.1:9464/ (dashboard), /metrics, /api/state and /healthz.
+# Ctrl-C stops it. Extra arguments go to `llm-autoscaler run` (e.g. --speed 240, --scenario
+# traffic-spike, --http 127.0.0.1:8080, --dry-run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked --quiet
-bin=target/release/llm-autoscaler
-$bin check --config config/example.toml
-echo
-$bin decide --config config/example.toml --snapshot docs/examples/snapshot.json --summary
-echo
-$bin decide --config config/example.toml --snapshot docs/examples/snapshot.json
+exec target/release/llm-autoscaler run --config config/demo.toml "$@"

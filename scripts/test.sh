@@ -22,3 +22,19 @@ cargo clippy --all-targets --locked -- -D warnings
 
 step "tests (all targets: unit, integration, property, CLI; benchmarks run once in test mode)"
 cargo test --all-targets --locked
+
+step "systemd unit (verify + exposure)"
+if command -v systemd-analyze >/dev/null; then
+  bin="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
+  case "${CARGO_TARGET_DIR:-}" in /*) bin="$CARGO_TARGET_DIR/debug/llm-autoscaler" ;; esac
+  unit="$(mktemp -d)/llm-autoscaler.service"
+  sed "s|/usr/local/bin/llm-autoscaler|$bin|" systemd/llm-autoscaler.service > "$unit"
+  out=$(systemd-analyze verify --man=no --recursive-errors=no "$unit" 2>&1)
+  if [ -n "$out" ]; then echo "$out"; echo "systemd-analyze verify reported problems" >&2; exit 1; fi
+  score=$(systemd-analyze security --offline=yes "$unit" 2>&1 | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\).*/\1/p')
+  echo "exposure score: $score"
+  awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }' || { echo "exposure above 2.0" >&2; exit 1; }
+else
+  echo "systemd-analyze not installed: skipped"
+fi
+

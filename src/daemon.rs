@@ -188,6 +188,16 @@ impl<P: Provider> Daemon<P> {
         &self.provider
     }
 
+    /// Stops the loop and hands the provider back (a restart keeps the same cloud).
+    pub fn into_provider(self) -> P {
+        self.provider
+    }
+
+    /// The engine state of a fleet, as it would be persisted.
+    pub fn state(&self, fleet: &str) -> Option<&EngineState> {
+        self.states.get(fleet)
+    }
+
     /// The running policy.
     pub fn config(&self) -> &Config {
         &self.config

@@ -4,7 +4,15 @@
 use std::path::Path;
 
 /// Files and folders of the core, relative to `src/`.
-const CORE: &[&str] = &["model.rs", "engine.rs", "lib.rs", "config", "policy", "sim"];
+const CORE: &[&str] = &[
+    "model.rs",
+    "engine.rs",
+    "lib.rs",
+    "config",
+    "policy",
+    "sim",
+    "provider",
+];
 
 /// What must not appear in core code.
 const FORBIDDEN: &[&str] = &[

@@ -1,0 +1,321 @@
+//! The control loop against the simulated cloud, with tokio's time paused: it decides and
+//! applies, applies only changes, persists and resumes state without a scale-down, keeps the
+//! running policy on a broken reload, changes nothing in dry-run, and backs off on provider
+//! failures without acting twice.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use llm_autoscaler::config::{self, Config, Fleet, Pool};
+use llm_autoscaler::daemon::{Clock, Daemon, Options, Published};
+use llm_autoscaler::engine::Action;
+use llm_autoscaler::model::{Snapshot, Timestamp, Units};
+use llm_autoscaler::provider::sim::SimProvider;
+use llm_autoscaler::provider::{Provider, ProviderError};
+use llm_autoscaler::sim::{perf, scenario, traffic::Traffic};
+use llm_autoscaler::store::StateStore;
+use tokio::sync::{mpsc, watch};
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "llm-autoscaler-daemon-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn demo(dir: &Path) -> (Config, PathBuf) {
+    let text = std::fs::read_to_string("config/demo.toml")
+        .unwrap()
+        .replace(
+            "state_dir = \"./state\"",
+            &format!("state_dir = \"{}\"", dir.display()),
+        );
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, &text).unwrap();
+    (config::load(&path).unwrap(), path)
+}
+
+fn provider(name: &str) -> (SimProvider, Timestamp) {
+    let s = scenario::builtin(name, 1).unwrap();
+    let traffic = Traffic {
+        source: s.source,
+        scale: 1.0,
+        seed: 1,
+        duration_secs: s.duration_secs,
+    };
+    (
+        SimProvider::new(traffic, s.spot, perf::builtin(), "8b", s.epoch, 15.0),
+        s.epoch,
+    )
+}
+
+fn opts(path: &Path, epoch: Timestamp, dry_run: bool) -> Options {
+    Options {
+        config_path: path.to_path_buf(),
+        interval: Duration::from_secs(15),
+        clock: Clock::Virtual {
+            epoch,
+            tick_secs: 15.0,
+        },
+        call_timeout: Duration::from_secs(10),
+        dry_run,
+    }
+}
+
+fn daemon<P: Provider>(
+    cfg: Config,
+    p: P,
+    path: &Path,
+    epoch: Timestamp,
+    dry_run: bool,
+) -> (Daemon<P>, watch::Receiver<Arc<Published>>) {
+    let (tx, rx) = watch::channel(Arc::new(Published::default()));
+    let store = StateStore::open(&cfg.global.state_dir).unwrap();
+    (
+        Daemon::new(cfg, p, store, opts(path, epoch, dry_run), tx).unwrap(),
+        rx,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_follows_a_spike_applies_only_changes_and_stops_on_request() {
+    let dir = tmpdir("spike");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("traffic-spike");
+    let (mut d, rx) = daemon(cfg, p, &path, epoch, false);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (_reload_tx, reload_rx) = mpsc::channel(1);
+    // 30 virtual minutes at 15 s ticks: the spike starts at minute 20.
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+        stop_tx.send(true).unwrap();
+    });
+    d.run(stop_rx, reload_rx).await;
+    stopper.await.unwrap();
+    let published = rx.borrow().clone();
+    assert!(
+        (119..=121).contains(&published.ticks),
+        "{}",
+        published.ticks
+    );
+    let f = &published.fleets["demo-llama-8b"];
+    let d_last = f.decision.as_ref().unwrap();
+    assert!(
+        d_last.desired_units >= 15,
+        "followed the spike: {}",
+        d_last.summary
+    );
+    let ups = f.decisions_total.get("scale_up").copied().unwrap_or(0);
+    let downs = f.decisions_total.get("scale_down").copied().unwrap_or(0);
+    assert!(ups >= 1);
+    // One call per pool whose desired capacity changed — never for unchanged pools.
+    assert!(
+        f.set_desired_total <= 2 * (ups + downs),
+        "{} calls for {} changes",
+        f.set_desired_total,
+        ups + downs
+    );
+    assert_eq!(d.provider().set_desired_calls, f.set_desired_total);
+    // State and decisions are persisted.
+    let store = StateStore::open(&dir).unwrap();
+    assert!(store.load("demo-llama-8b").unwrap().is_some());
+    assert_eq!(store.recent("demo-llama-8b", 5).unwrap().len(), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_mid_surge_resumes_state_and_does_not_scale_down() {
+    let dir = tmpdir("restart");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("sudden-drop");
+    let (mut d, _rx) = daemon(cfg.clone(), p, &path, epoch, false);
+    // Up to just after the drop (minute 31): capacity is high, load has just fallen.
+    for _ in 0..(31 * 4) {
+        d.tick().await;
+    }
+    let before = d.published().fleets["demo-llama-8b"]
+        .decision
+        .clone()
+        .unwrap();
+    let started = d.state("demo-llama-8b").unwrap().started_at;
+    let provider = d.into_provider();
+    // A new process: same cloud, same state directory.
+    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
+    let store = StateStore::open(&dir).unwrap();
+    let mut o = opts(&path, epoch, false);
+    o.clock = Clock::Virtual {
+        epoch: epoch.plus_secs(31.0 * 60.0),
+        tick_secs: 15.0,
+    };
+    let mut d2 = Daemon::new(cfg, provider, store, o, tx).unwrap();
+    assert_eq!(
+        d2.state("demo-llama-8b").unwrap().started_at,
+        started,
+        "resumed, not fresh"
+    );
+    d2.tick().await;
+    let after = d2.published().fleets["demo-llama-8b"]
+        .decision
+        .clone()
+        .unwrap();
+    assert_ne!(after.action, Action::ScaleDown, "{}", after.summary);
+    assert!(after.desired_units >= before.desired_units.min(after.current_units));
+    assert!(
+        !after.has_reason("NoHistory"),
+        "the engine did not start over: {}",
+        after.summary
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_keeps_the_running_policy_when_the_file_is_broken() {
+    let dir = tmpdir("reload");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("gradual-growth");
+    let (mut d, _rx) = daemon(cfg, p, &path, epoch, false);
+    std::fs::write(
+        &path,
+        "[[fleets]]\nname = \"x\"\nmin_units = 9\nmax_units = 3\n",
+    )
+    .unwrap();
+    d.reload();
+    assert_eq!(d.config().fleets[0].name, "demo-llama-8b");
+    assert_eq!(d.published().reload_failures_total, 1);
+    let fixed = std::fs::read_to_string("config/demo.toml")
+        .unwrap()
+        .replace("max_units = 30", "max_units = 12")
+        .replace(
+            "state_dir = \"./state\"",
+            &format!("state_dir = \"{}\"", dir.display()),
+        );
+    std::fs::write(&path, fixed).unwrap();
+    d.reload();
+    assert_eq!(d.config().fleets[0].max_units, 12);
+    assert_eq!(d.published().reloads_total, 1);
+    d.tick().await;
+    assert!(
+        d.published().fleets["demo-llama-8b"]
+            .decision
+            .as_ref()
+            .unwrap()
+            .desired_units
+            <= 12
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dry_run_changes_nothing() {
+    let dir = tmpdir("dry");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("traffic-spike");
+    let (mut d, _rx) = daemon(cfg, p, &path, epoch, true);
+    for _ in 0..(30 * 4) {
+        d.tick().await;
+    }
+    let f = &d.published().fleets["demo-llama-8b"];
+    assert_eq!(d.provider().set_desired_calls, 0);
+    assert_eq!(f.set_desired_total, 0);
+    assert!(!f.applied);
+    let dec = f.decision.as_ref().unwrap();
+    assert!(
+        dec.desired_units > dec.current_units,
+        "it would scale up: {}",
+        dec.summary
+    );
+    assert!(
+        d.state("demo-llama-8b").unwrap().scale_up_events.is_empty(),
+        "no scale event recorded for changes not made"
+    );
+}
+
+/// Fails calls on demand: `snapshot` for the first `fail_snapshots` calls (throttled), and
+/// `set_desired` once after a success.
+struct Faulty {
+    inner: SimProvider,
+    fail_snapshots: u32,
+    snapshot_calls: u32,
+    fail_next_set: bool,
+    set_calls_ok: u32,
+}
+
+impl Provider for Faulty {
+    async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
+        self.snapshot_calls += 1;
+        if self.snapshot_calls <= self.fail_snapshots {
+            return Err(ProviderError::Throttled("Rate exceeded".into()));
+        }
+        self.inner.snapshot(fleet, now).await
+    }
+
+    async fn set_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> Result<(), ProviderError> {
+        if self.fail_next_set {
+            self.fail_next_set = false;
+            return Err(ProviderError::Transient("HTTP 503".into()));
+        }
+        self.set_calls_ok += 1;
+        self.inner.set_desired(fleet, pool, units).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_backs_off_and_a_failed_apply_is_retried_once_not_doubled() {
+    let dir = tmpdir("faults");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("traffic-spike");
+    let faulty = Faulty {
+        inner: p,
+        fail_snapshots: 4,
+        snapshot_calls: 0,
+        fail_next_set: false,
+        set_calls_ok: 0,
+    };
+    let (mut d, _rx) = daemon(cfg, faulty, &path, epoch, false);
+    for _ in 0..20 {
+        d.tick().await;
+    }
+    let f = d.published().fleets["demo-llama-8b"].clone();
+    assert_eq!(f.provider_errors_total.get("throttled"), Some(&4));
+    assert!(f.backoff_skips_total >= 4, "backed off: {f:?}");
+    assert!(
+        d.provider().snapshot_calls < 20,
+        "skipped ticks made no calls"
+    );
+
+    // Into the spike; the first apply fails with a 5xx.
+    let mut faulty = d.into_provider();
+    faulty.fail_next_set = true;
+    let (cfg, path) = demo(&dir);
+    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
+    let mut o = opts(&path, epoch, false);
+    o.clock = Clock::Virtual {
+        epoch: epoch.plus_secs(20.0 * 60.0),
+        tick_secs: 15.0,
+    };
+    let mut d = Daemon::new(cfg, faulty, StateStore::open(&dir).unwrap(), o, tx).unwrap();
+    let mut failed_once = false;
+    for _ in 0..40 {
+        d.tick().await;
+        let f = &d.published().fleets["demo-llama-8b"];
+        failed_once |= f.provider_errors_total.get("transient") == Some(&1);
+    }
+    assert!(failed_once);
+    let f = &d.published().fleets["demo-llama-8b"];
+    // Every successful call changed a pool; none repeated a value already set.
+    assert_eq!(d.provider().set_calls_ok as u64, f.set_desired_total);
+    assert_eq!(d.provider().inner.set_desired_calls, f.set_desired_total);
+    let world = d.provider().inner.world("demo-llama-8b").unwrap();
+    let total: u32 = world.pools.iter().map(|p| p.desired_units).sum();
+    assert_eq!(
+        total,
+        f.decision.as_ref().unwrap().desired_units,
+        "the cloud has what was decided"
+    );
+}
