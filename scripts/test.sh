@@ -38,3 +38,16 @@ else
   echo "systemd-analyze not installed: skipped"
 fi
 
+step "terraform module (fmt + validate, offline)"
+mirror=$(find /opt /usr/local/share /usr/share -maxdepth 3 -type d -name registry.terraform.io 2>/dev/null | head -n 1 || true)
+if command -v terraform >/dev/null && [ -n "$mirror" ]; then
+  tfrc=$(mktemp)
+  printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n}\ndisable_checkpoint = true\n' "$(dirname "$mirror")" > "$tfrc"
+  export TF_CLI_CONFIG_FILE="$tfrc" CHECKPOINT_DISABLE=1
+  terraform -chdir=terraform fmt -check -diff
+  terraform -chdir=terraform init -backend=false -input=false -no-color >/dev/null
+  terraform -chdir=terraform validate -no-color
+else
+  echo "terraform or its offline provider mirror not found: skipped"
+fi
+

@@ -1,0 +1,37 @@
+output "on_demand_asg_name" {
+  description = "asg_name of the policy's on-demand pool."
+  value       = aws_autoscaling_group.on_demand.name
+}
+
+output "spot_asg_name" {
+  description = "asg_name of the policy's spot pool."
+  value       = aws_autoscaling_group.spot.name
+}
+
+output "events_queue_url" {
+  description = "SQS queue of interruption, rebalance and lifecycle events."
+  value       = aws_sqs_queue.events.url
+}
+
+output "controller_instance_profile" {
+  description = "Instance profile for the control VM running llm-autoscaler."
+  value       = aws_iam_instance_profile.controller.name
+}
+
+output "policy_pools_toml" {
+  description = "The pools section of an llm-autoscaler policy for this fleet."
+  value       = <<-EOT
+    [[fleets.pools]]
+    name = "on-demand"
+    asg_name = "${aws_autoscaling_group.on_demand.name}"
+    market = "on-demand"
+    instance_types = [{ type = "${var.instance_types[0].type}", weight_units = ${var.instance_types[0].weight_units} }]
+    warm_pool = { min_size = ${var.warm_pool_min_size} }
+
+    [[fleets.pools]]
+    name = "spot"
+    asg_name = "${aws_autoscaling_group.spot.name}"
+    market = "spot"
+    instance_types = [${join(", ", [for t in var.instance_types : "{ type = \"${t.type}\", weight_units = ${t.weight_units} }"])}]
+  EOT
+}
