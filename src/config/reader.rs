@@ -228,22 +228,15 @@ impl<'t, 'i> Section<'t, 'i> {
             DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok(),
             _ => None,
         };
-        match n {
-            Some(n) if n >= 0 && (lo..=hi).contains(&(n as u64)) => Some(n as u64),
-            Some(n) => {
-                ctx.report(
-                    v.span(),
-                    &self.key_path(key),
-                    format!("{n} is out of range"),
-                    valid,
-                );
-                None
-            }
-            None => {
-                self.wrong_type(ctx, key, v, &valid);
-                None
-            }
-        }
+        self.in_range(
+            ctx,
+            key,
+            v,
+            n,
+            |n| *n >= 0 && (lo..=hi).contains(&(*n as u64)),
+            &valid,
+        )
+        .map(|n| n as u64)
     }
 
     /// A whole number of units (0 to 100 000).
@@ -267,8 +260,22 @@ impl<'t, 'i> Section<'t, 'i> {
             DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
             _ => None,
         };
-        match n {
-            Some(n) if n.is_finite() && ok(n) => Some(n),
+        self.in_range(ctx, key, v, n, |n| n.is_finite() && ok(*n), valid)
+    }
+
+    /// `parsed` when it satisfies `ok`; otherwise reports it out of range, or — when the value
+    /// was not a number at all — of the wrong type.
+    fn in_range<T: std::fmt::Display>(
+        &self,
+        ctx: &mut Ctx<'_>,
+        key: &str,
+        v: &Spanned<DeValue<'_>>,
+        parsed: Option<T>,
+        ok: impl Fn(&T) -> bool,
+        valid: &str,
+    ) -> Option<T> {
+        match parsed {
+            Some(n) if ok(&n) => Some(n),
             Some(n) => {
                 ctx.report(
                     v.span(),
