@@ -21,7 +21,8 @@ step "lint"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "tests (all targets: unit, integration, property, CLI; benchmarks run once in test mode)"
-cargo test --all-targets --locked
+test_log=$(mktemp)
+cargo test --all-targets --locked 2>&1 | tee "$test_log"
 
 step "systemd unit (verify + exposure)"
 if command -v systemd-analyze >/dev/null; then
@@ -50,4 +51,7 @@ if command -v terraform >/dev/null && [ -n "$mirror" ]; then
 else
   echo "terraform or its offline provider mirror not found: skipped"
 fi
+
+# The closing line: every test binary's counts, summed.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"
 
