@@ -60,6 +60,7 @@ fn snapshot(now: Timestamp, load: f64) -> Snapshot {
         instances,
         fleet_metrics,
         pool_desired_units: BTreeMap::new(),
+        pool_failed_launches: BTreeMap::new(),
     }
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the five built-in scenarios (and, with --traces, replays of the shared real traces) with
+# Runs the six built-in scenarios (and, with --traces, replays of the shared real traces) with
 # the example policy and every baseline, and prints a Markdown table of the results.
 # Usage: scripts/evaluate.sh [--seed N] [--traces] [--config FILE]    (reports land in target/eval/)
 set -euo pipefail
@@ -17,7 +17,7 @@ cargo build --release --locked --quiet
 bin=target/release/llm-autoscaler
 out=target/eval; mkdir -p "$out"
 runs=()
-for s in traffic-spike gradual-growth periodic sudden-drop mixed-workload; do
+for s in traffic-spike gradual-growth periodic sudden-drop mixed-workload spot-shortage; do
   $bin simulate --config "$config" --scenario "$s" --seed "$seed" --json "$out/$s.json" >/dev/null
   runs+=("$out/$s.json")
 done

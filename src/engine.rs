@@ -12,7 +12,8 @@
 //! 5. stabilization windows, then rate policies and bounds ([`policy::behavior`]);
 //! 6. panic mode may raise the result at once and forbids lowering it ([`policy::panic`]); it
 //!    follows the demand signals only (not scale-up-only latency signals);
-//! 7. the result is split over the pools ([`policy::split`]).
+//! 7. the result is split over the pools ([`policy::split`]); when spot launches fail,
+//!    on-demand covers the spot units not in service (the spot fallback).
 
 use std::fmt::Write as _;
 
@@ -40,6 +41,9 @@ pub struct EngineState {
     pub scale_down_events: Vec<ScaleEvent>,
     /// Panic mode.
     pub panic: PanicState,
+    /// The spot fallback.
+    #[serde(default)]
+    pub fallback: split::FallbackState,
 }
 
 /// The direction of a decision.
@@ -150,7 +154,11 @@ pub fn decide(
     state: &EngineState,
     now: Timestamp,
 ) -> (Decision, EngineState) {
-    let current = snap.desired_units;
+    // The pools' total includes what on-demand covers for spot (the fallback): the fleet's own
+    // desired capacity is the total less that.
+    let current = snap
+        .desired_units
+        .saturating_sub(state.fallback.extra_units);
     let ready = snap.in_service_units();
     let mut st = state.clone();
     let mut conditions = Vec::new();
@@ -348,6 +356,18 @@ pub fn decide(
         std::cmp::Ordering::Less => Action::ScaleDown,
         std::cmp::Ordering::Equal => Action::Hold,
     };
+    let mut pools = split::split(fleet, desired);
+    if let Some(fb) = split::apply_fallback(fleet, snap, &mut st.fallback, now, &mut pools) {
+        conditions.push(cond(
+            "MarketFallback",
+            true,
+            if fb.new_failures > 0 { "SpotLaunchesFailing" } else { "SpotNotDelivered" },
+            format!(
+                "{} spot launches failed; on-demand covers {} units until spot has its units in service ({} now) and {} s pass without a failure",
+                fb.new_failures, fb.covering_units, fb.spot_in_service_units, fleet.spot_fallback_hold_secs
+            ),
+        ));
+    }
     let summary = summarize(
         action,
         current,
@@ -370,7 +390,7 @@ pub fn decide(
         stages,
         panic: panic_step,
         conditions,
-        pools: split::split(fleet, desired),
+        pools,
         summary,
     };
     (decision, st)

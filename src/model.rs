@@ -183,6 +183,10 @@ pub struct Snapshot {
     /// that differ from the decision). Empty when unknown.
     #[serde(default)]
     pub pool_desired_units: BTreeMap<String, Units>,
+    /// Launch attempts that failed so far in each pool (e.g. spot `InsufficientInstanceCapacity`
+    /// in the group's scaling activities), cumulative; the engine reacts to increases.
+    #[serde(default)]
+    pub pool_failed_launches: BTreeMap<String, u64>,
 }
 
 impl Snapshot {
@@ -246,6 +250,7 @@ mod tests {
             ],
             fleet_metrics: BTreeMap::new(),
             pool_desired_units: BTreeMap::new(),
+            pool_failed_launches: BTreeMap::new(),
         };
         assert_eq!(s.in_service_units(), 5);
         assert_eq!(s.pending_units(), 2);

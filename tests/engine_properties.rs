@@ -99,6 +99,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 instances,
                 fleet_metrics,
                 pool_desired_units: BTreeMap::new(),
+                pool_failed_launches: BTreeMap::new(),
             }
         })
 }

@@ -263,3 +263,65 @@ fn real_traces_replay() {
     let f = o.figures(&o.ours);
     assert!(f.cost.savings_vs_static.unwrap() > 0.3, "{}", o.table());
 }
+
+#[test]
+fn spot_shortage_falls_back_within_one_tick_and_returns_to_spot() {
+    let mut s = setup("config/example.toml", "spot-shortage", 1, None);
+    s.record_decisions = true;
+    s.baselines = false;
+    let o = run(s);
+    let spot = o
+        .ours
+        .world
+        .pools
+        .iter()
+        .find(|p| p.spec.name == "spot")
+        .unwrap();
+    let first_failure = spot
+        .first_failed_launch_at
+        .expect("spot launches fail in this scenario");
+    let decisions: Vec<serde_json::Value> = o
+        .decisions
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let epoch = scenario::builtin("spot-shortage", 1).unwrap().epoch;
+    let secs = |d: &serde_json::Value| {
+        Timestamp::parse_rfc3339(d["at"].as_str().unwrap())
+            .unwrap()
+            .secs_since(epoch)
+    };
+    let has_fallback = |d: &serde_json::Value| {
+        d["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "MarketFallback")
+    };
+    let first_fallback = decisions
+        .iter()
+        .find(|d| has_fallback(d))
+        .expect("a fallback decision");
+    let delay = secs(first_fallback) - first_failure;
+    assert!(
+        (0.0..=15.0).contains(&delay),
+        "fallback {delay} s after the first failed launch"
+    );
+    // It ends, and on-demand returns to its base of 2.
+    let last = decisions.last().unwrap();
+    assert!(!has_fallback(last));
+    let od = last["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pool"] == "on-demand")
+        .unwrap();
+    assert_eq!(od["desired_units"], 2);
+    let f = o.figures(&o.ours);
+    assert_eq!(
+        o.ours.accounting().failed,
+        0,
+        "no request lost while spot was unavailable"
+    );
+    assert!(f.slo.availability > 0.999);
+}

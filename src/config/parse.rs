@@ -45,6 +45,7 @@ const FLEET_KEYS: &[&str] = &[
     "stale_after_secs",
     "on_demand_base_units",
     "on_demand_percentage_above_base",
+    "spot_fallback_hold_secs",
     "pools",
     "metrics",
     "behavior",
@@ -332,6 +333,9 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
         }
     }
 
+    let spot_fallback_hold_secs = s
+        .int(ctx, "spot_fallback_hold_secs", 0, 3600)
+        .unwrap_or(300);
     let slo = s
         .table(ctx, "slo")
         .map(|t| parse_slo(ctx, t))
@@ -374,6 +378,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
         stale_after_secs,
         on_demand_base_units,
         on_demand_percentage_above_base,
+        spot_fallback_hold_secs,
         pools,
         metrics,
         behavior,

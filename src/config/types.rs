@@ -101,6 +101,9 @@ pub struct Fleet {
     /// on-demand (`OnDemandPercentageAboveBaseCapacity`). Default 0 when the fleet has a spot
     /// pool, 100 otherwise.
     pub on_demand_percentage_above_base: u32,
+    /// `spot_fallback_hold_secs`: after a spot launch fails, on-demand covers the spot capacity
+    /// not in service for at least this long, and until spot has delivered. Default 300.
+    pub spot_fallback_hold_secs: u64,
     /// `[[fleets.pools]]`: the Auto Scaling Groups that make up the fleet.
     pub pools: Vec<Pool>,
     /// `[[fleets.metrics]]`: the signals that drive scaling; the highest recommendation wins.

@@ -52,3 +52,121 @@ pub fn split(fleet: &Fleet, desired: Units) -> Vec<PoolTarget> {
     }
     out
 }
+
+/// What the spot fallback remembers between decisions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FallbackState {
+    /// Cumulative failed launches last seen per pool (a fresh engine takes the first
+    /// observation as its baseline).
+    pub seen_failed_launches: std::collections::BTreeMap<String, u64>,
+    /// When a spot launch was last seen failing.
+    pub last_spot_failure: Option<crate::model::Timestamp>,
+    /// Whether on-demand is covering for spot.
+    pub active: bool,
+    /// Units the pools' targets exceeded the fleet's desired capacity by, in the last decision
+    /// (on-demand's cover for spot not in service): the engine subtracts them from the observed
+    /// total to recover its own desired capacity.
+    #[serde(default)]
+    pub extra_units: Units,
+}
+
+/// Why the fallback is on, for the decision's explanation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Fallback {
+    /// Units on-demand adds for spot capacity not in service.
+    pub covering_units: Units,
+    /// New failed spot launches seen in this decision.
+    pub new_failures: u64,
+    /// Spot units in service.
+    pub spot_in_service_units: Units,
+}
+
+/// The spot fallback: when spot launches fail, on-demand covers the spot units that are not in
+/// service — at once, in the same decision — while the spot pools keep their targets (so the
+/// groups keep trying and recovery shows) except for what would push the pools' total past
+/// `max_units`, which moves to on-demand. It ends once no failure has been seen for
+/// `spot_fallback_hold_secs` *and* spot has its units in service, so returning to spot never
+/// opens a gap.
+pub fn apply_fallback(
+    fleet: &Fleet,
+    snap: &crate::model::Snapshot,
+    state: &mut FallbackState,
+    now: crate::model::Timestamp,
+    targets: &mut [PoolTarget],
+) -> Option<Fallback> {
+    let fresh = state.seen_failed_launches.is_empty();
+    let mut new_failures = 0;
+    for p in fleet.pools.iter().filter(|p| p.market == Market::Spot) {
+        let count = snap.pool_failed_launches.get(&p.name).copied().unwrap_or(0);
+        let seen = state
+            .seen_failed_launches
+            .insert(p.name.clone(), count)
+            .unwrap_or(count);
+        if !fresh && count > seen {
+            new_failures += count - seen;
+        }
+    }
+    if new_failures > 0 {
+        state.last_spot_failure = Some(now);
+        state.active = true;
+    }
+    let spot_in_service: Units = snap
+        .instances
+        .iter()
+        .filter(|i| i.state == crate::model::LifecycleState::InService)
+        .filter(|i| {
+            fleet
+                .pool(&i.pool)
+                .is_some_and(|p| p.market == Market::Spot)
+        })
+        .map(|i| i.weight_units)
+        .sum();
+    let spot_target: Units = targets
+        .iter()
+        .filter(|t| t.market == Market::Spot)
+        .map(|t| t.desired_units)
+        .sum();
+    let shortfall = spot_target.saturating_sub(spot_in_service);
+    if state.active {
+        let quiet = state
+            .last_spot_failure
+            .is_none_or(|t| now.secs_since(t) >= fleet.spot_fallback_hold_secs as f64);
+        if quiet && shortfall == 0 {
+            state.active = false;
+        }
+    }
+    if !state.active {
+        state.extra_units = 0;
+        return None;
+    }
+    if !targets.iter().any(|t| t.market == Market::OnDemand) {
+        return None;
+    }
+    // On-demand takes the whole shortfall; what would push the pools past max_units comes out
+    // of the spot targets (spot cannot deliver it now anyway), never below spot in service.
+    let total: Units = targets.iter().map(|t| t.desired_units).sum();
+    let mut excess = (total + shortfall).saturating_sub(fleet.max_units);
+    for t in targets
+        .iter_mut()
+        .filter(|t| t.market == Market::Spot)
+        .rev()
+    {
+        let take = excess.min(t.desired_units);
+        t.desired_units -= take;
+        excess -= take;
+    }
+    let covering = shortfall - excess;
+    if let Some(od) = targets.iter_mut().find(|t| t.market == Market::OnDemand) {
+        od.desired_units += covering;
+    }
+    state.extra_units = targets
+        .iter()
+        .map(|t| t.desired_units)
+        .sum::<Units>()
+        .saturating_sub(total);
+    Some(Fallback {
+        covering_units: covering,
+        new_failures,
+        spot_in_service_units: spot_in_service,
+    })
+}

@@ -68,6 +68,11 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
             .iter()
             .map(|p| (p.spec.name.clone(), p.desired_units))
             .collect(),
+        pool_failed_launches: world
+            .pools
+            .iter()
+            .map(|p| (p.spec.name.clone(), p.failed_launches))
+            .collect(),
     }
 }
 

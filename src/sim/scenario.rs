@@ -196,6 +196,28 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                 epoch: weekday_morning(),
             }
         }
+        // Load rises from 8 to 30 requests/s between minutes 10 and 50 while spot launches
+        // fail from minute 15 to 45: the fleet must grow on on-demand, then return to spot.
+        "spot-shortage" => {
+            let d = 70.0 * 60.0;
+            Scenario {
+                name: "spot-shortage",
+                source: Source::Rate(
+                    per_sec(per_second(d, |t| ramp(t / 60.0, 10.0, 50.0, 8.0, 30.0))),
+                    chat,
+                ),
+                duration_secs: d,
+                spot: SpotModel {
+                    shortages: vec![Window {
+                        at_secs: 15.0 * 60.0,
+                        duration_secs: 30.0 * 60.0,
+                        fraction: 1.0,
+                    }],
+                    ..SpotModel::default()
+                },
+                epoch: weekday_morning(),
+            }
+        }
         _ => return None,
     };
     Some(s)

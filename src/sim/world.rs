@@ -235,6 +235,8 @@ pub struct PoolState {
     pub warm_available: u32,
     /// Launch attempts that failed (spot shortage).
     pub failed_launches: u64,
+    /// When a launch first failed, seconds.
+    pub first_failed_launch_at: Option<f64>,
 }
 
 /// What a controller decides at a tick: desired units per pool (by index).
@@ -335,6 +337,7 @@ impl World {
                     spec,
                     desired_units: 0,
                     failed_launches: 0,
+                    first_failed_launch_at: None,
                 })
                 .collect(),
             instances: Vec::new(),
@@ -500,7 +503,10 @@ impl World {
         let weight = self.pools[pool].spec.weight_units;
         while self.live_units(pool) < self.pools[pool].desired_units {
             if self.shortage(pool) {
-                self.pools[pool].failed_launches += 1;
+                let now = self.now;
+                let p = &mut self.pools[pool];
+                p.failed_launches += 1;
+                p.first_failed_launch_at.get_or_insert(now);
                 return;
             }
             self.launch(pool);

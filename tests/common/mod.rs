@@ -53,6 +53,7 @@ pub fn snap(desired: u32, values: &[Option<f64>], now: Timestamp) -> Snapshot {
             .collect(),
         fleet_metrics: BTreeMap::new(),
         pool_desired_units: BTreeMap::new(),
+        pool_failed_launches: BTreeMap::new(),
     }
 }
 

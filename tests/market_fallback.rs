@@ -1,0 +1,154 @@
+//! The spot fallback: on-demand covers spot capacity not in service from the decision in which
+//! failed spot launches become visible, never pushes the pools past max, keeps covering until
+//! spot has delivered and the hold has passed, and the engine's own capacity ignores the cover.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use llm_autoscaler::config::{self, Fleet};
+use llm_autoscaler::engine::{decide, Decision, EngineState};
+use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
+
+fn fleet_od_spot(max: u32) -> Fleet {
+    let text = format!(
+        "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = {max}\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\n\
+         [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
+         [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
+         [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 10 }}\n\
+         [fleets.panic]\nenabled = false\n"
+    );
+    config::parse_str("f.toml", &text).unwrap().fleets.remove(0)
+}
+
+/// `od` + `spot` instances in service sharing `waiting` queued requests (10 per unit is the
+/// target, so `waiting / 10` units are wanted); pools' desired as given.
+fn snap(
+    od: u32,
+    spot: u32,
+    waiting: f64,
+    pool_desired: (u32, u32),
+    spot_failures: u64,
+    now: Timestamp,
+) -> Snapshot {
+    let load = waiting / (od + spot) as f64;
+    let inst = |i: u32, pool: &str| Instance {
+        id: format!("{pool}-{i}"),
+        pool: pool.into(),
+        weight_units: 1,
+        state: LifecycleState::InService,
+        samples: BTreeMap::from([(
+            "m".to_string(),
+            Sample {
+                value: load,
+                at: now,
+            },
+        )]),
+    };
+    Snapshot {
+        desired_units: pool_desired.0 + pool_desired.1,
+        instances: (0..od)
+            .map(|i| inst(i, "od"))
+            .chain((0..spot).map(|i| inst(i, "spot")))
+            .collect(),
+        fleet_metrics: BTreeMap::new(),
+        pool_desired_units: BTreeMap::from([
+            ("od".to_string(), pool_desired.0),
+            ("spot".to_string(), pool_desired.1),
+        ]),
+        pool_failed_launches: BTreeMap::from([("spot".to_string(), spot_failures)]),
+    }
+}
+
+fn pools(d: &Decision) -> (u32, u32) {
+    let get = |n: &str| d.pools.iter().find(|p| p.pool == n).unwrap().desired_units;
+    (get("od"), get("spot"))
+}
+
+#[test]
+fn fallback_covers_at_once_caps_at_max_and_returns_only_after_delivery_and_hold() {
+    let f = fleet_od_spot(40);
+    // Settled at 10 units: 2 on-demand + 8 spot, all in service, load at target.
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
+    }
+    // Load doubles: the engine asks for 20 units, 18 on spot.
+    let (d, st) = decide(&f, &snap(2, 8, 200.0, (2, 8), 0, t(15)), &state, t(15));
+    assert_eq!((d.desired_units, pools(&d)), (20, (2, 18)));
+    assert!(d.condition("MarketFallback").is_none());
+    // Next tick the spot group reports 3 failed launches: on-demand covers the 10 spot units
+    // not in service in this very decision; spot keeps its target.
+    let (d, st) = decide(&f, &snap(2, 8, 200.0, (2, 18), 3, t(30)), &st, t(30));
+    assert_eq!(
+        d.condition("MarketFallback").map(|c| c.reason),
+        Some("SpotLaunchesFailing"),
+        "{}",
+        d.summary
+    );
+    assert_eq!(
+        d.desired_units, 20,
+        "the fleet's own capacity ignores the cover: {}",
+        d.summary
+    );
+    assert_eq!(pools(&d), (12, 18));
+    // Still failing, on-demand partly in: the cover tracks spot in service, not booting.
+    let (d, st) = decide(&f, &snap(6, 8, 200.0, (12, 18), 5, t(45)), &st, t(45));
+    assert_eq!(
+        (d.desired_units, pools(&d)),
+        (20, (12, 18)),
+        "{}",
+        d.summary
+    );
+    // Spot recovers and delivers, but the hold (300 s since the last failure) has not passed.
+    let (d, st) = decide(&f, &snap(12, 18, 200.0, (12, 18), 5, t(200)), &st, t(200));
+    assert!(d.condition("MarketFallback").is_some(), "{}", d.summary);
+    assert_eq!(pools(&d).0, 2, "spot is in service: nothing left to cover");
+    // After the hold, with spot delivered, the fallback ends.
+    let (d, _) = decide(&f, &snap(2, 18, 200.0, (2, 18), 5, t(400)), &st, t(400));
+    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert_eq!(pools(&d), (2, 18));
+}
+
+#[test]
+fn at_max_the_cover_comes_out_of_the_spot_target() {
+    let f = fleet_od_spot(20);
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(
+            &f,
+            &snap(2, 18, 200.0, (2, 18), 0, t(secs)),
+            &state,
+            t(secs),
+        )
+        .1;
+    }
+    // 10 spot instances were interrupted and cannot be replaced; load wants more than max.
+    let (d, _) = decide(&f, &snap(2, 8, 300.0, (2, 18), 4, t(15)), &state, t(15));
+    assert_eq!(d.desired_units, 20);
+    let (od, spot) = pools(&d);
+    assert_eq!(od + spot, 20, "never past max_units: {:?}", d.pools);
+    assert_eq!(
+        (od, spot),
+        (12, 8),
+        "spot keeps what it has in service, on-demand the rest"
+    );
+}
+
+#[test]
+fn a_fresh_engine_takes_existing_failures_as_its_baseline() {
+    let f = fleet_od_spot(40);
+    let (d, st) = decide(
+        &f,
+        &snap(2, 8, 100.0, (2, 8), 57, t(0)),
+        &EngineState::default(),
+        t(0),
+    );
+    assert!(d.condition("MarketFallback").is_none());
+    let (d, _) = decide(&f, &snap(2, 8, 100.0, (2, 8), 58, t(15)), &st, t(15));
+    assert!(
+        d.condition("MarketFallback").is_some(),
+        "a new failure after the baseline counts"
+    );
+}
