@@ -18,6 +18,7 @@
 //!   [`policy::split`] (units → spot / on-demand pools).
 //! - [`engine`]: [`engine::decide`] — snapshot + policy + state + now → [`engine::Decision`]
 //!   with its reasons; [`engine::EngineState`] is what must survive a restart.
+//! - [`cost`]: right-sizing instance types for a demand ([`cost::rightsize`]).
 //! - [`sim`]: the simulator — traffic, replica performance model, simulated cloud, baselines,
 //!   oracle and reports — driving the same [`engine::decide`] with a virtual clock.
 //!
@@ -33,6 +34,7 @@
 //! `main.rs` wires the CLI and is the only place `anyhow` is used.
 
 pub mod config;
+pub mod cost;
 pub mod daemon;
 pub mod engine;
 pub mod http;

@@ -76,6 +76,42 @@ enum Command {
     /// Ctrl-C stops it gracefully; SIGHUP re-reads the policy file (an invalid file keeps the
     /// running policy and logs every problem).
     Run(Box<RunArgs>),
+    /// Right-size: rank instance types by cost for a demand, rejecting those whose TTFT floor
+    /// (prefill of a P95 prompt) cannot meet the fleet's TTFT SLO, with ASG weights relative
+    /// to the fleet's reference type.
+    ///
+    /// Give the demand directly (--rps, --prompt-tokens, --output-tokens) or measure it from
+    /// a per-request trace (--trace: its busiest minute, mean lengths and P95 prompt).
+    Plan(Box<PlanArgs>),
+}
+
+/// Arguments of `plan`.
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// The TOML policy file (its first fleet's reference type and TTFT SLO; `[[profiles]]`).
+    #[arg(long, short, default_value = "config/example.toml")]
+    config: PathBuf,
+    /// Peak requests per second.
+    #[arg(long, required_unless_present = "trace")]
+    rps: Option<f64>,
+    /// Mean prompt length, tokens.
+    #[arg(long, default_value_t = 500.0)]
+    prompt_tokens: f64,
+    /// Mean output length, tokens.
+    #[arg(long, default_value_t = 150.0)]
+    output_tokens: f64,
+    /// P95 prompt length, tokens (default 2.6 × the mean, a log-normal with σ 0.6).
+    #[arg(long)]
+    p95_prompt_tokens: Option<f64>,
+    /// Measure the demand from a per-request trace instead.
+    #[arg(long, conflicts_with = "rps")]
+    trace: Option<PathBuf>,
+    /// Model class: 8b or 70b.
+    #[arg(long, default_value = "8b")]
+    model: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `run`.
@@ -138,6 +174,7 @@ fn main() -> ExitCode {
         } => decide(&config, &snapshot, summary),
         Command::Simulate(args) => simulate(*args),
         Command::Run(args) => run(*args),
+        Command::Plan(args) => plan(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -595,5 +632,105 @@ async fn serve_daemon<P: llm_autoscaler::provider::Provider>(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     signals.abort();
     server.await??;
+    Ok(())
+}
+
+fn plan(a: PlanArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::cost::rightsize::{rank, Demand};
+    let cfg = load(&a.config)?;
+    let fleet = &cfg.fleets[0];
+    let demand = match &a.trace {
+        None => Demand {
+            requests_per_sec: a.rps.unwrap_or(0.0),
+            mean_prompt_tokens: a.prompt_tokens,
+            mean_output_tokens: a.output_tokens,
+            p95_prompt_tokens: a.p95_prompt_tokens.unwrap_or(a.prompt_tokens * 2.6),
+        },
+        Some(path) => match read_trace(path)? {
+            Trace::PerRequest(reqs) => {
+                let n = reqs.len() as f64;
+                let mut per_minute = std::collections::BTreeMap::<u64, u64>::new();
+                for r in &reqs {
+                    *per_minute.entry((r.arrival_secs / 60.0) as u64).or_default() += 1;
+                }
+                let mut prompts: Vec<u32> = reqs.iter().map(|r| r.prompt_tokens).collect();
+                prompts.sort_unstable();
+                Demand {
+                    requests_per_sec: per_minute.values().copied().max().unwrap_or(0) as f64 / 60.0,
+                    mean_prompt_tokens: reqs.iter().map(|r| r.prompt_tokens as f64).sum::<f64>() / n,
+                    mean_output_tokens: reqs.iter().map(|r| r.output_tokens as f64).sum::<f64>() / n,
+                    p95_prompt_tokens: prompts[((prompts.len() as f64 * 0.95) as usize).min(prompts.len() - 1)] as f64,
+                }
+            }
+            Trace::PerMinute(_) => {
+                return Err(InputError(format!("{}: plan needs a per-request trace (t_s,prompt_tokens,output_tokens) for token lengths", path.display())).into())
+            }
+        },
+    };
+    if !(demand.requests_per_sec > 0.0
+        && demand.mean_prompt_tokens > 0.0
+        && demand.mean_output_tokens > 0.0)
+    {
+        return Err(InputError(
+            "the demand needs positive --rps, --prompt-tokens and --output-tokens".into(),
+        )
+        .into());
+    }
+    let profiles = sim::perf::resolve(&cfg.profiles)?;
+    let reference = sim::reference(fleet, &profiles, &a.model)?.profile;
+    let ranked = rank(
+        &profiles,
+        &a.model,
+        &reference.instance_type,
+        demand,
+        0.8,
+        fleet.slo.ttft_p95_secs,
+    );
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&ranked)?);
+        return Ok(());
+    }
+    println!(
+        "demand: {:.1} requests/s, prompt {:.0} (P95 {:.0}) / output {:.0} tokens; {} model; TTFT SLO {} s; 80 % utilisation",
+        demand.requests_per_sec, demand.mean_prompt_tokens, demand.p95_prompt_tokens, demand.mean_output_tokens, a.model, fleet.slo.ttft_p95_secs
+    );
+    println!(
+        "\n{:<14} {:>8} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "type",
+        "replicas",
+        "req/s ea",
+        "on-demand $/h",
+        "spot $/h",
+        "$/M tok",
+        "TTFT floor",
+        "weight"
+    );
+    for c in &ranked {
+        println!(
+            "{:<14} {:>8} {:>9.2} {:>12.2} {:>10.2} {:>10.3} {:>9.2}s {:>8.2}{}",
+            c.instance_type,
+            c.replicas,
+            c.rps_per_replica,
+            c.on_demand_usd_per_hour,
+            c.spot_usd_per_hour,
+            c.usd_per_million_output_tokens,
+            c.ttft_floor_secs,
+            c.weight_units,
+            c.rejected
+                .as_ref()
+                .map_or(String::new(), |r| format!("  ✗ {r}"))
+        );
+    }
+    match ranked.iter().find(|c| c.rejected.is_none()) {
+        Some(best) => println!(
+            "\ncheapest: {} × {} — ${:.2}/h on-demand, ${:.2}/h on spot; weight_units {:.2} against {}",
+            best.replicas, best.instance_type, best.on_demand_usd_per_hour, best.spot_usd_per_hour, best.weight_units, reference.instance_type
+        ),
+        None => println!("\nno type meets the TTFT SLO for this prompt length"),
+    }
+    println!(
+        "\nThe ranking is by throughput and the prefill floor only: one large replica also serialises more prefills,\n\
+         which raises TTFT under bursts. Check a choice on your traffic: llm-autoscaler simulate --config <policy> --trace <file>"
+    );
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::policy::split;
 use crate::sim::perf::Profile;
 use crate::sim::traffic::{Request, Traffic};
 use crate::sim::world::{SpotModel, World};
-use crate::sim::{controllers, pool_specs, reference_profile, start_units};
+use crate::sim::{controllers, pool_specs, reference, start_units};
 
 /// How long one simulated world keeps per-minute records, seconds (a week).
 const WORLD_HORIZON_SECS: f64 = 7.0 * 86_400.0;
@@ -84,7 +84,7 @@ impl SimProvider {
         if !self.fleets.contains_key(&fleet.name) {
             let specs = pool_specs(fleet, &self.profiles, &self.model)
                 .map_err(|e| ProviderError::Config(e.to_string()))?;
-            let reference = reference_profile(fleet, &self.profiles, &self.model)
+            let reference = reference(fleet, &self.profiles, &self.model)
                 .map_err(|e| ProviderError::Config(e.to_string()))?;
             let start = start_units(&self.traffic, fleet, &reference, 0.8);
             let initial: Vec<Units> = split::split(fleet, start)

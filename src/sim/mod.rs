@@ -200,25 +200,36 @@ pub const BASELINES: [&str; 5] = [
     "oracle",
 ];
 
-/// The reference profile: the first on-demand pool's first type, else the first pool's.
-fn reference(
-    fleet: &Fleet,
-    profiles: &[Profile],
-    model: &str,
-) -> Result<(Profile, String), SimError> {
+/// What one unit is: the reference type (the first on-demand pool's first type, else the first
+/// pool's) and the units one of its instances counts for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reference {
+    /// The reference type's profile.
+    pub profile: Profile,
+    /// Units one reference instance counts for (its `weight_units`).
+    pub weight_units: u32,
+}
+
+impl Reference {
+    /// Required units of one minute's load (see [`MinuteLoad::required_units`]).
+    pub fn required_units(&self, load: &MinuteLoad, target_utilization: f64) -> u32 {
+        load.required_units(&self.profile, self.weight_units, target_utilization)
+    }
+}
+
+/// The fleet's [`Reference`].
+pub fn reference(fleet: &Fleet, profiles: &[Profile], model: &str) -> Result<Reference, SimError> {
     let pool = fleet
         .pools
         .iter()
         .find(|p| p.market == Market::OnDemand)
         .or(fleet.pools.first())
         .expect("a validated fleet has a pool");
-    profile_for(
-        profiles,
-        &pool.name,
-        &pool.instance_types[0].instance_type,
-        model,
-    )
-    .map(|p| (p, pool.name.clone()))
+    let t = &pool.instance_types[0];
+    Ok(Reference {
+        profile: profile_for(profiles, &pool.name, &t.instance_type, model)?,
+        weight_units: t.weight_units,
+    })
 }
 
 /// A fleet that has been running is sized for the load it serves: the most required units of
@@ -226,7 +237,7 @@ fn reference(
 pub fn start_units(
     traffic: &Traffic,
     fleet: &Fleet,
-    reference: &Profile,
+    reference: &Reference,
     target_utilization: f64,
 ) -> u32 {
     let mut head = [MinuteLoad::default(); 5];
@@ -236,19 +247,10 @@ pub fn start_units(
         }
     }
     head.iter()
-        .map(|l| l.required_units(reference, target_utilization))
+        .map(|l| reference.required_units(l, target_utilization))
         .max()
         .unwrap_or(0)
         .clamp(fleet.min_units, fleet.max_units)
-}
-
-/// The reference profile of a fleet (see `reference`), for callers outside the simulator.
-pub fn reference_profile(
-    fleet: &Fleet,
-    profiles: &[Profile],
-    model: &str,
-) -> Result<Profile, SimError> {
-    reference(fleet, profiles, model).map(|(p, _)| p)
 }
 
 /// The simulated pools of a fleet: each launches its first instance type.
@@ -296,20 +298,16 @@ fn profile_for(
 
 /// Runs the policy (and the baselines) on the setup's traffic.
 pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcome, SimError> {
-    let (ref_profile, _) = reference(&setup.fleet, &setup.profiles, &setup.model)?;
+    let reference = reference(&setup.fleet, &setup.profiles, &setup.model)?;
+    let ref_profile = reference.profile.clone();
     let fleet = &setup.fleet;
     let required_of = |loads: &[MinuteLoad]| -> Vec<u32> {
         loads
             .iter()
-            .map(|l| l.required_units(&ref_profile, setup.target_utilization))
+            .map(|l| reference.required_units(l, setup.target_utilization))
             .collect()
     };
-    let start_units = start_units(
-        &setup.traffic,
-        fleet,
-        &ref_profile,
-        setup.target_utilization,
-    );
+    let start_units = start_units(&setup.traffic, fleet, &reference, setup.target_utilization);
 
     // Our policy.
     let specs = pool_specs(fleet, &setup.profiles, &setup.model)?;
@@ -342,7 +340,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
             name: name.to_string(),
             market,
             profile: ref_profile.clone(),
-            weight_units: 1,
+            weight_units: reference.weight_units,
             warm_pool_min: 0,
             exposed_to_spot_events: exposed,
         };

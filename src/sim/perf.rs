@@ -318,16 +318,23 @@ impl MinuteLoad {
         self.output_tokens += r.output_tokens as u64;
     }
 
-    /// EVALUATION.md's `required_units`: the fewest reference replicas serving this minute's
-    /// load at `target_utilization` of their sustainable throughput.
-    pub fn required_units(&self, reference: &Profile, target_utilization: f64) -> u32 {
+    /// EVALUATION.md's `required_units`: the fewest units serving this minute's load at
+    /// `target_utilization` of their sustainable throughput, where one instance of the
+    /// `reference` type counts for `weight_units` units.
+    pub fn required_units(
+        &self,
+        reference: &Profile,
+        weight_units: u32,
+        target_utilization: f64,
+    ) -> u32 {
         if self.requests == 0 {
             return 0;
         }
         let n = self.requests as f64;
         let rps =
             reference.sustainable_rps(self.prompt_tokens as f64 / n, self.output_tokens as f64 / n);
-        (n / 60.0 / (rps * target_utilization)).ceil() as u32
+        let per_unit = rps / weight_units.max(1) as f64;
+        (n / 60.0 / (per_unit * target_utilization)).ceil() as u32
     }
 }
 
@@ -393,9 +400,9 @@ mod tests {
             prompt_tokens: 500 * n,
             output_tokens: 150 * n,
         };
-        assert_eq!(load(0).required_units(l4, 0.8), 0);
+        assert_eq!(load(0).required_units(l4, 1, 0.8), 0);
         let one = (rps * 0.8 * 60.0).floor() as u64;
-        assert_eq!(load(one).required_units(l4, 0.8), 1);
-        assert_eq!(load(one + 1).required_units(l4, 0.8), 2);
+        assert_eq!(load(one).required_units(l4, 1, 0.8), 1);
+        assert_eq!(load(one + 1).required_units(l4, 1, 0.8), 2);
     }
 }
