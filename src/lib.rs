@@ -18,6 +18,8 @@
 //!   [`policy::split`] (units → spot / on-demand pools).
 //! - [`engine`]: [`engine::decide`] — snapshot + policy + state + now → [`engine::Decision`]
 //!   with its reasons; [`engine::EngineState`] is what must survive a restart.
+//! - [`forecast`]: next-hour demand forecasts (augurs MSTL, seasonal-naive, the brief's rule)
+//!   and their rolling-origin backtest.
 //! - [`cost`]: right-sizing instance types for a demand ([`cost::rightsize`]).
 //! - [`sim`]: the simulator — traffic, replica performance model, simulated cloud, baselines,
 //!   oracle and reports — driving the same [`engine::decide`] with a virtual clock.
@@ -37,6 +39,7 @@ pub mod config;
 pub mod cost;
 pub mod daemon;
 pub mod engine;
+pub mod forecast;
 pub mod http;
 pub mod model;
 pub mod policy;

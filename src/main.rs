@@ -83,6 +83,28 @@ enum Command {
     /// Give the demand directly (--rps, --prompt-tokens, --output-tokens) or measure it from
     /// a per-request trace (--trace: its busiest minute, mean lengths and P95 prompt).
     Plan(Box<PlanArgs>),
+    /// Rolling-origin evaluation of next-hour demand forecasts on a `minute,requests` history
+    /// (missing minutes are gaps): MAE of our forecaster (augurs MSTL) against the seasonal-naive
+    /// forecast (same minute one day earlier) and the brief's rule, and the coverage of the
+    /// calibrated 90 % interval.
+    Backtest(Box<BacktestArgs>),
+}
+
+/// Arguments of `backtest`.
+#[derive(clap::Args)]
+struct BacktestArgs {
+    /// The history: `minute,requests` CSV.
+    #[arg(long)]
+    history: PathBuf,
+    /// Minutes between forecast origins.
+    #[arg(long, default_value_t = 360)]
+    step_mins: usize,
+    /// Minutes forecast at each origin.
+    #[arg(long, default_value_t = 60)]
+    horizon_mins: usize,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Arguments of `plan`.
@@ -175,6 +197,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(*args),
         Command::Run(args) => run(*args),
         Command::Plan(args) => plan(*args),
+        Command::Backtest(args) => backtest(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -732,5 +755,65 @@ fn plan(a: PlanArgs) -> anyhow::Result<()> {
         "\nThe ranking is by throughput and the prefill floor only: one large replica also serialises more prefills,\n\
          which raises TTFT under bursts. Check a choice on your traffic: llm-autoscaler simulate --config <policy> --trace <file>"
     );
+    Ok(())
+}
+
+fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::forecast::{self, Backtest};
+    let series = match read_trace(&a.history)? {
+        Trace::PerMinute(m) => m,
+        Trace::PerRequest(_) => {
+            return Err(InputError(format!(
+                "{}: backtest needs a per-minute history (minute,requests)",
+                a.history.display()
+            ))
+            .into())
+        }
+    };
+    if a.step_mins == 0 || a.horizon_mins == 0 {
+        return Err(InputError("--step-mins and --horizon-mins must be above 0".into()).into());
+    }
+    let cfg = Backtest {
+        horizon: a.horizon_mins,
+        step: a.step_mins,
+        ..Backtest::default()
+    };
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let report = forecast::backtest(&series, cfg, &mut |f| {
+        if tty {
+            eprint!("\r{:>3.0}% of origins", f * 100.0);
+        }
+    });
+    if tty {
+        eprintln!();
+    }
+    let gaps = series.iter().filter(|v| v.is_none()).count();
+    println!(
+        "{}: {} minutes ({} gaps), {} origins every {} min, {} points, {:.1} s",
+        a.history.display(),
+        series.len(),
+        gaps,
+        report.origins,
+        a.step_mins,
+        report.points,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {:.3} (brief rule {:.3}) · 90 % interval coverage {:.3} (conformal alternative {:.3}) · mean width {:.1}",
+        report.mae,
+        report.mae_seasonal_naive,
+        report.mae_brief_rule,
+        report.mase_vs_seasonal_naive,
+        report.brief_rule_vs_seasonal_naive,
+        report.coverage_90,
+        report.coverage_90_conformal,
+        report.mean_interval_width
+    );
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+        println!("wrote {}", p.display());
+    }
     Ok(())
 }

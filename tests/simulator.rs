@@ -246,7 +246,7 @@ fn real_traces_replay() {
         _ => unreachable!(),
     };
     let mean_per_min = match &servegen {
-        Trace::PerMinute(m) => m.iter().sum::<f64>() / m.len() as f64,
+        Trace::PerMinute(m) => m.iter().flatten().sum::<f64>() / m.len() as f64,
         _ => panic!("per-minute trace expected"),
     };
     let scale = 20.0 * 60.0 / mean_per_min;

@@ -312,8 +312,9 @@ pub struct TraceError {
 pub enum Trace {
     /// `t_s,prompt_tokens,output_tokens`.
     PerRequest(Vec<Request>),
-    /// `minute,requests`: requests per minute (missing minutes are zero traffic).
-    PerMinute(Vec<f64>),
+    /// `minute,requests`: requests per minute; a missing minute is `None` (a gap for a
+    /// forecaster, zero traffic for the simulator).
+    PerMinute(Vec<Option<f64>>),
 }
 
 impl fmt::Display for Trace {
@@ -359,7 +360,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     };
     let ncols = header.len();
     let mut requests = Vec::new();
-    let mut minutes: Vec<f64> = Vec::new();
+    let mut minutes: Vec<Option<f64>> = Vec::new();
     let mut last = f64::NEG_INFINITY;
     for (i, line) in lines {
         let lineno = i + 1;
@@ -445,8 +446,8 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
                     format!("minute {m} is beyond 19 years"),
                 ));
             }
-            minutes.resize(m, 0.0);
-            minutes.push(num(fields[1], "requests")?);
+            minutes.resize(m, None);
+            minutes.push(Some(num(fields[1], "requests")?));
         }
     }
     if per_request && requests.is_empty() || !per_request && minutes.is_empty() {
@@ -467,7 +468,7 @@ impl Trace {
             Trace::PerMinute(m) => Source::Rate(
                 RateProfile {
                     step_secs: 60.0,
-                    rates: m.into_iter().map(|n| n / 60.0).collect(),
+                    rates: m.into_iter().map(|n| n.unwrap_or(0.0) / 60.0).collect(),
                     doc_share: Vec::new(),
                 },
                 mix,
@@ -602,7 +603,7 @@ mod tests {
         }
         let ok = parse_trace("t.csv", "minute,requests\n0,60\n3,120\n").unwrap();
         match ok {
-            Trace::PerMinute(m) => assert_eq!(m, vec![60.0, 0.0, 0.0, 120.0]),
+            Trace::PerMinute(m) => assert_eq!(m, vec![Some(60.0), None, None, Some(120.0)]),
             _ => panic!(),
         }
     }
