@@ -374,12 +374,14 @@ impl<P: Provider> Daemon<P> {
                     info!(pool = %t.pool, asg = %t.asg_name, units = t.desired_units, "dry-run: would set desired capacity");
                 }
             }
+            // Nothing was applied: no scale events, and the pools still have the targets the
+            // fallback last set.
             next.scale_up_events = state.scale_up_events.clone();
             next.scale_down_events = state.scale_down_events.clone();
+            next.fallback.extra_units = state.fallback.extra_units;
             self.commit(fleet, next, &decision);
             return Ok((decision, false));
         }
-        let mut calls = 0;
         for t in &decision.pools {
             if snap.pool_desired_units.get(&t.pool) == Some(&t.desired_units) {
                 continue;
@@ -398,9 +400,9 @@ impl<P: Provider> Daemon<P> {
                     t.asg_name, self.opts.call_timeout
                 ))
             })??;
-            calls += 1;
+            // Counted as each call succeeds: a later failure in this tick leaves it counted.
+            self.status(fleet).set_desired_total += 1;
         }
-        self.status(fleet).set_desired_total += calls;
         self.commit(fleet, next, &decision);
         Ok((decision, true))
     }
