@@ -68,6 +68,30 @@ pub trait Forecaster {
     fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError>;
 }
 
+impl Forecast {
+    /// A forecast without an interval (the bounds equal the point).
+    fn point_only(point: Vec<f64>) -> Self {
+        Forecast {
+            lower: point.clone(),
+            upper: point.clone(),
+            point,
+        }
+    }
+}
+
+/// The history's length, or `ShortHistory` when it has fewer than `needed` minutes.
+fn require(
+    model: &'static str,
+    history: &[Option<f64>],
+    needed: usize,
+) -> Result<usize, ForecastError> {
+    let got = history.len();
+    if got < needed {
+        return Err(ForecastError::ShortHistory { model, needed, got });
+    }
+    Ok(got)
+}
+
 /// The last known value at or before `i`, searching back a day at most.
 fn known_before(history: &[Option<f64>], i: usize) -> Option<f64> {
     (i.saturating_sub(DAY)..=i.min(history.len().saturating_sub(1)))
@@ -85,14 +109,7 @@ impl Forecaster for SeasonalNaive {
     }
 
     fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
-        let n = history.len();
-        if n < DAY {
-            return Err(ForecastError::ShortHistory {
-                model: self.name(),
-                needed: DAY,
-                got: n,
-            });
-        }
+        let n = require(self.name(), history, DAY)?;
         let point: Vec<f64> = (0..horizon)
             .map(|h| {
                 history[n - DAY + h]
@@ -100,11 +117,7 @@ impl Forecaster for SeasonalNaive {
                     .unwrap_or(0.0)
             })
             .collect();
-        Ok(Forecast {
-            lower: point.clone(),
-            upper: point.clone(),
-            point,
-        })
+        Ok(Forecast::point_only(point))
     }
 }
 
@@ -119,14 +132,7 @@ impl Forecaster for BriefRule {
     }
 
     fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
-        let n = history.len();
-        if n < DAY {
-            return Err(ForecastError::ShortHistory {
-                model: self.name(),
-                needed: DAY,
-                got: n,
-            });
-        }
+        let n = require(self.name(), history, DAY)?;
         let period = if n >= 2 * WEEK { WEEK } else { DAY };
         // Linear trend over the last hour (least squares on known points).
         let recent: Vec<(f64, f64)> = (n.saturating_sub(60)..n)
@@ -165,11 +171,7 @@ impl Forecaster for BriefRule {
                 }
             })
             .collect::<Vec<f64>>();
-        Ok(Forecast {
-            lower: point.clone(),
-            upper: point.clone(),
-            point,
-        })
+        Ok(Forecast::point_only(point))
     }
 }
 
@@ -197,14 +199,7 @@ impl Forecaster for Mstl {
     }
 
     fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
-        let n = history.len();
-        if n < 2 * DAY {
-            return Err(ForecastError::ShortHistory {
-                model: self.name(),
-                needed: 2 * DAY,
-                got: n,
-            });
-        }
+        let n = require(self.name(), history, 2 * DAY)?;
         let start = n.saturating_sub(self.max_history);
         // Gaps are filled for fitting only: the same minute a day before, else the last value.
         let mut y: Vec<f64> = Vec::with_capacity(n - start);
@@ -296,11 +291,7 @@ impl Forecaster for Combined {
                 }
                 let level = recent.iter().sum::<f64>() / recent.len() as f64;
                 let point = vec![level; horizon];
-                Ok(Forecast {
-                    lower: point.clone(),
-                    upper: point.clone(),
-                    point,
-                })
+                Ok(Forecast::point_only(point))
             }
         }
     }
