@@ -88,6 +88,23 @@ enum Command {
     /// forecast (same minute one day earlier) and the brief's rule, and the coverage of the
     /// calibrated 90 % interval.
     Backtest(Box<BacktestArgs>),
+    /// Forecast the next hour of a `minute,requests` history (missing minutes are gaps): our
+    /// combined forecaster's point forecast and 90 % interval per minute.
+    Forecast(Box<ForecastArgs>),
+}
+
+/// Arguments of `forecast`.
+#[derive(clap::Args)]
+struct ForecastArgs {
+    /// The history: `minute,requests` CSV; the forecast starts at the minute after its last row.
+    #[arg(long)]
+    history: PathBuf,
+    /// Minutes to forecast.
+    #[arg(long, default_value_t = 60)]
+    horizon_mins: usize,
+    /// Write `{start_minute, point, lower, upper}` as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Arguments of `backtest`.
@@ -198,6 +215,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(*args),
         Command::Plan(args) => plan(*args),
         Command::Backtest(args) => backtest(*args),
+        Command::Forecast(args) => forecast_cmd(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -814,6 +832,43 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
         println!("wrote {}", p.display());
+    }
+    Ok(())
+}
+
+fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::forecast::{Combined, Forecaster};
+    let series = match read_trace(&a.history)? {
+        Trace::PerMinute(m) => m,
+        Trace::PerRequest(_) => {
+            return Err(InputError(format!(
+                "{}: forecast needs a per-minute history (minute,requests)",
+                a.history.display()
+            ))
+            .into())
+        }
+    };
+    if a.horizon_mins == 0 || a.horizon_mins > 1440 {
+        return Err(InputError("--horizon-mins must be from 1 to 1440".into()).into());
+    }
+    let f = Combined::default()
+        .forecast(&series, a.horizon_mins)
+        .map_err(|e| InputError(format!("{}: {e}", a.history.display())))?;
+    let start = series.len();
+    println!("minute,point,lower_90,upper_90");
+    for h in 0..a.horizon_mins {
+        println!(
+            "{},{:.2},{:.2},{:.2}",
+            start + h,
+            f.point[h],
+            f.lower[h],
+            f.upper[h]
+        );
+    }
+    if let Some(p) = &a.json {
+        let v = serde_json::json!({ "start_minute": start, "point": f.point, "lower": f.lower, "upper": f.upper, "level": 0.9 });
+        std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(())
 }

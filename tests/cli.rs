@@ -190,3 +190,49 @@ fn simulate_writes_every_report_and_rejects_a_bad_trace_with_exit_3() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("valid: traffic-spike, gradual-growth, periodic, sudden-drop, mixed-workload"));
 }
+
+#[test]
+fn forecast_prints_the_next_hour_and_rejects_a_per_request_trace() {
+    // Two days of a clean daily sine, per minute, with a gap.
+    let mut text = String::from("minute,requests\n");
+    for m in 0..(2 * 1440) {
+        if m == 100 {
+            continue;
+        }
+        let v = 100.0 + 50.0 * ((m % 1440) as f64 / 1440.0 * std::f64::consts::TAU).sin();
+        text.push_str(&format!("{m},{v:.1}\n"));
+    }
+    let hist = tmp("hist.csv", &text);
+    let out = bin()
+        .args(["forecast", "--history"])
+        .arg(&hist)
+        .args(["--horizon-mins", "30"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<f64>> = stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').map(|x| x.parse().unwrap()).collect())
+        .collect();
+    assert_eq!(rows.len(), 30);
+    assert_eq!(rows[0][0], 2880.0, "starts after the last minute");
+    for r in &rows {
+        let truth =
+            100.0 + 50.0 * ((r[0] as usize % 1440) as f64 / 1440.0 * std::f64::consts::TAU).sin();
+        assert!((r[1] - truth).abs() < 10.0, "point {} vs {truth}", r[1]);
+        assert!(r[2] <= r[1] && r[1] <= r[3]);
+    }
+    let reqs = tmp("reqs.csv", "t_s,prompt_tokens,output_tokens\n0,10,5\n");
+    let out = bin()
+        .args(["forecast", "--history"])
+        .arg(&reqs)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+}
