@@ -379,6 +379,7 @@ impl<P: Provider> Daemon<P> {
             next.scale_up_events = state.scale_up_events.clone();
             next.scale_down_events = state.scale_down_events.clone();
             next.fallback.extra_units = state.fallback.extra_units;
+            next.fallback.applied_total = state.fallback.applied_total;
             self.commit(fleet, next, &decision);
             return Ok((decision, false));
         }

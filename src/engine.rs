@@ -154,11 +154,9 @@ pub fn decide(
     state: &EngineState,
     now: Timestamp,
 ) -> (Decision, EngineState) {
-    // The pools' total includes what on-demand covers for spot (the fallback): the fleet's own
-    // desired capacity is the total less that.
-    let current = snap
-        .desired_units
-        .saturating_sub(state.fallback.extra_units);
+    // The pools' total may include what on-demand covers for spot (the fallback): the fleet's
+    // own desired capacity is the total less that cover.
+    let current = state.fallback.own_capacity(snap.desired_units);
     let ready = snap.in_service_units();
     let mut st = state.clone();
     let mut conditions = Vec::new();

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 
 fn policy(min: u32, span: u32, down_window: u64, panic: bool) -> Fleet {
     fleet(&format!(
-        "min_units = {min}\nmax_units = {}\n\
+        "min_units = {min}\nmax_units = {}\non_demand_base_units = 1\n\
+         [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
          [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 5 }}\n\
          [[fleets.metrics]]\nname = \"kv\"\nsignal = \"kv_cache_usage\"\ntarget = {{ type = \"Utilization\", average_utilization = 80 }}\n\
          [[fleets.metrics]]\nname = \"sqs\"\nsignal = \"external_queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 10 }}\n\
@@ -46,16 +47,26 @@ fn arb_sample() -> impl Strategy<Value = Option<(f64, i64)>> {
 fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
     (
         0u32..80,
-        prop::collection::vec((arb_state(), 1u32..3, arb_sample(), arb_sample()), 0..40),
+        prop::collection::vec(
+            (
+                arb_state(),
+                1u32..3,
+                arb_sample(),
+                arb_sample(),
+                any::<bool>(),
+            ),
+            0..40,
+        ),
         arb_sample(),
+        0u64..50,
     )
-        .prop_map(|(desired, insts, sqs)| {
+        .prop_map(|(desired, insts, sqs, spot_failures)| {
             let now = t(0);
             let at = |age: i64| now.plus_secs(-(age as f64));
             let instances = insts
                 .into_iter()
                 .enumerate()
-                .map(|(i, (state, w, q, kv))| {
+                .map(|(i, (state, w, q, kv, on_spot))| {
                     let mut samples = BTreeMap::new();
                     if let Some((v, age)) = q {
                         samples.insert(
@@ -77,7 +88,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                     }
                     Instance {
                         id: format!("i-{i}"),
-                        pool: "od".into(),
+                        pool: if on_spot { "spot" } else { "od" }.into(),
                         weight_units: w,
                         state,
                         samples,
@@ -99,7 +110,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 instances,
                 fleet_metrics,
                 pool_desired_units: BTreeMap::new(),
-                pool_failed_launches: BTreeMap::new(),
+                pool_failed_launches: BTreeMap::from([("spot".to_string(), spot_failures)]),
             }
         })
 }
@@ -131,14 +142,26 @@ proptest! {
         let (d, next) = decide(&f, &snap, &state, t(0));
         prop_assert!(d.desired_units >= f.min_units && d.desired_units <= f.max_units,
             "{} outside [{}, {}]: {}", d.desired_units, f.min_units, f.max_units, d.summary);
+        // The pools may exceed the decided capacity only by on-demand's cover for spot that is
+        // not in service, and never past max_units.
         let pools_total: u32 = d.pools.iter().map(|p| p.desired_units).sum();
-        prop_assert_eq!(pools_total, d.desired_units);
+        prop_assert!(pools_total >= d.desired_units.min(f.max_units) || d.condition("MarketFallback").is_some(),
+            "pools {:?} below the decision {}", d.pools, d.desired_units);
+        prop_assert!(pools_total <= f.max_units, "pools {:?} past max {}", d.pools, f.max_units);
+        if d.condition("MarketFallback").is_none() {
+            prop_assert_eq!(pools_total, d.desired_units);
+        }
 
         let any_invalid = d.metrics.iter().any(|m| matches!(m.status, MetricStatus::Invalid(_)));
-        let current_in_bounds = snap.desired_units >= f.min_units && snap.desired_units <= f.max_units;
+        let current_in_bounds = d.current_units >= f.min_units && d.current_units <= f.max_units;
         if any_invalid && current_in_bounds {
-            prop_assert!(d.desired_units >= snap.desired_units,
-                "scaled down {} → {} with an invalid metric: {}", snap.desired_units, d.desired_units, d.summary);
+            prop_assert!(d.desired_units >= d.current_units,
+                "scaled down {} → {} with an invalid metric: {}", d.current_units, d.desired_units, d.summary);
+        }
+        // The engine's capacity is the observation, less only a cover it set itself.
+        prop_assert!(d.current_units <= snap.desired_units);
+        if d.current_units < snap.desired_units {
+            prop_assert_eq!(snap.desired_units, state.fallback.applied_total);
         }
 
         // Same input, same output — decision and state.

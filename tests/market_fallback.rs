@@ -96,11 +96,19 @@ fn fallback_covers_at_once_caps_at_max_and_returns_only_after_delivery_and_hold(
     // Still failing, on-demand partly in: the cover tracks spot in service, not booting.
     let (d, st) = decide(&f, &snap(6, 8, 200.0, (12, 18), 5, t(45)), &st, t(45));
     assert_eq!(
+        d.current_units, 20,
+        "the pools hold 30, of which 10 are the cover: {}",
+        d.summary
+    );
+    assert_eq!(
         (d.desired_units, pools(&d)),
         (20, (12, 18)),
         "{}",
         d.summary
     );
+    // Had anything else changed the pools, the observation would be the truth.
+    let (d_ext, _) = decide(&f, &snap(6, 8, 200.0, (12, 20), 5, t(45)), &st, t(45));
+    assert_eq!(d_ext.current_units, 32);
     // Spot recovers and delivers, but the hold (300 s since the last failure) has not passed.
     let (d, st) = decide(&f, &snap(12, 18, 200.0, (12, 18), 5, t(200)), &st, t(200));
     assert!(d.condition("MarketFallback").is_some(), "{}", d.summary);

@@ -68,6 +68,22 @@ pub struct FallbackState {
     /// total to recover its own desired capacity.
     #[serde(default)]
     pub extra_units: Units,
+    /// The pools' total the last decision set (with the cover).
+    #[serde(default)]
+    pub applied_total: Units,
+}
+
+impl FallbackState {
+    /// The fleet's own capacity behind an observed pools' total: the total less the cover — but
+    /// only when the pools still hold exactly what the last decision set; if anything else
+    /// changed them, the observation is the truth.
+    pub fn own_capacity(&self, observed_total: Units) -> Units {
+        if self.extra_units > 0 && observed_total == self.applied_total {
+            observed_total - self.extra_units
+        } else {
+            observed_total
+        }
+    }
 }
 
 /// Why the fallback is on, for the decision's explanation.
@@ -137,6 +153,7 @@ pub fn apply_fallback(
     }
     if !state.active {
         state.extra_units = 0;
+        state.applied_total = targets.iter().map(|t| t.desired_units).sum();
         return None;
     }
     if !targets.iter().any(|t| t.market == Market::OnDemand) {
@@ -159,11 +176,8 @@ pub fn apply_fallback(
     if let Some(od) = targets.iter_mut().find(|t| t.market == Market::OnDemand) {
         od.desired_units += covering;
     }
-    state.extra_units = targets
-        .iter()
-        .map(|t| t.desired_units)
-        .sum::<Units>()
-        .saturating_sub(total);
+    state.applied_total = targets.iter().map(|t| t.desired_units).sum();
+    state.extra_units = state.applied_total.saturating_sub(total);
     Some(Fallback {
         covering_units: covering,
         new_failures,
