@@ -14,26 +14,22 @@ use llm_autoscaler::sim::{self, scenario, traffic::Traffic, SimSetup};
 fn setup() -> SimSetup {
     let s = scenario::builtin("periodic", 1).unwrap();
     let cfg = config::load(Path::new("config/example.toml")).unwrap();
-    SimSetup {
-        scenario: "periodic".into(),
-        traffic: Traffic {
-            source: s.source,
-            scale: 1.0,
-            seed: 1,
-            duration_secs: 6.0 * 3600.0,
-        },
-        spot: s.spot,
-        epoch: s.epoch,
-        fleet: cfg.fleets[0].clone(),
-        policy_name: "example".into(),
-        model: "8b".into(),
-        profiles: llm_autoscaler::sim::perf::builtin(),
-        tick_secs: 15.0,
-        queue_timeout_secs: 30.0,
-        target_utilization: 0.8,
-        baselines: false,
-        record_decisions: false,
-    }
+    let traffic = Traffic {
+        source: s.source,
+        scale: 1.0,
+        seed: 1,
+        duration_secs: 6.0 * 3600.0,
+    };
+    let mut setup = SimSetup::new(
+        "periodic",
+        traffic,
+        s.spot,
+        s.epoch,
+        cfg.fleets[0].clone(),
+        "example",
+    );
+    setup.baselines = false;
+    setup
 }
 
 fn bench(c: &mut Criterion) {

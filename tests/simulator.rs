@@ -15,26 +15,20 @@ use llm_autoscaler::sim::{
 fn setup(policy: &str, name: &str, seed: u64, duration_secs: Option<f64>) -> SimSetup {
     let s = scenario::builtin(name, seed).expect("scenario");
     let cfg = config::load(Path::new(policy)).unwrap();
-    SimSetup {
-        scenario: name.to_string(),
-        traffic: Traffic {
-            source: s.source,
-            scale: 1.0,
-            seed,
-            duration_secs: duration_secs.unwrap_or(s.duration_secs),
-        },
-        spot: s.spot,
-        epoch: s.epoch,
-        fleet: cfg.fleets[0].clone(),
-        policy_name: policy.to_string(),
-        model: "8b".into(),
-        profiles: llm_autoscaler::sim::perf::builtin(),
-        tick_secs: 15.0,
-        queue_timeout_secs: 30.0,
-        target_utilization: 0.8,
-        baselines: true,
-        record_decisions: false,
-    }
+    let traffic = Traffic {
+        source: s.source,
+        scale: 1.0,
+        seed,
+        duration_secs: duration_secs.unwrap_or(s.duration_secs),
+    };
+    SimSetup::new(
+        name,
+        traffic,
+        s.spot,
+        s.epoch,
+        cfg.fleets[0].clone(),
+        policy,
+    )
 }
 
 fn run(s: SimSetup) -> Outcome {
@@ -186,26 +180,21 @@ fn trace(path: &str) -> Option<Trace> {
 
 fn trace_setup(name: &str, source: Source, duration_secs: f64, scale: f64) -> SimSetup {
     let cfg = config::load(Path::new("config/example.toml")).unwrap();
-    SimSetup {
-        scenario: name.into(),
-        traffic: Traffic {
-            source,
-            scale,
-            seed: 1,
-            duration_secs,
-        },
-        spot: SpotModel::default(),
-        epoch: Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").unwrap(),
-        fleet: cfg.fleets[0].clone(),
-        policy_name: "config/example.toml".into(),
-        model: "8b".into(),
-        profiles: llm_autoscaler::sim::perf::builtin(),
-        tick_secs: 15.0,
-        queue_timeout_secs: 30.0,
-        target_utilization: 0.8,
-        baselines: true,
-        record_decisions: false,
-    }
+    let traffic = Traffic {
+        source,
+        scale,
+        seed: 1,
+        duration_secs,
+    };
+    let epoch = Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").unwrap();
+    SimSetup::new(
+        name,
+        traffic,
+        SpotModel::default(),
+        epoch,
+        cfg.fleets[0].clone(),
+        "config/example.toml",
+    )
 }
 
 #[test]

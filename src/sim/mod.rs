@@ -85,6 +85,35 @@ pub struct SimSetup {
     pub record_decisions: bool,
 }
 
+impl SimSetup {
+    /// A setup with `simulate`'s defaults: an 8B model, the built-in profiles, 15 s ticks, a
+    /// 30 s queue timeout, `required_units` at 80 % utilisation, baselines on, no decision log.
+    pub fn new(
+        scenario: impl Into<String>,
+        traffic: Traffic,
+        spot: SpotModel,
+        epoch: Timestamp,
+        fleet: Fleet,
+        policy_name: impl Into<String>,
+    ) -> Self {
+        SimSetup {
+            scenario: scenario.into(),
+            traffic,
+            spot,
+            epoch,
+            fleet,
+            policy_name: policy_name.into(),
+            model: "8b".into(),
+            profiles: perf::builtin(),
+            tick_secs: 15.0,
+            queue_timeout_secs: 30.0,
+            target_utilization: 0.8,
+            baselines: true,
+            record_decisions: false,
+        }
+    }
+}
+
 /// Cost figures of one policy.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cost {
