@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::world::{Controller, Desired, World};
 use crate::config::{Fleet, Signal};
-use crate::engine::{decide, Decision, EngineState};
+use crate::engine::{decide, EngineState};
 use crate::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
 /// The world as the daemon's collectors would see it at `at`: lifecycle per instance,
@@ -81,8 +81,6 @@ pub struct EngineController {
     fleet: Fleet,
     state: EngineState,
     epoch: Timestamp,
-    /// The latest decision.
-    pub last: Option<Decision>,
     /// Decisions that changed capacity.
     pub changes: u64,
     /// Every decision as a JSON line, when recording.
@@ -96,7 +94,6 @@ impl EngineController {
             fleet,
             state: EngineState::default(),
             epoch,
-            last: None,
             changes: 0,
             log: None,
         }
@@ -126,7 +123,6 @@ impl Controller for EngineController {
         if let Some(log) = &mut self.log {
             log.push(serde_json::to_string(&decision).unwrap_or_default());
         }
-        self.last = Some(decision);
         desired
     }
 }

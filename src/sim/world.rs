@@ -281,8 +281,6 @@ pub struct World {
     pub cost_by_market: [f64; 2],
     burn_by_market: [f64; 2],
     routed_since_tick: u64,
-    /// Requests processed (arrivals), for the progress callback.
-    pub arrivals: u64,
     /// Ids of instances not terminated.
     alive: Vec<u32>,
     /// Units per pool that count toward its desired capacity (booting or in service, not
@@ -367,7 +365,6 @@ impl World {
             cost_by_market: [0.0; 2],
             burn_by_market: [0.0; 2],
             routed_since_tick: 0,
-            arrivals: 0,
             alive: Vec::new(),
             pool_live_units: Vec::new(),
             units_now: [0; 4],
@@ -875,7 +872,6 @@ impl World {
     }
 
     fn arrive(&mut self, req: &Request) {
-        self.arrivals += 1;
         let minute = (req.arrival_secs / 60.0) as usize;
         if let (Some(m), Some(l)) = (self.minutes.get_mut(minute), self.loads.get_mut(minute)) {
             m.arrived += 1;
