@@ -74,6 +74,7 @@ fn bench(c: &mut Criterion) {
         signal: Signal::TtftP95Secs,
         target: Target::Value { value: 1.5 },
         stale_after_secs: 60,
+        source: None,
     });
     assert_eq!(fleet.metrics.len(), 5);
     let t0 = Timestamp::parse_rfc3339("2026-11-30T10:00:00Z").unwrap();

@@ -261,9 +261,24 @@ impl<P: Provider> Daemon<P> {
         let now = self.opts.clock.now(tick);
         let cpu0 = thread_cpu_secs();
         let config = self.config.clone();
+        let mut all_applied = true;
         for fleet in &config.fleets {
             let span = info_span!("tick", fleet = %fleet.name, tick, at = %now);
-            self.tick_fleet(fleet, tick, now).instrument(span).await;
+            all_applied &= self.tick_fleet(fleet, tick, now).instrument(span).await;
+        }
+        let dry_run = self.dry_run();
+        let end = tokio::time::timeout(
+            self.opts.call_timeout,
+            self.provider
+                .end_tick(&config.fleets, dry_run, all_applied && !dry_run),
+        )
+        .await;
+        match end {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(tick, error = %e, "end-of-tick work failed; it is retried next tick")
+            }
+            Err(_) => warn!(tick, "end-of-tick work timed out; it is retried next tick"),
         }
         self.published.ticks += 1;
         self.published.last_tick_at = Some(now);
@@ -276,10 +291,11 @@ impl<P: Provider> Daemon<P> {
         let _ = self.tx.send(Arc::new(self.published.clone()));
     }
 
-    async fn tick_fleet(&mut self, fleet: &Fleet, tick: u64, now: Timestamp) {
+    /// One fleet's tick; true when its decision was applied.
+    async fn tick_fleet(&mut self, fleet: &Fleet, tick: u64, now: Timestamp) -> bool {
         if self.skip_until.get(&fleet.name).is_some_and(|t| tick < *t) {
             self.status(fleet).backoff_skips_total += 1;
-            return;
+            return false;
         }
         let started = Instant::now();
         let outcome = self.observe_decide_apply(fleet, now).await;
@@ -311,6 +327,7 @@ impl<P: Provider> Daemon<P> {
                 st.applied = applied;
                 st.decision = Some(decision);
                 self.skip_until.remove(&fleet.name);
+                applied
             }
             Err(e) => {
                 st.consecutive_failures += 1;
@@ -334,6 +351,7 @@ impl<P: Provider> Daemon<P> {
                     error!(error = %e, failures, skip_ticks = skip - 1, "provider call failed; a human must look");
                 }
                 self.skip_until.insert(fleet.name.clone(), tick + skip);
+                false
             }
         }
     }

@@ -32,9 +32,13 @@
 //! - [`store`]: engine state and the decision log in SQLite.
 //! - [`http`]: `/healthz`, `/metrics`, `/api/state`, and a live dashboard.
 //! - [`telemetry`]: logging setup and the Prometheus exposition.
+//! - [`aws`]: the AWS provider — Auto Scaling, EC2, CloudWatch and SQS through the AWS SDK,
+//!   spot interruption and lifecycle events, drain before termination.
+//! - [`scrape`]: the inference servers' Prometheus metrics (vLLM, TGI) and PromQL queries.
 //!
 //! `main.rs` wires the CLI and is the only place `anyhow` is used.
 
+pub mod aws;
 pub mod config;
 pub mod cost;
 pub mod daemon;
@@ -44,6 +48,7 @@ pub mod http;
 pub mod model;
 pub mod policy;
 pub mod provider;
+pub mod scrape;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

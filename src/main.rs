@@ -601,25 +601,62 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
     match cfg.global.provider {
         ProviderKind::Sim => {
             let s = scenario::builtin(&a.scenario, a.seed).ok_or_else(|| {
-                InputError(format!("unknown scenario \"{}\"; valid: {}", a.scenario, scenario::NAMES.join(", ")))
+                InputError(format!(
+                    "unknown scenario \"{}\"; valid: {}",
+                    a.scenario,
+                    scenario::NAMES.join(", ")
+                ))
             })?;
-            let traffic = Traffic { source: s.source, scale: 1.0, seed: a.seed, duration_secs: s.duration_secs };
+            let traffic = Traffic {
+                source: s.source,
+                scale: 1.0,
+                seed: a.seed,
+                duration_secs: s.duration_secs,
+            };
             let profiles = sim::perf::resolve(&cfg.profiles)?;
             let provider = SimProvider::new(traffic, s.spot, profiles, "8b", s.epoch, tick_secs);
             let opts = daemon::Options {
                 config_path: a.config.clone(),
                 interval: std::time::Duration::from_secs_f64(tick_secs / a.speed),
-                clock: daemon::Clock::Virtual { epoch: s.epoch, tick_secs },
+                clock: daemon::Clock::Virtual {
+                    epoch: s.epoch,
+                    tick_secs,
+                },
                 call_timeout: std::time::Duration::from_secs(10),
                 dry_run: a.dry_run,
             };
-            tracing::info!(scenario = s.name, speed = a.speed, "provider: built-in simulated cloud");
+            tracing::info!(
+                scenario = s.name,
+                speed = a.speed,
+                "provider: built-in simulated cloud"
+            );
             runtime.block_on(serve_daemon(cfg, provider, store, opts, addr))
         }
-        ProviderKind::Aws => Err(anyhow::anyhow!(
-            "{}: provider = \"aws\" is not in this build yet (the AWS collectors and actuator land next); use provider = \"sim\"",
-            a.config.display()
-        )),
+        ProviderKind::Aws => {
+            let call_timeout = std::time::Duration::from_secs(10);
+            let opts = daemon::Options {
+                config_path: a.config.clone(),
+                interval: std::time::Duration::from_secs(cfg.global.tick_secs),
+                clock: daemon::Clock::Wall,
+                call_timeout,
+                dry_run: a.dry_run,
+            };
+            runtime.block_on(async {
+                let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, call_timeout).await;
+                tracing::info!(
+                    region = sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+                    endpoint = cfg.global.aws.endpoint_url.as_deref().unwrap_or("AWS"),
+                    events_queue = cfg.global.aws.events_queue_url.as_deref().unwrap_or("none"),
+                    "provider: AWS"
+                );
+                let provider = llm_autoscaler::aws::AwsProvider::new(
+                    &sdk,
+                    cfg.global.aws.clone(),
+                    cfg.global.scrape.clone(),
+                );
+                serve_daemon(cfg, provider, store, opts, addr).await
+            })
+        }
     }
 }
 

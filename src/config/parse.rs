@@ -36,7 +36,17 @@ const GLOBAL_KEYS: &[&str] = &[
     "http_listen",
     "state_dir",
     "provider",
+    "aws",
+    "scrape",
 ];
+const AWS_KEYS: &[&str] = &[
+    "region",
+    "endpoint_url",
+    "events_queue_url",
+    "drain_timeout_secs",
+];
+const SCRAPE_KEYS: &[&str] = &["port", "path", "timeout_ms"];
+const SOURCE_TYPES: &str = "\"scrape\", \"cloudwatch\", \"sqs\" or \"promql\"";
 const FLEET_KEYS: &[&str] = &[
     "name",
     "min_units",
@@ -56,7 +66,7 @@ const FLEET_KEYS: &[&str] = &[
 const POOL_KEYS: &[&str] = &["name", "asg_name", "market", "instance_types", "warm_pool"];
 const INSTANCE_TYPE_KEYS: &[&str] = &["type", "weight_units"];
 const WARM_POOL_KEYS: &[&str] = &["min_size", "max_prepared_units"];
-const METRIC_KEYS: &[&str] = &["name", "signal", "target", "stale_after_secs"];
+const METRIC_KEYS: &[&str] = &["name", "signal", "target", "stale_after_secs", "source"];
 const BEHAVIOR_KEYS: &[&str] = &["scale_up", "scale_down"];
 const RULES_KEYS: &[&str] = &["stabilization_window_secs", "select_policy", "policies"];
 const POLICY_KEYS: &[&str] = &["type", "value", "period_secs"];
@@ -84,8 +94,11 @@ pub(crate) fn parse_root(ctx: &mut Ctx<'_>, root: Section<'_, '_>) -> Config {
         Some(g) => parse_global(ctx, g),
         None => Global::default(),
     };
+    let provider = global.provider;
     let fleets = match root.tables(ctx, "fleets") {
-        Some(list) if !list.is_empty() => parse_each(ctx, list, parse_fleet),
+        Some(list) if !list.is_empty() => {
+            parse_each(ctx, list, |ctx, f| parse_fleet(ctx, f, provider))
+        }
         _ => {
             root.missing(
                 ctx,
@@ -204,6 +217,11 @@ impl Default for Global {
             http_listen: "127.0.0.1:9464".into(),
             state_dir: PathBuf::from("/var/lib/llm-autoscaler"),
             provider: ProviderKind::Sim,
+            aws: AwsSettings {
+                drain_timeout_secs: 300,
+                ..AwsSettings::default()
+            },
+            scrape: ScrapeSettings::default(),
         }
     }
 }
@@ -238,12 +256,212 @@ fn parse_global(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Global {
                 &[("aws", ProviderKind::Aws), ("sim", ProviderKind::Sim)],
             )
             .unwrap_or(d.provider),
+        aws: s
+            .table(ctx, "aws")
+            .map(|t| parse_aws(ctx, t))
+            .unwrap_or(d.aws),
+        scrape: s
+            .table(ctx, "scrape")
+            .map(|t| parse_scrape(ctx, t))
+            .unwrap_or(d.scrape),
     };
     s.finish(ctx, GLOBAL_KEYS);
     g
 }
 
-fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
+fn parse_aws(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> AwsSettings {
+    let url = |ctx: &mut Ctx<'_>, key: &str| {
+        let v = s.string(ctx, key)?;
+        if v.starts_with("http://") || v.starts_with("https://") {
+            Some(v)
+        } else {
+            ctx.report(
+                s.value_span(key),
+                &s.key_path(key),
+                format!("\"{v}\" is not an http(s) URL"),
+                "a URL such as \"https://sqs.us-east-1.amazonaws.com/123456789012/events\"",
+            );
+            None
+        }
+    };
+    let a = AwsSettings {
+        region: s.string(ctx, "region"),
+        endpoint_url: url(ctx, "endpoint_url"),
+        events_queue_url: url(ctx, "events_queue_url"),
+        drain_timeout_secs: s.int(ctx, "drain_timeout_secs", 0, 7200).unwrap_or(300),
+    };
+    s.finish(ctx, AWS_KEYS);
+    a
+}
+
+fn parse_scrape(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> ScrapeSettings {
+    let d = ScrapeSettings::default();
+    let path = match s.string(ctx, "path") {
+        Some(p) if !p.starts_with('/') => {
+            ctx.report(
+                s.value_span("path"),
+                &s.key_path("path"),
+                format!("\"{p}\" does not start with /"),
+                "a path such as \"/metrics\"",
+            );
+            d.path
+        }
+        Some(p) => p,
+        None => d.path,
+    };
+    let sc = ScrapeSettings {
+        port: s.int(ctx, "port", 1, 65_535).map_or(d.port, |p| p as u16),
+        path,
+        timeout_ms: s.int(ctx, "timeout_ms", 1, 60_000).unwrap_or(d.timeout_ms),
+    };
+    s.finish(ctx, SCRAPE_KEYS);
+    sc
+}
+
+/// `source = { type = …, … }` of a metric, checked against the signal it feeds.
+fn parse_source(
+    ctx: &mut Ctx<'_>,
+    s: Section<'_, '_>,
+    signal: Option<Signal>,
+) -> Option<MetricSource> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Scrape,
+        Cloudwatch,
+        Sqs,
+        Promql,
+    }
+    let kind = s.choice(
+        ctx,
+        "type",
+        &[
+            ("scrape", Kind::Scrape),
+            ("cloudwatch", Kind::Cloudwatch),
+            ("sqs", Kind::Sqs),
+            ("promql", Kind::Promql),
+        ],
+    );
+    let Some(kind) = kind.or_else(|| s.absent(ctx, "type", SOURCE_TYPES)) else {
+        s.finish(ctx, &["type"]);
+        return None;
+    };
+    if let Some(sig) = signal {
+        let scraped = kind == Kind::Scrape;
+        let fits = if sig.per_instance() {
+            scraped
+        } else {
+            !scraped || sig == Signal::TtftP95Secs
+        };
+        if !fits {
+            ctx.report(
+                s.value_span("type"),
+                &s.key_path("type"),
+                format!(
+                    "a {} source cannot feed signal \"{}\"",
+                    if scraped { "scrape" } else { "fleet-level" },
+                    sig.name()
+                ),
+                if sig.per_instance() {
+                    "\"scrape\" (per-instance signals are read from each instance)".to_string()
+                } else {
+                    "\"cloudwatch\", \"sqs\" or \"promql\" (one series for the fleet)".to_string()
+                },
+            );
+        }
+    }
+    let required = |ctx: &mut Ctx<'_>, key: &str, valid: &str| {
+        s.string(ctx, key).or_else(|| s.absent(ctx, key, valid))
+    };
+    let source = match kind {
+        Kind::Scrape => {
+            let src = MetricSource::Scrape {
+                metric: s.string(ctx, "metric"),
+                port: s.int(ctx, "port", 1, 65_535).map(|p| p as u16),
+                scale: s.number(ctx, "scale", |x| x > 0.0, "a number above 0"),
+            };
+            s.finish(ctx, &["type", "metric", "port", "scale"]);
+            src
+        }
+        Kind::Cloudwatch => {
+            let namespace = required(
+                ctx,
+                "namespace",
+                "a CloudWatch namespace such as \"AWS/ApplicationELB\"",
+            );
+            let metric_name =
+                required(ctx, "metric_name", "a metric name such as \"RequestCount\"");
+            let statistic = s
+                .string(ctx, "statistic")
+                .unwrap_or_else(|| "Average".into());
+            let stat_ok = ["Sum", "Average", "Maximum", "Minimum", "SampleCount"]
+                .contains(&statistic.as_str())
+                || statistic
+                    .strip_prefix('p')
+                    .is_some_and(|q| q.parse::<f64>().is_ok_and(|q| (0.0..=100.0).contains(&q)));
+            if !stat_ok {
+                ctx.report(
+                    s.value_span("statistic"),
+                    &s.key_path("statistic"),
+                    format!("unknown statistic \"{statistic}\""),
+                    "\"Sum\", \"Average\", \"Maximum\", \"Minimum\", \"SampleCount\" or a percentile such as \"p95\"",
+                );
+            }
+            let period_secs = s.int(ctx, "period_secs", 60, 86_400).unwrap_or(60);
+            if period_secs % 60 != 0 {
+                ctx.report(
+                    s.value_span("period_secs"),
+                    &s.key_path("period_secs"),
+                    format!("{period_secs} is not a multiple of 60"),
+                    "60, 120, 300, … (CloudWatch keeps 1-minute data 15 days)",
+                );
+            }
+            let src = MetricSource::Cloudwatch {
+                namespace: namespace.unwrap_or_default(),
+                metric_name: metric_name.unwrap_or_default(),
+                dimensions: s.string_map(ctx, "dimensions").unwrap_or_default(),
+                statistic,
+                period_secs,
+                expression: s.string(ctx, "expression"),
+            };
+            s.finish(
+                ctx,
+                &[
+                    "type",
+                    "namespace",
+                    "metric_name",
+                    "dimensions",
+                    "statistic",
+                    "period_secs",
+                    "expression",
+                ],
+            );
+            src
+        }
+        Kind::Sqs => {
+            let queue_url = required(ctx, "queue_url", "the queue's URL, e.g. \"https://sqs.us-east-1.amazonaws.com/123456789012/requests\"");
+            s.finish(ctx, &["type", "queue_url"]);
+            MetricSource::Sqs {
+                queue_url: queue_url.unwrap_or_default(),
+            }
+        }
+        Kind::Promql => {
+            let url = required(
+                ctx,
+                "url",
+                "the Prometheus server's base URL, e.g. \"http://prometheus:9090\"",
+            );
+            let query = required(ctx, "query", "an instant PromQL query returning one series");
+            s.finish(ctx, &["type", "url", "query"]);
+            MetricSource::Promql {
+                url: url.unwrap_or_default(),
+                query: query.unwrap_or_default(),
+            }
+        }
+    };
+    Some(source)
+}
+
+fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) -> Option<Fleet> {
     let name = s
         .string(ctx, "name")
         .or_else(|| s.absent(ctx, "name", "a unique fleet name such as \"llama-8b\""));
@@ -342,7 +560,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Fleet> {
         .unwrap_or_default();
     let metrics = match s.tables(ctx, "metrics") {
         Some(list) if !list.is_empty() => parse_each(ctx, list, |ctx, m| {
-            parse_metric(ctx, m, stale_after_secs, &slo)
+            parse_metric(ctx, m, stale_after_secs, &slo, provider)
         }),
         _ => {
             s.missing(
@@ -455,6 +673,7 @@ fn parse_metric(
     s: Section<'_, '_>,
     fleet_stale_secs: u64,
     slo: &Slo,
+    provider: ProviderKind,
 ) -> Option<MetricSpec> {
     let signal = s.choice(ctx, "signal", &Signal::ALL).or_else(|| {
         let all: Vec<&str> = Signal::ALL.iter().map(|(n, _)| *n).collect();
@@ -485,6 +704,19 @@ fn parse_metric(
             None
         }
     };
+    let source = s
+        .table(ctx, "source")
+        .and_then(|t| parse_source(ctx, t, signal));
+    if let Some(sig) = signal {
+        let needs_source = !sig.per_instance() && sig != Signal::TtftP95Secs;
+        if provider == ProviderKind::Aws && needs_source && !s.has("source") {
+            s.missing(
+                ctx,
+                "source",
+                &format!("with provider = \"aws\", fleet-level signal \"{}\" needs a source: {{ type = \"sqs\", queue_url = … }}, {{ type = \"cloudwatch\", … }} or {{ type = \"promql\", … }}", sig.name()),
+            );
+        }
+    }
     s.finish(ctx, METRIC_KEYS);
     let signal = signal?;
     Some(MetricSpec {
@@ -492,6 +724,7 @@ fn parse_metric(
         signal,
         target: target?,
         stale_after_secs,
+        source,
     })
 }
 

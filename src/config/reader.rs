@@ -326,6 +326,33 @@ impl<'t, 'i> Section<'t, 'i> {
         }
     }
 
+    /// A table of string values (`dimensions = { LoadBalancer = "app/x" }`), in file order.
+    pub(crate) fn string_map(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Vec<(String, String)>> {
+        let v = self.raw(key)?;
+        let DeValue::Table(t) = v.get_ref() else {
+            self.wrong_type(
+                ctx,
+                key,
+                v,
+                "a table of strings such as { Name = \"value\" }",
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (k, val) in t.iter() {
+            match val.get_ref() {
+                DeValue::String(s) => out.push((k.get_ref().to_string(), s.to_string())),
+                other => ctx.report(
+                    val.span(),
+                    &format!("{}.{}", self.key_path(key), k.get_ref()),
+                    format!("wrong type: {}", type_name(other)),
+                    "a string",
+                ),
+            }
+        }
+        Some(out)
+    }
+
     /// A sub-table (`[a.b]` or `b = { … }`).
     pub(crate) fn table(&self, ctx: &mut Ctx<'_>, key: &str) -> Option<Section<'t, 'i>> {
         let v = self.raw(key)?;

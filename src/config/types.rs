@@ -78,6 +78,106 @@ pub struct Global {
     pub state_dir: PathBuf,
     /// `provider`: `"aws"` or `"sim"`. Default `"sim"`.
     pub provider: ProviderKind,
+    /// `[global.aws]`: how the AWS provider reaches AWS.
+    pub aws: AwsSettings,
+    /// `[global.scrape]`: how the inference servers' Prometheus endpoints are scraped.
+    pub scrape: ScrapeSettings,
+}
+
+/// `[global.aws]`: AWS access for `provider = "aws"`. Credentials always come from the SDK's
+/// default chain (environment, profile, IMDSv2 instance role).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AwsSettings {
+    /// `region`: e.g. `us-east-1`. Default: the SDK chain (`AWS_REGION`, profile, IMDS).
+    pub region: Option<String>,
+    /// `endpoint_url`: one endpoint for every AWS service (a test endpoint or a VPC proxy).
+    /// Default: AWS's own; the `AWS_ENDPOINT_URL` environment variable also works.
+    pub endpoint_url: Option<String>,
+    /// `events_queue_url`: the SQS queue EventBridge fills with spot interruption warnings,
+    /// rebalance recommendations, terminate lifecycle actions and instance state changes (the
+    /// Terraform module's `events_queue_url` output). Absent: no event handling.
+    pub events_queue_url: Option<String>,
+    /// `drain_timeout_secs`: a terminating instance whose requests have not reached zero is
+    /// released (its lifecycle action completed) after this long. Default 300; keep it below
+    /// the lifecycle hook's heartbeat timeout.
+    pub drain_timeout_secs: u64,
+}
+
+/// `[global.scrape]`: every in-service instance's inference server is scraped at
+/// `http://PRIVATE_IP:port/path` once per tick.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScrapeSettings {
+    /// `port`: the inference server's metrics port. Default 8000 (vLLM's OpenAI server; TGI
+    /// serves on 80 by default).
+    pub port: u16,
+    /// `path`: default `/metrics`.
+    pub path: String,
+    /// `timeout_ms`: per target; a target that does not answer in time counts as a failed
+    /// scrape and its samples as missing. Default 2000.
+    pub timeout_ms: u64,
+}
+
+impl Default for ScrapeSettings {
+    fn default() -> Self {
+        ScrapeSettings {
+            port: 8000,
+            path: "/metrics".into(),
+            timeout_ms: 2000,
+        }
+    }
+}
+
+/// `source` of a metric: where the AWS provider reads its samples. The simulated cloud
+/// ignores it (it measures every signal itself).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MetricSource {
+    /// `{ type = "scrape", metric = "vllm:num_requests_waiting", port = 9400, scale = 1 }`:
+    /// a gauge on each instance's Prometheus endpoint, summed over its label sets and multiplied
+    /// by `scale`. The default for per-instance signals (and, as a histogram, for
+    /// `ttft_p95_secs`), with the metric name chosen from the signal (vLLM, then TGI names).
+    Scrape {
+        /// `metric`: the metric name; default from the signal.
+        metric: Option<String>,
+        /// `port`: overrides `global.scrape.port` (e.g. 9400 for dcgm-exporter).
+        port: Option<u16>,
+        /// `scale`: multiplier, e.g. 100 for a 0–1 fraction. Default 1, or 100 for the vLLM
+        /// KV-cache fraction chosen by default.
+        scale: Option<f64>,
+    },
+    /// `{ type = "cloudwatch", namespace = "AWS/ApplicationELB", metric_name = "RequestCount",
+    /// dimensions = { LoadBalancer = "app/x/1" }, statistic = "Sum", period_secs = 60 }` or
+    /// `{ type = "cloudwatch", expression = "m1/60", … }`: the newest datapoint of a
+    /// `GetMetricData` query (one batched call per fleet), with its own timestamp.
+    Cloudwatch {
+        /// `namespace`.
+        namespace: String,
+        /// `metric_name`.
+        metric_name: String,
+        /// `dimensions`: name → value.
+        dimensions: Vec<(String, String)>,
+        /// `statistic`: `Sum`, `Average`, `Maximum`, `Minimum`, `SampleCount` or `pNN`.
+        /// Default `Average`.
+        statistic: String,
+        /// `period_secs`: a multiple of 60. Default 60.
+        period_secs: u64,
+        /// `expression`: metric math over the metric as `m1` (e.g. `m1/60` for a per-second
+        /// rate from a per-minute Sum). Default: the metric itself.
+        expression: Option<String>,
+    },
+    /// `{ type = "sqs", queue_url = "https://sqs…" }`: visible + in-flight messages.
+    Sqs {
+        /// `queue_url`.
+        queue_url: String,
+    },
+    /// `{ type = "promql", url = "http://prometheus:9090", query = "sum(…)" }`: an instant
+    /// query against an existing Prometheus server; the result must be one scalar or one series.
+    Promql {
+        /// `url`: the server's base URL.
+        url: String,
+        /// `query`: PromQL.
+        query: String,
+    },
 }
 
 /// `[[fleets]]`: one model served by one or more pools.
@@ -291,6 +391,10 @@ pub struct MetricSpec {
     /// `stale_after_secs`: overrides the fleet's staleness limit for this metric (CloudWatch
     /// data arrives 1–3 minutes late).
     pub stale_after_secs: u64,
+    /// `source`: where the AWS provider reads the metric. Default: a scrape of each instance
+    /// for per-instance signals and `ttft_p95_secs`; required for the other fleet-level
+    /// signals when `provider = "aws"`.
+    pub source: Option<MetricSource>,
 }
 
 /// HPA `behavior`.

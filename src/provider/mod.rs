@@ -1,9 +1,10 @@
 //! The provider seam: what the daemon needs from a cloud, implemented by the built-in
-//! simulated cloud ([`sim::SimProvider`]) and, next, by AWS (Auto Scaling, CloudWatch, SQS,
-//! the inference servers' Prometheus endpoints).
+//! simulated cloud ([`sim::SimProvider`]) and by AWS (`crate::aws::AwsProvider`: Auto Scaling,
+//! EC2, CloudWatch, SQS and the inference servers' Prometheus endpoints).
 //!
-//! Two calls, both per fleet: observe it as a [`Snapshot`] (instances with lifecycle and
-//! samples, fleet metrics, desired capacity) and set a pool's desired capacity. The daemon
+//! Two calls per fleet: observe it as a [`Snapshot`] (instances with lifecycle and samples,
+//! fleet metrics, desired capacity) and set a pool's desired capacity; and one per tick,
+//! [`Provider::end_tick`], for work that must wait until every decision is applied. The daemon
 //! times out, retries and backs off around them; implementations classify their failures.
 
 pub mod sim;
@@ -56,4 +57,19 @@ pub trait Provider {
         pool: &Pool,
         units: Units,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+
+    /// After every fleet of a tick has been decided. `acted` is true when every decision was
+    /// applied (false in dry-run, or when a fleet's tick failed). Deferred work happens here:
+    /// the AWS provider deletes the event messages the tick's snapshots folded in (only when
+    /// `acted`: an unhandled message must come back) and completes the lifecycle actions of
+    /// drained instances (never in dry-run).
+    fn end_tick(
+        &mut self,
+        fleets: &[Fleet],
+        dry_run: bool,
+        acted: bool,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        let _ = (fleets, dry_run, acted);
+        async { Ok(()) }
+    }
 }

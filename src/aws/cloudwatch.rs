@@ -1,0 +1,253 @@
+//! CloudWatch `GetMetricData`: the fleet's CloudWatch-sourced metrics in one batched call per
+//! tick, each sample stamped with the end of the period it describes (so the engine judges
+//! staleness from the data, not from when it was fetched).
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+
+use super::error::classify;
+use crate::config::MetricSource;
+use crate::model::{Sample, Timestamp};
+use crate::provider::ProviderError;
+
+/// A `Sum` or `SampleCount` period that ended less than this long ago may still be filling up
+/// (CloudWatch's publishing delay): using it would under-count, so it is skipped. Seconds.
+pub const SETTLE_SECS: f64 = 60.0;
+
+/// How many periods back a tick looks for the newest datapoint.
+const LOOKBACK_PERIODS: f64 = 5.0;
+
+/// One query of the batch: the metric's policy name and its CloudWatch source.
+pub struct Query<'a> {
+    /// The metric's `name` in the policy (the snapshot key).
+    pub name: &'a str,
+    /// Its source; anything but `Cloudwatch` is ignored.
+    pub source: &'a MetricSource,
+}
+
+/// Rewrites the identifier `m1` in a user's metric-math expression to this query's own id, so
+/// several expressions share one batched call.
+pub fn rewrite_expression(expression: &str, metric_id: &str) -> String {
+    let mut out = String::with_capacity(expression.len() + 8);
+    let mut token = String::new();
+    let flush = |token: &mut String, out: &mut String| {
+        out.push_str(if token == "m1" { metric_id } else { token });
+        token.clear();
+    };
+    for c in expression.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            token.push(c);
+        } else {
+            flush(&mut token, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut token, &mut out);
+    out
+}
+
+/// Where a query's value comes back in the batch's results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResultRef {
+    /// The id of the result holding the value.
+    pub id: String,
+    /// The period, seconds.
+    pub period_secs: u64,
+    /// Whether the statistic adds up over the period (`Sum`, `SampleCount`): a period still
+    /// filling up would under-count.
+    pub summed: bool,
+}
+
+/// The `MetricDataQuery` list for a batch: per source, the metric (`q{k}m1`) and, with an
+/// expression, the expression (`q{k}`) returning data instead. Returns the queries and, per
+/// input, where its value comes back (`None` for sources that are not CloudWatch).
+pub fn build_queries(queries: &[Query<'_>]) -> (Vec<MetricDataQuery>, Vec<Option<ResultRef>>) {
+    let mut out = Vec::new();
+    let mut ids = Vec::new();
+    for (k, q) in queries.iter().enumerate() {
+        let MetricSource::Cloudwatch {
+            namespace,
+            metric_name,
+            dimensions,
+            statistic,
+            period_secs,
+            expression,
+        } = q.source
+        else {
+            ids.push(None);
+            continue;
+        };
+        let metric_id = format!("q{k}m1");
+        let metric = Metric::builder()
+            .namespace(namespace)
+            .metric_name(metric_name)
+            .set_dimensions(Some(
+                dimensions
+                    .iter()
+                    .map(|(n, v)| Dimension::builder().name(n).value(v).build())
+                    .collect(),
+            ))
+            .build();
+        out.push(
+            MetricDataQuery::builder()
+                .id(&metric_id)
+                .metric_stat(
+                    MetricStat::builder()
+                        .metric(metric)
+                        .period(*period_secs as i32)
+                        .stat(statistic)
+                        .build(),
+                )
+                .return_data(expression.is_none())
+                .build(),
+        );
+        let summed = statistic == "Sum" || statistic == "SampleCount";
+        let result_id = match expression {
+            Some(e) => {
+                let id = format!("q{k}");
+                out.push(
+                    MetricDataQuery::builder()
+                        .id(&id)
+                        .expression(rewrite_expression(e, &metric_id))
+                        .period(*period_secs as i32)
+                        .return_data(true)
+                        .build(),
+                );
+                id
+            }
+            None => metric_id,
+        };
+        ids.push(Some(ResultRef {
+            id: result_id,
+            period_secs: *period_secs,
+            summed,
+        }));
+    }
+    (out, ids)
+}
+
+/// The newest usable datapoint of each query, keyed by policy name; queries with no usable
+/// datapoint are absent (the engine then treats the metric as missing).
+pub async fn latest(
+    client: &aws_sdk_cloudwatch::Client,
+    queries: &[Query<'_>],
+    now: Timestamp,
+) -> Result<Vec<(String, Sample)>, ProviderError> {
+    let (batch, ids) = build_queries(queries);
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let longest = ids
+        .iter()
+        .flatten()
+        .map(|i| i.period_secs)
+        .max()
+        .unwrap_or(60) as f64;
+    let start = now.plus_secs(-(LOOKBACK_PERIODS * longest + SETTLE_SECS));
+    let mut results = Vec::new();
+    let mut token = None;
+    // A handful of queries returns in one page; the bound keeps a misbehaving endpoint from
+    // looping us.
+    for _ in 0..10 {
+        let out = client
+            .get_metric_data()
+            .set_metric_data_queries(Some(batch.clone()))
+            .start_time(DateTime::from_millis(start.millis()))
+            .end_time(DateTime::from_millis(now.millis()))
+            .scan_by(ScanBy::TimestampDescending)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("GetMetricData", e))?;
+        results.extend(out.metric_data_results().iter().cloned());
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut samples = Vec::new();
+    for (q, id) in queries.iter().zip(&ids) {
+        let Some(ResultRef {
+            id,
+            period_secs: period,
+            summed,
+        }) = id
+        else {
+            continue;
+        };
+        let newest = results
+            .iter()
+            .filter(|r| r.id() == Some(id.as_str()))
+            .flat_map(|r| r.timestamps().iter().zip(r.values()))
+            .filter_map(|(t, v)| {
+                let end = Timestamp(t.to_millis().ok()?).plus_secs(*period as f64);
+                let settled = !summed || now.secs_since(end) >= SETTLE_SECS;
+                (settled && end <= now.plus_secs(1.0) && v.is_finite()).then_some((end, *v))
+            })
+            .max_by_key(|(end, _)| *end);
+        if let Some((at, value)) = newest {
+            samples.push((q.name.to_string(), Sample { value, at }));
+        }
+    }
+    Ok(samples)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expressions_name_their_own_metric() {
+        assert_eq!(rewrite_expression("m1/60", "q3m1"), "q3m1/60");
+        assert_eq!(
+            rewrite_expression("RATE(m1) + m10 * m1", "q0m1"),
+            "RATE(q0m1) + m10 * q0m1"
+        );
+        assert_eq!(rewrite_expression("FILL(m1, 0)", "q1m1"), "FILL(q1m1, 0)");
+    }
+
+    #[test]
+    fn one_batch_holds_every_cloudwatch_metric_and_only_those() {
+        let cw = |expr: Option<&str>| MetricSource::Cloudwatch {
+            namespace: "AWS/ApplicationELB".into(),
+            metric_name: "RequestCount".into(),
+            dimensions: vec![("LoadBalancer".into(), "app/x/1".into())],
+            statistic: "Sum".into(),
+            period_secs: 60,
+            expression: expr.map(str::to_string),
+        };
+        let sqs = MetricSource::Sqs {
+            queue_url: "http://q".into(),
+        };
+        let (a, b) = (cw(None), cw(Some("m1/60")));
+        let queries = [
+            Query {
+                name: "rps_raw",
+                source: &a,
+            },
+            Query {
+                name: "queue",
+                source: &sqs,
+            },
+            Query {
+                name: "rps",
+                source: &b,
+            },
+        ];
+        let (batch, ids) = build_queries(&queries);
+        let batch_ids: Vec<_> = batch
+            .iter()
+            .map(|q| q.id().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(batch_ids, ["q0m1", "q2m1", "q2"]);
+        assert_eq!(
+            batch[1].return_data(),
+            Some(false),
+            "a metric behind an expression returns nothing"
+        );
+        assert_eq!(batch[2].expression(), Some("q2m1/60"));
+        assert_eq!(ids[0].as_ref().map(|i| i.id.as_str()), Some("q0m1"));
+        assert!(ids[1].is_none());
+        assert_eq!(ids[2].as_ref().map(|i| i.id.as_str()), Some("q2"));
+    }
+}

@@ -1,0 +1,811 @@
+//! The AWS provider: observes a fleet through Auto Scaling, EC2, CloudWatch, SQS and the
+//! inference servers' Prometheus endpoints, and sets desired capacity on its Auto Scaling
+//! Groups. Edge code; only the SDK calls listed in [`CALLS`] are made (the Terraform module's
+//! IAM policy grants exactly those).
+//!
+//! One observation (`snapshot`) of a fleet:
+//! 1. once per tick, drain the event queue (spot interruption warnings, rebalance
+//!    recommendations, terminate lifecycle actions, state changes) into the [`EventTracker`];
+//! 2. `DescribeAutoScalingGroups` for all the fleet's groups in one call: desired capacity,
+//!    instances with lifecycle state and capacity weight; warned instances become
+//!    `Interrupted` (their capacity counts as gone at once), instances held by a terminate
+//!    lifecycle action `Draining`;
+//! 3. `DescribeScalingActivities` of spot groups: failed launches, cumulative;
+//! 4. `DescribeInstances` for private IPs, then a scrape of every in-service and draining
+//!    instance in parallel, each bounded by `global.scrape.timeout_ms`;
+//! 5. fleet metrics: one batched `GetMetricData`, `GetQueueAttributes` per queue, PromQL.
+//!
+//! Every call is bounded by the SDK's operation timeout and retried by the SDK (standard mode:
+//! exponential backoff with jitter, throttling-aware, 3 attempts); what still fails is
+//! classified by [`error::classify`] for the daemon's own backoff.
+
+pub mod cloudwatch;
+pub mod error;
+pub mod events;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_autoscaling::types::{LifecycleState as AsgLifecycle, ScalingActivityStatusCode};
+use aws_sdk_sqs::types::QueueAttributeName;
+use tracing::{debug, error, info, warn};
+
+use self::error::classify;
+use self::events::{parse_event, EventTracker};
+use crate::config::{AwsSettings, Fleet, MetricSource, Pool, ScrapeSettings, Signal};
+use crate::model::{Instance, LifecycleState, Market, Sample, Snapshot, Timestamp, Units};
+use crate::provider::{Provider, ProviderError};
+use crate::scrape::{self, Exposition, Histogram, Scraper};
+
+/// Every AWS API call this provider makes (for the IAM policy and for `/metrics`).
+pub const CALLS: &[&str] = &[
+    "autoscaling:DescribeAutoScalingGroups",
+    "autoscaling:DescribeScalingActivities",
+    "autoscaling:SetDesiredCapacity",
+    "autoscaling:PutWarmPool",
+    "autoscaling:CompleteLifecycleAction",
+    "ec2:DescribeInstances",
+    "cloudwatch:GetMetricData",
+    "sqs:GetQueueAttributes",
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+];
+
+/// Messages read from the event queue per tick at most (10 per call).
+const MAX_EVENT_BATCHES: usize = 10;
+
+/// Seconds a received event message stays invisible to other readers; one not deleted by then
+/// (not yet handled) comes back and is folded in again, harmlessly.
+const EVENT_VISIBILITY_SECS: i32 = 60;
+
+/// Maps an instance to the address its metrics are scraped at: `(instance id, private IP,
+/// configured port) → (host, port)`. The default is the private IP and the configured port;
+/// tests point every instance at a loopback server.
+pub type TargetResolver = Arc<dyn Fn(&str, &str, u16) -> (String, u16) + Send + Sync>;
+
+/// Call counts and failures, for `/metrics`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct AwsStats {
+    /// Calls made, by API name.
+    pub calls_total: BTreeMap<&'static str, u64>,
+    /// Calls that failed after the SDK's retries, by API name.
+    pub errors_total: BTreeMap<&'static str, u64>,
+    /// Wall seconds spent in calls, by API name.
+    pub call_seconds_total: BTreeMap<&'static str, f64>,
+    /// Scrapes attempted.
+    pub scrapes_total: u64,
+    /// Scrapes that failed (timeout, refused, HTTP error).
+    pub scrape_failures_total: u64,
+    /// Exposition lines that could not be read.
+    pub scrape_bad_lines_total: u64,
+    /// Event messages read, by kind.
+    pub events_total: BTreeMap<&'static str, u64>,
+    /// Event messages that could not be read (left in the queue for its dead-letter queue).
+    pub unreadable_events_total: u64,
+    /// Terminate lifecycle actions completed.
+    pub lifecycle_completed_total: u64,
+}
+
+/// Awaits one call, timing and counting it (and its failure) under `api`.
+async fn timed<T, E>(
+    stats: &mut AwsStats,
+    api: &'static str,
+    call: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    let r = call.await;
+    *stats.calls_total.entry(api).or_default() += 1;
+    *stats.call_seconds_total.entry(api).or_default() += started.elapsed().as_secs_f64();
+    if r.is_err() {
+        *stats.errors_total.entry(api).or_default() += 1;
+    }
+    r
+}
+
+/// The AWS provider.
+pub struct AwsProvider {
+    autoscaling: aws_sdk_autoscaling::Client,
+    ec2: aws_sdk_ec2::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+    sqs: aws_sdk_sqs::Client,
+    scraper: Scraper,
+    resolver: TargetResolver,
+    settings: AwsSettings,
+    scrape: ScrapeSettings,
+    events: EventTracker,
+    /// The tick whose events were already read (events are read once per tick).
+    events_read_at: Option<Timestamp>,
+    /// Each instance's TTFT histogram at its previous scrape.
+    previous_ttft: HashMap<String, Histogram>,
+    /// Per group: failed launch activities seen (bounded to the latest page) and their count.
+    failed_launches: BTreeMap<String, (BTreeSet<String>, u64)>,
+    /// Instances drained (or past the drain timeout) whose lifecycle action awaits completion.
+    drained: BTreeSet<String>,
+    /// Warm-pool settings last applied per group.
+    warm_pools_applied: BTreeMap<String, (u32, Option<Units>)>,
+    /// Counters.
+    pub stats: AwsStats,
+}
+
+/// Loads the SDK configuration: the default credential chain (environment, profile, IMDSv2),
+/// the region and endpoint from the policy when given, the SDK's standard retries and
+/// `call_timeout` per operation.
+pub async fn sdk_config(settings: &AwsSettings, call_timeout: Duration) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(call_timeout)
+                .operation_attempt_timeout(call_timeout / 2)
+                .build(),
+        );
+    if let Some(r) = &settings.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(e) = &settings.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    loader.load().await
+}
+
+impl AwsProvider {
+    /// A provider over clients built from `sdk`.
+    pub fn new(sdk: &SdkConfig, settings: AwsSettings, scrape: ScrapeSettings) -> Self {
+        AwsProvider {
+            autoscaling: aws_sdk_autoscaling::Client::new(sdk),
+            ec2: aws_sdk_ec2::Client::new(sdk),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            scraper: Scraper::new(Duration::from_millis(scrape.timeout_ms)),
+            resolver: Arc::new(|_, ip, port| (ip.to_string(), port)),
+            settings,
+            scrape,
+            events: EventTracker::default(),
+            events_read_at: None,
+            previous_ttft: HashMap::new(),
+            failed_launches: BTreeMap::new(),
+            drained: BTreeSet::new(),
+            warm_pools_applied: BTreeMap::new(),
+            stats: AwsStats::default(),
+        }
+    }
+
+    /// Scrape instances at other addresses than their private IPs (tests: loopback).
+    pub fn with_resolver(mut self, resolver: TargetResolver) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// What the event queue has told so far.
+    pub fn events(&self) -> &EventTracker {
+        &self.events
+    }
+
+    /// Drains the event queue into the tracker, once per tick.
+    async fn read_events(&mut self, now: Timestamp) -> Result<(), ProviderError> {
+        let Some(url) = self.settings.events_queue_url.clone() else {
+            return Ok(());
+        };
+        if self.events_read_at == Some(now) {
+            return Ok(());
+        }
+        self.events.expire(now);
+        for _ in 0..MAX_EVENT_BATCHES {
+            let out = timed(
+                &mut self.stats,
+                "ReceiveMessage",
+                self.sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(0)
+                    .visibility_timeout(EVENT_VISIBILITY_SECS)
+                    .send(),
+            )
+            .await;
+            let out = out.map_err(|e| classify("ReceiveMessage", e))?;
+            let messages = out.messages();
+            for m in messages {
+                let (Some(body), Some(receipt)) = (m.body(), m.receipt_handle()) else {
+                    continue;
+                };
+                match parse_event(body) {
+                    Ok(ev) => {
+                        let kind = self.events.record(ev, receipt.to_string(), now);
+                        *self.stats.events_total.entry(kind).or_default() += 1;
+                    }
+                    Err(e) => {
+                        // Left in the queue: after maxReceiveCount it moves to the dead-letter
+                        // queue, where a human can read it. Nothing is lost.
+                        self.stats.unreadable_events_total += 1;
+                        error!(message_id = m.message_id().unwrap_or_default(), error = %e, "event message left in the queue");
+                    }
+                }
+            }
+            if messages.len() < 10 {
+                break;
+            }
+        }
+        self.events_read_at = Some(now);
+        Ok(())
+    }
+
+    /// Failed launches of a group so far (cumulative in this process).
+    async fn failed_launches(&mut self, asg: &str) -> Result<u64, ProviderError> {
+        let out = timed(
+            &mut self.stats,
+            "DescribeScalingActivities",
+            self.autoscaling
+                .describe_scaling_activities()
+                .auto_scaling_group_name(asg)
+                .max_records(50)
+                .send(),
+        )
+        .await;
+        let out = out.map_err(|e| classify(&format!("DescribeScalingActivities {asg}"), e))?;
+        let failed: BTreeSet<String> = out
+            .activities()
+            .iter()
+            .filter(|a| a.status_code() == Some(&ScalingActivityStatusCode::Failed))
+            .filter_map(|a| a.activity_id().map(str::to_string))
+            .collect();
+        let (seen, total) = self.failed_launches.entry(asg.to_string()).or_default();
+        *total += failed.difference(seen).count() as u64;
+        *seen = failed;
+        Ok(*total)
+    }
+
+    /// Private IPs of instances.
+    async fn private_ips(
+        &mut self,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, String>, ProviderError> {
+        let mut ips = HashMap::new();
+        if ids.is_empty() {
+            return Ok(ips);
+        }
+        let out = timed(
+            &mut self.stats,
+            "DescribeInstances",
+            self.ec2
+                .describe_instances()
+                .set_instance_ids(Some(ids))
+                .send(),
+        )
+        .await;
+        let out = out.map_err(|e| classify("DescribeInstances", e))?;
+        for i in out.reservations().iter().flat_map(|r| r.instances()) {
+            if let (Some(id), Some(ip)) = (i.instance_id(), i.private_ip_address()) {
+                ips.insert(id.to_string(), ip.to_string());
+            }
+        }
+        Ok(ips)
+    }
+
+    /// Scrapes the instances in parallel; a failed target is logged and counted, and simply
+    /// has no samples (the engine treats it as HPA treats a pod without metrics).
+    async fn scrape_all(
+        &mut self,
+        targets: Vec<(String, String, u16)>,
+    ) -> HashMap<(String, u16), Exposition> {
+        let mut set = tokio::task::JoinSet::new();
+        for (id, ip, port) in targets {
+            let (host, p) = (self.resolver)(&id, &ip, port);
+            let scraper = self.scraper.clone();
+            let path = self.scrape.path.clone();
+            set.spawn(async move { (id, port, scraper.scrape(&host, p, &path).await) });
+        }
+        let mut out = HashMap::new();
+        while let Some(joined) = set.join_next().await {
+            let Ok((id, port, result)) = joined else {
+                continue;
+            };
+            self.stats.scrapes_total += 1;
+            match result {
+                Ok(e) => {
+                    self.stats.scrape_bad_lines_total += e.bad_lines as u64;
+                    out.insert((id, port), e);
+                }
+                Err(e) => {
+                    self.stats.scrape_failures_total += 1;
+                    warn!(instance = %id, error = %e, "scrape failed; the instance counts as unmeasured");
+                }
+            }
+        }
+        out
+    }
+
+    /// Fleet-level metrics from CloudWatch, SQS and Prometheus servers.
+    async fn fleet_metrics(
+        &mut self,
+        fleet: &Fleet,
+        now: Timestamp,
+    ) -> Result<BTreeMap<String, Sample>, ProviderError> {
+        let mut out = BTreeMap::new();
+        let queries: Vec<cloudwatch::Query<'_>> = fleet
+            .metrics
+            .iter()
+            .filter_map(|m| {
+                let s = m.source.as_ref()?;
+                matches!(s, MetricSource::Cloudwatch { .. }).then_some(cloudwatch::Query {
+                    name: &m.name,
+                    source: s,
+                })
+            })
+            .collect();
+        if !queries.is_empty() {
+            let r = timed(
+                &mut self.stats,
+                "GetMetricData",
+                cloudwatch::latest(&self.cloudwatch, &queries, now),
+            )
+            .await;
+            out.extend(r?);
+        }
+        for m in &fleet.metrics {
+            match &m.source {
+                Some(MetricSource::Sqs { queue_url }) => {
+                    let r = timed(
+                        &mut self.stats,
+                        "GetQueueAttributes",
+                        self.sqs
+                            .get_queue_attributes()
+                            .queue_url(queue_url)
+                            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                            .attribute_names(
+                                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                            )
+                            .send(),
+                    )
+                    .await;
+                    let r =
+                        r.map_err(|e| classify(&format!("GetQueueAttributes {queue_url}"), e))?;
+                    let attrs = r.attributes();
+                    let get = |k: QueueAttributeName| {
+                        attrs
+                            .and_then(|a| a.get(&k))
+                            .and_then(|v| v.parse::<f64>().ok())
+                    };
+                    if let (Some(visible), Some(in_flight)) = (
+                        get(QueueAttributeName::ApproximateNumberOfMessages),
+                        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+                    ) {
+                        out.insert(
+                            m.name.clone(),
+                            Sample {
+                                value: visible + in_flight,
+                                at: now,
+                            },
+                        );
+                    }
+                }
+                Some(MetricSource::Promql { url, query }) => {
+                    match self.scraper.promql(url, query).await {
+                        Ok((value, ts)) => {
+                            out.insert(
+                                m.name.clone(),
+                                Sample {
+                                    value,
+                                    at: Timestamp::from_secs_f64(ts),
+                                },
+                            );
+                        }
+                        // A missing sample blocks scale-down and never causes one.
+                        Err(e) => warn!(metric = %m.name, error = %e, "PromQL query failed"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Completes one terminate lifecycle action (CONTINUE) and deletes its message.
+    async fn complete_lifecycle(&mut self, instance_id: &str) -> Result<(), ProviderError> {
+        let Some(p) = self.events.lifecycle.get(instance_id).cloned() else {
+            return Ok(());
+        };
+        let r = timed(
+            &mut self.stats,
+            "CompleteLifecycleAction",
+            self.autoscaling
+                .complete_lifecycle_action()
+                .auto_scaling_group_name(&p.asg_name)
+                .lifecycle_hook_name(&p.hook_name)
+                .lifecycle_action_token(&p.token)
+                .instance_id(instance_id)
+                .lifecycle_action_result("CONTINUE")
+                .send(),
+        )
+        .await;
+        match r.map_err(|e| classify(&format!("CompleteLifecycleAction {instance_id}"), e)) {
+            Ok(_) => {}
+            // The action expired or was completed already (a duplicate): nothing left to do.
+            Err(ProviderError::Config(m)) if m.contains("No active Lifecycle Action") => {}
+            Err(e) => return Err(e),
+        }
+        info!(instance = instance_id, asg = %p.asg_name, "drained; lifecycle action completed");
+        self.stats.lifecycle_completed_total += 1;
+        self.events.lifecycle.remove(instance_id);
+        self.drained.remove(instance_id);
+        if let (Some(url), Some(receipt)) = (self.settings.events_queue_url.clone(), p.receipt) {
+            self.delete_message(&url, &receipt).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_message(&mut self, url: &str, receipt: &str) -> Result<(), ProviderError> {
+        let r = timed(
+            &mut self.stats,
+            "DeleteMessage",
+            self.sqs
+                .delete_message()
+                .queue_url(url)
+                .receipt_handle(receipt)
+                .send(),
+        )
+        .await;
+        r.map(|_| ()).map_err(|e| classify("DeleteMessage", e))
+    }
+
+    /// Applies a pool's warm-pool settings when they differ from what was last applied.
+    async fn reconcile_warm_pool(&mut self, pool: &Pool) -> Result<(), ProviderError> {
+        let Some(w) = &pool.warm_pool else {
+            return Ok(());
+        };
+        let wanted = (w.min_size, w.max_prepared_units);
+        if self.warm_pools_applied.get(&pool.asg_name) == Some(&wanted) {
+            return Ok(());
+        }
+        let r = timed(
+            &mut self.stats,
+            "PutWarmPool",
+            self.autoscaling
+                .put_warm_pool()
+                .auto_scaling_group_name(&pool.asg_name)
+                .min_size(w.min_size as i32)
+                .set_max_group_prepared_capacity(w.max_prepared_units.map(|u| u as i32))
+                .pool_state(aws_sdk_autoscaling::types::WarmPoolState::Stopped)
+                .send(),
+        )
+        .await;
+        r.map_err(|e| classify(&format!("PutWarmPool {}", pool.asg_name), e))?;
+        info!(asg = %pool.asg_name, min_size = w.min_size, "warm pool set");
+        self.warm_pools_applied
+            .insert(pool.asg_name.clone(), wanted);
+        Ok(())
+    }
+}
+
+/// An Auto Scaling lifecycle state as the engine sees it; `None` for instances outside the
+/// group's capacity (standby, detaching, warm pool).
+pub fn lifecycle(state: &AsgLifecycle) -> Option<LifecycleState> {
+    match state.as_str() {
+        "Pending" | "Pending:Wait" | "Pending:Proceed" => Some(LifecycleState::Pending),
+        "InService" => Some(LifecycleState::InService),
+        "Terminating:Wait" => Some(LifecycleState::Draining),
+        s if s.starts_with("Terminating") || s == "Terminated" => Some(LifecycleState::Terminating),
+        _ => None,
+    }
+}
+
+/// The capacity weight of an instance: the group's `WeightedCapacity`, else the policy's weight
+/// for its type, else 1.
+fn weight_of(pool: &Pool, instance_type: Option<&str>, weighted: Option<&str>) -> Units {
+    weighted
+        .and_then(|w| w.parse::<Units>().ok())
+        .or_else(|| {
+            pool.instance_types
+                .iter()
+                .find(|t| Some(t.instance_type.as_str()) == instance_type)
+                .map(|t| t.weight_units)
+        })
+        .unwrap_or(1)
+}
+
+impl Provider for AwsProvider {
+    async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
+        self.read_events(now).await?;
+
+        let names: Vec<String> = fleet.pools.iter().map(|p| p.asg_name.clone()).collect();
+        let out = timed(
+            &mut self.stats,
+            "DescribeAutoScalingGroups",
+            self.autoscaling
+                .describe_auto_scaling_groups()
+                .set_auto_scaling_group_names(Some(names))
+                .send(),
+        )
+        .await;
+        let out = out.map_err(|e| classify("DescribeAutoScalingGroups", e))?;
+
+        let mut snap = Snapshot::default();
+        for pool in &fleet.pools {
+            let group = out
+                .auto_scaling_groups()
+                .iter()
+                .find(|g| g.auto_scaling_group_name() == Some(pool.asg_name.as_str()))
+                .ok_or_else(|| {
+                    ProviderError::NotFound(format!(
+                        "Auto Scaling Group {} (pool {} of fleet {})",
+                        pool.asg_name, pool.name, fleet.name
+                    ))
+                })?;
+            let desired = group.desired_capacity().unwrap_or(0).max(0) as Units;
+            snap.pool_desired_units.insert(pool.name.clone(), desired);
+            snap.desired_units += desired;
+            for i in group.instances() {
+                let (Some(id), Some(state)) =
+                    (i.instance_id(), i.lifecycle_state().and_then(lifecycle))
+                else {
+                    continue;
+                };
+                let state = if self.events.lifecycle.contains_key(id)
+                    && state != LifecycleState::Terminating
+                {
+                    LifecycleState::Draining
+                } else if self.events.is_doomed(id)
+                    && matches!(state, LifecycleState::InService | LifecycleState::Pending)
+                {
+                    LifecycleState::Interrupted
+                } else {
+                    state
+                };
+                snap.instances.push(Instance {
+                    id: id.to_string(),
+                    pool: pool.name.clone(),
+                    weight_units: weight_of(pool, i.instance_type(), i.weighted_capacity()),
+                    state,
+                    samples: BTreeMap::new(),
+                });
+            }
+            if pool.market == Market::Spot {
+                let failed = self.failed_launches(&pool.asg_name).await?;
+                snap.pool_failed_launches.insert(pool.name.clone(), failed);
+            }
+        }
+
+        // Scrape targets: in-service instances for the per-instance signals and TTFT, draining
+        // ones to see them finish.
+        let mut ports: BTreeSet<u16> = BTreeSet::new();
+        for m in &fleet.metrics {
+            if m.signal.per_instance() || m.signal == Signal::TtftP95Secs {
+                let port = match &m.source {
+                    Some(MetricSource::Scrape { port: Some(p), .. }) => *p,
+                    _ => self.scrape.port,
+                };
+                ports.insert(port);
+            }
+        }
+        let draining: Vec<String> = snap
+            .instances
+            .iter()
+            .filter(|i| i.state == LifecycleState::Draining)
+            .map(|i| i.id.clone())
+            .collect();
+        if !draining.is_empty() {
+            ports.insert(self.scrape.port);
+        }
+        let wanted: Vec<String> = snap
+            .instances
+            .iter()
+            .filter(|i| {
+                matches!(
+                    i.state,
+                    LifecycleState::InService | LifecycleState::Draining
+                )
+            })
+            .map(|i| i.id.clone())
+            .collect();
+        let ips = if ports.is_empty() {
+            HashMap::new()
+        } else {
+            self.private_ips(wanted.clone()).await?
+        };
+        let targets = wanted
+            .iter()
+            .filter_map(|id| ips.get(id).map(|ip| (id, ip)))
+            .flat_map(|(id, ip)| ports.iter().map(move |p| (id.clone(), ip.clone(), *p)))
+            .collect();
+        let scraped = self.scrape_all(targets).await;
+
+        let mut ttft = Histogram::default();
+        for inst in snap
+            .instances
+            .iter_mut()
+            .filter(|i| i.state == LifecycleState::InService)
+        {
+            for m in fleet.metrics.iter().filter(|m| m.signal.per_instance()) {
+                let (metric, port, scale) = match &m.source {
+                    Some(MetricSource::Scrape {
+                        metric,
+                        port,
+                        scale,
+                    }) => (metric.as_deref(), port.unwrap_or(self.scrape.port), *scale),
+                    _ => (None, self.scrape.port, None),
+                };
+                let value = scraped
+                    .get(&(inst.id.clone(), port))
+                    .and_then(|e| scrape::instance_value(e, m.signal, metric, scale));
+                if let Some(value) = value {
+                    inst.samples
+                        .insert(m.name.clone(), Sample { value, at: now });
+                }
+            }
+            if let Some(h) = scraped
+                .get(&(inst.id.clone(), self.scrape.port))
+                .and_then(|e| e.histogram(scrape::TTFT_HISTOGRAM))
+            {
+                if let Some(before) = self.previous_ttft.get(&inst.id) {
+                    ttft.merge(&h.since(before));
+                }
+                self.previous_ttft.insert(inst.id.clone(), h);
+            }
+        }
+        let live: BTreeSet<&str> = snap.instances.iter().map(|i| i.id.as_str()).collect();
+        self.previous_ttft
+            .retain(|id, _| live.contains(id.as_str()));
+
+        // Drain: a terminating instance is released once it runs nothing, or at the timeout.
+        for id in draining {
+            let Some(p) = self.events.lifecycle.get(&id) else {
+                continue;
+            };
+            let running = scraped
+                .get(&(id.clone(), self.scrape.port))
+                .and_then(scrape::running_requests);
+            let waited = now.secs_since(p.since);
+            if running == Some(0.0) || waited >= self.settings.drain_timeout_secs as f64 {
+                debug!(instance = %id, ?running, waited, "drained");
+                self.drained.insert(id);
+            }
+        }
+
+        let mut fleet_metrics = self.fleet_metrics(fleet, now).await?;
+        for m in fleet
+            .metrics
+            .iter()
+            .filter(|m| m.signal == Signal::TtftP95Secs && m.source.is_none())
+        {
+            // Only requests that got their first token since the previous scrape: a P95 over
+            // the last tick, as the engine wants it.
+            if let Some(p95) = ttft.quantile(0.95) {
+                fleet_metrics.insert(
+                    m.name.clone(),
+                    Sample {
+                        value: p95,
+                        at: now,
+                    },
+                );
+            }
+        }
+        snap.fleet_metrics = fleet_metrics;
+        Ok(snap)
+    }
+
+    async fn set_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> Result<(), ProviderError> {
+        let r = timed(
+            &mut self.stats,
+            "SetDesiredCapacity",
+            self.autoscaling
+                .set_desired_capacity()
+                .auto_scaling_group_name(&pool.asg_name)
+                .desired_capacity(units as i32)
+                .honor_cooldown(false)
+                .send(),
+        )
+        .await;
+        r.map_err(|e| {
+            classify(
+                &format!(
+                    "SetDesiredCapacity {} (fleet {})",
+                    pool.asg_name, fleet.name
+                ),
+                e,
+            )
+        })?;
+        Ok(())
+    }
+
+    async fn end_tick(
+        &mut self,
+        fleets: &[Fleet],
+        dry_run: bool,
+        acted: bool,
+    ) -> Result<(), ProviderError> {
+        let to_delete = std::mem::take(&mut self.events.to_delete);
+        if dry_run {
+            return Ok(());
+        }
+        let mut first_error = None;
+        // Lifecycle actions of instances that are gone from every fleet are released at the
+        // drain timeout: nothing of ours can drain them, and holding them only delays AWS.
+        let now = self.events_read_at.unwrap_or_default();
+        let timeout = self.settings.drain_timeout_secs as f64;
+        let overdue: Vec<String> = self
+            .events
+            .lifecycle
+            .iter()
+            .filter(|(_, p)| now.secs_since(p.since) >= timeout)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let release: BTreeSet<String> = self.drained.iter().cloned().chain(overdue).collect();
+        for id in release {
+            if let Err(e) = self.complete_lifecycle(&id).await {
+                warn!(instance = %id, error = %e, "completing the lifecycle action failed; retrying next tick");
+                first_error.get_or_insert(e);
+            }
+        }
+        if acted {
+            if let Some(url) = self.settings.events_queue_url.clone() {
+                for receipt in to_delete {
+                    if let Err(e) = self.delete_message(&url, &receipt).await {
+                        // It comes back after its visibility timeout and is folded in again.
+                        warn!(error = %e, "deleting a handled event message failed");
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        for pool in fleets
+            .iter()
+            .flat_map(|f| &f.pools)
+            .filter(|p| p.market == Market::OnDemand)
+        {
+            if let Err(e) = self.reconcile_warm_pool(pool).await {
+                warn!(asg = %pool.asg_name, error = %e, "setting the warm pool failed; retrying next tick");
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_states_map_like_hpa_pod_groups() {
+        let table = [
+            ("Pending", Some(LifecycleState::Pending)),
+            ("Pending:Wait", Some(LifecycleState::Pending)),
+            ("InService", Some(LifecycleState::InService)),
+            ("Terminating:Wait", Some(LifecycleState::Draining)),
+            ("Terminating:Proceed", Some(LifecycleState::Terminating)),
+            ("Terminating", Some(LifecycleState::Terminating)),
+            ("Standby", None),
+            ("Warmed:Stopped", None),
+            ("Detaching", None),
+        ];
+        for (s, want) in table {
+            assert_eq!(lifecycle(&AsgLifecycle::from(s)), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn weights_come_from_the_group_then_the_policy() {
+        let pool = Pool {
+            name: "spot".into(),
+            asg_name: "g".into(),
+            market: Market::Spot,
+            instance_types: vec![crate::config::InstanceTypeWeight {
+                instance_type: "g6.12xlarge".into(),
+                weight_units: 4,
+            }],
+            warm_pool: None,
+        };
+        assert_eq!(weight_of(&pool, Some("g6.12xlarge"), Some("2")), 2);
+        assert_eq!(weight_of(&pool, Some("g6.12xlarge"), None), 4);
+        assert_eq!(weight_of(&pool, Some("g5.xlarge"), None), 1);
+    }
+}
