@@ -359,10 +359,16 @@ pub fn decide(
         conditions.push(cond(
             "MarketFallback",
             true,
-            if fb.new_failures > 0 { "SpotLaunchesFailing" } else { "SpotNotDelivered" },
+            if fb.new_failures > 0 {
+                "SpotLaunchesFailing"
+            } else if fb.interrupted_units > 0 {
+                "SpotInterrupted"
+            } else {
+                "SpotNotDelivered"
+            },
             format!(
-                "{} spot launches failed; on-demand covers {} units until spot has its units in service ({} now) and {} s pass without a failure",
-                fb.new_failures, fb.covering_units, fb.spot_in_service_units, fleet.spot_fallback_hold_secs
+                "{} spot launches failed, {} spot units warned of interruption; on-demand covers {} units until spot has its units in service ({} now) and {} s pass without a failure or a notice",
+                fb.new_failures, fb.interrupted_units, fb.covering_units, fb.spot_in_service_units, fleet.spot_fallback_hold_secs
             ),
         ));
     }

@@ -160,3 +160,32 @@ fn a_fresh_engine_takes_existing_failures_as_its_baseline() {
         "a new failure after the baseline counts"
     );
 }
+
+#[test]
+fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
+    let f = fleet_od_spot(40);
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
+    }
+    // Two spot instances get the two-minute notice: their capacity is gone at once, and
+    // on-demand covers it in this very decision while the spot group replaces them.
+    let mut s = snap(2, 8, 100.0, (2, 8), 0, t(15));
+    for i in s.instances.iter_mut().filter(|i| i.pool == "spot").take(2) {
+        i.state = LifecycleState::Interrupted;
+    }
+    let (d, st) = decide(&f, &s, &state, t(15));
+    assert_eq!(
+        d.condition("MarketFallback").map(|c| c.reason),
+        Some("SpotInterrupted"),
+        "{}",
+        d.summary
+    );
+    assert_eq!(pools(&d), (4, 8), "{}", d.summary);
+    // Replacements in service, hold not yet over: nothing left to cover, still watching.
+    let (d, st) = decide(&f, &snap(4, 8, 100.0, (4, 8), 0, t(200)), &st, t(200));
+    assert_eq!(pools(&d), (2, 8), "{}", d.summary);
+    assert!(d.condition("MarketFallback").is_some());
+    let (d, _) = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(330)), &st, t(330));
+    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+}

@@ -93,12 +93,15 @@ pub struct Fallback {
     pub covering_units: Units,
     /// New failed spot launches seen in this decision.
     pub new_failures: u64,
+    /// Spot units under an interruption notice or rebalance recommendation in this decision.
+    pub interrupted_units: Units,
     /// Spot units in service.
     pub spot_in_service_units: Units,
 }
 
-/// The spot fallback: when spot launches fail, on-demand covers the spot units that are not in
-/// service — at once, in the same decision — while the spot pools keep their targets (so the
+/// The spot fallback: when spot launches fail, or spot instances are warned of an interruption
+/// (their capacity is gone in two minutes and a replacement needs a cold start), on-demand
+/// covers the spot units that are not in service — at once, in the same decision — while the spot pools keep their targets (so the
 /// groups keep trying and recovery shows) except for what would push the pools' total past
 /// `max_units`, which moves to on-demand. It ends once no failure has been seen for
 /// `spot_fallback_hold_secs` *and* spot has its units in service, so returning to spot never
@@ -122,7 +125,18 @@ pub fn apply_fallback(
             new_failures += count - seen;
         }
     }
-    if new_failures > 0 {
+    let interrupted_units: Units = snap
+        .instances
+        .iter()
+        .filter(|i| i.state == crate::model::LifecycleState::Interrupted)
+        .filter(|i| {
+            fleet
+                .pool(&i.pool)
+                .is_some_and(|p| p.market == Market::Spot)
+        })
+        .map(|i| i.weight_units)
+        .sum();
+    if new_failures > 0 || interrupted_units > 0 {
         state.last_spot_failure = Some(now);
         state.active = true;
     }
@@ -181,6 +195,7 @@ pub fn apply_fallback(
     Some(Fallback {
         covering_units: covering,
         new_failures,
+        interrupted_units,
         spot_in_service_units: spot_in_service,
     })
 }
