@@ -14,6 +14,24 @@ fi
 cargo --version
 rustup component list --installed 2>/dev/null | grep -q rustfmt || rustup component add rustfmt clippy
 
+step "moto_server (AWS wire protocol on loopback, for tests/aws)"
+# A venv of the repo's own: moto 5.2.5 is the version the AWS tests were written against (its
+# CloudWatch speaks awsQuery, which aws-sdk-cloudwatch 1.99.0 uses).
+if [ ! -x .venv/bin/moto_server ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+fi
+moto_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$moto_port" >/dev/null 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$moto_port") 2>/dev/null && break
+  sleep 0.1
+done
+export LLM_AUTOSCALER_MOTO="http://127.0.0.1:$moto_port"
+echo "moto_server on $LLM_AUTOSCALER_MOTO"
+
 step "format"
 cargo fmt --all -- --check
 

@@ -188,6 +188,11 @@ impl<P: Provider> Daemon<P> {
         &self.provider
     }
 
+    /// The provider, mutably, for tests that observe through it between ticks.
+    pub fn provider_mut(&mut self) -> &mut P {
+        &mut self.provider
+    }
+
     /// Stops the loop and hands the provider back (a restart keeps the same cloud).
     pub fn into_provider(self) -> P {
         self.provider

@@ -216,9 +216,7 @@ data "aws_iam_policy_document" "controller" {
     actions = [
       "autoscaling:DescribeAutoScalingGroups",
       "autoscaling:DescribeScalingActivities",
-      "autoscaling:DescribeWarmPool",
       "ec2:DescribeInstances",
-      "ec2:DescribeSpotPriceHistory",
       "cloudwatch:GetMetricData",
     ]
     resources = ["*"] # these Describe/Get calls do not support resource-level permissions
@@ -229,7 +227,6 @@ data "aws_iam_policy_document" "controller" {
       "autoscaling:SetDesiredCapacity",
       "autoscaling:PutWarmPool",
       "autoscaling:CompleteLifecycleAction",
-      "autoscaling:RecordLifecycleActionHeartbeat",
     ]
     resources = [aws_autoscaling_group.on_demand.arn, aws_autoscaling_group.spot.arn]
   }
@@ -237,6 +234,14 @@ data "aws_iam_policy_document" "controller" {
     sid       = "ConsumeEvents"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
     resources = [aws_sqs_queue.events.arn]
+  }
+  dynamic "statement" {
+    for_each = length(var.metric_queue_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadRequestQueues"
+      actions   = ["sqs:GetQueueAttributes"]
+      resources = var.metric_queue_arns
+    }
   }
 }
 

@@ -63,6 +63,12 @@ variable "metrics_port" {
   default     = 8000
 }
 
+variable "metric_queue_arns" {
+  description = "SQS request queues whose depth the policy reads (metrics with source type \"sqs\")."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags for every resource."
   type        = map(string)

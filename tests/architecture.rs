@@ -72,3 +72,28 @@ fn core_modules_import_no_runtime_cloud_http_or_clock() {
         hits.join("\n")
     );
 }
+
+/// The Terraform module's controller policy grants exactly the calls the AWS provider makes:
+/// least privilege, and no call the daemon needs is missing.
+#[test]
+fn the_iam_policy_grants_exactly_the_calls_the_aws_provider_makes() {
+    let tf = std::fs::read_to_string("terraform/main.tf").unwrap();
+    let start = tf
+        .find("data \"aws_iam_policy_document\" \"controller\"")
+        .expect("controller policy document");
+    let end = tf[start..].find("\n}\n").map(|e| start + e).unwrap();
+    let mut granted: Vec<&str> = tf[start..end]
+        .split('"')
+        .filter(|s| {
+            s.split_once(':').is_some_and(|(svc, api)| {
+                ["autoscaling", "ec2", "cloudwatch", "sqs"].contains(&svc)
+                    && api.starts_with(|c: char| c.is_ascii_uppercase())
+            })
+        })
+        .collect();
+    granted.sort_unstable();
+    granted.dedup();
+    let mut calls = llm_autoscaler::aws::CALLS.to_vec();
+    calls.sort_unstable();
+    assert_eq!(granted, calls);
+}

@@ -17,6 +17,12 @@ pub const SETTLE_SECS: f64 = 60.0;
 /// How many periods back a tick looks for the newest datapoint.
 const LOOKBACK_PERIODS: f64 = 5.0;
 
+/// `t` rounded down to a multiple of `period_secs` since the epoch.
+pub fn align_down(t: Timestamp, period_secs: u64) -> Timestamp {
+    let p = period_secs.max(1) as i64 * 1000;
+    Timestamp(t.millis().div_euclid(p) * p)
+}
+
 /// One query of the batch: the metric's policy name and its CloudWatch source.
 pub struct Query<'a> {
     /// The metric's `name` in the policy (the snapshot key).
@@ -142,8 +148,13 @@ pub async fn latest(
         .flatten()
         .map(|i| i.period_secs)
         .max()
-        .unwrap_or(60) as f64;
-    let start = now.plus_secs(-(LOOKBACK_PERIODS * longest + SETTLE_SECS));
+        .unwrap_or(60);
+    // Periods are counted from the start time: aligned to the longest period (a multiple of
+    // every other, all being whole minutes), each datapoint covers whole clock minutes.
+    let start = align_down(
+        now.plus_secs(-(LOOKBACK_PERIODS * longest as f64 + SETTLE_SECS)),
+        longest,
+    );
     let mut results = Vec::new();
     let mut token = None;
     // A handful of queries returns in one page; the bound keeps a misbehaving endpoint from
@@ -195,6 +206,13 @@ pub async fn latest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_times_align_to_the_period() {
+        let t = Timestamp::from_secs(1_800_000_000 + 61);
+        assert_eq!(align_down(t, 60), Timestamp::from_secs(1_800_000_060));
+        assert_eq!(align_down(t, 300), Timestamp::from_secs(1_800_000_000));
+    }
 
     #[test]
     fn expressions_name_their_own_metric() {

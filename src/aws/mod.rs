@@ -722,10 +722,18 @@ impl Provider for AwsProvider {
         dry_run: bool,
         acted: bool,
     ) -> Result<(), ProviderError> {
-        let to_delete = std::mem::take(&mut self.events.to_delete);
         if dry_run {
+            // Nothing is acted on, so nothing is handled: the messages come back after their
+            // visibility timeout and are read again.
+            self.events.to_delete.clear();
             return Ok(());
         }
+        // Not acted (a fleet failed): keep the receipts for the next tick that acts.
+        let to_delete = if acted {
+            std::mem::take(&mut self.events.to_delete)
+        } else {
+            Vec::new()
+        };
         let mut first_error = None;
         // Lifecycle actions of instances that are gone from every fleet are released at the
         // drain timeout: nothing of ours can drain them, and holding them only delays AWS.
@@ -745,14 +753,12 @@ impl Provider for AwsProvider {
                 first_error.get_or_insert(e);
             }
         }
-        if acted {
-            if let Some(url) = self.settings.events_queue_url.clone() {
-                for receipt in to_delete {
-                    if let Err(e) = self.delete_message(&url, &receipt).await {
-                        // It comes back after its visibility timeout and is folded in again.
-                        warn!(error = %e, "deleting a handled event message failed");
-                        first_error.get_or_insert(e);
-                    }
+        if let Some(url) = self.settings.events_queue_url.clone() {
+            for receipt in to_delete {
+                if let Err(e) = self.delete_message(&url, &receipt).await {
+                    // It comes back after its visibility timeout and is folded in again.
+                    warn!(error = %e, "deleting a handled event message failed");
+                    first_error.get_or_insert(e);
                 }
             }
         }

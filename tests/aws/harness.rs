@@ -1,0 +1,335 @@
+//! The AWS test bench: `moto_server` (a real AWS wire-protocol endpoint on 127.0.0.1), a
+//! fault-injecting proxy in front of it, and a fake vLLM metrics endpoint — all on loopback.
+//!
+//! moto is the one `scripts/test.sh` starts (`LLM_AUTOSCALER_MOTO=http://127.0.0.1:PORT`);
+//! without it, the bench starts its own from `.venv/bin/moto_server` under `timeout`, so it ends
+//! by itself. The proxy covers what moto lacks: `CompleteLifecycleAction` (recorded and
+//! answered), failed scaling activities (served from a script), throttling and 5xx answers
+//! (scripted per API action, then passed through).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_autoscaling::config::Credentials;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+/// The moto endpoint for this test binary.
+pub fn moto() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("LLM_AUTOSCALER_MOTO") {
+            return url;
+        }
+        let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server");
+        assert!(
+            std::path::Path::new(bin).exists(),
+            "moto_server not found at {bin}: run scripts/test.sh (it installs moto in .venv and starts it), \
+             or start one and set LLM_AUTOSCALER_MOTO=http://127.0.0.1:PORT"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // `timeout` bounds its life: nothing outlives the test run by more than 15 minutes.
+        Command::new("timeout")
+            .args(["900", bin, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return url;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto_server did not listen on {url} within 10 s");
+    })
+    .clone()
+}
+
+/// SDK configuration pointed at `endpoint`, with static test credentials and no IMDS.
+pub async fn sdk(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(50)),
+        )
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// A scripted answer in place of the real one.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// HTTP 400 `Throttling`.
+    Throttle,
+    /// HTTP 500 `InternalFailure`.
+    ServerError,
+}
+
+/// What the proxy saw and what it is told to do.
+#[derive(Default)]
+pub struct ProxyState {
+    /// Faults to answer, per API action, in order; then requests pass through.
+    pub faults: BTreeMap<String, VecDeque<Fault>>,
+    /// Requests per API action (every attempt).
+    pub attempts: BTreeMap<String, u32>,
+    /// Requests per API action that reached moto (or were answered for it) successfully.
+    pub passed: BTreeMap<String, u32>,
+    /// `CompleteLifecycleAction` calls: their form parameters.
+    pub completed_lifecycle: Vec<BTreeMap<String, String>>,
+    /// Failed activities to report per group (moto reports none).
+    pub failed_activities: BTreeMap<String, u32>,
+    /// Form parameters of every `SetDesiredCapacity` that passed.
+    pub set_desired: Vec<(String, u32)>,
+}
+
+/// The proxy: an endpoint on loopback that forwards to moto.
+pub struct Proxy {
+    /// Its URL.
+    pub url: String,
+    /// Shared state.
+    pub state: Arc<Mutex<ProxyState>>,
+}
+
+impl Proxy {
+    /// Starts one in front of `upstream`.
+    pub async fn start(upstream: String) -> Proxy {
+        let state = Arc::new(Mutex::new(ProxyState::default()));
+        let st = state.clone();
+        let client = reqwest::Client::new();
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (st, client, upstream) = (st.clone(), client.clone(), upstream.clone());
+                async move { handle(st, client, upstream, method, uri, headers, body).await }
+            },
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Proxy {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// Answers the next requests of `action` with `faults`, in order.
+    pub fn inject(&self, action: &str, faults: &[Fault]) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(action.into())
+            .or_default()
+            .extend(faults.iter().cloned());
+    }
+
+    /// Reads the state.
+    pub fn with<T>(&self, f: impl FnOnce(&ProxyState) -> T) -> T {
+        f(&self.state.lock().unwrap())
+    }
+}
+
+fn form(body: &[u8]) -> BTreeMap<String, String> {
+    url_decode_pairs(std::str::from_utf8(body).unwrap_or_default())
+}
+
+fn url_decode_pairs(s: &str) -> BTreeMap<String, String> {
+    s.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn xml(status: StatusCode, body: String) -> Response {
+    (status, [("content-type", "text/xml")], body).into_response()
+}
+
+async fn handle(
+    st: Arc<Mutex<ProxyState>>,
+    client: reqwest::Client,
+    upstream: String,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // awsQuery services name the action in the form body; JSON ones (SQS) in X-Amz-Target.
+    let params = form(&body);
+    let action = params.get("Action").cloned().unwrap_or_else(|| {
+        headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("unknown")
+            .to_string()
+    });
+    let fault = {
+        let mut s = st.lock().unwrap();
+        *s.attempts.entry(action.clone()).or_default() += 1;
+        s.faults.get_mut(&action).and_then(VecDeque::pop_front)
+    };
+    match fault {
+        Some(Fault::Throttle) => {
+            return xml(
+                StatusCode::BAD_REQUEST,
+                "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>t</RequestId></ErrorResponse>".into(),
+            )
+        }
+        Some(Fault::ServerError) => {
+            return xml(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>injected</Message></Error><RequestId>f</RequestId></ErrorResponse>".into(),
+            )
+        }
+        None => {}
+    }
+    const NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
+    match action.as_str() {
+        "CompleteLifecycleAction" => {
+            let mut s = st.lock().unwrap();
+            s.completed_lifecycle.push(params);
+            *s.passed.entry(action).or_default() += 1;
+            return xml(
+                StatusCode::OK,
+                format!("<CompleteLifecycleActionResponse xmlns=\"{NS}\"><CompleteLifecycleActionResult/><ResponseMetadata><RequestId>c</RequestId></ResponseMetadata></CompleteLifecycleActionResponse>"),
+            );
+        }
+        "DescribeScalingActivities" => {
+            let group = params
+                .get("AutoScalingGroupName")
+                .cloned()
+                .unwrap_or_default();
+            let mut s = st.lock().unwrap();
+            let n = s.failed_activities.get(&group).copied().unwrap_or(0);
+            *s.passed.entry(action).or_default() += 1;
+            let members: String = (0..n)
+                .map(|k| format!(
+                    "<member><ActivityId>{group}-failed-{k}</ActivityId><AutoScalingGroupName>{group}</AutoScalingGroupName>\
+                     <Description>Launching a new EC2 instance.  Status Reason: InsufficientInstanceCapacity</Description>\
+                     <Cause>test</Cause><StartTime>2026-11-30T07:00:00Z</StartTime><StatusCode>Failed</StatusCode>\
+                     <StatusMessage>InsufficientInstanceCapacity</StatusMessage><Progress>100</Progress></member>"
+                ))
+                .collect();
+            return xml(
+                StatusCode::OK,
+                format!("<DescribeScalingActivitiesResponse xmlns=\"{NS}\"><DescribeScalingActivitiesResult><Activities>{members}</Activities></DescribeScalingActivitiesResult><ResponseMetadata><RequestId>a</RequestId></ResponseMetadata></DescribeScalingActivitiesResponse>"),
+            );
+        }
+        _ => {}
+    }
+    let url = format!(
+        "{upstream}{}",
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut req = client.request(method, url).body(body.clone());
+    for (k, v) in &headers {
+        if k != "host" && k != "content-length" {
+            req = req.header(k, v);
+        }
+    }
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("text/xml")
+        .to_string();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    if status.is_success() {
+        let mut s = st.lock().unwrap();
+        *s.passed.entry(action.clone()).or_default() += 1;
+        if action == "SetDesiredCapacity" {
+            let p = form(&body);
+            s.set_desired.push((
+                p.get("AutoScalingGroupName").cloned().unwrap_or_default(),
+                p.get("DesiredCapacity")
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0),
+            ));
+        }
+    }
+    (status, [("content-type", ctype)], bytes).into_response()
+}
+
+/// A fake vLLM `/metrics` endpoint on loopback: the gauges and TTFT histogram it serves are set
+/// by the test.
+pub struct FakeVllm {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// `vllm:num_requests_waiting`.
+    pub waiting: Arc<AtomicU32>,
+    /// `vllm:num_requests_running`.
+    pub running: Arc<AtomicU32>,
+}
+
+impl FakeVllm {
+    /// Starts one.
+    pub async fn start() -> FakeVllm {
+        let waiting = Arc::new(AtomicU32::new(0));
+        let running = Arc::new(AtomicU32::new(0));
+        let (w, r) = (waiting.clone(), running.clone());
+        let app = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let (w, r) = (w.load(Ordering::SeqCst), r.load(Ordering::SeqCst));
+                async move {
+                    format!(
+                        "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{{model_name=\"m\"}} {w}\n\
+                         # TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{{model_name=\"m\"}} {r}\n\
+                         # TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{{model_name=\"m\"}} 0.5\n"
+                    )
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FakeVllm {
+            addr,
+            waiting,
+            running,
+        }
+    }
+}

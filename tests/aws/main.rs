@@ -1,0 +1,692 @@
+//! The daemon against AWS's wire protocol: `moto_server` on loopback holds a launch template,
+//! an on-demand and a spot Auto Scaling Group (capacity rebalance on), SQS queues and CloudWatch
+//! metrics; a fault-injecting proxy in front of it covers what moto lacks (see `harness`).
+//!
+//! Ticks are driven one at a time (no paused time: the calls are real network I/O).
+
+mod harness;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_autoscaling::types::{
+    InstancesDistribution, LaunchTemplate, LaunchTemplateOverrides, LaunchTemplateSpecification,
+    MixedInstancesPolicy,
+};
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+use aws_sdk_ec2::types::RequestLaunchTemplateData;
+use aws_sdk_sqs::types::QueueAttributeName;
+use harness::{FakeVllm, Fault, Proxy};
+use llm_autoscaler::aws::AwsProvider;
+use llm_autoscaler::config::{self, Config};
+use llm_autoscaler::daemon::{Clock, Daemon, Options, Published};
+use llm_autoscaler::model::{LifecycleState, Timestamp};
+use llm_autoscaler::policy::hpa::MetricStatus;
+use llm_autoscaler::provider::Provider;
+use llm_autoscaler::store::StateStore;
+use tokio::sync::watch;
+
+/// One test's world: its own groups and queues in the shared moto, its own proxy and fake vLLM.
+struct Bench {
+    name: String,
+    dir: PathBuf,
+    proxy: Proxy,
+    vllm: FakeVllm,
+    asg: aws_sdk_autoscaling::Client,
+    sqs: aws_sdk_sqs::Client,
+    cw: aws_sdk_cloudwatch::Client,
+    requests_url: String,
+    events_url: String,
+}
+
+impl Bench {
+    async fn new(name: &str) -> Bench {
+        let moto = harness::moto();
+        let direct = harness::sdk(&moto).await;
+        let asg = aws_sdk_autoscaling::Client::new(&direct);
+        let ec2 = aws_sdk_ec2::Client::new(&direct);
+        let sqs = aws_sdk_sqs::Client::new(&direct);
+        let cw = aws_sdk_cloudwatch::Client::new(&direct);
+        let lt = format!("{name}-lt");
+        ec2.create_launch_template()
+            .launch_template_name(&lt)
+            .launch_template_data(
+                RequestLaunchTemplateData::builder()
+                    .image_id("ami-12c6146b")
+                    .instance_type("g6.xlarge".into())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let spec = || {
+            LaunchTemplateSpecification::builder()
+                .launch_template_name(&lt)
+                .version("$Latest")
+                .build()
+        };
+        asg.create_auto_scaling_group()
+            .auto_scaling_group_name(format!("{name}-od"))
+            .launch_template(spec())
+            .min_size(0)
+            .max_size(40)
+            .desired_capacity(2)
+            .availability_zones("us-east-1a")
+            .send()
+            .await
+            .unwrap();
+        asg.create_auto_scaling_group()
+            .auto_scaling_group_name(format!("{name}-spot"))
+            .mixed_instances_policy(
+                MixedInstancesPolicy::builder()
+                    .launch_template(
+                        LaunchTemplate::builder()
+                            .launch_template_specification(spec())
+                            .overrides(
+                                LaunchTemplateOverrides::builder()
+                                    .instance_type("g6.xlarge")
+                                    .weighted_capacity("1")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .instances_distribution(
+                        InstancesDistribution::builder()
+                            .on_demand_base_capacity(0)
+                            .on_demand_percentage_above_base_capacity(0)
+                            .spot_allocation_strategy("price-capacity-optimized")
+                            .build(),
+                    )
+                    .build(),
+            )
+            .capacity_rebalance(true)
+            .min_size(0)
+            .max_size(40)
+            .desired_capacity(2)
+            .availability_zones("us-east-1a")
+            .send()
+            .await
+            .unwrap();
+        let queue = |q: String| {
+            let sqs = sqs.clone();
+            async move {
+                sqs.create_queue()
+                    .queue_name(q)
+                    .send()
+                    .await
+                    .unwrap()
+                    .queue_url()
+                    .unwrap()
+                    .to_string()
+            }
+        };
+        let requests_url = queue(format!("{name}-requests")).await;
+        let events_url = queue(format!("{name}-events")).await;
+        let dir =
+            std::env::temp_dir().join(format!("llm-autoscaler-aws-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Bench {
+            name: name.into(),
+            dir,
+            proxy: Proxy::start(moto).await,
+            vllm: FakeVllm::start().await,
+            asg,
+            sqs,
+            cw,
+            requests_url,
+            events_url,
+        }
+    }
+
+    /// The policy: 2 on-demand units always, the rest spot; SQS depth 5 per unit, vLLM queue
+    /// 10 per unit; an optional extra metric table.
+    fn policy(&self, extra: &str) -> PathBuf {
+        let text = format!(
+            r#"[global]
+tick_secs = 15
+state_dir = "{dir}"
+provider = "aws"
+[global.aws]
+region = "us-east-1"
+endpoint_url = "{proxy}"
+events_queue_url = "{events}"
+drain_timeout_secs = 300
+
+[[fleets]]
+name = "{name}"
+min_units = 2
+max_units = 30
+on_demand_base_units = 2
+[[fleets.pools]]
+name = "od"
+asg_name = "{name}-od"
+market = "on-demand"
+instance_types = [{{ type = "g6.xlarge" }}]
+[fleets.pools.warm_pool]
+min_size = 1
+[[fleets.pools]]
+name = "spot"
+asg_name = "{name}-spot"
+market = "spot"
+instance_types = [{{ type = "g6.xlarge" }}]
+[[fleets.metrics]]
+signal = "external_queue_depth"
+target = {{ type = "AverageValue", average_value = 5 }}
+source = {{ type = "sqs", queue_url = "{requests}" }}
+[[fleets.metrics]]
+signal = "queue_depth"
+target = {{ type = "AverageValue", average_value = 10 }}
+{extra}
+[fleets.panic]
+enabled = false
+"#,
+            dir = self.dir.display(),
+            proxy = self.proxy.url,
+            events = self.events_url,
+            requests = self.requests_url,
+            name = self.name,
+        );
+        let path = self.dir.join("policy.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// A provider through the proxy; every instance is scraped at the fake vLLM.
+    async fn provider(&self, cfg: &Config) -> AwsProvider {
+        let sdk = harness::sdk(&self.proxy.url).await;
+        let addr = self.vllm.addr;
+        AwsProvider::new(&sdk, cfg.global.aws.clone(), cfg.global.scrape.clone()).with_resolver(
+            Arc::new(move |_, _, _| (addr.ip().to_string(), addr.port())),
+        )
+    }
+
+    async fn daemon(&self, path: &PathBuf, dry_run: bool) -> Daemon<AwsProvider> {
+        let cfg = config::load(path).unwrap();
+        let provider = self.provider(&cfg).await;
+        let store = StateStore::open(&cfg.global.state_dir).unwrap();
+        let (tx, _rx) = watch::channel(Arc::new(Published::default()));
+        let opts = Options {
+            config_path: path.clone(),
+            interval: Duration::from_secs(15),
+            clock: Clock::Wall,
+            call_timeout: Duration::from_secs(20),
+            dry_run,
+        };
+        Daemon::new(cfg, provider, store, opts, tx).unwrap()
+    }
+
+    async fn desired(&self) -> (u32, u32) {
+        let out = self
+            .asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(format!("{}-od", self.name))
+            .auto_scaling_group_names(format!("{}-spot", self.name))
+            .send()
+            .await
+            .unwrap();
+        let get = |suffix: &str| {
+            out.auto_scaling_groups()
+                .iter()
+                .find(|g| g.auto_scaling_group_name() == Some(&format!("{}-{suffix}", self.name)))
+                .and_then(|g| g.desired_capacity())
+                .unwrap() as u32
+        };
+        (get("od"), get("spot"))
+    }
+
+    async fn spot_instance(&self) -> String {
+        let out = self
+            .asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(format!("{}-spot", self.name))
+            .send()
+            .await
+            .unwrap();
+        out.auto_scaling_groups()[0].instances()[0]
+            .instance_id()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn fill_requests(&self, n: usize) {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
+            let mut batch = self.sqs.send_message_batch().queue_url(&self.requests_url);
+            for i in chunk {
+                batch = batch.entries(
+                    aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .message_body("{\"prompt\":\"hi\"}")
+                        .build()
+                        .unwrap(),
+                );
+            }
+            batch.send().await.unwrap();
+        }
+    }
+
+    async fn send_event(&self, detail_type: &str, detail: &str) {
+        let body = format!(
+            r#"{{"version":"0","id":"x","detail-type":"{detail_type}","source":"aws.ec2","time":"2026-11-30T07:00:00Z","region":"us-east-1","resources":[],"detail":{detail}}}"#
+        );
+        self.sqs
+            .send_message()
+            .queue_url(&self.events_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Messages in the event queue, visible + in flight.
+    async fn events_left(&self) -> u64 {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.events_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap();
+        let a = out.attributes().unwrap();
+        a[&QueueAttributeName::ApproximateNumberOfMessages]
+            .parse::<u64>()
+            .unwrap()
+            + a[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible]
+                .parse::<u64>()
+                .unwrap()
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(&chrono::Utc::now())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desired_capacity_follows_the_queue_split_by_market_and_warm_pool_is_set() {
+    let b = Bench::new("follow").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    d.tick().await;
+    let st = &d.published().fleets["follow"];
+    let decision = st.decision.as_ref().expect("a decision");
+    // 40 messages at 5 per unit: 8 units, 2 of them the on-demand base.
+    assert_eq!(decision.desired_units, 8, "{}", decision.summary);
+    assert!(st.applied);
+    assert_eq!(b.desired().await, (2, 6));
+    // Every in-service instance was scraped at the fake vLLM (4 before the change).
+    let in_service = decision.in_service_units;
+    assert_eq!(in_service, 4, "{}", decision.summary);
+    let m = decision
+        .metrics
+        .iter()
+        .find(|m| m.name == "queue_depth")
+        .unwrap();
+    assert_eq!(m.status, MetricStatus::Valid, "{m:?}");
+    assert_eq!((m.ready_units, m.missing_units), (4, 0), "{m:?}");
+    // Unchanged pools are not set again.
+    let sets = b.proxy.with(|s| s.set_desired.len());
+    d.tick().await;
+    assert_eq!(b.proxy.with(|s| s.set_desired.len()), sets);
+    assert_eq!(b.desired().await, (2, 6));
+    let warm = b
+        .asg
+        .describe_warm_pool()
+        .auto_scaling_group_name("follow-od")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        warm.warm_pool_configuration().and_then(|w| w.min_size()),
+        Some(1)
+    );
+    // The inference servers' own queues now ask for more: 25 waiting on each of 8 instances
+    // at 10 per unit wants 20 units. HPA's rate limit (4 units or 100 % per 15 s, from the 4
+    // units of 15 s ago) holds it at 8, but a freshly started engine is in its panic window (so
+    // a restart can never scale down), which follows demand past the rate limit at once.
+    b.vllm
+        .waiting
+        .store(25, std::sync::atomic::Ordering::SeqCst);
+    d.tick().await;
+    let decision = d.published().fleets["follow"].decision.clone().unwrap();
+    let m = decision
+        .metrics
+        .iter()
+        .find(|m| m.name == "queue_depth")
+        .unwrap();
+    assert_eq!(
+        (m.current, m.recommendation),
+        (Some(25.0), Some(20)),
+        "{m:?}"
+    );
+    assert_eq!(
+        decision.stages.rate_limited,
+        Some(8),
+        "{}",
+        decision.summary
+    );
+    assert_eq!(decision.desired_units, 20, "{}", decision.summary);
+    assert_eq!(b.desired().await, (2, 18));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing() {
+    let b = Bench::new("dryrun").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, true).await;
+    b.fill_requests(40).await;
+    let spot = b.spot_instance().await;
+    b.send_event(
+        "EC2 Spot Instance Interruption Warning",
+        &format!(r#"{{"instance-id":"{spot}","instance-action":"terminate"}}"#),
+    )
+    .await;
+    for _ in 0..3 {
+        d.tick().await;
+    }
+    let st = &d.published().fleets["dryrun"];
+    assert_eq!(st.decision.as_ref().unwrap().desired_units, 8);
+    assert!(!st.applied);
+    assert_eq!(b.desired().await, (2, 2), "dry-run set a desired capacity");
+    b.proxy.with(|s| {
+        assert!(!s.passed.contains_key("SetDesiredCapacity"));
+        assert!(!s.passed.contains_key("PutWarmPool"));
+        assert!(!s.passed.contains_key("DeleteMessage"));
+    });
+    assert_eq!(b.events_left().await, 1, "dry-run deleted an event message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interruption_raises_on_demand_in_the_same_tick_and_its_message_goes_only_after() {
+    let b = Bench::new("interrupt").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    d.tick().await;
+    assert_eq!(b.desired().await, (2, 6));
+    let spot = b.spot_instance().await;
+    b.send_event(
+        "EC2 Spot Instance Interruption Warning",
+        &format!(r#"{{"instance-id":"{spot}","instance-action":"terminate"}}"#),
+    )
+    .await;
+    // The tick that reads the warning fails to apply (three 500s outlast the SDK's retries):
+    // the message must stay.
+    b.proxy.inject(
+        "SetDesiredCapacity",
+        &[Fault::ServerError, Fault::ServerError, Fault::ServerError],
+    );
+    d.tick().await;
+    assert_eq!(b.desired().await, (2, 6));
+    assert_eq!(b.events_left().await, 1, "deleted before it was acted on");
+    assert_eq!(
+        d.published().fleets["interrupt"]
+            .provider_errors_total
+            .get("transient"),
+        Some(&1)
+    );
+    // The backoff skips one tick; the next acts: on-demand covers the doomed spot unit at once.
+    d.tick().await;
+    d.tick().await;
+    let st = &d.published().fleets["interrupt"];
+    let decision = st.decision.as_ref().unwrap();
+    assert!(st.applied, "{}", decision.summary);
+    assert_eq!(
+        decision.condition("MarketFallback").map(|c| c.reason),
+        Some("SpotInterrupted"),
+        "{}",
+        decision.summary
+    );
+    assert_eq!(b.desired().await, (3, 6), "{}", decision.summary);
+    assert_eq!(b.events_left().await, 0, "a handled message stayed");
+    assert_eq!(
+        d.provider().stats.events_total.get("spot_interruption"),
+        Some(&1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_actions_are_completed_once_the_instance_has_drained() {
+    let b = Bench::new("drain").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    d.tick().await;
+    let spot = b.spot_instance().await;
+    let detail = format!(
+        r#"{{"LifecycleActionToken":"tok-1","AutoScalingGroupName":"drain-spot","LifecycleHookName":"drain","EC2InstanceId":"{spot}","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"}}"#
+    );
+    b.vllm.running.store(3, std::sync::atomic::Ordering::SeqCst);
+    b.send_event("EC2 Instance-terminate Lifecycle Action", &detail)
+        .await;
+    // A duplicate delivery must change nothing.
+    b.send_event("EC2 Instance-terminate Lifecycle Action", &detail)
+        .await;
+    d.tick().await;
+    assert!(
+        b.proxy.with(|s| s.completed_lifecycle.is_empty()),
+        "completed while requests ran"
+    );
+    assert_eq!(b.events_left().await, 2);
+    let fleet = d.config().fleets[0].clone();
+    let snap = d.provider_mut().snapshot(&fleet, now()).await.unwrap();
+    let state = snap.instances.iter().find(|i| i.id == spot).unwrap().state;
+    assert_eq!(state, LifecycleState::Draining);
+
+    b.vllm.running.store(0, std::sync::atomic::Ordering::SeqCst);
+    d.tick().await;
+    let done = b.proxy.with(|s| s.completed_lifecycle.clone());
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["LifecycleActionToken"], "tok-1");
+    assert_eq!(done[0]["InstanceId"], spot);
+    assert_eq!(done[0]["LifecycleActionResult"], "CONTINUE");
+    assert_eq!(done[0]["AutoScalingGroupName"], "drain-spot");
+    // Both deliveries are gone once the action is completed (one refreshed the other's handle,
+    // the duplicate's own message was deleted as handled).
+    d.tick().await;
+    assert!(
+        b.events_left().await <= 1,
+        "left: {}",
+        b.events_left().await
+    );
+    assert_eq!(b.proxy.with(|s| s.completed_lifecycle.len()), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_surge_does_not_scale_down() {
+    let b = Bench::new("restart").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(60).await;
+    d.tick().await;
+    assert_eq!(b.desired().await, (2, 10));
+    drop(d);
+    // The surge's queue drains while the daemon is down.
+    b.sqs
+        .purge_queue()
+        .queue_url(&b.requests_url)
+        .send()
+        .await
+        .unwrap();
+    let mut d = b.daemon(&path, false).await;
+    for _ in 0..3 {
+        d.tick().await;
+    }
+    let decision = d.published().fleets["restart"].decision.clone().unwrap();
+    assert_eq!(decision.desired_units, 12, "{}", decision.summary);
+    assert!(
+        decision.has_reason("ScaleDownStabilized"),
+        "{}",
+        decision.summary
+    );
+    assert_eq!(b.desired().await, (2, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_policy_on_reload_keeps_the_running_one() {
+    let b = Bench::new("reload").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    d.tick().await;
+    std::fs::write(
+        &path,
+        "[[fleets]]\nname = \"reload\"\nmin_units = 9\nmax_units = 1\n",
+    )
+    .unwrap();
+    d.reload();
+    assert_eq!(d.published().reload_failures_total, 1);
+    assert_eq!(d.config().fleets[0].max_units, 30);
+    b.fill_requests(20).await;
+    d.tick().await;
+    assert_eq!(
+        b.desired().await,
+        (2, 2),
+        "20 messages at 5 per unit: 4 units"
+    );
+    assert!(d.published().fleets["reload"].applied);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_and_5xx_are_retried_without_acting_twice() {
+    let b = Bench::new("faults").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    // The SDK retries within the call: a throttle and a 500, then the change passes once.
+    b.proxy
+        .inject("SetDesiredCapacity", &[Fault::Throttle, Fault::ServerError]);
+    b.proxy
+        .inject("DescribeAutoScalingGroups", &[Fault::Throttle]);
+    d.tick().await;
+    assert_eq!(b.desired().await, (2, 6));
+    b.proxy.with(|s| {
+        assert_eq!(s.attempts["SetDesiredCapacity"], 3);
+        assert_eq!(s.set_desired, vec![("faults-spot".to_string(), 6)]);
+        assert_eq!(
+            s.attempts["DescribeAutoScalingGroups"],
+            s.passed["DescribeAutoScalingGroups"] + 1
+        );
+    });
+    // Throttled beyond the SDK's retries: the tick fails, the daemon backs off (doubled for
+    // throttling), and the change is made once it passes.
+    b.fill_requests(20).await;
+    b.proxy.inject(
+        "DescribeAutoScalingGroups",
+        &[Fault::Throttle, Fault::Throttle, Fault::Throttle],
+    );
+    d.tick().await;
+    let st = d.published().fleets["faults"].clone();
+    assert_eq!(st.provider_errors_total.get("throttled"), Some(&1));
+    assert_eq!(b.desired().await, (2, 6));
+    let mut ticks = 0;
+    while d.published().fleets["faults"]
+        .decision
+        .as_ref()
+        .unwrap()
+        .desired_units
+        != 12
+    {
+        ticks += 1;
+        assert!(ticks < 10, "never recovered");
+        d.tick().await;
+    }
+    assert!(d.published().fleets["faults"].backoff_skips_total >= 1);
+    assert_eq!(b.desired().await, (2, 10));
+    b.proxy.with(|s| {
+        assert_eq!(
+            s.set_desired,
+            vec![
+                ("faults-spot".to_string(), 6),
+                ("faults-spot".to_string(), 10)
+            ],
+            "each change made exactly once"
+        );
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_spot_launches_are_counted_once_each() {
+    let b = Bench::new("failed").await;
+    let path = b.policy("");
+    let cfg = config::load(&path).unwrap();
+    let fleet = cfg.fleets[0].clone();
+    let mut p = b.provider(&cfg).await;
+    let failed = |s: &llm_autoscaler::model::Snapshot| s.pool_failed_launches["spot"];
+    assert_eq!(failed(&p.snapshot(&fleet, now()).await.unwrap()), 0);
+    b.proxy
+        .state
+        .lock()
+        .unwrap()
+        .failed_activities
+        .insert("failed-spot".into(), 2);
+    assert_eq!(failed(&p.snapshot(&fleet, now()).await.unwrap()), 2);
+    assert_eq!(
+        failed(&p.snapshot(&fleet, now()).await.unwrap()),
+        2,
+        "the same activities again"
+    );
+    b.proxy
+        .state
+        .lock()
+        .unwrap()
+        .failed_activities
+        .insert("failed-spot".into(), 5);
+    let s = p.snapshot(&fleet, now()).await.unwrap();
+    assert_eq!(failed(&s), 5);
+    assert!(
+        !s.pool_failed_launches.contains_key("od"),
+        "only spot groups are asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloudwatch_samples_carry_their_period_end_and_skip_unsettled_sums() {
+    let b = Bench::new("cw").await;
+    let extra = r#"[[fleets.metrics]]
+name = "lb_rps"
+signal = "fleet_request_rate"
+target = { type = "Value", value = 100 }
+stale_after_secs = 300
+source = { type = "cloudwatch", namespace = "Test/LB", metric_name = "RequestCount", dimensions = { LoadBalancer = "app/cw/1" }, statistic = "Sum", period_secs = 60 }"#;
+    let path = b.policy(extra);
+    let cfg = config::load(&path).unwrap();
+    let t = now();
+    let minute = Timestamp::from_secs(t.millis() / 60_000 * 60);
+    let put = |at: Timestamp, v: f64| {
+        MetricDatum::builder()
+            .metric_name("RequestCount")
+            .dimensions(
+                Dimension::builder()
+                    .name("LoadBalancer")
+                    .value("app/cw/1")
+                    .build(),
+            )
+            .timestamp(DateTime::from_millis(at.millis()))
+            .value(v)
+            .build()
+    };
+    b.cw.put_metric_data()
+        .namespace("Test/LB")
+        .metric_data(put(minute.plus_secs(-180.0), 10.0))
+        .metric_data(put(minute.plus_secs(-120.0), 20.0))
+        .metric_data(put(minute.plus_secs(-120.0), 5.0))
+        // The current minute is still filling up: a Sum of it would under-count.
+        .metric_data(put(minute.plus_secs(1.0), 1.0))
+        .send()
+        .await
+        .unwrap();
+    let mut p = b.provider(&cfg).await;
+    let s = p.snapshot(&cfg.fleets[0], t).await.unwrap();
+    let sample = s.fleet_metrics["lb_rps"];
+    assert_eq!(sample.value, 25.0, "{sample:?}");
+    assert_eq!(
+        sample.at,
+        minute.plus_secs(-60.0),
+        "stamped with its period's end"
+    );
+    assert_eq!(s.fleet_metrics["external_queue_depth"].value, 0.0);
+    assert_eq!(p.stats.calls_total["GetMetricData"], 1, "one batched call");
+}
