@@ -80,6 +80,8 @@ pub struct FleetStatus {
     pub backoff_skips_total: u64,
     /// Consecutive failed ticks.
     pub consecutive_failures: u32,
+    /// Each pool as last observed.
+    pub pools: BTreeMap<String, PoolStatus>,
 }
 
 /// What the loop publishes after every tick.
@@ -104,6 +106,21 @@ pub struct Published {
     pub reload_failures_total: u64,
     /// Per fleet.
     pub fleets: BTreeMap<String, FleetStatus>,
+    /// The provider's own counters (AWS calls, scrapes, events).
+    pub provider: crate::provider::ProviderStats,
+}
+
+/// One pool as last observed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PoolStatus {
+    /// `spot` or `on-demand`.
+    pub market: String,
+    /// Desired capacity set on the group, units.
+    pub desired_units: Units,
+    /// Units in service.
+    pub in_service_units: Units,
+    /// Units booting.
+    pub pending_units: Units,
 }
 
 /// Why the loop could not start.
@@ -289,6 +306,7 @@ impl<P: Provider> Daemon<P> {
         self.published.last_tick_at = Some(now);
         self.published.last_tick_instant = Some(Instant::now());
         self.published.tick_cpu_seconds_total += (thread_cpu_secs() - cpu0).max(0.0);
+        self.published.provider = self.provider.stats();
         self.publish();
     }
 
@@ -380,6 +398,7 @@ impl<P: Provider> Daemon<P> {
                     self.opts.call_timeout
                 ))
             })??;
+        self.status(fleet).pools = observed_pools(fleet, &snap);
         let state = self.states.get(&fleet.name).cloned().unwrap_or_default();
         let (decision, mut next) = decide(fleet, &snap, &state, now);
 
@@ -438,6 +457,31 @@ impl<P: Provider> Daemon<P> {
         }
         self.states.insert(fleet.name.clone(), next);
     }
+}
+
+/// Per pool: market, desired, in-service and pending units.
+fn observed_pools(fleet: &Fleet, snap: &crate::model::Snapshot) -> BTreeMap<String, PoolStatus> {
+    use crate::model::LifecycleState;
+    fleet
+        .pools
+        .iter()
+        .map(|p| {
+            let units = |state| {
+                snap.instances
+                    .iter()
+                    .filter(|i| i.pool == p.name && i.state == state)
+                    .map(|i| i.weight_units)
+                    .sum()
+            };
+            let status = PoolStatus {
+                market: p.market.to_string(),
+                desired_units: snap.pool_desired_units.get(&p.name).copied().unwrap_or(0),
+                in_service_units: units(LifecycleState::InService),
+                pending_units: units(LifecycleState::Pending),
+            };
+            (p.name.clone(), status)
+        })
+        .collect()
 }
 
 fn action_name(a: Action) -> &'static str {

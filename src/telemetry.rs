@@ -254,5 +254,107 @@ pub fn render_metrics(p: &Published) -> String {
             f.last_tick_seconds,
         );
     }
+    render_pools(&mut o, p);
+    render_provider(&mut o, &p.provider);
     o.0
+}
+
+/// Per pool, by market: desired, in-service and pending units as observed.
+fn render_pools(o: &mut Out, p: &Published) {
+    type Field = fn(&crate::daemon::PoolStatus) -> u32;
+    let fields: [(&str, &str, Field); 3] = [
+        (
+            "pool_desired_units",
+            "Desired capacity set on the pool's group, units.",
+            |s| s.desired_units,
+        ),
+        (
+            "pool_in_service_units",
+            "Units in service in the pool.",
+            |s| s.in_service_units,
+        ),
+        ("pool_pending_units", "Units booting in the pool.", |s| {
+            s.pending_units
+        }),
+    ];
+    for (name, help, get) in fields {
+        o.help(name, "gauge", help);
+        for (fleet, f) in &p.fleets {
+            for (pool, s) in &f.pools {
+                o.sample(
+                    name,
+                    &[("fleet", fleet), ("pool", pool), ("market", &s.market)],
+                    get(s) as f64,
+                );
+            }
+        }
+    }
+}
+
+/// The provider's own counters: cloud API calls (count, failures, seconds), scrapes, events.
+fn render_provider(o: &mut Out, s: &crate::provider::ProviderStats) {
+    let by_api: [(&str, &str, &std::collections::BTreeMap<&str, f64>); 1] = [(
+        "aws_call_seconds_total",
+        "Wall seconds spent in AWS API calls, by API (÷ aws_calls_total: mean latency).",
+        &s.call_seconds_total,
+    )];
+    let counts: [(&str, &str, &std::collections::BTreeMap<&str, u64>); 2] = [
+        ("aws_calls_total", "AWS API calls, by API.", &s.calls_total),
+        (
+            "aws_call_errors_total",
+            "AWS API calls that failed after the SDK's retries, by API.",
+            &s.errors_total,
+        ),
+    ];
+    for (name, help, map) in counts {
+        o.help(name, "counter", help);
+        for (api, n) in map {
+            o.sample(name, &[("api", api)], *n as f64);
+        }
+    }
+    for (name, help, map) in by_api {
+        o.help(name, "counter", help);
+        for (api, secs) in map {
+            o.sample(name, &[("api", api)], *secs);
+        }
+    }
+    o.help(
+        "events_total",
+        "counter",
+        "Event-queue messages read, by kind.",
+    );
+    for (kind, n) in &s.events_total {
+        o.sample("events_total", &[("kind", kind)], *n as f64);
+    }
+    let totals: [(&str, &str, u64); 5] = [
+        (
+            "scrapes_total",
+            "Inference-server scrapes attempted.",
+            s.scrapes_total,
+        ),
+        (
+            "scrape_failures_total",
+            "Scrapes that failed (timeout, refused, HTTP error).",
+            s.scrape_failures_total,
+        ),
+        (
+            "scrape_bad_lines_total",
+            "Exposition lines that could not be read.",
+            s.scrape_bad_lines_total,
+        ),
+        (
+            "unreadable_events_total",
+            "Event messages that could not be read (left for the dead-letter queue).",
+            s.unreadable_events_total,
+        ),
+        (
+            "lifecycle_actions_completed_total",
+            "Terminate lifecycle actions completed after a drain.",
+            s.lifecycle_completed_total,
+        ),
+    ];
+    for (name, help, n) in totals {
+        o.help(name, "counter", help);
+        o.sample(name, &[], n as f64);
+    }
 }

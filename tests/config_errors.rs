@@ -94,7 +94,7 @@ fn each_mistake_has_its_exact_message_and_location() {
         (
             "unknown global key",
             "[global]\ntick = 10\n",
-            "p.toml:2:1: global.tick: unknown key; valid keys here: dry_run, http_listen, provider, state_dir, tick_secs",
+            "p.toml:2:1: global.tick: unknown key; valid keys here: aws, dry_run, http_listen, provider, scrape, state_dir, tick_secs",
         ),
         (
             "wrong type",
@@ -247,4 +247,53 @@ fn unreadable_file_is_a_read_error() {
     assert!(e
         .to_string()
         .starts_with("/nonexistent/policy.toml: cannot read the policy file"));
+}
+
+/// Metric sources and AWS settings: each mistake named with its place and what would do.
+#[test]
+fn aws_settings_and_metric_sources_are_checked() {
+    let fleet = |metric: &str| {
+        format!(
+            "[global]\nprovider = \"aws\"\n[global.aws]\nendpoint_url = \"localhost:5000\"\n\
+             [global.scrape]\npath = \"metrics\"\n\
+             [[fleets]]\nname = \"a\"\nmin_units = 1\nmax_units = 4\n\
+             [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
+             [[fleets.metrics]]\n{metric}\n"
+        )
+    };
+    let got = problems(&fleet(
+        "signal = \"external_queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 5 }",
+    ));
+    let want = [
+        "p.toml:4:16: global.aws.endpoint_url: \"localhost:5000\" is not an http(s) URL; a URL such as \"https://sqs.us-east-1.amazonaws.com/123456789012/events\"",
+        "p.toml:6:8: global.scrape.path: \"metrics\" does not start with /; a path such as \"/metrics\"",
+        "p.toml:15:1: fleets[0].metrics[0].source: missing required key; with provider = \"aws\", fleet-level signal \"external_queue_depth\" needs a source: { type = \"sqs\", queue_url = … }, { type = \"cloudwatch\", … } or { type = \"promql\", … }",
+    ];
+    assert_eq!(got, want);
+
+    let got = problems(&fleet(
+        "signal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 5 }\n\
+         source = { type = \"sqs\", queue_url = \"http://q\" }",
+    ));
+    assert!(got.contains(&"p.toml:18:19: fleets[0].metrics[0].source.type: a fleet-level source cannot feed signal \"queue_depth\"; \"scrape\" (per-instance signals are read from each instance)".to_string()), "{got:#?}");
+
+    let got = problems(&fleet(
+        "signal = \"fleet_request_rate\"\ntarget = { type = \"Value\", value = 5 }\n\
+         source = { type = \"cloudwatch\", namespace = \"AWS/ApplicationELB\", metric_name = \"RequestCount\", statistic = \"Total\", period_secs = 90 }",
+    ));
+    for want in [
+        "p.toml:18:109: fleets[0].metrics[0].source.statistic: unknown statistic \"Total\"; \"Sum\", \"Average\", \"Maximum\", \"Minimum\", \"SampleCount\" or a percentile such as \"p95\"",
+        "p.toml:18:132: fleets[0].metrics[0].source.period_secs: 90 is not a multiple of 60; 60, 120, 300, … (CloudWatch keeps 1-minute data 15 days)",
+    ] {
+        assert!(got.contains(&want.to_string()), "{want}\n{got:#?}");
+    }
+    let got = problems(&fleet(
+        "signal = \"fleet_request_rate\"\ntarget = { type = \"Value\", value = 5 }\nsource = { type = \"sqs\" }",
+    ));
+    assert!(
+        got.iter().any(|p| p.starts_with(
+            "p.toml:18:10: fleets[0].metrics[0].source.queue_url: missing required key"
+        )),
+        "{got:#?}"
+    );
 }

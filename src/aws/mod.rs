@@ -38,7 +38,7 @@ use self::error::classify;
 use self::events::{parse_event, EventTracker};
 use crate::config::{AwsSettings, Fleet, MetricSource, Pool, ScrapeSettings, Signal};
 use crate::model::{Instance, LifecycleState, Market, Sample, Snapshot, Timestamp, Units};
-use crate::provider::{Provider, ProviderError};
+use crate::provider::{Provider, ProviderError, ProviderStats};
 use crate::scrape::{self, Exposition, Histogram, Scraper};
 
 /// Every AWS API call this provider makes (for the IAM policy and for `/metrics`).
@@ -67,32 +67,9 @@ const EVENT_VISIBILITY_SECS: i32 = 60;
 /// tests point every instance at a loopback server.
 pub type TargetResolver = Arc<dyn Fn(&str, &str, u16) -> (String, u16) + Send + Sync>;
 
-/// Call counts and failures, for `/metrics`.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct AwsStats {
-    /// Calls made, by API name.
-    pub calls_total: BTreeMap<&'static str, u64>,
-    /// Calls that failed after the SDK's retries, by API name.
-    pub errors_total: BTreeMap<&'static str, u64>,
-    /// Wall seconds spent in calls, by API name.
-    pub call_seconds_total: BTreeMap<&'static str, f64>,
-    /// Scrapes attempted.
-    pub scrapes_total: u64,
-    /// Scrapes that failed (timeout, refused, HTTP error).
-    pub scrape_failures_total: u64,
-    /// Exposition lines that could not be read.
-    pub scrape_bad_lines_total: u64,
-    /// Event messages read, by kind.
-    pub events_total: BTreeMap<&'static str, u64>,
-    /// Event messages that could not be read (left in the queue for its dead-letter queue).
-    pub unreadable_events_total: u64,
-    /// Terminate lifecycle actions completed.
-    pub lifecycle_completed_total: u64,
-}
-
 /// Awaits one call, timing and counting it (and its failure) under `api`.
 async fn timed<T, E>(
-    stats: &mut AwsStats,
+    stats: &mut ProviderStats,
     api: &'static str,
     call: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
@@ -128,7 +105,7 @@ pub struct AwsProvider {
     /// Warm-pool settings last applied per group.
     warm_pools_applied: BTreeMap<String, (u32, Option<Units>)>,
     /// Counters.
-    pub stats: AwsStats,
+    pub stats: ProviderStats,
 }
 
 /// Loads the SDK configuration: the default credential chain (environment, profile, IMDSv2),
@@ -170,7 +147,7 @@ impl AwsProvider {
             failed_launches: BTreeMap::new(),
             drained: BTreeSet::new(),
             warm_pools_applied: BTreeMap::new(),
-            stats: AwsStats::default(),
+            stats: ProviderStats::default(),
         }
     }
 
@@ -508,6 +485,10 @@ fn weight_of(pool: &Pool, instance_type: Option<&str>, weighted: Option<&str>) -
 }
 
 impl Provider for AwsProvider {
+    fn stats(&self) -> ProviderStats {
+        self.stats.clone()
+    }
+
     async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
         self.read_events(now).await?;
 

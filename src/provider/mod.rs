@@ -41,6 +41,29 @@ impl ProviderError {
     }
 }
 
+/// What a provider counts about its own work, for `/metrics`. Keys are API or event names.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ProviderStats {
+    /// Cloud API calls made, by API name (`SetDesiredCapacity`, …).
+    pub calls_total: std::collections::BTreeMap<&'static str, u64>,
+    /// Calls that failed after the SDK's own retries, by API name.
+    pub errors_total: std::collections::BTreeMap<&'static str, u64>,
+    /// Wall seconds spent in calls, by API name (with `calls_total`: the mean latency).
+    pub call_seconds_total: std::collections::BTreeMap<&'static str, f64>,
+    /// Inference-server scrapes attempted.
+    pub scrapes_total: u64,
+    /// Scrapes that failed (timeout, refused, HTTP error).
+    pub scrape_failures_total: u64,
+    /// Exposition lines that could not be read.
+    pub scrape_bad_lines_total: u64,
+    /// Event messages read, by kind (`spot_interruption`, `rebalance`, …).
+    pub events_total: std::collections::BTreeMap<&'static str, u64>,
+    /// Event messages that could not be read (left for the queue's dead-letter queue).
+    pub unreadable_events_total: u64,
+    /// Terminate lifecycle actions completed after a drain.
+    pub lifecycle_completed_total: u64,
+}
+
 /// A cloud the daemon can observe and steer.
 pub trait Provider {
     /// The fleet as observed at `now` (for the simulated cloud: after advancing it to `now`).
@@ -57,6 +80,11 @@ pub trait Provider {
         pool: &Pool,
         units: Units,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+
+    /// Counters about the provider's own work (none for the simulated cloud).
+    fn stats(&self) -> ProviderStats {
+        ProviderStats::default()
+    }
 
     /// After every fleet of a tick has been decided. `acted` is true when every decision was
     /// applied (false in dry-run, or when a fleet's tick failed). Deferred work happens here:

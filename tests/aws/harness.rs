@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 pub fn moto() -> String {
     static URL: OnceLock<String> = OnceLock::new();
     URL.get_or_init(|| {
-        if let Ok(url) = std::env::var("LLM_AUTOSCALER_MOTO") {
+        if let Some(url) = std::env::var("LLM_AUTOSCALER_MOTO").ok().filter(|u| !u.is_empty()) {
             return url;
         }
         let bin = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server");
@@ -39,12 +39,14 @@ pub fn moto() -> String {
             .unwrap()
             .port();
         // `timeout` bounds its life: nothing outlives the test run by more than 15 minutes.
-        Command::new("timeout")
+        static CHILD: OnceLock<std::sync::Mutex<std::process::Child>> = OnceLock::new();
+        let child = Command::new("timeout")
             .args(["900", bin, "-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting moto_server");
+        CHILD.get_or_init(|| std::sync::Mutex::new(child));
         let url = format!("http://127.0.0.1:{port}");
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {

@@ -6,7 +6,7 @@
 
 mod harness;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,13 +203,13 @@ enabled = false
         )
     }
 
-    async fn daemon(&self, path: &PathBuf, dry_run: bool) -> Daemon<AwsProvider> {
+    async fn daemon(&self, path: &Path, dry_run: bool) -> Daemon<AwsProvider> {
         let cfg = config::load(path).unwrap();
         let provider = self.provider(&cfg).await;
         let store = StateStore::open(&cfg.global.state_dir).unwrap();
         let (tx, _rx) = watch::channel(Arc::new(Published::default()));
         let opts = Options {
-            config_path: path.clone(),
+            config_path: path.to_path_buf(),
             interval: Duration::from_secs(15),
             clock: Clock::Wall,
             call_timeout: Duration::from_secs(20),
@@ -328,6 +328,16 @@ async fn desired_capacity_follows_the_queue_split_by_market_and_warm_pool_is_set
         .unwrap();
     assert_eq!(m.status, MetricStatus::Valid, "{m:?}");
     assert_eq!((m.ready_units, m.missing_units), (4, 0), "{m:?}");
+    let metrics = llm_autoscaler::telemetry::render_metrics(d.published());
+    for line in [
+        "llm_autoscaler_aws_calls_total{api=\"SetDesiredCapacity\"} 1",
+        "llm_autoscaler_aws_calls_total{api=\"GetQueueAttributes\"} 1",
+        "llm_autoscaler_pool_in_service_units{fleet=\"follow\",pool=\"spot\",market=\"spot\"} 2",
+        "llm_autoscaler_scrapes_total 4",
+        "llm_autoscaler_scrape_failures_total 0",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
     // Unchanged pools are not set again.
     let sets = b.proxy.with(|s| s.set_desired.len());
     d.tick().await;
