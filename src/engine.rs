@@ -14,6 +14,10 @@
 //!    follows the demand signals only (not scale-up-only latency signals);
 //! 7. the result is split over the pools ([`policy::split`]); when spot launches fail,
 //!    on-demand covers the spot units not in service (the spot fallback).
+//!
+//! With `[fleets.predictive]`, the forecast floor ([`policy::predictive`]) joins the bounds of
+//! step 2 like a schedule floor: it can only raise capacity, and applies even when data is
+//! missing (raising is always safe).
 
 use std::fmt::Write as _;
 
@@ -24,6 +28,7 @@ use crate::model::{Snapshot, Timestamp, Units};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
 use crate::policy::hpa::{self, CalcInput, MetricRecommendation, MetricStatus};
 use crate::policy::panic::{self, PanicState, PanicStep};
+use crate::policy::predictive::{self, ColdStarts, PredictiveStep};
 use crate::policy::schedule::{self, Bounds};
 use crate::policy::split::{self, PoolTarget};
 
@@ -44,6 +49,9 @@ pub struct EngineState {
     /// The spot fallback.
     #[serde(default)]
     pub fallback: split::FallbackState,
+    /// Launch → in-service times seen (the predictive policy's lead), when predictive is on.
+    #[serde(default)]
+    pub cold_starts: ColdStarts,
 }
 
 /// The direction of a decision.
@@ -112,6 +120,8 @@ pub struct Decision {
     pub stages: Stages,
     /// Panic mode after this decision.
     pub panic: Option<PanicStep>,
+    /// The predictive floor, when `[fleets.predictive]` is on.
+    pub predictive: Option<PredictiveStep>,
     /// Why: HPA-style conditions.
     pub conditions: Vec<Condition>,
     /// Desired units per pool.
@@ -176,7 +186,13 @@ pub fn decide(
         ));
     }
 
-    let bounds = schedule::bounds(fleet, now);
+    let mut bounds = schedule::bounds(fleet, now);
+    let predictive_step = fleet.predictive.as_ref().map(|cfg| {
+        st.cold_starts.observe(snap, now);
+        let step = predictive::step(cfg, snap.forecast.as_ref(), &st.cold_starts, now);
+        conditions.push(predictive_condition(&step, &mut bounds, fleet.max_units));
+        step
+    });
     if !bounds.active_schedules.is_empty() {
         conditions.push(cond(
             "Schedule",
@@ -275,16 +291,11 @@ pub fn decide(
             "current capacity above max_units",
         ));
         fleet.max_units
-    } else if current < bounds.min_units {
-        conditions.push(cond(
-            "ScalingLimited",
-            true,
-            "TooFewReplicas",
-            "current capacity below the floor",
-        ));
-        bounds.min_units
     } else if held_for_data {
-        current
+        if current < bounds.min_units {
+            conditions.push(too_few());
+        }
+        current.max(bounds.min_units)
     } else if current > bounds.max_units {
         conditions.push(cond(
             "ScalingLimited",
@@ -345,6 +356,12 @@ pub fn decide(
                 ),
             ));
         }
+        if current < bounds.min_units {
+            // Below a floor (the fleet's, a schedule's or the forecast's): at least the floor,
+            // and more if the metrics want more — HPA would jump to the floor alone and follow
+            // the metrics a sync later.
+            conditions.push(too_few());
+        }
         after_panic.clamp(bounds.min_units, bounds.max_units)
     };
     record_event(&mut st, fleet, now, current, desired);
@@ -393,11 +410,66 @@ pub fn decide(
         bounds,
         stages,
         panic: panic_step,
+        predictive: predictive_step,
         conditions,
         pools,
         summary,
     };
     (decision, st)
+}
+
+/// Raises `bounds` to the predictive floor when it applies (the floor wins over a schedule's
+/// ceiling, as schedule floors do; the fleet's `max_units` always holds), and explains it.
+fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: Units) -> Condition {
+    let (Some(floor), Some(peak)) = (step.floor_units, step.peak_demand) else {
+        return cond(
+            "Predictive",
+            false,
+            "NoForecast",
+            format!(
+                "no forecast covers the next {:.0} s: reactive scaling only",
+                step.lead_secs
+            ),
+        );
+    };
+    let what = format!(
+        "forecast peak {peak:.1} over the next {:.0} s ({} lead) needs {floor} units",
+        step.lead_secs, step.lead_from
+    );
+    if !step.applied {
+        return cond(
+            "Predictive",
+            false,
+            "ForecastOnly",
+            format!("{what}; reported, not applied (forecast_only)"),
+        );
+    }
+    let floor = floor.min(max_units);
+    if floor <= bounds.min_units {
+        return cond(
+            "Predictive",
+            false,
+            "ForecastBelowFloor",
+            format!("{what}; the floor is already {}", bounds.min_units),
+        );
+    }
+    bounds.min_units = floor;
+    bounds.max_units = bounds.max_units.max(floor);
+    cond(
+        "Predictive",
+        true,
+        "ForecastFloor",
+        format!("{what}: floor raised to {floor}"),
+    )
+}
+
+fn too_few() -> Condition {
+    cond(
+        "ScalingLimited",
+        true,
+        "TooFewReplicas",
+        "current capacity below the floor",
+    )
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

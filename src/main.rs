@@ -339,6 +339,25 @@ fn print_fleet(f: &Fleet) {
             s.max_factor
         );
     }
+    if let Some(p) = &f.predictive {
+        let lead = p.lead_secs.map_or_else(
+            || {
+                format!(
+                    "observed p95 cold start (default {} s)",
+                    p.default_lead_secs
+                )
+            },
+            |l| format!("{l} s"),
+        );
+        println!(
+            "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min",
+            p.mode,
+            p.quantile * 100.0,
+            p.demand_per_unit,
+            p.history_days,
+            p.refit_mins
+        );
+    }
 }
 
 fn read_input(path: &Path) -> anyhow::Result<String> {
@@ -464,7 +483,7 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
     if !(a.scale > 0.0 && a.scale.is_finite()) {
         return Err(InputError(format!("--scale {} must be a number above 0", a.scale)).into());
     }
-    let (name, source, duration, spot, epoch) = match (&a.scenario, &a.trace) {
+    let (name, source, duration, spot, epoch, history) = match (&a.scenario, &a.trace) {
         (Some(name), _) => {
             let s = scenario::builtin(name, a.seed).ok_or_else(|| {
                 InputError(format!(
@@ -472,12 +491,14 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
                     scenario::NAMES.join(", ")
                 ))
             })?;
+            let history = s.history.iter().map(|v| v.map(|r| r * a.scale)).collect();
             (
                 s.name.to_string(),
                 s.source,
                 s.duration_secs,
                 s.spot,
                 s.epoch,
+                history,
             )
         }
         (None, Some(path)) => {
@@ -508,6 +529,7 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
                 duration,
                 SpotModel::default(),
                 epoch,
+                Vec::new(),
             )
         }
         (None, None) => unreachable!("clap requires --scenario or --trace"),
@@ -539,9 +561,14 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         target_utilization: 0.8,
         baselines: !a.no_baselines,
         record_decisions: a.decisions.is_some(),
+        history,
     };
     let tty = std::io::stdout().is_terminal();
-    let runs = if setup.baselines { 6.0 } else { 1.0 };
+    let runs = match (setup.baselines, setup.fleet.predictive.is_some()) {
+        (false, _) => 1.0,
+        (true, false) => 6.0,
+        (true, true) => 7.0,
+    };
     let mut progress = |f: f64| {
         if tty {
             let n = (f * 40.0) as usize;

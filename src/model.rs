@@ -187,6 +187,40 @@ pub struct Snapshot {
     /// in the group's scaling activities), cumulative; the engine reacts to increases.
     #[serde(default)]
     pub pool_failed_launches: BTreeMap<String, u64>,
+    /// The fleet's demand forecast, when predictive scaling is on (computed by the caller from
+    /// the demand history: the engine only reads it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<DemandForecast>,
+}
+
+/// A per-minute demand forecast, in the demand history's unit (e.g. requests per minute).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DemandForecast {
+    /// The first minute the forecast covers.
+    pub start: Timestamp,
+    /// Point forecast per minute.
+    pub point: Vec<f64>,
+    /// The upper quantile per minute (`predictive.quantile`): what capacity is sized on.
+    pub upper: Vec<f64>,
+}
+
+impl DemandForecast {
+    /// The highest upper quantile over the minutes overlapping `[from, from + secs]`; `None`
+    /// when the forecast does not reach that far (a stale forecast must not be trusted).
+    pub fn peak_upper(&self, from: Timestamp, secs: f64) -> Option<f64> {
+        let first = (from.secs_since(self.start) / 60.0).floor().max(0.0) as usize;
+        let last = ((from.secs_since(self.start) + secs) / 60.0)
+            .floor()
+            .max(0.0) as usize;
+        if last >= self.upper.len() {
+            return None;
+        }
+        self.upper[first..=last]
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
+    }
 }
 
 impl Snapshot {
@@ -231,6 +265,25 @@ mod tests {
     }
 
     #[test]
+    fn forecast_peaks_cover_the_window_or_refuse() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let f = DemandForecast {
+            start: t0,
+            point: vec![0.0; 5],
+            upper: vec![1.0, 5.0, 3.0, 9.0, 2.0],
+        };
+        assert_eq!(f.peak_upper(t0, 0.0), Some(1.0));
+        assert_eq!(f.peak_upper(t0.plus_secs(30.0), 60.0), Some(5.0));
+        assert_eq!(f.peak_upper(t0.plus_secs(120.0), 119.0), Some(9.0));
+        assert_eq!(
+            f.peak_upper(t0.plus_secs(120.0), 180.0),
+            None,
+            "beyond the horizon"
+        );
+        assert_eq!(f.peak_upper(t0.plus_secs(-600.0), 60.0), Some(1.0));
+    }
+
+    #[test]
     fn unit_counts_follow_lifecycle_and_weights() {
         let inst = |state, w| Instance {
             id: "i".into(),
@@ -251,6 +304,7 @@ mod tests {
             fleet_metrics: BTreeMap::new(),
             pool_desired_units: BTreeMap::new(),
             pool_failed_launches: BTreeMap::new(),
+            forecast: None,
         };
         assert_eq!(s.in_service_units(), 5);
         assert_eq!(s.pending_units(), 2);

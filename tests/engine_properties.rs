@@ -1,6 +1,6 @@
 //! Properties of the engine over random fleets, snapshots and histories: the result is always
 //! within [min, max]; no scale-down while any metric is stale or invalid; same input, same
-//! decision.
+//! decision; the predictive floor only ever raises capacity, and `forecast_only` never acts.
 
 mod common;
 
@@ -9,13 +9,17 @@ use std::collections::BTreeMap;
 use common::*;
 use llm_autoscaler::config::Fleet;
 use llm_autoscaler::engine::{decide, EngineState};
-use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot};
+use llm_autoscaler::model::{DemandForecast, Instance, LifecycleState, Sample, Snapshot};
 use llm_autoscaler::policy::hpa::MetricStatus;
 use proptest::prelude::*;
 
 fn policy(min: u32, span: u32, down_window: u64, panic: bool) -> Fleet {
+    policy_with(min, span, down_window, panic, "")
+}
+
+fn policy_with(min: u32, span: u32, down_window: u64, panic: bool, extra: &str) -> Fleet {
     fleet(&format!(
-        "min_units = {min}\nmax_units = {}\non_demand_base_units = 1\n\
+        "min_units = {min}\nmax_units = {}\non_demand_base_units = 1\n{extra}\n\
          [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
          [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 5 }}\n\
          [[fleets.metrics]]\nname = \"kv\"\nsignal = \"kv_cache_usage\"\ntarget = {{ type = \"Utilization\", average_utilization = 80 }}\n\
@@ -111,6 +115,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                 fleet_metrics,
                 pool_desired_units: BTreeMap::new(),
                 pool_failed_launches: BTreeMap::from([("spot".to_string(), spot_failures)]),
+                forecast: None,
             }
         })
 }
@@ -171,5 +176,43 @@ proptest! {
         // The state is a plain value: it survives a JSON round trip and decides the same.
         let restored: EngineState = serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
         prop_assert_eq!(decide(&f, &snap, &restored, t(0)).0, d);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    #[test]
+    fn the_forecast_floor_only_raises_and_forecast_only_never_acts(
+        min in 0u32..10, span in 1u32..60, panic in any::<bool>(),
+        earlier in prop::collection::vec(arb_snapshot(), 0..8),
+        snap in arb_snapshot(),
+        upper in prop::collection::vec(0.0..2000.0f64, 1..20),
+        start_mins in -10i64..5,
+    ) {
+        let predictive = |mode: &str| format!(
+            "[fleets.predictive]\nmode = \"{mode}\"\ndemand_per_unit = 50\nlead_secs = 240\n"
+        );
+        let reactive = policy(min, span, 300, panic);
+        let scale = policy_with(min, span, 300, panic, &predictive("forecast_and_scale"));
+        let only = policy_with(min, span, 300, panic, &predictive("forecast_only"));
+        let state = history(&reactive, &earlier);
+        let mut snap = snap;
+        snap.forecast = Some(DemandForecast { start: t(start_mins * 60), point: upper.clone(), upper });
+        let (r, _) = decide(&reactive, &snap, &state, t(0));
+        let (s, _) = decide(&scale, &snap, &state, t(0));
+        let (o, _) = decide(&only, &snap, &state, t(0));
+        prop_assert!(s.desired_units >= r.desired_units,
+            "the floor lowered capacity: {} < {}: {}", s.desired_units, r.desired_units, s.summary);
+        prop_assert!(s.desired_units <= scale.max_units);
+        let step = s.predictive.clone().expect("predictive step");
+        if let Some(floor) = step.floor_units {
+            prop_assert!(s.desired_units >= floor.min(scale.max_units), "{}", s.summary);
+        } else {
+            prop_assert_eq!(s.desired_units, r.desired_units, "no forecast reaches: reactive only");
+        }
+        prop_assert_eq!(o.desired_units, r.desired_units, "forecast_only acted: {}", o.summary);
+        prop_assert_eq!(&o.pools, &r.pools);
+        prop_assert!(!o.predictive.as_ref().unwrap().applied);
     }
 }

@@ -58,6 +58,7 @@ fn snap(
             ("spot".to_string(), pool_desired.1),
         ]),
         pool_failed_launches: BTreeMap::from([("spot".to_string(), spot_failures)]),
+        forecast: None,
     }
 }
 

@@ -62,6 +62,18 @@ const FLEET_KEYS: &[&str] = &[
     "panic",
     "schedules",
     "slo",
+    "predictive",
+];
+const PREDICTIVE_KEYS: &[&str] = &[
+    "mode",
+    "demand_per_unit",
+    "quantile",
+    "lead_secs",
+    "default_lead_secs",
+    "history_days",
+    "refit_mins",
+    "warm_pool_from_forecast",
+    "source",
 ];
 const POOL_KEYS: &[&str] = &["name", "asg_name", "market", "instance_types", "warm_pool"];
 const INSTANCE_TYPE_KEYS: &[&str] = &["type", "weight_units"];
@@ -587,6 +599,9 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         .into_iter()
         .filter_map(|r| parse_schedule(ctx, r))
         .collect();
+    let predictive = s
+        .table(ctx, "predictive")
+        .and_then(|t| parse_predictive(ctx, t, provider));
     s.finish(ctx, FLEET_KEYS);
     Some(Fleet {
         name: name?,
@@ -603,7 +618,79 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         panic,
         schedules,
         slo,
+        predictive,
     })
+}
+
+fn parse_predictive(
+    ctx: &mut Ctx<'_>,
+    s: Section<'_, '_>,
+    provider: ProviderKind,
+) -> Option<Predictive> {
+    let mode = s
+        .choice(
+            ctx,
+            "mode",
+            &[
+                ("forecast_and_scale", PredictiveMode::ForecastAndScale),
+                ("forecast_only", PredictiveMode::ForecastOnly),
+            ],
+        )
+        .unwrap_or(PredictiveMode::ForecastAndScale);
+    let demand_per_unit = s
+        .number(ctx, "demand_per_unit", |x| x > 0.0, "a number above 0")
+        .or_else(|| {
+            s.absent(
+                ctx,
+                "demand_per_unit",
+                "the demand one unit serves in the history's unit, e.g. 110 (requests per minute)",
+            )
+        });
+    let source = s
+        .table(ctx, "source")
+        .and_then(|t| parse_source(ctx, t, None));
+    if let Some(src) = &source {
+        if !matches!(
+            src,
+            MetricSource::Cloudwatch {
+                period_secs: 60,
+                ..
+            }
+        ) {
+            ctx.report(
+                s.value_span("source"),
+                &s.key_path("source"),
+                "the demand history must be a per-minute CloudWatch metric",
+                "{ type = \"cloudwatch\", …, period_secs = 60 }",
+            );
+        }
+    } else if provider == ProviderKind::Aws {
+        s.missing(
+            ctx,
+            "source",
+            "with provider = \"aws\", the demand history's CloudWatch metric: { type = \"cloudwatch\", namespace = …, metric_name = …, statistic = \"Sum\", period_secs = 60 }",
+        );
+    }
+    let p = Predictive {
+        mode,
+        demand_per_unit: demand_per_unit.unwrap_or(1.0),
+        quantile: s
+            .number(
+                ctx,
+                "quantile",
+                |x| (0.5..=0.99).contains(&x),
+                "a number from 0.5 to 0.99",
+            )
+            .unwrap_or(0.9),
+        lead_secs: s.int(ctx, "lead_secs", 0, 3600),
+        default_lead_secs: s.int(ctx, "default_lead_secs", 0, 3600).unwrap_or(300),
+        history_days: s.int(ctx, "history_days", 1, 15).unwrap_or(14),
+        refit_mins: s.int(ctx, "refit_mins", 1, 1440).unwrap_or(60),
+        warm_pool_from_forecast: s.bool(ctx, "warm_pool_from_forecast").unwrap_or(false),
+        source,
+    };
+    s.finish(ctx, PREDICTIVE_KEYS);
+    demand_per_unit.map(|_| p)
 }
 
 fn parse_pool(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Pool> {

@@ -216,6 +216,51 @@ pub struct Fleet {
     pub schedules: Vec<ScheduleRule>,
     /// `[fleets.slo]`: service-level objectives of the fleet.
     pub slo: Slo,
+    /// `[fleets.predictive]`: forecast-driven capacity floor; absent means off.
+    pub predictive: Option<Predictive>,
+}
+
+/// Whether the predictive floor acts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictiveMode {
+    /// Compute and report the floor in every decision; never act on it.
+    ForecastOnly,
+    /// Raise capacity to the floor (never lower it: as EC2's `ForecastAndScale`).
+    ForecastAndScale,
+}
+
+/// `[fleets.predictive]`: have capacity in service before a forecast rise arrives. The fleet's
+/// demand history (per minute) is forecast with prediction intervals; the floor is the upper
+/// quantile of the demand over the next lead time, divided by what one unit serves. It only
+/// ever raises capacity; the reactive policy still decides everything else.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Predictive {
+    /// `mode`: `"forecast_and_scale"` (default) or `"forecast_only"`.
+    pub mode: PredictiveMode,
+    /// `demand_per_unit`: demand one unit serves at its target utilisation, in the history's
+    /// unit (e.g. requests per minute). Required.
+    pub demand_per_unit: f64,
+    /// `quantile`: the forecast quantile capacity is sized on, 0.5–0.99. Default 0.9.
+    pub quantile: f64,
+    /// `lead_secs`: how far ahead capacity must be there. Default: the p95 of the fleet's own
+    /// observed launch → in-service times, `default_lead_secs` until three have been seen.
+    pub lead_secs: Option<u64>,
+    /// `default_lead_secs`: the lead before any cold start has been observed. Default 300.
+    pub default_lead_secs: u64,
+    /// `history_days`: demand history kept and fitted, days (1–15; CloudWatch keeps 1-minute
+    /// data 15 days). Default 14.
+    pub history_days: u64,
+    /// `refit_mins`: minutes between refits (each fit costs ~0.5 s of CPU on 14 days). Default 60.
+    pub refit_mins: u64,
+    /// `warm_pool_from_forecast`: size warm pools from the forecast peak of the next hour
+    /// (their `min_size` becomes the peak's units above current capacity, within the pool's
+    /// `max_prepared_units`). Default false.
+    pub warm_pool_from_forecast: bool,
+    /// `source`: where the AWS provider reads the per-minute demand history (a CloudWatch
+    /// metric with `period_secs = 60`, e.g. the load balancer's `RequestCount` `Sum`). The
+    /// simulated cloud counts arrivals itself.
+    pub source: Option<MetricSource>,
 }
 
 /// `[[fleets.pools]]`: one Auto Scaling Group.

@@ -4,5 +4,6 @@
 pub mod behavior;
 pub mod hpa;
 pub mod panic;
+pub mod predictive;
 pub mod schedule;
 pub mod split;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::world::{Controller, Desired, World};
 use crate::config::{Fleet, Signal};
 use crate::engine::{decide, EngineState};
+use crate::forecast::predictor::{minute_of, Predictor};
 use crate::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
 /// The world as the daemon's collectors would see it at `at`: lifecycle per instance,
@@ -73,6 +74,7 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
             .iter()
             .map(|p| (p.spec.name.clone(), p.failed_launches))
             .collect(),
+        forecast: None,
     }
 }
 
@@ -81,6 +83,11 @@ pub struct EngineController {
     fleet: Fleet,
     state: EngineState,
     epoch: Timestamp,
+    /// With `[fleets.predictive]`: the demand history (arrivals per minute) and its forecast,
+    /// as the daemon keeps them.
+    predictor: Option<Predictor>,
+    /// Minutes of the run already recorded into the predictor.
+    recorded_minutes: usize,
     /// Decisions that changed capacity.
     pub changes: u64,
     /// Every decision as a JSON line, when recording.
@@ -91,6 +98,8 @@ impl EngineController {
     /// A controller for `fleet`; run time 0 is `epoch`.
     pub fn new(fleet: Fleet, epoch: Timestamp) -> Self {
         EngineController {
+            predictor: fleet.predictive.as_ref().map(Predictor::new),
+            recorded_minutes: 0,
             fleet,
             state: EngineState::default(),
             epoch,
@@ -98,12 +107,39 @@ impl EngineController {
             log: None,
         }
     }
+
+    /// Seeds the predictor with the demand of the minutes just before the run (requests per
+    /// minute, the last entry being the minute before t = 0).
+    pub fn with_history(mut self, history: &[Option<f64>]) -> Self {
+        if let Some(p) = &mut self.predictor {
+            let first = minute_of(self.epoch) - history.len() as i64;
+            for (i, v) in history.iter().enumerate() {
+                p.record(first + i as i64, *v);
+            }
+        }
+        self
+    }
+
+    /// The predictor, when predictive scaling is on.
+    pub fn predictor(&self) -> Option<&Predictor> {
+        self.predictor.as_ref()
+    }
 }
 
 impl Controller for EngineController {
     fn tick(&mut self, now_secs: f64, world: &World) -> Desired {
         let at = self.epoch.plus_secs(now_secs);
-        let snap = observe(&self.fleet, world, at);
+        let mut snap = observe(&self.fleet, world, at);
+        if let Some(p) = &mut self.predictor {
+            // Complete minutes only, as a 1-minute CloudWatch series would have them.
+            let done = ((now_secs / 60.0).floor() as usize).min(world.loads.len());
+            let first = minute_of(self.epoch);
+            for m in self.recorded_minutes..done {
+                p.record(first + m as i64, Some(world.loads[m].requests as f64));
+            }
+            self.recorded_minutes = self.recorded_minutes.max(done);
+            snap.forecast = p.forecast(at).cloned();
+        }
         let (decision, state) = decide(&self.fleet, &snap, &self.state, at);
         self.state = state;
         if decision.desired_units != decision.current_units {

@@ -83,6 +83,9 @@ pub struct SimSetup {
     pub baselines: bool,
     /// Keep every decision of the policy under test (JSON lines in [`Outcome::decisions`]).
     pub record_decisions: bool,
+    /// Demand of the minutes before the run (requests per minute, at `traffic.scale`), for
+    /// the predictive policy's forecaster: the scenario's history, empty for traces.
+    pub history: Vec<Option<f64>>,
 }
 
 impl SimSetup {
@@ -110,6 +113,7 @@ impl SimSetup {
             target_utilization: 0.8,
             baselines: true,
             record_decisions: false,
+            history: Vec::new(),
         }
     }
 }
@@ -220,8 +224,10 @@ pub struct Outcome {
     pub decisions: Vec<String>,
 }
 
-/// Names of the baselines, in report order.
-pub const BASELINES: [&str; 5] = [
+/// Names of the baselines, in report order. `no-prediction` is the policy under test without
+/// its `[fleets.predictive]` table, run only when the policy has one.
+pub const BASELINES: [&str; 6] = [
+    "no-prediction",
     "static-peak",
     "hpa-cpu",
     "seed-queue",
@@ -344,14 +350,14 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         .iter()
         .map(|t| t.desired_units)
         .collect();
-    let mut ctl = EngineController::new(fleet.clone(), setup.epoch);
+    let mut ctl = EngineController::new(fleet.clone(), setup.epoch).with_history(&setup.history);
     if setup.record_decisions {
         ctl.log = Some(Vec::new());
     }
     let mut ours = run_one(
         &setup,
         "ours",
-        specs,
+        specs.clone(),
         &initial,
         &mut ctl,
         fleet.min_units,
@@ -377,6 +383,23 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         let (min, max) = (fleet.min_units, fleet.max_units);
         let start = start_units;
         let quiet = &mut |_: f64| {};
+
+        if fleet.predictive.is_some() {
+            let mut reactive = fleet.clone();
+            reactive.predictive = None;
+            let mut c = EngineController::new(reactive, setup.epoch);
+            let mut run = run_one(
+                &setup,
+                "no-prediction",
+                specs,
+                &initial,
+                &mut c,
+                fleet.min_units,
+                quiet,
+            );
+            run.changes = c.changes;
+            baselines.insert("no-prediction".into(), run);
+        }
 
         let mut c = Fixed(peak);
         baselines.insert(

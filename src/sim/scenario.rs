@@ -22,6 +22,9 @@ pub struct Scenario {
     pub spot: SpotModel,
     /// Wall-clock time of the run's start (schedules are read against it).
     pub epoch: Timestamp,
+    /// Demand of the minutes before the run (requests per minute, oldest first), for the
+    /// forecaster; empty for scenarios without a history.
+    pub history: Vec<Option<f64>>,
 }
 
 /// Names of the built-in scenarios.
@@ -80,6 +83,7 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                 duration_secs: d,
                 spot: SpotModel::default(),
                 epoch: weekday_morning(),
+                history: Vec::new(),
             }
         }
         // ×2, linearly over one hour.
@@ -94,6 +98,7 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                 duration_secs: d,
                 spot: SpotModel::default(),
                 epoch: weekday_morning(),
+                history: Vec::new(),
             }
         }
         // Three days of a daily cycle in UTC: night ~30 % of peak, business-hours peak,
@@ -122,6 +127,14 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                     peak * shape(h) * rng.lognormal(1.0, 0.08)
                 })
                 .collect();
+            // 14 days before it, the same cycle with its own noise: requests per minute.
+            let mut past = Rng::new(seed, 8);
+            let history = (0..14 * 1440)
+                .map(|m| {
+                    let h = (m % 1440) as f64 / 60.0;
+                    Some((60.0 * peak * shape(h) * past.lognormal(1.0, 0.08)).round())
+                })
+                .collect();
             Scenario {
                 name: "periodic",
                 source: Source::Rate(
@@ -142,6 +155,7 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                     ..SpotModel::default()
                 },
                 epoch: Timestamp::parse_rfc3339("2026-11-30T00:00:00Z").unwrap_or_default(),
+                history,
             }
         }
         // Steady high load that falls to 10 % within a minute and stays there.
@@ -156,6 +170,7 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                 duration_secs: d,
                 spot: SpotModel::default(),
                 epoch: weekday_morning(),
+                history: Vec::new(),
             }
         }
         // Chat (~500/150 tokens) and long documents (~6,000/400) in shifting shares and
@@ -194,6 +209,7 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                     ..SpotModel::default()
                 },
                 epoch: weekday_morning(),
+                history: Vec::new(),
             }
         }
         // Load rises from 8 to 30 requests/s between minutes 10 and 50 while spot launches
@@ -216,6 +232,7 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
                     ..SpotModel::default()
                 },
                 epoch: weekday_morning(),
+                history: Vec::new(),
             }
         }
         _ => return None,

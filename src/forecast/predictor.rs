@@ -1,0 +1,202 @@
+//! A fleet's per-minute demand history and its forecast, refit on a schedule: what the daemon
+//! and the simulator both run to hand the engine a [`DemandForecast`].
+//!
+//! Pure (no clock, no I/O): the caller records complete minutes and asks for the forecast at
+//! `now`. A refit happens when none exists or the last is `refit_mins` old, so the CPU spent
+//! is bounded (one fit of at most two weeks per fleet per `refit_mins`). Each forecast covers
+//! `refit_mins` + 2 hours, so until the next refit the next hour (and any lead) is covered.
+
+use super::{Combined, Forecaster, Mstl, WEEK};
+use crate::config::Predictive;
+use crate::model::{DemandForecast, Timestamp};
+
+/// History and forecast of one fleet's demand.
+#[derive(Clone, Debug)]
+pub struct Predictor {
+    /// Minutes since the epoch of `history[0]`.
+    first_minute: i64,
+    /// Demand per minute; `None` is a gap.
+    history: Vec<Option<f64>>,
+    /// Minutes kept.
+    max_minutes: usize,
+    refit_mins: i64,
+    forecaster: Combined,
+    /// The minute the current forecast was fitted at.
+    fitted_at: Option<i64>,
+    forecast: Option<DemandForecast>,
+    /// Fits made.
+    pub fits: u64,
+    /// Fits that failed (the previous forecast is kept while it still reaches).
+    pub fit_failures: u64,
+}
+
+/// Minutes since the epoch of the minute holding `t`.
+pub fn minute_of(t: Timestamp) -> i64 {
+    t.millis().div_euclid(60_000)
+}
+
+impl Predictor {
+    /// An empty predictor for the policy's settings.
+    pub fn new(cfg: &Predictive) -> Self {
+        Predictor {
+            first_minute: 0,
+            history: Vec::new(),
+            max_minutes: (cfg.history_days as usize * 1440).min(2 * WEEK + 1440),
+            refit_mins: cfg.refit_mins.max(1) as i64,
+            forecaster: Combined {
+                mstl: Mstl {
+                    max_history: 2 * WEEK,
+                    // A central interval at 2q − 1 has the q quantile as its upper bound.
+                    level: 2.0 * cfg.quantile - 1.0,
+                },
+            },
+            fitted_at: None,
+            forecast: None,
+            fits: 0,
+            fit_failures: 0,
+        }
+    }
+
+    /// The last minute recorded (minutes since the epoch).
+    pub fn last_minute(&self) -> Option<i64> {
+        (!self.history.is_empty()).then(|| self.first_minute + self.history.len() as i64 - 1)
+    }
+
+    /// Minutes of history held.
+    pub fn len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Whether no minute is held.
+    pub fn is_empty(&self) -> bool {
+        self.history.is_empty()
+    }
+
+    /// The history from `from_minute` on (for persisting what is new).
+    pub fn since(&self, from_minute: i64) -> impl Iterator<Item = (i64, Option<f64>)> + '_ {
+        let skip = (from_minute - self.first_minute).max(0) as usize;
+        self.history
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, v)| (self.first_minute + i as i64, *v))
+    }
+
+    /// Records the demand of `minute` (minutes since the epoch). Minutes skipped since the last
+    /// record become gaps; a minute at or before the last is ignored (history is append-only).
+    pub fn record(&mut self, minute: i64, value: Option<f64>) {
+        let value = value.filter(|v| v.is_finite() && *v >= 0.0);
+        match self.last_minute() {
+            None => self.first_minute = minute,
+            Some(last) if minute <= last => return,
+            Some(last) => {
+                let gap = ((minute - last - 1) as usize).min(self.max_minutes);
+                self.history.extend(std::iter::repeat_n(None, gap));
+            }
+        }
+        self.history.push(value);
+        if self.history.len() > self.max_minutes {
+            let drop = self.history.len() - self.max_minutes;
+            self.history.drain(..drop);
+        }
+        self.first_minute = minute + 1 - self.history.len() as i64;
+    }
+
+    /// The forecast for `now`, refit first when due. `None` while no forecast can be made.
+    pub fn forecast(&mut self, now: Timestamp) -> Option<&DemandForecast> {
+        let minute = minute_of(now);
+        let due = self
+            .fitted_at
+            .is_none_or(|at| minute - at >= self.refit_mins);
+        if due && !self.history.is_empty() {
+            self.fitted_at = Some(minute);
+            let horizon = (self.refit_mins + 120) as usize;
+            match self.forecaster.forecast(&self.history, horizon) {
+                Ok(f) => {
+                    self.fits += 1;
+                    let start_minute = self.first_minute + self.history.len() as i64;
+                    self.forecast = Some(DemandForecast {
+                        start: Timestamp(start_minute * 60_000),
+                        point: f.point,
+                        upper: f.upper,
+                    });
+                }
+                Err(_) => self.fit_failures += 1,
+            }
+        }
+        self.forecast.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PredictiveMode;
+
+    fn cfg(refit_mins: u64) -> Predictive {
+        Predictive {
+            mode: PredictiveMode::ForecastAndScale,
+            demand_per_unit: 100.0,
+            quantile: 0.9,
+            lead_secs: None,
+            default_lead_secs: 300,
+            history_days: 1,
+            refit_mins,
+            warm_pool_from_forecast: false,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn history_keeps_gaps_as_gaps_and_is_bounded() {
+        let mut p = Predictor::new(&cfg(60));
+        p.record(100, Some(5.0));
+        p.record(103, Some(7.0));
+        p.record(102, Some(9.0)); // late: ignored
+        p.record(104, Some(f64::NAN)); // unreadable: a gap
+        let got: Vec<_> = p.since(0).collect();
+        assert_eq!(
+            got,
+            vec![
+                (100, Some(5.0)),
+                (101, None),
+                (102, None),
+                (103, Some(7.0)),
+                (104, None)
+            ]
+        );
+        assert_eq!(p.since(103).count(), 2);
+        for m in 105..3000 {
+            p.record(m, Some(1.0));
+        }
+        assert_eq!(p.len(), 1440);
+        assert_eq!(p.last_minute(), Some(2999));
+        assert_eq!(p.since(0).next().map(|(m, _)| m), Some(1560));
+    }
+
+    #[test]
+    fn refits_on_schedule_and_forecasts_from_the_next_minute() {
+        let mut p = Predictor::new(&cfg(30));
+        assert!(
+            p.forecast(Timestamp::from_secs(6000)).is_none(),
+            "no history, no forecast"
+        );
+        for m in 0..90 {
+            p.record(m, Some(10.0 * m as f64));
+        }
+        let f = p.forecast(Timestamp::from_secs(90 * 60)).unwrap().clone();
+        assert_eq!(f.start, Timestamp::from_secs(90 * 60));
+        assert_eq!(f.upper.len(), 150);
+        assert!(
+            (f.point[0] - 900.0).abs() < 1e-6,
+            "the trend goes on: {}",
+            f.point[0]
+        );
+        assert_eq!(p.fits, 1);
+        p.record(90, Some(2000.0));
+        p.forecast(Timestamp::from_secs(119 * 60));
+        assert_eq!(p.fits, 1, "not due yet");
+        p.forecast(Timestamp::from_secs(120 * 60));
+        assert_eq!(p.fits, 2);
+    }
+}

@@ -1,0 +1,202 @@
+//! The predictive floor: capacity in service before a forecast rise arrives.
+//!
+//! A GPU replica needs minutes from launch to serving, so a reactive policy meets every rise
+//! one cold start late. With a demand forecast (per minute, with an upper quantile), the floor
+//! is the highest upper-quantile demand over the next *lead time* — the fleet's own observed
+//! p95 launch → in-service time — divided by the demand one unit serves. It only raises the
+//! fleet's bounds (as EC2's `ForecastAndScale` raises the group's minimum): it never scales in,
+//! and in `forecast_only` mode it is reported and not applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Predictive, PredictiveMode};
+use crate::model::{DemandForecast, LifecycleState, Snapshot, Timestamp, Units};
+
+/// Observed launch → in-service durations kept, most recent last.
+const KEPT_COLD_STARTS: usize = 64;
+
+/// Observations needed before the learned lead replaces `default_lead_secs`.
+const MIN_COLD_STARTS: usize = 3;
+
+/// Launch → in-service times the fleet has shown, learned from its own snapshots: an instance
+/// first seen pending at `t0` and first seen in service at `t1` took about `t1 − t0` (to within
+/// a tick).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColdStarts {
+    /// Instances seen pending, and when first seen so.
+    pub pending_since: BTreeMap<String, Timestamp>,
+    /// The most recent observed durations, seconds.
+    pub observed_secs: Vec<f64>,
+}
+
+impl ColdStarts {
+    /// Takes in one snapshot.
+    pub fn observe(&mut self, snap: &Snapshot, now: Timestamp) {
+        let mut present = BTreeSet::new();
+        for i in &snap.instances {
+            present.insert(i.id.as_str());
+            match i.state {
+                LifecycleState::Pending => {
+                    self.pending_since.entry(i.id.clone()).or_insert(now);
+                }
+                LifecycleState::InService => {
+                    if let Some(t0) = self.pending_since.remove(&i.id) {
+                        self.observed_secs.push(now.secs_since(t0));
+                        if self.observed_secs.len() > KEPT_COLD_STARTS {
+                            self.observed_secs.remove(0);
+                        }
+                    }
+                }
+                _ => {
+                    self.pending_since.remove(&i.id);
+                }
+            }
+        }
+        self.pending_since
+            .retain(|id, _| present.contains(id.as_str()));
+    }
+
+    /// The 95th percentile of the observed durations, once enough have been seen.
+    pub fn p95_secs(&self) -> Option<f64> {
+        if self.observed_secs.len() < MIN_COLD_STARTS {
+            return None;
+        }
+        let mut v = self.observed_secs.clone();
+        v.sort_by(f64::total_cmp);
+        let rank = ((0.95 * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        Some(v[rank - 1])
+    }
+}
+
+/// What the predictive policy concluded in one decision, for its explanation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PredictiveStep {
+    /// The mode in force.
+    pub mode: PredictiveMode,
+    /// The lead time used, seconds.
+    pub lead_secs: f64,
+    /// Where the lead came from: `configured`, `observed` (p95 of launches) or `default`.
+    pub lead_from: &'static str,
+    /// The highest upper-quantile demand over the lead time; `None` without a usable forecast.
+    pub peak_demand: Option<f64>,
+    /// The floor it implies, units (before the fleet's bounds).
+    pub floor_units: Option<Units>,
+    /// Units the forecast peak of the next hour needs (for warm pools).
+    pub next_hour_units: Option<Units>,
+    /// Whether the floor was applied (mode `forecast_and_scale` and a forecast at hand).
+    pub applied: bool,
+}
+
+/// The floor for `now`.
+pub fn step(
+    cfg: &Predictive,
+    forecast: Option<&DemandForecast>,
+    cold: &ColdStarts,
+    now: Timestamp,
+) -> PredictiveStep {
+    let (lead_secs, lead_from) = match (cfg.lead_secs, cold.p95_secs()) {
+        (Some(l), _) => (l as f64, "configured"),
+        (None, Some(p95)) => (p95, "observed"),
+        (None, None) => (cfg.default_lead_secs as f64, "default"),
+    };
+    let units = |demand: f64| (demand / cfg.demand_per_unit).ceil().max(0.0) as Units;
+    let peak_demand = forecast.and_then(|f| f.peak_upper(now, lead_secs));
+    let next_hour = forecast.and_then(|f| f.peak_upper(now, 3600.0));
+    let floor_units = peak_demand.map(units);
+    PredictiveStep {
+        mode: cfg.mode,
+        lead_secs,
+        lead_from,
+        peak_demand,
+        floor_units,
+        next_hour_units: next_hour.map(units),
+        applied: cfg.mode == PredictiveMode::ForecastAndScale && floor_units.is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Instance;
+
+    fn snap(states: &[(&str, LifecycleState)]) -> Snapshot {
+        Snapshot {
+            instances: states
+                .iter()
+                .map(|(id, state)| Instance {
+                    id: id.to_string(),
+                    pool: "p".into(),
+                    weight_units: 1,
+                    state: *state,
+                    samples: BTreeMap::new(),
+                })
+                .collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn cold_starts_are_learned_from_pending_to_in_service() {
+        use LifecycleState::*;
+        let t = |s: f64| Timestamp::from_secs(1_800_000_000).plus_secs(s);
+        let mut c = ColdStarts::default();
+        c.observe(
+            &snap(&[("a", InService), ("b", Pending), ("c", Pending)]),
+            t(0.0),
+        );
+        c.observe(
+            &snap(&[("a", InService), ("b", Pending), ("c", Terminating)]),
+            t(60.0),
+        );
+        c.observe(&snap(&[("a", InService), ("b", InService)]), t(150.0));
+        // "a" was never seen pending; "c" never made it.
+        assert_eq!(c.observed_secs, vec![150.0]);
+        assert!(c.pending_since.is_empty());
+        assert_eq!(c.p95_secs(), None, "one observation is not enough");
+        c.observed_secs.extend([120.0, 180.0, 600.0]);
+        assert_eq!(c.p95_secs(), Some(600.0));
+    }
+
+    #[test]
+    fn the_floor_is_the_upper_quantile_peak_over_the_lead() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let mut upper = vec![100.0; 120];
+        upper[4] = 1000.0; // minute 4: a spike 240 s ahead
+        let f = DemandForecast {
+            start: t0,
+            point: vec![100.0; 120],
+            upper,
+        };
+        let mut cfg = Predictive {
+            mode: PredictiveMode::ForecastAndScale,
+            demand_per_unit: 110.0,
+            quantile: 0.9,
+            lead_secs: None,
+            default_lead_secs: 300,
+            history_days: 14,
+            refit_mins: 60,
+            warm_pool_from_forecast: false,
+            source: None,
+        };
+        let cold = ColdStarts::default();
+        let s = step(&cfg, Some(&f), &cold, t0);
+        assert_eq!((s.lead_secs, s.lead_from), (300.0, "default"));
+        assert_eq!(s.floor_units, Some(10), "1000 / 110 rounded up");
+        assert!(s.applied);
+        // A shorter lead does not see the spike yet.
+        cfg.lead_secs = Some(120);
+        assert_eq!(step(&cfg, Some(&f), &cold, t0).floor_units, Some(1));
+        // Forecast-only reports and does not apply; no forecast, no floor.
+        cfg.mode = PredictiveMode::ForecastOnly;
+        cfg.lead_secs = None;
+        let s = step(&cfg, Some(&f), &cold, t0);
+        assert_eq!((s.floor_units, s.applied), (Some(10), false));
+        let s = step(&cfg, None, &cold, t0);
+        assert_eq!((s.floor_units, s.applied), (None, false));
+        // A forecast that no longer reaches the lead's end is not trusted.
+        let late = t0.plus_secs(118.0 * 60.0);
+        assert_eq!(step(&cfg, Some(&f), &cold, late).floor_units, None);
+    }
+}
