@@ -15,8 +15,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tracing::{error, info, info_span, warn, Instrument};
 
-use crate::config::{self, Config, Fleet};
+use crate::config::{self, Config, Fleet, Predictive};
 use crate::engine::{decide, Action, Decision, EngineState};
+use crate::forecast::predictor::{minute_of, Predictor};
 use crate::model::{Timestamp, Units};
 use crate::provider::{Provider, ProviderError};
 use crate::store::StateStore;
@@ -82,6 +83,10 @@ pub struct FleetStatus {
     pub consecutive_failures: u32,
     /// Each pool as last observed.
     pub pools: BTreeMap<String, PoolStatus>,
+    /// With predictive scaling: minutes of demand history held, and forecaster fits.
+    pub forecast_history_minutes: usize,
+    /// Forecaster fits made.
+    pub forecast_fits: u64,
 }
 
 /// What the loop publishes after every tick.
@@ -163,6 +168,8 @@ pub struct Daemon<P: Provider> {
     opts: Options,
     states: BTreeMap<String, EngineState>,
     skip_until: BTreeMap<String, u64>,
+    /// Per fleet with `[fleets.predictive]`: its demand history and forecast.
+    predictors: BTreeMap<String, Predictor>,
     published: Published,
     tx: watch::Sender<Arc<Published>>,
 }
@@ -195,6 +202,7 @@ impl<P: Provider> Daemon<P> {
             opts,
             states,
             skip_until: BTreeMap::new(),
+            predictors: BTreeMap::new(),
             published,
             tx,
         })
@@ -398,6 +406,10 @@ impl<P: Provider> Daemon<P> {
                     self.opts.call_timeout
                 ))
             })??;
+        let mut snap = snap;
+        if let Some(cfg) = &fleet.predictive {
+            snap.forecast = self.forecast(fleet, cfg, now).await;
+        }
         self.status(fleet).pools = observed_pools(fleet, &snap);
         let state = self.states.get(&fleet.name).cloned().unwrap_or_default();
         let (decision, mut next) = decide(fleet, &snap, &state, now);
@@ -425,6 +437,23 @@ impl<P: Provider> Daemon<P> {
             self.commit(fleet, next, &decision);
             return Ok((decision, false));
         }
+        if let (Some(cfg), Some(step)) = (&fleet.predictive, &decision.predictive) {
+            if cfg.warm_pool_from_forecast {
+                if let Some(peak) = step.next_hour_units {
+                    // Warm instances for what the next hour's peak needs beyond capacity now.
+                    for pool in fleet.pools.iter().filter(|p| p.warm_pool.is_some()) {
+                        let cap = pool
+                            .warm_pool
+                            .as_ref()
+                            .and_then(|w| w.max_prepared_units)
+                            .unwrap_or(fleet.max_units);
+                        // max_prepared_units caps in-service + warm together.
+                        let want = peak.min(cap).saturating_sub(decision.desired_units);
+                        self.provider.warm_pool_target(pool, want);
+                    }
+                }
+            }
+        }
         for t in &decision.pools {
             if snap.pool_desired_units.get(&t.pool) == Some(&t.desired_units) {
                 continue;
@@ -448,6 +477,88 @@ impl<P: Provider> Daemon<P> {
         }
         self.commit(fleet, next, &decision);
         Ok((decision, true))
+    }
+
+    /// The fleet's forecast at `now`: its history is loaded from the state database on first
+    /// use, backfilled from the provider (`history_days`), extended with every newly settled
+    /// minute (two minutes old: CloudWatch publishes late) and persisted; the forecaster refits
+    /// on its schedule. A failing source is logged and the history simply stops growing.
+    async fn forecast(
+        &mut self,
+        fleet: &Fleet,
+        cfg: &Predictive,
+        now: Timestamp,
+    ) -> Option<crate::model::DemandForecast> {
+        let oldest = minute_of(now) - cfg.history_days as i64 * 1440;
+        let settled = minute_of(now) - 2;
+        if !self.predictors.contains_key(&fleet.name) {
+            let mut p = Predictor::new(cfg);
+            match self.store.load_demand(&fleet.name, oldest) {
+                Ok(rows) => rows.into_iter().for_each(|(m, v)| p.record(m, v)),
+                Err(e) => warn!(error = %e, "could not read the stored demand history"),
+            }
+            info!(
+                minutes = p.len(),
+                "demand history loaded from the state database"
+            );
+            self.predictors.insert(fleet.name.clone(), p);
+        }
+        let from = self.predictors[&fleet.name]
+            .last_minute()
+            .map_or(oldest, |l| (l + 1).max(oldest));
+        if from <= settled {
+            let fetched = tokio::time::timeout(
+                self.opts.call_timeout * 6,
+                self.provider.demand(fleet, from, settled),
+            )
+            .await;
+            match fetched {
+                Ok(Ok(points)) => {
+                    let p = self
+                        .predictors
+                        .get_mut(&fleet.name)
+                        .expect("inserted above");
+                    for (m, v) in points
+                        .into_iter()
+                        .filter(|(m, _)| (from..=settled).contains(m))
+                    {
+                        p.record(m, Some(v));
+                    }
+                    // The settled minute is known now, data or not: a missing one is a gap.
+                    if p.last_minute() != Some(settled) {
+                        p.record(settled, None);
+                    }
+                    let new: Vec<(i64, Option<f64>)> = p.since(from).collect();
+                    if from < settled - 10 {
+                        info!(minutes = new.len(), "demand history backfilled");
+                    }
+                    if let Err(e) = self.store.save_demand(&fleet.name, &new, oldest) {
+                        warn!(error = %e, "could not persist the demand history");
+                    }
+                }
+                Ok(Err(e)) => {
+                    warn!(error = %e, "reading the demand history failed; forecasting from what is held")
+                }
+                Err(_) => {
+                    warn!("reading the demand history timed out; forecasting from what is held")
+                }
+            }
+        }
+        let p = self
+            .predictors
+            .get_mut(&fleet.name)
+            .expect("inserted above");
+        let forecast = p.forecast(now).cloned();
+        let (held, fits) = (p.len(), p.fits);
+        let st = self.status(fleet);
+        st.forecast_history_minutes = held;
+        st.forecast_fits = fits;
+        forecast
+    }
+
+    /// Where the fleet's demand history stands, for tests and `/api/state`.
+    pub fn predictor(&self, fleet: &str) -> Option<&Predictor> {
+        self.predictors.get(fleet)
     }
 
     fn commit(&mut self, fleet: &Fleet, next: EngineState, decision: &Decision) {

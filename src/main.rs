@@ -641,7 +641,8 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 duration_secs: s.duration_secs,
             };
             let profiles = sim::perf::resolve(&cfg.profiles)?;
-            let provider = SimProvider::new(traffic, s.spot, profiles, "8b", s.epoch, tick_secs);
+            let provider = SimProvider::new(traffic, s.spot, profiles, "8b", s.epoch, tick_secs)
+                .with_history(s.history);
             let opts = daemon::Options {
                 config_path: a.config.clone(),
                 interval: std::time::Duration::from_secs_f64(tick_secs / a.speed),

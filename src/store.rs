@@ -1,6 +1,7 @@
-//! Engine state and the decision log, kept in SQLite in the state directory, so that a restart
-//! resumes each fleet's recommendation history, scale events and panic state — and so never
-//! scales down on lost history — and so that recent decisions can be read back.
+//! Engine state, the decision log and each fleet's demand history, kept in SQLite in the state
+//! directory, so that a restart resumes each fleet's recommendation history, scale events and
+//! panic state — and so never scales down on lost history — keeps the forecaster's history
+//! without refetching it, and can read recent decisions back.
 
 use std::path::{Path, PathBuf};
 
@@ -72,7 +73,10 @@ impl StateStore {
              CREATE TABLE IF NOT EXISTS decisions (
                  id INTEGER PRIMARY KEY AUTOINCREMENT, fleet TEXT NOT NULL, at TEXT NOT NULL,
                  action TEXT NOT NULL, summary TEXT NOT NULL, decision TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS decisions_by_fleet ON decisions (fleet, id);",
+             CREATE INDEX IF NOT EXISTS decisions_by_fleet ON decisions (fleet, id);
+             CREATE TABLE IF NOT EXISTS demand (
+                 fleet TEXT NOT NULL, minute INTEGER NOT NULL, value REAL,
+                 PRIMARY KEY (fleet, minute));",
         )
         .map_err(sql)?;
         Ok(StateStore { conn, path })
@@ -148,6 +152,54 @@ impl StateStore {
             path: self.path.clone(),
             source: e,
         })
+    }
+
+    /// Appends demand minutes (minutes since the epoch; `None` = a gap) and forgets those
+    /// before `keep_from`, in one transaction.
+    pub fn save_demand(
+        &mut self,
+        fleet: &str,
+        minutes: &[(i64, Option<f64>)],
+        keep_from: i64,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO demand (fleet, minute, value) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(sql)?;
+            for (minute, value) in minutes {
+                insert.execute(params![fleet, minute, value]).map_err(sql)?;
+            }
+            tx.execute(
+                "DELETE FROM demand WHERE fleet = ?1 AND minute < ?2",
+                params![fleet, keep_from],
+            )
+            .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// A fleet's demand minutes from `from` on, oldest first.
+    pub fn load_demand(
+        &self,
+        fleet: &str,
+        from: i64,
+    ) -> Result<Vec<(i64, Option<f64>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT minute, value FROM demand WHERE fleet = ?1 AND minute >= ?2 ORDER BY minute")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![fleet, from], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
 
     /// The `limit` latest decision summaries of a fleet, newest first: `(at, summary)`.

@@ -203,6 +203,69 @@ pub async fn latest(
     Ok(samples)
 }
 
+/// Minutes asked per `GetMetricData` call when reading a history (a day: 1,440 datapoints, far
+/// under the call's 100,800, and a bounded answer time).
+pub const HISTORY_CHUNK_MINUTES: i64 = 1440;
+
+/// A per-minute series over minutes `from_minute..=to_minute` (minutes since the epoch):
+/// `(minute, value)` for the minutes with a datapoint, oldest first. Read a day at a time,
+/// following `NextToken` within each day. Returns the calls made, too.
+pub async fn history(
+    client: &aws_sdk_cloudwatch::Client,
+    source: &MetricSource,
+    from_minute: i64,
+    to_minute: i64,
+) -> Result<(Vec<(i64, f64)>, u64), ProviderError> {
+    let query = Query {
+        name: "demand",
+        source,
+    };
+    let (batch, ids) = build_queries(std::slice::from_ref(&query));
+    let Some(Some(result)) = ids.into_iter().next() else {
+        return Ok((Vec::new(), 0));
+    };
+    let mut points = Vec::new();
+    let mut calls = 0;
+    let mut start = from_minute;
+    while start <= to_minute {
+        let end = (start + HISTORY_CHUNK_MINUTES).min(to_minute + 1);
+        let mut token = None;
+        loop {
+            calls += 1;
+            let out = client
+                .get_metric_data()
+                .set_metric_data_queries(Some(batch.clone()))
+                .start_time(DateTime::from_millis(start * 60_000))
+                .end_time(DateTime::from_millis(end * 60_000))
+                .scan_by(ScanBy::TimestampAscending)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| classify("GetMetricData (history)", e))?;
+            for r in out
+                .metric_data_results()
+                .iter()
+                .filter(|r| r.id() == Some(result.id.as_str()))
+            {
+                for (t, v) in r.timestamps().iter().zip(r.values()) {
+                    let Ok(ms) = t.to_millis() else { continue };
+                    if v.is_finite() {
+                        points.push((ms.div_euclid(60_000), *v));
+                    }
+                }
+            }
+            token = out.next_token().map(str::to_string);
+            if token.is_none() || calls > 10_000 {
+                break;
+            }
+        }
+        start = end;
+    }
+    points.sort_by_key(|p| p.0);
+    points.dedup_by_key(|p| p.0);
+    Ok((points, calls))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -104,6 +104,8 @@ pub struct AwsProvider {
     drained: BTreeSet<String>,
     /// Warm-pool settings last applied per group.
     warm_pools_applied: BTreeMap<String, (u32, Option<Units>)>,
+    /// Warm-pool sizes the forecast asks for, per group (override the policy's `min_size`).
+    warm_pool_targets: BTreeMap<String, u32>,
     /// Counters.
     pub stats: ProviderStats,
 }
@@ -147,6 +149,7 @@ impl AwsProvider {
             failed_launches: BTreeMap::new(),
             drained: BTreeSet::new(),
             warm_pools_applied: BTreeMap::new(),
+            warm_pool_targets: BTreeMap::new(),
             stats: ProviderStats::default(),
         }
     }
@@ -434,7 +437,12 @@ impl AwsProvider {
         let Some(w) = &pool.warm_pool else {
             return Ok(());
         };
-        let wanted = (w.min_size, w.max_prepared_units);
+        let min_size = self
+            .warm_pool_targets
+            .get(&pool.asg_name)
+            .copied()
+            .unwrap_or(w.min_size);
+        let wanted = (min_size, w.max_prepared_units);
         if self.warm_pools_applied.get(&pool.asg_name) == Some(&wanted) {
             return Ok(());
         }
@@ -444,14 +452,14 @@ impl AwsProvider {
             self.autoscaling
                 .put_warm_pool()
                 .auto_scaling_group_name(&pool.asg_name)
-                .min_size(w.min_size as i32)
+                .min_size(min_size as i32)
                 .set_max_group_prepared_capacity(w.max_prepared_units.map(|u| u as i32))
                 .pool_state(aws_sdk_autoscaling::types::WarmPoolState::Stopped)
                 .send(),
         )
         .await;
         r.map_err(|e| classify(&format!("PutWarmPool {}", pool.asg_name), e))?;
-        info!(asg = %pool.asg_name, min_size = w.min_size, "warm pool set");
+        info!(asg = %pool.asg_name, min_size, "warm pool set");
         self.warm_pools_applied
             .insert(pool.asg_name.clone(), wanted);
         Ok(())
@@ -487,6 +495,38 @@ fn weight_of(pool: &Pool, instance_type: Option<&str>, weighted: Option<&str>) -
 impl Provider for AwsProvider {
     fn stats(&self) -> ProviderStats {
         self.stats.clone()
+    }
+
+    async fn demand(
+        &mut self,
+        fleet: &Fleet,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<(i64, f64)>, ProviderError> {
+        let Some(source) = fleet.predictive.as_ref().and_then(|p| p.source.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let started = Instant::now();
+        let r = cloudwatch::history(&self.cloudwatch, source, from_minute, to_minute).await;
+        let (calls, ok) = match &r {
+            Ok((_, calls)) => (*calls, true),
+            Err(_) => (1, false),
+        };
+        *self.stats.calls_total.entry("GetMetricData").or_default() += calls;
+        *self
+            .stats
+            .call_seconds_total
+            .entry("GetMetricData")
+            .or_default() += started.elapsed().as_secs_f64();
+        if !ok {
+            *self.stats.errors_total.entry("GetMetricData").or_default() += 1;
+        }
+        r.map(|(points, _)| points)
+    }
+
+    fn warm_pool_target(&mut self, pool: &Pool, min_size: u32) {
+        self.warm_pool_targets
+            .insert(pool.asg_name.clone(), min_size);
     }
 
     async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {

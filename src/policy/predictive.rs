@@ -2,8 +2,9 @@
 //!
 //! A GPU replica needs minutes from launch to serving, so a reactive policy meets every rise
 //! one cold start late. With a demand forecast (per minute, with an upper quantile), the floor
-//! is the highest upper-quantile demand over the next *lead time* — the fleet's own observed
-//! p95 launch → in-service time — divided by the demand one unit serves. It only raises the
+//! is the highest upper-quantile demand around `now + lead` (± a minute) — the lead being the
+//! fleet's own observed p95 launch → in-service time, when capacity launched now would serve —
+//! divided by the demand one unit serves. It only raises the
 //! fleet's bounds (as EC2's `ForecastAndScale` raises the group's minimum): it never scales in,
 //! and in `forecast_only` mode it is reported and not applied.
 
@@ -79,7 +80,8 @@ pub struct PredictiveStep {
     pub lead_secs: f64,
     /// Where the lead came from: `configured`, `observed` (p95 of launches) or `default`.
     pub lead_from: &'static str,
-    /// The highest upper-quantile demand over the lead time; `None` without a usable forecast.
+    /// The highest upper-quantile demand within a minute of `now + lead`; `None` without a
+    /// usable forecast.
     pub peak_demand: Option<f64>,
     /// The floor it implies, units (before the fleet's bounds).
     pub floor_units: Option<Units>,
@@ -102,7 +104,11 @@ pub fn step(
         (None, None) => (cfg.default_lead_secs as f64, "default"),
     };
     let units = |demand: f64| (demand / cfg.demand_per_unit).ceil().max(0.0) as Units;
-    let peak_demand = forecast.and_then(|f| f.peak_upper(now, lead_secs));
+    // Capacity launched now serves from `now + lead`: size it on the demand then (± a minute
+    // for the tick and the forecast's resolution). Demand before that is the reactive
+    // policy's, and holding today's level for a whole lead would slow every decline.
+    let peak_demand =
+        forecast.and_then(|f| f.peak_upper(now.plus_secs((lead_secs - 60.0).max(0.0)), 120.0));
     let next_hour = forecast.and_then(|f| f.peak_upper(now, 3600.0));
     let floor_units = peak_demand.map(units);
     PredictiveStep {

@@ -81,6 +81,26 @@ pub trait Provider {
         units: Units,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 
+    /// The fleet's demand per minute over minutes `from_minute..=to_minute` (minutes since the
+    /// epoch), from its `[fleets.predictive]` source: `(minute, value)` for the minutes that
+    /// have data, oldest first; the others are gaps. Used to backfill the forecaster's history
+    /// and to extend it every minute. Default: no data.
+    fn demand(
+        &mut self,
+        fleet: &Fleet,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>, ProviderError>> + Send {
+        let _ = (fleet, from_minute, to_minute);
+        async { Ok(Vec::new()) }
+    }
+
+    /// The warm-pool size the forecast asks of an on-demand pool (`predictive.
+    /// warm_pool_from_forecast`), applied at the end of the tick. Default: ignored.
+    fn warm_pool_target(&mut self, pool: &Pool, min_size: u32) {
+        let _ = (pool, min_size);
+    }
+
     /// Counters about the provider's own work (none for the simulated cloud).
     fn stats(&self) -> ProviderStats {
         ProviderStats::default()

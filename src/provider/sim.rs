@@ -56,6 +56,8 @@ pub struct SimProvider {
     fleets: BTreeMap<String, SimFleet>,
     /// `set_desired` calls made, for tests and the dry-run guarantee.
     pub set_desired_calls: u64,
+    /// Demand of the minutes before time zero (requests per minute), for the forecaster.
+    history: Vec<Option<f64>>,
 }
 
 impl SimProvider {
@@ -77,7 +79,15 @@ impl SimProvider {
             tick_secs,
             fleets: BTreeMap::new(),
             set_desired_calls: 0,
+            history: Vec::new(),
         }
+    }
+
+    /// The demand of the minutes before time zero (the scenario's history), served by
+    /// `demand` as a CloudWatch backfill would be.
+    pub fn with_history(mut self, history: Vec<Option<f64>>) -> Self {
+        self.history = history;
+        self
     }
 
     fn fleet(&mut self, fleet: &Fleet) -> Result<&mut SimFleet, ProviderError> {
@@ -119,6 +129,40 @@ impl SimProvider {
 }
 
 impl Provider for SimProvider {
+    async fn demand(
+        &mut self,
+        fleet: &Fleet,
+        from_minute: i64,
+        to_minute: i64,
+    ) -> Result<Vec<(i64, f64)>, ProviderError> {
+        let zero = crate::forecast::predictor::minute_of(self.epoch);
+        let past = self.history.len() as i64;
+        let history = std::mem::take(&mut self.history);
+        let f = self.fleet(fleet);
+        let out = f.map(|f| {
+            // Complete minutes only.
+            let done = (f.world.now() / 60.0).floor() as i64;
+            (from_minute..=to_minute)
+                .filter_map(|m| {
+                    let rel = m - zero;
+                    let value = if rel < 0 {
+                        history
+                            .get((past + rel).max(-1) as usize)
+                            .copied()
+                            .flatten()
+                    } else if rel < done {
+                        f.world.loads.get(rel as usize).map(|l| l.requests as f64)
+                    } else {
+                        None
+                    };
+                    value.map(|v| (m, v))
+                })
+                .collect()
+        });
+        self.history = history;
+        out
+    }
+
     async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
         let until = now.secs_since(self.epoch).max(0.0);
         let f = self.fleet(fleet)?;

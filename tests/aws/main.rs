@@ -700,3 +700,112 @@ source = { type = "cloudwatch", namespace = "Test/LB", metric_name = "RequestCou
     assert_eq!(s.fleet_metrics["external_queue_depth"].value, 0.0);
     assert_eq!(p.stats.calls_total["GetMetricData"], 1, "one batched call");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demand_history_is_backfilled_with_gaps_kept_and_a_restart_does_not_refetch_it() {
+    let b = Bench::new("history").await;
+    let extra = r#"[fleets.predictive]
+demand_per_unit = 80
+lead_secs = 240
+history_days = 3
+warm_pool_from_forecast = true
+source = { type = "cloudwatch", namespace = "Test/History", metric_name = "RequestCount", dimensions = { LoadBalancer = "app/h/1" }, statistic = "Sum", period_secs = 60 }"#;
+    let path = b.policy(extra);
+    let now_minute = llm_autoscaler::forecast::predictor::minute_of(now());
+    // Three days of a per-minute count, but for a 200-minute outage in the middle.
+    let first = now_minute - 3 * 1440 + 10;
+    let outage = (now_minute - 2000)..(now_minute - 1800);
+    // Through the current minute: whatever the daemon's clock says, its last settled minute
+    // (two minutes back) has data.
+    let minutes: Vec<i64> = (first..=now_minute)
+        .filter(|m| !outage.contains(m))
+        .collect();
+    for chunk in minutes.chunks(500) {
+        let mut put = b.cw.put_metric_data().namespace("Test/History");
+        for m in chunk {
+            put = put.metric_data(
+                MetricDatum::builder()
+                    .metric_name("RequestCount")
+                    .dimensions(
+                        Dimension::builder()
+                            .name("LoadBalancer")
+                            .value("app/h/1")
+                            .build(),
+                    )
+                    .timestamp(DateTime::from_millis(m * 60_000))
+                    .value(600.0 + (m % 1440) as f64 / 4.0)
+                    .build(),
+            );
+        }
+        put.send().await.unwrap();
+    }
+    let mut d = b.daemon(&path, false).await;
+    d.tick().await;
+    let p = d.predictor("history").expect("a predictor");
+    let held: Vec<(i64, Option<f64>)> = p.since(0).collect();
+    let last = held.last().map(|h| h.0).unwrap();
+    assert!(
+        (now_minute - 2..=now_minute - 1).contains(&last),
+        "up to the last settled minute"
+    );
+    let known = held.iter().filter(|(_, v)| v.is_some()).count();
+    let expected = minutes.iter().filter(|m| **m <= last).count();
+    assert_eq!(known, expected, "every datapoint, once");
+    let gap: Vec<i64> = held
+        .iter()
+        .filter(|(_, v)| v.is_none())
+        .map(|(m, _)| *m)
+        .collect();
+    assert_eq!(
+        gap,
+        outage.clone().collect::<Vec<_>>(),
+        "the outage is a gap, not zeros"
+    );
+    let calls = d.provider().stats.calls_total["GetMetricData"];
+    assert!(calls >= 3, "read a day at a time: {calls} calls");
+    let decision = d.published().fleets["history"].decision.clone().unwrap();
+    let step = decision.predictive.clone().expect("predictive step");
+    assert_eq!(step.lead_secs, 240.0);
+    assert!(step.floor_units.is_some(), "{}", decision.summary);
+    assert!(d.published().fleets["history"].forecast_fits >= 1);
+    // The warm pool holds what the next hour's forecast peak needs beyond capacity now.
+    let peak = step.next_hour_units.expect("a next-hour peak");
+    assert!(
+        peak > decision.desired_units,
+        "{peak} vs {}",
+        decision.desired_units
+    );
+    let warm = b
+        .asg
+        .describe_warm_pool()
+        .auto_scaling_group_name("history-od")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        warm.warm_pool_configuration().and_then(|w| w.min_size()),
+        Some((peak - decision.desired_units) as i32)
+    );
+    drop(d);
+
+    // A restart reads the history back from the state database: only the new minutes are
+    // asked of CloudWatch.
+    let mut d = b.daemon(&path, false).await;
+    d.tick().await;
+    let again: Vec<(i64, Option<f64>)> = d.predictor("history").unwrap().since(0).collect();
+    assert!(
+        again.len() >= held.len(),
+        "{} < {}",
+        again.len(),
+        held.len()
+    );
+    assert_eq!(&again[..held.len()], &held[..]);
+    let calls = d
+        .provider()
+        .stats
+        .calls_total
+        .get("GetMetricData")
+        .copied()
+        .unwrap_or(0);
+    assert!(calls <= 1, "refetched the history: {calls} calls");
+}
