@@ -319,3 +319,40 @@ async fn throttling_backs_off_and_a_failed_apply_is_retried_once_not_doubled() {
         "the cloud has what was decided"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn on_the_simulated_cloud_the_daemon_forecasts_from_backfilled_history() {
+    let dir = tmpdir("predictive");
+    let (cfg, path) = demo(&dir);
+    assert!(
+        cfg.fleets[0].predictive.is_some(),
+        "the demo policy forecasts"
+    );
+    let s = scenario::builtin("periodic", 1).unwrap();
+    let history = s.history.clone();
+    let (p, epoch) = provider("periodic");
+    let (mut d, _rx) = daemon(cfg, p.with_history(history.clone()), &path, epoch, false);
+    for _ in 0..8 {
+        d.tick().await;
+    }
+    let p = d.predictor("demo-llama-8b").expect("a predictor");
+    // 14 days backfilled (the demo keeps 14) plus the run's settled minutes.
+    assert!(p.len() >= 14 * 1440, "{} minutes", p.len());
+    let f = &d.published().fleets["demo-llama-8b"];
+    assert_eq!(f.forecast_fits, 1, "one fit, then every refit_mins");
+    let decision = f.decision.as_ref().unwrap();
+    let step = decision.predictive.as_ref().expect("a predictive step");
+    let floor = step.floor_units.expect("a floor");
+    // Midnight, 30 % of a 30 req/s peak: ~540 requests a minute, ~7 units at 86 per unit.
+    assert!(
+        (5..=10).contains(&floor),
+        "floor {floor}: {}",
+        decision.summary
+    );
+    assert!(
+        decision.desired_units >= floor.min(30),
+        "{}",
+        decision.summary
+    );
+    assert!(decision.condition("Predictive").is_some());
+}
