@@ -14,7 +14,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 cargo build --release --locked --quiet
-bin=target/release/llm-autoscaler
+bin="${CARGO_TARGET_DIR:-target}/release/llm-autoscaler"
 out=target/eval; mkdir -p "$out"
 runs=()
 for s in traffic-spike gradual-growth periodic sudden-drop mixed-workload spot-shortage; do

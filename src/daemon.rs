@@ -87,6 +87,8 @@ pub struct FleetStatus {
     pub forecast_history_minutes: usize,
     /// Forecaster fits made.
     pub forecast_fits: u64,
+    /// Whether a forecast is in use, or why not (`short_history`, `off_track`, `fit_failed`).
+    pub forecast_status: Option<crate::forecast::predictor::PredictorStatus>,
 }
 
 /// What the loop publishes after every tick.
@@ -549,10 +551,11 @@ impl<P: Provider> Daemon<P> {
             .get_mut(&fleet.name)
             .expect("inserted above");
         let forecast = p.forecast(now).cloned();
-        let (held, fits) = (p.len(), p.fits);
+        let (held, fits, status) = (p.len(), p.fits, p.status());
         let st = self.status(fleet);
         st.forecast_history_minutes = held;
         st.forecast_fits = fits;
+        st.forecast_status = Some(status);
         forecast
     }
 

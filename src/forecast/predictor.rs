@@ -5,8 +5,37 @@
 //! `now`. A refit happens when none exists or the last is `refit_mins` old, so the CPU spent
 //! is bounded (one fit of at most two weeks per fleet per `refit_mins`). Each forecast covers
 //! `refit_mins` + 2 hours, so until the next refit the next hour (and any lead) is covered.
+//!
+//! Two guards keep a forecast from holding capacity it should not:
+//! - under a day of history there is no forecast (a level or trend fitted on minutes, held for
+//!   an hour, pinned capacity through every sudden drop in simulation): reactive only;
+//! - *off track*: when the last [`TRACK_MINUTES`] minutes brought less than
+//!   [`OFF_TRACK_SHARE`] of the demand the forecast said (an outage, a holiday, a lost
+//!   customer), the forecast is withheld and refit, at most every [`TRACK_MINUTES`].
 
-use super::{Combined, Forecaster, Mstl, WEEK};
+use std::collections::VecDeque;
+
+use super::{Combined, Forecaster, Mstl, DAY, WEEK};
+
+/// Minutes of actual-vs-forecast demand the off-track guard looks at.
+pub const TRACK_MINUTES: usize = 15;
+
+/// Below this share of the forecast demand, the forecast is off track.
+pub const OFF_TRACK_SHARE: f64 = 0.6;
+
+/// Why a predictor gives no forecast, or that it gives one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PredictorStatus {
+    /// A forecast is in use.
+    Ok,
+    /// Less than a day of history.
+    ShortHistory,
+    /// Recent demand fell far below the forecast: withheld until a refit brings it back.
+    OffTrack,
+    /// The model could not be fitted.
+    FitFailed,
+}
 use crate::config::Predictive;
 use crate::model::{DemandForecast, Timestamp};
 
@@ -24,6 +53,9 @@ pub struct Predictor {
     /// The minute the current forecast was fitted at.
     fitted_at: Option<i64>,
     forecast: Option<DemandForecast>,
+    /// The last minutes' `(actual, forecast point)` where a forecast covered them.
+    tracked: VecDeque<(f64, f64)>,
+    status: PredictorStatus,
     /// Fits made.
     pub fits: u64,
     /// Fits that failed (the previous forecast is kept while it still reaches).
@@ -52,6 +84,8 @@ impl Predictor {
             },
             fitted_at: None,
             forecast: None,
+            tracked: VecDeque::new(),
+            status: PredictorStatus::ShortHistory,
             fits: 0,
             fit_failures: 0,
         }
@@ -95,6 +129,15 @@ impl Predictor {
             }
         }
         self.history.push(value);
+        if let (Some(actual), Some(f)) = (value, &self.forecast) {
+            let i = minute - f.start.millis().div_euclid(60_000);
+            if let Some(point) = usize::try_from(i).ok().and_then(|i| f.point.get(i)) {
+                self.tracked.push_back((actual, *point));
+                if self.tracked.len() > TRACK_MINUTES {
+                    self.tracked.pop_front();
+                }
+            }
+        }
         if self.history.len() > self.max_minutes {
             let drop = self.history.len() - self.max_minutes;
             self.history.drain(..drop);
@@ -102,13 +145,32 @@ impl Predictor {
         self.first_minute = minute + 1 - self.history.len() as i64;
     }
 
-    /// The forecast for `now`, refit first when due. `None` while no forecast can be made.
+    /// Whether the last minutes brought far less demand than the forecast said.
+    fn off_track(&self) -> bool {
+        let (actual, forecast) = self
+            .tracked
+            .iter()
+            .fold((0.0, 0.0), |(a, f), (x, y)| (a + x, f + y));
+        self.tracked.len() >= TRACK_MINUTES && forecast > 0.0 && actual < OFF_TRACK_SHARE * forecast
+    }
+
+    /// Where the predictor stands.
+    pub fn status(&self) -> PredictorStatus {
+        self.status
+    }
+
+    /// The forecast for `now`, refit first when due. `None` while no trustworthy forecast can
+    /// be made ([`Predictor::status`] says why).
     pub fn forecast(&mut self, now: Timestamp) -> Option<&DemandForecast> {
+        if self.history.len() < DAY {
+            self.status = PredictorStatus::ShortHistory;
+            return None;
+        }
         let minute = minute_of(now);
-        let due = self
-            .fitted_at
-            .is_none_or(|at| minute - at >= self.refit_mins);
-        if due && !self.history.is_empty() {
+        let off_track = self.off_track();
+        let since_fit = self.fitted_at.map_or(i64::MAX, |at| minute - at);
+        let due = since_fit >= self.refit_mins || (off_track && since_fit >= TRACK_MINUTES as i64);
+        if due {
             self.fitted_at = Some(minute);
             let horizon = (self.refit_mins + 120) as usize;
             match self.forecaster.forecast(&self.history, horizon) {
@@ -121,8 +183,20 @@ impl Predictor {
                         upper: f.upper,
                     });
                 }
-                Err(_) => self.fit_failures += 1,
+                Err(_) => {
+                    self.fit_failures += 1;
+                    self.status = PredictorStatus::FitFailed;
+                    return None;
+                }
             }
+        }
+        self.status = if off_track {
+            PredictorStatus::OffTrack
+        } else {
+            PredictorStatus::Ok
+        };
+        if off_track {
+            return None;
         }
         self.forecast.as_ref()
     }
@@ -181,22 +255,49 @@ mod tests {
             p.forecast(Timestamp::from_secs(6000)).is_none(),
             "no history, no forecast"
         );
-        for m in 0..90 {
-            p.record(m, Some(10.0 * m as f64));
+        for m in 0..1439 {
+            p.record(m, Some(100.0 + (m % 60) as f64));
         }
-        let f = p.forecast(Timestamp::from_secs(90 * 60)).unwrap().clone();
-        assert_eq!(f.start, Timestamp::from_secs(90 * 60));
-        assert_eq!(f.upper.len(), 150);
-        assert!(
-            (f.point[0] - 900.0).abs() < 1e-6,
-            "the trend goes on: {}",
-            f.point[0]
+        assert!(p.forecast(Timestamp::from_secs(1439 * 60)).is_none());
+        assert_eq!(
+            p.status(),
+            PredictorStatus::ShortHistory,
+            "under a day: reactive only"
         );
+        p.record(1439, Some(100.0));
+        let f = p.forecast(Timestamp::from_secs(1440 * 60)).unwrap().clone();
+        assert_eq!(p.status(), PredictorStatus::Ok);
+        assert_eq!(f.start, Timestamp::from_secs(1440 * 60));
+        assert_eq!(f.upper.len(), 150);
         assert_eq!(p.fits, 1);
-        p.record(90, Some(2000.0));
-        p.forecast(Timestamp::from_secs(119 * 60));
+        p.record(1440, Some(100.0));
+        p.forecast(Timestamp::from_secs(1469 * 60));
         assert_eq!(p.fits, 1, "not due yet");
-        p.forecast(Timestamp::from_secs(120 * 60));
+        p.forecast(Timestamp::from_secs(1470 * 60));
         assert_eq!(p.fits, 2);
+    }
+
+    #[test]
+    fn a_forecast_far_above_what_came_is_withheld_and_refit() {
+        let mut p = Predictor::new(&cfg(60));
+        for m in 0..1440 {
+            p.record(m, Some(1000.0));
+        }
+        assert!(p.forecast(Timestamp::from_secs(1440 * 60)).is_some());
+        // An outage: a tenth of the demand for 15 minutes.
+        for m in 1440..1455 {
+            p.record(m, Some(100.0));
+            let at = Timestamp::from_secs((m + 1) * 60);
+            let got = p.forecast(at).is_some();
+            assert_eq!(got, m < 1454, "minute {m}: {:?}", p.status());
+        }
+        assert_eq!(p.status(), PredictorStatus::OffTrack);
+        assert_eq!(p.fits, 2, "refit once the guard tripped");
+        // Demand comes back: once the last 15 minutes are on track again, so is the forecast.
+        for m in 1455..1470 {
+            p.record(m, Some(1000.0));
+        }
+        assert!(p.forecast(Timestamp::from_secs(1470 * 60)).is_some());
+        assert_eq!(p.status(), PredictorStatus::Ok);
     }
 }
