@@ -88,8 +88,9 @@ enum Command {
     /// forecast (same minute one day earlier) and the brief's rule, and the coverage of the
     /// calibrated 90 % interval.
     Backtest(Box<BacktestArgs>),
-    /// Forecast the next hour of a `minute,requests` history (missing minutes are gaps): our
-    /// combined forecaster's point forecast and 90 % interval per minute.
+    /// Forecast the next hour of a `minute,requests` history (missing minutes are gaps), or of a
+    /// fleet's demand read from CloudWatch (--from-cloudwatch --config POLICY): our combined
+    /// forecaster's point forecast and 90 % interval per minute.
     Forecast(Box<ForecastArgs>),
 }
 
@@ -97,8 +98,23 @@ enum Command {
 #[derive(clap::Args)]
 struct ForecastArgs {
     /// The history: `minute,requests` CSV; the forecast starts at the minute after its last row.
+    #[arg(
+        long,
+        required_unless_present = "from_cloudwatch",
+        conflicts_with = "from_cloudwatch"
+    )]
+    history: Option<PathBuf>,
+    /// Read the history from CloudWatch instead: the fleet's `[fleets.predictive]` source over
+    /// its `history_days`, up to two minutes ago (AWS access as the daemon's: `[global.aws]`
+    /// and the default credential chain).
+    #[arg(long, requires = "config")]
+    from_cloudwatch: bool,
+    /// The policy file, with --from-cloudwatch.
     #[arg(long)]
-    history: PathBuf,
+    config: Option<PathBuf>,
+    /// The fleet, with --from-cloudwatch (default: the first with a predictive source).
+    #[arg(long)]
+    fleet: Option<String>,
     /// Minutes to forecast.
     #[arg(long, default_value_t = 60)]
     horizon_mins: usize,
@@ -901,16 +917,81 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A fleet's per-minute demand from CloudWatch (its predictive source), gaps as `None`, and the
+/// time of the minute after the last.
+fn cloudwatch_history(
+    config: &Path,
+    fleet: Option<&str>,
+) -> anyhow::Result<(Vec<Option<f64>>, Timestamp)> {
+    use llm_autoscaler::forecast::predictor::minute_of;
+    let cfg = load(config)?;
+    let f = cfg
+        .fleets
+        .iter()
+        .find(|f| {
+            fleet.is_none_or(|n| f.name == n)
+                && f.predictive.as_ref().is_some_and(|p| p.source.is_some())
+        })
+        .ok_or_else(|| {
+            InputError(format!(
+                "{}: no fleet{} with [fleets.predictive] and a source",
+                config.display(),
+                fleet.map(|n| format!(" named \"{n}\"")).unwrap_or_default()
+            ))
+        })?;
+    let p = f.predictive.as_ref().expect("found with one");
+    let source = p.source.as_ref().expect("found with one");
+    let to = minute_of(Timestamp::from_datetime(&chrono::Utc::now())) - 2;
+    let from = to - p.history_days as i64 * 1440 + 1;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let points = runtime.block_on(async {
+        let sdk =
+            llm_autoscaler::aws::sdk_config(&cfg.global.aws, std::time::Duration::from_secs(30))
+                .await;
+        let client = aws_sdk_cloudwatch::Client::new(&sdk);
+        llm_autoscaler::aws::cloudwatch::history(&client, source, from, to).await
+    })?;
+    let (points, _) = points;
+    let mut series = vec![None; (to - from + 1) as usize];
+    for (m, v) in points {
+        if let Some(slot) = usize::try_from(m - from)
+            .ok()
+            .and_then(|i| series.get_mut(i))
+        {
+            *slot = Some(v);
+        }
+    }
+    eprintln!(
+        "fleet {}: {} minutes from CloudWatch, {} with data",
+        f.name,
+        series.len(),
+        series.iter().flatten().count()
+    );
+    Ok((series, Timestamp((to + 1) * 60_000)))
+}
+
 fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
     use llm_autoscaler::forecast::{Combined, Forecaster};
-    let series = match read_trace(&a.history)? {
-        Trace::PerMinute(m) => m,
-        Trace::PerRequest(_) => {
-            return Err(InputError(format!(
-                "{}: forecast needs a per-minute history (minute,requests)",
-                a.history.display()
-            ))
-            .into())
+    let (series, start_at, what) = match &a.history {
+        Some(path) => match read_trace(path)? {
+            Trace::PerMinute(m) => (m, None, path.display().to_string()),
+            Trace::PerRequest(_) => {
+                return Err(InputError(format!(
+                    "{}: forecast needs a per-minute history (minute,requests)",
+                    path.display()
+                ))
+                .into())
+            }
+        },
+        None => {
+            let config = a
+                .config
+                .as_deref()
+                .expect("clap: --from-cloudwatch requires --config");
+            let (series, at) = cloudwatch_history(config, a.fleet.as_deref())?;
+            (series, Some(at), "CloudWatch".to_string())
         }
     };
     if a.horizon_mins == 0 || a.horizon_mins > 1440 {
@@ -918,7 +999,7 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
     }
     let f = Combined::default()
         .forecast(&series, a.horizon_mins)
-        .map_err(|e| InputError(format!("{}: {e}", a.history.display())))?;
+        .map_err(|e| InputError(format!("{what}: {e}")))?;
     let start = series.len();
     println!("minute,point,lower_90,upper_90");
     for h in 0..a.horizon_mins {
@@ -931,7 +1012,7 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(p) = &a.json {
-        let v = serde_json::json!({ "start_minute": start, "point": f.point, "lower": f.lower, "upper": f.upper, "level": 0.9 });
+        let v = serde_json::json!({ "start_minute": start, "start_at": start_at, "point": f.point, "lower": f.lower, "upper": f.upper, "level": 0.9 });
         std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }

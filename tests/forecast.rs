@@ -84,3 +84,31 @@ fn short_history_falls_back_and_seasonal_naive_is_yesterday() {
     assert_eq!(f.point, vec![15.0; 5]);
     assert!(Combined::default().forecast(&[None, None], 5).is_err());
 }
+
+#[test]
+fn a_history_that_starts_with_a_gap_forecasts_like_a_full_one() {
+    // Two days of a daily sine starting mid-cycle; the copy misses its first ten minutes (a
+    // CloudWatch backfill whose first minutes had no datapoint).
+    let value = |i: usize| {
+        let phase = ((i + 777) % DAY) as f64 / DAY as f64 * std::f64::consts::TAU;
+        1000.0 + 500.0 * phase.sin()
+    };
+    let full: Vec<Option<f64>> = (0..2 * DAY).map(|i| Some(value(i))).collect();
+    let mut gappy = full.clone();
+    gappy[..10].fill(None);
+    let a = Mstl::default().forecast(&full, 30).unwrap();
+    let b = Mstl::default().forecast(&gappy, 30).unwrap();
+    for h in 0..30 {
+        let want = value(2 * DAY + h);
+        assert!(
+            (a.point[h] - want).abs() < 5.0,
+            "full, +{h}: {} vs {want}",
+            a.point[h]
+        );
+        assert!(
+            (b.point[h] - want).abs() < 5.0,
+            "gappy, +{h}: {} vs {want}",
+            b.point[h]
+        );
+    }
+}

@@ -203,15 +203,25 @@ impl Forecaster for Mstl {
         let n = require(self.name(), history, 2 * DAY)?;
         let start = n.saturating_sub(self.max_history);
         // Gaps are filled for fitting only: the same minute a day before, else the last value.
-        let mut y: Vec<f64> = Vec::with_capacity(n - start);
+        let mut filled: Vec<Option<f64>> = Vec::with_capacity(n - start);
         for i in start..n {
             let k = i - start;
             let v = history[i]
-                .or_else(|| (k >= DAY).then(|| y[k - DAY]))
-                .or_else(|| known_before(history, i))
-                .unwrap_or(0.0);
-            y.push(v);
+                .or_else(|| if k >= DAY { filled[k - DAY] } else { None })
+                .or_else(|| known_before(history, i));
+            filled.push(v);
         }
+        // A history that starts with a gap has nothing before it: the same minute a day later,
+        // else the first known value — never a zero, which would drag that seasonal phase down.
+        let first_known = filled.iter().flatten().next().copied();
+        let y: Vec<f64> = (0..filled.len())
+            .map(|k| {
+                filled[k]
+                    .or_else(|| filled.get(k + DAY).copied().flatten())
+                    .or(first_known)
+                    .unwrap_or(0.0)
+            })
+            .collect();
         let periods = if y.len() >= 2 * WEEK {
             vec![DAY, WEEK]
         } else {

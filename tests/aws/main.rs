@@ -768,13 +768,9 @@ source = { type = "cloudwatch", namespace = "Test/History", metric_name = "Reque
     assert_eq!(step.lead_secs, 240.0);
     assert!(step.floor_units.is_some(), "{}", decision.summary);
     assert!(d.published().fleets["history"].forecast_fits >= 1);
-    // The warm pool holds what the next hour's forecast peak needs beyond capacity now.
+    // The warm pool holds what the next hour's forecast peak needs beyond capacity now (0
+    // when the peak is now: then the forecast overrides the policy's min_size of 1).
     let peak = step.next_hour_units.expect("a next-hour peak");
-    assert!(
-        peak > decision.desired_units,
-        "{peak} vs {}",
-        decision.desired_units
-    );
     let warm = b
         .asg
         .describe_warm_pool()
@@ -783,8 +779,12 @@ source = { type = "cloudwatch", namespace = "Test/History", metric_name = "Reque
         .await
         .unwrap();
     assert_eq!(
-        warm.warm_pool_configuration().and_then(|w| w.min_size()),
-        Some((peak - decision.desired_units) as i32)
+        warm.warm_pool_configuration()
+            .and_then(|w| w.min_size())
+            .unwrap_or(0),
+        peak.saturating_sub(decision.desired_units) as i32,
+        "peak {peak}, desired {}",
+        decision.desired_units
     );
     drop(d);
 
@@ -808,4 +808,67 @@ source = { type = "cloudwatch", namespace = "Test/History", metric_name = "Reque
         .copied()
         .unwrap_or(0);
     assert!(calls <= 1, "refetched the history: {calls} calls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forecast_command_reads_its_history_from_cloudwatch() {
+    let b = Bench::new("fccli").await;
+    let extra = r#"[fleets.predictive]
+demand_per_unit = 80
+history_days = 2
+source = { type = "cloudwatch", namespace = "Test/Cli", metric_name = "RequestCount", statistic = "Sum", period_secs = 60 }"#;
+    let path = b.policy(extra);
+    let now_minute = llm_autoscaler::forecast::predictor::minute_of(now());
+    // Two days of a daily cycle between 500 and 1,500 requests a minute.
+    let minutes: Vec<i64> = (now_minute - 2 * 1440..=now_minute).collect();
+    for chunk in minutes.chunks(500) {
+        let mut put = b.cw.put_metric_data().namespace("Test/Cli");
+        for m in chunk {
+            let phase = (m % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+            put = put.metric_data(
+                MetricDatum::builder()
+                    .metric_name("RequestCount")
+                    .timestamp(DateTime::from_millis(m * 60_000))
+                    .value(1000.0 + 500.0 * phase.sin())
+                    .build(),
+            );
+        }
+        put.send().await.unwrap();
+    }
+    let json = b.dir.join("fc.json");
+    let bin = env!("CARGO_BIN_EXE_llm-autoscaler");
+    let (cfg_path, json_path) = (path.clone(), json.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .args(["forecast", "--from-cloudwatch", "--config"])
+            .arg(&cfg_path)
+            .args(["--horizon-mins", "30", "--json"])
+            .arg(&json_path)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("fleet fccli: 2880 minutes from CloudWatch"),
+        "{stderr}"
+    );
+    eprintln!("{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let point = v["point"].as_array().unwrap();
+    assert_eq!(point.len(), 30);
+    // The cycle continues: a day ago at the same minutes, within a tenth.
+    for (h, p) in point.iter().enumerate() {
+        let m = now_minute - 1 + h as i64;
+        let phase = (m % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+        let want = 1000.0 + 500.0 * phase.sin();
+        let got = p.as_f64().unwrap();
+        assert!((got - want).abs() < 100.0, "minute +{h}: {got} vs {want}");
+    }
 }
