@@ -102,6 +102,8 @@ pub struct AwsProvider {
     failed_launches: BTreeMap<String, (BTreeSet<String>, u64)>,
     /// Instances drained (or past the drain timeout) whose lifecycle action awaits completion.
     drained: BTreeSet<String>,
+    /// Private IP per instance (described once).
+    ips: HashMap<String, String>,
     /// Warm-pool settings last applied per group.
     warm_pools_applied: BTreeMap<String, (u32, Option<Units>)>,
     /// Warm-pool sizes the forecast asks for, per group (override the policy's `min_size`).
@@ -148,6 +150,7 @@ impl AwsProvider {
             previous_ttft: HashMap::new(),
             failed_launches: BTreeMap::new(),
             drained: BTreeSet::new(),
+            ips: HashMap::new(),
             warm_pools_applied: BTreeMap::new(),
             warm_pool_targets: BTreeMap::new(),
             stats: ProviderStats::default(),
@@ -239,31 +242,34 @@ impl AwsProvider {
         Ok(*total)
     }
 
-    /// Private IPs of instances.
-    async fn private_ips(
-        &mut self,
-        ids: Vec<String>,
-    ) -> Result<HashMap<String, String>, ProviderError> {
-        let mut ips = HashMap::new();
-        if ids.is_empty() {
-            return Ok(ips);
+    /// Private IPs of instances: cached (an instance keeps its IP for life), so only new
+    /// instances are described; the cache keeps only the instances asked about.
+    async fn private_ips(&mut self, ids: &[String]) -> Result<(), ProviderError> {
+        self.ips.retain(|id, _| ids.contains(id));
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !self.ips.contains_key(*id))
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
         }
         let out = timed(
             &mut self.stats,
             "DescribeInstances",
             self.ec2
                 .describe_instances()
-                .set_instance_ids(Some(ids))
+                .set_instance_ids(Some(unknown))
                 .send(),
         )
         .await;
         let out = out.map_err(|e| classify("DescribeInstances", e))?;
         for i in out.reservations().iter().flat_map(|r| r.instances()) {
             if let (Some(id), Some(ip)) = (i.instance_id(), i.private_ip_address()) {
-                ips.insert(id.to_string(), ip.to_string());
+                self.ips.insert(id.to_string(), ip.to_string());
             }
         }
-        Ok(ips)
+        Ok(())
     }
 
     /// Scrapes the instances in parallel; a failed target is logged and counted, and simply
@@ -530,7 +536,12 @@ impl Provider for AwsProvider {
     }
 
     async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
-        self.read_events(now).await?;
+        if let Err(e) = self.read_events(now).await {
+            // The event queue is auxiliary: scaling goes on without it, and its messages wait
+            // in the queue for the next tick.
+            self.events_read_at = Some(now);
+            warn!(error = %e, "reading the event queue failed; deciding without new events");
+        }
 
         let names: Vec<String> = fleet.pools.iter().map(|p| p.asg_name.clone()).collect();
         let out = timed(
@@ -622,14 +633,12 @@ impl Provider for AwsProvider {
             })
             .map(|i| i.id.clone())
             .collect();
-        let ips = if ports.is_empty() {
-            HashMap::new()
-        } else {
-            self.private_ips(wanted.clone()).await?
-        };
+        if !ports.is_empty() {
+            self.private_ips(&wanted).await?;
+        }
         let targets = wanted
             .iter()
-            .filter_map(|id| ips.get(id).map(|ip| (id, ip)))
+            .filter_map(|id| self.ips.get(id).map(|ip| (id, ip)))
             .flat_map(|(id, ip)| ports.iter().map(move |p| (id.clone(), ip.clone(), *p)))
             .collect();
         let scraped = self.scrape_all(targets).await;

@@ -80,7 +80,7 @@ pub async fn sdk(endpoint: &str) -> SdkConfig {
 }
 
 /// A scripted answer in place of the real one.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Fault {
     /// HTTP 400 `Throttling`.
     Throttle,

@@ -872,3 +872,29 @@ source = { type = "cloudwatch", namespace = "Test/Cli", metric_name = "RequestCo
         assert!((got - want).abs() < 100.0, "minute +{h}: {got} vs {want}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_queue_outage_does_not_stop_scaling() {
+    let b = Bench::new("evdown").await;
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    // Every attempt at the event queue fails (more 500s than the SDK retries).
+    b.proxy.inject("ReceiveMessage", &[Fault::ServerError; 6]);
+    d.tick().await;
+    let st = &d.published().fleets["evdown"];
+    assert!(st.applied, "{:?}", st.decision.as_ref().map(|d| &d.summary));
+    assert_eq!(b.desired().await, (2, 6));
+    assert_eq!(
+        d.provider().stats.errors_total.get("ReceiveMessage"),
+        Some(&1)
+    );
+    // Instance IPs are described once, not every tick.
+    d.tick().await;
+    d.tick().await;
+    assert_eq!(
+        d.provider().stats.calls_total["DescribeInstances"],
+        2,
+        "once before, once for the 4 new instances"
+    );
+}
