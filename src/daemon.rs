@@ -58,6 +58,9 @@ pub struct Options {
     pub call_timeout: Duration,
     /// Log what would be done; change nothing.
     pub dry_run: bool,
+    /// Replica profiles whose prices fill pools without `unit_usd_per_hour` (at start and on
+    /// every reload).
+    pub price_profiles: Vec<crate::sim::perf::Profile>,
 }
 
 /// Counters and the latest decision of one fleet.
@@ -136,6 +139,9 @@ pub enum DaemonError {
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// A pool with a budget has no price.
+    #[error(transparent)]
+    Price(#[from] crate::cost::prices::PriceError),
 }
 
 /// CPU time of the calling thread, seconds (0 where the kernel does not say).
@@ -179,12 +185,13 @@ pub struct Daemon<P: Provider> {
 impl<P: Provider> Daemon<P> {
     /// A loop over `config`'s fleets, resuming each fleet's saved engine state.
     pub fn new(
-        config: Config,
+        mut config: Config,
         provider: P,
         store: StateStore,
         opts: Options,
         tx: watch::Sender<Arc<Published>>,
     ) -> Result<Self, DaemonError> {
+        crate::cost::prices::fill_unit_prices(&mut config, &opts.price_profiles)?;
         let mut states = BTreeMap::new();
         for f in &config.fleets {
             if let Some(s) = store.load(&f.name)? {
@@ -268,7 +275,12 @@ impl<P: Provider> Daemon<P> {
 
     /// Re-reads the policy file; an invalid file keeps the running policy and logs every problem.
     pub fn reload(&mut self) {
-        match config::load(&self.opts.config_path) {
+        let loaded = config::load(&self.opts.config_path).and_then(|mut cfg| {
+            crate::cost::prices::fill_unit_prices(&mut cfg, &self.opts.price_profiles)
+                .map(|()| cfg)
+                .map_err(|e| config::ConfigError::Prices(e.to_string()))
+        });
+        match loaded {
             Ok(cfg) => {
                 info!(path = %self.opts.config_path.display(), fleets = cfg.fleets.len(), "policy reloaded");
                 self.config = Arc::new(cfg);

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Fleet;
 use crate::model::{Snapshot, Timestamp, Units};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
+use crate::policy::budget::{self, BudgetStep, Ledger, Spend};
 use crate::policy::hpa::{self, CalcInput, MetricRecommendation, MetricStatus};
 use crate::policy::panic::{self, PanicState, PanicStep};
 use crate::policy::predictive::{self, ColdStarts, PredictiveStep};
@@ -52,6 +53,9 @@ pub struct EngineState {
     /// Launch → in-service times seen (the predictive policy's lead), when predictive is on.
     #[serde(default)]
     pub cold_starts: ColdStarts,
+    /// What the fleet has cost this month, when every pool has a price.
+    #[serde(default)]
+    pub ledger: Ledger,
 }
 
 /// The direction of a decision.
@@ -122,6 +126,10 @@ pub struct Decision {
     pub panic: Option<PanicStep>,
     /// The predictive floor, when `[fleets.predictive]` is on.
     pub predictive: Option<PredictiveStep>,
+    /// The spend ledger, when every pool has a price.
+    pub spend: Option<Spend>,
+    /// The budget's verdict, with `[fleets.budget]`.
+    pub budget: Option<BudgetStep>,
     /// Why: HPA-style conditions.
     pub conditions: Vec<Condition>,
     /// Desired units per pool.
@@ -364,6 +372,43 @@ pub fn decide(
         }
         after_panic.clamp(bounds.min_units, bounds.max_units)
     };
+    let prices = budget::unit_prices(fleet);
+    let spend = prices
+        .as_ref()
+        .map(|p| budget::accrue(&mut st.ledger, p, snap, now));
+    let budget_step = match (&fleet.budget, &prices) {
+        (Some(b), Some(p)) => {
+            let keep = current.max(bounds.min_units);
+            let step = budget::limit(b, fleet, p, st.ledger.month_usd, now, keep, desired);
+            if step.alert {
+                let limited = step.allowed_units < step.wanted_units;
+                conditions.push(cond(
+                    "Budget",
+                    true,
+                    if limited {
+                        "BudgetLimited"
+                    } else {
+                        "OverBudget"
+                    },
+                    format!(
+                        "{} units would cost ${:.2}/h, over the {} cap of ${:.2}/h: {}",
+                        step.wanted_units,
+                        step.wanted_usd_per_hour,
+                        step.cap_from,
+                        step.cap_usd_per_hour,
+                        if limited {
+                            format!("scale-up capped at {} units", step.allowed_units)
+                        } else {
+                            "no scale-down for money: holding".to_string()
+                        }
+                    ),
+                ));
+            }
+            Some(step)
+        }
+        _ => None,
+    };
+    let desired = budget_step.as_ref().map_or(desired, |b| b.allowed_units);
     record_event(&mut st, fleet, now, current, desired);
 
     let action = match desired.cmp(&current) {
@@ -411,6 +456,8 @@ pub fn decide(
         stages,
         panic: panic_step,
         predictive: predictive_step,
+        spend,
+        budget: budget_step,
         conditions,
         pools,
         summary,

@@ -495,7 +495,9 @@ fn read_trace(path: &Path) -> anyhow::Result<Trace> {
 }
 
 fn simulate(a: SimArgs) -> anyhow::Result<()> {
-    let cfg = load(&a.config)?;
+    let mut cfg = load(&a.config)?;
+    let price_profiles = sim::perf::resolve(&cfg.profiles)?;
+    llm_autoscaler::cost::prices::fill_unit_prices(&mut cfg, &price_profiles)?;
     if !(a.scale > 0.0 && a.scale.is_finite()) {
         return Err(InputError(format!("--scale {} must be a number above 0", a.scale)).into());
     }
@@ -657,8 +659,9 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 duration_secs: s.duration_secs,
             };
             let profiles = sim::perf::resolve(&cfg.profiles)?;
-            let provider = SimProvider::new(traffic, s.spot, profiles, "8b", s.epoch, tick_secs)
-                .with_history(s.history);
+            let provider =
+                SimProvider::new(traffic, s.spot, profiles.clone(), "8b", s.epoch, tick_secs)
+                    .with_history(s.history);
             let opts = daemon::Options {
                 config_path: a.config.clone(),
                 interval: std::time::Duration::from_secs_f64(tick_secs / a.speed),
@@ -668,6 +671,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 },
                 call_timeout: std::time::Duration::from_secs(10),
                 dry_run: a.dry_run,
+                price_profiles: profiles,
             };
             tracing::info!(
                 scenario = s.name,
@@ -684,6 +688,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 clock: daemon::Clock::Wall,
                 call_timeout,
                 dry_run: a.dry_run,
+                price_profiles: sim::perf::resolve(&cfg.profiles)?,
             };
             runtime.block_on(async {
                 let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, call_timeout).await;

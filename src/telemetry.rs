@@ -255,8 +255,75 @@ pub fn render_metrics(p: &Published) -> String {
         );
     }
     render_pools(&mut o, p);
+    render_spend(&mut o, p);
     render_provider(&mut o, &p.provider);
     o.0
+}
+
+/// The spend ledger and the budget, per fleet (and per pool and market).
+fn render_spend(o: &mut Out, p: &Published) {
+    let decisions = || {
+        p.fleets
+            .iter()
+            .filter_map(|(name, f)| f.decision.as_ref().map(|d| (name.as_str(), f, d)))
+    };
+    o.help(
+        "spend_rate_usd_per_hour",
+        "gauge",
+        "What the fleet's instances cost per hour now, as observed.",
+    );
+    o.help(
+        "spend_month_usd",
+        "gauge",
+        "Spend this calendar month (UTC), as observed by the engine.",
+    );
+    o.help(
+        "spend_month_by_pool_usd",
+        "gauge",
+        "Spend this month per pool and market.",
+    );
+    for (name, f, d) in decisions() {
+        let Some(s) = &d.spend else { continue };
+        o.sample(
+            "spend_rate_usd_per_hour",
+            &[("fleet", name)],
+            s.rate_usd_per_hour,
+        );
+        o.sample("spend_month_usd", &[("fleet", name)], s.month_usd);
+        for (pool, usd) in &s.by_pool_usd {
+            let market = f.pools.get(pool).map_or("", |p| p.market.as_str());
+            o.sample(
+                "spend_month_by_pool_usd",
+                &[("fleet", name), ("pool", pool), ("market", market)],
+                *usd,
+            );
+        }
+    }
+    o.help(
+        "budget_cap_usd_per_hour",
+        "gauge",
+        "The spend rate the budget allows now (hourly cap, or the month's rest per hour left).",
+    );
+    o.help(
+        "budget_alert",
+        "gauge",
+        "1 when the budget capped a scale-up or the fleet is over it.",
+    );
+    for (name, _, d) in decisions() {
+        let Some(b) = &d.budget else { continue };
+        if b.cap_usd_per_hour.is_finite() {
+            o.sample(
+                "budget_cap_usd_per_hour",
+                &[("fleet", name)],
+                b.cap_usd_per_hour,
+            );
+        }
+        o.sample(
+            "budget_alert",
+            &[("fleet", name)],
+            if b.alert { 1.0 } else { 0.0 },
+        );
+    }
 }
 
 /// Per pool, by market: desired, in-service and pending units as observed.

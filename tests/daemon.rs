@@ -63,6 +63,7 @@ fn opts(path: &Path, epoch: Timestamp, dry_run: bool) -> Options {
         },
         call_timeout: Duration::from_secs(10),
         dry_run,
+        price_profiles: perf::builtin(),
     }
 }
 
@@ -355,4 +356,19 @@ async fn on_the_simulated_cloud_the_daemon_forecasts_from_backfilled_history() {
         decision.summary
     );
     assert!(decision.condition("Predictive").is_some());
+    // Pools are priced from the profiles: the ledger runs and /metrics shows it.
+    let spend = decision.spend.as_ref().expect("a ledger");
+    assert!(
+        spend.rate_usd_per_hour > 0.0 && spend.month_usd > 0.0,
+        "{spend:?}"
+    );
+    let metrics = llm_autoscaler::telemetry::render_metrics(d.published());
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("llm_autoscaler_spend_month_by_pool_usd{fleet=\"demo-llama-8b\",pool=\"spot\",market=\"spot\"}"))
+        .expect("per-pool spend");
+    assert!(
+        line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() > 0.0,
+        "{line}"
+    );
 }

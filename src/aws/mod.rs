@@ -839,6 +839,7 @@ mod tests {
                 weight_units: 4,
             }],
             warm_pool: None,
+            unit_usd_per_hour: None,
         };
         assert_eq!(weight_of(&pool, Some("g6.12xlarge"), Some("2")), 2);
         assert_eq!(weight_of(&pool, Some("g6.12xlarge"), None), 4);

@@ -59,6 +59,9 @@ pub enum ConfigError {
         /// Every problem, in file order.
         problems: Vec<Problem>,
     },
+    /// The policy is valid but its prices cannot be resolved (a budget on an unpriced pool).
+    #[error("{0}")]
+    Prices(String),
 }
 
 fn render(problems: &[Problem]) -> String {
@@ -75,7 +78,7 @@ impl ConfigError {
     /// The problems, empty for a read error.
     pub fn problems(&self) -> &[Problem] {
         match self {
-            ConfigError::Read { .. } => &[],
+            ConfigError::Read { .. } | ConfigError::Prices(_) => &[],
             ConfigError::Invalid { problems } => problems,
         }
     }

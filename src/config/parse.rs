@@ -63,7 +63,9 @@ const FLEET_KEYS: &[&str] = &[
     "schedules",
     "slo",
     "predictive",
+    "budget",
 ];
+const BUDGET_KEYS: &[&str] = &["max_usd_per_hour", "max_usd_per_month"];
 const PREDICTIVE_KEYS: &[&str] = &[
     "mode",
     "demand_per_unit",
@@ -75,7 +77,14 @@ const PREDICTIVE_KEYS: &[&str] = &[
     "warm_pool_from_forecast",
     "source",
 ];
-const POOL_KEYS: &[&str] = &["name", "asg_name", "market", "instance_types", "warm_pool"];
+const POOL_KEYS: &[&str] = &[
+    "name",
+    "asg_name",
+    "market",
+    "instance_types",
+    "warm_pool",
+    "unit_usd_per_hour",
+];
 const INSTANCE_TYPE_KEYS: &[&str] = &["type", "weight_units"];
 const WARM_POOL_KEYS: &[&str] = &["min_size", "max_prepared_units"];
 const METRIC_KEYS: &[&str] = &["name", "signal", "target", "stale_after_secs", "source"];
@@ -602,6 +611,27 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
     let predictive = s
         .table(ctx, "predictive")
         .and_then(|t| parse_predictive(ctx, t, provider));
+    let budget = s.table(ctx, "budget").and_then(|t| {
+        let price =
+            |ctx: &mut Ctx<'_>, key| t.number(ctx, key, |x| x > 0.0, "a price above 0, USD");
+        let b = Budget {
+            max_usd_per_hour: price(ctx, "max_usd_per_hour"),
+            max_usd_per_month: price(ctx, "max_usd_per_month"),
+        };
+        if b.max_usd_per_hour.is_none()
+            && b.max_usd_per_month.is_none()
+            && !t.has("max_usd_per_hour")
+            && !t.has("max_usd_per_month")
+        {
+            t.missing(
+                ctx,
+                "max_usd_per_hour",
+                "max_usd_per_hour and/or max_usd_per_month",
+            );
+        }
+        t.finish(ctx, BUDGET_KEYS);
+        (b.max_usd_per_hour.is_some() || b.max_usd_per_month.is_some()).then_some(b)
+    });
     s.finish(ctx, FLEET_KEYS);
     Some(Fleet {
         name: name?,
@@ -619,6 +649,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         schedules,
         slo,
         predictive,
+        budget,
     })
 }
 
@@ -744,9 +775,11 @@ fn parse_pool(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Pool> {
         w.finish(ctx, WARM_POOL_KEYS);
         wp
     });
+    let unit_usd_per_hour = s.number(ctx, "unit_usd_per_hour", |x| x >= 0.0, "a price ≥ 0, USD");
     s.finish(ctx, POOL_KEYS);
     let name = name?;
     Some(Pool {
+        unit_usd_per_hour,
         asg_name: asg_name.unwrap_or_else(|| name.clone()),
         name,
         market: market?,

@@ -218,6 +218,21 @@ pub struct Fleet {
     pub slo: Slo,
     /// `[fleets.predictive]`: forecast-driven capacity floor; absent means off.
     pub predictive: Option<Predictive>,
+    /// `[fleets.budget]`: spend caps; absent means none.
+    pub budget: Option<Budget>,
+}
+
+/// `[fleets.budget]`: when the capacity a decision wants would cost more than a cap allows,
+/// the engine degrades in a stated order — it caps the scale-up at what fits (never below the
+/// capacity already running or the fleet's floor) and raises an alert (condition `Budget`,
+/// `/metrics` `budget_alert`). Never silently, never a scale-down for money.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Budget {
+    /// `max_usd_per_hour`: the fleet's spend rate cap.
+    pub max_usd_per_hour: Option<f64>,
+    /// `max_usd_per_month`: the calendar month's (UTC) cap: the rate allowed is what is left
+    /// of it spread over the hours left in the month.
+    pub max_usd_per_month: Option<f64>,
 }
 
 /// Whether the predictive floor acts.
@@ -277,6 +292,11 @@ pub struct Pool {
     pub instance_types: Vec<InstanceTypeWeight>,
     /// `[fleets.pools.warm_pool]`: pre-initialised stopped instances that start faster.
     pub warm_pool: Option<WarmPool>,
+    /// `unit_usd_per_hour`: what one unit of this pool costs per hour, for the spend ledger and
+    /// the budget. Default: the price of its first instance type on its market (the replica
+    /// profiles: built in, or `[[profiles]]`) ÷ that type's `weight_units`, filled in when the
+    /// policy is loaded for `run` or `simulate`.
+    pub unit_usd_per_hour: Option<f64>,
 }
 
 /// One instance type a pool may launch.

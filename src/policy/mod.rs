@@ -2,6 +2,7 @@
 //! [`crate::engine`] chains them and keeps their state.
 
 pub mod behavior;
+pub mod budget;
 pub mod hpa;
 pub mod panic;
 pub mod predictive;

@@ -214,6 +214,7 @@ enabled = false
             clock: Clock::Wall,
             call_timeout: Duration::from_secs(20),
             dry_run,
+            price_profiles: llm_autoscaler::sim::perf::builtin(),
         };
         Daemon::new(cfg, provider, store, opts, tx).unwrap()
     }
