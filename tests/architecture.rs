@@ -12,6 +12,8 @@ const CORE: &[&str] = &[
     "policy",
     "sim",
     "provider",
+    "forecast",
+    "cost",
 ];
 
 /// What must not appear in core code.
