@@ -480,8 +480,10 @@ fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: U
         );
     };
     let what = format!(
-        "forecast peak {peak:.1} over the next {:.0} s ({} lead) needs {floor} units",
-        step.lead_secs, step.lead_from
+        "forecast {peak:.1} at now + {:.0} s ({} lead, the p{:.0} within a minute of it) needs {floor} units",
+        step.lead_secs,
+        step.lead_from,
+        100.0 * step.quantile
     );
     if !step.applied {
         return cond(

@@ -78,6 +78,8 @@ pub struct PredictiveStep {
     pub mode: PredictiveMode,
     /// The lead time used, seconds.
     pub lead_secs: f64,
+    /// The forecast quantile sized on (0.5–0.99).
+    pub quantile: f64,
     /// Where the lead came from: `configured`, `observed` (p95 of launches) or `default`.
     pub lead_from: &'static str,
     /// The highest upper-quantile demand within a minute of `now + lead`; `None` without a
@@ -115,6 +117,7 @@ pub fn step(
         mode: cfg.mode,
         lead_secs,
         lead_from,
+        quantile: cfg.quantile,
         peak_demand,
         floor_units,
         next_hour_units: next_hour.map(units),
