@@ -420,6 +420,19 @@ impl<P: Provider> Daemon<P> {
                     self.opts.call_timeout
                 ))
             })??;
+        // Spot pools are priced at the market when the cloud tells it (the ledger and budget).
+        let priced;
+        let fleet = match self.provider.unit_prices(fleet, now).await {
+            Ok(prices) if !prices.is_empty() => {
+                priced = with_unit_prices(fleet, &prices);
+                &priced
+            }
+            Ok(_) => fleet,
+            Err(e) => {
+                warn!(error = %e, "reading market prices failed; pricing from the profiles");
+                fleet
+            }
+        };
         let mut snap = snap;
         if let Some(cfg) = &fleet.predictive {
             snap.forecast = self.forecast(fleet, cfg, now).await;
@@ -583,6 +596,17 @@ impl<P: Provider> Daemon<P> {
         }
         self.states.insert(fleet.name.clone(), next);
     }
+}
+
+/// The fleet with these pools' `unit_usd_per_hour` replaced.
+fn with_unit_prices(fleet: &Fleet, prices: &BTreeMap<String, f64>) -> Fleet {
+    let mut f = fleet.clone();
+    for p in &mut f.pools {
+        if let Some(price) = prices.get(&p.name) {
+            p.unit_usd_per_hour = Some(*price);
+        }
+    }
+    f
 }
 
 /// Per pool: market, desired, in-service and pending units.

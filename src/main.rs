@@ -582,10 +582,15 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         history,
     };
     let tty = std::io::stdout().is_terminal();
-    let runs = match (setup.baselines, setup.fleet.predictive.is_some()) {
-        (false, _) => 1.0,
-        (true, false) => 6.0,
-        (true, true) => 7.0,
+    let runs = if setup.baselines {
+        let spot = setup
+            .fleet
+            .pools
+            .iter()
+            .any(|p| p.market == llm_autoscaler::model::Market::Spot);
+        6.0 + f64::from(u8::from(setup.fleet.predictive.is_some())) + f64::from(u8::from(spot))
+    } else {
+        1.0
     };
     let mut progress = |f: f64| {
         if tty {

@@ -217,6 +217,7 @@ data "aws_iam_policy_document" "controller" {
       "autoscaling:DescribeAutoScalingGroups",
       "autoscaling:DescribeScalingActivities",
       "ec2:DescribeInstances",
+      "ec2:DescribeSpotPriceHistory",
       "cloudwatch:GetMetricData",
     ]
     resources = ["*"] # these Describe/Get calls do not support resource-level permissions

@@ -49,11 +49,15 @@ pub const CALLS: &[&str] = &[
     "autoscaling:PutWarmPool",
     "autoscaling:CompleteLifecycleAction",
     "ec2:DescribeInstances",
+    "ec2:DescribeSpotPriceHistory",
     "cloudwatch:GetMetricData",
     "sqs:GetQueueAttributes",
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
 ];
+
+/// How long a spot price is used before it is asked again, seconds.
+pub const SPOT_PRICE_TTL_SECS: f64 = 3600.0;
 
 /// Messages read from the event queue per tick at most (10 per call).
 const MAX_EVENT_BATCHES: usize = 10;
@@ -102,6 +106,9 @@ pub struct AwsProvider {
     failed_launches: BTreeMap<String, (BTreeSet<String>, u64)>,
     /// Instances drained (or past the drain timeout) whose lifecycle action awaits completion.
     drained: BTreeSet<String>,
+    /// Spot price per instance type (USD per instance-hour, the highest across zones) and when
+    /// it was read.
+    spot_prices: HashMap<String, (f64, Timestamp)>,
     /// Private IP per instance (described once).
     ips: HashMap<String, String>,
     /// Warm-pool settings last applied per group.
@@ -151,6 +158,7 @@ impl AwsProvider {
             failed_launches: BTreeMap::new(),
             drained: BTreeSet::new(),
             ips: HashMap::new(),
+            spot_prices: HashMap::new(),
             warm_pools_applied: BTreeMap::new(),
             warm_pool_targets: BTreeMap::new(),
             stats: ProviderStats::default(),
@@ -528,6 +536,60 @@ impl Provider for AwsProvider {
             *self.stats.errors_total.entry("GetMetricData").or_default() += 1;
         }
         r.map(|(points, _)| points)
+    }
+
+    async fn unit_prices(
+        &mut self,
+        fleet: &Fleet,
+        now: Timestamp,
+    ) -> Result<BTreeMap<String, f64>, ProviderError> {
+        let mut out = BTreeMap::new();
+        for pool in fleet.pools.iter().filter(|p| p.market == Market::Spot) {
+            let Some(t) = pool.instance_types.first() else {
+                continue;
+            };
+            let fresh = self
+                .spot_prices
+                .get(&t.instance_type)
+                .filter(|(_, at)| now.secs_since(*at) < SPOT_PRICE_TTL_SECS)
+                .map(|(p, _)| *p);
+            let price = match fresh {
+                Some(p) => Some(p),
+                None => {
+                    let r = timed(
+                        &mut self.stats,
+                        "DescribeSpotPriceHistory",
+                        self.ec2
+                            .describe_spot_price_history()
+                            .instance_types(t.instance_type.as_str().into())
+                            .product_descriptions("Linux/UNIX")
+                            .start_time(aws_sdk_ec2::primitives::DateTime::from_millis(
+                                now.millis(),
+                            ))
+                            .send(),
+                    )
+                    .await
+                    .map_err(|e| {
+                        classify(&format!("DescribeSpotPriceHistory {}", t.instance_type), e)
+                    })?;
+                    // The current price in each zone; the group may launch in any: the highest.
+                    let price = r
+                        .spot_price_history()
+                        .iter()
+                        .filter_map(|p| p.spot_price().and_then(|v| v.parse::<f64>().ok()))
+                        .filter(|v| v.is_finite() && *v > 0.0)
+                        .reduce(f64::max);
+                    if let Some(p) = price {
+                        self.spot_prices.insert(t.instance_type.clone(), (p, now));
+                    }
+                    price
+                }
+            };
+            if let Some(p) = price {
+                out.insert(pool.name.clone(), p / t.weight_units.max(1) as f64);
+            }
+        }
+        Ok(out)
     }
 
     fn warm_pool_target(&mut self, pool: &Pool, min_size: u32) {

@@ -101,6 +101,19 @@ pub trait Provider {
         let _ = (pool, min_size);
     }
 
+    /// Market prices per unit-hour for the fleet's pools, where the cloud tells them (spot),
+    /// by pool name; they replace the profile prices in the ledger and the budget. Default:
+    /// none.
+    fn unit_prices(
+        &mut self,
+        fleet: &Fleet,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<String, f64>, ProviderError>> + Send
+    {
+        let _ = (fleet, now);
+        async { Ok(std::collections::BTreeMap::new()) }
+    }
+
     /// Counters about the provider's own work (none for the simulated cloud).
     fn stats(&self) -> ProviderStats {
         ProviderStats::default()

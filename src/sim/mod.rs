@@ -225,9 +225,12 @@ pub struct Outcome {
 }
 
 /// Names of the baselines, in report order. `no-prediction` is the policy under test without
-/// its `[fleets.predictive]` table, run only when the policy has one.
-pub const BASELINES: [&str; 6] = [
+/// its `[fleets.predictive]` table, run only when the policy has one; `on-demand-only` is the
+/// policy under test with every pool on on-demand (what the same autoscaling costs without
+/// spot), run only when the policy has a spot pool.
+pub const BASELINES: [&str; 7] = [
     "no-prediction",
+    "on-demand-only",
     "static-peak",
     "hpa-cpu",
     "seed-queue",
@@ -399,6 +402,33 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
             );
             run.changes = c.changes;
             baselines.insert("no-prediction".into(), run);
+        }
+
+        if fleet.pools.iter().any(|p| p.market == Market::Spot) {
+            let mut od_only = fleet.clone();
+            for p in &mut od_only.pools {
+                p.market = Market::OnDemand;
+                p.unit_usd_per_hour = None;
+            }
+            od_only.on_demand_percentage_above_base = 100;
+            let specs = pool_specs(&od_only, &setup.profiles, &setup.model)?;
+            let initial: Vec<u32> = split::split(&od_only, start_units)
+                .iter()
+                .map(|t| t.desired_units)
+                .collect();
+            let mut c =
+                EngineController::new(od_only.clone(), setup.epoch).with_history(&setup.history);
+            let mut run = run_one(
+                &setup,
+                "on-demand-only",
+                specs,
+                &initial,
+                &mut c,
+                fleet.min_units,
+                quiet,
+            );
+            run.changes = c.changes;
+            baselines.insert("on-demand-only".into(), run);
         }
 
         let mut c = Fixed(peak);

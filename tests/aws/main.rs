@@ -899,3 +899,45 @@ async fn an_event_queue_outage_does_not_stop_scaling() {
         "once before, once for the 4 new instances"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spot_pools_are_priced_at_the_market_cached_for_an_hour() {
+    let b = Bench::new("prices").await;
+    let path = b.policy("");
+    let cfg = config::load(&path).unwrap();
+    let fleet = cfg.fleets[0].clone();
+    let mut p = b.provider(&cfg).await;
+    let t0 = now();
+    // moto's spot price is a flat $0.00001 in every zone.
+    let prices = p.unit_prices(&fleet, t0).await.unwrap();
+    assert_eq!(
+        prices,
+        std::collections::BTreeMap::from([("spot".to_string(), 0.00001)])
+    );
+    p.unit_prices(&fleet, t0.plus_secs(600.0)).await.unwrap();
+    assert_eq!(p.stats.calls_total["DescribeSpotPriceHistory"], 1, "cached");
+    p.unit_prices(&fleet, t0.plus_secs(3700.0)).await.unwrap();
+    assert_eq!(
+        p.stats.calls_total["DescribeSpotPriceHistory"], 2,
+        "refreshed after an hour"
+    );
+
+    // The daemon bills spot at that price, on-demand at the profile's.
+    let mut d = b.daemon(&path, false).await;
+    d.tick().await;
+    let spend = d.published().fleets["prices"]
+        .decision
+        .clone()
+        .unwrap()
+        .spend
+        .expect("a ledger");
+    let od = llm_autoscaler::sim::perf::builtin()
+        .into_iter()
+        .find(|p| p.instance_type == "g6.xlarge")
+        .unwrap()
+        .on_demand_usd_per_hour;
+    assert!(
+        (spend.rate_usd_per_hour - (2.0 * od + 2.0 * 0.00001)).abs() < 1e-9,
+        "{spend:?}"
+    );
+}
