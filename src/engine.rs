@@ -27,6 +27,7 @@ use crate::config::Fleet;
 use crate::model::{Snapshot, Timestamp, Units};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
 use crate::policy::budget::{self, BudgetStep, Ledger, Spend};
+use crate::policy::headroom::{self, SpotRisk};
 use crate::policy::hpa::{self, CalcInput, MetricRecommendation, MetricStatus};
 use crate::policy::panic::{self, PanicState, PanicStep};
 use crate::policy::predictive::{self, ColdStarts, PredictiveStep};
@@ -56,6 +57,9 @@ pub struct EngineState {
     /// What the fleet has cost this month, when every pool has a price.
     #[serde(default)]
     pub ledger: Ledger,
+    /// The fleet's own spot interruption record (for the spot headroom).
+    #[serde(default)]
+    pub spot_risk: SpotRisk,
 }
 
 /// The direction of a decision.
@@ -130,6 +134,8 @@ pub struct Decision {
     pub spend: Option<Spend>,
     /// The budget's verdict, with `[fleets.budget]`.
     pub budget: Option<BudgetStep>,
+    /// Spot units added beyond need to absorb interruptions (`spot_headroom_max_fraction`).
+    pub spot_headroom_units: Units,
     /// Why: HPA-style conditions.
     pub conditions: Vec<Condition>,
     /// Desired units per pool.
@@ -434,6 +440,55 @@ pub fn decide(
             ),
         ));
     }
+    let spot_headroom_units = if fleet.spot_headroom_max_fraction > 0.0 {
+        let rate = st.spot_risk.observe(fleet, snap, now);
+        let lead = st.cold_starts.p95_secs().unwrap_or(DEFAULT_LEAD_SECS);
+        let spot: Units = pools
+            .iter()
+            .filter(|t| t.market == crate::model::Market::Spot)
+            .map(|t| t.desired_units)
+            .sum();
+        let total: Units = pools.iter().map(|t| t.desired_units).sum();
+        let mut extra =
+            headroom::headroom_units(spot, rate, lead, fleet.spot_headroom_max_fraction)
+                .min(fleet.max_units.saturating_sub(total));
+        // The budget sheds the headroom first: none while it alerts, and only what fits.
+        if let (Some(b), Some(p)) = (&budget_step, &prices) {
+            let spot_price = fleet
+                .pools
+                .iter()
+                .find(|p| p.market == crate::model::Market::Spot)
+                .and_then(|sp| p.get(sp.name.as_str()).copied())
+                .unwrap_or(0.0);
+            let spare = b.cap_usd_per_hour - budget::cost_per_hour(fleet, p, desired);
+            if b.alert {
+                extra = 0;
+            } else if spot_price > 0.0 {
+                extra = extra.min((spare / spot_price).floor().max(0.0) as Units);
+            }
+        }
+        if let Some(t) = pools
+            .iter_mut()
+            .find(|t| t.market == crate::model::Market::Spot)
+            .filter(|_| extra > 0)
+        {
+            t.desired_units += extra;
+            // Like the fallback's cover: not the fleet's own capacity.
+            st.fallback.extra_units += extra;
+            st.fallback.applied_total = total + extra;
+            conditions.push(cond(
+                "SpotHeadroom",
+                true,
+                "InterruptionRisk",
+                format!(
+                    "{rate:.3} interruptions per spot unit-hour (6 h half-life) × {lead:.0} s cold start: +{extra} spot units"
+                ),
+            ));
+        }
+        extra
+    } else {
+        0
+    };
     let summary = summarize(
         action,
         current,
@@ -458,6 +513,7 @@ pub fn decide(
         predictive: predictive_step,
         spend,
         budget: budget_step,
+        spot_headroom_units,
         conditions,
         pools,
         summary,
@@ -511,6 +567,9 @@ fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: U
         format!("{what}: floor raised to {floor}"),
     )
 }
+
+/// The lead for the spot headroom before any cold start has been observed, seconds.
+const DEFAULT_LEAD_SECS: f64 = 300.0;
 
 fn too_few() -> Condition {
     cond(

@@ -190,3 +190,60 @@ fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
     let (d, _) = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(330)), &st, t(330));
     assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
 }
+
+#[test]
+fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity() {
+    let text = "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = 40\non_demand_base_units = 2\n\
+        spot_headroom_max_fraction = 0.25\nspot_fallback_hold_secs = 0\n\
+        [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
+        [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
+        [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 10 }\n\
+        [fleets.panic]\nenabled = false\n";
+    let f = config::parse_str("f.toml", text).unwrap().fleets.remove(0);
+    // Two quiet hours at 10 units (2 on-demand + 8 spot): no headroom without a notice.
+    let mut st = EngineState::default();
+    for secs in (-7200..=0).step_by(15) {
+        let (d, next) = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &st, t(secs));
+        assert_eq!(d.spot_headroom_units, 0);
+        st = next;
+    }
+    // A spot instance is warned: 1 notice in 16 spot unit-hours; over a 300 s cold start,
+    // 8 × 1/16 × 1/12 = 0.04 units expected lost: one spare spot unit.
+    let mut s = snap(2, 8, 100.0, (2, 8), 0, t(15));
+    s.instances
+        .iter_mut()
+        .find(|i| i.pool == "spot")
+        .unwrap()
+        .state = LifecycleState::Interrupted;
+    let (d, st) = decide(&f, &s, &st, t(15));
+    assert_eq!(d.spot_headroom_units, 1, "{}", d.summary);
+    assert_eq!(
+        d.condition("SpotHeadroom").map(|c| c.reason),
+        Some("InterruptionRisk")
+    );
+    let spot = d
+        .pools
+        .iter()
+        .find(|p| p.pool == "spot")
+        .unwrap()
+        .desired_units;
+    assert_eq!(spot, 9, "{:?}", d.pools);
+    // The next decision sees the pools at what it set: its own capacity is still 10.
+    let od = d
+        .pools
+        .iter()
+        .find(|p| p.pool == "od")
+        .unwrap()
+        .desired_units;
+    let (d, _) = decide(&f, &snap(od, 9, 100.0, (od, 9), 0, t(30)), &st, t(30));
+    assert_eq!(
+        d.current_units, 10,
+        "cover and headroom excluded: {}",
+        d.summary
+    );
+    assert_eq!(
+        d.spot_headroom_units, 1,
+        "the risk is remembered: {}",
+        d.summary
+    );
+}

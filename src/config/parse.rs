@@ -56,6 +56,7 @@ const FLEET_KEYS: &[&str] = &[
     "on_demand_base_units",
     "on_demand_percentage_above_base",
     "spot_fallback_hold_secs",
+    "spot_headroom_max_fraction",
     "pools",
     "metrics",
     "behavior",
@@ -575,6 +576,14 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
     let spot_fallback_hold_secs = s
         .int(ctx, "spot_fallback_hold_secs", 0, 3600)
         .unwrap_or(300);
+    let spot_headroom_max_fraction = s
+        .number(
+            ctx,
+            "spot_headroom_max_fraction",
+            |x| (0.0..=1.0).contains(&x),
+            "a fraction from 0 to 1",
+        )
+        .unwrap_or(0.0);
     let slo = s
         .table(ctx, "slo")
         .map(|t| parse_slo(ctx, t))
@@ -642,6 +651,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         on_demand_base_units,
         on_demand_percentage_above_base,
         spot_fallback_hold_secs,
+        spot_headroom_max_fraction,
         pools,
         metrics,
         behavior,

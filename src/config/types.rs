@@ -204,6 +204,10 @@ pub struct Fleet {
     /// `spot_fallback_hold_secs`: after a spot launch fails, on-demand covers the spot capacity
     /// not in service for at least this long, and until spot has delivered. Default 300.
     pub spot_fallback_hold_secs: u64,
+    /// `spot_headroom_max_fraction`: spot capacity kept beyond need to absorb interruptions,
+    /// sized from the fleet's own interruption rate (`policy::headroom`), at most this fraction
+    /// of the spot target (0–1). Default 0: off.
+    pub spot_headroom_max_fraction: f64,
     /// `[[fleets.pools]]`: the Auto Scaling Groups that make up the fleet.
     pub pools: Vec<Pool>,
     /// `[[fleets.metrics]]`: the signals that drive scaling; the highest recommendation wins.
@@ -223,8 +227,9 @@ pub struct Fleet {
 }
 
 /// `[fleets.budget]`: when the capacity a decision wants would cost more than a cap allows,
-/// the engine degrades in a stated order — it caps the scale-up at what fits (never below the
-/// capacity already running or the fleet's floor) and raises an alert (condition `Budget`,
+/// the engine degrades in a stated order — it sheds the spot headroom, caps the scale-up at
+/// what fits (never below the capacity already running or the fleet's floor) and raises an
+/// alert (condition `Budget`,
 /// `/metrics` `budget_alert`). Never silently, never a scale-down for money.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Budget {

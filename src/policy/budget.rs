@@ -11,7 +11,7 @@
 //! order: (1) cap the scale-up at the largest capacity that fits — never below the capacity
 //! already running nor the fleet's floor, so money never causes a scale-down; (2) raise an
 //! alert (condition `Budget`, `/metrics` `budget_alert`), also when the running capacity alone
-//! is over. Spot over-provisioning, which would be shed first, does not exist in this build.
+//! is over. The spot headroom (`policy::headroom`) is shed before either, in the engine.
 
 use std::collections::BTreeMap;
 

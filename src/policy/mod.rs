@@ -3,6 +3,7 @@
 
 pub mod behavior;
 pub mod budget;
+pub mod headroom;
 pub mod hpa;
 pub mod panic;
 pub mod predictive;
