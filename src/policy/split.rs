@@ -99,6 +99,24 @@ pub struct Fallback {
     pub spot_in_service_units: Units,
 }
 
+/// Units of the fleet's spot instances in `state`.
+fn spot_units(
+    fleet: &Fleet,
+    snap: &crate::model::Snapshot,
+    state: crate::model::LifecycleState,
+) -> Units {
+    snap.instances
+        .iter()
+        .filter(|i| i.state == state)
+        .filter(|i| {
+            fleet
+                .pool(&i.pool)
+                .is_some_and(|p| p.market == Market::Spot)
+        })
+        .map(|i| i.weight_units)
+        .sum()
+}
+
 /// The spot fallback: when spot launches fail, or spot instances are warned of an interruption
 /// (their capacity is gone in two minutes and a replacement needs a cold start), on-demand
 /// covers the spot units that are not in service — at once, in the same decision — while the spot pools keep their targets (so the
@@ -125,32 +143,12 @@ pub fn apply_fallback(
             new_failures += count - seen;
         }
     }
-    let interrupted_units: Units = snap
-        .instances
-        .iter()
-        .filter(|i| i.state == crate::model::LifecycleState::Interrupted)
-        .filter(|i| {
-            fleet
-                .pool(&i.pool)
-                .is_some_and(|p| p.market == Market::Spot)
-        })
-        .map(|i| i.weight_units)
-        .sum();
+    let interrupted_units = spot_units(fleet, snap, crate::model::LifecycleState::Interrupted);
     if new_failures > 0 || interrupted_units > 0 {
         state.last_spot_failure = Some(now);
         state.active = true;
     }
-    let spot_in_service: Units = snap
-        .instances
-        .iter()
-        .filter(|i| i.state == crate::model::LifecycleState::InService)
-        .filter(|i| {
-            fleet
-                .pool(&i.pool)
-                .is_some_and(|p| p.market == Market::Spot)
-        })
-        .map(|i| i.weight_units)
-        .sum();
+    let spot_in_service = spot_units(fleet, snap, crate::model::LifecycleState::InService);
     let spot_target: Units = targets
         .iter()
         .filter(|t| t.market == Market::Spot)

@@ -360,7 +360,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
     let mut ours = run_one(
         &setup,
         "ours",
-        specs.clone(),
+        specs,
         &initial,
         &mut ctl,
         fleet.min_units,
@@ -387,13 +387,17 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         let start = start_units;
         let quiet = &mut |_: f64| {};
 
-        if fleet.predictive.is_some() {
-            let mut reactive = fleet.clone();
-            reactive.predictive = None;
-            let mut c = EngineController::new(reactive, setup.epoch);
+        // The policy under test without one of its features, on the same traffic.
+        let mut variant = |f: Fleet, name: &str| -> Result<(), SimError> {
+            let specs = pool_specs(&f, &setup.profiles, &setup.model)?;
+            let initial: Vec<u32> = split::split(&f, start_units)
+                .iter()
+                .map(|t| t.desired_units)
+                .collect();
+            let mut c = EngineController::new(f, setup.epoch).with_history(&setup.history);
             let mut run = run_one(
                 &setup,
-                "no-prediction",
+                name,
                 specs,
                 &initial,
                 &mut c,
@@ -401,9 +405,14 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
                 quiet,
             );
             run.changes = c.changes;
-            baselines.insert("no-prediction".into(), run);
+            baselines.insert(name.into(), run);
+            Ok(())
+        };
+        if fleet.predictive.is_some() {
+            let mut reactive = fleet.clone();
+            reactive.predictive = None;
+            variant(reactive, "no-prediction")?;
         }
-
         if fleet.pools.iter().any(|p| p.market == Market::Spot) {
             let mut od_only = fleet.clone();
             for p in &mut od_only.pools {
@@ -411,24 +420,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
                 p.unit_usd_per_hour = None;
             }
             od_only.on_demand_percentage_above_base = 100;
-            let specs = pool_specs(&od_only, &setup.profiles, &setup.model)?;
-            let initial: Vec<u32> = split::split(&od_only, start_units)
-                .iter()
-                .map(|t| t.desired_units)
-                .collect();
-            let mut c =
-                EngineController::new(od_only.clone(), setup.epoch).with_history(&setup.history);
-            let mut run = run_one(
-                &setup,
-                "on-demand-only",
-                specs,
-                &initial,
-                &mut c,
-                fleet.min_units,
-                quiet,
-            );
-            run.changes = c.changes;
-            baselines.insert("on-demand-only".into(), run);
+            variant(od_only, "on-demand-only")?;
         }
 
         let mut c = Fixed(peak);

@@ -252,6 +252,33 @@ enabled = false
             .to_string()
     }
 
+    /// One `RequestCount` datapoint per minute (minutes since the epoch), 500 per call.
+    async fn put_per_minute(
+        &self,
+        namespace: &str,
+        dimension: Option<(&str, &str)>,
+        minutes: &[i64],
+        value: impl Fn(i64) -> f64,
+    ) {
+        for chunk in minutes.chunks(500) {
+            let mut put = self.cw.put_metric_data().namespace(namespace);
+            for m in chunk {
+                put = put.metric_data(
+                    MetricDatum::builder()
+                        .metric_name("RequestCount")
+                        .set_dimensions(
+                            dimension
+                                .map(|(n, v)| vec![Dimension::builder().name(n).value(v).build()]),
+                        )
+                        .timestamp(DateTime::from_millis(m * 60_000))
+                        .value(value(*m))
+                        .build(),
+                );
+            }
+            put.send().await.unwrap();
+        }
+    }
+
     async fn fill_requests(&self, n: usize) {
         for chunk in (0..n).collect::<Vec<_>>().chunks(10) {
             let mut batch = self.sqs.send_message_batch().queue_url(&self.requests_url);
@@ -721,25 +748,13 @@ source = { type = "cloudwatch", namespace = "Test/History", metric_name = "Reque
     let minutes: Vec<i64> = (first..=now_minute)
         .filter(|m| !outage.contains(m))
         .collect();
-    for chunk in minutes.chunks(500) {
-        let mut put = b.cw.put_metric_data().namespace("Test/History");
-        for m in chunk {
-            put = put.metric_data(
-                MetricDatum::builder()
-                    .metric_name("RequestCount")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("LoadBalancer")
-                            .value("app/h/1")
-                            .build(),
-                    )
-                    .timestamp(DateTime::from_millis(m * 60_000))
-                    .value(600.0 + (m % 1440) as f64 / 4.0)
-                    .build(),
-            );
-        }
-        put.send().await.unwrap();
-    }
+    b.put_per_minute(
+        "Test/History",
+        Some(("LoadBalancer", "app/h/1")),
+        &minutes,
+        |m| 600.0 + (m % 1440) as f64 / 4.0,
+    )
+    .await;
     let mut d = b.daemon(&path, false).await;
     d.tick().await;
     let p = d.predictor("history").expect("a predictor");
@@ -822,20 +837,11 @@ source = { type = "cloudwatch", namespace = "Test/Cli", metric_name = "RequestCo
     let now_minute = llm_autoscaler::forecast::predictor::minute_of(now());
     // Two days of a daily cycle between 500 and 1,500 requests a minute.
     let minutes: Vec<i64> = (now_minute - 2 * 1440..=now_minute).collect();
-    for chunk in minutes.chunks(500) {
-        let mut put = b.cw.put_metric_data().namespace("Test/Cli");
-        for m in chunk {
-            let phase = (m % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
-            put = put.metric_data(
-                MetricDatum::builder()
-                    .metric_name("RequestCount")
-                    .timestamp(DateTime::from_millis(m * 60_000))
-                    .value(1000.0 + 500.0 * phase.sin())
-                    .build(),
-            );
-        }
-        put.send().await.unwrap();
-    }
+    b.put_per_minute("Test/Cli", None, &minutes, |m| {
+        let phase = (m % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+        1000.0 + 500.0 * phase.sin()
+    })
+    .await;
     let json = b.dir.join("fc.json");
     let bin = env!("CARGO_BIN_EXE_llm-autoscaler");
     let (cfg_path, json_path) = (path.clone(), json.clone());
