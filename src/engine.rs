@@ -12,8 +12,9 @@
 //! 5. stabilization windows, then rate policies and bounds ([`policy::behavior`]);
 //! 6. panic mode may raise the result at once and forbids lowering it ([`policy::panic`]); it
 //!    follows the demand signals only (not scale-up-only latency signals);
-//! 7. the result is split over the pools ([`policy::split`]); when spot launches fail,
-//!    on-demand covers the spot units not in service (the spot fallback).
+//! 7. the result is split over the pools ([`policy::split`]); when spot launches fail, spot
+//!    instances are warned, or demand bursts past the panic threshold, on-demand (with its warm
+//!    pool) covers the spot units not in service (the spot fallback).
 //!
 //! With `[fleets.predictive]`, the forecast floor ([`policy::predictive`]) joins the bounds of
 //! step 2 like a schedule floor: it can only raise capacity, and applies even when data is
@@ -423,7 +424,8 @@ pub fn decide(
         std::cmp::Ordering::Equal => Action::Hold,
     };
     let mut pools = split::split(fleet, desired);
-    if let Some(fb) = split::apply_fallback(fleet, snap, &mut st.fallback, now, &mut pools) {
+    let burst = panic_step.is_some_and(|p| p.over_threshold);
+    if let Some(fb) = split::apply_fallback(fleet, snap, &mut st.fallback, now, burst, &mut pools) {
         conditions.push(cond(
             "MarketFallback",
             true,
@@ -431,6 +433,8 @@ pub fn decide(
                 "SpotLaunchesFailing"
             } else if fb.interrupted_units > 0 {
                 "SpotInterrupted"
+            } else if burst {
+                "BurstOnOnDemand"
             } else {
                 "SpotNotDelivered"
             },

@@ -247,3 +247,36 @@ fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity
         d.summary
     );
 }
+
+#[test]
+fn a_burst_past_the_panic_threshold_lands_on_on_demand_while_spot_boots() {
+    let text = "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = 40\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\n\
+        [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
+        [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
+        [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 10 }\n";
+    let f = config::parse_str("f.toml", text).unwrap().fleets.remove(0);
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
+    }
+    // Demand triples (3× in-service ≥ the 2× threshold): panic takes capacity to 30 at once,
+    // and on-demand covers the 20 spot units that will take a cold start.
+    let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
+    assert_eq!(d.desired_units, 30, "{}", d.summary);
+    assert_eq!(
+        d.condition("MarketFallback").map(|c| c.reason),
+        Some("BurstOnOnDemand"),
+        "{}",
+        d.summary
+    );
+    // 2 + 28 plus a 20-unit cover would pass max_units (40): the excess comes out of the spot
+    // target, as for failed launches.
+    assert_eq!(pools(&d), (22, 18), "{}", d.summary);
+    // Still bursting a tick later: the fleet's own capacity is 30, the cover excluded.
+    let (d, st) = decide(&f, &snap(2, 8, 300.0, (22, 18), 0, t(30)), &st, t(30));
+    assert_eq!(d.current_units, 30, "{}", d.summary);
+    // Spot has delivered and the hold (300 s) has passed: the cover ends.
+    let (d, _) = decide(&f, &snap(2, 28, 300.0, (2, 28), 0, t(400)), &st, t(400));
+    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert_eq!(pools(&d), (2, 28));
+}

@@ -117,9 +117,11 @@ fn spot_units(
         .sum()
 }
 
-/// The spot fallback: when spot launches fail, or spot instances are warned of an interruption
-/// (their capacity is gone in two minutes and a replacement needs a cold start), on-demand
-/// covers the spot units that are not in service — at once, in the same decision — while the spot pools keep their targets (so the
+/// The spot fallback: when spot launches fail, spot instances are warned of an interruption
+/// (their capacity is gone in two minutes and a replacement needs a cold start), or demand
+/// bursts past the panic threshold (`burst`: new spot capacity needs a cold start, the
+/// on-demand pool's warm instances start in about half), on-demand covers the spot units that
+/// are not in service — at once, in the same decision — while the spot pools keep their targets (so the
 /// groups keep trying and recovery shows) except for what would push the pools' total past
 /// `max_units`, which moves to on-demand. It ends once no failure has been seen for
 /// `spot_fallback_hold_secs` *and* spot has its units in service, so returning to spot never
@@ -129,6 +131,7 @@ pub fn apply_fallback(
     snap: &crate::model::Snapshot,
     state: &mut FallbackState,
     now: crate::model::Timestamp,
+    burst: bool,
     targets: &mut [PoolTarget],
 ) -> Option<Fallback> {
     let fresh = state.seen_failed_launches.is_empty();
@@ -144,7 +147,7 @@ pub fn apply_fallback(
         }
     }
     let interrupted_units = spot_units(fleet, snap, crate::model::LifecycleState::Interrupted);
-    if new_failures > 0 || interrupted_units > 0 {
+    if new_failures > 0 || interrupted_units > 0 || burst {
         state.last_spot_failure = Some(now);
         state.active = true;
     }
