@@ -13,8 +13,9 @@
 //! 6. panic mode may raise the result at once and forbids lowering it ([`policy::panic`]); it
 //!    follows the demand signals only (not scale-up-only latency signals);
 //! 7. the result is split over the pools ([`policy::split`]); when spot launches fail, spot
-//!    instances are warned, or demand bursts past the panic threshold, on-demand (with its warm
-//!    pool) covers the spot units not in service (the spot fallback).
+//!    instances are warned, or (with `burst_on_demand`) demand bursts past the panic
+//!    threshold, on-demand (with its warm pool) covers the spot units not in service (the spot
+//!    fallback).
 //!
 //! With `[fleets.predictive]`, the forecast floor ([`policy::predictive`]) joins the bounds of
 //! step 2 like a schedule floor: it can only raise capacity, and applies even when data is
@@ -424,7 +425,7 @@ pub fn decide(
         std::cmp::Ordering::Equal => Action::Hold,
     };
     let mut pools = split::split(fleet, desired);
-    let burst = panic_step.is_some_and(|p| p.over_threshold);
+    let burst = fleet.burst_on_demand && panic_step.is_some_and(|p| p.over_threshold);
     if let Some(fb) = split::apply_fallback(fleet, snap, &mut st.fallback, now, burst, &mut pools) {
         conditions.push(cond(
             "MarketFallback",

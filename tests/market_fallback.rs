@@ -250,7 +250,7 @@ fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity
 
 #[test]
 fn a_burst_past_the_panic_threshold_lands_on_on_demand_while_spot_boots() {
-    let text = "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = 40\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\n\
+    let text = "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = 40\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\nburst_on_demand = true\n\
         [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
         [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
         [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 10 }\n";

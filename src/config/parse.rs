@@ -57,6 +57,7 @@ const FLEET_KEYS: &[&str] = &[
     "on_demand_percentage_above_base",
     "spot_fallback_hold_secs",
     "spot_headroom_max_fraction",
+    "burst_on_demand",
     "pools",
     "metrics",
     "behavior",
@@ -576,6 +577,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
     let spot_fallback_hold_secs = s
         .int(ctx, "spot_fallback_hold_secs", 0, 3600)
         .unwrap_or(300);
+    let burst_on_demand = s.bool(ctx, "burst_on_demand").unwrap_or(false);
     let spot_headroom_max_fraction = s
         .number(
             ctx,
@@ -652,6 +654,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         on_demand_percentage_above_base,
         spot_fallback_hold_secs,
         spot_headroom_max_fraction,
+        burst_on_demand,
         pools,
         metrics,
         behavior,

@@ -204,6 +204,9 @@ pub struct Fleet {
     /// `spot_fallback_hold_secs`: after a spot launch fails, on-demand covers the spot capacity
     /// not in service for at least this long, and until spot has delivered. Default 300.
     pub spot_fallback_hold_secs: u64,
+    /// `burst_on_demand`: when demand bursts past the panic threshold, on-demand (and its warm
+    /// pool) covers the spot units still booting, as for failed launches. Default false.
+    pub burst_on_demand: bool,
     /// `spot_headroom_max_fraction`: spot capacity kept beyond need to absorb interruptions,
     /// sized from the fleet's own interruption rate (`policy::headroom`), at most this fraction
     /// of the spot target (0–1). Default 0: off.
