@@ -12,12 +12,18 @@ use llm_autoscaler::engine::{decide, Decision, EngineState};
 use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
 fn fleet_od_spot(max: u32) -> Fleet {
+    fleet_od_spot_with(max, "", false)
+}
+
+/// 2 on-demand base units + spot, queue depth 10 per unit, a 300 s fallback hold; `keys` are
+/// more fleet keys, `panic` turns Knative's panic mode on.
+fn fleet_od_spot_with(max: u32, keys: &str, panic: bool) -> Fleet {
     let text = format!(
-        "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = {max}\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\n\
+        "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = {max}\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\n{keys}\n\
          [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
          [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
          [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 10 }}\n\
-         [fleets.panic]\nenabled = false\n"
+         [fleets.panic]\nenabled = {panic}\n"
     );
     config::parse_str("f.toml", &text).unwrap().fleets.remove(0)
 }
@@ -193,13 +199,7 @@ fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
 
 #[test]
 fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity() {
-    let text = "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = 40\non_demand_base_units = 2\n\
-        spot_headroom_max_fraction = 0.25\nspot_fallback_hold_secs = 0\n\
-        [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
-        [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
-        [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 10 }\n\
-        [fleets.panic]\nenabled = false\n";
-    let f = config::parse_str("f.toml", text).unwrap().fleets.remove(0);
+    let f = fleet_od_spot_with(40, "spot_headroom_max_fraction = 0.25", false);
     // Two quiet hours at 10 units (2 on-demand + 8 spot): no headroom without a notice.
     let mut st = EngineState::default();
     for secs in (-7200..=0).step_by(15) {
@@ -250,11 +250,7 @@ fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity
 
 #[test]
 fn a_burst_past_the_panic_threshold_lands_on_on_demand_while_spot_boots() {
-    let text = "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = 40\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\nburst_on_demand = true\n\
-        [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
-        [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
-        [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 10 }\n";
-    let f = config::parse_str("f.toml", text).unwrap().fleets.remove(0);
+    let f = fleet_od_spot_with(40, "burst_on_demand = true", true);
     let mut state = EngineState::default();
     for secs in (-600..=0).step_by(15) {
         state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;

@@ -87,6 +87,27 @@ async fn timed<T, E>(
     r
 }
 
+/// One SDK call: timed and counted under `api` (as [`timed`]), a failure classified with
+/// `api` and `target` (the group, queue or instance it concerns) in its message.
+async fn sdk_call<T, E>(
+    stats: &mut ProviderStats,
+    api: &'static str,
+    target: &str,
+    call: impl std::future::Future<Output = Result<T, aws_sdk_autoscaling::error::SdkError<E>>>,
+) -> Result<T, ProviderError>
+where
+    E: aws_sdk_autoscaling::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    timed(stats, api, call).await.map_err(|e| {
+        let what = if target.is_empty() {
+            api.to_string()
+        } else {
+            format!("{api} {target}")
+        };
+        classify(&what, e)
+    })
+}
+
 /// The AWS provider.
 pub struct AwsProvider {
     autoscaling: aws_sdk_autoscaling::Client,
@@ -186,9 +207,10 @@ impl AwsProvider {
         }
         self.events.expire(now);
         for _ in 0..MAX_EVENT_BATCHES {
-            let out = timed(
+            let out = sdk_call(
                 &mut self.stats,
                 "ReceiveMessage",
+                "",
                 self.sqs
                     .receive_message()
                     .queue_url(&url)
@@ -197,8 +219,7 @@ impl AwsProvider {
                     .visibility_timeout(EVENT_VISIBILITY_SECS)
                     .send(),
             )
-            .await;
-            let out = out.map_err(|e| classify("ReceiveMessage", e))?;
+            .await?;
             let messages = out.messages();
             for m in messages {
                 let (Some(body), Some(receipt)) = (m.body(), m.receipt_handle()) else {
@@ -227,17 +248,17 @@ impl AwsProvider {
 
     /// Failed launches of a group so far (cumulative in this process).
     async fn failed_launches(&mut self, asg: &str) -> Result<u64, ProviderError> {
-        let out = timed(
+        let out = sdk_call(
             &mut self.stats,
             "DescribeScalingActivities",
+            asg,
             self.autoscaling
                 .describe_scaling_activities()
                 .auto_scaling_group_name(asg)
                 .max_records(50)
                 .send(),
         )
-        .await;
-        let out = out.map_err(|e| classify(&format!("DescribeScalingActivities {asg}"), e))?;
+        .await?;
         let failed: BTreeSet<String> = out
             .activities()
             .iter()
@@ -262,16 +283,16 @@ impl AwsProvider {
         if unknown.is_empty() {
             return Ok(());
         }
-        let out = timed(
+        let out = sdk_call(
             &mut self.stats,
             "DescribeInstances",
+            "",
             self.ec2
                 .describe_instances()
                 .set_instance_ids(Some(unknown))
                 .send(),
         )
-        .await;
-        let out = out.map_err(|e| classify("DescribeInstances", e))?;
+        .await?;
         for i in out.reservations().iter().flat_map(|r| r.instances()) {
             if let (Some(id), Some(ip)) = (i.instance_id(), i.private_ip_address()) {
                 self.ips.insert(id.to_string(), ip.to_string());
@@ -343,9 +364,10 @@ impl AwsProvider {
         for m in &fleet.metrics {
             match &m.source {
                 Some(MetricSource::Sqs { queue_url }) => {
-                    let r = timed(
+                    let r = sdk_call(
                         &mut self.stats,
                         "GetQueueAttributes",
+                        queue_url,
                         self.sqs
                             .get_queue_attributes()
                             .queue_url(queue_url)
@@ -355,9 +377,7 @@ impl AwsProvider {
                             )
                             .send(),
                     )
-                    .await;
-                    let r =
-                        r.map_err(|e| classify(&format!("GetQueueAttributes {queue_url}"), e))?;
+                    .await?;
                     let attrs = r.attributes();
                     let get = |k: QueueAttributeName| {
                         attrs
@@ -403,9 +423,10 @@ impl AwsProvider {
         let Some(p) = self.events.lifecycle.get(instance_id).cloned() else {
             return Ok(());
         };
-        let r = timed(
+        let r = sdk_call(
             &mut self.stats,
             "CompleteLifecycleAction",
+            instance_id,
             self.autoscaling
                 .complete_lifecycle_action()
                 .auto_scaling_group_name(&p.asg_name)
@@ -416,7 +437,7 @@ impl AwsProvider {
                 .send(),
         )
         .await;
-        match r.map_err(|e| classify(&format!("CompleteLifecycleAction {instance_id}"), e)) {
+        match r {
             Ok(_) => {}
             // The action expired or was completed already (a duplicate): nothing left to do.
             Err(ProviderError::Config(m)) if m.contains("No active Lifecycle Action") => {}
@@ -433,9 +454,10 @@ impl AwsProvider {
     }
 
     async fn delete_message(&mut self, url: &str, receipt: &str) -> Result<(), ProviderError> {
-        let r = timed(
+        let r = sdk_call(
             &mut self.stats,
             "DeleteMessage",
+            "",
             self.sqs
                 .delete_message()
                 .queue_url(url)
@@ -443,7 +465,7 @@ impl AwsProvider {
                 .send(),
         )
         .await;
-        r.map(|_| ()).map_err(|e| classify("DeleteMessage", e))
+        r.map(|_| ())
     }
 
     /// Applies a pool's warm-pool settings when they differ from what was last applied.
@@ -460,9 +482,10 @@ impl AwsProvider {
         if self.warm_pools_applied.get(&pool.asg_name) == Some(&wanted) {
             return Ok(());
         }
-        let r = timed(
+        let r = sdk_call(
             &mut self.stats,
             "PutWarmPool",
+            &pool.asg_name,
             self.autoscaling
                 .put_warm_pool()
                 .auto_scaling_group_name(&pool.asg_name)
@@ -472,7 +495,7 @@ impl AwsProvider {
                 .send(),
         )
         .await;
-        r.map_err(|e| classify(&format!("PutWarmPool {}", pool.asg_name), e))?;
+        r?;
         info!(asg = %pool.asg_name, min_size, "warm pool set");
         self.warm_pools_applied
             .insert(pool.asg_name.clone(), wanted);
@@ -556,9 +579,10 @@ impl Provider for AwsProvider {
             let price = match fresh {
                 Some(p) => Some(p),
                 None => {
-                    let r = timed(
+                    let r = sdk_call(
                         &mut self.stats,
                         "DescribeSpotPriceHistory",
+                        &t.instance_type,
                         self.ec2
                             .describe_spot_price_history()
                             .instance_types(t.instance_type.as_str().into())
@@ -568,10 +592,7 @@ impl Provider for AwsProvider {
                             ))
                             .send(),
                     )
-                    .await
-                    .map_err(|e| {
-                        classify(&format!("DescribeSpotPriceHistory {}", t.instance_type), e)
-                    })?;
+                    .await?;
                     // The current price in each zone; the group may launch in any: the highest.
                     let price = r
                         .spot_price_history()
@@ -606,16 +627,16 @@ impl Provider for AwsProvider {
         }
 
         let names: Vec<String> = fleet.pools.iter().map(|p| p.asg_name.clone()).collect();
-        let out = timed(
+        let out = sdk_call(
             &mut self.stats,
             "DescribeAutoScalingGroups",
+            "",
             self.autoscaling
                 .describe_auto_scaling_groups()
                 .set_auto_scaling_group_names(Some(names))
                 .send(),
         )
-        .await;
-        let out = out.map_err(|e| classify("DescribeAutoScalingGroups", e))?;
+        .await?;
 
         let mut snap = Snapshot::default();
         for pool in &fleet.pools {
@@ -785,9 +806,10 @@ impl Provider for AwsProvider {
         pool: &Pool,
         units: Units,
     ) -> Result<(), ProviderError> {
-        let r = timed(
+        let r = sdk_call(
             &mut self.stats,
             "SetDesiredCapacity",
+            &format!("{} (fleet {})", pool.asg_name, fleet.name),
             self.autoscaling
                 .set_desired_capacity()
                 .auto_scaling_group_name(&pool.asg_name)
@@ -796,15 +818,7 @@ impl Provider for AwsProvider {
                 .send(),
         )
         .await;
-        r.map_err(|e| {
-            classify(
-                &format!(
-                    "SetDesiredCapacity {} (fleet {})",
-                    pool.asg_name, fleet.name
-                ),
-                e,
-            )
-        })?;
+        r?;
         Ok(())
     }
 

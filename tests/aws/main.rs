@@ -20,7 +20,7 @@ use aws_sdk_ec2::types::RequestLaunchTemplateData;
 use aws_sdk_sqs::types::QueueAttributeName;
 use harness::{FakeVllm, Fault, Proxy};
 use llm_autoscaler::aws::AwsProvider;
-use llm_autoscaler::config::{self, Config};
+use llm_autoscaler::config::{self, Config, Fleet};
 use llm_autoscaler::daemon::{Clock, Daemon, Options, Published};
 use llm_autoscaler::model::{LifecycleState, Timestamp};
 use llm_autoscaler::policy::hpa::MetricStatus;
@@ -201,6 +201,14 @@ enabled = false
         AwsProvider::new(&sdk, cfg.global.aws.clone(), cfg.global.scrape.clone()).with_resolver(
             Arc::new(move |_, _, _| (addr.ip().to_string(), addr.port())),
         )
+    }
+
+    /// The policy with `extra`, its fleet, and a provider for it: to observe without a daemon.
+    async fn observer(&self, extra: &str) -> (PathBuf, Fleet, AwsProvider) {
+        let path = self.policy(extra);
+        let cfg = config::load(&path).unwrap();
+        let provider = self.provider(&cfg).await;
+        (path, cfg.fleets[0].clone(), provider)
     }
 
     async fn daemon(&self, path: &Path, dry_run: bool) -> Daemon<AwsProvider> {
@@ -648,10 +656,7 @@ async fn throttling_and_5xx_are_retried_without_acting_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_spot_launches_are_counted_once_each() {
     let b = Bench::new("failed").await;
-    let path = b.policy("");
-    let cfg = config::load(&path).unwrap();
-    let fleet = cfg.fleets[0].clone();
-    let mut p = b.provider(&cfg).await;
+    let (_, fleet, mut p) = b.observer("").await;
     let failed = |s: &llm_autoscaler::model::Snapshot| s.pool_failed_launches["spot"];
     assert_eq!(failed(&p.snapshot(&fleet, now()).await.unwrap()), 0);
     b.proxy
@@ -689,8 +694,7 @@ signal = "fleet_request_rate"
 target = { type = "Value", value = 100 }
 stale_after_secs = 300
 source = { type = "cloudwatch", namespace = "Test/LB", metric_name = "RequestCount", dimensions = { LoadBalancer = "app/cw/1" }, statistic = "Sum", period_secs = 60 }"#;
-    let path = b.policy(extra);
-    let cfg = config::load(&path).unwrap();
+    let (_, fleet, mut p) = b.observer(extra).await;
     let t = now();
     let minute = Timestamp::from_secs(t.millis() / 60_000 * 60);
     let put = |at: Timestamp, v: f64| {
@@ -716,8 +720,7 @@ source = { type = "cloudwatch", namespace = "Test/LB", metric_name = "RequestCou
         .send()
         .await
         .unwrap();
-    let mut p = b.provider(&cfg).await;
-    let s = p.snapshot(&cfg.fleets[0], t).await.unwrap();
+    let s = p.snapshot(&fleet, t).await.unwrap();
     let sample = s.fleet_metrics["lb_rps"];
     assert_eq!(sample.value, 25.0, "{sample:?}");
     assert_eq!(
@@ -909,10 +912,7 @@ async fn an_event_queue_outage_does_not_stop_scaling() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spot_pools_are_priced_at_the_market_cached_for_an_hour() {
     let b = Bench::new("prices").await;
-    let path = b.policy("");
-    let cfg = config::load(&path).unwrap();
-    let fleet = cfg.fleets[0].clone();
-    let mut p = b.provider(&cfg).await;
+    let (path, fleet, mut p) = b.observer("").await;
     let t0 = now();
     // moto's spot price is a flat $0.00001 in every zone.
     let prices = p.unit_prices(&fleet, t0).await.unwrap();
