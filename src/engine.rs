@@ -53,7 +53,8 @@ pub struct EngineState {
     /// The spot fallback.
     #[serde(default)]
     pub fallback: split::FallbackState,
-    /// Launch → in-service times seen (the predictive policy's lead), when predictive is on.
+    /// Launch → in-service times seen (the lead of the predictive floor and of the spot
+    /// headroom), when either is on.
     #[serde(default)]
     pub cold_starts: ColdStarts,
     /// What the fleet has cost this month, when every pool has a price.
@@ -203,8 +204,11 @@ pub fn decide(
     }
 
     let mut bounds = schedule::bounds(fleet, now);
-    let predictive_step = fleet.predictive.as_ref().map(|cfg| {
+    // Launch → in-service times: the predictive floor's lead and the spot headroom's.
+    if fleet.predictive.is_some() || fleet.spot_headroom_max_fraction > 0.0 {
         st.cold_starts.observe(snap, now);
+    }
+    let predictive_step = fleet.predictive.as_ref().map(|cfg| {
         let step = predictive::step(cfg, snap.forecast.as_ref(), &st.cold_starts, now);
         conditions.push(predictive_condition(&step, &mut bounds, fleet.max_units));
         step
