@@ -167,6 +167,11 @@ fn each_mistake_has_its_exact_message_and_location() {
             "p.toml:5:1: fleets[1].on_demand_base_units: asks for on-demand capacity but the fleet has no on-demand pool; 0, or add a pool with market = \"on-demand\"",
         ),
         (
+            "burst cover without warm instances",
+            "[[fleets]]\nname = \"d\"\nmin_units = 1\nmax_units = 3\nburst_on_demand = true\n[[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 4 }\n",
+            "p.toml:5:1: fleets[1].burst_on_demand: needs warm instances to land a burst on: no on-demand pool has a warm pool (cold on-demand starts are no faster than spot); false, or give an on-demand pool [fleets.pools.warm_pool] with min_size ≥ 1",
+        ),
+        (
             "warm pool on a spot pool",
             "[[fleets.pools]]\nname = \"s\"\nmarket = \"spot\"\ninstance_types = [{ type = \"g6.xlarge\" }]\nwarm_pool = { min_size = 2 }\n",
             "p.toml:5:13: fleets[0].pools[1].warm_pool: AWS does not support warm pools on Auto Scaling groups with spot instances; remove warm_pool here, or put it on an on-demand pool",

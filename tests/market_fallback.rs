@@ -12,15 +12,17 @@ use llm_autoscaler::engine::{decide, Decision, EngineState};
 use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
 fn fleet_od_spot(max: u32) -> Fleet {
-    fleet_od_spot_with(max, "", false)
+    fleet_od_spot_with(max, "", false, 0)
 }
 
 /// 2 on-demand base units + spot, queue depth 10 per unit, a 300 s fallback hold; `keys` are
-/// more fleet keys, `panic` turns Knative's panic mode on.
-fn fleet_od_spot_with(max: u32, keys: &str, panic: bool) -> Fleet {
+/// more fleet keys, `panic` turns Knative's panic mode on, `warm` instances are kept in the
+/// on-demand pool's warm pool.
+fn fleet_od_spot_with(max: u32, keys: &str, panic: bool, warm: u32) -> Fleet {
     let text = format!(
         "[[fleets]]\nname = \"f\"\nmin_units = 2\nmax_units = {max}\non_demand_base_units = 2\nspot_fallback_hold_secs = 300\n{keys}\n\
          [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
+         warm_pool = {{ min_size = {warm} }}\n\
          [[fleets.pools]]\nname = \"spot\"\nmarket = \"spot\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
          [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 10 }}\n\
          [fleets.panic]\nenabled = {panic}\n"
@@ -199,7 +201,7 @@ fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
 
 #[test]
 fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity() {
-    let f = fleet_od_spot_with(40, "spot_headroom_max_fraction = 0.25", false);
+    let f = fleet_od_spot_with(40, "spot_headroom_max_fraction = 0.25", false, 0);
     // Two quiet hours at 10 units (2 on-demand + 8 spot): no headroom without a notice.
     let mut st = EngineState::default();
     for secs in (-7200..=0).step_by(15) {
@@ -249,14 +251,16 @@ fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity
 }
 
 #[test]
-fn a_burst_past_the_panic_threshold_lands_on_on_demand_while_spot_boots() {
-    let f = fleet_od_spot_with(40, "burst_on_demand = true", true);
+fn a_burst_lands_on_the_warm_on_demand_instances_while_spot_boots() {
+    // 6 warm on-demand instances: a burst is covered up to 6 units — more would be cold
+    // on-demand launches, no faster than the spot launches they cover.
+    let f = fleet_od_spot_with(40, "burst_on_demand = true", true, 6);
     let mut state = EngineState::default();
     for secs in (-600..=0).step_by(15) {
         state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
     }
     // Demand triples (3× in-service ≥ the 2× threshold): panic takes capacity to 30 at once,
-    // and on-demand covers the 20 spot units that will take a cold start.
+    // and on-demand covers 6 of the 20 spot units that will take a cold start.
     let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
     assert_eq!(d.desired_units, 30, "{}", d.summary);
     assert_eq!(
@@ -265,14 +269,30 @@ fn a_burst_past_the_panic_threshold_lands_on_on_demand_while_spot_boots() {
         "{}",
         d.summary
     );
-    // 2 + 28 plus a 20-unit cover would pass max_units (40): the excess comes out of the spot
-    // target, as for failed launches.
-    assert_eq!(pools(&d), (22, 18), "{}", d.summary);
+    assert_eq!(pools(&d), (8, 28), "{}", d.summary);
     // Still bursting a tick later: the fleet's own capacity is 30, the cover excluded.
-    let (d, st) = decide(&f, &snap(2, 8, 300.0, (22, 18), 0, t(30)), &st, t(30));
+    let (d, st) = decide(&f, &snap(2, 8, 300.0, (8, 28), 0, t(30)), &st, t(30));
     assert_eq!(d.current_units, 30, "{}", d.summary);
-    // Spot has delivered and the hold (300 s) has passed: the cover ends.
-    let (d, _) = decide(&f, &snap(2, 28, 300.0, (2, 28), 0, t(400)), &st, t(400));
+    assert_eq!(pools(&d), (8, 28), "{}", d.summary);
+    // Spot delivers 24 of its 28 units (demand steady at 10 per instance): the cover shrinks
+    // to the 4 spot still lacks.
+    let (d, st) = decide(&f, &snap(2, 24, 260.0, (8, 28), 0, t(200)), &st, t(200));
+    assert_eq!(pools(&d), (6, 28), "{}", d.summary);
+    // Spot has delivered and the hold (300 s) has passed since the burst: the cover ends.
+    let (d, _) = decide(&f, &snap(2, 28, 300.0, (6, 28), 0, t(400)), &st, t(400));
     assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
     assert_eq!(pools(&d), (2, 28));
+}
+
+#[test]
+fn failed_launches_during_a_burst_take_the_whole_shortfall() {
+    let f = fleet_od_spot_with(60, "burst_on_demand = true", true, 6);
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
+    }
+    // The same burst while spot launches fail: warm or cold, on-demand is the only way in.
+    let (d, _) = decide(&f, &snap(2, 8, 300.0, (2, 8), 3, t(15)), &state, t(15));
+    assert_eq!(d.desired_units, 30, "{}", d.summary);
+    assert_eq!(pools(&d), (22, 28), "{}", d.summary);
 }

@@ -578,6 +578,17 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         .int(ctx, "spot_fallback_hold_secs", 0, 3600)
         .unwrap_or(300);
     let burst_on_demand = s.bool(ctx, "burst_on_demand").unwrap_or(false);
+    let warm_on_demand = pools.iter().any(|p| {
+        p.market == Market::OnDemand && p.warm_pool.as_ref().is_some_and(|w| w.min_size > 0)
+    });
+    if burst_on_demand && !pools.is_empty() && !warm_on_demand {
+        ctx.report(
+            s.span_of("burst_on_demand"),
+            &s.key_path("burst_on_demand"),
+            "needs warm instances to land a burst on: no on-demand pool has a warm pool (cold on-demand starts are no faster than spot)",
+            "false, or give an on-demand pool [fleets.pools.warm_pool] with min_size ≥ 1",
+        );
+    }
     let spot_headroom_max_fraction = s
         .number(
             ctx,

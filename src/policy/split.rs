@@ -59,8 +59,11 @@ pub struct FallbackState {
     /// Cumulative failed launches last seen per pool (a fresh engine takes the first
     /// observation as its baseline).
     pub seen_failed_launches: std::collections::BTreeMap<String, u64>,
-    /// When a spot launch was last seen failing.
+    /// When a spot launch was last seen failing (or a spot instance warned).
     pub last_spot_failure: Option<crate::model::Timestamp>,
+    /// When demand last burst past the panic threshold (with `burst_on_demand`).
+    #[serde(default)]
+    pub last_burst: Option<crate::model::Timestamp>,
     /// Whether on-demand is covering for spot.
     pub active: bool,
     /// Units the pools' targets exceeded the fleet's desired capacity by, in the last decision
@@ -117,15 +120,31 @@ fn spot_units(
         .sum()
 }
 
-/// The spot fallback: when spot launches fail, spot instances are warned of an interruption
-/// (their capacity is gone in two minutes and a replacement needs a cold start), or demand
-/// bursts past the panic threshold (`burst`: new spot capacity needs a cold start, the
-/// on-demand pool's warm instances start in about half), on-demand covers the spot units that
-/// are not in service — at once, in the same decision — while the spot pools keep their targets (so the
-/// groups keep trying and recovery shows) except for what would push the pools' total past
-/// `max_units`, which moves to on-demand. It ends once no failure has been seen for
-/// `spot_fallback_hold_secs` *and* spot has its units in service, so returning to spot never
-/// opens a gap.
+/// Units the on-demand pools' warm pools can start: their `min_size` instances × the first
+/// type's weight. A burst cover larger than this would be cold on-demand launches, no faster
+/// than the spot launches they cover, so a burst is covered up to this many units.
+pub fn burst_cover_cap(fleet: &Fleet) -> Units {
+    fleet
+        .pools
+        .iter()
+        .filter(|p| p.market == Market::OnDemand)
+        .filter_map(|p| {
+            let warm = p.warm_pool.as_ref()?;
+            Some(warm.min_size * p.instance_types.first().map_or(1, |t| t.weight_units))
+        })
+        .sum()
+}
+
+/// The spot fallback: when spot launches fail, or spot instances are warned of an interruption
+/// (their capacity is gone in two minutes and a replacement needs a cold start), on-demand
+/// covers the spot units that are not in service — at once, in the same decision — while the
+/// spot pools keep their targets (so the groups keep trying and recovery shows) except for what
+/// would push the pools' total past `max_units`, which moves to on-demand. When demand bursts
+/// past the panic threshold (`burst`: new spot capacity needs a cold start, the on-demand
+/// pool's warm instances start in about half), the cover is the same but at most
+/// [`burst_cover_cap`]: only warm instances beat spot's cold start. It ends once neither has
+/// happened for `spot_fallback_hold_secs` *and* spot has its units in service, so returning to
+/// spot never opens a gap.
 pub fn apply_fallback(
     fleet: &Fleet,
     snap: &crate::model::Snapshot,
@@ -147,10 +166,17 @@ pub fn apply_fallback(
         }
     }
     let interrupted_units = spot_units(fleet, snap, crate::model::LifecycleState::Interrupted);
-    if new_failures > 0 || interrupted_units > 0 || burst {
+    if new_failures > 0 || interrupted_units > 0 {
         state.last_spot_failure = Some(now);
         state.active = true;
     }
+    if burst && burst_cover_cap(fleet) > 0 {
+        state.last_burst = Some(now);
+        state.active = true;
+    }
+    let recent = |at: Option<crate::model::Timestamp>| {
+        at.is_some_and(|t| now.secs_since(t) < fleet.spot_fallback_hold_secs as f64)
+    };
     let spot_in_service = spot_units(fleet, snap, crate::model::LifecycleState::InService);
     let spot_target: Units = targets
         .iter()
@@ -158,14 +184,20 @@ pub fn apply_fallback(
         .map(|t| t.desired_units)
         .sum();
     let shortfall = spot_target.saturating_sub(spot_in_service);
+    // Failures or notices within the hold: on-demand covers all of spot's shortfall; only
+    // bursts: what the warm pools can start.
+    let trouble = new_failures > 0 || interrupted_units > 0 || recent(state.last_spot_failure);
     if state.active {
-        let quiet = state
-            .last_spot_failure
-            .is_none_or(|t| now.secs_since(t) >= fleet.spot_fallback_hold_secs as f64);
+        let quiet = !trouble && !recent(state.last_burst);
         if quiet && shortfall == 0 {
             state.active = false;
         }
     }
+    let shortfall = if trouble {
+        shortfall
+    } else {
+        shortfall.min(burst_cover_cap(fleet))
+    };
     if !state.active {
         state.extra_units = 0;
         state.applied_total = targets.iter().map(|t| t.desired_units).sum();
