@@ -25,7 +25,7 @@ fn check_accepts_the_examples_and_rejects_a_bad_file_with_exit_2() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("fleet llama-8b: 2..=40 units"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fleet llama-8b: 2..=12 units"));
 
     let bad = tmp("bad.toml", "[global]\ntick_secs = 0\n");
     let out = bin()
