@@ -385,9 +385,10 @@ pub fn decide(
         after_panic.clamp(bounds.min_units, bounds.max_units)
     };
     let prices = budget::unit_prices(fleet);
-    let spend = prices
-        .as_ref()
-        .map(|p| budget::accrue(&mut st.ledger, p, snap, now));
+    let spend = prices.as_ref().map(|p| {
+        let warm = budget::warm_volumes_usd_per_hour(fleet);
+        budget::accrue(&mut st.ledger, p, &warm, snap, now)
+    });
     let budget_step = match (&fleet.budget, &prices) {
         (Some(b), Some(p)) => {
             let keep = current.max(bounds.min_units);

@@ -188,39 +188,51 @@ fn prices_come_from_the_pool_else_its_first_type_on_its_market() {
 
 #[test]
 fn the_ledger_matches_the_simulators_billing_of_instance_lifetimes() {
-    // gradual-growth: 1.5 h inside one month, spot and on-demand, no warm pool.
-    let s = scenario::builtin("gradual-growth", 1).unwrap();
-    let mut cfg = config::load(std::path::Path::new("config/demo.toml")).unwrap();
-    fill_unit_prices(&mut cfg, &perf::builtin()).unwrap();
-    let traffic = Traffic {
-        source: s.source,
-        scale: 1.0,
-        seed: 1,
-        duration_secs: s.duration_secs,
-    };
-    let mut setup = SimSetup::new(
-        "gradual-growth",
-        traffic,
-        s.spot,
-        s.epoch,
-        cfg.fleets[0].clone(),
-        "demo",
-    );
-    setup.baselines = false;
-    setup.record_decisions = true;
-    let out = sim::simulate(setup, &mut |_| {}).unwrap();
-    let last: serde_json::Value = serde_json::from_str(out.decisions.last().unwrap()).unwrap();
-    let ledger = last["spend"]["month_usd"].as_f64().unwrap();
-    let billed = out.ours.cost_usd;
-    println!("ledger ${ledger:.2} vs billed ${billed:.2}");
-    // The ledger sees instances at 15 s ticks and keeps billing through the 10 minutes after
-    // the traffic (the simulator's bill stops with it): within 15 %, and never under.
-    assert!(
-        ledger >= billed * 0.99 && ledger <= billed * 1.15,
-        "ledger {ledger} vs billed {billed}"
-    );
-    let by_pool = last["spend"]["by_pool_usd"].as_object().unwrap();
-    let sum: f64 = by_pool.values().map(|v| v.as_f64().unwrap()).sum();
-    assert!((sum - ledger).abs() < 1e-6);
-    assert!(by_pool.contains_key("spot") && by_pool.contains_key("on-demand"));
+    // gradual-growth: 1.5 h inside one month. The demo policy: spot and on-demand, no warm
+    // pool. The example: all spot, an on-demand warm pool of 2 whose stopped volumes are
+    // priced high here (0.5 $/h each, ~30 % of the bill) so a ledger that forgot them fails.
+    let demo = config::load(std::path::Path::new("config/demo.toml")).unwrap();
+    let mut example = config::load(std::path::Path::new("config/example.toml")).unwrap();
+    for p in &mut example.fleets[0].pools {
+        if let Some(w) = &mut p.warm_pool {
+            w.volume_usd_per_hour = 0.5;
+        }
+    }
+    for (name, mut cfg) in [("demo", demo), ("example", example)] {
+        let s = scenario::builtin("gradual-growth", 1).unwrap();
+        fill_unit_prices(&mut cfg, &perf::builtin()).unwrap();
+        let traffic = Traffic {
+            source: s.source,
+            scale: 1.0,
+            seed: 1,
+            duration_secs: s.duration_secs,
+        };
+        let mut setup = SimSetup::new(
+            "gradual-growth",
+            traffic,
+            s.spot,
+            s.epoch,
+            cfg.fleets[0].clone(),
+            name,
+        );
+        setup.baselines = false;
+        setup.record_decisions = true;
+        let out = sim::simulate(setup, &mut |_| {}).unwrap();
+        let last: serde_json::Value = serde_json::from_str(out.decisions.last().unwrap()).unwrap();
+        let ledger = last["spend"]["month_usd"].as_f64().unwrap();
+        let billed = out.ours.cost_usd;
+        println!("{name}: ledger ${ledger:.2} vs billed ${billed:.2}");
+        // The ledger sees instances at 15 s ticks and keeps billing through the 10 minutes
+        // after the traffic (the simulator's bill stops with it): at most 15 % over. It is
+        // under by what it cannot see: a warm pool refilling (an instance initialising before
+        // it stops is not in the group's instances) — at most 5 %.
+        assert!(
+            ledger >= billed * 0.95 && ledger <= billed * 1.15,
+            "{name}: ledger {ledger} vs billed {billed}"
+        );
+        let by_pool = last["spend"]["by_pool_usd"].as_object().unwrap();
+        let sum: f64 = by_pool.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - ledger).abs() < 1e-6);
+        assert!(by_pool.contains_key("spot") && by_pool.contains_key("on-demand"));
+    }
 }

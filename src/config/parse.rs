@@ -88,7 +88,7 @@ const POOL_KEYS: &[&str] = &[
     "unit_usd_per_hour",
 ];
 const INSTANCE_TYPE_KEYS: &[&str] = &["type", "weight_units"];
-const WARM_POOL_KEYS: &[&str] = &["min_size", "max_prepared_units"];
+const WARM_POOL_KEYS: &[&str] = &["min_size", "max_prepared_units", "volume_usd_per_hour"];
 const METRIC_KEYS: &[&str] = &["name", "signal", "target", "stale_after_secs", "source"];
 const BEHAVIOR_KEYS: &[&str] = &["scale_up", "scale_down"];
 const RULES_KEYS: &[&str] = &["stabilization_window_secs", "select_policy", "policies"];
@@ -795,6 +795,9 @@ fn parse_pool(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Pool> {
         let wp = WarmPool {
             min_size: w.int(ctx, "min_size", 0, 10_000).unwrap_or(0) as u32,
             max_prepared_units: w.units(ctx, "max_prepared_units"),
+            volume_usd_per_hour: w
+                .number(ctx, "volume_usd_per_hour", |x| x >= 0.0, "a price ≥ 0, USD")
+                .unwrap_or(crate::config::types::WARM_VOLUME_USD_PER_HOUR),
         };
         w.finish(ctx, WARM_POOL_KEYS);
         wp

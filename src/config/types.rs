@@ -325,7 +325,15 @@ pub struct WarmPool {
     /// `max_prepared_units`: cap on in-service + warm units (`MaxGroupPreparedCapacity`);
     /// absent means the group's max size.
     pub max_prepared_units: Option<Units>,
+    /// `volume_usd_per_hour`: what one stopped warm instance costs, USD per hour — its EBS
+    /// volumes (a stopped instance is not billed for compute). Default
+    /// [`WARM_VOLUME_USD_PER_HOUR`].
+    pub volume_usd_per_hour: f64,
 }
+
+/// A stopped warm-pool instance's default cost, USD per hour: a 200 GB gp3 root volume (model
+/// weights and container image) at $0.08 per GB-month (us-east-1), over 730 hours.
+pub const WARM_VOLUME_USD_PER_HOUR: f64 = 200.0 * 0.08 / 730.0;
 
 /// What a metric measures, and so where its samples live (per instance or per fleet).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -3,8 +3,8 @@
 //! The ledger is billed from the engine's own observations: every instance in a snapshot —
 //! booting, serving, draining, warned — is billed at its pool's `unit_usd_per_hour` × its
 //! weight, between consecutive decisions (trapezoid rule), at most [`MAX_ACCRUAL_SECS`] at a
-//! time (a daemon that was down does not know what ran). The month resets at each calendar
-//! month (UTC).
+//! time (a daemon that was down does not know what ran) — plus each warm pool's stopped
+//! volumes. The month resets at each calendar month (UTC).
 //!
 //! The budget: when the capacity a decision wants would cost more per hour than the cap (the
 //! hourly cap, or what is left of the month's spread over its remaining hours), degrade in this
@@ -77,6 +77,20 @@ pub fn unit_prices(fleet: &Fleet) -> Option<BTreeMap<&str, f64>> {
         .collect()
 }
 
+/// What each pool's warm pool costs per hour while stopped: `min_size` instances × their
+/// volumes' `volume_usd_per_hour` (a pool's actual warm count can differ while it refills or
+/// when sized from the forecast; its floor is what the policy keeps).
+pub fn warm_volumes_usd_per_hour(fleet: &Fleet) -> BTreeMap<&str, f64> {
+    fleet
+        .pools
+        .iter()
+        .filter_map(|p| {
+            let w = p.warm_pool.as_ref()?;
+            Some((p.name.as_str(), w.min_size as f64 * w.volume_usd_per_hour))
+        })
+        .collect()
+}
+
 /// What `units` of the fleet cost per hour, split over its pools as the engine splits them.
 pub fn cost_per_hour(fleet: &Fleet, prices: &BTreeMap<&str, f64>, units: Units) -> f64 {
     split::split(fleet, units)
@@ -106,14 +120,20 @@ fn hours_left_in_month(now: Timestamp) -> f64 {
     (next.secs_since(now) / 3600.0).max(1.0 / 60.0)
 }
 
-/// Bills the interval since the last decision and returns the ledger as of `now`.
+/// Bills the interval since the last decision and returns the ledger as of `now`: the observed
+/// instances at their pools' `prices` per unit-hour, plus each pool's `standing` cost per hour
+/// (its stopped warm instances' volumes, [`warm_volumes_usd_per_hour`]).
 pub fn accrue(
     ledger: &mut Ledger,
     prices: &BTreeMap<&str, f64>,
+    standing: &BTreeMap<&str, f64>,
     snap: &Snapshot,
     now: Timestamp,
 ) -> Spend {
-    let mut rates: BTreeMap<&str, f64> = prices.keys().map(|k| (*k, 0.0)).collect();
+    let mut rates: BTreeMap<&str, f64> = prices
+        .keys()
+        .map(|k| (*k, standing.get(k).copied().unwrap_or(0.0)))
+        .collect();
     for i in &snap.instances {
         if let (Some(r), Some(price)) =
             (rates.get_mut(i.pool.as_str()), prices.get(i.pool.as_str()))

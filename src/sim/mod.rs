@@ -302,10 +302,14 @@ pub fn pool_specs(
         .iter()
         .map(|p| {
             let t = &p.instance_types[0];
+            let mut profile = profile_for(profiles, &p.name, &t.instance_type, model)?;
+            if let Some(w) = &p.warm_pool {
+                profile.stopped_usd_per_hour = w.volume_usd_per_hour;
+            }
             Ok(PoolSpec {
                 name: p.name.clone(),
                 market: p.market,
-                profile: profile_for(profiles, &p.name, &t.instance_type, model)?,
+                profile,
                 weight_units: t.weight_units,
                 warm_pool_min: p.warm_pool.as_ref().map_or(0, |w| w.min_size),
                 exposed_to_spot_events: true,

@@ -53,7 +53,7 @@ pub struct Profile {
     pub stopped_usd_per_hour: f64,
 }
 
-const EBS_STOPPED: f64 = 200.0 * 0.08 / 730.0;
+const EBS_STOPPED: f64 = crate::config::WARM_VOLUME_USD_PER_HOUR;
 const SPOT_SHARE: f64 = 0.35;
 
 /// The built-in profiles: an 8B-class model on each type, and a 70B-class model on the
