@@ -25,9 +25,10 @@ if [ "$traces" = 1 ]; then
   t=../shared/traces
   $bin simulate --config "$config" --trace "$t/azure_llm_2023_conv.csv" --seed "$seed" --json "$out/azure-conv.json" >/dev/null
   $bin simulate --config "$config" --trace "$t/azure_llm_2023_code.csv" --seed "$seed" --json "$out/azure-code.json" >/dev/null
-  # ServeGen's 14-day shape at ~20 requests/s needs more than the example's 40 units at peak.
-  sed 's/^max_units = 40 /max_units = 120/' "$config" > "$out/policy-120.toml"
-  $bin simulate --config "$out/policy-120.toml" --trace "$t/servegen_m-small_per_minute.csv" \
+  # ServeGen's 14-day shape at ~20 requests/s needs more than the example's 12 units at peak.
+  sed -E 's/^max_units = [0-9]+ /max_units = 40 /' "$config" > "$out/policy-40.toml"
+  grep -q '^max_units = 40 ' "$out/policy-40.toml" || { echo "evaluate.sh: no max_units line to raise in $config" >&2; exit 1; }
+  $bin simulate --config "$out/policy-40.toml" --trace "$t/servegen_m-small_per_minute.csv" \
     --tokens-from "$t/azure_llm_2023_conv.csv" --scale 0.0167 --seed "$seed" --json "$out/servegen-14d.json" >/dev/null
   runs+=("$out/azure-conv.json" "$out/azure-code.json" "$out/servegen-14d.json")
 fi

@@ -439,7 +439,7 @@ pub fn decide(
                 "SpotLaunchesFailing"
             } else if fb.interrupted_units > 0 {
                 "SpotInterrupted"
-            } else if burst {
+            } else if st.fallback.last_burst == Some(now) {
                 "BurstOnOnDemand"
             } else {
                 "SpotNotDelivered"

@@ -259,20 +259,22 @@ fn a_burst_lands_on_the_warm_on_demand_instances_while_spot_boots() {
     for secs in (-600..=0).step_by(15) {
         state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
     }
-    // Demand triples (3× in-service ≥ the 2× threshold): panic takes capacity to 30 at once,
-    // and on-demand covers 6 of the 20 spot units that will take a cold start.
+    // Demand triples (3× in-service ≥ the 2× threshold): panic takes capacity to 30 at once;
+    // a burst that may drain by the next decision is not covered yet.
     let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
     assert_eq!(d.desired_units, 30, "{}", d.summary);
+    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert_eq!(pools(&d), (2, 28), "{}", d.summary);
+    // Still bursting a decision later: on-demand covers 6 of the 20 spot units that take a
+    // cold start; the fleet's own capacity is 30, the cover excluded.
+    let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 28), 0, t(30)), &st, t(30));
+    assert_eq!(d.current_units, 30, "{}", d.summary);
     assert_eq!(
         d.condition("MarketFallback").map(|c| c.reason),
         Some("BurstOnOnDemand"),
         "{}",
         d.summary
     );
-    assert_eq!(pools(&d), (8, 28), "{}", d.summary);
-    // Still bursting a tick later: the fleet's own capacity is 30, the cover excluded.
-    let (d, st) = decide(&f, &snap(2, 8, 300.0, (8, 28), 0, t(30)), &st, t(30));
-    assert_eq!(d.current_units, 30, "{}", d.summary);
     assert_eq!(pools(&d), (8, 28), "{}", d.summary);
     // Spot delivers 24 of its 28 units (demand steady at 10 per instance): the cover shrinks
     // to the 4 spot still lacks.
@@ -295,4 +297,19 @@ fn failed_launches_during_a_burst_take_the_whole_shortfall() {
     let (d, _) = decide(&f, &snap(2, 8, 300.0, (2, 8), 3, t(15)), &state, t(15));
     assert_eq!(d.desired_units, 30, "{}", d.summary);
     assert_eq!(pools(&d), (22, 28), "{}", d.summary);
+}
+
+#[test]
+fn a_burst_gone_by_the_next_decision_is_not_covered() {
+    let f = fleet_od_spot_with(40, "burst_on_demand = true", true, 6);
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
+    }
+    // A one-decision spike, then demand is back under the threshold (50 waiting: 5 units'
+    // worth against 10 in service): panic holds capacity, but no on-demand is started for it.
+    let (_, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
+    let (d, _) = decide(&f, &snap(2, 8, 50.0, (2, 28), 0, t(30)), &st, t(30));
+    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert_eq!(pools(&d).0, 2, "{}", d.summary);
 }

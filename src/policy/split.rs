@@ -61,9 +61,12 @@ pub struct FallbackState {
     pub seen_failed_launches: std::collections::BTreeMap<String, u64>,
     /// When a spot launch was last seen failing (or a spot instance warned).
     pub last_spot_failure: Option<crate::model::Timestamp>,
-    /// When demand last burst past the panic threshold (with `burst_on_demand`).
+    /// When a confirmed burst was last seen (with `burst_on_demand`).
     #[serde(default)]
     pub last_burst: Option<crate::model::Timestamp>,
+    /// Consecutive decisions in which demand was past the panic threshold.
+    #[serde(default)]
+    pub burst_streak: u32,
     /// Whether on-demand is covering for spot.
     pub active: bool,
     /// Units the pools' targets exceeded the fleet's desired capacity by, in the last decision
@@ -120,6 +123,12 @@ fn spot_units(
         .sum()
 }
 
+/// Consecutive decisions a burst must last before on-demand covers it: a burst that has drained
+/// by the next decision (one-second spikes, as in the Azure code trace) needs no capacity that
+/// takes a warm start (~75 s) to arrive, and covering each one cost that trace half again its
+/// bill (measured, docs/engine.md). A surge that lasts waits one tick longer.
+pub const BURST_CONFIRM_DECISIONS: u32 = 2;
+
 /// Units the on-demand pools' warm pools can start: their `min_size` instances × the first
 /// type's weight. A burst cover larger than this would be cold on-demand launches, no faster
 /// than the spot launches they cover, so a burst is covered up to this many units.
@@ -141,8 +150,9 @@ pub fn burst_cover_cap(fleet: &Fleet) -> Units {
 /// spot pools keep their targets (so the groups keep trying and recovery shows) except for what
 /// would push the pools' total past `max_units`, which moves to on-demand. When demand bursts
 /// past the panic threshold (`burst`: new spot capacity needs a cold start, the on-demand
-/// pool's warm instances start in about half), the cover is the same but at most
-/// [`burst_cover_cap`]: only warm instances beat spot's cold start. It ends once neither has
+/// pool's warm instances start in about half) for [`BURST_CONFIRM_DECISIONS`] decisions in a
+/// row, the cover is the same but at most [`burst_cover_cap`]: only warm instances beat spot's
+/// cold start. It ends once neither has
 /// happened for `spot_fallback_hold_secs` *and* spot has its units in service, so returning to
 /// spot never opens a gap.
 pub fn apply_fallback(
@@ -170,7 +180,8 @@ pub fn apply_fallback(
         state.last_spot_failure = Some(now);
         state.active = true;
     }
-    if burst && burst_cover_cap(fleet) > 0 {
+    state.burst_streak = if burst { state.burst_streak + 1 } else { 0 };
+    if state.burst_streak >= BURST_CONFIRM_DECISIONS && burst_cover_cap(fleet) > 0 {
         state.last_burst = Some(now);
         state.active = true;
     }
