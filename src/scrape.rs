@@ -354,9 +354,35 @@ pub fn instance_value(
     })
 }
 
-/// Whether a per-instance signal can be read without naming a metric.
+/// Whether a per-instance signal can be read without naming a metric (`request_rate` is the
+/// rate of [`finished_requests`] between scrapes).
 pub fn has_default(signal: Signal) -> bool {
-    !recipes(signal).is_empty()
+    signal == Signal::RequestRate || !recipes(signal).is_empty()
+}
+
+/// Requests an instance has finished since its server started (vLLM, then TGI): a counter.
+pub fn finished_requests(e: &Exposition) -> Option<f64> {
+    e.sum("vllm:request_success_total")
+        .or_else(|| e.sum("tgi_request_success"))
+}
+
+/// A counter's rate per second between two readings `(value, at)`. A counter that went down
+/// was reset (the server restarted) and counts from zero since, as Prometheus' `rate` has it.
+/// `None` when no time passed.
+pub fn counter_rate(
+    before: (f64, crate::model::Timestamp),
+    now: (f64, crate::model::Timestamp),
+) -> Option<f64> {
+    let secs = now.1.secs_since(before.1);
+    if secs <= 0.0 {
+        return None;
+    }
+    let increase = if now.0 >= before.0 {
+        now.0 - before.0
+    } else {
+        now.0
+    };
+    Some(increase / secs)
 }
 
 /// An HTTP client for scrapes and PromQL queries, with one timeout per request.
@@ -560,6 +586,29 @@ this line is broken
         // rank 95 lies in +Inf: the highest finite bound.
         assert_eq!(h.quantile(0.95), Some(1.0));
         assert_eq!(Histogram::default().quantile(0.95), None);
+    }
+
+    #[test]
+    fn request_rate_is_the_finished_counters_rate_across_resets() {
+        let t = crate::model::Timestamp::from_secs;
+        // (before, now, rate per second)
+        let cases = [
+            ((100.0, t(0)), (130.0, t(15)), Some(2.0)),
+            ((100.0, t(0)), (100.0, t(15)), Some(0.0)),
+            ((100.0, t(0)), (45.0, t(15)), Some(3.0)), // restarted: 45 since
+            ((100.0, t(15)), (130.0, t(15)), None),
+        ];
+        for (before, now, want) in cases {
+            assert_eq!(counter_rate(before, now), want, "{before:?} → {now:?}");
+        }
+        let v = parse(
+            "vllm:request_success_total{finished_reason=\"stop\"} 7\n\
+             vllm:request_success_total{finished_reason=\"length\"} 3\n",
+        );
+        assert_eq!(finished_requests(&v), Some(10.0));
+        let tgi = parse("tgi_request_success 4\n");
+        assert_eq!(finished_requests(&tgi), Some(4.0));
+        assert!(has_default(Signal::RequestRate));
     }
 
     #[test]

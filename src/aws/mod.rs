@@ -123,6 +123,8 @@ pub struct AwsProvider {
     events_read_at: Option<Timestamp>,
     /// Each instance's TTFT histogram at its previous scrape.
     previous_ttft: HashMap<String, Histogram>,
+    /// Each instance's finished-requests counter at its previous scrape, and when.
+    previous_finished: HashMap<String, (f64, Timestamp)>,
     /// Per group: failed launch activities seen (bounded to the latest page) and their count.
     failed_launches: BTreeMap<String, (BTreeSet<String>, u64)>,
     /// Instances drained (or past the drain timeout) whose lifecycle action awaits completion.
@@ -176,6 +178,7 @@ impl AwsProvider {
             events: EventTracker::default(),
             events_read_at: None,
             previous_ttft: HashMap::new(),
+            previous_finished: HashMap::new(),
             failed_launches: BTreeMap::new(),
             drained: BTreeSet::new(),
             ips: HashMap::new(),
@@ -741,13 +744,31 @@ impl Provider for AwsProvider {
                     }) => (metric.as_deref(), port.unwrap_or(self.scrape.port), *scale),
                     _ => (None, self.scrape.port, None),
                 };
-                let value = scraped
-                    .get(&(inst.id.clone(), port))
-                    .and_then(|e| scrape::instance_value(e, m.signal, metric, scale));
+                let exposition = scraped.get(&(inst.id.clone(), port));
+                let value = match (m.signal, metric) {
+                    // A rate needs two readings: none on an instance's first scrape.
+                    (Signal::RequestRate, None) => scraped
+                        .get(&(inst.id.clone(), self.scrape.port))
+                        .and_then(scrape::finished_requests)
+                        .zip(self.previous_finished.get(&inst.id))
+                        .and_then(|(count, before)| {
+                            scrape::counter_rate(*before, (count, now))
+                                .map(|r| r * scale.unwrap_or(1.0))
+                        }),
+                    _ => {
+                        exposition.and_then(|e| scrape::instance_value(e, m.signal, metric, scale))
+                    }
+                };
                 if let Some(value) = value {
                     inst.samples
                         .insert(m.name.clone(), Sample { value, at: now });
                 }
+            }
+            if let Some(count) = scraped
+                .get(&(inst.id.clone(), self.scrape.port))
+                .and_then(scrape::finished_requests)
+            {
+                self.previous_finished.insert(inst.id.clone(), (count, now));
             }
             if let Some(h) = scraped
                 .get(&(inst.id.clone(), self.scrape.port))
@@ -761,6 +782,8 @@ impl Provider for AwsProvider {
         }
         let live: BTreeSet<&str> = snap.instances.iter().map(|i| i.id.as_str()).collect();
         self.previous_ttft
+            .retain(|id, _| live.contains(id.as_str()));
+        self.previous_finished
             .retain(|id, _| live.contains(id.as_str()));
 
         // Drain: a terminating instance is released once it runs nothing, or at the timeout.

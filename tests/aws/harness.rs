@@ -304,6 +304,8 @@ pub struct FakeVllm {
     pub waiting: Arc<AtomicU32>,
     /// `vllm:num_requests_running`.
     pub running: Arc<AtomicU32>,
+    /// `vllm:request_success_total` (a counter).
+    pub finished: Arc<AtomicU32>,
 }
 
 impl FakeVllm {
@@ -311,16 +313,22 @@ impl FakeVllm {
     pub async fn start() -> FakeVllm {
         let waiting = Arc::new(AtomicU32::new(0));
         let running = Arc::new(AtomicU32::new(0));
-        let (w, r) = (waiting.clone(), running.clone());
+        let finished = Arc::new(AtomicU32::new(0));
+        let (w, r, f) = (waiting.clone(), running.clone(), finished.clone());
         let app = axum::Router::new().route(
             "/metrics",
             axum::routing::get(move || {
-                let (w, r) = (w.load(Ordering::SeqCst), r.load(Ordering::SeqCst));
+                let (w, r, f) = (
+                    w.load(Ordering::SeqCst),
+                    r.load(Ordering::SeqCst),
+                    f.load(Ordering::SeqCst),
+                );
                 async move {
                     format!(
                         "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{{model_name=\"m\"}} {w}\n\
                          # TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{{model_name=\"m\"}} {r}\n\
-                         # TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{{model_name=\"m\"}} 0.5\n"
+                         # TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{{model_name=\"m\"}} 0.5\n\
+                         # TYPE vllm:request_success_total counter\nvllm:request_success_total{{model_name=\"m\",finished_reason=\"stop\"}} {f}\n"
                     )
                 }
             }),
@@ -332,6 +340,7 @@ impl FakeVllm {
             addr,
             waiting,
             running,
+            finished,
         }
     }
 }

@@ -686,6 +686,41 @@ async fn failed_spot_launches_are_counted_once_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_rate_is_the_rate_of_the_finished_requests_counter() {
+    let b = Bench::new("rate").await;
+    let (_, fleet, mut p) = b
+        .observer(
+            "[[fleets.metrics]]\nsignal = \"request_rate\"\ntarget = { type = \"AverageValue\", average_value = 5 }\n",
+        )
+        .await;
+    let rates = |s: &llm_autoscaler::model::Snapshot| -> Vec<Option<f64>> {
+        s.instances
+            .iter()
+            .filter(|i| i.state == llm_autoscaler::model::LifecycleState::InService)
+            .map(|i| i.samples.get("request_rate").map(|x| x.value))
+            .collect()
+    };
+    let t0 = now();
+    // (seconds after t0, the counter then, the rate every instance reports; they share one
+    // server): one reading is no rate; 45 more in 15 s is 3/s; a restarted server's 30 since,
+    // in 15 s, is 2/s.
+    let steps = [
+        (0.0, 1_000, None),
+        (15.0, 1_045, Some(3.0)),
+        (30.0, 30, Some(2.0)),
+    ];
+    for (secs, counter, want) in steps {
+        b.vllm
+            .finished
+            .store(counter, std::sync::atomic::Ordering::SeqCst);
+        let snap = p.snapshot(&fleet, t0.plus_secs(secs)).await.unwrap();
+        let got = rates(&snap);
+        assert!(!got.is_empty(), "instances in service");
+        assert!(got.iter().all(|r| *r == want), "at +{secs} s: {got:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cloudwatch_samples_carry_their_period_end_and_skip_unsettled_sums() {
     let b = Bench::new("cw").await;
     let extra = r#"[[fleets.metrics]]
