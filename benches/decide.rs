@@ -1,5 +1,5 @@
-//! One decision for a fleet with 5 metrics and 100 instances (the example policy and its
-//! schedule, plus a TTFT metric), after a realistic history. Target ≤ 50 µs.
+//! One decision for a fleet with 5 metrics and 100 instances (the example policy's five signals,
+//! no forecast yet), after a realistic history. Target ≤ 50 µs.
 //!
 //! Baseline measured in the same run: cloning the snapshot the decision reads, i.e. the cost
 //! of merely touching the input once. The ratio decide ÷ clone is what to compare across
@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use llm_autoscaler::config::{self, MetricSpec, Signal, Target};
+use llm_autoscaler::config;
 use llm_autoscaler::engine::{decide, EngineState};
 use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
@@ -23,6 +23,7 @@ fn snapshot(now: Timestamp, load: f64) -> Snapshot {
                 ("queue_depth", load),
                 ("kv_cache_usage", 70.0),
                 ("concurrency", 20.0 + load),
+                ("request_rate", 5.0 + 0.1 * load),
             ] {
                 samples.insert(
                     name.to_string(),
@@ -54,7 +55,6 @@ fn snapshot(now: Timestamp, load: f64) -> Snapshot {
         "external_queue_depth".to_string(),
         Sample { value: 300.0, at },
     );
-    fleet_metrics.insert("ttft_p95_secs".to_string(), Sample { value: 1.1, at });
     Snapshot {
         desired_units: 100,
         instances,
@@ -69,14 +69,6 @@ fn bench(c: &mut Criterion) {
     let cfg = config::load(Path::new("config/example.toml")).expect("example policy");
     let mut fleet = cfg.fleets[0].clone();
     fleet.max_units = 400;
-    // The example's four signals plus TTFT: five metrics.
-    fleet.metrics.push(MetricSpec {
-        name: "ttft_p95_secs".into(),
-        signal: Signal::TtftP95Secs,
-        target: Target::Value { value: 1.5 },
-        stale_after_secs: 60,
-        source: None,
-    });
     assert_eq!(fleet.metrics.len(), 5);
     let t0 = Timestamp::parse_rfc3339("2026-11-30T10:00:00Z").unwrap();
     // Ten minutes of history at 15 s ticks.
