@@ -496,7 +496,7 @@ fn read_trace(path: &Path) -> anyhow::Result<Trace> {
 
 fn simulate(a: SimArgs) -> anyhow::Result<()> {
     let mut cfg = load(&a.config)?;
-    let price_profiles = sim::perf::resolve(&cfg.profiles)?;
+    let price_profiles = sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?;
     llm_autoscaler::cost::prices::fill_unit_prices(&mut cfg, &price_profiles)?;
     if !(a.scale > 0.0 && a.scale.is_finite()) {
         return Err(InputError(format!("--scale {} must be a number above 0", a.scale)).into());
@@ -573,7 +573,7 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         policy_name: format!("{}#{}", a.config.display(), fleet.name),
         fleet,
         model: a.model,
-        profiles: sim::perf::resolve(&cfg.profiles)?,
+        profiles: sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?,
         tick_secs: cfg.global.tick_secs as f64,
         queue_timeout_secs: a.queue_timeout_secs,
         target_utilization: 0.8,
@@ -663,7 +663,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 seed: a.seed,
                 duration_secs: s.duration_secs,
             };
-            let profiles = sim::perf::resolve(&cfg.profiles)?;
+            let profiles = sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?;
             let provider =
                 SimProvider::new(traffic, s.spot, profiles.clone(), "8b", s.epoch, tick_secs)
                     .with_history(s.history);
@@ -693,7 +693,10 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                 clock: daemon::Clock::Wall,
                 call_timeout,
                 dry_run: a.dry_run,
-                price_profiles: sim::perf::resolve(&cfg.profiles)?,
+                price_profiles: sim::perf::resolve(
+                    &cfg.profiles,
+                    cfg.global.aws.region.as_deref(),
+                )?,
             };
             runtime.block_on(async {
                 let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, call_timeout).await;
@@ -808,7 +811,7 @@ fn plan(a: PlanArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let profiles = sim::perf::resolve(&cfg.profiles)?;
+    let profiles = sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?;
     let reference = sim::reference(fleet, &profiles, &a.model)?.profile;
     let ranked = rank(
         &profiles,

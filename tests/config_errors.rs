@@ -182,6 +182,11 @@ fn each_mistake_has_its_exact_message_and_location() {
             "p.toml:3:26: profiles[0].prefill_tokens_per_sec: 0 is out of range; a number above 0",
         ),
         (
+            "profile region that is no region",
+            "[[profiles]]\ninstance_type = \"g6.xlarge\"\nregion = \"Frankfurt\"\non_demand_usd_per_hour = 1.0\n",
+            "p.toml:3:10: profiles[0].region: \"Frankfurt\" is not an AWS region name; a region such as \"us-east-1\" or \"eu-west-1\"",
+        ),
+        (
             "TOML syntax",
             "[fleets.panic\nthreshold = 2\n",
             "p.toml:1:14: (syntax): unclosed table, expected `]`; a valid TOML document (https://toml.io)",

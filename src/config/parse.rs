@@ -29,6 +29,7 @@ const PROFILE_KEYS: &[&str] = &[
     "warm_start_secs",
     "on_demand_usd_per_hour",
     "spot_usd_per_hour",
+    "region",
 ];
 const GLOBAL_KEYS: &[&str] = &[
     "tick_secs",
@@ -140,15 +141,14 @@ pub(crate) fn parse_root(ctx: &mut Ctx<'_>, root: Section<'_, '_>) -> Config {
         .filter_map(|p| parse_profile(ctx, p))
         .collect::<Vec<_>>();
     for (i, p) in profiles.iter().enumerate() {
-        if profiles[..i]
-            .iter()
-            .any(|q| q.instance_type == p.instance_type && q.model == p.model)
-        {
+        if profiles[..i].iter().any(|q| {
+            q.instance_type == p.instance_type && q.model == p.model && q.region == p.region
+        }) {
             ctx.report(
                 root.span_of("profiles"),
                 "profiles",
                 format!("profile {} ({}) is given twice", p.instance_type, p.model),
-                "one [[profiles]] table per instance type and model",
+                "one [[profiles]] table per instance type, model and region",
             );
         }
     }
@@ -186,6 +186,20 @@ fn parse_profile(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<ProfileOverrid
             "a price ≥ 0",
         ),
         spot_usd_per_hour: s.number(ctx, "spot_usd_per_hour", |x| x >= 0.0, "a price ≥ 0"),
+        region: s.string(ctx, "region").and_then(|r| {
+            let valid = r.split('-').count() >= 3
+                && r.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !valid {
+                ctx.report(
+                    s.value_span("region"),
+                    &s.key_path("region"),
+                    format!("{r:?} is not an AWS region name"),
+                    "a region such as \"us-east-1\" or \"eu-west-1\"",
+                );
+            }
+            valid.then_some(r)
+        }),
         defined_at: ctx.location(s.span()),
     };
     s.finish(ctx, PROFILE_KEYS);

@@ -49,6 +49,10 @@ pub struct ProfileOverride {
     pub on_demand_usd_per_hour: Option<f64>,
     /// `spot_usd_per_hour`: spot price.
     pub spot_usd_per_hour: Option<f64>,
+    /// `region`: the AWS region these figures (prices, usually) hold in; the table applies only
+    /// when `[global.aws] region` is this one, and then over a table without a region. Absent:
+    /// every region.
+    pub region: Option<String>,
     /// Where the table is written (`FILE:LINE:COL`), for later messages.
     pub defined_at: String,
 }

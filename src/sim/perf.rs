@@ -180,9 +180,18 @@ pub fn builtin() -> Vec<Profile> {
 
 /// The built-in profiles with the policy file's `[[profiles]]` applied: each override replaces
 /// the figures it gives; one for a type and model with no built-in profile must give them all.
-pub fn resolve(overrides: &[ProfileOverride]) -> Result<Vec<Profile>, IncompleteProfile> {
+/// An override with a `region` applies only in that `region` (the policy's `[global.aws]
+/// region`), after those without one, so a region's prices win over the general ones.
+pub fn resolve(
+    overrides: &[ProfileOverride],
+    region: Option<&str>,
+) -> Result<Vec<Profile>, IncompleteProfile> {
     let mut all = builtin();
-    for o in overrides {
+    let general = overrides.iter().filter(|o| o.region.is_none());
+    let regional = overrides
+        .iter()
+        .filter(|o| o.region.is_some() && o.region.as_deref() == region);
+    for o in general.chain(regional) {
         let base = all
             .iter()
             .position(|p| p.instance_type == o.instance_type && p.model == o.model);
@@ -375,7 +384,7 @@ mod tests {
             defined_at: "p.toml:3:1".into(),
             ..ProfileOverride::default()
         };
-        let all = resolve(&[o("g6.xlarge", Some(4000.0))]).unwrap();
+        let all = resolve(&[o("g6.xlarge", Some(4000.0))], None).unwrap();
         let l4 = lookup(&all, "g6.xlarge", "8b").unwrap();
         assert_eq!(l4.prefill_tokens_per_sec, 4000.0);
         assert_eq!(
@@ -383,10 +392,43 @@ mod tests {
             (1.0, 0.35)
         );
         assert_eq!(l4.max_seqs, 64, "figures not given stay built-in");
-        let e = resolve(&[o("g7.xlarge", Some(9000.0))]).unwrap_err();
+        let e = resolve(&[o("g7.xlarge", Some(9000.0))], None).unwrap_err();
         assert_eq!(
             e.to_string(),
             "p.toml:3:1: profiles: g7.xlarge (8b) has no built-in profile, so every figure is needed; missing: decode_base_ms, decode_per_seq_ms, max_seqs, kv_cache_tokens, cold_start_secs, warm_start_secs"
+        );
+    }
+
+    #[test]
+    fn a_regions_prices_apply_in_that_region_over_the_general_ones() {
+        let price = |usd: f64, region: Option<&str>| ProfileOverride {
+            instance_type: "g6e.xlarge".into(),
+            model: "8b".into(),
+            on_demand_usd_per_hour: Some(usd),
+            region: region.map(String::from),
+            defined_at: "p.toml:1:1".into(),
+            ..ProfileOverride::default()
+        };
+        // Listed region first: order in the file does not matter, the region's table wins.
+        let overrides = [price(2.4, Some("eu-west-1")), price(2.0, None)];
+        // (policy region, on-demand price of g6e.xlarge)
+        let cases = [
+            (Some("eu-west-1"), 2.4),
+            (Some("us-east-1"), 2.0),
+            (None, 2.0),
+        ];
+        for (region, want) in cases {
+            let all = resolve(&overrides, region).unwrap();
+            let p = lookup(&all, "g6e.xlarge", "8b").unwrap();
+            assert_eq!(p.on_demand_usd_per_hour, want, "{region:?}");
+        }
+        // A region's table alone leaves the built-in price elsewhere.
+        let all = resolve(&[price(2.4, Some("eu-west-1"))], Some("ap-south-1")).unwrap();
+        assert_eq!(
+            lookup(&all, "g6e.xlarge", "8b")
+                .unwrap()
+                .on_demand_usd_per_hour,
+            1.861
         );
     }
 

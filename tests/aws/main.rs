@@ -963,7 +963,8 @@ async fn spot_pools_are_priced_at_the_market_cached_for_an_hour() {
         "refreshed after an hour"
     );
 
-    // The daemon bills spot at that price, on-demand at the profile's.
+    // The daemon bills spot at that price, on-demand at the profile's, and the on-demand
+    // pool's one stopped warm instance at its volumes' default price.
     let mut d = b.daemon(&path, false).await;
     d.tick().await;
     let spend = d.published().fleets["prices"]
@@ -978,7 +979,10 @@ async fn spot_pools_are_priced_at_the_market_cached_for_an_hour() {
         .unwrap()
         .on_demand_usd_per_hour;
     assert!(
-        (spend.rate_usd_per_hour - (2.0 * od + 2.0 * 0.00001)).abs() < 1e-9,
+        (spend.rate_usd_per_hour
+            - (2.0 * od + 2.0 * 0.00001 + llm_autoscaler::config::WARM_VOLUME_USD_PER_HOUR))
+            .abs()
+            < 1e-9,
         "{spend:?}"
     );
 }
