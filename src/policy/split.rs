@@ -152,9 +152,8 @@ pub fn burst_cover_cap(fleet: &Fleet) -> Units {
 /// past the panic threshold (`burst`: new spot capacity needs a cold start, the on-demand
 /// pool's warm instances start in about half) for [`BURST_CONFIRM_DECISIONS`] decisions in a
 /// row, the cover is the same but at most [`burst_cover_cap`]: only warm instances beat spot's
-/// cold start. It ends once neither has
-/// happened for `spot_fallback_hold_secs` *and* spot has its units in service, so returning to
-/// spot never opens a gap.
+/// cold start. It ends once neither has happened for `spot_fallback_hold_secs` *and* spot has
+/// its units in service, so returning to spot never opens a gap.
 pub fn apply_fallback(
     fleet: &Fleet,
     snap: &crate::model::Snapshot,
