@@ -856,6 +856,12 @@ fn plan(a: PlanArgs) -> anyhow::Result<()> {
                 .map_or(String::new(), |r| format!("  ✗ {r}"))
         );
     }
+    if ranked.iter().any(|c| c.weight_units < 1.0) {
+        println!(
+            "\nWeights below 1 cannot be an ASG WeightedCapacity (whole numbers, 1–999): to mix those types in\n\
+             one group, make the smallest type the reference (the first on-demand pool's first type)."
+        );
+    }
     match ranked.iter().find(|c| c.rejected.is_none()) {
         Some(best) => println!(
             "\ncheapest: {} × {} — ${:.2}/h on-demand, ${:.2}/h on spot; weight_units {:.2} against {}",

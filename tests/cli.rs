@@ -1,4 +1,4 @@
-//! The binary: `check` and `decide` with their exit codes (0 ok, 2 bad policy, 3 bad input).
+//! The binary: `check` and `decide` with their exit codes (0 ok, 2 bad policy, 3 bad input), and `plan`'s ranking.
 
 use std::process::Command;
 
@@ -235,4 +235,36 @@ fn forecast_prints_the_next_hour_and_rejects_a_per_request_trace() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn plan_ranks_types_by_cost_and_weights_them_against_the_reference() {
+    // (policy, its reference type, whether a type weighs under one reference replica)
+    let cases = [
+        ("config/example.toml", "g6e.xlarge", true),
+        ("config/demo.toml", "g6.xlarge", false),
+    ];
+    for (policy, reference, fractional) in cases {
+        let out = bin()
+            .args(["plan", "--config", policy, "--rps", "20"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        // 20 req/s of chat: three L40S beat twelve L4s on cost, whatever the reference.
+        assert!(
+            text.contains("cheapest: 3 × g6e.xlarge")
+                && text.contains(&format!("against {reference}")),
+            "{policy}:\n{text}"
+        );
+        assert_eq!(
+            text.contains("Weights below 1 cannot be an ASG WeightedCapacity"),
+            fractional,
+            "{policy}:\n{text}"
+        );
+    }
 }
