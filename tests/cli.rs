@@ -6,6 +6,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
 }
 
+/// Runs the command, asserts it succeeded (showing its stderr if not) and returns its stdout.
+fn stdout_of(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 fn tmp(name: &str, text: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("llm-autoscaler-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -16,16 +27,8 @@ fn tmp(name: &str, text: &str) -> std::path::PathBuf {
 
 #[test]
 fn check_accepts_the_examples_and_rejects_a_bad_file_with_exit_2() {
-    let out = bin()
-        .args(["check", "--config", "config/example.toml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("fleet llama-8b: 2..=12 units"));
+    let stdout = stdout_of(bin().args(["check", "--config", "config/example.toml"]));
+    assert!(String::from_utf8_lossy(&stdout).contains("fleet llama-8b: 2..=12 units"));
 
     let bad = tmp("bad.toml", "[global]\ntick_secs = 0\n");
     let out = bin()
@@ -44,22 +47,14 @@ fn check_accepts_the_examples_and_rejects_a_bad_file_with_exit_2() {
 
 #[test]
 fn decide_reads_the_documented_example_snapshot() {
-    let out = bin()
-        .args([
-            "decide",
-            "--config",
-            "config/example.toml",
-            "--snapshot",
-            "docs/examples/snapshot.json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let stdout = stdout_of(bin().args([
+        "decide",
+        "--config",
+        "config/example.toml",
+        "--snapshot",
+        "docs/examples/snapshot.json",
+    ]));
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let d = &v["decision"];
     assert_eq!(d["fleet"], "llama-8b");
     // 4 in service with 12, 10, 9 and no sample waiting vs 4 per unit; 1 booting; SQS 30 / 5.
@@ -96,38 +91,33 @@ fn simulate_writes_every_report_and_rejects_a_bad_trace_with_exit_3() {
         dir.join("r.html"),
         dir.join("d.jsonl"),
     );
-    let out = bin()
-        .args([
-            "simulate",
-            "--config",
-            "config/demo.toml",
-            "--scenario",
-            "sudden-drop",
-            "--seed",
-            "4",
-            "--duration-secs",
-            "1800",
-        ])
-        .args([
-            "--json".as_ref(),
-            json.as_os_str(),
-            "--csv".as_ref(),
-            csv.as_os_str(),
-        ])
-        .args([
-            "--html".as_ref(),
-            html.as_os_str(),
-            "--decisions".as_ref(),
-            decisions.as_os_str(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        bin()
+            .args([
+                "simulate",
+                "--config",
+                "config/demo.toml",
+                "--scenario",
+                "sudden-drop",
+                "--seed",
+                "4",
+                "--duration-secs",
+                "1800",
+            ])
+            .args([
+                "--json".as_ref(),
+                json.as_os_str(),
+                "--csv".as_ref(),
+                csv.as_os_str(),
+            ])
+            .args([
+                "--html".as_ref(),
+                html.as_os_str(),
+                "--decisions".as_ref(),
+                decisions.as_os_str(),
+            ]),
     );
-    let table = String::from_utf8_lossy(&out.stdout);
+    let table = String::from_utf8_lossy(&stdout);
     for name in [
         "ours",
         "static-peak",
@@ -203,18 +193,13 @@ fn forecast_prints_the_next_hour_and_rejects_a_per_request_trace() {
         text.push_str(&format!("{m},{v:.1}\n"));
     }
     let hist = tmp("hist.csv", &text);
-    let out = bin()
-        .args(["forecast", "--history"])
-        .arg(&hist)
-        .args(["--horizon-mins", "30"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = stdout_of(
+        bin()
+            .args(["forecast", "--history"])
+            .arg(&hist)
+            .args(["--horizon-mins", "30"]),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&stdout);
     let rows: Vec<Vec<f64>> = stdout
         .lines()
         .skip(1)
@@ -245,16 +230,8 @@ fn plan_ranks_types_by_cost_and_weights_them_against_the_reference() {
         ("config/demo.toml", "g6.xlarge", false),
     ];
     for (policy, reference, fractional) in cases {
-        let out = bin()
-            .args(["plan", "--config", policy, "--rps", "20"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8_lossy(&out.stdout);
+        let stdout = stdout_of(bin().args(["plan", "--config", policy, "--rps", "20"]));
+        let text = String::from_utf8_lossy(&stdout);
         // 20 req/s of chat: three L40S beat twelve L4s on cost, whatever the reference.
         assert!(
             text.contains("cheapest: 3 × g6e.xlarge")
