@@ -70,6 +70,16 @@ fn snap(
     }
 }
 
+/// Ten minutes of decisions at 10 units — 2 on-demand + 8 spot, all in service, load at
+/// target: the state a running engine has before each test's event.
+fn settled(f: &Fleet) -> EngineState {
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
+    }
+    state
+}
+
 fn pools(d: &Decision) -> (u32, u32) {
     let get = |n: &str| d.pools.iter().find(|p| p.pool == n).unwrap().desired_units;
     (get("od"), get("spot"))
@@ -78,11 +88,7 @@ fn pools(d: &Decision) -> (u32, u32) {
 #[test]
 fn fallback_covers_at_once_caps_at_max_and_returns_only_after_delivery_and_hold() {
     let f = fleet_od_spot(40);
-    // Settled at 10 units: 2 on-demand + 8 spot, all in service, load at target.
-    let mut state = EngineState::default();
-    for secs in (-600..=0).step_by(15) {
-        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
-    }
+    let state = settled(&f);
     // Load doubles: the engine asks for 20 units, 18 on spot.
     let (d, st) = decide(&f, &snap(2, 8, 200.0, (2, 8), 0, t(15)), &state, t(15));
     assert_eq!((d.desired_units, pools(&d)), (20, (2, 18)));
@@ -173,10 +179,7 @@ fn a_fresh_engine_takes_existing_failures_as_its_baseline() {
 #[test]
 fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
     let f = fleet_od_spot(40);
-    let mut state = EngineState::default();
-    for secs in (-600..=0).step_by(15) {
-        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
-    }
+    let state = settled(&f);
     // Two spot instances get the two-minute notice: their capacity is gone at once, and
     // on-demand covers it in this very decision while the spot group replaces them.
     let mut s = snap(2, 8, 100.0, (2, 8), 0, t(15));
@@ -255,10 +258,7 @@ fn a_burst_lands_on_the_warm_on_demand_instances_while_spot_boots() {
     // 6 warm on-demand instances: a burst is covered up to 6 units — more would be cold
     // on-demand launches, no faster than the spot launches they cover.
     let f = fleet_od_spot_with(40, "burst_on_demand = true", true, 6);
-    let mut state = EngineState::default();
-    for secs in (-600..=0).step_by(15) {
-        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
-    }
+    let state = settled(&f);
     // Demand triples (3× in-service ≥ the 2× threshold): panic takes capacity to 30 at once;
     // a burst that may drain by the next decision is not covered yet.
     let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
@@ -289,10 +289,7 @@ fn a_burst_lands_on_the_warm_on_demand_instances_while_spot_boots() {
 #[test]
 fn failed_launches_during_a_burst_take_the_whole_shortfall() {
     let f = fleet_od_spot_with(60, "burst_on_demand = true", true, 6);
-    let mut state = EngineState::default();
-    for secs in (-600..=0).step_by(15) {
-        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
-    }
+    let state = settled(&f);
     // The same burst while spot launches fail: warm or cold, on-demand is the only way in.
     let (d, _) = decide(&f, &snap(2, 8, 300.0, (2, 8), 3, t(15)), &state, t(15));
     assert_eq!(d.desired_units, 30, "{}", d.summary);
@@ -302,10 +299,7 @@ fn failed_launches_during_a_burst_take_the_whole_shortfall() {
 #[test]
 fn a_burst_gone_by_the_next_decision_is_not_covered() {
     let f = fleet_od_spot_with(40, "burst_on_demand = true", true, 6);
-    let mut state = EngineState::default();
-    for secs in (-600..=0).step_by(15) {
-        state = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &state, t(secs)).1;
-    }
+    let state = settled(&f);
     // A one-decision spike, then demand is back under the threshold (50 waiting: 5 units'
     // worth against 10 in service): panic holds capacity, but no on-demand is started for it.
     let (_, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
