@@ -735,6 +735,10 @@ impl Provider for AwsProvider {
             .iter_mut()
             .filter(|i| i.state == LifecycleState::InService)
         {
+            // The inference server's own exposition (the default port): its finished-requests
+            // counter and TTFT histogram, read once and kept for the next scrape's deltas.
+            let server = scraped.get(&(inst.id.clone(), self.scrape.port));
+            let finished = server.and_then(scrape::finished_requests);
             for m in fleet.metrics.iter().filter(|m| m.signal.per_instance()) {
                 let (metric, port, scale) = match &m.source {
                     Some(MetricSource::Scrape {
@@ -744,36 +748,27 @@ impl Provider for AwsProvider {
                     }) => (metric.as_deref(), port.unwrap_or(self.scrape.port), *scale),
                     _ => (None, self.scrape.port, None),
                 };
-                let exposition = scraped.get(&(inst.id.clone(), port));
                 let value = match (m.signal, metric) {
                     // A rate needs two readings: none on an instance's first scrape.
-                    (Signal::RequestRate, None) => scraped
-                        .get(&(inst.id.clone(), self.scrape.port))
-                        .and_then(scrape::finished_requests)
+                    (Signal::RequestRate, None) => finished
                         .zip(self.previous_finished.get(&inst.id))
                         .and_then(|(count, before)| {
                             scrape::counter_rate(*before, (count, now))
                                 .map(|r| r * scale.unwrap_or(1.0))
                         }),
-                    _ => {
-                        exposition.and_then(|e| scrape::instance_value(e, m.signal, metric, scale))
-                    }
+                    _ => scraped
+                        .get(&(inst.id.clone(), port))
+                        .and_then(|e| scrape::instance_value(e, m.signal, metric, scale)),
                 };
                 if let Some(value) = value {
                     inst.samples
                         .insert(m.name.clone(), Sample { value, at: now });
                 }
             }
-            if let Some(count) = scraped
-                .get(&(inst.id.clone(), self.scrape.port))
-                .and_then(scrape::finished_requests)
-            {
+            if let Some(count) = finished {
                 self.previous_finished.insert(inst.id.clone(), (count, now));
             }
-            if let Some(h) = scraped
-                .get(&(inst.id.clone(), self.scrape.port))
-                .and_then(|e| e.histogram(scrape::TTFT_HISTOGRAM))
-            {
+            if let Some(h) = server.and_then(|e| e.histogram(scrape::TTFT_HISTOGRAM)) {
                 if let Some(before) = self.previous_ttft.get(&inst.id) {
                     ttft.merge(&h.since(before));
                 }

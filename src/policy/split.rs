@@ -179,8 +179,9 @@ pub fn apply_fallback(
         state.last_spot_failure = Some(now);
         state.active = true;
     }
+    let burst_cap = burst_cover_cap(fleet);
     state.burst_streak = if burst { state.burst_streak + 1 } else { 0 };
-    if state.burst_streak >= BURST_CONFIRM_DECISIONS && burst_cover_cap(fleet) > 0 {
+    if state.burst_streak >= BURST_CONFIRM_DECISIONS && burst_cap > 0 {
         state.last_burst = Some(now);
         state.active = true;
     }
@@ -206,7 +207,7 @@ pub fn apply_fallback(
     let shortfall = if trouble {
         shortfall
     } else {
-        shortfall.min(burst_cover_cap(fleet))
+        shortfall.min(burst_cap)
     };
     if !state.active {
         state.extra_units = 0;
