@@ -61,7 +61,7 @@ fn snapshot(now: Timestamp, load: f64) -> Snapshot {
         fleet_metrics,
         pool_desired_units: BTreeMap::new(),
         pool_failed_launches: BTreeMap::new(),
-        forecast: None,
+        ..Snapshot::default()
     }
 }
 

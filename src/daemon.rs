@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, watch};
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::config::{self, Config, Fleet, Predictive};
-use crate::engine::{decide, Action, Decision, EngineState};
-use crate::forecast::predictor::{minute_of, Predictor};
+use crate::controller::{FleetController, PoolChange, PoolOutcome};
+use crate::engine::{Action, Decision, EngineState};
+use crate::forecast::predictor::{minute_of, settled_minute, Predictor};
 use crate::model::{Timestamp, Units};
 use crate::provider::{Provider, ProviderError};
 use crate::store::StateStore;
@@ -70,6 +71,14 @@ pub struct FleetStatus {
     pub decision: Option<Decision>,
     /// Whether it was applied (false in dry-run, or when a call failed).
     pub applied: bool,
+    /// The last tick whose plan went through (every change applied, or dry-run without a
+    /// failure).
+    pub last_ok_tick: Option<u64>,
+    /// The last pool changes and what became of them.
+    pub last_changes: Vec<(
+        crate::controller::PoolChange,
+        crate::controller::PoolOutcome,
+    )>,
     /// Decisions by action (`scale_up`, `scale_down`, `hold`).
     pub decisions_total: BTreeMap<String, u64>,
     /// Conditions that held, by reason (`ScaleUpLimit`, `InvalidMetrics`, …).
@@ -106,6 +115,8 @@ pub struct Published {
     pub last_tick_instant: Option<Instant>,
     /// Wall seconds between ticks, for health.
     pub interval_secs: f64,
+    /// `/healthz` turns unhealthy when no fleet's plan has gone through for this many ticks.
+    pub unhealthy_after_ticks: u64,
     /// Whether the loop is in dry-run.
     pub dry_run: bool,
     /// CPU seconds the loop's thread spent in ticks (Linux `/proc/thread-self/schedstat`).
@@ -174,12 +185,36 @@ pub struct Daemon<P: Provider> {
     provider: P,
     store: StateStore,
     opts: Options,
-    states: BTreeMap<String, EngineState>,
+    /// Per fleet: its controller (engine state between iterations).
+    controllers: BTreeMap<String, FleetController>,
     skip_until: BTreeMap<String, u64>,
     /// Per fleet with `[fleets.predictive]`: its demand history and forecast.
     predictors: BTreeMap<String, Predictor>,
     published: Published,
     tx: watch::Sender<Arc<Published>>,
+}
+
+/// What one fleet's iteration came to.
+struct Iteration {
+    /// The decision, when one was made.
+    decision: Option<Decision>,
+    /// Every change applied (or, in dry-run, none failed).
+    ok: bool,
+    /// The first failure, for the backoff.
+    error: Option<ProviderError>,
+    /// Each pool change and its outcome.
+    changes: Vec<(PoolChange, PoolOutcome)>,
+}
+
+impl Iteration {
+    fn failed(error: ProviderError) -> Self {
+        Iteration {
+            decision: None,
+            ok: false,
+            error: Some(error),
+            changes: Vec::new(),
+        }
+    }
 }
 
 impl<P: Provider> Daemon<P> {
@@ -192,15 +227,16 @@ impl<P: Provider> Daemon<P> {
         tx: watch::Sender<Arc<Published>>,
     ) -> Result<Self, DaemonError> {
         crate::cost::prices::fill_unit_prices(&mut config, &opts.price_profiles)?;
-        let mut states = BTreeMap::new();
+        let mut controllers = BTreeMap::new();
         for f in &config.fleets {
             if let Some(s) = store.load(&f.name)? {
-                info!(fleet = %f.name, "resuming saved engine state");
-                states.insert(f.name.clone(), s);
+                info!(fleet = %f.name, version = s.version, "resuming saved engine state");
+                controllers.insert(f.name.clone(), FleetController::new(s));
             }
         }
         let published = Published {
             interval_secs: opts.interval.as_secs_f64(),
+            unhealthy_after_ticks: config.global.unhealthy_after_ticks,
             dry_run: opts.dry_run || config.global.dry_run,
             ..Published::default()
         };
@@ -209,7 +245,7 @@ impl<P: Provider> Daemon<P> {
             provider,
             store,
             opts,
-            states,
+            controllers,
             skip_until: BTreeMap::new(),
             predictors: BTreeMap::new(),
             published,
@@ -234,7 +270,7 @@ impl<P: Provider> Daemon<P> {
 
     /// The engine state of a fleet, as it would be persisted.
     pub fn state(&self, fleet: &str) -> Option<&EngineState> {
-        self.states.get(fleet)
+        self.controllers.get(fleet).map(FleetController::state)
     }
 
     /// The running policy.
@@ -283,6 +319,7 @@ impl<P: Provider> Daemon<P> {
         match loaded {
             Ok(cfg) => {
                 info!(path = %self.opts.config_path.display(), fleets = cfg.fleets.len(), "policy reloaded");
+                self.published.unhealthy_after_ticks = cfg.global.unhealthy_after_ticks;
                 self.config = Arc::new(cfg);
                 self.published.reloads_total += 1;
             }
@@ -305,16 +342,16 @@ impl<P: Provider> Daemon<P> {
         let now = self.opts.clock.now(tick);
         let cpu0 = thread_cpu_secs();
         let config = self.config.clone();
-        let mut all_applied = true;
+        let mut all_ok = true;
         for fleet in &config.fleets {
             let span = info_span!("tick", fleet = %fleet.name, tick, at = %now);
-            all_applied &= self.tick_fleet(fleet, tick, now).instrument(span).await;
+            all_ok &= self.tick_fleet(fleet, tick, now).instrument(span).await;
         }
         let dry_run = self.dry_run();
         let end = tokio::time::timeout(
             self.opts.call_timeout,
             self.provider
-                .end_tick(&config.fleets, dry_run, all_applied && !dry_run),
+                .end_tick(&config.fleets, dry_run, all_ok && !dry_run),
         )
         .await;
         match end {
@@ -336,45 +373,48 @@ impl<P: Provider> Daemon<P> {
         let _ = self.tx.send(Arc::new(self.published.clone()));
     }
 
-    /// One fleet's tick; true when its decision was applied.
+    /// One fleet's tick; true when its plan went through.
     async fn tick_fleet(&mut self, fleet: &Fleet, tick: u64, now: Timestamp) -> bool {
         if self.skip_until.get(&fleet.name).is_some_and(|t| tick < *t) {
             self.status(fleet).backoff_skips_total += 1;
             return false;
         }
         let started = Instant::now();
-        let outcome = self.observe_decide_apply(fleet, now).await;
+        let it = self.iterate(fleet, now).await;
         let dry_run = self.dry_run();
         let st = self.status(fleet);
         st.last_tick_seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok((decision, applied)) => {
-                st.consecutive_failures = 0;
-                *st.decisions_total
-                    .entry(action_name(decision.action).into())
-                    .or_default() += 1;
-                for c in decision.conditions.iter().filter(|c| {
-                    c.status && c.reason != "ReadyForNewScale" && c.reason != "DesiredWithinRange"
-                }) {
-                    *st.reasons_total.entry(c.reason.to_string()).or_default() += 1;
-                }
-                if decision.action != Action::Hold || tick % 20 == 0 {
-                    info!(
-                        current = decision.current_units,
-                        desired = decision.desired_units,
-                        in_service = decision.in_service_units,
-                        dry_run,
-                        applied,
-                        "{}",
-                        decision.summary
-                    );
-                }
-                st.applied = applied;
-                st.decision = Some(decision);
-                self.skip_until.remove(&fleet.name);
-                applied
+        st.applied = it.ok && !dry_run;
+        st.last_changes = it.changes;
+        if it.ok {
+            st.last_ok_tick = Some(tick);
+        }
+        if let Some(decision) = it.decision {
+            *st.decisions_total
+                .entry(decision.action.as_str().into())
+                .or_default() += 1;
+            for c in decision.conditions.iter().filter(|c| c.is_notable()) {
+                *st.reasons_total.entry(c.reason.to_string()).or_default() += 1;
             }
-            Err(e) => {
+            if decision.action != Action::Hold || tick % 20 == 0 {
+                info!(
+                    current = decision.current_units,
+                    desired = decision.desired_units,
+                    in_service = decision.in_service_units,
+                    dry_run,
+                    applied = it.ok,
+                    "{}",
+                    decision.summary
+                );
+            }
+            st.decision = Some(decision);
+        }
+        match it.error {
+            None => {
+                st.consecutive_failures = 0;
+                self.skip_until.remove(&fleet.name);
+            }
+            Some(e) => {
                 st.consecutive_failures += 1;
                 let kind = match &e {
                     ProviderError::Transient(_) => "transient",
@@ -383,7 +423,6 @@ impl<P: Provider> Daemon<P> {
                     ProviderError::Config(_) => "config",
                 };
                 *st.provider_errors_total.entry(kind.into()).or_default() += 1;
-                st.applied = false;
                 let skip = backoff_ticks(
                     st.consecutive_failures,
                     tick,
@@ -391,35 +430,35 @@ impl<P: Provider> Daemon<P> {
                 );
                 let failures = st.consecutive_failures;
                 if e.retryable() {
-                    warn!(error = %e, failures, skip_ticks = skip - 1, "provider call failed; holding capacity and backing off");
+                    warn!(error = %e, failures, skip_ticks = skip - 1, "provider call failed; backing off");
                 } else {
                     error!(error = %e, failures, skip_ticks = skip - 1, "provider call failed; a human must look");
                 }
                 self.skip_until.insert(fleet.name.clone(), tick + skip);
-                false
             }
         }
+        it.ok
     }
 
     fn status(&mut self, fleet: &Fleet) -> &mut FleetStatus {
         self.published.fleets.entry(fleet.name.clone()).or_default()
     }
 
-    /// Observe, decide, apply. The engine state moves on only when the decision is applied (or
-    /// in dry-run, without the scale events that did not happen).
-    async fn observe_decide_apply(
-        &mut self,
-        fleet: &Fleet,
-        now: Timestamp,
-    ) -> Result<(Decision, bool), ProviderError> {
+    /// One iteration: observe, plan (the fleet controller), apply each pool change in the
+    /// plan's order, commit what happened, persist.
+    async fn iterate(&mut self, fleet: &Fleet, now: Timestamp) -> Iteration {
         let snap = tokio::time::timeout(self.opts.call_timeout, self.provider.snapshot(fleet, now))
             .await
-            .map_err(|_| {
-                ProviderError::Transient(format!(
+            .unwrap_or_else(|_| {
+                Err(ProviderError::Transient(format!(
                     "observing the fleet took longer than {:?}",
                     self.opts.call_timeout
-                ))
-            })??;
+                )))
+            });
+        let mut snap = match snap {
+            Ok(s) => s,
+            Err(e) => return Iteration::failed(e),
+        };
         // Spot pools are priced at the market when the cloud tells it (the ledger and budget).
         let priced;
         let fleet = match self.provider.unit_prices(fleet, now).await {
@@ -433,77 +472,105 @@ impl<P: Provider> Daemon<P> {
                 fleet
             }
         };
-        let mut snap = snap;
         if let Some(cfg) = &fleet.predictive {
             snap.forecast = self.forecast(fleet, cfg, now).await;
         }
         self.status(fleet).pools = observed_pools(fleet, &snap);
-        let state = self.states.get(&fleet.name).cloned().unwrap_or_default();
-        let (decision, mut next) = decide(fleet, &snap, &state, now);
+        let dry_run = self.dry_run();
+        let plan = self
+            .controllers
+            .entry(fleet.name.clone())
+            .or_default()
+            .plan(fleet, &snap, now, dry_run);
+        if let Some(r) = &plan.refusal {
+            return Iteration {
+                decision: Some(plan.decision.clone()),
+                ok: false,
+                error: Some(ProviderError::Config(r.to_string())),
+                changes: Vec::new(),
+            };
+        }
+        for w in plan.warm_pool_targets() {
+            if let Some(pool) = fleet.pool(&w.pool) {
+                self.provider.warm_pool_target(fleet, pool, w.min_size);
+            }
+        }
+        let (outcome, error) = self.apply(fleet, &plan, &snap).await;
+        let ctl = self.controllers.entry(fleet.name.clone()).or_default();
+        let state = ctl.commit(fleet, &plan, &outcome).clone();
+        if let Err(e) = self.store.save(&fleet.name, &state, &plan.decision) {
+            // The decision stands; a restart would resume from the previous saved state.
+            error!(error = %e, "could not persist engine state");
+        }
+        Iteration {
+            ok: error.is_none()
+                && outcome
+                    .changes
+                    .iter()
+                    .all(|(_, o)| matches!(o, PoolOutcome::Applied | PoolOutcome::DryRun)),
+            decision: Some(plan.decision),
+            error,
+            changes: outcome.changes,
+        }
+    }
 
-        // Guard at the boundary: never act outside [min, max], whatever the engine said.
-        let total: Units = decision.pools.iter().map(|p| p.desired_units).sum();
-        if total < fleet.min_units || total > fleet.max_units {
-            return Err(ProviderError::Config(format!(
-                "refusing to set {total} units: outside {}..={}",
-                fleet.min_units, fleet.max_units
-            )));
-        }
-        if self.dry_run() {
-            for t in &decision.pools {
-                if snap.pool_desired_units.get(&t.pool) != Some(&t.desired_units) {
-                    info!(pool = %t.pool, asg = %t.asg_name, units = t.desired_units, "dry-run: would set desired capacity");
-                }
-            }
-            // Nothing was applied: no scale events, and the pools still have the targets the
-            // fallback last set.
-            next.scale_up_events = state.scale_up_events.clone();
-            next.scale_down_events = state.scale_down_events.clone();
-            next.fallback.extra_units = state.fallback.extra_units;
-            next.fallback.applied_total = state.fallback.applied_total;
-            self.commit(fleet, next, &decision);
-            return Ok((decision, false));
-        }
-        if let (Some(cfg), Some(step)) = (&fleet.predictive, &decision.predictive) {
-            if cfg.warm_pool_from_forecast {
-                if let Some(peak) = step.next_hour_units {
-                    // Warm instances for what the next hour's peak needs beyond capacity now.
-                    for pool in fleet.pools.iter().filter(|p| p.warm_pool.is_some()) {
-                        let cap = pool
-                            .warm_pool
-                            .as_ref()
-                            .and_then(|w| w.max_prepared_units)
-                            .unwrap_or(fleet.max_units);
-                        // max_prepared_units caps in-service + warm together.
-                        let want = peak.min(cap).saturating_sub(decision.desired_units);
-                        self.provider.warm_pool_target(pool, want);
-                    }
-                }
-            }
-        }
-        for t in &decision.pools {
-            if snap.pool_desired_units.get(&t.pool) == Some(&t.desired_units) {
-                continue;
-            }
-            let Some(pool) = fleet.pool(&t.pool) else {
+    /// Applies the plan's changes in order, each bounded by the call timeout; one pool's
+    /// failure does not stop the others. Every change is logged with its reason.
+    async fn apply(
+        &mut self,
+        fleet: &Fleet,
+        plan: &crate::controller::Plan,
+        snap: &crate::model::Snapshot,
+    ) -> (crate::controller::Outcome, Option<ProviderError>) {
+        let mut applier = plan.applier(&snap.pool_desired_units);
+        let mut first_error = None;
+        while let Some(c) = applier.next_change() {
+            let Some(pool) = fleet.pool(&c.pool) else {
+                applier.report(Err(format!("no pool {} in the policy", c.pool)));
                 continue;
             };
-            tokio::time::timeout(
+            let r = tokio::time::timeout(
                 self.opts.call_timeout,
-                self.provider.set_desired(fleet, pool, t.desired_units),
+                self.provider.set_desired(fleet, pool, c.to_units),
             )
             .await
-            .map_err(|_| {
-                ProviderError::Transient(format!(
+            .unwrap_or_else(|_| {
+                Err(ProviderError::Transient(format!(
                     "setting {} took longer than {:?}",
-                    t.asg_name, self.opts.call_timeout
-                ))
-            })??;
-            // Counted as each call succeeds: a later failure in this tick leaves it counted.
-            self.status(fleet).set_desired_total += 1;
+                    c.asg_name, self.opts.call_timeout
+                )))
+            });
+            match &r {
+                Ok(()) => {
+                    self.status(fleet).set_desired_total += 1;
+                    info!(pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason,
+                        "pool {}: {} → {} units ({})", c.pool, c.from_units, c.to_units, c.reason);
+                }
+                Err(e) => {
+                    warn!(pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason, error = %e,
+                        "pool {}: setting {} → {} units failed; the other pools go on", c.pool, c.from_units, c.to_units);
+                }
+            }
+            applier.report(r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
         }
-        self.commit(fleet, next, &decision);
-        Ok((decision, true))
+        let outcome = applier.finish();
+        for (c, o) in &outcome.changes {
+            match o {
+                PoolOutcome::DryRun => {
+                    info!(pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason,
+                    "dry-run: would set pool {}: {} → {} units ({})", c.pool, c.from_units, c.to_units, c.reason)
+                }
+                PoolOutcome::SkippedOverMax => {
+                    warn!(pool = %c.pool, from = c.from_units, to = c.to_units, reason = %c.reason,
+                    "pool {}: raise to {} skipped: a lowering failed and the pools would pass max_units", c.pool, c.to_units)
+                }
+                _ => {}
+            }
+        }
+        (outcome, first_error)
     }
 
     /// The fleet's forecast at `now`: its history is loaded from the state database on first
@@ -517,7 +584,7 @@ impl<P: Provider> Daemon<P> {
         now: Timestamp,
     ) -> Option<crate::model::DemandForecast> {
         let oldest = minute_of(now) - cfg.history_days as i64 * 1440;
-        let settled = minute_of(now) - 2;
+        let settled = settled_minute(now);
         if !self.predictors.contains_key(&fleet.name) {
             let mut p = Predictor::new(cfg);
             match self.store.load_demand(&fleet.name, oldest) {
@@ -588,16 +655,7 @@ impl<P: Provider> Daemon<P> {
     pub fn predictor(&self, fleet: &str) -> Option<&Predictor> {
         self.predictors.get(fleet)
     }
-
-    fn commit(&mut self, fleet: &Fleet, next: EngineState, decision: &Decision) {
-        if let Err(e) = self.store.save(&fleet.name, &next, decision) {
-            // The decision stands; a restart would resume from the previous saved state.
-            error!(error = %e, "could not persist engine state");
-        }
-        self.states.insert(fleet.name.clone(), next);
-    }
 }
-
 /// The fleet with these pools' `unit_usd_per_hour` replaced.
 fn with_unit_prices(fleet: &Fleet, prices: &BTreeMap<String, f64>) -> Fleet {
     let mut f = fleet.clone();
@@ -632,14 +690,6 @@ fn observed_pools(fleet: &Fleet, snap: &crate::model::Snapshot) -> BTreeMap<Stri
             (p.name.clone(), status)
         })
         .collect()
-}
-
-fn action_name(a: Action) -> &'static str {
-    match a {
-        Action::ScaleUp => "scale_up",
-        Action::ScaleDown => "scale_down",
-        Action::Hold => "hold",
-    }
 }
 
 #[cfg(test)]

@@ -40,12 +40,14 @@
 
 pub mod aws;
 pub mod config;
+pub mod controller;
 pub mod cost;
 pub mod daemon;
 pub mod engine;
 pub mod forecast;
 pub mod http;
 pub mod model;
+pub mod placement;
 pub mod policy;
 pub mod provider;
 pub mod scrape;

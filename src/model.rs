@@ -191,6 +191,23 @@ pub struct Snapshot {
     /// the demand history: the engine only reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<DemandForecast>,
+    /// Each pool's Auto Scaling Group bounds (`MinSize`, `MaxSize`), where the cloud has them:
+    /// AWS rejects a desired capacity outside them, so placement keeps every target inside.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pool_group_bounds: BTreeMap<String, GroupBounds>,
+    /// Metrics whose source failed in this observation, with why (a queue that does not exist,
+    /// a CloudWatch error): the engine reports the metric invalid with this reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metric_errors: BTreeMap<String, String>,
+}
+
+/// An Auto Scaling Group's own size limits, units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupBounds {
+    /// `MinSize`.
+    pub min_units: Units,
+    /// `MaxSize`.
+    pub max_units: Units,
 }
 
 /// A per-minute demand forecast, in the demand history's unit (e.g. requests per minute).
@@ -301,10 +318,7 @@ mod tests {
                 inst(LifecycleState::Interrupted, 1),
                 inst(LifecycleState::Draining, 1),
             ],
-            fleet_metrics: BTreeMap::new(),
-            pool_desired_units: BTreeMap::new(),
-            pool_failed_launches: BTreeMap::new(),
-            forecast: None,
+            ..Snapshot::default()
         };
         assert_eq!(s.in_service_units(), 5);
         assert_eq!(s.pending_units(), 2);

@@ -42,7 +42,7 @@ pub enum StoreError {
         fleet: String,
         /// The cause.
         #[source]
-        source: serde_json::Error,
+        source: crate::engine::StateError,
     },
 }
 
@@ -100,8 +100,9 @@ impl StateStore {
             )
             .optional()
             .map_err(|e| self.sql(e))?;
+        // Any earlier schema version is migrated on the way in.
         text.map(|t| {
-            serde_json::from_str(&t).map_err(|source| StoreError::Corrupt {
+            EngineState::from_json(&t).map_err(|source| StoreError::Corrupt {
                 path: self.path.clone(),
                 fleet: fleet.to_string(),
                 source,

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use llm_autoscaler::config::{Behavior, PolicyKind, ScalingPolicy, ScalingRules, SelectPolicy};
-use llm_autoscaler::engine::{decide, EngineState};
+use llm_autoscaler::engine::{decide, EngineState, Reason};
 use llm_autoscaler::policy::behavior::{
     rate_limit, stabilize, RateOutcome, ScaleEvent, TimedRecommendation,
 };
@@ -310,7 +310,7 @@ fn engine_stabilizes_scale_down_over_its_window_and_records_events() {
     for secs in [15, 30, 45] {
         let (d, st) = decide(&f, &snap(10, &[Some(2.0); 10], t(secs)), &state, t(secs));
         assert_eq!(d.desired_units, 10, "at {secs} s: {}", d.summary);
-        assert!(d.has_reason("ScaleDownStabilized"), "{:?}", d.conditions);
+        assert!(d.has(Reason::ScaleDownStabilized), "{:?}", d.conditions);
         state = st;
     }
     // The last recommendation of 10 (at 0 s) leaves the 60 s window at exactly 60 s.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use common::*;
 use llm_autoscaler::config::{self, Fleet};
 use llm_autoscaler::cost::prices::fill_unit_prices;
-use llm_autoscaler::engine::{decide, EngineState};
+use llm_autoscaler::engine::{decide, ConditionType, EngineState, Reason};
 use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 use llm_autoscaler::sim::{self, perf, scenario, traffic::Traffic, SimSetup};
 
@@ -60,14 +60,7 @@ fn decide_after_settling(f: &Fleet, units: u32, waiting: f64) -> llm_autoscaler:
 #[test]
 fn the_budget_caps_scale_up_alerts_and_never_scales_down_for_money() {
     // (case, budget, units running, waiting requests, desired, condition reason)
-    type Case = (
-        &'static str,
-        &'static str,
-        u32,
-        f64,
-        u32,
-        Option<&'static str>,
-    );
+    type Case = (&'static str, &'static str, u32, f64, u32, Option<Reason>);
     let cases: [Case; 5] = [
         (
             "within the cap",
@@ -85,7 +78,7 @@ fn the_budget_caps_scale_up_alerts_and_never_scales_down_for_money() {
             8,
             160.0,
             9,
-            Some("BudgetLimited"),
+            Some(Reason::BudgetLimited),
         ),
         // Already over at 12 ($6/h > $3): hold, alert, do not cut.
         (
@@ -94,7 +87,7 @@ fn the_budget_caps_scale_up_alerts_and_never_scales_down_for_money() {
             12,
             120.0,
             12,
-            Some("OverBudget"),
+            Some(Reason::OverBudget),
         ),
         // A scale-down goes ahead (and lands within the budget: no alert).
         (
@@ -113,7 +106,7 @@ fn the_budget_caps_scale_up_alerts_and_never_scales_down_for_money() {
             8,
             160.0,
             8,
-            Some("BudgetLimited"),
+            Some(Reason::BudgetLimited),
         ),
     ];
     for (name, budget, units, waiting, want, reason) in cases {
@@ -129,7 +122,7 @@ fn the_budget_caps_scale_up_alerts_and_never_scales_down_for_money() {
             decide_after_settling(&f, units, waiting)
         };
         assert_eq!(d.desired_units, want, "{name}: {}", d.summary);
-        let got = d.condition("Budget").map(|c| c.reason);
+        let got = d.condition(ConditionType::Budget).map(|c| c.reason);
         assert_eq!(got, reason, "{name}: {}", d.summary);
         let b = d.budget.as_ref().expect("a budget step");
         assert_eq!(b.alert, reason.is_some(), "{name}");

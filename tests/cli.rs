@@ -145,13 +145,13 @@ fn simulate_writes_every_report_and_rejects_a_bad_trace_with_exit_3() {
             "the page must be self-contained: {external}"
         );
     }
-    // One decision per 15 s tick, each with its explanation.
+    // One decision per 15 s tick from t = 0, each with its explanation.
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&decisions)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 1800 / 15 - 1);
+    assert_eq!(lines.len(), 1800 / 15);
     assert!(lines
         .iter()
         .all(|d| d["summary"].is_string() && d["conditions"].is_array()));

@@ -94,7 +94,7 @@ fn each_mistake_has_its_exact_message_and_location() {
         (
             "unknown global key",
             "[global]\ntick = 10\n",
-            "p.toml:2:1: global.tick: unknown key; valid keys here: aws, dry_run, http_listen, provider, scrape, state_dir, tick_secs",
+            "p.toml:2:1: global.tick: unknown key; valid keys here: aws, dry_run, http_listen, provider, scrape, state_dir, tick_secs, unhealthy_after_ticks",
         ),
         (
             "wrong type",

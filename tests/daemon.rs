@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use llm_autoscaler::config::{self, Config, Fleet, Pool};
 use llm_autoscaler::daemon::{Clock, Daemon, Options, Published};
-use llm_autoscaler::engine::Action;
+use llm_autoscaler::engine::{Action, ConditionType, Reason};
 use llm_autoscaler::model::{Snapshot, Timestamp, Units};
 use llm_autoscaler::provider::sim::SimProvider;
 use llm_autoscaler::provider::{Provider, ProviderError};
@@ -165,7 +165,7 @@ async fn a_restart_mid_surge_resumes_state_and_does_not_scale_down() {
     assert_ne!(after.action, Action::ScaleDown, "{}", after.summary);
     assert!(after.desired_units >= before.desired_units.min(after.current_units));
     assert!(
-        !after.has_reason("NoHistory"),
+        !after.has(Reason::NoHistory),
         "the engine did not start over: {}",
         after.summary
     );
@@ -355,7 +355,7 @@ async fn on_the_simulated_cloud_the_daemon_forecasts_from_backfilled_history() {
         "{}",
         decision.summary
     );
-    assert!(decision.condition("Predictive").is_some());
+    assert!(decision.condition(ConditionType::Predictive).is_some());
     // Pools are priced from the profiles: the ledger runs and /metrics shows it.
     let spend = decision.spend.as_ref().expect("a ledger");
     assert!(

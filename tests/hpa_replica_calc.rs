@@ -338,15 +338,7 @@ fn upstream_replica_calculation_cases() {
         if let Some(v) = c.fleet_value {
             s = with_fleet_metric(s, v, now);
         }
-        let got = recommend(
-            &f.metrics[0],
-            &s,
-            CalcInput {
-                now,
-                current_units: c.current,
-                tolerance: 0.1,
-            },
-        );
+        let got = recommend(&f.metrics[0], &s, CalcInput::new(now, c.current, 0.1));
         if got.recommendation != c.want {
             failures.push(format!(
                 "{}: want {:?}, got {:?} ({:?})",
@@ -364,30 +356,14 @@ fn stale_samples_count_as_missing_and_stale_fleet_metric_is_invalid() {
     // Two fresh samples at 10 (ratio 2) and one 31 s old: it counts as missing (0 % on scale-up).
     let mut s = snap(3, &[Some(10.0), Some(10.0)], now);
     s.instances.push(inst(2, InService, Some(10.0), t(69)));
-    let r = recommend(
-        &f.metrics[0],
-        &s,
-        CalcInput {
-            now,
-            current_units: 3,
-            tolerance: 0.1,
-        },
-    );
+    let r = recommend(&f.metrics[0], &s, CalcInput::new(now, 3, 0.1));
     assert_eq!(r.missing_units, 1);
     assert_eq!(r.ready_units, 2);
     assert_eq!(r.recommendation, Some(4)); // (10+10+0)/3/5 = 1.33 × 3 = 4
 
     let f = fleet_with_metric("external_queue_depth", avg(5.0), "stale_after_secs = 30");
     let s = with_fleet_metric(snap(3, &[Some(0.0); 3], now), 100.0, t(60));
-    let r = recommend(
-        &f.metrics[0],
-        &s,
-        CalcInput {
-            now,
-            current_units: 3,
-            tolerance: 0.1,
-        },
-    );
+    let r = recommend(&f.metrics[0], &s, CalcInput::new(now, 3, 0.1));
     assert!(
         matches!(r.status, MetricStatus::Invalid(ref why) if why.contains("stale")),
         "{:?}",
@@ -401,15 +377,7 @@ fn non_finite_and_negative_samples_are_not_used() {
     let now = t(0);
     let f = fleet_with_metric("queue_depth", avg(5.0), "");
     let s = snap(2, &[Some(f64::NAN), Some(-3.0)], now);
-    let r = recommend(
-        &f.metrics[0],
-        &s,
-        CalcInput {
-            now,
-            current_units: 2,
-            tolerance: 0.1,
-        },
-    );
+    let r = recommend(&f.metrics[0], &s, CalcInput::new(now, 2, 0.1));
     assert!(matches!(r.status, MetricStatus::Invalid(_)));
 }
 
@@ -420,15 +388,7 @@ fn weighted_instances_count_their_units() {
     // One 4-unit instance with 40 waiting: 10 per unit vs target 5 → ratio 2 → 8 units.
     let mut s = snap(4, &[Some(40.0)], now);
     s.instances[0].weight_units = 4;
-    let r = recommend(
-        &f.metrics[0],
-        &s,
-        CalcInput {
-            now,
-            current_units: 4,
-            tolerance: 0.1,
-        },
-    );
+    let r = recommend(&f.metrics[0], &s, CalcInput::new(now, 4, 0.1));
     assert_eq!(r.ready_units, 4);
     assert_eq!(r.recommendation, Some(8));
 }

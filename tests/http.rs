@@ -1,4 +1,5 @@
-//! The HTTP endpoint on loopback: `/healthz` follows loop progress, `/metrics` is Prometheus
+//! The HTTP endpoint on loopback: `/livez` follows loop progress, `/healthz` loop progress and
+//! plans going through, `/metrics` is Prometheus
 //! exposition with every name prefixed, `/api/state` is the published JSON; and the `run`
 //! command end to end: healthy within seconds, three endpoints served, exit 0 on SIGTERM.
 
@@ -45,6 +46,7 @@ fn published() -> Published {
     let mut p = Published {
         ticks: 7,
         interval_secs: 15.0,
+        unhealthy_after_ticks: 5,
         last_tick_at: Some(now),
         ..Published::default()
     };
@@ -53,6 +55,7 @@ fn published() -> Published {
         FleetStatus {
             decision: Some(d),
             applied: true,
+            last_ok_tick: Some(6),
             ..FleetStatus::default()
         },
     );
@@ -69,13 +72,30 @@ async fn endpoints_serve_health_metrics_and_state() {
         .unwrap();
 
     let fetch = |path: &'static str| tokio::task::spawn_blocking(move || get(addr, path).unwrap());
-    // No tick has completed on this clock: not healthy.
-    let (code, body) = fetch("/healthz").await.unwrap();
-    assert_eq!(code, 503, "{body}");
+    // No tick has completed on this clock: neither alive nor healthy.
+    for path in ["/healthz", "/livez"] {
+        let (code, body) = fetch(path).await.unwrap();
+        assert_eq!(code, 503, "{path}: {body}");
+    }
     p.last_tick_instant = Some(Instant::now());
-    tx.send(Arc::new(p)).unwrap();
+    tx.send(Arc::new(p.clone())).unwrap();
     let (code, body) = fetch("/healthz").await.unwrap();
     assert_eq!((code, body.as_str()), (200, "ok: 7 ticks\n"));
+    // The loop ticks, but no plan has gone through for 5 ticks (AWS refusing every call):
+    // alive, not healthy, and the reason says so.
+    let mut stuck = p.clone();
+    stuck.ticks = 12;
+    let f = stuck.fleets.get_mut("llama-8b").unwrap();
+    f.provider_errors_total.insert("config".into(), 5);
+    tx.send(Arc::new(stuck)).unwrap();
+    let (code, body) = fetch("/healthz").await.unwrap();
+    assert_eq!(
+        (code, body.as_str()),
+        (503, "unhealthy: no fleet's plan has gone through for 5 ticks (limit 5); errors so far: llama-8b: config ×5\n")
+    );
+    let (code, body) = fetch("/livez").await.unwrap();
+    assert_eq!((code, body.as_str()), (200, "alive: 12 ticks\n"));
+    tx.send(Arc::new(p)).unwrap();
 
     let (code, metrics) = fetch("/metrics").await.unwrap();
     assert_eq!(code, 200);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use llm_autoscaler::config::{self, Fleet};
-use llm_autoscaler::engine::{decide, Decision, EngineState};
+use llm_autoscaler::engine::{decide, ConditionType, Decision, EngineState, Reason};
 use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
 fn fleet_od_spot(max: u32) -> Fleet {
@@ -66,7 +66,7 @@ fn snap(
             ("spot".to_string(), pool_desired.1),
         ]),
         pool_failed_launches: BTreeMap::from([("spot".to_string(), spot_failures)]),
-        forecast: None,
+        ..Snapshot::default()
     }
 }
 
@@ -92,13 +92,13 @@ fn fallback_covers_at_once_caps_at_max_and_returns_only_after_delivery_and_hold(
     // Load doubles: the engine asks for 20 units, 18 on spot.
     let (d, st) = decide(&f, &snap(2, 8, 200.0, (2, 8), 0, t(15)), &state, t(15));
     assert_eq!((d.desired_units, pools(&d)), (20, (2, 18)));
-    assert!(d.condition("MarketFallback").is_none());
+    assert!(d.condition(ConditionType::MarketFallback).is_none());
     // Next tick the spot group reports 3 failed launches: on-demand covers the 10 spot units
     // not in service in this very decision; spot keeps its target.
     let (d, st) = decide(&f, &snap(2, 8, 200.0, (2, 18), 3, t(30)), &st, t(30));
     assert_eq!(
-        d.condition("MarketFallback").map(|c| c.reason),
-        Some("SpotLaunchesFailing"),
+        d.condition(ConditionType::MarketFallback).map(|c| c.reason),
+        Some(Reason::SpotLaunchesFailing),
         "{}",
         d.summary
     );
@@ -121,16 +121,26 @@ fn fallback_covers_at_once_caps_at_max_and_returns_only_after_delivery_and_hold(
         "{}",
         d.summary
     );
-    // Had anything else changed the pools, the observation would be the truth.
+    // A pool changed by anyone else is taken as observed; each pool is judged on its own: the
+    // on-demand pool still holds the 12 the engine set (10 of them cover), the spot pool was
+    // set to 20 by someone else.
     let (d_ext, _) = decide(&f, &snap(6, 8, 200.0, (12, 20), 5, t(45)), &st, t(45));
-    assert_eq!(d_ext.current_units, 32);
+    assert_eq!(d_ext.current_units, 2 + 20);
     // Spot recovers and delivers, but the hold (300 s since the last failure) has not passed.
     let (d, st) = decide(&f, &snap(12, 18, 200.0, (12, 18), 5, t(200)), &st, t(200));
-    assert!(d.condition("MarketFallback").is_some(), "{}", d.summary);
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_some(),
+        "{}",
+        d.summary
+    );
     assert_eq!(pools(&d).0, 2, "spot is in service: nothing left to cover");
     // After the hold, with spot delivered, the fallback ends.
     let (d, _) = decide(&f, &snap(2, 18, 200.0, (2, 18), 5, t(400)), &st, t(400));
-    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_none(),
+        "{}",
+        d.summary
+    );
     assert_eq!(pools(&d), (2, 18));
 }
 
@@ -168,10 +178,10 @@ fn a_fresh_engine_takes_existing_failures_as_its_baseline() {
         &EngineState::default(),
         t(0),
     );
-    assert!(d.condition("MarketFallback").is_none());
+    assert!(d.condition(ConditionType::MarketFallback).is_none());
     let (d, _) = decide(&f, &snap(2, 8, 100.0, (2, 8), 58, t(15)), &st, t(15));
     assert!(
-        d.condition("MarketFallback").is_some(),
+        d.condition(ConditionType::MarketFallback).is_some(),
         "a new failure after the baseline counts"
     );
 }
@@ -188,18 +198,42 @@ fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
     }
     let (d, st) = decide(&f, &s, &state, t(15));
     assert_eq!(
-        d.condition("MarketFallback").map(|c| c.reason),
-        Some("SpotInterrupted"),
+        d.condition(ConditionType::MarketFallback).map(|c| c.reason),
+        Some(Reason::SpotInterrupted),
         "{}",
         d.summary
     );
     assert_eq!(pools(&d), (4, 8), "{}", d.summary);
-    // Replacements in service, hold not yet over: nothing left to cover, still watching.
-    let (d, st) = decide(&f, &snap(4, 8, 100.0, (4, 8), 0, t(200)), &st, t(200));
-    assert_eq!(pools(&d), (2, 8), "{}", d.summary);
-    assert!(d.condition("MarketFallback").is_some());
-    let (d, _) = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(330)), &st, t(330));
-    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert_eq!(d.cover.as_ref().map(|c| c.warned_units), Some(2));
+    // Still warned, replacements booting: the cover stays, exactly the warned units.
+    let mut s = snap(4, 6, 100.0, (4, 8), 0, t(60));
+    for i in 0..2 {
+        s.instances.push(Instance {
+            id: format!("spot-{}", 6 + i),
+            pool: "spot".into(),
+            weight_units: 1,
+            state: LifecycleState::Interrupted,
+            samples: BTreeMap::new(),
+        });
+        s.instances.push(Instance {
+            id: format!("spot-new-{i}"),
+            pool: "spot".into(),
+            weight_units: 1,
+            state: LifecycleState::Pending,
+            samples: BTreeMap::new(),
+        });
+    }
+    let (d, st) = decide(&f, &s, &st, t(60));
+    assert_eq!((d.desired_units, pools(&d)), (10, (4, 8)), "{}", d.summary);
+    // Reclaimed, and their replacements in service: the cover ends at once, no hold to sit
+    // out, and the fleet is back to its size.
+    let (d, _) = decide(&f, &snap(4, 8, 100.0, (4, 8), 0, t(200)), &st, t(200));
+    assert_eq!((d.desired_units, pools(&d)), (10, (2, 8)), "{}", d.summary);
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_none(),
+        "{}",
+        d.summary
+    );
 }
 
 #[test]
@@ -223,8 +257,8 @@ fn spot_headroom_follows_seen_interruptions_and_stays_out_of_the_fleets_capacity
     let (d, st) = decide(&f, &s, &st, t(15));
     assert_eq!(d.spot_headroom_units, 1, "{}", d.summary);
     assert_eq!(
-        d.condition("SpotHeadroom").map(|c| c.reason),
-        Some("InterruptionRisk")
+        d.condition(ConditionType::SpotHeadroom).map(|c| c.reason),
+        Some(Reason::InterruptionRisk)
     );
     let spot = d
         .pools
@@ -263,15 +297,19 @@ fn a_burst_lands_on_the_warm_on_demand_instances_while_spot_boots() {
     // a burst that may drain by the next decision is not covered yet.
     let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
     assert_eq!(d.desired_units, 30, "{}", d.summary);
-    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_none(),
+        "{}",
+        d.summary
+    );
     assert_eq!(pools(&d), (2, 28), "{}", d.summary);
     // Still bursting a decision later: on-demand covers 6 of the 20 spot units that take a
     // cold start; the fleet's own capacity is 30, the cover excluded.
     let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 28), 0, t(30)), &st, t(30));
     assert_eq!(d.current_units, 30, "{}", d.summary);
     assert_eq!(
-        d.condition("MarketFallback").map(|c| c.reason),
-        Some("BurstOnOnDemand"),
+        d.condition(ConditionType::MarketFallback).map(|c| c.reason),
+        Some(Reason::BurstOnOnDemand),
         "{}",
         d.summary
     );
@@ -282,7 +320,11 @@ fn a_burst_lands_on_the_warm_on_demand_instances_while_spot_boots() {
     assert_eq!(pools(&d), (6, 28), "{}", d.summary);
     // Spot has delivered and the hold (300 s) has passed since the burst: the cover ends.
     let (d, _) = decide(&f, &snap(2, 28, 300.0, (6, 28), 0, t(400)), &st, t(400));
-    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_none(),
+        "{}",
+        d.summary
+    );
     assert_eq!(pools(&d), (2, 28));
 }
 
@@ -304,6 +346,10 @@ fn a_burst_gone_by_the_next_decision_is_not_covered() {
     // worth against 10 in service): panic holds capacity, but no on-demand is started for it.
     let (_, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
     let (d, _) = decide(&f, &snap(2, 8, 50.0, (2, 28), 0, t(30)), &st, t(30));
-    assert!(d.condition("MarketFallback").is_none(), "{}", d.summary);
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_none(),
+        "{}",
+        d.summary
+    );
     assert_eq!(pools(&d).0, 2, "{}", d.summary);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use llm_autoscaler::engine::{decide, Action, EngineState};
+use llm_autoscaler::engine::{decide, Action, EngineState, Reason};
 use llm_autoscaler::model::Timestamp;
 use llm_autoscaler::policy::schedule::{bounds, is_open};
 
@@ -47,13 +47,13 @@ fn panic_scales_on_demand_at_once_and_never_down_until_stable() {
         Some(5),
         "the ordinary rules would allow only 5"
     );
-    assert!(d.panic.unwrap().active && d.has_reason("DemandOverThreshold"));
+    assert!(d.panic.unwrap().active && d.has(Reason::DemandOverThreshold));
     // Demand falls below the threshold: no scale-down while the panic lasts.
     let mut state = st;
     for secs in [15, 30, 45, 60] {
         let (d, st) = decide(&f, &snap(10, &[Some(3.0); 4], t(secs)), &state, t(secs));
         assert_eq!(d.desired_units, 10, "at {secs} s: {}", d.summary);
-        assert!(d.has_reason("PanicWindow"));
+        assert!(d.has(Reason::PanicWindow));
         state = st;
     }
     // 61 s after the last over-threshold observation the panic ends and capacity may fall.
@@ -71,7 +71,7 @@ fn below_threshold_demand_does_not_panic() {
     let (d, _) = decide(&f, &snap(4, &[Some(17.0); 4], t(0)), &state, t(0));
     assert!(!d.panic.unwrap().active);
     assert_eq!(d.desired_units, 5);
-    assert!(d.has_reason("ScaleUpLimit"));
+    assert!(d.has(Reason::ScaleUpLimit));
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn fresh_engine_never_scales_down_on_lost_history() {
         t(0)
     )
     .0
-    .has_reason("NoHistory"));
+    .has(Reason::NoHistory));
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn held_for_stale_data_no_scale_down_but_scale_up_allowed() {
     assert!(d
         .conditions
         .iter()
-        .any(|c| c.reason == "InvalidMetrics" && !c.status));
+        .any(|c| c.reason == Reason::InvalidMetrics && !c.status));
     // sqs still missing but queue_depth says 15 units: scale-up goes ahead.
     let (d, _) = decide(&f, &snap(10, &[Some(15.0); 10], t(0)), &state, t(0));
     assert_eq!(d.desired_units, 15, "{}", d.summary);
@@ -171,7 +171,7 @@ fn clamps_to_fleet_bounds() {
         d.desired_units, 8,
         "above max is brought down even on a fresh engine"
     );
-    assert!(d.has_reason("TooManyReplicas"));
+    assert!(d.has(Reason::TooManyReplicas));
     let (d, _) = decide(
         &f,
         &snap(1, &[Some(0.0)], t(0)),
@@ -238,7 +238,7 @@ fn schedule_bounds_combine_and_move_capacity() {
         now,
     );
     assert_eq!(d.desired_units, 6, "{}", d.summary);
-    assert!(d.has_reason("ScheduleActive"));
+    assert!(d.has(Reason::ScheduleActive));
     // A night ceiling brings capacity down when data is fresh.
     let now = at("2026-03-30T23:00:00Z");
     let (d, _) = decide(

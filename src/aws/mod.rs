@@ -616,7 +616,7 @@ impl Provider for AwsProvider {
         Ok(out)
     }
 
-    fn warm_pool_target(&mut self, pool: &Pool, min_size: u32) {
+    fn warm_pool_target(&mut self, _fleet: &Fleet, pool: &Pool, min_size: u32) {
         self.warm_pool_targets
             .insert(pool.asg_name.clone(), min_size);
     }

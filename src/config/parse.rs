@@ -33,6 +33,7 @@ const PROFILE_KEYS: &[&str] = &[
 ];
 const GLOBAL_KEYS: &[&str] = &[
     "tick_secs",
+    "unhealthy_after_ticks",
     "dry_run",
     "http_listen",
     "state_dir",
@@ -254,6 +255,7 @@ impl Default for Global {
             http_listen: "127.0.0.1:9464".into(),
             state_dir: PathBuf::from("/var/lib/llm-autoscaler"),
             provider: ProviderKind::Sim,
+            unhealthy_after_ticks: 20,
             aws: AwsSettings {
                 drain_timeout_secs: 300,
                 ..AwsSettings::default()
@@ -293,6 +295,9 @@ fn parse_global(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Global {
                 &[("aws", ProviderKind::Aws), ("sim", ProviderKind::Sim)],
             )
             .unwrap_or(d.provider),
+        unhealthy_after_ticks: s
+            .int(ctx, "unhealthy_after_ticks", 1, 100_000)
+            .unwrap_or(d.unhealthy_after_ticks),
         aws: s
             .table(ctx, "aws")
             .map(|t| parse_aws(ctx, t))

@@ -82,6 +82,10 @@ pub struct Global {
     pub state_dir: PathBuf,
     /// `provider`: `"aws"` or `"sim"`. Default `"sim"`.
     pub provider: ProviderKind,
+    /// `unhealthy_after_ticks`: `/healthz` answers 503 once no fleet's plan has gone through
+    /// (every change applied) for this many ticks — the control loop may be alive (`/livez`)
+    /// while AWS refuses every call. Default 20 (5 minutes at 15 s ticks).
+    pub unhealthy_after_ticks: u64,
     /// `[global.aws]`: how the AWS provider reaches AWS.
     pub aws: AwsSettings,
     /// `[global.scrape]`: how the inference servers' Prometheus endpoints are scraped.

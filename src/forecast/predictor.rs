@@ -67,6 +67,16 @@ pub fn minute_of(t: Timestamp) -> i64 {
     t.millis().div_euclid(60_000)
 }
 
+/// Minutes a demand minute needs to settle before it is recorded: CloudWatch publishes a
+/// minute's `Sum` late, so the daemon reads up to two minutes back — and the simulator records
+/// its own counts with the same lag, so both hand the forecaster the same history.
+pub const SETTLE_MINUTES: i64 = 2;
+
+/// The newest minute that is settled at `now`.
+pub fn settled_minute(now: Timestamp) -> i64 {
+    minute_of(now) - SETTLE_MINUTES
+}
+
 impl Predictor {
     /// An empty predictor for the policy's settings.
     pub fn new(cfg: &Predictive) -> Self {

@@ -11,7 +11,7 @@
 //! order: (1) cap the scale-up at the largest capacity that fits — never below the capacity
 //! already running nor the fleet's floor, so money never causes a scale-down; (2) raise an
 //! alert (condition `Budget`, `/metrics` `budget_alert`), also when the running capacity alone
-//! is over. The spot headroom (`policy::headroom`) is shed before either, in the engine.
+//! is over. The spot headroom (`placement::headroom`) is shed before either, in the engine.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Budget, Fleet};
 use crate::model::{Snapshot, Timestamp, Units};
-use crate::policy::split;
+use crate::placement::split;
 
 /// Longest interval between two observations that is billed, seconds.
 pub const MAX_ACCRUAL_SECS: f64 = 300.0;

@@ -17,6 +17,11 @@
 //! - A fleet-level `Value` metric with no instance in service scales the *live* (booting +
 //!   in-service) units instead of HPA's zero ready pods, which would recommend 0 while a queue
 //!   builds during a cold start.
+//! - Capacity that market placement put beyond the fleet's own (on-demand covering warned
+//!   spot, spot headroom) is left out of the ready and live counts fleet-level metrics scale
+//!   (`CalcInput::excluded_*`): it serves, but it is not the fleet's desired capacity, and
+//!   counting it would turn a cover into a permanent scale-up (HPA's "within tolerance → keep
+//!   the running pods").
 
 use serde::Serialize;
 
@@ -70,6 +75,23 @@ pub struct CalcInput {
     pub current_units: Units,
     /// HPA's tolerance.
     pub tolerance: f64,
+    /// Live units placement added beyond the fleet's own (left out of the live count).
+    pub excluded_live_units: Units,
+    /// In-service units placement added beyond the fleet's own (left out of the ready count).
+    pub excluded_ready_units: Units,
+}
+
+impl CalcInput {
+    /// A calculation at `now` from `current_units`, with `tolerance` and nothing excluded.
+    pub fn new(now: Timestamp, current_units: Units, tolerance: f64) -> Self {
+        CalcInput {
+            now,
+            current_units,
+            tolerance,
+            excluded_live_units: 0,
+            excluded_ready_units: 0,
+        }
+    }
 }
 
 fn fresh(now: Timestamp, at: Timestamp, stale_after_secs: u64, value: f64) -> bool {
@@ -233,11 +255,17 @@ fn fleet_level(
     input: CalcInput,
     rec: &mut MetricRecommendation,
 ) {
-    rec.ready_units = snap.in_service_units();
+    rec.ready_units = snap
+        .in_service_units()
+        .saturating_sub(input.excluded_ready_units);
     rec.unready_units = snap.pending_units();
+    let live = snap.live_units().saturating_sub(input.excluded_live_units);
     let sample = match snap.fleet_metrics.get(&spec.name) {
         None => {
-            rec.status = MetricStatus::Invalid("no sample in the snapshot".into());
+            rec.status = MetricStatus::Invalid(match snap.metric_errors.get(&spec.name) {
+                Some(why) => format!("its source failed: {why}"),
+                None => "no sample in the snapshot".into(),
+            });
             return;
         }
         Some(s) if !fresh(input.now, s.at, spec.stale_after_secs, s.value) => {
@@ -259,7 +287,6 @@ fn fleet_level(
     match spec.target {
         Target::AverageValue { average_value } => {
             // GetExternalPerPodMetricReplicas: compares with the *status* replicas.
-            let live = snap.live_units();
             let ratio = sample / (average_value * live as f64);
             rec.ratio = Some(ratio);
             rec.recommendation = Some(if (1.0 - ratio).abs() > tol || live == 0 {
@@ -283,7 +310,7 @@ fn fleet_level(
                 let base = if rec.ready_units > 0 {
                     rec.ready_units
                 } else {
-                    snap.live_units()
+                    live
                 };
                 (ratio * base as f64).ceil() as Units
             });

@@ -95,10 +95,10 @@ pub trait Provider {
         async { Ok(Vec::new()) }
     }
 
-    /// The warm-pool size the forecast asks of an on-demand pool (`predictive.
-    /// warm_pool_from_forecast`), applied at the end of the tick. Default: ignored.
-    fn warm_pool_target(&mut self, pool: &Pool, min_size: u32) {
-        let _ = (pool, min_size);
+    /// The warm-pool size the fleet controller asks of a pool (e.g. from the forecast),
+    /// applied by the end of the tick. Default: ignored.
+    fn warm_pool_target(&mut self, fleet: &Fleet, pool: &Pool, min_size: u32) {
+        let _ = (fleet, pool, min_size);
     }
 
     /// Market prices per unit-hour for the fleet's pools, where the cloud tells them (spot),

@@ -1,6 +1,12 @@
 //! The built-in simulated cloud as a [`Provider`]: one simulated world per fleet, fed by a
 //! built-in traffic scenario that repeats, advanced to the daemon's (virtual) clock at every
 //! observation. This is what `provider = "sim"` runs: the whole daemon on a laptop.
+//!
+//! A tick of the daemon makes the world's calls in the order `simulate` makes them
+//! ([`World::run`]): advance to now and [`World::tick_start`] (in `snapshot`), set the pools
+//! that change, size warm pools, then [`World::tick_end`] (in `end_tick`) — so the daemon on
+//! the simulated cloud and `simulate` on the same traffic set the same pool targets, tick by
+//! tick (`tests/daemon.rs`).
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
@@ -8,7 +14,7 @@ use std::iter::Peekable;
 use super::{Provider, ProviderError};
 use crate::config::{Fleet, Pool};
 use crate::model::{Snapshot, Timestamp, Units};
-use crate::policy::split;
+use crate::placement::split;
 use crate::sim::perf::Profile;
 use crate::sim::traffic::{Request, Traffic};
 use crate::sim::world::{SpotModel, World};
@@ -42,6 +48,8 @@ impl Iterator for Repeating {
 struct SimFleet {
     world: World,
     requests: Peekable<Repeating>,
+    /// Observed in this tick, not yet ended.
+    in_tick: bool,
 }
 
 /// The simulated cloud.
@@ -58,6 +66,8 @@ pub struct SimProvider {
     pub set_desired_calls: u64,
     /// Demand of the minutes before time zero (requests per minute), for the forecaster.
     history: Vec<Option<f64>>,
+    /// How long each world keeps per-minute records, seconds.
+    horizon_secs: f64,
 }
 
 impl SimProvider {
@@ -80,7 +90,14 @@ impl SimProvider {
             fleets: BTreeMap::new(),
             set_desired_calls: 0,
             history: Vec::new(),
+            horizon_secs: WORLD_HORIZON_SECS,
         }
+    }
+
+    /// Worlds that keep per-minute records for `secs` (default a week).
+    pub fn with_horizon_secs(mut self, secs: f64) -> Self {
+        self.horizon_secs = secs;
+        self
     }
 
     /// The demand of the minutes before time zero (the scenario's history), served by
@@ -106,7 +123,7 @@ impl SimProvider {
                 &initial,
                 self.spot.clone(),
                 self.traffic.seed,
-                WORLD_HORIZON_SECS,
+                self.horizon_secs,
                 self.tick_secs,
                 30.0,
             );
@@ -116,8 +133,14 @@ impl SimProvider {
                 offset: 0.0,
             }
             .peekable();
-            self.fleets
-                .insert(fleet.name.clone(), SimFleet { world, requests });
+            self.fleets.insert(
+                fleet.name.clone(),
+                SimFleet {
+                    world,
+                    requests,
+                    in_tick: false,
+                },
+            );
         }
         Ok(self.fleets.get_mut(&fleet.name).expect("inserted above"))
     }
@@ -166,8 +189,33 @@ impl Provider for SimProvider {
     async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
         let until = now.secs_since(self.epoch).max(0.0);
         let f = self.fleet(fleet)?;
-        f.world.advance(until, &mut f.requests, None, &mut |_| {});
+        f.world.advance(until, &mut f.requests, &mut |_| {});
+        if !f.in_tick {
+            f.world.tick_start();
+            f.in_tick = true;
+        }
         Ok(controllers::observe(fleet, &f.world, now))
+    }
+
+    fn warm_pool_target(&mut self, fleet: &Fleet, pool: &Pool, min_size: u32) {
+        if let Some(f) = self.fleets.get_mut(&fleet.name) {
+            if let Some(i) = f.world.pools.iter().position(|p| p.spec.name == pool.name) {
+                f.world.set_warm_pool_min(i, min_size);
+            }
+        }
+    }
+
+    async fn end_tick(
+        &mut self,
+        _fleets: &[Fleet],
+        _dry_run: bool,
+        _acted: bool,
+    ) -> Result<(), ProviderError> {
+        for f in self.fleets.values_mut().filter(|f| f.in_tick) {
+            f.world.tick_end();
+            f.in_tick = false;
+        }
+        Ok(())
     }
 
     async fn set_desired(

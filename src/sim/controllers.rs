@@ -1,12 +1,14 @@
-//! Who sets desired capacity in a run: our engine (the very `engine::decide` the daemon calls),
-//! the baselines of EVALUATION.md, and the oracle.
+//! Who sets desired capacity in a run: our policy (through the very
+//! [`FleetController`] the daemon runs: plan → apply in order → commit), the baselines of
+//! EVALUATION.md, and the oracle.
 
 use std::collections::BTreeMap;
 
-use super::world::{Controller, Desired, World};
+use super::world::{set_changed, Controller, World};
 use crate::config::{Fleet, Signal};
-use crate::engine::{decide, EngineState};
-use crate::forecast::predictor::{minute_of, Predictor};
+use crate::controller::{FleetController, Plan};
+use crate::engine::EngineState;
+use crate::forecast::predictor::{minute_of, settled_minute, Predictor};
 use crate::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
 /// The world as the daemon's collectors would see it at `at`: lifecycle per instance,
@@ -74,37 +76,63 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
             .iter()
             .map(|p| (p.spec.name.clone(), p.failed_launches))
             .collect(),
-        forecast: None,
+        ..Snapshot::default()
     }
 }
 
-/// Our engine, or HPA (the same engine with an HPA-only policy).
-pub struct EngineController {
+/// Applies a plan's pool changes to the world in the plan's order, its warm-pool sizes after
+/// them, and returns what happened — what the daemon does through a provider.
+pub fn apply_plan(plan: &Plan, snap: &Snapshot, world: &mut World) -> crate::controller::Outcome {
+    let mut applier = plan.applier(&snap.pool_desired_units);
+    while let Some(change) = applier.next_change() {
+        let result = world
+            .pools
+            .iter()
+            .position(|p| p.spec.name == change.pool)
+            .map(|i| world.set_desired(i, change.to_units))
+            .ok_or_else(|| format!("no pool {} in the simulated cloud", change.pool));
+        applier.report(result);
+    }
+    for w in plan.warm_pool_targets() {
+        if let Some(i) = world.pools.iter().position(|p| p.spec.name == w.pool) {
+            world.set_warm_pool_min(i, w.min_size);
+        }
+    }
+    applier.finish()
+}
+
+/// Our policy, or HPA (the same engine with an HPA-only policy): one [`FleetController`]
+/// iteration per tick, as the daemon runs it.
+pub struct PolicyController {
     fleet: Fleet,
-    state: EngineState,
+    controller: FleetController,
     epoch: Timestamp,
     /// With `[fleets.predictive]`: the demand history (arrivals per minute) and its forecast,
     /// as the daemon keeps them.
     predictor: Option<Predictor>,
-    /// Minutes of the run already recorded into the predictor.
-    recorded_minutes: usize,
+    /// The next minute of the run to record into the predictor.
+    next_minute: usize,
     /// Decisions that changed capacity.
     pub changes: u64,
     /// Every decision as a JSON line, when recording.
     pub log: Option<Vec<String>>,
+    /// Every plan's pool targets (pool name, units), when recording: the same sequence the
+    /// daemon sets on the simulated cloud.
+    pub targets: Option<Vec<Vec<(String, u32)>>>,
 }
 
-impl EngineController {
+impl PolicyController {
     /// A controller for `fleet`; run time 0 is `epoch`.
     pub fn new(fleet: Fleet, epoch: Timestamp) -> Self {
-        EngineController {
+        PolicyController {
             predictor: fleet.predictive.as_ref().map(Predictor::new),
-            recorded_minutes: 0,
+            next_minute: 0,
             fleet,
-            state: EngineState::default(),
+            controller: FleetController::new(EngineState::default()),
             epoch,
             changes: 0,
             log: None,
+            targets: None,
         }
     }
 
@@ -124,42 +152,50 @@ impl EngineController {
     pub fn predictor(&self) -> Option<&Predictor> {
         self.predictor.as_ref()
     }
+
+    /// The engine state, as the daemon would persist it.
+    pub fn state(&self) -> &EngineState {
+        self.controller.state()
+    }
+
+    /// Records the run's settled minutes (arrivals per minute, with the daemon's CloudWatch
+    /// lag) and returns the forecast at `at`.
+    fn forecast(&mut self, at: Timestamp, world: &World) -> Option<crate::model::DemandForecast> {
+        let p = self.predictor.as_mut()?;
+        let zero = minute_of(self.epoch);
+        let settled = (settled_minute(at) - zero + 1).clamp(0, world.loads.len() as i64) as usize;
+        for m in self.next_minute..settled {
+            p.record(zero + m as i64, Some(world.loads[m].requests as f64));
+        }
+        self.next_minute = self.next_minute.max(settled);
+        p.forecast(at).cloned()
+    }
 }
 
-impl Controller for EngineController {
-    fn tick(&mut self, now_secs: f64, world: &World) -> Desired {
+impl Controller for PolicyController {
+    fn tick(&mut self, now_secs: f64, world: &mut World) {
         let at = self.epoch.plus_secs(now_secs);
         let mut snap = observe(&self.fleet, world, at);
-        if let Some(p) = &mut self.predictor {
-            // Complete minutes only, as a 1-minute CloudWatch series would have them.
-            let done = ((now_secs / 60.0).floor() as usize).min(world.loads.len());
-            let first = minute_of(self.epoch);
-            for m in self.recorded_minutes..done {
-                p.record(first + m as i64, Some(world.loads[m].requests as f64));
-            }
-            self.recorded_minutes = self.recorded_minutes.max(done);
-            snap.forecast = p.forecast(at).cloned();
-        }
-        let (decision, state) = decide(&self.fleet, &snap, &self.state, at);
-        self.state = state;
+        snap.forecast = self.forecast(at, world);
+        let plan = self.controller.plan(&self.fleet, &snap, at, false);
+        let outcome = apply_plan(&plan, &snap, world);
+        self.controller.commit(&self.fleet, &plan, &outcome);
+        let decision = &plan.decision;
         if decision.desired_units != decision.current_units {
             self.changes += 1;
         }
-        let desired = world
-            .pools
-            .iter()
-            .map(|p| {
+        if let Some(log) = &mut self.log {
+            log.push(serde_json::to_string(decision).unwrap_or_default());
+        }
+        if let Some(t) = &mut self.targets {
+            t.push(
                 decision
                     .pools
                     .iter()
-                    .find(|t| t.pool == p.spec.name)
-                    .map_or(p.desired_units, |t| t.desired_units)
-            })
-            .collect();
-        if let Some(log) = &mut self.log {
-            log.push(serde_json::to_string(&decision).unwrap_or_default());
+                    .map(|p| (p.pool.clone(), p.desired_units))
+                    .collect(),
+            );
         }
-        desired
     }
 }
 
@@ -167,8 +203,8 @@ impl Controller for EngineController {
 pub struct Fixed(pub u32);
 
 impl Controller for Fixed {
-    fn tick(&mut self, _: f64, _: &World) -> Desired {
-        vec![self.0]
+    fn tick(&mut self, _: f64, world: &mut World) {
+        set_changed(world, &[self.0]);
     }
 }
 
@@ -207,12 +243,12 @@ impl SeedQueue {
 }
 
 impl Controller for SeedQueue {
-    fn tick(&mut self, now: f64, world: &World) -> Desired {
+    fn tick(&mut self, now: f64, world: &mut World) {
         if now - self.last_step >= 15.0 - 1e-9 {
             self.current = Self::step(self.current, world.queue_len());
             self.last_step = now;
         }
-        vec![self.current]
+        set_changed(world, &[self.current]);
     }
 }
 
@@ -251,7 +287,7 @@ impl TargetTracking {
 }
 
 impl Controller for TargetTracking {
-    fn tick(&mut self, now: f64, world: &World) -> Desired {
+    fn tick(&mut self, now: f64, world: &mut World) {
         // Minute m's datapoint is published at the end of minute m + 1.
         let latest = (now / 60.0) as usize;
         if latest >= 2 && self.evaluated_minute != Some(latest - 2) {
@@ -277,7 +313,7 @@ impl Controller for TargetTracking {
             }
             self.desired = self.desired.clamp(self.min_units, self.max_units);
         }
-        vec![self.desired]
+        set_changed(world, &[self.desired]);
     }
 }
 
@@ -304,8 +340,9 @@ impl Oracle {
 }
 
 impl Controller for Oracle {
-    fn tick(&mut self, now: f64, _: &World) -> Desired {
-        vec![self.desired_at(now)]
+    fn tick(&mut self, now: f64, world: &mut World) {
+        let units = self.desired_at(now);
+        set_changed(world, &[units]);
     }
 }
 

@@ -8,7 +8,7 @@
 //! - [`traffic`]: requests from scenarios and traces; [`scenario`]: the five built-ins.
 //! - [`perf`]: replica performance and prices per instance type; `required_units`.
 //! - [`world`]: the simulated cloud and replicas, and the event loop.
-//! - [`controllers`]: our engine, the baselines, the oracle.
+//! - [`controllers`]: our policy (through the fleet controller), the baselines, the oracle.
 //! - [`stats`]: histograms, per-minute records, SLO and capacity metrics.
 //! - [`report`]: JSON, CSV, HTML and the summary table.
 
@@ -27,8 +27,8 @@ use serde::Serialize;
 
 use crate::config::{self, Fleet};
 use crate::model::{Market, Timestamp};
-use crate::policy::split;
-use controllers::{EngineController, Fixed, Oracle, SeedQueue, TargetTracking};
+use crate::placement::split;
+use controllers::{Fixed, Oracle, PolicyController, SeedQueue, TargetTracking};
 use perf::{MinuteLoad, Profile};
 use stats::{Capacity, Histogram, Minute, Slo};
 use traffic::Traffic;
@@ -357,7 +357,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         .iter()
         .map(|t| t.desired_units)
         .collect();
-    let mut ctl = EngineController::new(fleet.clone(), setup.epoch).with_history(&setup.history);
+    let mut ctl = PolicyController::new(fleet.clone(), setup.epoch).with_history(&setup.history);
     if setup.record_decisions {
         ctl.log = Some(Vec::new());
     }
@@ -398,7 +398,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
                 .iter()
                 .map(|t| t.desired_units)
                 .collect();
-            let mut c = EngineController::new(f, setup.epoch).with_history(&setup.history);
+            let mut c = PolicyController::new(f, setup.epoch).with_history(&setup.history);
             let mut run = run_one(
                 &setup,
                 name,
@@ -442,7 +442,7 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         );
 
         let hpa_fleet = hpa_policy(&ref_profile, min, max)?;
-        let mut c = EngineController::new(hpa_fleet, setup.epoch);
+        let mut c = PolicyController::new(hpa_fleet, setup.epoch);
         let mut run = run_one(
             &setup,
             "hpa-cpu",

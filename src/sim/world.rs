@@ -220,7 +220,6 @@ enum Ev {
     Terminate { inst: u32 },
     WarmReady { pool: u32 },
     Storm { idx: u32 },
-    Tick,
     Minute,
 }
 
@@ -233,14 +232,16 @@ pub struct PoolState {
     pub desired_units: u32,
     /// Stopped warm-pool instances ready to start.
     pub warm_available: u32,
+    /// Warm-pool instances kept (the group's warm pool `MinSize`; the fleet controller may
+    /// size it).
+    pub warm_target: u32,
+    /// Warm-pool instances initialising (billed as running until stopped).
+    pub warm_initialising: u32,
     /// Launch attempts that failed (spot shortage).
     pub failed_launches: u64,
     /// When a launch first failed, seconds.
     pub first_failed_launch_at: Option<f64>,
 }
-
-/// What a controller decides at a tick: desired units per pool (by index).
-pub type Desired = Vec<u32>;
 
 /// The world.
 pub struct World {
@@ -308,10 +309,20 @@ fn market_idx(m: Market) -> usize {
     }
 }
 
-/// A controller: called every tick with the world as the daemon would observe it.
+/// A controller: called every tick with the world as the daemon would observe it; it sets the
+/// pools' desired capacity itself ([`World::set_desired`]), in the order it chooses.
 pub trait Controller {
-    /// Desired units per pool, by index.
-    fn tick(&mut self, now_secs: f64, world: &World) -> Desired;
+    /// One decision at `now_secs`.
+    fn tick(&mut self, now_secs: f64, world: &mut World);
+}
+
+/// Sets each pool's desired units to `desired[i]` where it differs (pool order).
+pub fn set_changed(world: &mut World, desired: &[u32]) {
+    for (p, &units) in desired.iter().enumerate() {
+        if world.pools[p].desired_units != units {
+            world.set_desired(p, units);
+        }
+    }
 }
 
 impl World {
@@ -332,6 +343,8 @@ impl World {
                 .into_iter()
                 .map(|spec| PoolState {
                     warm_available: spec.warm_pool_min,
+                    warm_target: spec.warm_pool_min,
+                    warm_initialising: 0,
                     spec,
                     desired_units: 0,
                     failed_launches: 0,
@@ -390,7 +403,6 @@ impl World {
         for (i, s) in w.spot.storms.clone().iter().enumerate() {
             w.push(s.at_secs, Ev::Storm { idx: i as u32 });
         }
-        w.push(tick_secs, Ev::Tick);
         w.push(60.0, Ev::Minute);
         w
     }
@@ -564,11 +576,15 @@ impl World {
         if market == Market::Spot && self.pools[pool].spec.exposed_to_spot_events {
             let rate = self.spot.interruptions_per_hour / 3600.0;
             if rate > 0.0 {
+                // Every draw is made whether or not the interruption falls inside the run, so
+                // two worlds of different lengths (the simulator's run, the daemon's week)
+                // draw the same stream.
                 let at = now + self.rng.exp(rate);
+                let rebalance = self.rng.chance(self.spot.rebalance_share);
+                let (lo, hi) = self.spot.rebalance_lead_secs;
+                let early = at - self.rng.uniform(lo, hi);
                 if at < self.end {
-                    if self.rng.chance(self.spot.rebalance_share) {
-                        let (lo, hi) = self.spot.rebalance_lead_secs;
-                        let early = at - self.rng.uniform(lo, hi);
+                    if rebalance {
                         self.push(early.max(now), Ev::Rebalance { inst: id });
                     }
                     self.push(at, Ev::Notice { inst: id });
@@ -589,25 +605,51 @@ impl World {
         };
         let start = self.rng.lognormal(median, prof.start_sigma);
         if from_warm {
-            // The warm pool refills: a new instance initialises (billed as running for a cold
-            // start), then waits stopped (billed for its volume only).
+            // A stopped instance starts: its volume is now part of a running instance.
             self.pools[pool].warm_available -= 1;
             let market = self.pools[pool].spec.market;
-            let ebs = prof.stopped_usd_per_hour / 3600.0;
+            self.add_burn(market, -prof.stopped_usd_per_hour / 3600.0);
+            self.refill_warm_pool(pool);
+        }
+        let id = self.start_instance(pool, now);
+        self.push(now + start, Ev::Ready { inst: id });
+    }
+
+    /// Starts initialising warm-pool instances until the pool has its target: each one runs
+    /// (billed as running) for a cold start, then waits stopped (billed for its volume only).
+    fn refill_warm_pool(&mut self, pool: usize) {
+        while self.pools[pool].warm_available + self.pools[pool].warm_initialising
+            < self.pools[pool].warm_target
+        {
+            let now = self.now;
+            let prof = &self.pools[pool].spec.profile;
+            let (median, sigma) = (prof.cold_start_median_secs, prof.start_sigma);
+            let init = self.rng.lognormal(median, sigma);
+            let market = self.pools[pool].spec.market;
             let running = self.instances_price(pool);
-            self.add_burn(market, running - ebs);
-            let init = self
-                .rng
-                .lognormal(prof.cold_start_median_secs, prof.start_sigma);
+            self.add_burn(market, running);
             self.extra_billing.push(BilledInterval {
                 from: now,
                 to: (now + init).min(self.end),
                 usd_per_sec: running,
             });
+            self.pools[pool].warm_initialising += 1;
             self.push(now + init, Ev::WarmReady { pool: pool as u32 });
         }
-        let id = self.start_instance(pool, now);
-        self.push(now + start, Ev::Ready { inst: id });
+    }
+
+    /// Sets how many warm-pool instances `pool` keeps (as `PutWarmPool`'s `MinSize`): more
+    /// start initialising; stopped ones beyond it are released.
+    pub fn set_warm_pool_min(&mut self, pool: usize, min_size: u32) {
+        self.pools[pool].warm_target = min_size;
+        let surplus = self.pools[pool].warm_available.saturating_sub(min_size);
+        if surplus > 0 {
+            self.pools[pool].warm_available -= surplus;
+            let market = self.pools[pool].spec.market;
+            let ebs = self.pools[pool].spec.profile.stopped_usd_per_hour / 3600.0;
+            self.add_burn(market, -ebs * surplus as f64);
+        }
+        self.refill_warm_pool(pool);
     }
 
     fn instances_price(&self, pool: usize) -> f64 {
@@ -954,8 +996,10 @@ impl World {
         }
     }
 
-    /// Runs the whole simulation: `requests` in arrival order, `controller` every tick. The loop
-    /// goes on for `tail_secs` after the end, without arrivals, so in-flight requests finish.
+    /// Runs the whole simulation: `requests` in arrival order, `controller` every tick from
+    /// t = 0, exactly as the daemon drives the simulated cloud (see [`World::tick_start`]). The
+    /// loop goes on for `tail_secs` after the end, without decisions, so in-flight requests
+    /// finish.
     pub fn run(
         &mut self,
         requests: impl Iterator<Item = Request>,
@@ -964,8 +1008,19 @@ impl World {
         progress: &mut dyn FnMut(f64),
     ) {
         let mut requests = requests.peekable();
-        let stop = self.end + tail_secs;
-        self.advance(stop, &mut requests, Some(controller), progress);
+        let mut tick = 0u64;
+        loop {
+            let t = tick as f64 * self.tick_secs;
+            if t >= self.end {
+                break;
+            }
+            self.advance(t, &mut requests, progress);
+            self.tick_start();
+            controller.tick(t, self);
+            self.tick_end();
+            tick += 1;
+        }
+        self.advance(self.end + tail_secs, &mut requests, progress);
         // Everything still queued has waited past its timeout by now.
         while let Some(r) = self.queue.pop_front() {
             self.fail(r.arrival);
@@ -980,14 +1035,32 @@ impl World {
         progress(1.0);
     }
 
+    /// The start of a decision at the current time (after [`World::advance`] to it): queued
+    /// requests past their timeout fail, even when nothing dispatches. Then the controller
+    /// observes and sets desired capacity, then [`World::tick_end`]. The simulator's run loop
+    /// and the simulated-cloud provider under the daemon make these calls in this order.
+    pub fn tick_start(&mut self) {
+        self.dispatch_queue();
+    }
+
+    /// The end of a decision: pools whose launches failed retry (as an ASG does every few
+    /// seconds), and the per-tick gauge windows (request rates, GPU busy time, recent TTFT)
+    /// start over.
+    pub fn tick_end(&mut self) {
+        if self.now < self.end {
+            for p in 0..self.pools.len() {
+                self.reconcile(p);
+            }
+        }
+        self.end_tick();
+    }
+
     /// Processes arrivals and events up to `until` (seconds since the start), then stands at
-    /// `until`. With a controller, it decides at every tick; without one (the daemon decides
-    /// between calls) ticks only keep the gauges' windows.
+    /// `until`.
     pub fn advance<I: Iterator<Item = Request>>(
         &mut self,
         until: f64,
         requests: &mut std::iter::Peekable<I>,
-        mut controller: Option<&mut dyn Controller>,
         progress: &mut dyn FnMut(f64),
     ) {
         loop {
@@ -1052,6 +1125,7 @@ impl World {
                     let ebs = self.pools[p].spec.profile.stopped_usd_per_hour / 3600.0;
                     let running = self.instances_price(p);
                     self.add_burn(market, ebs - running);
+                    self.pools[p].warm_initialising -= 1;
                     self.pools[p].warm_available += 1;
                 }
                 Ev::Storm { idx } => {
@@ -1073,24 +1147,6 @@ impl World {
                             self.push(at, Ev::Notice { inst: id });
                         }
                     }
-                }
-                Ev::Tick => {
-                    // Expire queued requests even when nothing dispatches.
-                    self.dispatch_queue();
-                    if self.now < self.end {
-                        if let Some(c) = controller.as_deref_mut() {
-                            let desired = c.tick(self.now, self);
-                            for (p, units) in desired.into_iter().enumerate() {
-                                self.set_desired(p, units);
-                            }
-                        }
-                        // A pool whose launches failed retries every tick, as an ASG does.
-                        for p in 0..self.pools.len() {
-                            self.reconcile(p);
-                        }
-                    }
-                    self.end_tick();
-                    self.push(self.now + self.tick_secs, Ev::Tick);
                 }
                 Ev::Minute => {
                     self.close_minute(self.minute_idx);

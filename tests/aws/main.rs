@@ -22,6 +22,7 @@ use harness::{FakeVllm, Fault, Proxy};
 use llm_autoscaler::aws::AwsProvider;
 use llm_autoscaler::config::{self, Config, Fleet};
 use llm_autoscaler::daemon::{Clock, Daemon, Options, Published};
+use llm_autoscaler::engine::{ConditionType, Reason};
 use llm_autoscaler::model::{LifecycleState, Timestamp};
 use llm_autoscaler::policy::hpa::MetricStatus;
 use llm_autoscaler::provider::Provider;
@@ -219,7 +220,12 @@ enabled = false
         let opts = Options {
             config_path: path.to_path_buf(),
             interval: Duration::from_secs(15),
-            clock: Clock::Wall,
+            // Each tick is 15 s later, as a real daemon's: HPA's rate policies (per 15 s) see
+            // the ticks a real fleet would, however fast the test runs them.
+            clock: Clock::Virtual {
+                epoch: now(),
+                tick_secs: 15.0,
+            },
             call_timeout: Duration::from_secs(20),
             dry_run,
             price_profiles: llm_autoscaler::sim::perf::builtin(),
@@ -391,9 +397,9 @@ async fn desired_capacity_follows_the_queue_split_by_market_and_warm_pool_is_set
         Some(1)
     );
     // The inference servers' own queues now ask for more: 25 waiting on each of 8 instances
-    // at 10 per unit wants 20 units. HPA's rate limit (4 units or 100 % per 15 s, from the 4
-    // units of 15 s ago) holds it at 8, but a freshly started engine is in its panic window (so
-    // a restart can never scale down), which follows demand past the rate limit at once.
+    // at 10 per unit wants 20 units. HPA's rate limit (4 units or 100 % per 15 s) allows 16
+    // from the 8 of this period's start; panic is off in this policy, so a fresh engine does
+    // not bypass the user's rate policies (HPA's TestUpscaleCap) — 20 comes a tick later.
     b.vllm
         .waiting
         .store(25, std::sync::atomic::Ordering::SeqCst);
@@ -410,13 +416,13 @@ async fn desired_capacity_follows_the_queue_split_by_market_and_warm_pool_is_set
         "{m:?}"
     );
     assert_eq!(
-        decision.stages.rate_limited,
-        Some(8),
+        (decision.stages.rate_limited, decision.desired_units),
+        (Some(16), 16),
         "{}",
         decision.summary
     );
-    assert_eq!(decision.desired_units, 20, "{}", decision.summary);
-    assert_eq!(b.desired().await, (2, 18));
+    assert!(decision.has(Reason::ScaleUpLimit), "{}", decision.summary);
+    assert_eq!(b.desired().await, (2, 14));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,8 +488,10 @@ async fn an_interruption_raises_on_demand_in_the_same_tick_and_its_message_goes_
     let decision = st.decision.as_ref().unwrap();
     assert!(st.applied, "{}", decision.summary);
     assert_eq!(
-        decision.condition("MarketFallback").map(|c| c.reason),
-        Some("SpotInterrupted"),
+        decision
+            .condition(ConditionType::MarketFallback)
+            .map(|c| c.reason),
+        Some(Reason::SpotInterrupted),
         "{}",
         decision.summary
     );
@@ -547,6 +555,9 @@ async fn a_restart_mid_surge_does_not_scale_down() {
     let path = b.policy("");
     let mut d = b.daemon(&path, false).await;
     b.fill_requests(60).await;
+    // 60 messages at 5 per unit: 12 units, reached in two 15 s ticks (HPA's 100 % per 15 s).
+    d.tick().await;
+    assert_eq!(b.desired().await, (2, 6));
     d.tick().await;
     assert_eq!(b.desired().await, (2, 10));
     drop(d);
@@ -564,7 +575,7 @@ async fn a_restart_mid_surge_does_not_scale_down() {
     let decision = d.published().fleets["restart"].decision.clone().unwrap();
     assert_eq!(decision.desired_units, 12, "{}", decision.summary);
     assert!(
-        decision.has_reason("ScaleDownStabilized"),
+        decision.has(Reason::ScaleDownStabilized),
         "{}",
         decision.summary
     );
@@ -602,6 +613,7 @@ async fn throttling_and_5xx_are_retried_without_acting_twice() {
     let mut d = b.daemon(&path, false).await;
     b.fill_requests(40).await;
     // The SDK retries within the call: a throttle and a 500, then the change passes once.
+    // (40 messages at 5 per unit: 8 units, within the first tick's 100 % rate limit.)
     b.proxy
         .inject("SetDesiredCapacity", &[Fault::Throttle, Fault::ServerError]);
     b.proxy

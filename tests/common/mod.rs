@@ -54,7 +54,7 @@ pub fn snap(desired: u32, values: &[Option<f64>], now: Timestamp) -> Snapshot {
         fleet_metrics: BTreeMap::new(),
         pool_desired_units: BTreeMap::new(),
         pool_failed_launches: BTreeMap::new(),
-        forecast: None,
+        ..Snapshot::default()
     }
 }
 

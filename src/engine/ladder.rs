@@ -1,0 +1,641 @@
+//! The stages of one decision, in the order [`super::decide`] runs them. Each stage is a method
+//! that takes the units of the stage before, returns its own units and records a typed
+//! condition; what a stage needs from the fleet, the snapshot and the state is in [`Ladder`].
+
+use std::fmt::Write as _;
+
+use super::{Action, Condition, ConditionType, Decision, EngineState, Reason, Stages};
+use crate::config::Fleet;
+use crate::model::{Snapshot, Timestamp, Units};
+use crate::placement::{self, PlaceInput, DEFAULT_LEAD_SECS};
+use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
+use crate::policy::budget::{self, BudgetStep, Spend};
+use crate::policy::hpa::{self, CalcInput, MetricRecommendation, MetricStatus};
+use crate::policy::panic::{self, PanicState, PanicStep};
+use crate::policy::predictive::{self, PredictiveStep};
+use crate::policy::schedule::{self, Bounds};
+
+/// One decision in progress.
+pub struct Ladder<'a> {
+    fleet: &'a Fleet,
+    snap: &'a Snapshot,
+    now: Timestamp,
+    /// The state being built for the next decision.
+    st: EngineState,
+    /// The fleet's own desired units before the decision (HPA's `currentReplicas`).
+    pub current: Units,
+    /// Units in service that are the fleet's own (placement's extras left out).
+    ready: Units,
+    calc: CalcInput,
+    conditions: Vec<Condition>,
+    stages: Stages,
+    panic_step: Option<PanicStep>,
+    predictive_step: Option<PredictiveStep>,
+    spend: Option<Spend>,
+    budget_step: Option<BudgetStep>,
+}
+
+/// The metrics stage's outcome.
+pub struct Metrics {
+    /// Each metric's calculation.
+    pub all: Vec<MetricRecommendation>,
+    /// The highest valid recommendation.
+    pub units: Option<Units>,
+    /// Its metric.
+    pub winner: Option<String>,
+    /// Metrics that could not be computed.
+    pub invalid: usize,
+    /// The highest recommendation of the demand (not scale-up-only) signals: what panic
+    /// follows.
+    pub demand: Option<Units>,
+}
+
+impl<'a> Ladder<'a> {
+    /// Starts a decision: the fleet's own capacity, the fresh-start seed, cold starts seen.
+    pub fn start(
+        fleet: &'a Fleet,
+        snap: &'a Snapshot,
+        state: &EngineState,
+        now: Timestamp,
+    ) -> Self {
+        let mut st = state.clone();
+        let current = st.market.own_capacity(snap);
+        let extras = st.market.extras(snap);
+        let ready = snap.in_service_units().saturating_sub(extras.ready_units);
+        let mut conditions = Vec::new();
+        if st.started_at.is_none() {
+            conditions.push(fresh_start(&mut st, fleet, now, current, ready));
+        }
+        // Launch → in-service times: the predictive floor's lead and the spot headroom's.
+        if fleet.predictive.is_some() || fleet.spot_headroom_max_fraction > 0.0 {
+            st.cold_starts.observe(snap, now);
+        }
+        Ladder {
+            fleet,
+            snap,
+            now,
+            st,
+            current,
+            ready,
+            calc: CalcInput {
+                now,
+                current_units: current,
+                tolerance: fleet.tolerance,
+                excluded_live_units: extras.live_units,
+                excluded_ready_units: extras.ready_units,
+            },
+            conditions,
+            stages: Stages::default(),
+            panic_step: None,
+            predictive_step: None,
+            spend: None,
+            budget_step: None,
+        }
+    }
+
+    /// Stage 1: the bounds in force — the fleet's, moved by open schedules and raised by the
+    /// forecast floor.
+    pub fn bounds(&mut self) -> Bounds {
+        let mut bounds = schedule::bounds(self.fleet, self.now);
+        if let Some(cfg) = &self.fleet.predictive {
+            let step = predictive::step(
+                cfg,
+                self.snap.forecast.as_ref(),
+                &self.st.cold_starts,
+                self.now,
+            );
+            self.conditions.push(predictive_condition(
+                &step,
+                &mut bounds,
+                self.fleet.max_units,
+            ));
+            self.predictive_step = Some(step);
+        }
+        if !bounds.active_schedules.is_empty() {
+            self.conditions.push(Condition::holds(
+                ConditionType::Schedule,
+                Reason::ScheduleActive,
+                format!(
+                    "{} open: bounds {}..={} units",
+                    bounds.active_schedules.join(", "),
+                    bounds.min_units,
+                    bounds.max_units
+                ),
+            ));
+        }
+        bounds
+    }
+
+    /// Stage 2: every metric's recommendation; the highest valid one wins.
+    pub fn metrics(&mut self) -> Metrics {
+        let all: Vec<MetricRecommendation> = self
+            .fleet
+            .metrics
+            .iter()
+            .map(|m| hpa::recommend(m, self.snap, self.calc))
+            .collect();
+        let best = all
+            .iter()
+            .filter_map(|m| m.recommendation.map(|u| (u, m)))
+            .fold(
+                None,
+                |acc: Option<(Units, &MetricRecommendation)>, (u, m)| match acc {
+                    Some((bu, _)) if bu >= u => acc,
+                    _ => Some((u, m)),
+                },
+            );
+        let invalid: Vec<&MetricRecommendation> = all
+            .iter()
+            .filter(|m| matches!(m.status, MetricStatus::Invalid(_)))
+            .collect();
+        match best {
+            Some((u, m)) => self.conditions.push(Condition::holds(
+                ConditionType::ScalingActive,
+                Reason::ValidMetricFound,
+                format!(
+                    "{} recommends {u} units ({} vs target {})",
+                    m.name,
+                    m.current
+                        .map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}")),
+                    m.target
+                ),
+            )),
+            None if invalid.is_empty() => self.conditions.push(Condition::holds(
+                ConditionType::ScalingActive,
+                Reason::NoMetricOpinion,
+                "every metric abstained: capacity stays as it is",
+            )),
+            None => {}
+        }
+        let demand = self
+            .fleet
+            .metrics
+            .iter()
+            .zip(&all)
+            .filter(|(spec, _)| !spec.signal.scale_up_only())
+            .filter_map(|(_, m)| m.recommendation)
+            .max();
+        let units = best.map(|(u, _)| u);
+        self.stages.metrics = units;
+        Metrics {
+            winner: best.map(|(_, m)| m.name.clone()),
+            units,
+            invalid: invalid.len(),
+            demand,
+            all,
+        }
+    }
+
+    /// Stage 3: capacity outside the bounds goes to the bound; missing or stale data holds
+    /// (no scale-down). `None` when the decision goes on to the next stages.
+    pub fn hold(&mut self, metrics: &Metrics, bounds: &Bounds) -> Option<Units> {
+        let current = self.current;
+        let held = metrics.invalid > 0 && metrics.units.is_none_or(|u| u < current);
+        if metrics.invalid > 0 {
+            self.conditions.push(invalid_condition(&metrics.all, held));
+        }
+        let limited = |why: &str| {
+            Condition::holds(ConditionType::ScalingLimited, Reason::TooManyReplicas, why)
+        };
+        if current > self.fleet.max_units {
+            self.conditions
+                .push(limited("current capacity above max_units"));
+            Some(self.fleet.max_units)
+        } else if held {
+            if current < bounds.min_units {
+                self.conditions.push(too_few());
+            }
+            Some(current.max(bounds.min_units))
+        } else if current > bounds.max_units {
+            self.conditions
+                .push(limited("current capacity above the schedule's ceiling"));
+            Some(bounds.max_units)
+        } else {
+            None
+        }
+    }
+
+    /// Stage 4: the stabilization windows; the recommendation is recorded for later windows.
+    pub fn stabilize(&mut self, proposal: Units) -> Units {
+        let b = &self.fleet.behavior;
+        let stabilized = behavior::stabilize(
+            &self.st.recommendations,
+            self.now,
+            self.current,
+            proposal,
+            b,
+        );
+        let keep_secs = b
+            .scale_up
+            .stabilization_window_secs
+            .max(b.scale_down.stabilization_window_secs) as f64;
+        let now = self.now;
+        self.st
+            .recommendations
+            .retain(|r| r.at.plus_secs(keep_secs) > now);
+        self.st.recommendations.push(TimedRecommendation {
+            at: now,
+            units: proposal,
+        });
+        self.stages.stabilized = Some(stabilized);
+        self.conditions.push(if stabilized == proposal {
+            Condition::holds(
+                ConditionType::AbleToScale,
+                Reason::ReadyForNewScale,
+                "recommended size matches current size",
+            )
+        } else if proposal >= self.current {
+            Condition::holds(
+                ConditionType::AbleToScale,
+                Reason::ScaleUpStabilized,
+                "recent recommendations were lower than current one, applying the lowest recent recommendation",
+            )
+        } else {
+            Condition::holds(
+                ConditionType::AbleToScale,
+                Reason::ScaleDownStabilized,
+                "recent recommendations were higher than current one, applying the highest recent recommendation",
+            )
+        });
+        stabilized
+    }
+
+    /// Stage 5: the rate policies, and the bounds.
+    pub fn rate_limit(&mut self, stabilized: Units, bounds: &Bounds) -> Units {
+        let (rated, outcome) = behavior::rate_limit(
+            self.current,
+            stabilized,
+            (bounds.min_units, bounds.max_units),
+            &self.st.scale_up_events,
+            &self.st.scale_down_events,
+            &self.fleet.behavior,
+            self.now,
+        );
+        self.stages.rate_limited = Some(rated);
+        self.conditions.push(rate_condition(outcome));
+        rated
+    }
+
+    /// Stage 6: panic mode follows the demand signals at once and never goes down while it
+    /// lasts. Latency is a lagging symptom of a backlog, no measure of the capacity needed, so
+    /// scale-up-only signals do not drive it.
+    pub fn panic(&mut self, rated: Units, metrics: &Metrics) -> Units {
+        let cfg = &self.fleet.panic;
+        let demand = metrics.demand.unwrap_or(self.current);
+        let step = panic::observe(&mut self.st.panic, cfg, self.now, demand, self.ready);
+        let after = panic::apply(&mut self.st.panic, cfg, rated, demand, self.ready);
+        self.stages.panic = Some(after);
+        self.panic_step = Some(step);
+        if step.active {
+            self.conditions.push(Condition::holds(
+                ConditionType::Panic,
+                if step.over_threshold {
+                    Reason::DemandOverThreshold
+                } else {
+                    Reason::PanicWindow
+                },
+                format!(
+                    "demand is {:.1}× in-service capacity (threshold {:.1}×): scaling on it at once, never down, until {} s below the threshold",
+                    step.demand_ratio, cfg.threshold, cfg.stable_window_secs
+                ),
+            ));
+        }
+        after
+    }
+
+    /// Stage 7: at least the floor (the fleet's, a schedule's or the forecast's), and more if
+    /// the stages above want more — HPA would jump to the floor alone and follow the metrics a
+    /// sync later; at most the ceiling.
+    pub fn floor(&mut self, units: Units, bounds: &Bounds) -> Units {
+        if self.current < bounds.min_units {
+            self.conditions.push(too_few());
+        }
+        units.clamp(bounds.min_units, bounds.max_units)
+    }
+
+    /// Stage 8: the spend ledger is billed; with `[fleets.budget]`, a scale-up is capped at
+    /// what the caps allow — never below the capacity running or the floor.
+    pub fn budget(&mut self, desired: Units, bounds: &Bounds) -> Units {
+        let Some(prices) = budget::unit_prices(self.fleet) else {
+            return desired;
+        };
+        let warm = budget::warm_volumes_usd_per_hour(self.fleet);
+        self.spend = Some(budget::accrue(
+            &mut self.st.ledger,
+            &prices,
+            &warm,
+            self.snap,
+            self.now,
+        ));
+        let Some(cfg) = &self.fleet.budget else {
+            return desired;
+        };
+        let keep = self.current.max(bounds.min_units);
+        let step = budget::limit(
+            cfg,
+            self.fleet,
+            &prices,
+            self.st.ledger.month_usd,
+            self.now,
+            keep,
+            desired,
+        );
+        if step.alert {
+            self.conditions.push(budget_condition(&step));
+        }
+        let allowed = step.allowed_units;
+        self.stages.budget = Some(allowed);
+        self.budget_step = Some(step);
+        allowed
+    }
+
+    /// Stage 9 and the end: records the scale event, places the units over the pools and
+    /// writes the decision.
+    pub fn finish(
+        mut self,
+        desired: Units,
+        metrics: Metrics,
+        bounds: Bounds,
+    ) -> (Decision, EngineState) {
+        let (now, current) = (self.now, self.current);
+        record_event(&mut self.st, self.fleet, now, current, desired);
+        let action = match desired.cmp(&current) {
+            std::cmp::Ordering::Greater => Action::ScaleUp,
+            std::cmp::Ordering::Less => Action::ScaleDown,
+            std::cmp::Ordering::Equal => Action::Hold,
+        };
+        let input = PlaceInput {
+            now,
+            own_units: desired,
+            burst: self.panic_step.is_some_and(|p| p.over_threshold),
+            lead_secs: self.st.cold_starts.p95_secs().unwrap_or(DEFAULT_LEAD_SECS),
+            headroom_cap: self.headroom_cap(desired),
+        };
+        let placed = placement::place(self.fleet, self.snap, &mut self.st.market, input);
+        for t in &placed.pools {
+            self.st.market.record_applied(t);
+        }
+        self.conditions.extend(placed.conditions);
+        let summary = summarize(
+            action,
+            current,
+            desired,
+            metrics.winner.as_deref(),
+            metrics.units,
+            &self.conditions,
+        );
+        let decision = Decision {
+            fleet: self.fleet.name.clone(),
+            at: now,
+            current_units: current,
+            desired_units: desired,
+            action,
+            in_service_units: self.snap.in_service_units(),
+            pending_units: self.snap.pending_units(),
+            metrics: metrics.all,
+            winning_metric: metrics.winner,
+            bounds,
+            stages: self.stages,
+            panic: self.panic_step,
+            predictive: self.predictive_step,
+            spend: self.spend,
+            budget: self.budget_step,
+            spot_headroom_units: placed.headroom_units,
+            cover: placed.cover,
+            conditions: self.conditions,
+            pools: placed.pools,
+            summary,
+        };
+        (decision, self.st)
+    }
+
+    /// The budget sheds the spot headroom first: none while it alerts, and only what fits
+    /// under the cap otherwise.
+    fn headroom_cap(&self, desired: Units) -> Option<Units> {
+        let (step, prices) = (self.budget_step.as_ref()?, budget::unit_prices(self.fleet)?);
+        if step.alert {
+            return Some(0);
+        }
+        let spot_price = self
+            .fleet
+            .pools
+            .iter()
+            .find(|p| p.market == crate::model::Market::Spot)
+            .and_then(|p| prices.get(p.name.as_str()).copied())
+            .unwrap_or(0.0);
+        let spare = step.cap_usd_per_hour - budget::cost_per_hour(self.fleet, &prices, desired);
+        (spot_price > 0.0).then(|| (spare / spot_price).floor().max(0.0) as Units)
+    }
+}
+
+/// HPA seeds the scale-down window with the current size, so a restart that lost the history
+/// never scales down; KPA starts in panic only when panic is enabled and more than one unit is
+/// ready (`pkg/autoscaler/scaling/autoscaler.go`: "if the scale is 0 or 1, normal Autoscaler
+/// behavior is fine").
+fn fresh_start(
+    st: &mut EngineState,
+    fleet: &Fleet,
+    now: Timestamp,
+    current: Units,
+    ready: Units,
+) -> Condition {
+    st.started_at = Some(now);
+    st.recommendations = vec![TimedRecommendation {
+        at: now,
+        units: current,
+    }];
+    if fleet.panic.enabled && ready > 1 {
+        st.panic = PanicState::fresh_start(now, current);
+    }
+    Condition::holds(
+        ConditionType::FreshStart,
+        Reason::NoHistory,
+        "first decision of this engine: capacity will not go down until history is rebuilt",
+    )
+}
+
+/// Raises `bounds` to the predictive floor when it applies (the floor wins over a schedule's
+/// ceiling, as schedule floors do; the fleet's `max_units` always holds), and explains it.
+fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: Units) -> Condition {
+    let kind = ConditionType::Predictive;
+    let (Some(floor), Some(peak)) = (step.floor_units, step.peak_demand) else {
+        return Condition::absent(
+            kind,
+            Reason::NoForecast,
+            format!(
+                "no forecast covers the next {:.0} s: reactive scaling only",
+                step.lead_secs
+            ),
+        );
+    };
+    let what = format!(
+        "forecast {peak:.1} at now + {:.0} s ({} lead, the p{:.0} within a minute of it) needs {floor} units",
+        step.lead_secs,
+        step.lead_from,
+        100.0 * step.quantile
+    );
+    if !step.applied {
+        return Condition::absent(
+            kind,
+            Reason::ForecastOnly,
+            format!("{what}; reported, not applied (forecast_only)"),
+        );
+    }
+    let floor = floor.min(max_units);
+    if floor <= bounds.min_units {
+        return Condition::absent(
+            kind,
+            Reason::ForecastBelowFloor,
+            format!("{what}; the floor is already {}", bounds.min_units),
+        );
+    }
+    bounds.min_units = floor;
+    bounds.max_units = bounds.max_units.max(floor);
+    Condition::holds(
+        kind,
+        Reason::ForecastFloor,
+        format!("{what}: floor raised to {floor}"),
+    )
+}
+
+fn invalid_condition(all: &[MetricRecommendation], held: bool) -> Condition {
+    let names: Vec<String> = all
+        .iter()
+        .filter_map(|m| match &m.status {
+            MetricStatus::Invalid(why) => Some(format!("{}: {why}", m.name)),
+            _ => None,
+        })
+        .collect();
+    Condition {
+        kind: ConditionType::ScalingActive,
+        status: !held,
+        reason: Reason::InvalidMetrics,
+        message: format!(
+            "{} — {}",
+            names.join("; "),
+            if held {
+                "holding: no scale-down on missing or stale data"
+            } else {
+                "scale-up still allowed"
+            }
+        ),
+    }
+}
+
+fn too_few() -> Condition {
+    Condition::holds(
+        ConditionType::ScalingLimited,
+        Reason::TooFewReplicas,
+        "current capacity below the floor",
+    )
+}
+
+fn rate_condition(outcome: RateOutcome) -> Condition {
+    let (reason, message) = match outcome {
+        RateOutcome::DesiredWithinRange => {
+            return Condition::absent(
+                ConditionType::ScalingLimited,
+                Reason::DesiredWithinRange,
+                "the desired count is within the acceptable range",
+            )
+        }
+        RateOutcome::ScaleUpLimit => (
+            Reason::ScaleUpLimit,
+            "the desired replica count is increasing faster than the maximum scale rate",
+        ),
+        RateOutcome::TooManyReplicas => (
+            Reason::TooManyReplicas,
+            "the desired replica count is more than the maximum replica count",
+        ),
+        RateOutcome::ScaleDownLimit => (
+            Reason::ScaleDownLimit,
+            "the desired replica count is decreasing faster than the maximum scale rate",
+        ),
+        RateOutcome::TooFewReplicas => (
+            Reason::TooFewReplicas,
+            "the desired replica count is less than the minimum replica count",
+        ),
+    };
+    Condition::holds(ConditionType::ScalingLimited, reason, message)
+}
+
+fn budget_condition(step: &BudgetStep) -> Condition {
+    let limited = step.allowed_units < step.wanted_units;
+    Condition::holds(
+        ConditionType::Budget,
+        if limited {
+            Reason::BudgetLimited
+        } else {
+            Reason::OverBudget
+        },
+        format!(
+            "{} units would cost ${:.2}/h, over the {} cap of ${:.2}/h: {}",
+            step.wanted_units,
+            step.wanted_usd_per_hour,
+            step.cap_from,
+            step.cap_usd_per_hour,
+            if limited {
+                format!("scale-up capped at {} units", step.allowed_units)
+            } else {
+                "no scale-down for money: holding".to_string()
+            }
+        ),
+    )
+}
+
+/// Keeps the scale event for the rate policies; forgets what no policy period can see.
+pub(crate) fn record_event(
+    st: &mut EngineState,
+    fleet: &Fleet,
+    now: Timestamp,
+    current: Units,
+    desired: Units,
+) {
+    let b = &fleet.behavior;
+    let prune = |events: &mut Vec<ScaleEvent>, period: u64| {
+        events.retain(|e| e.at.plus_secs(period as f64) > now)
+    };
+    prune(&mut st.scale_up_events, b.scale_up.longest_period_secs());
+    prune(
+        &mut st.scale_down_events,
+        b.scale_down.longest_period_secs(),
+    );
+    if desired > current {
+        st.scale_up_events.push(ScaleEvent {
+            at: now,
+            change: desired - current,
+        });
+    } else if desired < current {
+        st.scale_down_events.push(ScaleEvent {
+            at: now,
+            change: current - desired,
+        });
+    }
+}
+
+fn summarize(
+    action: Action,
+    current: Units,
+    desired: Units,
+    winner: Option<&str>,
+    metric_units: Option<Units>,
+    conditions: &[Condition],
+) -> String {
+    let mut s = match action {
+        Action::ScaleUp => format!("scale up {current} → {desired} units"),
+        Action::ScaleDown => format!("scale down {current} → {desired} units"),
+        Action::Hold => format!("hold at {current} units"),
+    };
+    if let (Some(w), Some(u)) = (winner, metric_units) {
+        let _ = write!(s, "; {w} wants {u}");
+    }
+    let notable: Vec<&str> = conditions
+        .iter()
+        .filter(|c| c.is_notable())
+        .map(|c| c.reason.as_str())
+        .collect();
+    if !notable.is_empty() {
+        let _ = write!(s, "; {}", notable.join(", "));
+    }
+    s
+}

@@ -1,0 +1,558 @@
+//! Market placement: the fleet's desired units → a desired capacity per pool (Auto Scaling
+//! Group), and everything that places capacity beyond the fleet's own — in one module with one
+//! state ([`MarketState`]).
+//!
+//! One placement, in order:
+//! 1. **split** ([`split`]): EC2 MixedInstancesPolicy semantics — `on_demand_base_units`, then
+//!    `on_demand_percentage_above_base`, the rest on spot. Each pool's share is its *own* units.
+//! 2. **cover** (the spot fallback): on-demand covers spot capacity that is missing —
+//!    - *failed launches* (the pool's cumulative count grows): the whole spot shortfall (spot's
+//!      share less its healthy units in service), from that decision until
+//!      `spot_fallback_hold_secs` pass without a failure *and* spot has delivered;
+//!    - *interruption warnings*: each warned instance is covered by its own units, from the
+//!      decision that sees the warning until the instance is gone **and** spot has its share in
+//!      service again — never more than the warned units, so a warning cannot grow into more;
+//!    - *bursts* (with `burst_on_demand`: demand past the panic threshold for
+//!      [`BURST_CONFIRM_DECISIONS`] decisions): at most what the on-demand warm pools can start
+//!      ([`burst_cover_cap`]), until spot has delivered.
+//!
+//!    The cover goes on the first on-demand pool. Spot keeps its share, so the group keeps
+//!    trying; at `max_units` the cover displaces spot units that are not healthy in service —
+//!    never a healthy one (the group would pick which instance to terminate, and AWS's
+//!    termination policy does not prefer the warned one) — and what still does not fit is
+//!    reported (`CoverDoesNotFit`), not taken out of healthy capacity.
+//! 3. **headroom** ([`headroom`]): spare spot units from the fleet's own interruption rate.
+//! 4. **group bounds**: each target inside its group's `MinSize`/`MaxSize` (AWS rejects
+//!    `SetDesiredCapacity` outside them), with the fleet's total kept within `max_units`.
+//!
+//! The engine's own capacity never counts what placement added: [`MarketState`] records, per
+//! pool, what was applied and how far it was from the pool's own share, and
+//! [`MarketState::own_capacity`] takes that back out of what is observed — so a cover cannot
+//! turn into permanent capacity through HPA's "within tolerance → keep current".
+
+pub mod headroom;
+pub mod split;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Fleet;
+use crate::engine::{Condition, ConditionType, Reason};
+use crate::model::{LifecycleState, Market, Snapshot, Timestamp, Units};
+use headroom::SpotRisk;
+pub use split::{split, PoolTarget};
+
+/// Consecutive decisions a burst must last before on-demand covers it: a burst that has drained
+/// by the next decision (one-second spikes, as in the Azure code trace) needs no capacity that
+/// takes a warm start (~75 s) to arrive, and covering each one cost that trace half again its
+/// bill (measured, docs/engine.md). A surge that lasts waits one tick longer.
+pub const BURST_CONFIRM_DECISIONS: u32 = 2;
+
+/// The lead for the spot headroom before any cold start has been observed, seconds.
+pub const DEFAULT_LEAD_SECS: f64 = 300.0;
+
+/// What placement remembers between decisions of one fleet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MarketState {
+    /// Cumulative failed launches last seen per pool (a fresh engine takes the first
+    /// observation as its baseline).
+    pub seen_failed_launches: BTreeMap<String, u64>,
+    /// When a spot launch was last seen failing.
+    pub last_launch_failure: Option<Timestamp>,
+    /// Whether on-demand covers a launch-failure episode.
+    pub failure_episode: bool,
+    /// Warned spot instances being covered, by instance id.
+    pub warned: BTreeMap<String, WarnedCover>,
+    /// Consecutive decisions in which demand was past the panic threshold.
+    pub burst_streak: u32,
+    /// When a confirmed burst was last seen.
+    pub last_burst: Option<Timestamp>,
+    /// Whether on-demand covers a burst.
+    pub burst_episode: bool,
+    /// The fleet's own spot interruption record (for the headroom).
+    pub risk: SpotRisk,
+    /// What the last applied plan set on each pool, and how far from the pool's own share.
+    pub applied: BTreeMap<String, AppliedPool>,
+}
+
+/// A warned spot instance and its cover.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarnedCover {
+    /// Its units.
+    pub units: Units,
+    /// When the warning was first seen.
+    pub since: Timestamp,
+    /// When it was first seen gone (reclaimed, terminated); `None` while it is still there.
+    pub gone_at: Option<Timestamp>,
+}
+
+/// What a pool was last set to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedPool {
+    /// The desired capacity applied, units.
+    pub desired_units: Units,
+    /// `desired_units` less the pool's own share: cover and headroom (positive), spot
+    /// displaced by a cover at `max_units` (negative).
+    pub extra_units: i64,
+}
+
+/// Capacity that placement put beyond the fleet's own, as observed now: the engine leaves it
+/// out of the counts HPA's arithmetic uses (live and ready units), so a cover is never read as
+/// demand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// Live (booting + in service) units beyond the pools' own shares.
+    pub live_units: Units,
+    /// In-service units beyond the pools' own shares.
+    pub ready_units: Units,
+}
+
+impl MarketState {
+    /// The fleet's own desired capacity behind what is observed: each pool's desired capacity
+    /// less what the last plan placed beyond its share — where the pool still holds what that
+    /// plan set; a pool changed by anyone else is taken as observed (the observation is the
+    /// truth).
+    pub fn own_capacity(&self, snap: &Snapshot) -> Units {
+        if snap.pool_desired_units.is_empty() {
+            let applied: Units = self.applied.values().map(|a| a.desired_units).sum();
+            let extra: i64 = self.applied.values().map(|a| a.extra_units).sum();
+            return if !self.applied.is_empty() && applied == snap.desired_units {
+                (snap.desired_units as i64 - extra).max(0) as Units
+            } else {
+                snap.desired_units
+            };
+        }
+        let own: i64 = snap
+            .pool_desired_units
+            .iter()
+            .map(|(pool, &observed)| observed as i64 - self.extra_of(pool, observed))
+            .sum();
+        own.max(0) as Units
+    }
+
+    /// What placement put into `pool` beyond its share, when it still holds `observed`.
+    fn extra_of(&self, pool: &str, observed: Units) -> i64 {
+        self.applied
+            .get(pool)
+            .filter(|a| a.desired_units == observed)
+            .map_or(0, |a| a.extra_units)
+    }
+
+    /// Live and in-service units beyond the pools' own shares (see [`Extras`]).
+    pub fn extras(&self, snap: &Snapshot) -> Extras {
+        let mut out = Extras::default();
+        for (pool, &observed) in &snap.pool_desired_units {
+            let extra = self.extra_of(pool, observed);
+            if extra <= 0 {
+                continue;
+            }
+            let own = (observed as i64 - extra).max(0) as Units;
+            let units = |pred: fn(LifecycleState) -> bool| -> Units {
+                snap.instances
+                    .iter()
+                    .filter(|i| i.pool == *pool && pred(i.state))
+                    .map(|i| i.weight_units)
+                    .sum()
+            };
+            let live = units(|s| matches!(s, LifecycleState::Pending | LifecycleState::InService));
+            let ready = units(|s| s == LifecycleState::InService);
+            out.live_units += (live.saturating_sub(own) as i64).min(extra) as Units;
+            out.ready_units += (ready.saturating_sub(own) as i64).min(extra) as Units;
+        }
+        out
+    }
+
+    /// Records that `targets` were applied (the fleet controller calls it per pool that was
+    /// set, or left as it was).
+    pub fn record_applied(&mut self, target: &PoolTarget) {
+        self.applied.insert(
+            target.pool.clone(),
+            AppliedPool {
+                desired_units: target.desired_units,
+                extra_units: target.desired_units as i64 - target.own_units as i64,
+            },
+        );
+    }
+}
+
+/// What one placement needs besides the fleet, the snapshot and the state.
+#[derive(Clone, Copy, Debug)]
+pub struct PlaceInput {
+    /// Now.
+    pub now: Timestamp,
+    /// The fleet's own desired capacity, decided by the engine.
+    pub own_units: Units,
+    /// Demand is past the panic threshold in this decision.
+    pub burst: bool,
+    /// The cold start the headroom is sized over, seconds.
+    pub lead_secs: f64,
+    /// At most this many headroom units (the budget sheds them first); `None`: no cap.
+    pub headroom_cap: Option<Units>,
+}
+
+/// Why on-demand covers spot, and how much.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cover {
+    /// Units on-demand adds.
+    pub covering_units: Units,
+    /// Units the cover wanted (more than `covering_units` when it did not fit).
+    pub wanted_units: Units,
+    /// Spot units displaced to make room at `max_units` (never healthy ones).
+    pub displaced_spot_units: Units,
+    /// New failed spot launches seen in this decision.
+    pub new_failures: u64,
+    /// Units of warned spot instances being covered.
+    pub warned_units: Units,
+    /// Spot units healthy and in service.
+    pub spot_in_service_units: Units,
+    /// The cover's main cause.
+    pub reason: Reason,
+}
+
+/// One placement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Placement {
+    /// Desired units per pool.
+    pub pools: Vec<PoolTarget>,
+    /// The spot fallback, when on.
+    pub cover: Option<Cover>,
+    /// Spare spot units added for interruptions.
+    pub headroom_units: Units,
+    /// `MarketFallback`, `SpotHeadroom`, `GroupBounds`.
+    pub conditions: Vec<Condition>,
+}
+
+/// Places `input.own_units` of `fleet` over its pools.
+pub fn place(
+    fleet: &Fleet,
+    snap: &Snapshot,
+    state: &mut MarketState,
+    input: PlaceInput,
+) -> Placement {
+    let mut pools = split(fleet, input.own_units);
+    let mut conditions = Vec::new();
+    let cover = apply_cover(fleet, snap, state, input, &mut pools);
+    if let Some(c) = &cover {
+        conditions.push(cover_condition(fleet, c));
+    }
+    let headroom_units = apply_headroom(fleet, snap, state, input, &mut pools);
+    if headroom_units > 0 {
+        conditions.push(Condition::holds(
+            ConditionType::SpotHeadroom,
+            Reason::InterruptionRisk,
+            format!(
+                "{:.3} interruptions per spot unit-hour (6 h half-life) × {:.0} s cold start: +{headroom_units} spot units",
+                state.risk.rate(),
+                input.lead_secs
+            ),
+        ));
+    }
+    conditions.extend(fit_group_bounds(fleet, snap, &mut pools));
+    Placement {
+        pools,
+        cover,
+        headroom_units,
+        conditions,
+    }
+}
+
+/// Units of the fleet's spot instances in `state`.
+fn spot_units(fleet: &Fleet, snap: &Snapshot, state: LifecycleState) -> Units {
+    snap.instances
+        .iter()
+        .filter(|i| i.state == state && is_spot(fleet, &i.pool))
+        .map(|i| i.weight_units)
+        .sum()
+}
+
+fn is_spot(fleet: &Fleet, pool: &str) -> bool {
+    fleet.pool(pool).is_some_and(|p| p.market == Market::Spot)
+}
+
+/// Units the on-demand pools' warm pools can start: their `min_size` instances × the first
+/// type's weight. A burst cover larger than this would be cold on-demand launches, no faster
+/// than the spot launches they cover, so a burst is covered up to this many units.
+pub fn burst_cover_cap(fleet: &Fleet) -> Units {
+    fleet
+        .pools
+        .iter()
+        .filter(|p| p.market == Market::OnDemand)
+        .filter_map(|p| {
+            let warm = p.warm_pool.as_ref()?;
+            Some(warm.min_size * p.instance_types.first().map_or(1, |t| t.weight_units))
+        })
+        .sum()
+}
+
+impl MarketState {
+    /// New failed launches in the spot pools since the last decision.
+    fn observe_failures(&mut self, fleet: &Fleet, snap: &Snapshot) -> u64 {
+        let fresh = self.seen_failed_launches.is_empty();
+        let mut new = 0;
+        for p in fleet.pools.iter().filter(|p| p.market == Market::Spot) {
+            let count = snap.pool_failed_launches.get(&p.name).copied().unwrap_or(0);
+            let seen = self
+                .seen_failed_launches
+                .insert(p.name.clone(), count)
+                .unwrap_or(count);
+            if !fresh && count > seen {
+                new += count - seen;
+            }
+        }
+        new
+    }
+
+    /// Starts covering newly warned instances and notes those that are gone. An instance seen
+    /// in service again (a rebalance recommendation that came to nothing) is no longer doomed.
+    fn observe_warnings(&mut self, fleet: &Fleet, snap: &Snapshot, now: Timestamp) {
+        for i in snap.instances.iter().filter(|i| is_spot(fleet, &i.pool)) {
+            match i.state {
+                LifecycleState::Interrupted => {
+                    self.warned.entry(i.id.clone()).or_insert(WarnedCover {
+                        units: i.weight_units,
+                        since: now,
+                        gone_at: None,
+                    });
+                }
+                LifecycleState::InService | LifecycleState::Pending => {
+                    self.warned.remove(&i.id);
+                }
+                _ => {}
+            }
+        }
+        for (id, w) in self.warned.iter_mut() {
+            let present = snap
+                .instances
+                .iter()
+                .any(|i| i.id == *id && i.state == LifecycleState::Interrupted);
+            if !present && w.gone_at.is_none() {
+                w.gone_at = Some(now);
+            }
+        }
+    }
+}
+
+/// Adds the spot fallback's cover to `pools`; `None` when there is nothing to cover.
+fn apply_cover(
+    fleet: &Fleet,
+    snap: &Snapshot,
+    state: &mut MarketState,
+    input: PlaceInput,
+    pools: &mut [PoolTarget],
+) -> Option<Cover> {
+    let now = input.now;
+    let new_failures = state.observe_failures(fleet, snap);
+    state.observe_warnings(fleet, snap, now);
+    let burst_cap = burst_cover_cap(fleet);
+    let burst_allowed = fleet.burst_on_demand && burst_cap > 0;
+    state.burst_streak = if input.burst && burst_allowed {
+        state.burst_streak + 1
+    } else {
+        0
+    };
+    if new_failures > 0 {
+        state.last_launch_failure = Some(now);
+        state.failure_episode = true;
+    }
+    if state.burst_streak >= BURST_CONFIRM_DECISIONS {
+        state.last_burst = Some(now);
+        state.burst_episode = true;
+    }
+    let healthy = spot_units(fleet, snap, LifecycleState::InService);
+    let share: Units = spot_share(pools);
+    let shortfall = share.saturating_sub(healthy);
+    let recent = |at: Option<Timestamp>| {
+        at.is_some_and(|t| now.secs_since(t) < fleet.spot_fallback_hold_secs as f64)
+    };
+    // An episode ends once its cause is quiet for the hold *and* spot has delivered, so
+    // handing back to spot never opens a gap.
+    if state.failure_episode && !recent(state.last_launch_failure) && shortfall == 0 {
+        state.failure_episode = false;
+    }
+    if state.burst_episode && !recent(state.last_burst) && shortfall == 0 {
+        state.burst_episode = false;
+    }
+    // A warned instance's cover ends when it is gone and its replacement is in service.
+    state
+        .warned
+        .retain(|_, w| w.gone_at.is_none() || shortfall > 0);
+    let warned_units: Units = state.warned.values().map(|w| w.units).sum();
+    let wanted = if state.failure_episode {
+        shortfall
+    } else {
+        let burst = if state.burst_episode { burst_cap } else { 0 };
+        shortfall.min(warned_units + burst)
+    };
+    if wanted == 0 && !state.failure_episode && !state.burst_episode && state.warned.is_empty() {
+        return None;
+    }
+    let od = pools.iter().position(|t| t.market == Market::OnDemand)?;
+    // At max_units, room comes out of spot units that are not healthy in service: those are
+    // exactly the shortfall, and the cover never exceeds it.
+    let total: Units = pools.iter().map(|t| t.desired_units).sum();
+    let room = fleet.max_units.saturating_sub(total);
+    let displaced = wanted
+        .saturating_sub(room)
+        .min(share.saturating_sub(healthy));
+    let covering = wanted.min(room + displaced);
+    take_from_spot(pools, displaced);
+    pools[od].desired_units += covering;
+    let reason = if new_failures > 0 || (state.failure_episode && recent(state.last_launch_failure))
+    {
+        Reason::SpotLaunchesFailing
+    } else if covering < wanted {
+        Reason::CoverDoesNotFit
+    } else if state.warned.values().any(|w| w.gone_at.is_none()) {
+        Reason::SpotInterrupted
+    } else if state.last_burst == Some(now) {
+        Reason::BurstOnOnDemand
+    } else {
+        Reason::SpotNotDelivered
+    };
+    Some(Cover {
+        covering_units: covering,
+        wanted_units: wanted,
+        displaced_spot_units: displaced,
+        new_failures,
+        warned_units,
+        spot_in_service_units: healthy,
+        reason,
+    })
+}
+
+fn spot_share(pools: &[PoolTarget]) -> Units {
+    pools
+        .iter()
+        .filter(|t| t.market == Market::Spot)
+        .map(|t| t.desired_units)
+        .sum()
+}
+
+/// Lowers the spot targets by `units`, last pool first.
+fn take_from_spot(pools: &mut [PoolTarget], mut units: Units) {
+    for t in pools.iter_mut().filter(|t| t.market == Market::Spot).rev() {
+        let take = units.min(t.desired_units);
+        t.desired_units -= take;
+        units -= take;
+    }
+}
+
+fn cover_condition(fleet: &Fleet, c: &Cover) -> Condition {
+    let fit = if c.covering_units < c.wanted_units {
+        format!(
+            "; {} more would not fit under max_units {} without shrinking healthy spot",
+            c.wanted_units - c.covering_units,
+            fleet.max_units
+        )
+    } else {
+        String::new()
+    };
+    Condition::holds(
+        ConditionType::MarketFallback,
+        c.reason,
+        format!(
+            "{} spot launches failed, {} warned spot units; on-demand covers {} units{} until spot has its units in service ({} now) and {} s pass without a failure{fit}",
+            c.new_failures,
+            c.warned_units,
+            c.covering_units,
+            if c.displaced_spot_units > 0 {
+                format!(" (in place of {} spot units not in service)", c.displaced_spot_units)
+            } else {
+                String::new()
+            },
+            c.spot_in_service_units,
+            fleet.spot_fallback_hold_secs
+        ),
+    )
+}
+
+/// Adds the spot headroom to the first spot pool; returns its units.
+fn apply_headroom(
+    fleet: &Fleet,
+    snap: &Snapshot,
+    state: &mut MarketState,
+    input: PlaceInput,
+    pools: &mut [PoolTarget],
+) -> Units {
+    if fleet.spot_headroom_max_fraction <= 0.0 {
+        return 0;
+    }
+    let rate = state.risk.observe(fleet, snap, input.now);
+    let total: Units = pools.iter().map(|t| t.desired_units).sum();
+    let spot: Units = pools
+        .iter()
+        .filter(|t| t.market == Market::Spot)
+        .map(|t| t.own_units)
+        .sum();
+    let extra = headroom::headroom_units(
+        spot,
+        rate,
+        input.lead_secs,
+        fleet.spot_headroom_max_fraction,
+    )
+    .min(fleet.max_units.saturating_sub(total))
+    .min(input.headroom_cap.unwrap_or(Units::MAX));
+    match pools.iter_mut().find(|t| t.market == Market::Spot) {
+        Some(t) if extra > 0 => {
+            t.desired_units += extra;
+            extra
+        }
+        _ => 0,
+    }
+}
+
+/// Moves every target inside its group's `MinSize`/`MaxSize` and keeps the total within the
+/// fleet's `max_units` and at what it was: capacity a group's minimum forces on one pool is
+/// taken from the others (spot first), capacity a group's maximum refuses goes to the others.
+fn fit_group_bounds(fleet: &Fleet, snap: &Snapshot, pools: &mut [PoolTarget]) -> Vec<Condition> {
+    if snap.pool_group_bounds.is_empty() {
+        return Vec::new();
+    }
+    let wanted: Units = pools.iter().map(|t| t.desired_units).sum();
+    let bounds = |t: &PoolTarget| snap.pool_group_bounds.get(&t.pool).copied();
+    let mut conditions = Vec::new();
+    let mut clamped = vec![false; pools.len()];
+    for (i, t) in pools.iter_mut().enumerate() {
+        let Some(b) = bounds(t) else { continue };
+        let (to, reason) = if t.desired_units < b.min_units {
+            (b.min_units, Reason::ClampedToGroupMin)
+        } else if t.desired_units > b.max_units {
+            (b.max_units, Reason::ClampedToGroupMax)
+        } else {
+            continue;
+        };
+        conditions.push(Condition::holds(
+            ConditionType::GroupBounds,
+            reason,
+            format!(
+                "pool {} (group {}): {} units is outside the group's MinSize..MaxSize {}..={}; set to {to}",
+                t.pool, t.asg_name, t.desired_units, b.min_units, b.max_units
+            ),
+        ));
+        t.desired_units = to;
+        clamped[i] = true;
+    }
+    let target = wanted.min(fleet.max_units);
+    // Spot pools first, then the others; never a pool that was just clamped.
+    let mut order: Vec<usize> = (0..pools.len()).filter(|i| !clamped[*i]).collect();
+    order.sort_by_key(|i| pools[*i].market != Market::Spot);
+    let mut total: Units = pools.iter().map(|t| t.desired_units).sum();
+    for &i in &order {
+        let b = bounds(&pools[i]);
+        let t = &mut pools[i];
+        if total > target {
+            let floor = b.map_or(0, |b| b.min_units);
+            let take = (total - target).min(t.desired_units.saturating_sub(floor));
+            t.desired_units -= take;
+            total -= take;
+        } else if total < target {
+            let ceiling = b.map_or(Units::MAX, |b| b.max_units);
+            let give = (target - total).min(ceiling.saturating_sub(t.desired_units));
+            t.desired_units += give;
+            total += give;
+        }
+    }
+    conditions
+}
