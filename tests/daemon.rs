@@ -372,3 +372,81 @@ async fn on_the_simulated_cloud_the_daemon_forecasts_from_backfilled_history() {
         "{line}"
     );
 }
+
+/// One truth: the daemon on the simulated cloud and `simulate` run the same fleet controller
+/// on the same traffic, so they set the same pool targets at every tick — spot fallback, burst
+/// cover and warm pools included (the example policy on traffic-spike and spot-shortage).
+#[tokio::test(start_paused = true)]
+async fn the_daemon_and_simulate_set_the_same_pool_targets_tick_by_tick() {
+    for name in ["traffic-spike", "spot-shortage"] {
+        let dir = tmpdir(&format!("same-{name}"));
+        let text = std::fs::read_to_string("config/example.toml")
+            .unwrap()
+            .replace("provider = \"aws\"", "provider = \"sim\"")
+            .replace(
+                "state_dir = \"/var/lib/llm-autoscaler\"",
+                &format!("state_dir = \"{}\"", dir.display()),
+            );
+        let path = dir.join("policy.toml");
+        std::fs::write(&path, &text).unwrap();
+        let mut cfg = config::load(&path).unwrap();
+        llm_autoscaler::cost::prices::fill_unit_prices(&mut cfg, &perf::builtin()).unwrap();
+        let fleet = cfg.fleets[0].clone();
+        let minutes = 60.0;
+
+        let s = scenario::builtin(name, 1).unwrap();
+        let traffic = Traffic {
+            source: s.source.clone(),
+            scale: 1.0,
+            seed: 1,
+            duration_secs: minutes * 60.0,
+        };
+        let mut setup = llm_autoscaler::sim::SimSetup::new(
+            name,
+            traffic.clone(),
+            s.spot.clone(),
+            s.epoch,
+            fleet.clone(),
+            "example",
+        );
+        setup.baselines = false;
+        setup.record_decisions = true;
+        let outcome = llm_autoscaler::sim::simulate(setup, &mut |_| {}).unwrap();
+        let targets = |d: &serde_json::Value| -> Vec<(String, u64)> {
+            d["pools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["pool"].as_str().unwrap().to_string(),
+                        p["desired_units"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let simulated: Vec<Vec<(String, u64)>> = outcome
+            .decisions
+            .iter()
+            .map(|l| targets(&serde_json::from_str(l).unwrap()))
+            .collect();
+
+        let p = SimProvider::new(traffic, s.spot, perf::builtin(), "8b", s.epoch, 15.0);
+        let (mut d, _rx) = daemon(cfg, p, &path, s.epoch, false);
+        let mut daemon_targets = Vec::new();
+        for _ in 0..simulated.len() {
+            d.tick().await;
+            let decision = d.published().fleets[&fleet.name].decision.clone().unwrap();
+            daemon_targets.push(targets(&serde_json::to_value(&decision).unwrap()));
+        }
+        assert_eq!(simulated.len(), (minutes * 4.0) as usize);
+        let changes = simulated.windows(2).filter(|w| w[0] != w[1]).count();
+        assert!(
+            changes >= 5,
+            "{name}: the run should move the pools ({changes} changes)"
+        );
+        for (tick, (sim, dae)) in simulated.iter().zip(&daemon_targets).enumerate() {
+            assert_eq!(sim, dae, "{name}: tick {tick} differs");
+        }
+    }
+}

@@ -294,3 +294,48 @@ fn latency_alone_never_triggers_panic_but_still_scales_up_within_the_rate_limits
         d.summary
     );
 }
+
+/// Upstream HPA's `TestUpscaleCap` (`horizontal_test.go`): 3 pods at 100, 200 and 300 % of a
+/// 10 % target want 60; a 700 %-per-60 s scale-up policy caps it at 24 (`ScaleUpLimit`). With
+/// panic disabled a freshly started engine must give exactly that — it used to start in panic
+/// whatever the policy said and answer 60. With panic enabled a fresh engine starts in panic as
+/// Knative's KPA does when more than one unit is ready, and not with one.
+#[test]
+fn upstream_upscale_cap_holds_for_a_fresh_engine_without_panic() {
+    let policy = |panic: bool| {
+        fleet(&format!(
+            "min_units = 1\nmax_units = 100\n\
+             [[fleets.metrics]]\nname = \"m\"\nsignal = \"gpu_utilization\"\n\
+             target = {{ type = \"Utilization\", average_utilization = 10 }}\n\
+             [fleets.behavior.scale_up]\nstabilization_window_secs = 0\n\
+             policies = [{{ type = \"percent\", value = 700, period_secs = 60 }}]\n\
+             [fleets.panic]\nenabled = {panic}\n"
+        ))
+    };
+    let levels = [Some(100.0), Some(200.0), Some(300.0)];
+    // (panic enabled, want, reason)
+    for (panic, want, reason) in [
+        (false, 24, Reason::ScaleUpLimit),
+        (true, 60, Reason::DemandOverThreshold),
+    ] {
+        let (d, _) = decide(
+            &policy(panic),
+            &snap(3, &levels, t(0)),
+            &EngineState::default(),
+            t(0),
+        );
+        assert_eq!(d.desired_units, want, "panic {panic}: {}", d.summary);
+        assert!(d.has(reason), "panic {panic}: {}", d.summary);
+    }
+    // Demand at the target (no threshold to cross): a fresh engine panics with 3 ready units, not
+    // with 1, and never with panic disabled.
+    for (panic, ready, fresh_panic) in [(true, 3, true), (true, 1, false), (false, 3, false)] {
+        let s = snap(ready, &vec![Some(10.5); ready as usize], t(0));
+        let (_, st) = decide(&policy(panic), &s, &EngineState::default(), t(0));
+        assert_eq!(
+            st.panic.active(),
+            fresh_panic,
+            "panic {panic}, {ready} ready"
+        );
+    }
+}

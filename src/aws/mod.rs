@@ -337,13 +337,16 @@ impl AwsProvider {
         out
     }
 
-    /// Fleet-level metrics from CloudWatch, SQS and Prometheus servers.
+    /// Fleet-level metrics from CloudWatch, SQS and Prometheus servers. A source that fails
+    /// costs only its own metrics: their error goes into `errors` (the engine reports them
+    /// invalid with it, which blocks a scale-down) and the fleet scales on the others.
     async fn fleet_metrics(
         &mut self,
         fleet: &Fleet,
         now: Timestamp,
-    ) -> Result<BTreeMap<String, Sample>, ProviderError> {
+    ) -> (BTreeMap<String, Sample>, BTreeMap<String, String>) {
         let mut out = BTreeMap::new();
+        let mut errors = BTreeMap::new();
         let queries: Vec<cloudwatch::Query<'_>> = fleet
             .metrics
             .iter()
@@ -362,63 +365,79 @@ impl AwsProvider {
                 cloudwatch::latest(&self.cloudwatch, &queries, now),
             )
             .await;
-            out.extend(r?);
-        }
-        for m in &fleet.metrics {
-            match &m.source {
-                Some(MetricSource::Sqs { queue_url }) => {
-                    let r = sdk_call(
-                        &mut self.stats,
-                        "GetQueueAttributes",
-                        queue_url,
-                        self.sqs
-                            .get_queue_attributes()
-                            .queue_url(queue_url)
-                            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                            .attribute_names(
-                                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-                            )
-                            .send(),
-                    )
-                    .await?;
-                    let attrs = r.attributes();
-                    let get = |k: QueueAttributeName| {
-                        attrs
-                            .and_then(|a| a.get(&k))
-                            .and_then(|v| v.parse::<f64>().ok())
-                    };
-                    if let (Some(visible), Some(in_flight)) = (
-                        get(QueueAttributeName::ApproximateNumberOfMessages),
-                        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-                    ) {
-                        out.insert(
-                            m.name.clone(),
-                            Sample {
-                                value: visible + in_flight,
-                                at: now,
-                            },
-                        );
+            match r {
+                Ok(samples) => out.extend(samples),
+                Err(e) => {
+                    warn!(error = %e, "CloudWatch query failed; its metrics count as missing");
+                    for q in &queries {
+                        errors.insert(q.name.to_string(), e.to_string());
                     }
                 }
-                Some(MetricSource::Promql { url, query }) => {
-                    match self.scraper.promql(url, query).await {
-                        Ok((value, ts)) => {
-                            out.insert(
-                                m.name.clone(),
-                                Sample {
-                                    value,
-                                    at: Timestamp::from_secs_f64(ts),
-                                },
-                            );
-                        }
-                        // A missing sample blocks scale-down and never causes one.
-                        Err(e) => warn!(metric = %m.name, error = %e, "PromQL query failed"),
-                    }
-                }
-                _ => {}
             }
         }
-        Ok(out)
+        for m in &fleet.metrics {
+            let result = match &m.source {
+                Some(MetricSource::Sqs { queue_url }) => self.queue_depth(queue_url, now).await,
+                Some(MetricSource::Promql { url, query }) => self
+                    .scraper
+                    .promql(url, query)
+                    .await
+                    .map(|(value, ts)| {
+                        Some(Sample {
+                            value,
+                            at: Timestamp::from_secs_f64(ts),
+                        })
+                    })
+                    .map_err(|e| ProviderError::Transient(format!("PromQL {url}: {e}"))),
+                _ => continue,
+            };
+            match result {
+                Ok(Some(sample)) => {
+                    out.insert(m.name.clone(), sample);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    // A missing sample blocks scale-down and never causes one.
+                    warn!(metric = %m.name, error = %e, "metric source failed; the metric counts as missing");
+                    errors.insert(m.name.clone(), e.to_string());
+                }
+            }
+        }
+        (out, errors)
+    }
+
+    /// An SQS queue's visible + in-flight messages.
+    async fn queue_depth(
+        &mut self,
+        queue_url: &str,
+        now: Timestamp,
+    ) -> Result<Option<Sample>, ProviderError> {
+        let r = sdk_call(
+            &mut self.stats,
+            "GetQueueAttributes",
+            queue_url,
+            self.sqs
+                .get_queue_attributes()
+                .queue_url(queue_url)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send(),
+        )
+        .await?;
+        let attrs = r.attributes();
+        let get = |k: QueueAttributeName| {
+            attrs
+                .and_then(|a| a.get(&k))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        Ok(get(QueueAttributeName::ApproximateNumberOfMessages)
+            .zip(get(
+                QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+            ))
+            .map(|(visible, in_flight)| Sample {
+                value: visible + in_flight,
+                at: now,
+            }))
     }
 
     /// Completes one terminate lifecycle action (CONTINUE) and deletes its message.
@@ -655,6 +674,16 @@ impl Provider for AwsProvider {
                 })?;
             let desired = group.desired_capacity().unwrap_or(0).max(0) as Units;
             snap.pool_desired_units.insert(pool.name.clone(), desired);
+            if let (Some(min), Some(max)) = (group.min_size(), group.max_size()) {
+                // AWS rejects a desired capacity outside these: placement keeps inside them.
+                snap.pool_group_bounds.insert(
+                    pool.name.clone(),
+                    crate::model::GroupBounds {
+                        min_units: min.max(0) as Units,
+                        max_units: max.max(0) as Units,
+                    },
+                );
+            }
             snap.desired_units += desired;
             for i in group.instances() {
                 let (Some(id), Some(state)) =
@@ -682,7 +711,16 @@ impl Provider for AwsProvider {
                 });
             }
             if pool.market == Market::Spot {
-                let failed = self.failed_launches(&pool.asg_name).await?;
+                // Auxiliary: on failure the count stays where it was (no new failures seen).
+                let failed = match self.failed_launches(&pool.asg_name).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        warn!(asg = %pool.asg_name, error = %e, "reading scaling activities failed; no new failed launches seen this tick");
+                        self.failed_launches
+                            .get(&pool.asg_name)
+                            .map_or(0, |(_, n)| *n)
+                    }
+                };
                 snap.pool_failed_launches.insert(pool.name.clone(), failed);
             }
         }
@@ -720,7 +758,10 @@ impl Provider for AwsProvider {
             .map(|i| i.id.clone())
             .collect();
         if !ports.is_empty() {
-            self.private_ips(&wanted).await?;
+            if let Err(e) = self.private_ips(&wanted).await {
+                // New instances go unmeasured this tick (as HPA's pods without metrics).
+                warn!(error = %e, "describing instances failed; new instances are not scraped this tick");
+            }
         }
         let targets = wanted
             .iter()
@@ -796,7 +837,8 @@ impl Provider for AwsProvider {
             }
         }
 
-        let mut fleet_metrics = self.fleet_metrics(fleet, now).await?;
+        let (mut fleet_metrics, metric_errors) = self.fleet_metrics(fleet, now).await;
+        snap.metric_errors = metric_errors;
         for m in fleet
             .metrics
             .iter()

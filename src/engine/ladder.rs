@@ -60,7 +60,7 @@ impl<'a> Ladder<'a> {
     ) -> Self {
         let mut st = state.clone();
         let current = st.market.own_capacity(snap);
-        let extras = st.market.extras(snap);
+        let extras = st.market.extras(snap, current);
         let ready = snap.in_service_units().saturating_sub(extras.ready_units);
         let mut conditions = Vec::new();
         if st.started_at.is_none() {

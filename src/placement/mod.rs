@@ -103,9 +103,9 @@ pub struct AppliedPool {
 /// demand.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
-    /// Live (booting + in service) units beyond the pools' own shares.
+    /// Live (booting + in service) units beyond the fleet's own capacity.
     pub live_units: Units,
-    /// In-service units beyond the pools' own shares.
+    /// In-service units beyond the fleet's own capacity.
     pub ready_units: Units,
 }
 
@@ -140,28 +140,21 @@ impl MarketState {
             .map_or(0, |a| a.extra_units)
     }
 
-    /// Live and in-service units beyond the pools' own shares (see [`Extras`]).
-    pub fn extras(&self, snap: &Snapshot) -> Extras {
-        let mut out = Extras::default();
-        for (pool, &observed) in &snap.pool_desired_units {
-            let extra = self.extra_of(pool, observed);
-            if extra <= 0 {
-                continue;
-            }
-            let own = (observed as i64 - extra).max(0) as Units;
-            let units = |pred: fn(LifecycleState) -> bool| -> Units {
-                snap.instances
-                    .iter()
-                    .filter(|i| i.pool == *pool && pred(i.state))
-                    .map(|i| i.weight_units)
-                    .sum()
-            };
-            let live = units(|s| matches!(s, LifecycleState::Pending | LifecycleState::InService));
-            let ready = units(|s| s == LifecycleState::InService);
-            out.live_units += (live.saturating_sub(own) as i64).min(extra) as Units;
-            out.ready_units += (ready.saturating_sub(own) as i64).min(extra) as Units;
+    /// Live and in-service units beyond the fleet's own capacity `own` that placement put
+    /// there (see [`Extras`]). Only what exceeds `own` is left out: a cover that stands in for
+    /// a warned instance keeps the fleet at its size and is counted; a cover still running
+    /// next to the warned instance's replacement is not.
+    pub fn extras(&self, snap: &Snapshot, own: Units) -> Extras {
+        let placed: i64 = snap
+            .pool_desired_units
+            .iter()
+            .map(|(pool, &observed)| self.extra_of(pool, observed).max(0))
+            .sum();
+        let beyond = |units: Units| (units.saturating_sub(own) as i64).min(placed) as Units;
+        Extras {
+            live_units: beyond(snap.live_units()),
+            ready_units: beyond(snap.in_service_units()),
         }
-        out
     }
 
     /// Records that `targets` were applied (the fleet controller calls it per pool that was

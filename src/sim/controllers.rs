@@ -116,9 +116,6 @@ pub struct PolicyController {
     pub changes: u64,
     /// Every decision as a JSON line, when recording.
     pub log: Option<Vec<String>>,
-    /// Every plan's pool targets (pool name, units), when recording: the same sequence the
-    /// daemon sets on the simulated cloud.
-    pub targets: Option<Vec<Vec<(String, u32)>>>,
 }
 
 impl PolicyController {
@@ -132,7 +129,6 @@ impl PolicyController {
             epoch,
             changes: 0,
             log: None,
-            targets: None,
         }
     }
 
@@ -186,15 +182,6 @@ impl Controller for PolicyController {
         }
         if let Some(log) = &mut self.log {
             log.push(serde_json::to_string(decision).unwrap_or_default());
-        }
-        if let Some(t) = &mut self.targets {
-            t.push(
-                decision
-                    .pools
-                    .iter()
-                    .map(|p| (p.pool.clone(), p.desired_units))
-                    .collect(),
-            );
         }
     }
 }

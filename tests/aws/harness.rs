@@ -4,8 +4,14 @@
 //! moto is the one `scripts/test.sh` starts (`LLM_AUTOSCALER_MOTO=http://127.0.0.1:PORT`);
 //! without it, the bench starts its own from `.venv/bin/moto_server` under `timeout`, so it ends
 //! by itself. The proxy covers what moto lacks: `CompleteLifecycleAction` (recorded and
-//! answered), failed scaling activities (served from a script), throttling and 5xx answers
-//! (scripted per API action, then passed through).
+//! answered), failed scaling activities (served from a script), throttling, 5xx and validation
+//! answers (scripted per API action, or per action and group, then passed through).
+//!
+//! It also enforces a rule moto does not: real AWS rejects `SetDesiredCapacity` outside the
+//! group's `MinSize`/`MaxSize` with `ValidationError: New SetDesiredCapacity value N is above
+//! max value M for the AutoScalingGroup.` (the text as AWS returns it, quoted in
+//! kubernetes/autoscaler#943; "below min value" symmetrically), where moto accepts any value. The
+//! proxy reads the group's bounds from moto and answers so.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -86,6 +92,8 @@ pub enum Fault {
     Throttle,
     /// HTTP 500 `InternalFailure`.
     ServerError,
+    /// HTTP 400 `ValidationError` (what AWS answers, e.g., outside a group's bounds).
+    Validation,
 }
 
 /// What the proxy saw and what it is told to do.
@@ -103,6 +111,8 @@ pub struct ProxyState {
     pub failed_activities: BTreeMap<String, u32>,
     /// Form parameters of every `SetDesiredCapacity` that passed.
     pub set_desired: Vec<(String, u32)>,
+    /// `SetDesiredCapacity` calls rejected for the group's bounds: (group, value).
+    pub rejected: Vec<(String, i64)>,
 }
 
 /// The proxy: an endpoint on loopback that forwards to moto.
@@ -132,6 +142,11 @@ impl Proxy {
             url: format!("http://{addr}"),
             state,
         }
+    }
+
+    /// Answers the next requests of `action` on Auto Scaling Group `group` with `faults`.
+    pub fn inject_for_group(&self, action: &str, group: &str, faults: &[Fault]) {
+        self.inject(&format!("{action}:{group}"), faults);
     }
 
     /// Answers the next requests of `action` with `faults`, in order.
@@ -184,6 +199,47 @@ fn xml(status: StatusCode, body: String) -> Response {
     (status, [("content-type", "text/xml")], body).into_response()
 }
 
+fn validation_error(message: &str) -> Response {
+    xml(
+        StatusCode::BAD_REQUEST,
+        format!("<ErrorResponse><Error><Type>Sender</Type><Code>ValidationError</Code><Message>{message}</Message></Error><RequestId>v</RequestId></ErrorResponse>"),
+    )
+}
+
+/// A group's `(MinSize, MaxSize)` as moto holds them. moto does not check signatures; it only
+/// reads the service's name from the credential scope.
+async fn group_bounds(client: &reqwest::Client, upstream: &str, group: &str) -> Option<(i64, i64)> {
+    let body = format!(
+        "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={group}"
+    );
+    let text = client
+        .post(format!("{upstream}/"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20261130/us-east-1/autoscaling/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(body)
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    // The group's own sizes come before its warm pool's (which has a MinSize too).
+    let text = text
+        .split("<WarmPoolConfiguration>")
+        .next()
+        .unwrap_or_default();
+    let field = |name: &str| -> Option<i64> {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = start + text[start..].find('<')?;
+        text[start..end].trim().parse().ok()
+    };
+    Some((field("MinSize")?, field("MaxSize")?))
+}
+
 async fn handle(
     st: Arc<Mutex<ProxyState>>,
     client: reqwest::Client,
@@ -203,10 +259,15 @@ async fn handle(
             .unwrap_or("unknown")
             .to_string()
     });
+    let group = params.get("AutoScalingGroupName").cloned();
     let fault = {
         let mut s = st.lock().unwrap();
         *s.attempts.entry(action.clone()).or_default() += 1;
-        s.faults.get_mut(&action).and_then(VecDeque::pop_front)
+        let per_group = group
+            .as_ref()
+            .and_then(|g| s.faults.get_mut(&format!("{action}:{g}")))
+            .and_then(VecDeque::pop_front);
+        per_group.or_else(|| s.faults.get_mut(&action).and_then(VecDeque::pop_front))
     };
     match fault {
         Some(Fault::Throttle) => {
@@ -221,7 +282,30 @@ async fn handle(
                 "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>injected</Message></Error><RequestId>f</RequestId></ErrorResponse>".into(),
             )
         }
+        Some(Fault::Validation) => return validation_error("injected validation error"),
         None => {}
+    }
+    if action == "SetDesiredCapacity" {
+        let (group, desired) = (
+            group.clone().unwrap_or_default(),
+            params
+                .get("DesiredCapacity")
+                .and_then(|d| d.parse::<i64>().ok())
+                .unwrap_or(0),
+        );
+        if let Some((min, max)) = group_bounds(&client, &upstream, &group).await {
+            let rejected = if desired > max {
+                Some(format!("New SetDesiredCapacity value {desired} is above max value {max} for the AutoScalingGroup."))
+            } else if desired < min {
+                Some(format!("New SetDesiredCapacity value {desired} is below min value {min} for the AutoScalingGroup."))
+            } else {
+                None
+            };
+            if let Some(message) = rejected {
+                st.lock().unwrap().rejected.push((group, desired));
+                return validation_error(&message);
+            }
+        }
     }
     const NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
     match action.as_str() {

@@ -21,6 +21,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use harness::{FakeVllm, Fault, Proxy};
 use llm_autoscaler::aws::AwsProvider;
 use llm_autoscaler::config::{self, Config, Fleet};
+use llm_autoscaler::controller::PoolOutcome;
 use llm_autoscaler::daemon::{Clock, Daemon, Options, Published};
 use llm_autoscaler::engine::{ConditionType, Reason};
 use llm_autoscaler::model::{LifecycleState, Timestamp};
@@ -145,6 +146,15 @@ impl Bench {
     /// The policy: 2 on-demand units always, the rest spot; SQS depth 5 per unit, vLLM queue
     /// 10 per unit; an optional extra metric table.
     fn policy(&self, extra: &str) -> PathBuf {
+        self.policy_sized(
+            "min_units = 2\nmax_units = 30\non_demand_base_units = 2",
+            extra,
+        )
+    }
+
+    /// [`Bench::policy`] with other fleet size keys (`min_units`, `max_units`,
+    /// `on_demand_base_units`).
+    fn policy_sized(&self, sizes: &str, extra: &str) -> PathBuf {
         let text = format!(
             r#"[global]
 tick_secs = 15
@@ -158,9 +168,7 @@ drain_timeout_secs = 300
 
 [[fleets]]
 name = "{name}"
-min_units = 2
-max_units = 30
-on_demand_base_units = 2
+{sizes}
 [[fleets.pools]]
 name = "od"
 asg_name = "{name}-od"
@@ -264,6 +272,54 @@ enabled = false
             .instance_id()
             .unwrap()
             .to_string()
+    }
+
+    /// Ids of the spot group's instances.
+    async fn spot_instances(&self) -> Vec<String> {
+        let out = self
+            .asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names(format!("{}-spot", self.name))
+            .send()
+            .await
+            .unwrap();
+        out.auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .filter_map(|i| i.instance_id().map(str::to_string))
+            .collect()
+    }
+
+    /// EC2 reclaims a spot instance: it leaves the group, which replaces it (moto's
+    /// replacement is in service at once).
+    async fn reclaim(&self, instance: &str) {
+        self.asg
+            .terminate_instance_in_auto_scaling_group()
+            .instance_id(instance)
+            .should_decrement_desired_capacity(false)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// A spot interruption warning for `instance`.
+    async fn warn_spot(&self, instance: &str) {
+        self.send_event(
+            "EC2 Spot Instance Interruption Warning",
+            &format!(r#"{{"instance-id":"{instance}","instance-action":"terminate"}}"#),
+        )
+        .await;
+    }
+
+    /// Every `SetDesiredCapacity` that went through, as (group suffix, units).
+    fn sets(&self) -> Vec<(String, u32)> {
+        let prefix = format!("{}-", self.name);
+        self.proxy.with(|s| {
+            s.set_desired
+                .iter()
+                .map(|(g, u)| (g.trim_start_matches(&prefix).to_string(), *u))
+                .collect()
+        })
     }
 
     /// One `RequestCount` datapoint per minute (minutes since the epoch), 500 per call.
@@ -996,5 +1052,234 @@ async fn spot_pools_are_priced_at_the_market_cached_for_an_hour() {
             .abs()
             < 1e-9,
         "{spend:?}"
+    );
+}
+
+/// Issue 11, bug 1, against the wire protocol: at steady load (12 units, 4 on-demand / 8 spot)
+/// a warned spot instance is covered by on-demand at once; once EC2 has reclaimed it and the
+/// group has replaced it, the fleet is back to 4 / 8 and stays there — the cover did not turn
+/// into a thirteenth unit through HPA's "within tolerance → keep the running pods".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interruption_at_steady_load_leaves_the_fleet_at_its_size_after_the_reclaim() {
+    let b = Bench::new("reclaim").await;
+    let path = b.policy_sized(
+        "min_units = 2\nmax_units = 30\non_demand_base_units = 4",
+        "",
+    );
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(60).await;
+    for _ in 0..4 {
+        d.tick().await;
+    }
+    assert_eq!(b.desired().await, (4, 8), "60 messages at 5 per unit");
+    let warned = b.spot_instance().await;
+    b.warn_spot(&warned).await;
+    d.tick().await;
+    let decision = d.published().fleets["reclaim"].decision.clone().unwrap();
+    assert_eq!(
+        decision
+            .condition(ConditionType::MarketFallback)
+            .map(|c| c.reason),
+        Some(Reason::SpotInterrupted),
+        "{}",
+        decision.summary
+    );
+    assert_eq!(b.desired().await, (5, 8), "{}", decision.summary);
+    b.reclaim(&warned).await;
+    for tick in 0..8 {
+        d.tick().await;
+        let decision = d.published().fleets["reclaim"].decision.clone().unwrap();
+        assert_eq!(
+            decision.desired_units, 12,
+            "tick {tick}: {}",
+            decision.summary
+        );
+    }
+    assert_eq!(b.desired().await, (4, 8));
+    assert_eq!(
+        b.sets(),
+        vec![
+            ("od".to_string(), 4),
+            ("spot".to_string(), 4),
+            ("spot".to_string(), 8),
+            ("od".to_string(), 5),
+            ("od".to_string(), 4),
+        ],
+        "every change, once"
+    );
+}
+
+/// Issue 11, bug 2: at max_units (16: 5 on-demand + 11 spot) one warning moves one unit to
+/// on-demand and stops there. It used to cascade 5/11 → 6/10 → 7/9 → 8/8 → 9/7: the shortfall
+/// was recomputed from spot in service, the excess over max came out of spot, and the group
+/// terminated a healthy instance each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_at_max_units_moves_one_unit_and_does_not_cascade() {
+    let b = Bench::new("atmax").await;
+    let path = b.policy_sized(
+        "min_units = 2\nmax_units = 16\non_demand_base_units = 5",
+        "",
+    );
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(100).await;
+    for _ in 0..4 {
+        d.tick().await;
+    }
+    assert_eq!(b.desired().await, (5, 11), "100 messages want 20, max 16");
+    let warned = b.spot_instance().await;
+    b.warn_spot(&warned).await;
+    for tick in 0..6 {
+        d.tick().await;
+        let decision = d.published().fleets["atmax"].decision.clone().unwrap();
+        let spot_healthy = decision
+            .cover
+            .as_ref()
+            .map_or(11, |c| c.spot_in_service_units);
+        let (od, spot) = b.desired().await;
+        assert_eq!((od, spot), (6, 10), "tick {tick}: {}", decision.summary);
+        assert!(
+            spot >= spot_healthy,
+            "tick {tick}: spot target below healthy spot"
+        );
+    }
+    // The warned instance is reclaimed and replaced: still at max, the cover stays rather than
+    // swap back through a gap (spot's replacement would need a cold start with on-demand gone).
+    if b.spot_instances().await.contains(&warned) {
+        b.reclaim(&warned).await;
+    }
+    for _ in 0..3 {
+        d.tick().await;
+        assert_eq!(b.desired().await, (6, 10));
+    }
+    let sets = b.sets();
+    assert_eq!(
+        sets.iter().filter(|(g, _)| g == "spot").count(),
+        3,
+        "spot set twice to grow, once for the cover, never again: {sets:?}"
+    );
+    assert!(
+        b.proxy.with(|s| s.rejected.is_empty()),
+        "nothing outside a group's bounds"
+    );
+}
+
+/// Issue 11, bug 4: a pool whose group rejects `SetDesiredCapacity` (AWS's ValidationError)
+/// does not stop the other pool; the failure is counted and published per pool. And the
+/// groups' own MinSize/MaxSize — which real AWS enforces and moto does not (the proxy does) —
+/// are read and respected: a target past a group's MaxSize is clamped and the rest placed on
+/// the other pool, with a condition saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_pool_does_not_stop_the_others_and_group_bounds_are_respected() {
+    let b = Bench::new("isolate").await;
+    let path = b.policy_sized(
+        "min_units = 2\nmax_units = 30\non_demand_base_units = 4",
+        "",
+    );
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    b.proxy
+        .inject_for_group("SetDesiredCapacity", "isolate-od", &[Fault::Validation]);
+    d.tick().await;
+    let st = d.published().fleets["isolate"].clone();
+    assert_eq!(b.desired().await, (2, 4), "on-demand refused, spot set");
+    let outcome = |pool: &str| {
+        st.last_changes
+            .iter()
+            .find(|(c, _)| c.pool == pool)
+            .map(|(_, o)| o.clone())
+    };
+    assert_eq!(outcome("spot"), Some(PoolOutcome::Applied));
+    assert!(
+        matches!(outcome("od"), Some(PoolOutcome::Failed(why)) if why.contains("ValidationError")),
+        "{:?}",
+        st.last_changes
+    );
+    assert!(!st.applied);
+    assert_eq!(st.provider_errors_total.get("config"), Some(&1));
+
+    // The real rule, enforced by the proxy as AWS does: outside the group's bounds, rejected.
+    let direct = aws_sdk_autoscaling::Client::new(&harness::sdk(&b.proxy.url).await);
+    let e = direct
+        .set_desired_capacity()
+        .auto_scaling_group_name("isolate-od")
+        .desired_capacity(41)
+        .send()
+        .await
+        .unwrap_err();
+    let text = format!("{}", aws_sdk_autoscaling::error::DisplayErrorContext(&e));
+    assert!(
+        text.contains(
+            "New SetDesiredCapacity value 41 is above max value 40 for the AutoScalingGroup."
+        ),
+        "{text}"
+    );
+    // The on-demand group now allows at most 3: the daemon never asks it for more, and puts the
+    // fourth unit on spot.
+    b.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("isolate-od")
+        .max_size(3)
+        .send()
+        .await
+        .unwrap();
+    let mut ticks = 0;
+    loop {
+        d.tick().await;
+        ticks += 1;
+        if d.published().fleets["isolate"].applied || ticks > 40 {
+            break;
+        }
+    }
+    let decision = d.published().fleets["isolate"].decision.clone().unwrap();
+    assert_eq!(b.desired().await, (3, 5), "{}", decision.summary);
+    assert_eq!(
+        decision
+            .condition(ConditionType::GroupBounds)
+            .map(|c| c.reason),
+        Some(Reason::ClampedToGroupMax),
+        "{}",
+        decision.summary
+    );
+    assert_eq!(
+        b.proxy.with(|s| s.rejected.clone()),
+        vec![("isolate-od".to_string(), 41)],
+        "only the direct call was out of bounds"
+    );
+}
+
+/// Issue 11, bug 5: a typo in one metric's SQS queue URL marks that metric invalid with the
+/// cloud's reason; the fleet keeps scaling (up) on its other metrics, and the tick succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_metric_source_leaves_the_fleet_scaling_on_the_others() {
+    let b = Bench::new("typo").await;
+    let path = b.policy(&format!(
+        "[[fleets.metrics]]\nname = \"typo\"\nsignal = \"external_queue_depth\"\n\
+         target = {{ type = \"AverageValue\", average_value = 5 }}\n\
+         source = {{ type = \"sqs\", queue_url = \"{}-does-not-exist\" }}\n",
+        b.requests_url
+    ));
+    let mut d = b.daemon(&path, false).await;
+    // 30 waiting on each of 4 instances at 10 per unit: 12 units.
+    b.vllm
+        .waiting
+        .store(30, std::sync::atomic::Ordering::SeqCst);
+    d.tick().await;
+    let st = d.published().fleets["typo"].clone();
+    let decision = st.decision.clone().unwrap();
+    let typo = decision.metrics.iter().find(|m| m.name == "typo").unwrap();
+    match &typo.status {
+        MetricStatus::Invalid(why) => assert!(
+            why.contains("its source failed") && why.contains("does-not-exist"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(decision.winning_metric.as_deref(), Some("queue_depth"));
+    assert!(decision.desired_units > 4, "{}", decision.summary);
+    assert!(st.applied, "the tick went through: {}", decision.summary);
+    assert!(
+        st.provider_errors_total.is_empty(),
+        "{:?}",
+        st.provider_errors_total
     );
 }
