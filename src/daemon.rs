@@ -543,11 +543,11 @@ impl<P: Provider> Daemon<P> {
             match &r {
                 Ok(()) => {
                     self.status(fleet).set_desired_total += 1;
-                    info!(pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason,
+                    info!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason,
                         "pool {}: {} → {} units ({})", c.pool, c.from_units, c.to_units, c.reason);
                 }
                 Err(e) => {
-                    warn!(pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason, error = %e,
+                    warn!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason, error = %e,
                         "pool {}: setting {} → {} units failed; the other pools go on", c.pool, c.from_units, c.to_units);
                 }
             }

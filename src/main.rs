@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use llm_autoscaler::config::{self, Config, ConfigError, Fleet, ProviderKind, Target};
+use llm_autoscaler::config::{self, Config, ConfigError, ProviderKind};
 use llm_autoscaler::daemon;
 use llm_autoscaler::engine::{self, Decision, EngineState};
 use llm_autoscaler::model::{Snapshot, Timestamp};
@@ -203,8 +203,9 @@ struct DecideInput {
     #[serde(default)]
     fleet: Option<String>,
     snapshot: Snapshot,
+    /// A stored state of any schema version (migrated on the way in).
     #[serde(default)]
-    state: EngineState,
+    state: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -271,109 +272,9 @@ fn check(path: &Path) -> anyhow::Result<()> {
         g.state_dir.display()
     );
     for f in &cfg.fleets {
-        print_fleet(f);
+        print!("{}", config::summary::fleet_summary(f));
     }
     Ok(())
-}
-
-fn print_fleet(f: &Fleet) {
-    println!(
-        "fleet {}: {}..={} units, tolerance {}, stale after {} s, on-demand base {} + {} % above",
-        f.name,
-        f.min_units,
-        f.max_units,
-        f.tolerance,
-        f.stale_after_secs,
-        f.on_demand_base_units,
-        f.on_demand_percentage_above_base
-    );
-    for p in &f.pools {
-        let types: Vec<String> = p
-            .instance_types
-            .iter()
-            .map(|t| format!("{}×{}", t.instance_type, t.weight_units))
-            .collect();
-        let warm = p
-            .warm_pool
-            .as_ref()
-            .map_or(String::new(), |w| format!(", warm pool min {}", w.min_size));
-        println!(
-            "  pool {} ({}): asg {}, types {}{warm}",
-            p.name,
-            p.market,
-            p.asg_name,
-            types.join(" ")
-        );
-    }
-    for m in &f.metrics {
-        let target = match m.target {
-            Target::Utilization {
-                average_utilization,
-            } => format!("Utilization {average_utilization} %"),
-            Target::AverageValue { average_value } => format!("AverageValue {average_value}"),
-            Target::Value { value } => format!("Value {value}"),
-        };
-        println!(
-            "  metric {} ({}): target {target}, stale after {} s",
-            m.name,
-            m.signal.name(),
-            m.stale_after_secs
-        );
-    }
-    for (dir, r) in [
-        ("up", &f.behavior.scale_up),
-        ("down", &f.behavior.scale_down),
-    ] {
-        let pols: Vec<String> = r
-            .policies
-            .iter()
-            .map(|p| format!("{:?} {} / {} s", p.kind, p.value, p.period_secs))
-            .collect();
-        println!(
-            "  scale {dir}: window {} s, select {:?}, policies [{}]",
-            r.stabilization_window_secs,
-            r.select_policy,
-            pols.join(", ")
-        );
-    }
-    if f.panic.enabled {
-        println!(
-            "  panic: at {}× in-service capacity, stable window {} s",
-            f.panic.threshold, f.panic.stable_window_secs
-        );
-    }
-    for s in &f.schedules {
-        println!(
-            "  schedule {}: {} → {} ({}), floor {:?}/{:?}, ceiling {:?}/{:?}",
-            s.name,
-            s.start.pattern,
-            s.end.pattern,
-            s.timezone,
-            s.min_units,
-            s.min_factor,
-            s.max_units,
-            s.max_factor
-        );
-    }
-    if let Some(p) = &f.predictive {
-        let lead = p.lead_secs.map_or_else(
-            || {
-                format!(
-                    "observed p95 cold start (default {} s)",
-                    p.default_lead_secs
-                )
-            },
-            |l| format!("{l} s"),
-        );
-        println!(
-            "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min",
-            p.mode,
-            p.quantile * 100.0,
-            p.demand_per_unit,
-            p.history_days,
-            p.refit_mins
-        );
-    }
 }
 
 fn read_input(path: &Path) -> anyhow::Result<String> {
@@ -419,7 +320,16 @@ fn decide(config_path: &Path, snapshot_path: &Path, summary: bool) -> anyhow::Re
             ))
         })?,
     };
-    let (decision, state) = engine::decide(fleet, &input.snapshot, &input.state, input.now);
+    let state = match &input.state {
+        None => EngineState::default(),
+        Some(v) => EngineState::from_json(&v.to_string()).map_err(|e| {
+            InputError(format!(
+                "{}: state: {e} (see docs/snapshot.md)",
+                snapshot_path.display()
+            ))
+        })?,
+    };
+    let (decision, state) = engine::decide(fleet, &input.snapshot, &state, input.now);
     if summary {
         println!("{}", decision.summary);
     } else {
@@ -782,21 +692,7 @@ fn plan(a: PlanArgs) -> anyhow::Result<()> {
             p95_prompt_tokens: a.p95_prompt_tokens.unwrap_or(a.prompt_tokens * 2.6),
         },
         Some(path) => match read_trace(path)? {
-            Trace::PerRequest(reqs) => {
-                let n = reqs.len() as f64;
-                let mut per_minute = std::collections::BTreeMap::<u64, u64>::new();
-                for r in &reqs {
-                    *per_minute.entry((r.arrival_secs / 60.0) as u64).or_default() += 1;
-                }
-                let mut prompts: Vec<u32> = reqs.iter().map(|r| r.prompt_tokens).collect();
-                prompts.sort_unstable();
-                Demand {
-                    requests_per_sec: per_minute.values().copied().max().unwrap_or(0) as f64 / 60.0,
-                    mean_prompt_tokens: reqs.iter().map(|r| r.prompt_tokens as f64).sum::<f64>() / n,
-                    mean_output_tokens: reqs.iter().map(|r| r.output_tokens as f64).sum::<f64>() / n,
-                    p95_prompt_tokens: prompts[((prompts.len() as f64 * 0.95) as usize).min(prompts.len() - 1)] as f64,
-                }
-            }
+            Trace::PerRequest(reqs) => Demand::from_requests(&reqs),
             Trace::PerMinute(_) => {
                 return Err(InputError(format!("{}: plan needs a per-request trace (t_s,prompt_tokens,output_tokens) for token lengths", path.display())).into())
             }
@@ -825,53 +721,15 @@ fn plan(a: PlanArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&ranked)?);
         return Ok(());
     }
-    println!(
-        "demand: {:.1} requests/s, prompt {:.0} (P95 {:.0}) / output {:.0} tokens; {} model; TTFT SLO {} s; 80 % utilisation",
-        demand.requests_per_sec, demand.mean_prompt_tokens, demand.p95_prompt_tokens, demand.mean_output_tokens, a.model, fleet.slo.ttft_p95_secs
-    );
-    println!(
-        "\n{:<14} {:>8} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8}",
-        "type",
-        "replicas",
-        "req/s ea",
-        "on-demand $/h",
-        "spot $/h",
-        "$/M tok",
-        "TTFT floor",
-        "weight"
-    );
-    for c in &ranked {
-        println!(
-            "{:<14} {:>8} {:>9.2} {:>12.2} {:>10.2} {:>10.3} {:>9.2}s {:>8.2}{}",
-            c.instance_type,
-            c.replicas,
-            c.rps_per_replica,
-            c.on_demand_usd_per_hour,
-            c.spot_usd_per_hour,
-            c.usd_per_million_output_tokens,
-            c.ttft_floor_secs,
-            c.weight_units,
-            c.rejected
-                .as_ref()
-                .map_or(String::new(), |r| format!("  ✗ {r}"))
-        );
-    }
-    if ranked.iter().any(|c| c.weight_units < 1.0) {
-        println!(
-            "\nWeights below 1 cannot be an ASG WeightedCapacity (whole numbers, 1–999): to mix those types in\n\
-             one group, make the smallest type the reference (the first on-demand pool's first type)."
-        );
-    }
-    match ranked.iter().find(|c| c.rejected.is_none()) {
-        Some(best) => println!(
-            "\ncheapest: {} × {} — ${:.2}/h on-demand, ${:.2}/h on spot; weight_units {:.2} against {}",
-            best.replicas, best.instance_type, best.on_demand_usd_per_hour, best.spot_usd_per_hour, best.weight_units, reference.instance_type
-        ),
-        None => println!("\nno type meets the TTFT SLO for this prompt length"),
-    }
-    println!(
-        "\nThe ranking is by throughput and the prefill floor only: one large replica also serialises more prefills,\n\
-         which raises TTFT under bursts. Check a choice on your traffic: llm-autoscaler simulate --config <policy> --trace <file>"
+    print!(
+        "{}",
+        llm_autoscaler::cost::rightsize::report(
+            &demand,
+            &a.model,
+            fleet.slo.ttft_p95_secs,
+            &reference.instance_type,
+            &ranked
+        )
     );
     Ok(())
 }
@@ -942,53 +800,28 @@ fn cloudwatch_history(
     config: &Path,
     fleet: Option<&str>,
 ) -> anyhow::Result<(Vec<Option<f64>>, Timestamp)> {
-    use llm_autoscaler::forecast::predictor::minute_of;
     let cfg = load(config)?;
-    let f = cfg
-        .fleets
-        .iter()
-        .find(|f| {
-            fleet.is_none_or(|n| f.name == n)
-                && f.predictive.as_ref().is_some_and(|p| p.source.is_some())
-        })
-        .ok_or_else(|| {
-            InputError(format!(
-                "{}: no fleet{} with [fleets.predictive] and a source",
-                config.display(),
-                fleet.map(|n| format!(" named \"{n}\"")).unwrap_or_default()
-            ))
-        })?;
-    let p = f.predictive.as_ref().expect("found with one");
-    let source = p.source.as_ref().expect("found with one");
-    let to = minute_of(Timestamp::from_datetime(&chrono::Utc::now())) - 2;
-    let from = to - p.history_days as i64 * 1440 + 1;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let points = runtime.block_on(async {
-        let sdk =
-            llm_autoscaler::aws::sdk_config(&cfg.global.aws, std::time::Duration::from_secs(30))
-                .await;
-        let client = aws_sdk_cloudwatch::Client::new(&sdk);
-        llm_autoscaler::aws::cloudwatch::history(&client, source, from, to).await
-    })?;
-    let (points, _) = points;
-    let mut series = vec![None; (to - from + 1) as usize];
-    for (m, v) in points {
-        if let Some(slot) = usize::try_from(m - from)
-            .ok()
-            .and_then(|i| series.get_mut(i))
-        {
-            *slot = Some(v);
-        }
-    }
+    let now = Timestamp::from_datetime(&chrono::Utc::now());
+    let h = runtime
+        .block_on(llm_autoscaler::aws::cloudwatch::fleet_history(
+            &cfg, fleet, now,
+        ))
+        .map_err(|e| match e {
+            llm_autoscaler::aws::cloudwatch::HistoryError::NoSource(why) => {
+                anyhow::Error::from(InputError(format!("{}: {why}", config.display())))
+            }
+            other => other.into(),
+        })?;
     eprintln!(
         "fleet {}: {} minutes from CloudWatch, {} with data",
-        f.name,
-        series.len(),
-        series.iter().flatten().count()
+        h.fleet,
+        h.series.len(),
+        h.series.iter().flatten().count()
     );
-    Ok((series, Timestamp((to + 1) * 60_000)))
+    Ok((h.series, h.next_minute_at))
 }
 
 fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {

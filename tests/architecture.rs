@@ -103,3 +103,79 @@ fn the_iam_policy_grants_exactly_the_calls_the_aws_provider_makes() {
     calls.sort_unstable();
     assert_eq!(granted, calls);
 }
+
+/// Lengths of the functions in a Rust file: `(name, lines)`, by brace matching from each `fn`.
+fn function_lengths(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let code = line.split("//").next().unwrap_or("").trim_start();
+        let Some(at) = code.find("fn ") else { continue };
+        if !(at == 0 || code[..at].ends_with(' ')) || code.starts_with("//") {
+            continue;
+        }
+        let name: String = code[at + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let mut depth = 0i32;
+        let mut opened = false;
+        for (j, l) in lines.iter().enumerate().skip(i) {
+            let l = l.split("//").next().unwrap_or("");
+            for c in l.chars() {
+                match c {
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' => depth -= 1,
+                    ';' if !opened && depth == 0 => break,
+                    _ => {}
+                }
+            }
+            if opened && depth == 0 {
+                out.push((name.clone(), j - i + 1));
+                break;
+            }
+            if !opened && l.contains(';') {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The decision path stays readable (issue 11): `engine::decide` is the short sequence of its
+/// stages, and no function on the way — engine, rules, placement, fleet controller — is over
+/// 120 lines.
+#[test]
+fn the_decision_path_is_made_of_short_functions() {
+    let mut files = Vec::new();
+    for c in ["engine", "policy", "placement", "controller.rs"] {
+        rust_files(&Path::new("src").join(c), &mut files);
+    }
+    let mut long = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (name, n) in function_lengths(text) {
+            let limit = if name == "decide" && f.ends_with("engine/mod.rs") {
+                60
+            } else {
+                120
+            };
+            if n > limit {
+                long.push(format!(
+                    "{}: fn {name}: {n} lines (limit {limit})",
+                    f.display()
+                ));
+            }
+        }
+    }
+    assert!(long.is_empty(), "{}", long.join("\n"));
+    let decide = function_lengths(&std::fs::read_to_string("src/engine/mod.rs").unwrap())
+        .into_iter()
+        .find(|(n, _)| n == "decide")
+        .expect("engine::decide");
+    assert!(decide.1 <= 60, "decide: {} lines", decide.1);
+}

@@ -450,3 +450,65 @@ async fn the_daemon_and_simulate_set_the_same_pool_targets_tick_by_tick() {
         }
     }
 }
+
+/// Every pool change is logged at INFO with its fleet (the tick's span), pool, from → to and
+/// reason — one line per `SetDesiredCapacity`, fallback covers and their return included.
+#[tokio::test(start_paused = true)]
+async fn every_pool_change_is_logged_with_its_reason() {
+    use std::sync::Mutex;
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tmpdir("logged");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("traffic-spike");
+    let (mut d, _rx) = daemon(cfg, p, &path, epoch, false);
+    for _ in 0..(40 * 4) {
+        d.tick().await;
+    }
+    let calls = d.published().fleets["demo-llama-8b"].set_desired_total;
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let changes: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" INFO ") && l.contains(" units (") && l.contains(": pool "))
+        .collect();
+    assert!(calls >= 4, "the spike should move the pools: {calls}");
+    assert_eq!(
+        changes.len() as u64,
+        calls,
+        "one line per change:\n{}",
+        changes.join("\n")
+    );
+    for line in &changes {
+        assert!(line.contains("fleet=demo-llama-8b"), "{line}");
+        assert!(line.contains(" → "), "{line}");
+        let reason = line
+            .rsplit_once(" units (")
+            .unwrap()
+            .1
+            .trim_end_matches(')');
+        assert!(
+            Reason::ALL
+                .iter()
+                .any(|r| r.as_str() == reason.split(')').next().unwrap()),
+            "not a reason: {reason} in {line}"
+        );
+    }
+}

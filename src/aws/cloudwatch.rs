@@ -332,3 +332,70 @@ mod tests {
         assert_eq!(ids[2].as_ref().map(|i| i.id.as_str()), Some("q2"));
     }
 }
+
+/// Why a fleet's demand history could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// No fleet (of that name) has `[fleets.predictive]` with a `source`.
+    #[error("{0}")]
+    NoSource(String),
+    /// CloudWatch failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+}
+
+/// A fleet's demand history as the daemon backfills it: per minute over its `history_days` up
+/// to two minutes before `now` (gaps as `None`).
+pub struct FleetHistory {
+    /// The fleet's name.
+    pub fleet: String,
+    /// One value per minute, oldest first; `None` where CloudWatch has no datapoint.
+    pub series: Vec<Option<f64>>,
+    /// The time of the minute after the last.
+    pub next_minute_at: crate::model::Timestamp,
+}
+
+/// Reads the demand history of `fleet` (default: the first fleet with a predictive source)
+/// from CloudWatch, with the AWS access the daemon would use (`[global.aws]`, the default
+/// credential chain).
+pub async fn fleet_history(
+    cfg: &crate::config::Config,
+    fleet: Option<&str>,
+    now: crate::model::Timestamp,
+) -> Result<FleetHistory, HistoryError> {
+    use crate::forecast::predictor::settled_minute;
+    let f = cfg
+        .fleets
+        .iter()
+        .find(|f| {
+            fleet.is_none_or(|n| f.name == n)
+                && f.predictive.as_ref().is_some_and(|p| p.source.is_some())
+        })
+        .ok_or_else(|| {
+            HistoryError::NoSource(format!(
+                "no fleet{} with [fleets.predictive] and a source",
+                fleet.map(|n| format!(" named \"{n}\"")).unwrap_or_default()
+            ))
+        })?;
+    let p = f.predictive.as_ref().expect("found with one");
+    let source = p.source.as_ref().expect("found with one");
+    let to = settled_minute(now);
+    let from = to - p.history_days as i64 * 1440 + 1;
+    let sdk = super::sdk_config(&cfg.global.aws, std::time::Duration::from_secs(30)).await;
+    let client = aws_sdk_cloudwatch::Client::new(&sdk);
+    let (points, _) = history(&client, source, from, to).await?;
+    let mut series = vec![None; (to - from + 1) as usize];
+    for (m, v) in points {
+        if let Some(slot) = usize::try_from(m - from)
+            .ok()
+            .and_then(|i| series.get_mut(i))
+        {
+            *slot = Some(v);
+        }
+    }
+    Ok(FleetHistory {
+        fleet: f.name.clone(),
+        series,
+        next_minute_at: crate::model::Timestamp((to + 1) * 60_000),
+    })
+}

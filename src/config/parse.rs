@@ -256,10 +256,7 @@ impl Default for Global {
             state_dir: PathBuf::from("/var/lib/llm-autoscaler"),
             provider: ProviderKind::Sim,
             unhealthy_after_ticks: 20,
-            aws: AwsSettings {
-                drain_timeout_secs: 300,
-                ..AwsSettings::default()
-            },
+            aws: AwsSettings::default(),
             scrape: ScrapeSettings::default(),
         }
     }
@@ -330,7 +327,9 @@ fn parse_aws(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> AwsSettings {
         region: s.string(ctx, "region"),
         endpoint_url: url(ctx, "endpoint_url"),
         events_queue_url: url(ctx, "events_queue_url"),
-        drain_timeout_secs: s.int(ctx, "drain_timeout_secs", 0, 7200).unwrap_or(300),
+        drain_timeout_secs: s
+            .int(ctx, "drain_timeout_secs", 0, 7200)
+            .unwrap_or(AwsSettings::default().drain_timeout_secs),
     };
     s.finish(ctx, AWS_KEYS);
     a

@@ -94,7 +94,7 @@ pub struct Global {
 
 /// `[global.aws]`: AWS access for `provider = "aws"`. Credentials always come from the SDK's
 /// default chain (environment, profile, IMDSv2 instance role).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AwsSettings {
     /// `region`: e.g. `us-east-1`. Default: the SDK chain (`AWS_REGION`, profile, IMDS).
     pub region: Option<String>,
@@ -123,6 +123,18 @@ pub struct ScrapeSettings {
     /// `timeout_ms`: per target; a target that does not answer in time counts as a failed
     /// scrape and its samples as missing. Default 2000.
     pub timeout_ms: u64,
+}
+
+impl Default for AwsSettings {
+    /// What an absent `[global.aws]` key means (the parser reads its defaults from here).
+    fn default() -> Self {
+        AwsSettings {
+            region: None,
+            endpoint_url: None,
+            events_queue_url: None,
+            drain_timeout_secs: 300,
+        }
+    }
 }
 
 impl Default for ScrapeSettings {

@@ -25,6 +25,32 @@ pub struct Demand {
     pub p95_prompt_tokens: f64,
 }
 
+impl Demand {
+    /// The demand a per-request trace shows: its busiest minute's rate, its mean lengths and
+    /// its P95 prompt. An empty trace is no demand.
+    pub fn from_requests(reqs: &[crate::sim::traffic::Request]) -> Demand {
+        let n = reqs.len().max(1) as f64;
+        let mut per_minute = std::collections::BTreeMap::<u64, u64>::new();
+        for r in reqs {
+            *per_minute
+                .entry((r.arrival_secs / 60.0) as u64)
+                .or_default() += 1;
+        }
+        let mut prompts: Vec<u32> = reqs.iter().map(|r| r.prompt_tokens).collect();
+        prompts.sort_unstable();
+        let p95 = prompts
+            .get(((prompts.len() as f64 * 0.95) as usize).min(prompts.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0);
+        Demand {
+            requests_per_sec: per_minute.values().copied().max().unwrap_or(0) as f64 / 60.0,
+            mean_prompt_tokens: reqs.iter().map(|r| r.prompt_tokens as f64).sum::<f64>() / n,
+            mean_output_tokens: reqs.iter().map(|r| r.output_tokens as f64).sum::<f64>() / n,
+            p95_prompt_tokens: p95 as f64,
+        }
+    }
+}
+
 /// One candidate type.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Candidate {
@@ -97,6 +123,74 @@ pub fn rank(
             )
             .then(a.instance_type.cmp(&b.instance_type))
     });
+    out
+}
+
+/// The ranking as `llm-autoscaler plan` prints it: the demand, a table of candidates, the
+/// cheapest feasible one, and what the ranking leaves out.
+pub fn report(
+    demand: &Demand,
+    model: &str,
+    ttft_slo_secs: f64,
+    reference: &str,
+    ranked: &[Candidate],
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "demand: {:.1} requests/s, prompt {:.0} (P95 {:.0}) / output {:.0} tokens; {} model; TTFT SLO {} s; 80 % utilisation",
+        demand.requests_per_sec, demand.mean_prompt_tokens, demand.p95_prompt_tokens, demand.mean_output_tokens, model, ttft_slo_secs
+    );
+    let _ = writeln!(
+        out,
+        "\n{:<14} {:>8} {:>9} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "type",
+        "replicas",
+        "req/s ea",
+        "on-demand $/h",
+        "spot $/h",
+        "$/M tok",
+        "TTFT floor",
+        "weight"
+    );
+    for c in ranked {
+        let _ = writeln!(
+            out,
+            "{:<14} {:>8} {:>9.2} {:>12.2} {:>10.2} {:>10.3} {:>9.2}s {:>8.2}{}",
+            c.instance_type,
+            c.replicas,
+            c.rps_per_replica,
+            c.on_demand_usd_per_hour,
+            c.spot_usd_per_hour,
+            c.usd_per_million_output_tokens,
+            c.ttft_floor_secs,
+            c.weight_units,
+            c.rejected
+                .as_ref()
+                .map_or(String::new(), |r| format!("  ✗ {r}"))
+        );
+    }
+    if ranked.iter().any(|c| c.weight_units < 1.0) {
+        let _ = writeln!(
+        out,
+            "\nWeights below 1 cannot be an ASG WeightedCapacity (whole numbers, 1–999): to mix those types in\n\
+             one group, make the smallest type the reference (the first on-demand pool's first type)."
+        );
+    }
+    let _ = match ranked.iter().find(|c| c.rejected.is_none()) {
+        Some(best) => writeln!(
+            out,
+            "\ncheapest: {} × {} — ${:.2}/h on-demand, ${:.2}/h on spot; weight_units {:.2} against {}",
+            best.replicas, best.instance_type, best.on_demand_usd_per_hour, best.spot_usd_per_hour, best.weight_units, reference
+        ),
+        None => writeln!(out, "\nno type meets the TTFT SLO for this prompt length"),
+    };
+    let _ = writeln!(
+        out,
+        "\nThe ranking is by throughput and the prefill floor only: one large replica also serialises more prefills,\n\
+         which raises TTFT under bursts. Check a choice on your traffic: llm-autoscaler simulate --config <policy> --trace <file>"
+    );
     out
 }
 

@@ -1,0 +1,114 @@
+//! A policy's fleets in a few human lines: what `llm-autoscaler check` prints.
+
+use std::fmt::Write as _;
+
+use super::{Fleet, Target};
+
+/// One fleet: bounds, pools, metrics, behavior, panic, schedules, prediction — a line each.
+pub fn fleet_summary(f: &Fleet) -> String {
+    let mut out = String::new();
+    let _ =
+        writeln!(out,
+        "fleet {}: {}..={} units, tolerance {}, stale after {} s, on-demand base {} + {} % above",
+        f.name,
+        f.min_units,
+        f.max_units,
+        f.tolerance,
+        f.stale_after_secs,
+        f.on_demand_base_units,
+        f.on_demand_percentage_above_base
+    );
+    for p in &f.pools {
+        let types: Vec<String> = p
+            .instance_types
+            .iter()
+            .map(|t| format!("{}×{}", t.instance_type, t.weight_units))
+            .collect();
+        let warm = p
+            .warm_pool
+            .as_ref()
+            .map_or(String::new(), |w| format!(", warm pool min {}", w.min_size));
+        let _ = writeln!(
+            out,
+            "  pool {} ({}): asg {}, types {}{warm}",
+            p.name,
+            p.market,
+            p.asg_name,
+            types.join(" ")
+        );
+    }
+    for m in &f.metrics {
+        let target = match m.target {
+            Target::Utilization {
+                average_utilization,
+            } => format!("Utilization {average_utilization} %"),
+            Target::AverageValue { average_value } => format!("AverageValue {average_value}"),
+            Target::Value { value } => format!("Value {value}"),
+        };
+        let _ = writeln!(
+            out,
+            "  metric {} ({}): target {target}, stale after {} s",
+            m.name,
+            m.signal.name(),
+            m.stale_after_secs
+        );
+    }
+    for (dir, r) in [
+        ("up", &f.behavior.scale_up),
+        ("down", &f.behavior.scale_down),
+    ] {
+        let pols: Vec<String> = r
+            .policies
+            .iter()
+            .map(|p| format!("{:?} {} / {} s", p.kind, p.value, p.period_secs))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  scale {dir}: window {} s, select {:?}, policies [{}]",
+            r.stabilization_window_secs,
+            r.select_policy,
+            pols.join(", ")
+        );
+    }
+    if f.panic.enabled {
+        let _ = writeln!(
+            out,
+            "  panic: at {}× in-service capacity, stable window {} s",
+            f.panic.threshold, f.panic.stable_window_secs
+        );
+    }
+    for s in &f.schedules {
+        let _ = writeln!(
+            out,
+            "  schedule {}: {} → {} ({}), floor {:?}/{:?}, ceiling {:?}/{:?}",
+            s.name,
+            s.start.pattern,
+            s.end.pattern,
+            s.timezone,
+            s.min_units,
+            s.min_factor,
+            s.max_units,
+            s.max_factor
+        );
+    }
+    if let Some(p) = &f.predictive {
+        let lead = p.lead_secs.map_or_else(
+            || {
+                format!(
+                    "observed p95 cold start (default {} s)",
+                    p.default_lead_secs
+                )
+            },
+            |l| format!("{l} s"),
+        );
+        let _ = writeln!(out,
+            "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min",
+            p.mode,
+            p.quantile * 100.0,
+            p.demand_per_unit,
+            p.history_days,
+            p.refit_mins
+        );
+    }
+    out
+}
