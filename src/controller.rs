@@ -284,13 +284,10 @@ impl FleetController {
             };
             next.scale_up_events = prev.scale_up_events.clone();
             next.scale_down_events = prev.scale_down_events.clone();
-            engine::ladder::record_event(
-                &mut next,
-                fleet,
-                plan.decision.at,
-                plan.decision.current_units,
-                realised,
-            );
+            next.flaps = prev.flaps.clone();
+            let (at, current) = (plan.decision.at, plan.decision.current_units);
+            engine::ladder::record_event(&mut next, fleet, at, current, realised);
+            next.flaps.observe(at, current, realised);
         }
         self.state = next;
         &self.state

@@ -15,22 +15,29 @@
 //! - [`policy`]: one module per rule family — [`policy::hpa`] (HPA's replica calculation per
 //!   metric), [`policy::behavior`] (stabilization windows and rate policies),
 //!   [`policy::panic`] (Knative-style burst mode), [`policy::schedule`] (cron windows),
-//!   [`policy::split`] (units → spot / on-demand pools).
-//! - [`engine`]: [`engine::decide`] — snapshot + policy + state + now → [`engine::Decision`]
-//!   with its reasons; [`engine::EngineState`] is what must survive a restart.
+//!   [`policy::predictive`] (the forecast floor), [`policy::budget`] (spend and caps).
+//! - [`engine`]: [`engine::decide`] — the ladder of named stages, each with a typed
+//!   [`engine::Condition`]; [`engine::EngineState`] is what must survive a restart (a versioned,
+//!   stored schema).
+//! - [`placement`]: the fleet's units → a target per pool — the spot/on-demand split, the spot
+//!   fallback's cover (failed launches, each warned instance, bursts), headroom, each group's
+//!   own bounds — with one state, [`placement::MarketState`].
+//! - [`controller`]: [`controller::FleetController`] — one iteration of a fleet: `plan`
+//!   (decide, place, guard, order the pool changes, warm pools) and `commit` (what happened →
+//!   the state to keep). The daemon and the simulator both run it.
 //! - [`forecast`]: next-hour demand forecasts (augurs MSTL, seasonal-naive, the brief's rule)
 //!   and their rolling-origin backtest.
-//! - [`cost`]: right-sizing instance types for a demand ([`cost::rightsize`]).
+//! - [`cost`]: prices and right-sizing instance types for a demand ([`cost::rightsize`]).
 //! - [`sim`]: the simulator — traffic, replica performance model, simulated cloud, baselines,
-//!   oracle and reports — driving the same [`engine::decide`] with a virtual clock.
-//!
+//!   oracle and reports — driving the same fleet controller with a virtual clock.
 //! - [`provider`]: the seam between the daemon and a cloud — [`provider::Provider`], and the
 //!   simulated cloud behind it ([`provider::sim::SimProvider`]).
 //!
 //! The *edge* (async, tokio; depends on the core, never the reverse):
-//! - [`daemon`]: the control loop — observe, decide, apply (guarded), persist, publish.
+//! - [`daemon`]: the control loop — observe, plan, apply each pool change, commit, persist,
+//!   publish.
 //! - [`store`]: engine state and the decision log in SQLite.
-//! - [`http`]: `/healthz`, `/metrics`, `/api/state`, and a live dashboard.
+//! - [`http`]: `/livez`, `/healthz`, `/metrics`, `/api/state`, and a live dashboard.
 //! - [`telemetry`]: logging setup and the Prometheus exposition.
 //! - [`aws`]: the AWS provider — Auto Scaling, EC2, CloudWatch and SQS through the AWS SDK,
 //!   spot interruption and lifecycle events, drain before termination.

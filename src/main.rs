@@ -357,11 +357,35 @@ struct SimArgs {
     #[arg(long, short, default_value = "config/example.toml")]
     config: PathBuf,
     /// A built-in scenario.
-    #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
+    #[arg(long, conflicts_with_all = ["trace", "suite"], required_unless_present_any = ["trace", "suite"])]
     scenario: Option<String>,
     /// A trace file to replay instead of a scenario.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "suite")]
     trace: Option<PathBuf>,
+    /// A matrix of cells instead of one run: `robustness` — traffic shapes × token mixes ×
+    /// cold starts × seeds, each against the oracle and static-peak (docs/simulator.md).
+    #[arg(long, value_parser = ["robustness"])]
+    suite: Option<String>,
+    /// With --suite: the shared traces (World Cup 98 per minute, Mooncake and Azure code
+    /// lengths).
+    #[arg(long, default_value = "../shared/traces", requires = "suite")]
+    traces: PathBuf,
+    /// With --suite: seeds, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,2,3",
+        requires = "suite"
+    )]
+    seeds: Vec<u64>,
+    /// With --suite: median cold starts, seconds, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "60,150,300,600",
+        requires = "suite"
+    )]
+    cold_starts: Vec<f64>,
     /// For a per-minute trace: draw token counts from this per-request trace instead of
     /// the built-in chat mix.
     #[arg(long, requires = "trace")]
@@ -408,6 +432,9 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
     let mut cfg = load(&a.config)?;
     let price_profiles = sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?;
     llm_autoscaler::cost::prices::fill_unit_prices(&mut cfg, &price_profiles)?;
+    if a.suite.is_some() {
+        return robustness(&a, &cfg, &price_profiles);
+    }
     if !(a.scale > 0.0 && a.scale.is_finite()) {
         return Err(InputError(format!("--scale {} must be a number above 0", a.scale)).into());
     }
@@ -482,12 +509,13 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         epoch,
         policy_name: format!("{}#{}", a.config.display(), fleet.name),
         fleet,
-        model: a.model,
+        model: a.model.clone(),
         profiles: sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?,
         tick_secs: cfg.global.tick_secs as f64,
         queue_timeout_secs: a.queue_timeout_secs,
         target_utilization: 0.8,
         baselines: !a.no_baselines,
+        only_baselines: None,
         record_decisions: a.decisions.is_some(),
         history,
     };
@@ -539,6 +567,96 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         outcome.decisions.iter().map(|l| format!("{l}\n")).collect(),
     )?;
     Ok(())
+}
+
+/// `simulate --suite robustness`.
+fn robustness(a: &SimArgs, cfg: &Config, profiles: &[sim::perf::Profile]) -> anyhow::Result<()> {
+    use sim::suite;
+    let traces = suite_traces(&a.traces)?;
+    let fleet = &cfg.fleets[0];
+    let mut spec = suite::SuiteSpec::robustness(fleet);
+    spec.seeds = a.seeds.clone();
+    spec.cold_starts_secs = a.cold_starts.clone();
+    spec.duration_secs = a.duration_secs;
+    let cells = spec.cells();
+    let tty = std::io::stderr().is_terminal();
+    let started = std::time::Instant::now();
+    let mut results = Vec::with_capacity(cells.len());
+    for (i, cell) in cells.iter().enumerate() {
+        let r = suite::run_cell(fleet, profiles, &a.model, &traces, &spec, cell)?;
+        let line = format!(
+            "[{}/{}] {} {} · {:.0} s elapsed",
+            i + 1,
+            cells.len(),
+            suite::cell_name(cell),
+            if r.held {
+                "held"
+            } else if r.oracle_held {
+                "MISSED"
+            } else {
+                "not held (nor by the oracle)"
+            },
+            started.elapsed().as_secs_f64()
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+        results.push(r);
+    }
+    if tty {
+        eprintln!();
+    }
+    let summary = suite::summarize(&results);
+    let mut out = std::io::stdout();
+    let _ = write!(out, "{}", suite::table(&results, &summary));
+    let policy = format!("{}#{}", a.config.display(), fleet.name);
+    if let Some(p) = &a.json {
+        let v = serde_json::json!({ "policy": policy, "summary": summary, "cells": results });
+        std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+        let _ = writeln!(out, "wrote {}", p.display());
+    }
+    if let Some(p) = &a.html {
+        std::fs::write(p, suite::html(&results, &summary, &policy))
+            .with_context(|| format!("writing {}", p.display()))?;
+        let _ = writeln!(out, "wrote {}", p.display());
+    }
+    Ok(())
+}
+
+/// The traces the robustness matrix reads, from `dir`.
+fn suite_traces(dir: &Path) -> anyhow::Result<sim::suite::SuiteTraces> {
+    let pairs = |name: &str| -> anyhow::Result<std::sync::Arc<Vec<(u32, u32)>>> {
+        match read_trace(&dir.join(name))? {
+            Trace::PerRequest(r) => Ok(std::sync::Arc::new(
+                r.iter()
+                    .map(|r| (r.prompt_tokens, r.output_tokens))
+                    .collect(),
+            )),
+            Trace::PerMinute(_) => Err(InputError(format!(
+                "{}: expected a per-request trace",
+                dir.join(name).display()
+            ))
+            .into()),
+        }
+    };
+    let web = match read_trace(&dir.join("worldcup98_per_minute.csv"))? {
+        Trace::PerMinute(m) => m,
+        Trace::PerRequest(_) => {
+            return Err(InputError(format!(
+                "{}: expected a per-minute trace",
+                dir.join("worldcup98_per_minute.csv").display()
+            ))
+            .into())
+        }
+    };
+    Ok(sim::suite::SuiteTraces {
+        web_per_minute: web,
+        long_context: pairs("mooncake_conversation.csv")?,
+        code: pairs("azure_llm_2023_code.csv")?,
+    })
 }
 
 fn run(a: RunArgs) -> anyhow::Result<()> {

@@ -64,6 +64,38 @@ fn decide_reads_the_documented_example_snapshot() {
     assert!(!d["summary"].as_str().unwrap().is_empty());
 }
 
+/// docs/snapshot.md lists every condition type and every reason the engine can emit — the
+/// doc once listed 6 kinds while the code emitted 10.
+#[test]
+fn the_documented_conditions_are_the_engines() {
+    use llm_autoscaler::engine::{ConditionType, Reason};
+    let doc = std::fs::read_to_string("docs/snapshot.md").unwrap();
+    let table: Vec<&str> = doc
+        .lines()
+        .skip_while(|l| !l.starts_with("| type | reasons |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let listed = |s: &str| table.iter().any(|l| l.contains(&format!("`{s}`")));
+    let missing: Vec<&str> = ConditionType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .chain(Reason::ALL.iter().map(|r| r.as_str()))
+        .filter(|n| !listed(n))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/snapshot.md: {missing:?}");
+    let names = table.iter().flat_map(|l| l.split('`').skip(1).step_by(2));
+    let known = |n: &str| {
+        ConditionType::ALL.iter().any(|t| t.as_str() == n)
+            || Reason::ALL.iter().any(|r| r.as_str() == n)
+    };
+    let unknown: Vec<&str> = names.filter(|n| !known(n)).collect();
+    assert!(
+        unknown.is_empty(),
+        "documented but not emitted: {unknown:?}"
+    );
+}
+
 #[test]
 fn decide_rejects_a_broken_snapshot_with_exit_3_and_its_position() {
     let bad = tmp(

@@ -33,6 +33,7 @@ pub struct Ladder<'a> {
     predictive_step: Option<PredictiveStep>,
     spend: Option<Spend>,
     budget_step: Option<BudgetStep>,
+    scale_down_window_secs: u64,
 }
 
 /// The metrics stage's outcome.
@@ -90,6 +91,7 @@ impl<'a> Ladder<'a> {
             predictive_step: None,
             spend: None,
             budget_step: None,
+            scale_down_window_secs: fleet.behavior.scale_down.stabilization_window_secs,
         }
     }
 
@@ -215,20 +217,33 @@ impl<'a> Ladder<'a> {
         }
     }
 
-    /// Stage 4: the stabilization windows; the recommendation is recorded for later windows.
+    /// Stage 4: the stabilization windows — the scale-down one lengthened after recent flaps
+    /// ([`crate::policy::flaps`]); the recommendation is recorded for later windows.
     pub fn stabilize(&mut self, proposal: Units) -> Units {
-        let b = &self.fleet.behavior;
+        let fleet = self.fleet;
+        let b = &fleet.behavior;
+        let base = b.scale_down.stabilization_window_secs;
+        self.scale_down_window_secs = self.st.flaps.scale_down_window_secs(base);
+        let lengthened;
+        let behavior = if self.scale_down_window_secs == base {
+            b
+        } else {
+            let mut l = b.clone();
+            l.scale_down.stabilization_window_secs = self.scale_down_window_secs;
+            lengthened = l;
+            &lengthened
+        };
         let stabilized = behavior::stabilize(
             &self.st.recommendations,
             self.now,
             self.current,
             proposal,
-            b,
+            behavior,
         );
         let keep_secs = b
             .scale_up
             .stabilization_window_secs
-            .max(b.scale_down.stabilization_window_secs) as f64;
+            .max(base * crate::policy::flaps::MAX_WINDOW_FACTOR) as f64;
         let now = self.now;
         self.st
             .recommendations
@@ -251,10 +266,19 @@ impl<'a> Ladder<'a> {
                 "recent recommendations were lower than current one, applying the lowest recent recommendation",
             )
         } else {
+            let lengthened = if self.scale_down_window_secs > base {
+                format!(
+                    " (window {} s: lengthened after {} recent flaps)",
+                    self.scale_down_window_secs,
+                    self.st.flaps.recent.len()
+                )
+            } else {
+                String::new()
+            };
             Condition::holds(
                 ConditionType::AbleToScale,
                 Reason::ScaleDownStabilized,
-                "recent recommendations were higher than current one, applying the highest recent recommendation",
+                format!("recent recommendations were higher than current one, applying the highest recent recommendation{lengthened}"),
             )
         });
         stabilized
@@ -359,6 +383,7 @@ impl<'a> Ladder<'a> {
     ) -> (Decision, EngineState) {
         let (now, current) = (self.now, self.current);
         record_event(&mut self.st, self.fleet, now, current, desired);
+        self.st.flaps.observe(now, current, desired);
         let action = match desired.cmp(&current) {
             std::cmp::Ordering::Greater => Action::ScaleUp,
             std::cmp::Ordering::Less => Action::ScaleDown,
@@ -402,6 +427,8 @@ impl<'a> Ladder<'a> {
             budget: self.budget_step,
             spot_headroom_units: placed.headroom_units,
             cover: placed.cover,
+            scale_down_window_secs: self.scale_down_window_secs,
+            flaps_total: self.st.flaps.total,
             conditions: self.conditions,
             pools: placed.pools,
             summary,

@@ -119,6 +119,11 @@ pub struct Decision {
     pub spot_headroom_units: Units,
     /// The spot fallback's cover, when on.
     pub cover: Option<Cover>,
+    /// The scale-down stabilization window in force, seconds: the policy's, lengthened after
+    /// recent flaps.
+    pub scale_down_window_secs: u64,
+    /// Flaps since the engine started (a scale-down bought back within ten minutes).
+    pub flaps_total: u64,
     /// Why: HPA-style conditions.
     pub conditions: Vec<Condition>,
     /// Desired units per pool.

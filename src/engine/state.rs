@@ -16,6 +16,7 @@ use crate::model::Timestamp;
 use crate::placement::MarketState;
 use crate::policy::behavior::{ScaleEvent, TimedRecommendation};
 use crate::policy::budget::Ledger;
+use crate::policy::flaps::FlapState;
 use crate::policy::panic::PanicState;
 use crate::policy::predictive::ColdStarts;
 
@@ -47,6 +48,8 @@ pub struct EngineState {
     pub cold_starts: ColdStarts,
     /// What the fleet has cost this month, when every pool has a price.
     pub ledger: Ledger,
+    /// Scale-downs bought back within minutes (added in version 2 without a bump: defaults).
+    pub flaps: FlapState,
 }
 
 impl Default for EngineState {
@@ -61,6 +64,7 @@ impl Default for EngineState {
             market: MarketState::default(),
             cold_starts: ColdStarts::default(),
             ledger: Ledger::default(),
+            flaps: FlapState::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod behavior;
 pub mod budget;
+pub mod flaps;
 pub mod hpa;
 pub mod panic;
 pub mod predictive;

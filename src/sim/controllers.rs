@@ -114,6 +114,8 @@ pub struct PolicyController {
     next_minute: usize,
     /// Decisions that changed capacity.
     pub changes: u64,
+    /// Scale-downs bought back within the flap window.
+    pub flaps: u64,
     /// Every decision as a JSON line, when recording.
     pub log: Option<Vec<String>>,
 }
@@ -128,6 +130,7 @@ impl PolicyController {
             controller: FleetController::new(EngineState::default()),
             epoch,
             changes: 0,
+            flaps: 0,
             log: None,
         }
     }
@@ -180,6 +183,7 @@ impl Controller for PolicyController {
         if decision.desired_units != decision.current_units {
             self.changes += 1;
         }
+        self.flaps = self.controller.state().flaps.total;
         if let Some(log) = &mut self.log {
             log.push(serde_json::to_string(decision).unwrap_or_default());
         }

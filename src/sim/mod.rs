@@ -18,6 +18,7 @@ pub mod report;
 pub mod rng;
 pub mod scenario;
 pub mod stats;
+pub mod suite;
 pub mod traffic;
 pub mod world;
 
@@ -81,6 +82,9 @@ pub struct SimSetup {
     pub target_utilization: f64,
     /// Also run the baselines and the oracle.
     pub baselines: bool,
+    /// With `baselines`, run only these (e.g. `static-peak` and `oracle` for the robustness
+    /// matrix); `None`: all.
+    pub only_baselines: Option<Vec<String>>,
     /// Keep every decision of the policy under test (JSON lines in [`Outcome::decisions`]).
     pub record_decisions: bool,
     /// Demand of the minutes before the run (requests per minute, at `traffic.scale`), for
@@ -112,6 +116,7 @@ impl SimSetup {
             queue_timeout_secs: 30.0,
             target_utilization: 0.8,
             baselines: true,
+            only_baselines: None,
             record_decisions: false,
             history: Vec::new(),
         }
@@ -129,6 +134,10 @@ pub struct Cost {
     pub savings_vs_static: Option<f64>,
     /// cost ÷ cost(oracle); `None` without baselines.
     pub vs_oracle: Option<f64>,
+    /// Goodput per dollar: output tokens of requests that succeeded with their first token
+    /// within the TTFT SLO, per USD billed (NVIDIA Dynamo reports goodput per GPU; per dollar
+    /// also counts what spot saves).
+    pub goodput_tokens_per_usd: f64,
 }
 
 /// One policy's figures.
@@ -184,6 +193,8 @@ pub struct Run {
     pub world: World,
     /// Decisions that changed capacity.
     pub changes: u64,
+    /// Scale-downs bought back within the flap window (policies through the fleet controller).
+    pub flaps: u64,
 }
 
 impl Run {
@@ -371,12 +382,19 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
         progress,
     );
     ours.changes = ctl.changes;
+    ours.flaps = ctl.flaps;
     let decisions = ctl.log.take().unwrap_or_default();
     // The policy's run measured the offered load; the baselines and the report use it.
     let loads = ours.world.loads.clone();
     let required = required_of(&loads);
 
     let mut baselines = BTreeMap::new();
+    let wants = |name: &str| {
+        setup
+            .only_baselines
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|n| n == name))
+    };
     if setup.baselines {
         let od_pool = |name: &str, market, exposed| PoolSpec {
             name: name.to_string(),
@@ -409,15 +427,16 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
                 quiet,
             );
             run.changes = c.changes;
+            run.flaps = c.flaps;
             baselines.insert(name.into(), run);
             Ok(())
         };
-        if fleet.predictive.is_some() {
+        if fleet.predictive.is_some() && wants("no-prediction") {
             let mut reactive = fleet.clone();
             reactive.predictive = None;
             variant(reactive, "no-prediction")?;
         }
-        if fleet.pools.iter().any(|p| p.market == Market::Spot) {
+        if fleet.pools.iter().any(|p| p.market == Market::Spot) && wants("on-demand-only") {
             let mut od_only = fleet.clone();
             for p in &mut od_only.pools {
                 p.market = Market::OnDemand;
@@ -427,49 +446,27 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
             variant(od_only, "on-demand-only")?;
         }
 
-        let mut c = Fixed(peak);
-        baselines.insert(
-            "static-peak".into(),
-            run_one(
-                &setup,
-                "static-peak",
-                vec![od_pool("on-demand", Market::OnDemand, false)],
-                &[peak],
-                &mut c,
-                peak,
-                quiet,
-            ),
-        );
-
-        let hpa_fleet = hpa_policy(&ref_profile, min, max)?;
-        let mut c = PolicyController::new(hpa_fleet, setup.epoch);
-        let mut run = run_one(
-            &setup,
-            "hpa-cpu",
-            vec![od_pool("on-demand", Market::OnDemand, false)],
-            &[start],
-            &mut c,
-            min,
-            quiet,
-        );
-        run.changes = c.changes;
-        baselines.insert("hpa-cpu".into(), run);
-
-        let seed_start = start.clamp(2, 50);
-        let mut c = SeedQueue::new(seed_start);
-        baselines.insert(
-            "seed-queue".into(),
-            run_one(
-                &setup,
-                "seed-queue",
-                vec![od_pool("on-demand", Market::OnDemand, false)],
-                &[seed_start],
-                &mut c,
-                2,
-                quiet,
-            ),
-        );
-
+        if wants("static-peak") {
+            let mut c = Fixed(peak);
+            let od = vec![od_pool("on-demand", Market::OnDemand, false)];
+            let run = run_one(&setup, "static-peak", od, &[peak], &mut c, peak, quiet);
+            baselines.insert("static-peak".into(), run);
+        }
+        if wants("hpa-cpu") {
+            let hpa_fleet = hpa_policy(&ref_profile, min, max)?;
+            let mut c = PolicyController::new(hpa_fleet, setup.epoch);
+            let od = vec![od_pool("on-demand", Market::OnDemand, false)];
+            let mut run = run_one(&setup, "hpa-cpu", od, &[start], &mut c, min, quiet);
+            run.changes = c.changes;
+            baselines.insert("hpa-cpu".into(), run);
+        }
+        if wants("seed-queue") {
+            let seed_start = start.clamp(2, 50);
+            let mut c = SeedQueue::new(seed_start);
+            let od = vec![od_pool("on-demand", Market::OnDemand, false)];
+            let run = run_one(&setup, "seed-queue", od, &[seed_start], &mut c, 2, quiet);
+            baselines.insert("seed-queue".into(), run);
+        }
         let total = loads.iter().fold(MinuteLoad::default(), |mut a, l| {
             a.requests += l.requests;
             a.prompt_tokens += l.prompt_tokens;
@@ -483,39 +480,24 @@ pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcom
                 total.prompt_tokens as f64 / n,
                 total.output_tokens as f64 / n,
             );
-        let mut c = TargetTracking::new(per_min, min, max, start);
-        baselines.insert(
-            "target-tracking".into(),
-            run_one(
-                &setup,
-                "target-tracking",
-                vec![od_pool("on-demand", Market::OnDemand, false)],
-                &[start],
-                &mut c,
-                min,
-                quiet,
-            ),
-        );
-
-        // One cold start at its 99th percentile ahead.
-        let lead = ref_profile.cold_start_median_secs * (2.33 * ref_profile.start_sigma).exp();
-        let mut c = Oracle {
-            required: required.clone(),
-            lead_secs: lead,
-        };
-        let o_start = c.desired_at(0.0);
-        baselines.insert(
-            "oracle".into(),
-            run_one(
-                &setup,
-                "oracle",
-                vec![od_pool("spot", Market::Spot, false)],
-                &[o_start],
-                &mut c,
-                0,
-                quiet,
-            ),
-        );
+        if wants("target-tracking") {
+            let mut c = TargetTracking::new(per_min, min, max, start);
+            let od = vec![od_pool("on-demand", Market::OnDemand, false)];
+            let run = run_one(&setup, "target-tracking", od, &[start], &mut c, min, quiet);
+            baselines.insert("target-tracking".into(), run);
+        }
+        if wants("oracle") {
+            // One cold start at its 99th percentile ahead.
+            let lead = ref_profile.cold_start_median_secs * (2.33 * ref_profile.start_sigma).exp();
+            let mut c = Oracle {
+                required: required.clone(),
+                lead_secs: lead,
+            };
+            let o_start = c.desired_at(0.0);
+            let spot = vec![od_pool("spot", Market::Spot, false)];
+            let run = run_one(&setup, "oracle", spot, &[o_start], &mut c, 0, quiet);
+            baselines.insert("oracle".into(), run);
+        }
     }
     for run in std::iter::once(&mut ours).chain(baselines.values_mut()) {
         for (m, r) in run.minutes.iter_mut().zip(&required) {
@@ -564,6 +546,7 @@ fn run_one(
         setup.tick_secs,
         setup.queue_timeout_secs,
     );
+    world.ttft_slo_secs = setup.fleet.slo.ttft_p95_secs;
     world.run(setup.traffic.requests(), ctl, 600.0, progress);
     Run {
         name: name.to_string(),
@@ -574,6 +557,7 @@ fn run_one(
         min_units,
         world,
         changes: 0,
+        flaps: 0,
     }
 }
 
@@ -594,6 +578,15 @@ impl Outcome {
                 },
                 savings_vs_static: static_cost.filter(|c| *c > 0.0).map(|s| 1.0 - cost / s),
                 vs_oracle: oracle_cost.filter(|c| *c > 0.0).map(|o| cost / o),
+                goodput_tokens_per_usd: if cost > 0.0 {
+                    run.minutes
+                        .iter()
+                        .map(|m| m.good_output_tokens as f64)
+                        .sum::<f64>()
+                        / cost
+                } else {
+                    0.0
+                },
             },
             capacity: stats::capacity(&run.minutes, run.min_units),
         }

@@ -108,6 +108,9 @@ pub struct Minute {
     pub pending_units: f64,
     /// Cumulative cost at the end of the minute, USD.
     pub cost_usd: f64,
+    /// Output tokens of the minute's requests that succeeded with their first token within
+    /// the TTFT SLO (goodput).
+    pub good_output_tokens: u64,
 }
 
 impl Minute {

@@ -107,6 +107,8 @@ struct Req {
     output: u32,
     retried: bool,
     ttft_recorded: bool,
+    /// Its first token came within the TTFT SLO (goodput counts its output tokens).
+    on_time: bool,
 }
 
 impl Req {
@@ -293,6 +295,8 @@ pub struct World {
     pub spot_interruptions: u64,
     /// The next minute to close.
     minute_idx: usize,
+    /// TTFT SLO for goodput, seconds (requests whose first token came later add no goodput).
+    pub ttft_slo_secs: f64,
     /// When the progress callback is called next, seconds.
     next_progress: f64,
 }
@@ -384,6 +388,7 @@ impl World {
             spot_interruptions: 0,
             minute_idx: 0,
             next_progress: 0.0,
+            ttft_slo_secs: 2.0,
         };
         w.pool_live_units = vec![0; w.pools.len()];
         for p in 0..w.pools.len() {
@@ -832,6 +837,7 @@ impl World {
         }
         if !r.ttft_recorded && r.arrival < self.end {
             self.record_ttft(r.arrival, first_token - r.arrival);
+            r.on_time = first_token - r.arrival <= self.ttft_slo_secs;
         }
         r.ttft_recorded = true;
         let slot = match self.free_slots.pop() {
@@ -856,9 +862,12 @@ impl World {
         }
     }
 
-    fn succeed(&mut self, arrival: f64) {
-        if let Some(m) = self.minutes.get_mut((arrival / 60.0) as usize) {
+    fn succeed(&mut self, r: &Req) {
+        if let Some(m) = self.minutes.get_mut((r.arrival / 60.0) as usize) {
             m.succeeded += 1;
+            if r.on_time {
+                m.good_output_tokens += r.output as u64;
+            }
         }
     }
 
@@ -926,6 +935,7 @@ impl World {
             output: req.output_tokens,
             retried: false,
             ttft_recorded: false,
+            on_time: false,
         };
         // FIFO: nobody jumps a non-empty queue.
         if self.queue.is_empty() {
@@ -958,7 +968,7 @@ impl World {
                 }
             }
             self.free_slots.push(slot);
-            self.succeed(r.arrival);
+            self.succeed(&r);
         }
         match self.instances[id as usize].state {
             InstState::InService => self.dispatch_to(id),

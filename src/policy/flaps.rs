@@ -1,0 +1,95 @@
+//! Flaps: a scale-down followed by a scale-up within [`FLAP_WINDOW_SECS`] — capacity released
+//! and bought back, usually a cold start later than it was needed. Each one is counted, and
+//! recent flaps lengthen the scale-down stabilization window: after `n` flaps within the last
+//! [`FLAP_MEMORY_SECS`], the window is `(1 + n)` times the policy's, at most
+//! [`MAX_WINDOW_FACTOR`] times (a fleet whose load really fell still scales down, later).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Timestamp;
+
+/// A scale-up this soon after a scale-down is a flap, seconds.
+pub const FLAP_WINDOW_SECS: f64 = 600.0;
+
+/// Flaps older than this no longer lengthen the window, seconds.
+pub const FLAP_MEMORY_SECS: f64 = 3600.0;
+
+/// The scale-down window grows to at most this multiple of the policy's.
+pub const MAX_WINDOW_FACTOR: u64 = 4;
+
+/// What the flap counter remembers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FlapState {
+    /// The last scale-down, when one happened.
+    pub last_scale_down: Option<Timestamp>,
+    /// When recent flaps happened (within [`FLAP_MEMORY_SECS`]).
+    pub recent: Vec<Timestamp>,
+    /// Flaps since the engine started.
+    pub total: u64,
+}
+
+impl FlapState {
+    /// Takes in a decision's change of capacity at `now`; true when it is a flap.
+    pub fn observe(&mut self, now: Timestamp, current: u32, desired: u32) -> bool {
+        self.recent
+            .retain(|t| now.secs_since(*t) < FLAP_MEMORY_SECS);
+        if desired < current {
+            self.last_scale_down = Some(now);
+            return false;
+        }
+        let flap = desired > current
+            && self
+                .last_scale_down
+                .is_some_and(|t| now.secs_since(t) < FLAP_WINDOW_SECS);
+        if flap {
+            self.total += 1;
+            self.recent.push(now);
+            // One flap per scale-down: the buy-back that follows is the same episode.
+            self.last_scale_down = None;
+        }
+        flap
+    }
+
+    /// The scale-down window to use for a policy window of `base_secs`.
+    pub fn scale_down_window_secs(&self, base_secs: u64) -> u64 {
+        base_secs * (1 + self.recent.len() as u64).min(MAX_WINDOW_FACTOR)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_buy_back_within_the_window_is_one_flap_and_lengthens_the_window() {
+        let t = |s: f64| Timestamp::from_secs(1_800_000_000).plus_secs(s);
+        let mut f = FlapState::default();
+        // (seconds, current, desired, is a flap)
+        let table = [
+            (0.0, 10, 8, false),    // scale-down
+            (300.0, 8, 10, true),   // bought back within 10 minutes
+            (315.0, 10, 12, false), // the same episode goes on
+            (400.0, 12, 9, false),  // down again
+            (1100.0, 9, 11, false), // 700 s later: not a flap
+            (1200.0, 11, 10, false),
+            (1230.0, 10, 10, false), // hold
+            (1300.0, 10, 11, true),
+        ];
+        for (s, cur, des, want) in table {
+            assert_eq!(f.observe(t(s), cur, des), want, "at {s}");
+        }
+        assert_eq!(f.total, 2);
+        assert_eq!(f.scale_down_window_secs(120), 360);
+        // An hour later they are forgotten; the count stays.
+        f.observe(t(5000.0), 10, 10);
+        assert_eq!(f.scale_down_window_secs(120), 120);
+        assert_eq!(f.total, 2);
+        // The window never grows past its cap.
+        for k in 0..10 {
+            f.observe(t(6000.0 + 20.0 * k as f64), 10, 9);
+            f.observe(t(6010.0 + 20.0 * k as f64), 9, 10);
+        }
+        assert_eq!(f.scale_down_window_secs(120), 120 * MAX_WINDOW_FACTOR);
+    }
+}

@@ -1,0 +1,620 @@
+//! The robustness matrix (`simulate --suite robustness`): the user's policy on traffic nobody
+//! tuned it for — traffic shapes × token mixes × cold starts × seeds — each cell against the
+//! clairvoyant oracle and a static fleet sized for the cell's peak, on the same traffic.
+//!
+//! Shapes are sized to the policy, not to a scenario: each peaks at [`SuiteSpec::peak_units`]
+//! of the policy's reference type for *that cell's mix* (at the evaluation's 80 % utilisation),
+//! so a mix of long prompts gets fewer requests, not a bigger fleet. Cold starts change every
+//! profile's median launch → in-service time (warm-pool starts take half), from a cached AMI
+//! (60 s) to a 16 GB model pulled without cache (600 s). A cell *holds* the SLO when
+//! availability > 0.999, error rate < 0.001, P95 TTFT under the fleet's SLO and at most 0.5 %
+//! of minutes over it. Pure: the caller reads the traces and writes the reports.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::perf::{MinuteLoad, Profile};
+use super::traffic::{RateProfile, Request, Source, TokenMix, Traffic};
+use super::world::SpotModel;
+use super::{SimError, SimSetup};
+use crate::config::Fleet;
+use crate::model::Timestamp;
+
+/// The traffic shapes of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Shape {
+    /// ×10 within a minute, held 20 minutes, back.
+    Step10,
+    /// The same step twice, 20 minutes apart.
+    Step10Twice,
+    /// 10 % → 100 % of peak linearly over 40 minutes, then back at once; twice.
+    Sawtooth,
+    /// A day: night at 30 % of peak, a morning ramp, a business-hours peak, an evening decline.
+    Daily,
+    /// Peak for 30 minutes, then 10 % within a minute, for 30 minutes.
+    SuddenDrop,
+    /// The largest flash crowd of the World Cup 98 web trace (per minute), rescaled.
+    FlashCrowd,
+}
+
+impl Shape {
+    /// Every shape, in table order.
+    pub const ALL: [Shape; 6] = [
+        Shape::Step10,
+        Shape::Step10Twice,
+        Shape::Sawtooth,
+        Shape::Daily,
+        Shape::SuddenDrop,
+        Shape::FlashCrowd,
+    ];
+
+    /// The shape's name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Step10 => "step-x10",
+            Shape::Step10Twice => "step-x10-twice",
+            Shape::Sawtooth => "sawtooth",
+            Shape::Daily => "daily",
+            Shape::SuddenDrop => "sudden-drop",
+            Shape::FlashCrowd => "flash-crowd",
+        }
+    }
+
+    /// Whether its plateaus are steady (flaps there are counted against the policy).
+    pub fn has_steady_plateaus(self) -> bool {
+        matches!(self, Shape::Step10 | Shape::Step10Twice | Shape::SuddenDrop)
+    }
+}
+
+/// The token mixes of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MixKind {
+    /// Short chat: ~500 prompt / ~150 output tokens (median).
+    Chat,
+    /// A quarter of requests long documents (~6,000 / ~400).
+    Docs25,
+    /// Long-context conversations: the Mooncake trace's lengths.
+    LongContext,
+    /// Code completion: the Azure code trace's lengths.
+    Code,
+}
+
+impl MixKind {
+    /// Every mix, in table order.
+    pub const ALL: [MixKind; 4] = [
+        MixKind::Chat,
+        MixKind::Docs25,
+        MixKind::LongContext,
+        MixKind::Code,
+    ];
+
+    /// The mix's name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            MixKind::Chat => "chat",
+            MixKind::Docs25 => "docs-25%",
+            MixKind::LongContext => "long-context",
+            MixKind::Code => "code",
+        }
+    }
+}
+
+/// What the matrix reads from the shared traces.
+#[derive(Clone, Debug)]
+pub struct SuiteTraces {
+    /// Requests per minute of the World Cup 98 site.
+    pub web_per_minute: Vec<Option<f64>>,
+    /// (prompt, output) token pairs of the Mooncake conversation trace.
+    pub long_context: Arc<Vec<(u32, u32)>>,
+    /// (prompt, output) token pairs of the Azure code trace.
+    pub code: Arc<Vec<(u32, u32)>>,
+}
+
+/// Which cells to run.
+#[derive(Clone, Debug)]
+pub struct SuiteSpec {
+    /// Shapes.
+    pub shapes: Vec<Shape>,
+    /// Token mixes.
+    pub mixes: Vec<MixKind>,
+    /// Median cold starts, seconds.
+    pub cold_starts_secs: Vec<f64>,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Units of the reference type each shape peaks at.
+    pub peak_units: f64,
+    /// Cap on each cell's length, seconds (`None`: each shape's own).
+    pub duration_secs: Option<f64>,
+}
+
+impl SuiteSpec {
+    /// The full matrix: 6 shapes × 4 mixes × 4 cold starts × 3 seeds, peaking at 10 units or
+    /// 80 % of the policy's `max_units`, whichever is less.
+    pub fn robustness(fleet: &Fleet) -> Self {
+        SuiteSpec {
+            shapes: Shape::ALL.to_vec(),
+            mixes: MixKind::ALL.to_vec(),
+            cold_starts_secs: vec![60.0, 150.0, 300.0, 600.0],
+            seeds: vec![1, 2, 3],
+            peak_units: (0.8 * fleet.max_units as f64).clamp(1.0, 10.0),
+            duration_secs: None,
+        }
+    }
+
+    /// Cells in run order.
+    pub fn cells(&self) -> Vec<Cell> {
+        let mut out = Vec::new();
+        for &shape in &self.shapes {
+            for &mix in &self.mixes {
+                for &cold_start_secs in &self.cold_starts_secs {
+                    for &seed in &self.seeds {
+                        out.push(Cell {
+                            shape,
+                            mix,
+                            cold_start_secs,
+                            seed,
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One cell of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Cell {
+    /// Traffic shape.
+    pub shape: Shape,
+    /// Token mix.
+    pub mix: MixKind,
+    /// Median cold start, seconds.
+    pub cold_start_secs: f64,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// A cell's verdict, one table row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CellResult {
+    /// The cell.
+    #[serde(flatten)]
+    pub cell: Cell,
+    /// Ours holds the SLO (availability, error rate, P95 TTFT, violating minutes ≤ 0.5 %).
+    pub held: bool,
+    /// The oracle holds it.
+    pub oracle_held: bool,
+    /// Ours: P95 TTFT, seconds.
+    pub p95_ttft_s: f64,
+    /// Ours: fraction of minutes over the TTFT SLO.
+    pub ttft_violation_minutes: f64,
+    /// Ours: availability.
+    pub availability: f64,
+    /// Ours: error rate.
+    pub error_rate: f64,
+    /// Cost ÷ the oracle's.
+    pub cost_vs_oracle: f64,
+    /// Cost ÷ static-peak's.
+    pub cost_vs_static: f64,
+    /// Over-provisioning (EVALUATION.md).
+    pub over_provisioning: f64,
+    /// Scale-downs followed by a scale-up within the flap window.
+    pub flaps: u64,
+    /// Goodput per dollar, ours and the oracle's.
+    pub goodput_tokens_per_usd: f64,
+    /// The oracle's goodput per dollar.
+    pub oracle_goodput_tokens_per_usd: f64,
+    /// The full report of the cell (`simulate --json`'s keys).
+    pub report: serde_json::Value,
+}
+
+/// The most violating minutes a cell may have and still hold the SLO.
+pub const MAX_VIOLATION_MINUTES: f64 = 0.005;
+
+/// The matrix's summary.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Cells run.
+    pub cells: usize,
+    /// Cells ours holds.
+    pub held: usize,
+    /// Cells the oracle holds.
+    pub oracle_held: usize,
+    /// Cells the oracle holds and ours does not, by name.
+    pub missed: Vec<String>,
+    /// Median cost ÷ oracle.
+    pub median_cost_vs_oracle: f64,
+    /// Highest cost ÷ oracle.
+    pub max_cost_vs_oracle: f64,
+    /// Flaps on shapes with steady plateaus.
+    pub plateau_flaps: u64,
+}
+
+/// A cell's name: `shape/mix/cold-start/seed`.
+pub fn cell_name(c: &Cell) -> String {
+    format!(
+        "{}/{}/cold{:.0}/seed{}",
+        c.shape.name(),
+        c.mix.name(),
+        c.cold_start_secs,
+        c.seed
+    )
+}
+
+/// Requests per second of `rate_units` (a fraction of the peak) for every second of a shape.
+fn shape_units(shape: Shape, traces: &SuiteTraces) -> Vec<f64> {
+    let minutes = |n: usize, f: &dyn Fn(f64) -> f64| -> Vec<f64> {
+        (0..n * 60).map(|s| f(s as f64 / 60.0)).collect()
+    };
+    let lerp = |m: f64, m0: f64, m1: f64, a: f64, b: f64| {
+        if m <= m0 {
+            a
+        } else if m >= m1 {
+            b
+        } else {
+            a + (b - a) * (m - m0) / (m1 - m0)
+        }
+    };
+    match shape {
+        Shape::Step10 => minutes(70, &|m| if (20.0..40.0).contains(&m) { 1.0 } else { 0.1 }),
+        Shape::Step10Twice => minutes(110, &|m| {
+            if (20.0..40.0).contains(&m) || (60.0..80.0).contains(&m) {
+                1.0
+            } else {
+                0.1
+            }
+        }),
+        Shape::Sawtooth => minutes(100, &|m| {
+            let phase = (m - 10.0).rem_euclid(45.0);
+            if !(10.0..100.0).contains(&m) {
+                0.1
+            } else if phase < 40.0 {
+                lerp(phase, 0.0, 40.0, 0.1, 1.0)
+            } else {
+                0.1
+            }
+        }),
+        Shape::Daily => minutes(24 * 60, &|m| {
+            let h = m / 60.0;
+            if !(6.0..22.0).contains(&h) {
+                0.3
+            } else if h < 9.0 {
+                lerp(h, 6.0, 9.0, 0.3, 1.0)
+            } else if h < 17.0 {
+                1.0
+            } else {
+                lerp(h, 17.0, 22.0, 1.0, 0.3)
+            }
+        }),
+        Shape::SuddenDrop => minutes(70, &|m| if m < 35.0 { 1.0 } else { 0.1 }),
+        Shape::FlashCrowd => flash_crowd(&traces.web_per_minute),
+    }
+}
+
+/// The sharpest flash crowd of a per-minute web trace: the minute whose count most exceeds the
+/// mean of the hour before it (among minutes with real traffic), an hour before it to two
+/// after, scaled so its peak is 1. Per second (each minute's rate held).
+fn flash_crowd(per_minute: &[Option<f64>]) -> Vec<f64> {
+    let v: Vec<f64> = per_minute.iter().map(|x| x.unwrap_or(0.0)).collect();
+    let median = {
+        let mut s = v.clone();
+        s.sort_by(f64::total_cmp);
+        s.get(s.len() / 2).copied().unwrap_or(0.0)
+    };
+    let mut best = (0.0, 60usize);
+    let mut window: f64 = v.iter().take(60).sum();
+    for m in 60..v.len() {
+        let before = window / 60.0;
+        if v[m] > median && before > 0.0 && v[m] / before > best.0 {
+            best = (v[m] / before, m);
+        }
+        window += v[m] - v[m - 60];
+    }
+    let from = best.1.saturating_sub(60);
+    let to = (best.1 + 120).min(v.len());
+    let slice = &v[from..to];
+    let peak = slice.iter().copied().fold(0.0, f64::max).max(1e-9);
+    slice
+        .iter()
+        .flat_map(|x| std::iter::repeat_n(x / peak, 60))
+        .collect()
+}
+
+/// The token mix of a cell.
+fn token_mix(mix: MixKind, traces: &SuiteTraces) -> TokenMix {
+    match mix {
+        MixKind::Chat => TokenMix::Chat { doc_share: 0.0 },
+        MixKind::Docs25 => TokenMix::Chat { doc_share: 0.25 },
+        MixKind::LongContext => TokenMix::Empirical(traces.long_context.clone()),
+        MixKind::Code => TokenMix::Empirical(traces.code.clone()),
+    }
+}
+
+/// Requests per second one reference unit sustains at 80 % for a mix (its mean lengths).
+fn unit_rps(mix: &TokenMix, reference: &Profile, weight_units: u32, seed: u64) -> f64 {
+    // The mix's mean lengths, from a sample of its own draws.
+    let sample = Traffic {
+        source: Source::Rate(
+            RateProfile {
+                step_secs: 1.0,
+                rates: vec![200.0; 100],
+                doc_share: Vec::new(),
+            },
+            mix.clone(),
+        ),
+        scale: 1.0,
+        seed,
+        duration_secs: 100.0,
+    };
+    let mut load = MinuteLoad::default();
+    sample.requests().for_each(|r: Request| load.add(&r));
+    let n = load.requests.max(1) as f64;
+    0.8 * reference.sustainable_rps(load.prompt_tokens as f64 / n, load.output_tokens as f64 / n)
+        / weight_units.max(1) as f64
+}
+
+/// The setup of one cell for `fleet` (its profiles with the cell's cold start).
+pub fn cell_setup(
+    fleet: &Fleet,
+    profiles: &[Profile],
+    model: &str,
+    traces: &SuiteTraces,
+    spec: &SuiteSpec,
+    cell: &Cell,
+) -> Result<SimSetup, SimError> {
+    let profiles: Vec<Profile> = profiles
+        .iter()
+        .cloned()
+        .map(|mut p| {
+            p.cold_start_median_secs = cell.cold_start_secs;
+            p.warm_start_median_secs = cell.cold_start_secs / 2.0;
+            p
+        })
+        .collect();
+    let reference = super::reference(fleet, &profiles, model)?;
+    let mix = token_mix(cell.mix, traces);
+    let peak_rps =
+        spec.peak_units * unit_rps(&mix, &reference.profile, reference.weight_units, cell.seed);
+    let shape = shape_units(cell.shape, traces);
+    let full = shape.len() as f64;
+    let duration = spec.duration_secs.map_or(full, |d| d.min(full));
+    let traffic = Traffic {
+        source: Source::Rate(
+            RateProfile {
+                step_secs: 1.0,
+                rates: shape.iter().map(|u| u * peak_rps).collect(),
+                doc_share: Vec::new(),
+            },
+            mix,
+        ),
+        scale: 1.0,
+        seed: cell.seed,
+        duration_secs: duration,
+    };
+    let mut setup = SimSetup::new(
+        cell_name(cell),
+        traffic,
+        SpotModel::default(),
+        Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap_or_default(),
+        fleet.clone(),
+        fleet.name.clone(),
+    );
+    setup.profiles = profiles;
+    setup.model = model.to_string();
+    setup.only_baselines = Some(vec!["static-peak".into(), "oracle".into()]);
+    Ok(setup)
+}
+
+/// Whether a run's SLO block holds the SLO as the matrix judges it.
+pub fn holds(slo: &super::stats::Slo) -> bool {
+    slo.met && slo.ttft_violation_minutes <= MAX_VIOLATION_MINUTES
+}
+
+/// Runs one cell.
+pub fn run_cell(
+    fleet: &Fleet,
+    profiles: &[Profile],
+    model: &str,
+    traces: &SuiteTraces,
+    spec: &SuiteSpec,
+    cell: &Cell,
+) -> Result<CellResult, SimError> {
+    let setup = cell_setup(fleet, profiles, model, traces, spec, cell)?;
+    let outcome = super::simulate(setup, &mut |_| {})?;
+    let ours = outcome.figures(&outcome.ours);
+    let oracle = outcome.baselines.get("oracle").map(|r| outcome.figures(r));
+    let report = serde_json::to_value(outcome.report()).unwrap_or_default();
+    Ok(CellResult {
+        cell: *cell,
+        held: holds(&ours.slo),
+        oracle_held: oracle.as_ref().is_some_and(|o| holds(&o.slo)),
+        p95_ttft_s: ours.slo.p95_ttft_s,
+        ttft_violation_minutes: ours.slo.ttft_violation_minutes,
+        availability: ours.slo.availability,
+        error_rate: ours.slo.error_rate,
+        cost_vs_oracle: ours.cost.vs_oracle.unwrap_or(f64::NAN),
+        cost_vs_static: ours.cost.savings_vs_static.map_or(f64::NAN, |s| 1.0 - s),
+        over_provisioning: ours.capacity.over_provisioning,
+        flaps: outcome.ours.flaps,
+        goodput_tokens_per_usd: ours.cost.goodput_tokens_per_usd,
+        oracle_goodput_tokens_per_usd: oracle.map_or(0.0, |o| o.cost.goodput_tokens_per_usd),
+        report,
+    })
+}
+
+/// The summary of a matrix's results.
+pub fn summarize(results: &[CellResult]) -> Summary {
+    let mut ratios: Vec<f64> = results
+        .iter()
+        .map(|r| r.cost_vs_oracle)
+        .filter(|r| r.is_finite())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    Summary {
+        cells: results.len(),
+        held: results.iter().filter(|r| r.held).count(),
+        oracle_held: results.iter().filter(|r| r.oracle_held).count(),
+        missed: results
+            .iter()
+            .filter(|r| r.oracle_held && !r.held)
+            .map(|r| cell_name(&r.cell))
+            .collect(),
+        median_cost_vs_oracle: ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
+        max_cost_vs_oracle: ratios.last().copied().unwrap_or(f64::NAN),
+        plateau_flaps: results
+            .iter()
+            .filter(|r| r.cell.shape.has_steady_plateaus())
+            .map(|r| r.flaps)
+            .sum(),
+    }
+}
+
+/// The matrix as a terminal table: a row per cell, then the summary.
+pub fn table(results: &[CellResult], summary: &Summary) -> String {
+    use std::fmt::Write as _;
+    let mut s = format!(
+        "{:<15} {:<13} {:>6} {:>4} {:>5} {:>6} {:>8} {:>7} {:>8} {:>8} {:>7} {:>6} {:>10}\n",
+        "shape",
+        "mix",
+        "cold s",
+        "seed",
+        "held",
+        "oracle",
+        "p95 ttft",
+        "viol.m",
+        "÷oracle",
+        "÷static",
+        "overprv",
+        "flaps",
+        "goodput/$"
+    );
+    for r in results {
+        let _ = writeln!(
+            s,
+            "{:<15} {:<13} {:>6.0} {:>4} {:>5} {:>6} {:>8.2} {:>6.1}% {:>8.2} {:>8.2} {:>6.1}% {:>6} {:>10.0}",
+            r.cell.shape.name(),
+            r.cell.mix.name(),
+            r.cell.cold_start_secs,
+            r.cell.seed,
+            if r.held { "yes" } else { "NO" },
+            if r.oracle_held { "yes" } else { "no" },
+            r.p95_ttft_s,
+            100.0 * r.ttft_violation_minutes,
+            r.cost_vs_oracle,
+            r.cost_vs_static,
+            100.0 * r.over_provisioning,
+            r.flaps,
+            r.goodput_tokens_per_usd
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{} cells: ours holds the SLO in {}, the oracle in {}; missed where the oracle holds: {}",
+        summary.cells,
+        summary.held,
+        summary.oracle_held,
+        summary.missed.len()
+    );
+    for m in &summary.missed {
+        let _ = writeln!(s, "  missed {m}");
+    }
+    let _ = writeln!(
+        s,
+        "cost ÷ oracle: median {:.2}, max {:.2}; flaps on steady plateaus: {}",
+        summary.median_cost_vs_oracle, summary.max_cost_vs_oracle, summary.plateau_flaps
+    );
+    s
+}
+
+/// The matrix as a self-contained HTML page: the summary and the table, cells that miss the
+/// SLO where the oracle holds it marked.
+pub fn html(results: &[CellResult], summary: &Summary, policy: &str) -> String {
+    use std::fmt::Write as _;
+    let esc = |t: &str| t.replace('&', "&amp;").replace('<', "&lt;");
+    let mut s = format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>robustness matrix — {p}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}\
+         td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:nth-child(-n+2){{text-align:left}}\
+         tr.miss{{background:#fdd}}tr.both{{background:#eee}}</style></head><body>\
+         <h1>Robustness matrix</h1><p>policy {p}</p><p>{} cells · ours holds the SLO in {} · the oracle in {} · \
+         missed where the oracle holds: {} · cost ÷ oracle median {:.2}, max {:.2} · flaps on steady plateaus {}</p>\
+         <table><tr><th>shape</th><th>mix</th><th>cold start s</th><th>seed</th><th>held</th><th>oracle held</th>\
+         <th>P95 TTFT s</th><th>violating min</th><th>cost ÷ oracle</th><th>cost ÷ static</th><th>over-prov.</th>\
+         <th>flaps</th><th>goodput tokens/$</th></tr>\n",
+        summary.cells,
+        summary.held,
+        summary.oracle_held,
+        summary.missed.len(),
+        summary.median_cost_vs_oracle,
+        summary.max_cost_vs_oracle,
+        summary.plateau_flaps,
+        p = esc(policy)
+    );
+    for r in results {
+        let class = match (r.held, r.oracle_held) {
+            (false, true) => " class=\"miss\"",
+            (false, false) => " class=\"both\"",
+            _ => "",
+        };
+        let _ = writeln!(
+            s,
+            "<tr{class}><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td>\
+             <td>{:.1} %</td><td>{:.2}</td><td>{:.2}</td><td>{:.1} %</td><td>{}</td><td>{:.0}</td></tr>",
+            r.cell.shape.name(),
+            r.cell.mix.name(),
+            r.cell.cold_start_secs,
+            r.cell.seed,
+            if r.held { "yes" } else { "no" },
+            if r.oracle_held { "yes" } else { "no" },
+            r.p95_ttft_s,
+            100.0 * r.ttft_violation_minutes,
+            r.cost_vs_oracle,
+            r.cost_vs_static,
+            100.0 * r.over_provisioning,
+            r.flaps,
+            r.goodput_tokens_per_usd
+        );
+    }
+    s.push_str("</table></body></html>\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_peak_at_one_and_steps_are_ten_fold() {
+        let traces = SuiteTraces {
+            web_per_minute: (0..600)
+                .map(|m| {
+                    Some(if (300..310).contains(&m) {
+                        900.0
+                    } else {
+                        100.0
+                    })
+                })
+                .collect(),
+            long_context: Arc::new(vec![(8000, 300)]),
+            code: Arc::new(vec![(2000, 20)]),
+        };
+        for shape in Shape::ALL {
+            let s = shape_units(shape, &traces);
+            let max = s.iter().copied().fold(0.0, f64::max);
+            assert!((max - 1.0).abs() < 1e-3, "{shape:?}: {max}");
+        }
+        let step = shape_units(Shape::Step10, &traces);
+        assert_eq!(
+            (step[19 * 60], step[20 * 60], step[40 * 60]),
+            (0.1, 1.0, 0.1)
+        );
+        // The flash crowd is found where the trace jumps.
+        let fc = shape_units(Shape::FlashCrowd, &traces);
+        assert_eq!(fc.len(), 180 * 60);
+        assert!((fc[60 * 60] - 1.0).abs() < 1e-9 && fc[59 * 60] < 0.2);
+    }
+}
