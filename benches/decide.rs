@@ -1,5 +1,6 @@
-//! One decision for a fleet with 5 metrics and 100 instances (the example policy's five signals,
-//! no forecast yet), after a realistic history. Target ≤ 50 µs.
+//! One decision for a fleet with 100 instances under the example policy (`token_work` through
+//! the capacity model and `kv_cache_usage`, the forecast not learned yet), after a realistic
+//! history. Target ≤ 50 µs.
 //!
 //! Baseline measured in the same run: cloning the snapshot the decision reads, i.e. the cost
 //! of merely touching the input once. The ratio decide ÷ clone is what to compare across
@@ -10,9 +11,8 @@ use std::hint::black_box;
 use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use llm_autoscaler::config;
 use llm_autoscaler::engine::{decide, EngineState};
-use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
+use llm_autoscaler::model::{Instance, LifecycleState, Sample, ServerLoad, Snapshot, Timestamp};
 
 fn snapshot(now: Timestamp, load: f64) -> Snapshot {
     let at = now.plus_secs(-5.0);
@@ -47,6 +47,16 @@ fn snapshot(now: Timestamp, load: f64) -> Snapshot {
                     LifecycleState::InService
                 },
                 samples,
+                load: Some(ServerLoad {
+                    prompt_tokens_per_sec: 2000.0 + 300.0 * load + (i % 7) as f64,
+                    generation_tokens_per_sec: 600.0 + 90.0 * load,
+                    requests_per_sec: 4.0 + 0.5 * load,
+                    waiting: load,
+                    running: 20.0 + load,
+                    kv_cache_fraction: 0.5,
+                    window_secs: 60.0,
+                    at,
+                }),
             }
         })
         .collect();
@@ -66,10 +76,11 @@ fn snapshot(now: Timestamp, load: f64) -> Snapshot {
 }
 
 fn bench(c: &mut Criterion) {
-    let cfg = config::load(Path::new("config/example.toml")).expect("example policy");
+    let cfg = llm_autoscaler::cost::load_policy(Path::new("config/example.toml"))
+        .expect("example policy");
     let mut fleet = cfg.fleets[0].clone();
     fleet.max_units = 400;
-    assert_eq!(fleet.metrics.len(), 5);
+    assert_eq!(fleet.metrics.len(), 2);
     let t0 = Timestamp::parse_rfc3339("2026-11-30T10:00:00Z").unwrap();
     // Ten minutes of history at 15 s ticks.
     let mut state = EngineState::default();

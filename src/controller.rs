@@ -25,6 +25,7 @@ use crate::config::Fleet;
 use crate::engine::{self, Condition, ConditionType, Decision, EngineState, Reason};
 use crate::model::{Market, Snapshot, Timestamp, Units};
 use crate::placement::PoolTarget;
+pub use crate::placement::WarmPoolTarget;
 
 /// One fleet's controller: its engine state between iterations.
 #[derive(Clone, Debug, Default)]
@@ -48,15 +49,6 @@ pub struct PoolChange {
     /// Why this pool moves: the placement condition that moved it, else the fleet's own
     /// decision.
     pub reason: Reason,
-}
-
-/// A warm pool's size to set.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct WarmPoolTarget {
-    /// Pool name.
-    pub pool: String,
-    /// Instances to keep warm.
-    pub min_size: u32,
 }
 
 /// Why a plan is not applied at all.
@@ -360,29 +352,34 @@ fn ordered_changes(decision: &Decision, snap: &Snapshot) -> Vec<PoolChange> {
     changes
 }
 
-/// Warm pools sized from the forecast: instances for what the next hour's peak needs beyond the
-/// capacity decided now, within `max_prepared_units` (which caps in-service + warm together).
+/// Warm pools: placement's sizes (the pool's `min_size`, raised to the largest step lately),
+/// and with `predictive.warm_pool_from_forecast` at least what the next hour's forecast peak
+/// needs beyond the capacity decided now, within `max_prepared_units` (which caps in-service +
+/// warm together).
 fn warm_pools(fleet: &Fleet, decision: &Decision) -> Vec<WarmPoolTarget> {
-    if !fleet
+    let from_forecast = fleet
         .predictive
         .as_ref()
-        .is_some_and(|p| p.warm_pool_from_forecast)
-    {
-        return Vec::new();
-    }
-    let Some(peak) = decision.predictive.as_ref().and_then(|s| s.next_hour_units) else {
-        return Vec::new();
-    };
-    fleet
-        .pools
+        .filter(|p| p.warm_pool_from_forecast)
+        .and_then(|_| decision.predictive.as_ref()?.next_hour_units);
+    decision
+        .warm_pools
         .iter()
-        .filter_map(|p| {
-            let w = p.warm_pool.as_ref()?;
-            let cap = w.max_prepared_units.unwrap_or(fleet.max_units);
-            Some(WarmPoolTarget {
-                pool: p.name.clone(),
-                min_size: peak.min(cap).saturating_sub(decision.desired_units),
-            })
+        .map(|w| {
+            let forecast = from_forecast
+                .zip(fleet.pool(&w.pool))
+                .map_or(0, |(peak, p)| {
+                    let cap = p
+                        .warm_pool
+                        .as_ref()
+                        .and_then(|w| w.max_prepared_units)
+                        .unwrap_or(fleet.max_units);
+                    peak.min(cap).saturating_sub(decision.desired_units)
+                });
+            WarmPoolTarget {
+                pool: w.pool.clone(),
+                min_size: w.min_size.max(forecast),
+            }
         })
         .collect()
 }

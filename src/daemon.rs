@@ -59,8 +59,8 @@ pub struct Options {
     pub call_timeout: Duration,
     /// Log what would be done; change nothing.
     pub dry_run: bool,
-    /// Replica profiles whose prices fill pools without `unit_usd_per_hour` (at start and on
-    /// every reload).
+    /// Replica profiles whose prices fill pools without `unit_usd_per_hour` and whose figures
+    /// give each fleet its capacity model (at start and on every reload).
     pub price_profiles: Vec<crate::sim::perf::Profile>,
 }
 
@@ -150,9 +150,9 @@ pub enum DaemonError {
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    /// A pool with a budget has no price.
+    /// A pool with a budget has no price, or a fleet using the capacity model has no profile.
     #[error(transparent)]
-    Price(#[from] crate::cost::prices::PriceError),
+    Profile(#[from] crate::cost::ProfileError),
 }
 
 /// CPU time of the calling thread, seconds (0 where the kernel does not say).
@@ -226,7 +226,7 @@ impl<P: Provider> Daemon<P> {
         opts: Options,
         tx: watch::Sender<Arc<Published>>,
     ) -> Result<Self, DaemonError> {
-        crate::cost::prices::fill_unit_prices(&mut config, &opts.price_profiles)?;
+        crate::cost::apply_profiles(&mut config, &opts.price_profiles)?;
         let mut controllers = BTreeMap::new();
         for f in &config.fleets {
             if let Some(s) = store.load(&f.name)? {
@@ -312,7 +312,7 @@ impl<P: Provider> Daemon<P> {
     /// Re-reads the policy file; an invalid file keeps the running policy and logs every problem.
     pub fn reload(&mut self) {
         let loaded = config::load(&self.opts.config_path).and_then(|mut cfg| {
-            crate::cost::prices::fill_unit_prices(&mut cfg, &self.opts.price_profiles)
+            crate::cost::apply_profiles(&mut cfg, &self.opts.price_profiles)
                 .map(|()| cfg)
                 .map_err(|e| config::ConfigError::Prices(e.to_string()))
         });
@@ -490,12 +490,15 @@ impl<P: Provider> Daemon<P> {
                 changes: Vec::new(),
             };
         }
+        let (outcome, error) = self.apply(fleet, &plan, &snap).await;
+        // Warm pools after the pool changes, as the simulator applies them (`apply_plan`) and
+        // AWS reconciles them (at the tick's end): a scale-up this tick does not draw on warm
+        // instances sized in the same tick.
         for w in plan.warm_pool_targets() {
             if let Some(pool) = fleet.pool(&w.pool) {
                 self.provider.warm_pool_target(fleet, pool, w.min_size);
             }
         }
-        let (outcome, error) = self.apply(fleet, &plan, &snap).await;
         let ctl = self.controllers.entry(fleet.name.clone()).or_default();
         let state = ctl.commit(fleet, &plan, &outcome).clone();
         if let Err(e) = self.store.save(&fleet.name, &state, &plan.decision) {

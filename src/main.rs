@@ -245,6 +245,14 @@ fn main() -> ExitCode {
                 eprintln!("{pe}");
                 return ExitCode::from(2);
             }
+            if let Some(pe) = e.downcast_ref::<llm_autoscaler::cost::ProfileError>() {
+                eprintln!("{pe}");
+                return ExitCode::from(2);
+            }
+            if let Some(pe) = e.downcast_ref::<llm_autoscaler::cost::PolicyError>() {
+                eprintln!("{pe}");
+                return ExitCode::from(2);
+            }
             eprintln!("error: {e:#}");
             if e.downcast_ref::<InputError>().is_some() {
                 ExitCode::from(3)
@@ -259,8 +267,14 @@ fn load(path: &Path) -> anyhow::Result<Config> {
     Ok(config::load(path)?)
 }
 
+/// A policy with what it takes from the replica profiles filled in: prices, capacity models,
+/// `"auto"` targets.
+fn load_with_profiles(path: &Path) -> anyhow::Result<Config> {
+    Ok(llm_autoscaler::cost::load_policy(path)?)
+}
+
 fn check(path: &Path) -> anyhow::Result<()> {
-    let cfg = load(path)?;
+    let cfg = load_with_profiles(path)?;
     let g = &cfg.global;
     println!(
         "{}: ok — provider {:?}, tick {} s, dry-run {}, http {}, state in {}",
@@ -290,7 +304,7 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
 }
 
 fn decide(config_path: &Path, snapshot_path: &Path, summary: bool) -> anyhow::Result<()> {
-    let cfg = load(config_path)?;
+    let cfg = load_with_profiles(config_path)?;
     let text = read_input(snapshot_path)?;
     let input: DecideInput = serde_json::from_str(&text).map_err(|e| {
         InputError(format!(
@@ -386,6 +400,10 @@ struct SimArgs {
         requires = "suite"
     )]
     cold_starts: Vec<f64>,
+    /// With --suite: only the cells whose name (`shape/mix/coldN/seedN`) contains this; with
+    /// exactly one cell, --csv and --decisions write that cell's minutes and decisions.
+    #[arg(long, requires = "suite")]
+    cells: Option<String>,
     /// For a per-minute trace: draw token counts from this per-request trace instead of
     /// the built-in chat mix.
     #[arg(long, requires = "trace")]
@@ -399,9 +417,10 @@ struct SimArgs {
     /// Length of the run, seconds (default: the scenario's or the trace's).
     #[arg(long)]
     duration_secs: Option<f64>,
-    /// Model class served: 8b, or 70b on g5.12xlarge / p4d.24xlarge.
-    #[arg(long, default_value = "8b")]
-    model: String,
+    /// Model class served (overrides the fleet's `model`): 8b, or 70b on g5.12xlarge /
+    /// p4d.24xlarge.
+    #[arg(long)]
+    model: Option<String>,
     /// Requests waiting longer than this fail, seconds.
     #[arg(long, default_value_t = 30.0)]
     queue_timeout_secs: f64,
@@ -431,7 +450,12 @@ fn read_trace(path: &Path) -> anyhow::Result<Trace> {
 fn simulate(a: SimArgs) -> anyhow::Result<()> {
     let mut cfg = load(&a.config)?;
     let price_profiles = sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?;
-    llm_autoscaler::cost::prices::fill_unit_prices(&mut cfg, &price_profiles)?;
+    if let Some(m) = &a.model {
+        for f in &mut cfg.fleets {
+            f.model = m.clone();
+        }
+    }
+    llm_autoscaler::cost::apply_profiles(&mut cfg, &price_profiles)?;
     if a.suite.is_some() {
         return robustness(&a, &cfg, &price_profiles);
     }
@@ -508,8 +532,8 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         spot,
         epoch,
         policy_name: format!("{}#{}", a.config.display(), fleet.name),
+        model: fleet.model.clone(),
         fleet,
-        model: a.model.clone(),
         profiles: sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?,
         tick_secs: cfg.global.tick_secs as f64,
         queue_timeout_secs: a.queue_timeout_secs,
@@ -578,12 +602,39 @@ fn robustness(a: &SimArgs, cfg: &Config, profiles: &[sim::perf::Profile]) -> any
     spec.seeds = a.seeds.clone();
     spec.cold_starts_secs = a.cold_starts.clone();
     spec.duration_secs = a.duration_secs;
-    let cells = spec.cells();
+    let cells: Vec<suite::Cell> = spec
+        .cells()
+        .into_iter()
+        .filter(|c| {
+            a.cells
+                .as_ref()
+                .is_none_or(|f| suite::cell_name(c).contains(f.as_str()))
+        })
+        .collect();
+    if cells.is_empty() {
+        return Err(InputError(format!(
+            "--cells {}: no cell of the matrix matches (names look like step-x10/chat/cold150/seed1)",
+            a.cells.as_deref().unwrap_or_default()
+        ))
+        .into());
+    }
+    if let ([cell], true) = (cells.as_slice(), a.csv.is_some() || a.decisions.is_some()) {
+        let mut setup = suite::cell_setup(fleet, profiles, &fleet.model, &traces, &spec, cell)?;
+        setup.record_decisions = a.decisions.is_some();
+        let outcome = sim::simulate(setup, &mut |_| {})?;
+        if let Some(p) = &a.csv {
+            std::fs::write(p, outcome.csv()).with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(p) = &a.decisions {
+            let lines: String = outcome.decisions.iter().map(|l| format!("{l}\n")).collect();
+            std::fs::write(p, lines).with_context(|| format!("writing {}", p.display()))?;
+        }
+    }
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let mut results = Vec::with_capacity(cells.len());
     for (i, cell) in cells.iter().enumerate() {
-        let r = suite::run_cell(fleet, profiles, &a.model, &traces, &spec, cell)?;
+        let r = suite::run_cell(fleet, profiles, &fleet.model, &traces, &spec, cell)?;
         let line = format!(
             "[{}/{}] {} {} · {:.0} s elapsed",
             i + 1,

@@ -161,6 +161,43 @@ pub struct Instance {
     /// Latest sample of each per-instance metric, keyed by the metric's `name` in the policy.
     #[serde(default)]
     pub samples: BTreeMap<String, Sample>,
+    /// What its inference server reports about its own work, when scraped (the capacity model
+    /// turns it into `token_work`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<ServerLoad>,
+}
+
+/// An inference server's own account of its work at one scrape: counter rates since the
+/// previous scrape and gauges now (vLLM: `prompt_tokens_total`, `generation_tokens_total`,
+/// `request_success_total`, `num_requests_waiting`, `num_requests_running`,
+/// `kv_cache_usage_perc`; TGI's equivalents).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerLoad {
+    /// Prompt tokens prefilled per second.
+    pub prompt_tokens_per_sec: f64,
+    /// Tokens generated per second.
+    pub generation_tokens_per_sec: f64,
+    /// Requests finished per second.
+    pub requests_per_sec: f64,
+    /// Requests waiting for their prefill.
+    pub waiting: f64,
+    /// Requests running (in the batch).
+    pub running: f64,
+    /// KV cache in use, 0–1.
+    pub kv_cache_fraction: f64,
+    /// The seconds the rates were taken over (how much evidence they carry).
+    #[serde(default = "rate_window_secs")]
+    pub window_secs: f64,
+    /// When measured.
+    pub at: Timestamp,
+}
+
+/// The window servers' counter rates are taken over, seconds — a minute, as Prometheus'
+/// `rate(…[1m])`; the simulator and the AWS scraper both use it.
+pub const RATE_WINDOW_SECS: f64 = 60.0;
+
+fn rate_window_secs() -> f64 {
+    RATE_WINDOW_SECS
 }
 
 fn one_unit() -> Units {
@@ -199,6 +236,22 @@ pub struct Snapshot {
     /// a CloudWatch error): the engine reports the metric invalid with this reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metric_errors: BTreeMap<String, String>,
+    /// The fleet's latency over the last interval, when the servers report it (TTFT and queue
+    /// wait histograms): what the capacity model's correction learns from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<FleetLatency>,
+}
+
+/// P95 time to first token and P95 queue wait of the requests the fleet started since the
+/// previous observation.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FleetLatency {
+    /// P95 TTFT, seconds.
+    pub ttft_p95_secs: f64,
+    /// P95 wait before the prefill started, seconds.
+    pub queue_wait_p95_secs: f64,
+    /// When measured.
+    pub at: Timestamp,
 }
 
 /// An Auto Scaling Group's own size limits, units.
@@ -308,6 +361,7 @@ mod tests {
             weight_units: w,
             state,
             samples: BTreeMap::new(),
+            load: None,
         };
         let s = Snapshot {
             desired_units: 9,

@@ -21,6 +21,7 @@ fn rules(window: u64, select: SelectPolicy, policies: Vec<ScalingPolicy>) -> Sca
     ScalingRules {
         stabilization_window_secs: window,
         select_policy: select,
+        tolerance: None,
         policies,
     }
 }

@@ -39,6 +39,7 @@ fn snap(units: u32, waiting: f64, now: Timestamp) -> Snapshot {
                 at: now,
             },
         )]),
+        load: None,
     };
     Snapshot {
         desired_units: units,

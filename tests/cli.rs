@@ -57,8 +57,9 @@ fn decide_reads_the_documented_example_snapshot() {
     let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let d = &v["decision"];
     assert_eq!(d["fleet"], "llama-8b");
-    // 4 in service with 12, 10, 9 and no sample waiting vs 4 per unit; 1 booting; SQS 30 / 5.
-    assert_eq!(d["winning_metric"], "queue_depth");
+    // 4 in service, three of them reporting their servers' token rates and 12, 10, 9 requests
+    // waiting: 1.35 units of work each against 0.7; 1 booting.
+    assert_eq!(d["winning_metric"], "token_work");
     assert!(d["desired_units"].as_u64().unwrap() > d["current_units"].as_u64().unwrap());
     assert!(v["state"]["recommendations"].as_array().unwrap().len() >= 2);
     assert!(!d["summary"].as_str().unwrap().is_empty());

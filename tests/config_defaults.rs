@@ -62,6 +62,7 @@ const POINTERS: &[(&str, &str)] = &[
     ("ScalingRules", "/fleets/0/behavior/scale_up"),
     ("ScheduleRule", "/fleets/0/schedules/0"),
     ("Slo", "/fleets/0/slo"),
+    ("CapacitySettings", "/fleets/0/capacity"),
 ];
 
 /// Documented defaults that depend on other keys, with why they are checked elsewhere.

@@ -32,7 +32,7 @@ fn shipped_examples_parse() {
     }
     let example = config::load(std::path::Path::new("config/example.toml")).unwrap();
     assert_eq!(example.global.provider, ProviderKind::Aws);
-    assert_eq!(example.fleets[0].metrics.len(), 5);
+    assert_eq!(example.fleets[0].metrics.len(), 2);
     assert_eq!(example.fleets[0].schedules.len(), 0);
     // The brief's off-peak example is shipped commented out; uncommented, it is valid.
     let text = std::fs::read_to_string("config/example.toml").unwrap();

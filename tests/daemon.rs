@@ -434,10 +434,13 @@ async fn the_daemon_and_simulate_set_the_same_pool_targets_tick_by_tick() {
         let p = SimProvider::new(traffic, s.spot, perf::builtin(), "8b", s.epoch, 15.0);
         let (mut d, _rx) = daemon(cfg, p, &path, s.epoch, false);
         let mut daemon_targets = Vec::new();
+        let mut daemon_decisions = Vec::new();
         for _ in 0..simulated.len() {
             d.tick().await;
             let decision = d.published().fleets[&fleet.name].decision.clone().unwrap();
-            daemon_targets.push(targets(&serde_json::to_value(&decision).unwrap()));
+            let v = serde_json::to_value(&decision).unwrap();
+            daemon_targets.push(targets(&v));
+            daemon_decisions.push(v);
         }
         assert_eq!(simulated.len(), (minutes * 4.0) as usize);
         let changes = simulated.windows(2).filter(|w| w[0] != w[1]).count();
@@ -446,7 +449,11 @@ async fn the_daemon_and_simulate_set_the_same_pool_targets_tick_by_tick() {
             "{name}: the run should move the pools ({changes} changes)"
         );
         for (tick, (sim, dae)) in simulated.iter().zip(&daemon_targets).enumerate() {
-            assert_eq!(sim, dae, "{name}: tick {tick} differs");
+            assert_eq!(
+                sim, dae,
+                "{name}: tick {tick} differs\nsimulate: {}\ndaemon:   {}",
+                outcome.decisions[tick], daemon_decisions[tick]
+            );
         }
     }
 }

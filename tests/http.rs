@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use llm_autoscaler::daemon::{FleetStatus, Published};
 use llm_autoscaler::engine::{decide, EngineState};
-use llm_autoscaler::{config, http};
+use llm_autoscaler::http;
 use tokio::sync::watch;
 
 /// A plain HTTP/1.1 GET on loopback: (status, body).
@@ -37,7 +37,8 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
 }
 
 fn published() -> Published {
-    let cfg = config::load(std::path::Path::new("config/example.toml")).unwrap();
+    let cfg =
+        llm_autoscaler::cost::load_policy(std::path::Path::new("config/example.toml")).unwrap();
     let text = std::fs::read_to_string("docs/examples/snapshot.json").unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let snap = serde_json::from_value(v["snapshot"].clone()).unwrap();
@@ -111,7 +112,7 @@ async fn endpoints_serve_health_metrics_and_state() {
     for want in [
         "llm_autoscaler_desired_units{fleet=\"llama-8b\",pool=\"spot\",market=\"spot\"}",
         "llm_autoscaler_in_service_units{fleet=\"llama-8b\"} 4",
-        "llm_autoscaler_signal_recommendation_units{fleet=\"llama-8b\",metric=\"queue_depth\",signal=\"queue_depth\"} 8",
+        "llm_autoscaler_signal_recommendation_units{fleet=\"llama-8b\",metric=\"token_work\",signal=\"token_work\"} 6",
         "llm_autoscaler_tick_cpu_seconds_total",
         "# TYPE llm_autoscaler_decision_reasons_total counter",
     ] {
@@ -124,7 +125,7 @@ async fn endpoints_serve_health_metrics_and_state() {
     assert_eq!(v["ticks"], 7);
     assert_eq!(
         v["fleets"]["llama-8b"]["decision"]["winning_metric"],
-        "queue_depth"
+        "token_work"
     );
 
     let (code, page) = fetch("/").await.unwrap();

@@ -53,6 +53,7 @@ fn snap(
                 at: now,
             },
         )]),
+        load: None,
     };
     Snapshot {
         desired_units: pool_desired.0 + pool_desired.1,
@@ -214,6 +215,7 @@ fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
             weight_units: 1,
             state: LifecycleState::Interrupted,
             samples: BTreeMap::new(),
+            load: None,
         });
         s.instances.push(Instance {
             id: format!("spot-new-{i}"),
@@ -221,6 +223,7 @@ fn an_interruption_notice_raises_on_demand_in_the_same_decision() {
             weight_units: 1,
             state: LifecycleState::Pending,
             samples: BTreeMap::new(),
+            load: None,
         });
     }
     let (d, st) = decide(&f, &s, &st, t(60));

@@ -167,6 +167,7 @@ impl Cloud {
                         (None, _) => LifecycleState::Pending,
                     },
                     samples: BTreeMap::new(),
+                    load: None,
                 })
                 .collect(),
             fleet_metrics: BTreeMap::from([(

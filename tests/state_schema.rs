@@ -3,7 +3,6 @@
 //! remedy rather than misread. `tests/fixtures/engine_state_v*.json` were written by the builds
 //! of their version (v1: before the market placement module, 2026-11-30).
 
-use llm_autoscaler::config;
 use llm_autoscaler::engine::{decide, EngineState, StateError, SCHEMA_VERSION};
 use llm_autoscaler::model::Timestamp;
 
@@ -32,7 +31,8 @@ fn a_version_1_state_migrates_and_keeps_what_it_knew() {
 
 #[test]
 fn every_stored_version_decides() {
-    let cfg = config::load(std::path::Path::new("config/example.toml")).unwrap();
+    let cfg =
+        llm_autoscaler::cost::load_policy(std::path::Path::new("config/example.toml")).unwrap();
     let snap = serde_json::from_value(
         serde_json::from_str::<serde_json::Value>(
             &std::fs::read_to_string("docs/examples/snapshot.json").unwrap(),

@@ -708,6 +708,7 @@ impl Provider for AwsProvider {
                     weight_units: weight_of(pool, i.instance_type(), i.weighted_capacity()),
                     state,
                     samples: BTreeMap::new(),
+                    load: None,
                 });
             }
             if pool.market == Market::Spot {

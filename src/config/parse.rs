@@ -51,6 +51,7 @@ const SCRAPE_KEYS: &[&str] = &["port", "path", "timeout_ms"];
 const SOURCE_TYPES: &str = "\"scrape\", \"cloudwatch\", \"sqs\" or \"promql\"";
 const FLEET_KEYS: &[&str] = &[
     "name",
+    "model",
     "min_units",
     "max_units",
     "tolerance",
@@ -68,6 +69,13 @@ const FLEET_KEYS: &[&str] = &[
     "slo",
     "predictive",
     "budget",
+    "capacity",
+];
+const CAPACITY_KEYS: &[&str] = &[
+    "target_utilization",
+    "scale_down_utilization",
+    "ramp_ahead",
+    "learn",
 ];
 const BUDGET_KEYS: &[&str] = &["max_usd_per_hour", "max_usd_per_month"];
 const PREDICTIVE_KEYS: &[&str] = &[
@@ -93,7 +101,12 @@ const INSTANCE_TYPE_KEYS: &[&str] = &["type", "weight_units"];
 const WARM_POOL_KEYS: &[&str] = &["min_size", "max_prepared_units", "volume_usd_per_hour"];
 const METRIC_KEYS: &[&str] = &["name", "signal", "target", "stale_after_secs", "source"];
 const BEHAVIOR_KEYS: &[&str] = &["scale_up", "scale_down"];
-const RULES_KEYS: &[&str] = &["stabilization_window_secs", "select_policy", "policies"];
+const RULES_KEYS: &[&str] = &[
+    "stabilization_window_secs",
+    "select_policy",
+    "tolerance",
+    "policies",
+];
 const POLICY_KEYS: &[&str] = &["type", "value", "period_secs"];
 const PANIC_KEYS: &[&str] = &[
     "enabled",
@@ -672,9 +685,15 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         t.finish(ctx, BUDGET_KEYS);
         (b.max_usd_per_hour.is_some() || b.max_usd_per_month.is_some()).then_some(b)
     });
+    let capacity = s
+        .table(ctx, "capacity")
+        .map(|t| parse_capacity(ctx, t))
+        .unwrap_or_default();
+    let model = s.string(ctx, "model").unwrap_or_else(|| "8b".into());
     s.finish(ctx, FLEET_KEYS);
     Some(Fleet {
         name: name?,
+        model,
         min_units: min_units?,
         max_units: max_units?,
         tolerance,
@@ -692,7 +711,37 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         slo,
         predictive,
         budget,
+        capacity,
     })
+}
+
+fn parse_capacity(ctx: &mut Ctx<'_>, t: Section<'_, '_>) -> CapacitySettings {
+    let d = CapacitySettings::default();
+    let target_utilization = t
+        .number(
+            ctx,
+            "target_utilization",
+            |x| (0.3..=0.95).contains(&x),
+            "a fraction from 0.3 to 0.95",
+        )
+        .unwrap_or(d.target_utilization);
+    let scale_down_utilization = t
+        .number(
+            ctx,
+            "scale_down_utilization",
+            |x| (0.2..=target_utilization).contains(&x),
+            &format!("a fraction from 0.2 to target_utilization ({target_utilization})"),
+        )
+        .unwrap_or(d.scale_down_utilization.min(target_utilization));
+    let c = CapacitySettings {
+        target_utilization,
+        scale_down_utilization,
+        ramp_ahead: t.bool(ctx, "ramp_ahead").unwrap_or(d.ramp_ahead),
+        learn: t.bool(ctx, "learn").unwrap_or(d.learn),
+        model: None,
+    };
+    t.finish(ctx, CAPACITY_KEYS);
+    c
 }
 
 fn parse_predictive(
@@ -710,15 +759,16 @@ fn parse_predictive(
             ],
         )
         .unwrap_or(PredictiveMode::ForecastAndScale);
-    let demand_per_unit = s
-        .number(ctx, "demand_per_unit", |x| x > 0.0, "a number above 0")
-        .or_else(|| {
-            s.absent(
-                ctx,
-                "demand_per_unit",
-                "the demand one unit serves in the history's unit, e.g. 110 (requests per minute)",
-            )
-        });
+    let demand_per_unit = if s.is_string("demand_per_unit", "auto") {
+        None
+    } else {
+        s.number(
+            ctx,
+            "demand_per_unit",
+            |x| x > 0.0,
+            "a number above 0 (the demand one unit serves in the history's unit, e.g. 110 requests per minute), or \"auto\"",
+        )
+    };
     let source = s
         .table(ctx, "source")
         .and_then(|t| parse_source(ctx, t, None));
@@ -746,7 +796,7 @@ fn parse_predictive(
     }
     let p = Predictive {
         mode,
-        demand_per_unit: demand_per_unit.unwrap_or(1.0),
+        demand_per_unit,
         quantile: s
             .number(
                 ctx,
@@ -763,7 +813,7 @@ fn parse_predictive(
         source,
     };
     s.finish(ctx, PREDICTIVE_KEYS);
-    demand_per_unit.map(|_| p)
+    Some(p)
 }
 
 fn parse_pool(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Pool> {
@@ -857,9 +907,12 @@ fn parse_metric(
             );
             None
         }
-        (None, Some(Signal::TtftP95Secs)) => Some(Target::Value {
-            value: slo.ttft_p95_secs,
-        }),
+        (None, Some(Signal::TtftP95Secs)) => Some((
+            Target::Value {
+                value: slo.ttft_p95_secs,
+            },
+            false,
+        )),
         (None, _) => {
             s.missing(
                 ctx,
@@ -872,6 +925,14 @@ fn parse_metric(
     let source = s
         .table(ctx, "source")
         .and_then(|t| parse_source(ctx, t, signal));
+    if signal == Some(Signal::TokenWork) && s.has("source") {
+        ctx.report(
+            s.span_of("source"),
+            &s.key_path("source"),
+            "token_work is computed from each server's token counters and queue; it takes no source",
+            "no source (the servers are scraped as for the other per-instance signals)",
+        );
+    }
     if let Some(sig) = signal {
         let needs_source = !sig.per_instance() && sig != Signal::TtftP95Secs;
         if provider == ProviderKind::Aws && needs_source && !s.has("source") {
@@ -884,16 +945,52 @@ fn parse_metric(
     }
     s.finish(ctx, METRIC_KEYS);
     let signal = signal?;
+    let (target, auto_target) = target?;
     Some(MetricSpec {
         name: name.unwrap_or_else(|| signal.name().to_string()),
         signal,
-        target: target?,
+        target,
+        auto_target,
         stale_after_secs,
         source,
     })
 }
 
-fn parse_target(ctx: &mut Ctx<'_>, t: Section<'_, '_>, signal: Signal) -> Option<Target> {
+/// Whether `key`'s value is the string `"auto"` (a target derived from the capacity model); a
+/// signal without one is reported.
+fn auto(ctx: &mut Ctx<'_>, t: &Section<'_, '_>, key: &str, signal: Signal) -> bool {
+    if !t.is_string(key, "auto") {
+        return false;
+    }
+    if !signal.has_auto_target() {
+        ctx.report(
+            t.value_span(key),
+            &t.key_path(key),
+            format!("signal \"{}\" has no capacity-model target", signal.name()),
+            "a number; \"auto\" applies to token_work, prompt_tokens_rate, generation_tokens_rate, fleet_prompt_tokens_rate, fleet_generation_tokens_rate and kv_cache_usage",
+        );
+    }
+    true
+}
+
+/// A target's number, or `"auto"` (NaN until the capacity model resolves it); `valid` is what
+/// to say for a wrong value and for a missing one.
+fn auto_or_number(
+    ctx: &mut Ctx<'_>,
+    t: &Section<'_, '_>,
+    signal: Signal,
+    key: &str,
+    ok: fn(f64) -> bool,
+    valid: [&str; 2],
+) -> (Option<f64>, bool) {
+    if auto(ctx, t, key, signal) {
+        return (Some(f64::NAN), true);
+    }
+    let v = t.number(ctx, key, ok, valid[0]);
+    (v.or_else(|| t.absent(ctx, key, valid[1])), false)
+}
+
+fn parse_target(ctx: &mut Ctx<'_>, t: Section<'_, '_>, signal: Signal) -> Option<(Target, bool)> {
     #[derive(Clone, Copy)]
     enum Kind {
         Utilization,
@@ -936,23 +1033,38 @@ fn parse_target(ctx: &mut Ctx<'_>, t: Section<'_, '_>, signal: Signal) -> Option
                     },
                 );
             }
-            let v = t.number(
+            let (v, is_auto) = auto_or_number(
                 ctx,
+                &t,
+                signal,
                 "average_utilization",
                 |x| x > 0.0 && x <= 100.0,
-                "a percentage above 0 and at most 100",
+                [
+                    "a percentage above 0 and at most 100, or \"auto\"",
+                    "a percentage, e.g. 70",
+                ],
             );
-            let v = v.or_else(|| t.absent(ctx, "average_utilization", "a percentage, e.g. 70"));
             t.finish(ctx, &["type", "average_utilization"]);
-            v.map(|average_utilization| Target::Utilization {
-                average_utilization,
+            v.map(|average_utilization| {
+                (
+                    Target::Utilization {
+                        average_utilization,
+                    },
+                    is_auto,
+                )
             })
         }
         Some(Kind::AverageValue) => {
-            let v = t.number(ctx, "average_value", positive, "a number above 0");
-            let v = v.or_else(|| t.absent(ctx, "average_value", "a number above 0, e.g. 5"));
+            let (v, is_auto) = auto_or_number(
+                ctx,
+                &t,
+                signal,
+                "average_value",
+                positive,
+                ["a number above 0, or \"auto\"", "a number above 0, e.g. 5"],
+            );
             t.finish(ctx, &["type", "average_value"]);
-            v.map(|average_value| Target::AverageValue { average_value })
+            v.map(|average_value| (Target::AverageValue { average_value }, is_auto))
         }
         Some(Kind::Value) => {
             if signal.per_instance() {
@@ -973,7 +1085,7 @@ fn parse_target(ctx: &mut Ctx<'_>, t: Section<'_, '_>, signal: Signal) -> Option
             let v = t.number(ctx, "value", positive, "a number above 0");
             let v = v.or_else(|| t.absent(ctx, "value", "a number above 0, e.g. 2.0"));
             t.finish(ctx, &["type", "value"]);
-            v.map(|value| Target::Value { value })
+            v.map(|value| (Target::Value { value }, false))
         }
     };
     result
@@ -1051,10 +1163,19 @@ fn parse_rules(ctx: &mut Ctx<'_>, s: Section<'_, '_>, defaults: ScalingRules) ->
                 .collect()
         }
     };
+    let tolerance = s
+        .number(
+            ctx,
+            "tolerance",
+            |x| (0.0..1.0).contains(&x),
+            "a fraction from 0 to below 1",
+        )
+        .or(defaults.tolerance);
     s.finish(ctx, RULES_KEYS);
     ScalingRules {
         stabilization_window_secs,
         select_policy,
+        tolerance,
         policies,
     }
 }

@@ -158,6 +158,12 @@ impl<'t, 'i> Section<'t, 'i> {
         self.table.contains_key(key)
     }
 
+    /// Whether `key`'s value is the string `want`.
+    pub(crate) fn is_string(&self, key: &str, want: &str) -> bool {
+        self.raw(key)
+            .is_some_and(|v| matches!(v.get_ref(), DeValue::String(s) if s.as_ref() == want))
+    }
+
     /// Where the value of `key` is written, or this table's span when absent.
     pub(crate) fn value_span(&self, key: &str) -> Range<usize> {
         self.raw(key)

@@ -70,6 +70,27 @@ pub fn fleet_summary(f: &Fleet) -> String {
             pols.join(", ")
         );
     }
+    if let Some(m) = &f.capacity.model {
+        let c = &f.capacity;
+        // Decode at the full batch, per unit: what `policy::capacity` counts a unit for.
+        let seqs = f64::from(m.max_seqs.max(1));
+        let decode = seqs
+            / (m.decode_base_secs + m.decode_per_seq_secs * seqs)
+            / m.reference_weight_units as f64;
+        let _ = writeln!(
+            out,
+            "  capacity ({} model): per unit prefill {:.0} tokens/s, decode {:.0} tokens/s at {} seqs, KV {} tokens; target {:.0} % busy, release down to {:.0} %, ramp ahead {}, learn {}",
+            f.model,
+            m.prefill_tokens_per_sec,
+            decode,
+            m.max_seqs,
+            m.kv_cache_tokens,
+            c.target_utilization * 100.0,
+            c.scale_down_utilization * 100.0,
+            c.ramp_ahead,
+            c.learn
+        );
+    }
     if f.panic.enabled {
         let _ = writeln!(
             out,
@@ -105,7 +126,8 @@ pub fn fleet_summary(f: &Fleet) -> String {
             "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min",
             p.mode,
             p.quantile * 100.0,
-            p.demand_per_unit,
+            p.demand_per_unit
+                .map_or_else(|| "the learned demand".to_string(), |d| d.to_string()),
             p.history_days,
             p.refit_mins
         );

@@ -205,6 +205,9 @@ pub enum MetricSource {
 pub struct Fleet {
     /// `name`: unique name of the fleet (used in logs, metrics and the API).
     pub name: String,
+    /// `model`: the model class the fleet serves, which picks its replica profiles (`8b`,
+    /// `70b`, or a class of your `[[profiles]]`). Default `8b`.
+    pub model: String,
     /// `min_units`: capacity floor in units. Required.
     pub min_units: Units,
     /// `max_units`: capacity ceiling in units. Required, ≥ `min_units`.
@@ -247,6 +250,66 @@ pub struct Fleet {
     pub predictive: Option<Predictive>,
     /// `[fleets.budget]`: spend caps; absent means none.
     pub budget: Option<Budget>,
+    /// `[fleets.capacity]`: what one unit can do — the model behind `token_work` and the
+    /// `"auto"` targets.
+    pub capacity: CapacitySettings,
+}
+
+/// `[fleets.capacity]`: the work one unit sustains, from the reference type's replica profile
+/// (built in, or `[[profiles]]` with your own measurements: `llm-autoscaler calibrate`), and how
+/// busy to keep it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CapacitySettings {
+    /// `target_utilization`: the share of a unit's sustainable work to aim at, 0.3–0.95. It
+    /// trades cost against TTFT headroom for bursts and long prefills. Default 0.7.
+    pub target_utilization: f64,
+    /// `scale_down_utilization`: a scale-down on the capacity-model signals releases capacity
+    /// only down to the size at which the work would keep each unit this busy — below
+    /// `target_utilization`, so the fleet does not scale straight back up on the next minute's
+    /// noise (a deadband between this and the target plus the scale-up tolerance).
+    /// 0.2–`target_utilization`. Default 0.6.
+    pub scale_down_utilization: f64,
+    /// `ramp_ahead`: while the work has risen steadily over the last five minutes, size on
+    /// where it will be one cold start ahead (the fleet's observed p95 launch → in service),
+    /// at most half again the demand (`policy::ramp`). Only raises. Default true.
+    pub ramp_ahead: bool,
+    /// `learn`: correct the profile from what the fleet shows — lower the capacity counted per
+    /// unit while TTFT is over the SLO because requests queue (AIMD: a tenth per decision, down
+    /// to half), and give it back only while the fleet runs busy with TTFT well under the SLO
+    /// (a hundredth per decision, never above the profile). Default true.
+    pub learn: bool,
+    /// The reference type's work model, filled in from its profile when the policy is loaded
+    /// for `run`, `simulate` or `decide`; `None` before (or with no profile for the type).
+    pub model: Option<WorkModel>,
+}
+
+impl Default for CapacitySettings {
+    fn default() -> Self {
+        CapacitySettings {
+            target_utilization: 0.7,
+            scale_down_utilization: 0.6,
+            ramp_ahead: true,
+            learn: true,
+            model: None,
+        }
+    }
+}
+
+/// One unit of the reference type, as the capacity model sees it (from `sim::perf::Profile`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct WorkModel {
+    /// Prefill tokens per second of one unit.
+    pub prefill_tokens_per_sec: f64,
+    /// Decode step of one reference instance with an empty batch, seconds.
+    pub decode_base_secs: f64,
+    /// Extra decode step per running sequence, seconds.
+    pub decode_per_seq_secs: f64,
+    /// Concurrent sequences one reference instance runs at most.
+    pub max_seqs: u32,
+    /// KV-cache tokens of one reference instance.
+    pub kv_cache_tokens: u64,
+    /// Units one reference instance counts for.
+    pub reference_weight_units: Units,
 }
 
 /// `[fleets.budget]`: when the capacity a decision wants would cost more than a cap allows,
@@ -282,8 +345,11 @@ pub struct Predictive {
     /// `mode`: `"forecast_and_scale"` (default) or `"forecast_only"`.
     pub mode: PredictiveMode,
     /// `demand_per_unit`: demand one unit serves at its target utilisation, in the history's
-    /// unit (e.g. requests per minute). Required.
-    pub demand_per_unit: f64,
+    /// unit (e.g. requests per minute), or `"auto"`: learned from the fleet itself — the
+    /// requests it finishes per unit of work the capacity model counts, at `[fleets.capacity]
+    /// target_utilization` (so a mix of long prompts serves fewer requests per unit without a
+    /// re-tune). Default: learned (`"auto"`; needs the capacity model: no floor until learned).
+    pub demand_per_unit: Option<f64>,
     /// `quantile`: the forecast quantile capacity is sized on, 0.5–0.99. Default 0.9.
     pub quantile: f64,
     /// `lead_secs`: how far ahead capacity must be there. Default: the p95 of the fleet's own
@@ -297,8 +363,8 @@ pub struct Predictive {
     /// `refit_mins`: minutes between refits (each fit costs ~0.5 s of CPU on 14 days). Default 60.
     pub refit_mins: u64,
     /// `warm_pool_from_forecast`: size warm pools from the forecast peak of the next hour
-    /// (their `min_size` becomes the peak's units above current capacity, within the pool's
-    /// `max_prepared_units`). Default false.
+    /// (at least the peak's units above current capacity, within the pool's
+    /// `max_prepared_units`; never below the pool's `min_size`). Default false.
     pub warm_pool_from_forecast: bool,
     /// `source`: where the AWS provider reads the per-minute demand history (a CloudWatch
     /// metric with `period_secs = 60`, e.g. the load balancer's `RequestCount` `Sum`). The
@@ -371,14 +437,26 @@ pub enum Signal {
     QueueDepth,
     /// Requests running + waiting on an instance (Knative's concurrency).
     Concurrency,
-    /// Requests per second arriving at an instance.
+    /// Requests per second an instance finishes (vLLM `request_success_total`'s rate).
     RequestRate,
+    /// Prompt tokens per second an instance prefills (vLLM `prompt_tokens_total`'s rate).
+    PromptTokensRate,
+    /// Tokens per second an instance generates (vLLM `generation_tokens_total`'s rate).
+    GenerationTokensRate,
+    /// The work an instance does, in units kept busy: prefill and decode time from its token
+    /// rates through the capacity model of `[fleets.capacity]`, plus its waiting requests'
+    /// work spread over the TTFT SLO (see `policy::capacity`). Needs no hand target (`"auto"`).
+    TokenWork,
     /// Any other per-instance gauge.
     CustomInstance,
     /// Messages in an external request queue (SQS visible + in flight).
     ExternalQueueDepth,
     /// Requests per second arriving at the whole fleet (e.g. at the load balancer).
     FleetRequestRate,
+    /// Prompt tokens per second the whole fleet prefills (e.g. a PromQL sum of rates).
+    FleetPromptTokensRate,
+    /// Tokens per second the whole fleet generates.
+    FleetGenerationTokensRate,
     /// P95 time to first token of the fleet, seconds. Scale-up only (see `policy::hpa`).
     TtftP95Secs,
     /// Any other fleet-level gauge.
@@ -387,7 +465,7 @@ pub enum Signal {
 
 impl Signal {
     /// All signals with their TOML names, for parsing and for error messages.
-    pub const ALL: [(&'static str, Signal); 12] = [
+    pub const ALL: [(&'static str, Signal); 17] = [
         ("gpu_utilization", Signal::GpuUtilization),
         ("cpu_utilization", Signal::CpuUtilization),
         ("memory_utilization", Signal::MemoryUtilization),
@@ -395,9 +473,17 @@ impl Signal {
         ("queue_depth", Signal::QueueDepth),
         ("concurrency", Signal::Concurrency),
         ("request_rate", Signal::RequestRate),
+        ("prompt_tokens_rate", Signal::PromptTokensRate),
+        ("generation_tokens_rate", Signal::GenerationTokensRate),
+        ("token_work", Signal::TokenWork),
         ("custom_instance", Signal::CustomInstance),
         ("external_queue_depth", Signal::ExternalQueueDepth),
         ("fleet_request_rate", Signal::FleetRequestRate),
+        ("fleet_prompt_tokens_rate", Signal::FleetPromptTokensRate),
+        (
+            "fleet_generation_tokens_rate",
+            Signal::FleetGenerationTokensRate,
+        ),
         ("ttft_p95_secs", Signal::TtftP95Secs),
         ("custom_fleet", Signal::CustomFleet),
     ];
@@ -423,7 +509,25 @@ impl Signal {
                 | Signal::QueueDepth
                 | Signal::Concurrency
                 | Signal::RequestRate
+                | Signal::PromptTokensRate
+                | Signal::GenerationTokensRate
+                | Signal::TokenWork
                 | Signal::CustomInstance
+        )
+    }
+
+    /// Whether its target may be `"auto"`: derived from the capacity model (the instance
+    /// profile × `[fleets.capacity] target_utilization`, corrected by what the fleet has
+    /// shown), so no hand number fitted to one mix is needed.
+    pub fn has_auto_target(self) -> bool {
+        matches!(
+            self,
+            Signal::TokenWork
+                | Signal::PromptTokensRate
+                | Signal::GenerationTokensRate
+                | Signal::FleetPromptTokensRate
+                | Signal::FleetGenerationTokensRate
+                | Signal::KvCacheUsage
         )
     }
 
@@ -487,8 +591,15 @@ pub struct MetricSpec {
     pub name: String,
     /// `signal`: what is measured (see [`Signal`]).
     pub signal: Signal,
-    /// `target`: the HPA target.
+    /// `target`: the HPA target. `average_value = "auto"` (or `average_utilization = "auto"`
+    /// for `kv_cache_usage`) derives it from `[fleets.capacity]`: `token_work` →
+    /// `target_utilization` units busy per unit; `prompt_tokens_rate` / `generation_tokens_rate`
+    /// (and the fleet's) → the profile's prefill / decode tokens per second per unit ×
+    /// `target_utilization`; `kv_cache_usage` → `target_utilization` × 100 %.
     pub target: Target,
+    /// Whether `target` was `"auto"` (resolved from the profile when the policy is loaded for
+    /// `run`, `simulate` or `decide`).
+    pub auto_target: bool,
     /// `stale_after_secs`: overrides the fleet's staleness limit for this metric (CloudWatch
     /// data arrives 1–3 minutes late).
     pub stale_after_secs: u64,
@@ -515,6 +626,11 @@ pub struct ScalingRules {
     pub stabilization_window_secs: u64,
     /// `select_policy`: `"Max"` (default), `"Min"` or `"Disabled"`.
     pub select_policy: SelectPolicy,
+    /// `tolerance`: no change in this direction while the metric ÷ target ratio is within
+    /// this of 1 (Kubernetes 1.33's per-direction `behavior.scaleUp/scaleDown.tolerance`): a
+    /// larger scale-down tolerance is a down threshold below the target — work must fall that
+    /// far under it before capacity is released. Default: the fleet's `tolerance`.
+    pub tolerance: Option<f64>,
     /// `policies`: rate limits. HPA defaults: scale-up `[{pods 4 / 15 s}, {percent 100 / 15 s}]`,
     /// scale-down `[{percent 100 / 15 s}]`.
     pub policies: Vec<ScalingPolicy>,
@@ -526,6 +642,7 @@ impl ScalingRules {
         ScalingRules {
             stabilization_window_secs: 0,
             select_policy: SelectPolicy::Max,
+            tolerance: None,
             policies: vec![
                 ScalingPolicy {
                     kind: PolicyKind::Pods,
@@ -546,6 +663,7 @@ impl ScalingRules {
         ScalingRules {
             stabilization_window_secs: 300,
             select_policy: SelectPolicy::Max,
+            tolerance: None,
             policies: vec![ScalingPolicy {
                 kind: PolicyKind::Percent,
                 value: 100,

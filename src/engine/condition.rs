@@ -61,6 +61,8 @@ names! {
         GroupBounds,
         /// The fleet controller refused to act on the plan.
         Refused,
+        /// The capacity model's demand is rising steadily: sized one cold start ahead.
+        Ramp,
     }
 }
 
@@ -103,6 +105,8 @@ names! {
         ForecastOnly,
         /// The forecast floor is below the floor already in force.
         ForecastBelowFloor,
+        /// The forecast is flat or falling: no floor, the reactive stages follow the demand.
+        NoRiseAhead,
         /// The forecast floor raised the bounds.
         ForecastFloor,
         /// The budget capped a scale-up.
@@ -127,6 +131,8 @@ names! {
         ClampedToGroupMax,
         /// The pool targets could not be placed inside the fleet's and the groups' bounds.
         OutsideBounds,
+        /// Demand rising steadily: the recommendation is where it will be one cold start on.
+        RampAhead,
     }
 }
 

@@ -4,12 +4,15 @@
 
 use std::fmt::Write as _;
 
-use super::{Action, Condition, ConditionType, Decision, EngineState, Reason, Stages};
-use crate::config::Fleet;
+use super::{
+    Action, CapacityStep, Condition, ConditionType, Decision, EngineState, Reason, Stages,
+};
+use crate::config::{Fleet, PredictiveMode};
 use crate::model::{Snapshot, Timestamp, Units};
 use crate::placement::{self, PlaceInput, DEFAULT_LEAD_SECS};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
 use crate::policy::budget::{self, BudgetStep, Spend};
+use crate::policy::capacity;
 use crate::policy::hpa::{self, CalcInput, MetricRecommendation, MetricStatus};
 use crate::policy::panic::{self, PanicState, PanicStep};
 use crate::policy::predictive::{self, PredictiveStep};
@@ -34,6 +37,7 @@ pub struct Ladder<'a> {
     spend: Option<Spend>,
     budget_step: Option<BudgetStep>,
     scale_down_window_secs: u64,
+    ramp_step: Option<crate::policy::ramp::RampStep>,
 }
 
 /// The metrics stage's outcome.
@@ -67,9 +71,25 @@ impl<'a> Ladder<'a> {
         if st.started_at.is_none() {
             conditions.push(fresh_start(&mut st, fleet, now, current, ready));
         }
-        // Launch → in-service times: the predictive floor's lead and the spot headroom's.
-        if fleet.predictive.is_some() || fleet.spot_headroom_max_fraction > 0.0 {
+        // Launch → in-service times: the lead of the predictive floor, the spot headroom and
+        // ramp-ahead.
+        let ramp = fleet.capacity.ramp_ahead && fleet.capacity.model.is_some();
+        if fleet.predictive.is_some() || fleet.spot_headroom_max_fraction > 0.0 || ramp {
             st.cold_starts.observe(snap, now);
+        }
+        let correction = capacity::learn(&mut st.correction, fleet, snap, current);
+        if let (Some(p), Some(m)) = (&fleet.predictive, fleet.capacity.model) {
+            if p.demand_per_unit.is_none() {
+                let per_min: f64 = snap
+                    .instances
+                    .iter()
+                    .filter(|i| i.state == crate::model::LifecycleState::InService)
+                    .filter_map(|i| i.load.map(|l| l.requests_per_sec * 60.0))
+                    .sum();
+                let busy = capacity::served_units(&m, snap) / correction;
+                let u = fleet.capacity.target_utilization;
+                predictive::learn_demand_per_unit(&mut st.demand_per_unit, per_min, busy, u);
+            }
         }
         Ladder {
             fleet,
@@ -81,9 +101,17 @@ impl<'a> Ladder<'a> {
             calc: CalcInput {
                 now,
                 current_units: current,
-                tolerance: fleet.tolerance,
+                tolerance: fleet.behavior.scale_up.tolerance.unwrap_or(fleet.tolerance),
+                tolerance_down: fleet
+                    .behavior
+                    .scale_down
+                    .tolerance
+                    .unwrap_or(fleet.tolerance),
                 excluded_live_units: extras.live_units,
                 excluded_ready_units: extras.ready_units,
+                work: fleet.capacity.model.map(|m| (m, fleet.slo.ttft_p95_secs)),
+                correction,
+                scale_down_share: capacity::scale_down_share(fleet, snap),
             },
             conditions,
             stages: Stages::default(),
@@ -92,6 +120,7 @@ impl<'a> Ladder<'a> {
             spend: None,
             budget_step: None,
             scale_down_window_secs: fleet.behavior.scale_down.stabilization_window_secs,
+            ramp_step: None,
         }
     }
 
@@ -100,8 +129,11 @@ impl<'a> Ladder<'a> {
     pub fn bounds(&mut self) -> Bounds {
         let mut bounds = schedule::bounds(self.fleet, self.now);
         if let Some(cfg) = &self.fleet.predictive {
+            let per_unit = cfg.demand_per_unit.or(self.st.demand_per_unit);
             let step = predictive::step(
                 cfg,
+                per_unit,
+                self.fleet.tolerance,
                 self.snap.forecast.as_ref(),
                 &self.st.cold_starts,
                 self.now,
@@ -177,15 +209,54 @@ impl<'a> Ladder<'a> {
             .filter(|(spec, _)| !spec.signal.scale_up_only())
             .filter_map(|(_, m)| m.recommendation)
             .max();
-        let units = best.map(|(u, _)| u);
+        let mut units = best.map(|(u, _)| u);
+        let mut winner = best.map(|(_, m)| m.name.clone());
+        if let Some(r) = self.ramp(&all).filter(|r| units.is_some_and(|u| *r > u)) {
+            units = Some(r);
+            winner = Some("ramp-ahead".into());
+        }
         self.stages.metrics = units;
         Metrics {
-            winner: best.map(|(_, m)| m.name.clone()),
+            winner,
             units,
             invalid: invalid.len(),
             demand,
             all,
         }
+    }
+
+    /// Ramp-ahead ([`crate::policy::ramp`]) on the capacity-model metrics' demand in units;
+    /// the units it recommends, when the rise is steady.
+    fn ramp(&mut self, all: &[MetricRecommendation]) -> Option<Units> {
+        let demand = self
+            .fleet
+            .metrics
+            .iter()
+            .zip(all)
+            .filter(|(spec, m)| capacity::corrected(spec) && m.status == MetricStatus::Valid)
+            .filter_map(|(_, m)| m.ratio.map(|r| r * m.ready_units as f64))
+            .reduce(f64::max)?;
+        let lead = self.st.cold_starts.p95_secs().unwrap_or(
+            self.fleet
+                .predictive
+                .as_ref()
+                .map_or(DEFAULT_LEAD_SECS, |p| p.default_lead_secs as f64),
+        );
+        let step = self.st.ramp.observe(self.now, demand, lead);
+        if !self.fleet.capacity.ramp_ahead {
+            return None;
+        }
+        self.ramp_step = Some(step);
+        let units = step.units?;
+        self.conditions.push(Condition::holds(
+            ConditionType::Ramp,
+            Reason::RampAhead,
+            format!(
+                "work rising {:.2} units a minute (fit R² {:.2}): {:.1} units now, {units} one cold start ({:.0} s) ahead",
+                step.slope_units_per_min, step.r2, step.demand_units, step.lead_secs
+            ),
+        ));
+        Some(units)
     }
 
     /// Stage 3: capacity outside the bounds goes to the bound; missing or stale data holds
@@ -395,6 +466,7 @@ impl<'a> Ladder<'a> {
             burst: self.panic_step.is_some_and(|p| p.over_threshold),
             lead_secs: self.st.cold_starts.p95_secs().unwrap_or(DEFAULT_LEAD_SECS),
             headroom_cap: self.headroom_cap(desired),
+            largest_step_units: self.st.ramp.largest_step.map_or(0.0, |s| s.0),
         };
         let placed = placement::place(self.fleet, self.snap, &mut self.st.market, input);
         for t in &placed.pools {
@@ -409,6 +481,7 @@ impl<'a> Ladder<'a> {
             metrics.units,
             &self.conditions,
         );
+        let capacity_step = self.capacity_step();
         let decision = Decision {
             fleet: self.fleet.name.clone(),
             at: now,
@@ -429,11 +502,27 @@ impl<'a> Ladder<'a> {
             cover: placed.cover,
             scale_down_window_secs: self.scale_down_window_secs,
             flaps_total: self.st.flaps.total,
+            capacity: capacity_step,
+            ramp: self.ramp_step,
             conditions: self.conditions,
             pools: placed.pools,
+            warm_pools: placed.warm_pools,
             summary,
         };
         (decision, self.st)
+    }
+
+    /// The capacity model as used, for the decision.
+    fn capacity_step(&self) -> Option<CapacityStep> {
+        let (m, _) = self.calc.work?;
+        let k = self.calc.correction;
+        Some(CapacityStep {
+            target_utilization: self.fleet.capacity.target_utilization,
+            correction: k,
+            prefill_tokens_per_sec_per_unit: m.prefill_tokens_per_sec * k,
+            decode_tokens_per_sec_per_unit: capacity::decode_tokens_per_sec(&m) * k,
+            served_busy_units: capacity::served_units(&m, self.snap),
+        })
     }
 
     /// The budget sheds the spot headroom first: none while it alerts, and only what fits
@@ -486,13 +575,15 @@ fn fresh_start(
 fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: Units) -> Condition {
     let kind = ConditionType::Predictive;
     let (Some(floor), Some(peak)) = (step.floor_units, step.peak_demand) else {
+        let why = if step.demand_per_unit.is_none() {
+            "the demand one unit serves is not learned yet (demand_per_unit = \"auto\")".to_string()
+        } else {
+            format!("no forecast covers the next {:.0} s", step.lead_secs)
+        };
         return Condition::absent(
             kind,
             Reason::NoForecast,
-            format!(
-                "no forecast covers the next {:.0} s: reactive scaling only",
-                step.lead_secs
-            ),
+            format!("{why}: reactive scaling only"),
         );
     };
     let what = format!(
@@ -501,11 +592,21 @@ fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: U
         step.lead_from,
         100.0 * step.quantile
     );
-    if !step.applied {
+    if step.mode != PredictiveMode::ForecastAndScale {
         return Condition::absent(
             kind,
             Reason::ForecastOnly,
             format!("{what}; reported, not applied (forecast_only)"),
+        );
+    }
+    if !step.applied {
+        return Condition::absent(
+            kind,
+            Reason::NoRiseAhead,
+            format!(
+                "{what}; not applied: no rise ahead (forecast now {:.1}), the reactive policy follows the demand",
+                step.level_now.unwrap_or(f64::NAN)
+            ),
         );
     }
     let floor = floor.min(max_units);

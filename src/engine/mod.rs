@@ -81,6 +81,22 @@ pub struct Stages {
     pub budget: Option<Units>,
 }
 
+/// The capacity model as one decision used it.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CapacityStep {
+    /// `[fleets.capacity] target_utilization`.
+    pub target_utilization: f64,
+    /// Capacity counted per unit ÷ the profile's, learned from the fleet's latency (1: the
+    /// profile as is).
+    pub correction: f64,
+    /// Prefill tokens per second one unit sustains, corrected.
+    pub prefill_tokens_per_sec_per_unit: f64,
+    /// Generated tokens per second one unit sustains at the full batch, corrected.
+    pub decode_tokens_per_sec_per_unit: f64,
+    /// Units the in-service instances' served work keeps busy (no backlog).
+    pub served_busy_units: f64,
+}
+
 /// A decision for one fleet, with everything that explains it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Decision {
@@ -124,10 +140,16 @@ pub struct Decision {
     pub scale_down_window_secs: u64,
     /// Flaps since the engine started (a scale-down bought back within ten minutes).
     pub flaps_total: u64,
+    /// The capacity model in use, when the fleet has one.
+    pub capacity: Option<CapacityStep>,
+    /// Ramp-ahead's view, with `[fleets.capacity] ramp_ahead`.
+    pub ramp: Option<crate::policy::ramp::RampStep>,
     /// Why: HPA-style conditions.
     pub conditions: Vec<Condition>,
     /// Desired units per pool.
     pub pools: Vec<PoolTarget>,
+    /// The on-demand warm pools' sizes (their `min_size`, raised to the largest step lately).
+    pub warm_pools: Vec<crate::placement::WarmPoolTarget>,
     /// One line for logs and humans.
     pub summary: String,
 }

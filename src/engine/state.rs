@@ -16,9 +16,11 @@ use crate::model::Timestamp;
 use crate::placement::MarketState;
 use crate::policy::behavior::{ScaleEvent, TimedRecommendation};
 use crate::policy::budget::Ledger;
+use crate::policy::capacity::Correction;
 use crate::policy::flaps::FlapState;
 use crate::policy::panic::PanicState;
 use crate::policy::predictive::ColdStarts;
+use crate::policy::ramp::RampState;
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -50,6 +52,12 @@ pub struct EngineState {
     pub ledger: Ledger,
     /// Scale-downs bought back within minutes (added in version 2 without a bump: defaults).
     pub flaps: FlapState,
+    /// The capacity model's correction, learned from the fleet's latency (likewise).
+    pub correction: Correction,
+    /// Recent capacity-model demand, for ramp-ahead (likewise).
+    pub ramp: RampState,
+    /// The predictive floor's demand per unit, learned (`demand_per_unit = "auto"`).
+    pub demand_per_unit: Option<f64>,
 }
 
 impl Default for EngineState {
@@ -65,6 +73,9 @@ impl Default for EngineState {
             cold_starts: ColdStarts::default(),
             ledger: Ledger::default(),
             flaps: FlapState::default(),
+            correction: Correction::default(),
+            ramp: RampState::default(),
+            demand_per_unit: None,
         }
     }
 }

@@ -220,7 +220,7 @@ mod tests {
     fn cfg(refit_mins: u64) -> Predictive {
         Predictive {
             mode: PredictiveMode::ForecastAndScale,
-            demand_per_unit: 100.0,
+            demand_per_unit: Some(100.0),
             quantile: 0.9,
             lead_secs: None,
             default_lead_secs: 300,

@@ -138,6 +138,7 @@ mod tests {
                         LifecycleState::InService
                     },
                     samples: Default::default(),
+                    load: None,
                 })
                 .collect(),
             ..Snapshot::default()

@@ -13,11 +13,14 @@
 //!      decision that sees the warning until the instance is gone **and** spot has its share in
 //!      service again — never more than the warned units, so a warning cannot grow into more;
 //!    - *bursts* (with `burst_on_demand`: demand past the panic threshold for
-//!      [`BURST_CONFIRM_DECISIONS`] decisions): at most what the on-demand warm pools can start
-//!      ([`burst_cover_cap`]), until spot has delivered.
+//!      [`BURST_CONFIRM_DECISIONS`] decisions): at most what the on-demand warm pools can start,
+//!      until spot has delivered. The warm pools are sized at least to the largest step the
+//!      demand has taken lately ([`warm_pool_sizes`]).
 //!
 //!    The cover goes on the first on-demand pool. Spot keeps its share, so the group keeps
-//!    trying; at `max_units` the cover displaces spot units that are not healthy in service —
+//!    trying; a burst's cover only uses room under `max_units` (spot is on its way: taking its
+//!    slot would keep it from coming); at `max_units` the cover of failed or warned spot
+//!    displaces spot units that are not healthy in service —
 //!    never a healthy one (the group would pick which instance to terminate, and AWS's
 //!    termination policy does not prefer the warned one) — and what still does not fit is
 //!    reported (`CoverDoesNotFit`), not taken out of healthy capacity.
@@ -170,6 +173,15 @@ impl MarketState {
     }
 }
 
+/// A warm pool's size to set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WarmPoolTarget {
+    /// Pool name.
+    pub pool: String,
+    /// Instances to keep warm.
+    pub min_size: u32,
+}
+
 /// What one placement needs besides the fleet, the snapshot and the state.
 #[derive(Clone, Copy, Debug)]
 pub struct PlaceInput {
@@ -183,6 +195,8 @@ pub struct PlaceInput {
     pub lead_secs: f64,
     /// At most this many headroom units (the budget sheds them first); `None`: no cap.
     pub headroom_cap: Option<Units>,
+    /// The largest step the demand has taken lately, units (sizes the warm pools).
+    pub largest_step_units: f64,
 }
 
 /// Why on-demand covers spot, and how much.
@@ -215,6 +229,8 @@ pub struct Placement {
     pub headroom_units: Units,
     /// `MarketFallback`, `SpotHeadroom`, `GroupBounds`.
     pub conditions: Vec<Condition>,
+    /// The on-demand warm pools' sizes.
+    pub warm_pools: Vec<WarmPoolTarget>,
 }
 
 /// Places `input.own_units` of `fleet` over its pools.
@@ -226,7 +242,9 @@ pub fn place(
 ) -> Placement {
     let mut pools = split(fleet, input.own_units);
     let mut conditions = Vec::new();
-    let cover = apply_cover(fleet, snap, state, input, &mut pools);
+    let warm_pools = warm_pool_sizes(fleet, input.largest_step_units);
+    let burst_cap = warm_units(fleet, &warm_pools);
+    let cover = apply_cover(fleet, snap, state, input, burst_cap, &mut pools);
     if let Some(c) = &cover {
         conditions.push(cover_condition(fleet, c));
     }
@@ -248,7 +266,53 @@ pub fn place(
         cover,
         headroom_units,
         conditions,
+        warm_pools,
     }
+}
+
+/// Each on-demand warm pool's size: its `min_size`, raised to the largest step the demand has
+/// taken lately (spread over the pools with a warm pool, in instances of their first type),
+/// within `max_prepared_units` and `max_units`. Stopped instances cost their volumes only, and
+/// a burst of that size then lands on instances that start in about half a cold start.
+pub fn warm_pool_sizes(fleet: &Fleet, largest_step_units: f64) -> Vec<WarmPoolTarget> {
+    let warm: Vec<&crate::config::Pool> = fleet
+        .pools
+        .iter()
+        .filter(|p| p.market == Market::OnDemand && p.warm_pool.is_some())
+        .collect();
+    let share = largest_step_units.max(0.0) / warm.len().max(1) as f64;
+    warm.iter()
+        .filter_map(|p| {
+            let w = p.warm_pool.as_ref()?;
+            let weight = p
+                .instance_types
+                .first()
+                .map_or(1, |t| t.weight_units)
+                .max(1);
+            let cap = w
+                .max_prepared_units
+                .unwrap_or(fleet.max_units)
+                .min(fleet.max_units)
+                / weight;
+            let for_step = ((share / weight as f64).ceil() as u32).min(cap);
+            Some(WarmPoolTarget {
+                pool: p.name.clone(),
+                min_size: w.min_size.max(for_step),
+            })
+        })
+        .collect()
+}
+
+/// Units the warm pools can start (their sizes × the first type's weight): what a burst cover
+/// may take — beyond it, on-demand would launch cold, no faster than the spot it covers.
+fn warm_units(fleet: &Fleet, sizes: &[WarmPoolTarget]) -> Units {
+    sizes
+        .iter()
+        .filter_map(|w| {
+            let p = fleet.pool(&w.pool)?;
+            Some(w.min_size * p.instance_types.first().map_or(1, |t| t.weight_units))
+        })
+        .sum()
 }
 
 /// Units of the fleet's spot instances in `state`.
@@ -262,21 +326,6 @@ fn spot_units(fleet: &Fleet, snap: &Snapshot, state: LifecycleState) -> Units {
 
 fn is_spot(fleet: &Fleet, pool: &str) -> bool {
     fleet.pool(pool).is_some_and(|p| p.market == Market::Spot)
-}
-
-/// Units the on-demand pools' warm pools can start: their `min_size` instances × the first
-/// type's weight. A burst cover larger than this would be cold on-demand launches, no faster
-/// than the spot launches they cover, so a burst is covered up to this many units.
-pub fn burst_cover_cap(fleet: &Fleet) -> Units {
-    fleet
-        .pools
-        .iter()
-        .filter(|p| p.market == Market::OnDemand)
-        .filter_map(|p| {
-            let warm = p.warm_pool.as_ref()?;
-            Some(warm.min_size * p.instance_types.first().map_or(1, |t| t.weight_units))
-        })
-        .sum()
 }
 
 impl MarketState {
@@ -327,18 +376,19 @@ impl MarketState {
     }
 }
 
-/// Adds the spot fallback's cover to `pools`; `None` when there is nothing to cover.
+/// Adds the spot fallback's cover to `pools`; `None` when there is nothing to cover. A burst
+/// is covered up to `burst_cap` units.
 fn apply_cover(
     fleet: &Fleet,
     snap: &Snapshot,
     state: &mut MarketState,
     input: PlaceInput,
+    burst_cap: Units,
     pools: &mut [PoolTarget],
 ) -> Option<Cover> {
     let now = input.now;
     let new_failures = state.observe_failures(fleet, snap);
     state.observe_warnings(fleet, snap, now);
-    let burst_cap = burst_cover_cap(fleet);
     let burst_allowed = fleet.burst_on_demand && burst_cap > 0;
     state.burst_streak = if input.burst && burst_allowed {
         state.burst_streak + 1
@@ -372,24 +422,32 @@ fn apply_cover(
         .warned
         .retain(|_, w| w.gone_at.is_none() || shortfall > 0);
     let warned_units: Units = state.warned.values().map(|w| w.units).sum();
-    let wanted = if state.failure_episode {
+    // Spot that failed or was warned is gone for good: its cover may take a slot of spot that
+    // is not healthy in service. A burst's cover stands in for spot that *will* come, so it
+    // only uses room under max_units — displacing that spot would keep it from coming.
+    let lost = if state.failure_episode {
         shortfall
     } else {
-        let burst = if state.burst_episode { burst_cap } else { 0 };
-        shortfall.min(warned_units + burst)
+        shortfall.min(warned_units)
     };
+    let burst = if state.burst_episode {
+        (shortfall - lost).min(burst_cap)
+    } else {
+        0
+    };
+    let wanted = lost + burst;
     if wanted == 0 && !state.failure_episode && !state.burst_episode && state.warned.is_empty() {
         return None;
     }
     let od = pools.iter().position(|t| t.market == Market::OnDemand)?;
-    // At max_units, room comes out of spot units that are not healthy in service: those are
-    // exactly the shortfall, and the cover never exceeds it.
+    // At max_units, room for what was lost comes out of spot units that are not healthy in
+    // service: those are exactly the shortfall, and the cover never exceeds it.
     let total: Units = pools.iter().map(|t| t.desired_units).sum();
     let room = fleet.max_units.saturating_sub(total);
-    let displaced = wanted
-        .saturating_sub(room)
-        .min(share.saturating_sub(healthy));
-    let covering = wanted.min(room + displaced);
+    let displaced = lost.saturating_sub(room).min(share.saturating_sub(healthy));
+    let lost_covered = lost.min(room + displaced);
+    let burst_covered = burst.min(room.saturating_sub(lost_covered - displaced));
+    let covering = lost_covered + burst_covered;
     take_from_spot(pools, displaced);
     pools[od].desired_units += covering;
     let reason = if new_failures > 0 || (state.failure_episode && recent(state.last_launch_failure))

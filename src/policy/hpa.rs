@@ -73,12 +73,23 @@ pub struct CalcInput {
     pub now: Timestamp,
     /// HPA's `currentReplicas`: the desired units currently set.
     pub current_units: Units,
-    /// HPA's tolerance.
+    /// HPA's tolerance for a ratio above 1 (scale-up).
     pub tolerance: f64,
+    /// HPA's tolerance for a ratio below 1 (scale-down): `behavior.scaleDown.tolerance`
+    /// (Kubernetes 1.33's configurable tolerance), else the same as `tolerance`.
+    pub tolerance_down: f64,
     /// Live units placement added beyond the fleet's own (left out of the live count).
     pub excluded_live_units: Units,
     /// In-service units placement added beyond the fleet's own (left out of the ready count).
     pub excluded_ready_units: Units,
+    /// The capacity model, for `token_work` (with the drain time of waiting work, seconds).
+    pub work: Option<(crate::config::WorkModel, f64)>,
+    /// Capacity counted per unit ÷ the profile's ([`crate::policy::capacity::Correction`]):
+    /// capacity-model targets are scaled by it.
+    pub correction: f64,
+    /// `scale_down_utilization ÷ target_utilization`: a scale-down on a capacity-model target
+    /// lands where the work would use this share of the target (1: at the target, as HPA).
+    pub scale_down_share: f64,
 }
 
 impl CalcInput {
@@ -88,8 +99,23 @@ impl CalcInput {
             now,
             current_units,
             tolerance,
+            tolerance_down: tolerance,
             excluded_live_units: 0,
             excluded_ready_units: 0,
+            work: None,
+            correction: 1.0,
+            scale_down_share: 1.0,
+        }
+    }
+}
+
+impl CalcInput {
+    /// Whether a usage ratio is within the tolerance of its direction: no change.
+    fn within(&self, ratio: f64) -> bool {
+        if ratio >= 1.0 {
+            ratio - 1.0 <= self.tolerance
+        } else {
+            1.0 - ratio <= self.tolerance_down
         }
     }
 }
@@ -100,22 +126,50 @@ fn fresh(now: Timestamp, at: Timestamp, stale_after_secs: u64, value: f64) -> bo
 
 /// Computes one metric's recommendation.
 pub fn recommend(spec: &MetricSpec, snap: &Snapshot, input: CalcInput) -> MetricRecommendation {
+    let target = if crate::policy::capacity::corrected(spec) {
+        scale_target(spec.target, input.correction)
+    } else {
+        spec.target
+    };
     let mut rec = MetricRecommendation {
         name: spec.name.clone(),
         signal: spec.signal.name(),
         status: MetricStatus::Valid,
         current: None,
-        target: spec.target.figure(),
+        target: target.figure(),
         ratio: None,
         recommendation: None,
         ready_units: 0,
         missing_units: 0,
         unready_units: 0,
     };
+    if !target.figure().is_finite() {
+        rec.status = MetricStatus::Invalid(
+            "target \"auto\" is unresolved: no capacity model (the reference type has no profile)"
+                .into(),
+        );
+        return rec;
+    }
     if spec.signal.per_instance() {
-        per_instance(spec, snap, input, &mut rec);
+        per_instance(spec, target, snap, input, &mut rec);
     } else {
-        fleet_level(spec, snap, input, &mut rec);
+        fleet_level(spec, target, snap, input, &mut rec);
+    }
+    // A capacity-model scale-down goes only as far as keeps the work at or under the
+    // scale-down utilisation: sized on the lower target, never below HPA's own answer.
+    let down = input.scale_down_share;
+    if crate::policy::capacity::corrected(spec) && down < 1.0 {
+        if let Some(r) = rec.recommendation.filter(|r| *r < input.current_units) {
+            let mut lower = rec.clone();
+            let target = scale_target(target, down);
+            if spec.signal.per_instance() {
+                per_instance(spec, target, snap, input, &mut lower);
+            } else {
+                fleet_level(spec, target, snap, input, &mut lower);
+            }
+            let at_down = lower.recommendation.unwrap_or(r);
+            rec.recommendation = Some(at_down.clamp(r, input.current_units));
+        }
     }
     if spec.signal.scale_up_only() && rec.status == MetricStatus::Valid {
         if let Some(r) = rec.ratio.filter(|r| *r <= 1.0 + input.tolerance) {
@@ -149,8 +203,42 @@ fn usage_ratio(target: Target, points: &[Point]) -> f64 {
     avg / target.figure()
 }
 
+/// `target` with its figure times `factor`.
+fn scale_target(target: Target, factor: f64) -> Target {
+    match target {
+        Target::Utilization {
+            average_utilization,
+        } => Target::Utilization {
+            average_utilization: average_utilization * factor,
+        },
+        Target::AverageValue { average_value } => Target::AverageValue {
+            average_value: average_value * factor,
+        },
+        Target::Value { value } => Target::Value {
+            value: value * factor,
+        },
+    }
+}
+
+/// An instance's sample of `spec`: the stored one, or for `token_work` the units its server's
+/// load keeps busy through the capacity model.
+fn sample_of(
+    spec: &MetricSpec,
+    inst: &crate::model::Instance,
+    input: CalcInput,
+) -> Option<(f64, Timestamp)> {
+    if spec.signal == crate::config::Signal::TokenWork {
+        let (model, drain) = input.work?;
+        let load = inst.load?;
+        let busy = crate::policy::capacity::busy_units(&model, &load, inst.weight_units, drain);
+        return Some((busy, load.at));
+    }
+    inst.samples.get(&spec.name).map(|s| (s.value, s.at))
+}
+
 fn per_instance(
     spec: &MetricSpec,
+    target: Target,
     snap: &Snapshot,
     input: CalcInput,
     rec: &mut MetricRecommendation,
@@ -162,13 +250,12 @@ fn per_instance(
         let w = inst.weight_units;
         match inst.state {
             LifecycleState::Pending => unready_weights.push(w),
-            LifecycleState::InService => match inst.samples.get(&spec.name) {
-                Some(s) if fresh(input.now, s.at, spec.stale_after_secs, s.value) => {
-                    ready.push(Point {
+            LifecycleState::InService => match sample_of(spec, inst, input) {
+                Some((value, at)) if fresh(input.now, at, spec.stale_after_secs, value) => ready
+                    .push(Point {
                         weight: w as f64,
-                        value: s.value,
-                    })
-                }
+                        value,
+                    }),
                 _ => missing_weights.push(w),
             },
             LifecycleState::Draining
@@ -190,16 +277,13 @@ fn per_instance(
         });
         return;
     }
-    let target = spec.target;
     let usage = usage_ratio(target, &ready);
     rec.ratio = Some(usage);
     rec.current = Some(usage * target.figure());
     let current = input.current_units;
-    let tol = input.tolerance;
-
     let scale_up_with_unready = !unready_weights.is_empty() && usage > 1.0;
     if !scale_up_with_unready && missing_weights.is_empty() {
-        rec.recommendation = Some(if (1.0 - usage).abs() <= tol {
+        rec.recommendation = Some(if input.within(usage) {
             current
         } else {
             (usage * rec.ready_units as f64).ceil() as Units
@@ -236,7 +320,7 @@ fn per_instance(
     }
     let new_usage = usage_ratio(target, &all);
     let flips = (usage < 1.0 && new_usage > 1.0) || (usage > 1.0 && new_usage < 1.0);
-    if (1.0 - new_usage).abs() <= tol || flips {
+    if input.within(new_usage) || flips {
         rec.recommendation = Some(current);
         return;
     }
@@ -251,6 +335,7 @@ fn per_instance(
 
 fn fleet_level(
     spec: &MetricSpec,
+    target: Target,
     snap: &Snapshot,
     input: CalcInput,
     rec: &mut MetricRecommendation,
@@ -283,13 +368,12 @@ fn fleet_level(
         Some(s) => s.value,
     };
     rec.current = Some(sample);
-    let tol = input.tolerance;
-    match spec.target {
+    match target {
         Target::AverageValue { average_value } => {
             // GetExternalPerPodMetricReplicas: compares with the *status* replicas.
             let ratio = sample / (average_value * live as f64);
             rec.ratio = Some(ratio);
-            rec.recommendation = Some(if (1.0 - ratio).abs() > tol || live == 0 {
+            rec.recommendation = Some(if !input.within(ratio) || live == 0 {
                 (sample / average_value).ceil() as Units
             } else {
                 live
@@ -304,7 +388,7 @@ fn fleet_level(
             rec.ratio = Some(ratio);
             rec.recommendation = Some(if input.current_units == 0 {
                 ratio.ceil() as Units
-            } else if (1.0 - ratio).abs() <= tol {
+            } else if input.within(ratio) {
                 input.current_units
             } else {
                 let base = if rec.ready_units > 0 {

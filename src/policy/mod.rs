@@ -4,8 +4,10 @@
 
 pub mod behavior;
 pub mod budget;
+pub mod capacity;
 pub mod flaps;
 pub mod hpa;
 pub mod panic;
 pub mod predictive;
+pub mod ramp;
 pub mod schedule;

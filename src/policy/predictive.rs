@@ -80,22 +80,51 @@ pub struct PredictiveStep {
     pub lead_secs: f64,
     /// The forecast quantile sized on (0.5–0.99).
     pub quantile: f64,
+    /// The demand one unit serves: the policy's, or learned; `None` while not learned yet.
+    pub demand_per_unit: Option<f64>,
     /// Where the lead came from: `configured`, `observed` (p95 of launches) or `default`.
     pub lead_from: &'static str,
     /// The highest upper-quantile demand within a minute of `now + lead`; `None` without a
     /// usable forecast.
     pub peak_demand: Option<f64>,
+    /// The upper-quantile demand forecast for now; the floor applies only while `peak_demand`
+    /// is above it (a rise ahead).
+    pub level_now: Option<f64>,
     /// The floor it implies, units (before the fleet's bounds).
     pub floor_units: Option<Units>,
     /// Units the forecast peak of the next hour needs (for warm pools).
     pub next_hour_units: Option<Units>,
-    /// Whether the floor was applied (mode `forecast_and_scale` and a forecast at hand).
+    /// Whether the floor was applied (mode `forecast_and_scale`, a forecast at hand and a rise
+    /// ahead).
     pub applied: bool,
 }
 
-/// The floor for `now`.
+/// Weight of one observation in the learned demand per unit.
+const LEARN_WEIGHT: f64 = 0.05;
+
+/// Takes in one decision's observation of the fleet's requests per minute and the units of work
+/// they kept busy, and updates the learned demand per unit (at target utilisation `u`): an
+/// exponentially weighted mean, taken only while at least half a unit is busy (an idle fleet
+/// says nothing about what a unit serves).
+pub fn learn_demand_per_unit(
+    learned: &mut Option<f64>,
+    requests_per_min: f64,
+    busy_units: f64,
+    u: f64,
+) {
+    if busy_units < 0.5 || requests_per_min <= 0.0 {
+        return;
+    }
+    let observed = requests_per_min / busy_units * u;
+    *learned = Some(learned.map_or(observed, |l| l + LEARN_WEIGHT * (observed - l)));
+}
+
+/// The floor for `now`, with `demand_per_unit` the policy's or the learned one (`None`: no
+/// floor yet).
 pub fn step(
     cfg: &Predictive,
+    demand_per_unit: Option<f64>,
+    tolerance: f64,
     forecast: Option<&DemandForecast>,
     cold: &ColdStarts,
     now: Timestamp,
@@ -105,23 +134,39 @@ pub fn step(
         (None, Some(p95)) => (p95, "observed"),
         (None, None) => (cfg.default_lead_secs as f64, "default"),
     };
-    let units = |demand: f64| (demand / cfg.demand_per_unit).ceil().max(0.0) as Units;
+    let per_unit = demand_per_unit.filter(|d| *d > 0.0);
+    // HPA's tolerance, as on every metric ratio: a forecast within it of a whole number of units
+    // does not round up to one more (the upper quantile's noise would otherwise toggle the floor
+    // between two sizes and each toggle restarts the scale-down window).
+    let units = |demand: f64| {
+        per_unit.map(|d| (demand / d / (1.0 + tolerance.max(0.0))).ceil().max(0.0) as Units)
+    };
     // Capacity launched now serves from `now + lead`: size it on the demand then (± a minute
     // for the tick and the forecast's resolution). Demand before that is the reactive
     // policy's, and holding today's level for a whole lead would slow every decline.
     let peak_demand =
         forecast.and_then(|f| f.peak_upper(now.plus_secs((lead_secs - 60.0).max(0.0)), 120.0));
     let next_hour = forecast.and_then(|f| f.peak_upper(now, 3600.0));
-    let floor_units = peak_demand.map(units);
+    let level_now = forecast.and_then(|f| f.peak_upper(now, 0.0));
+    let floor_units = peak_demand.and_then(units);
+    // The floor is for what reactive scaling cannot do — have capacity in service when a rise
+    // arrives. On a flat or falling forecast the reactive policy follows the demand it measures,
+    // and a floor sized on the upper quantile would only hold capacity over it (measured on
+    // `periodic`: +11 % cost for no SLO gained).
+    let rise_ahead = matches!((peak_demand, level_now), (Some(p), Some(n)) if p > n);
     PredictiveStep {
+        demand_per_unit: per_unit,
         mode: cfg.mode,
         lead_secs,
         lead_from,
         quantile: cfg.quantile,
         peak_demand,
         floor_units,
-        next_hour_units: next_hour.map(units),
-        applied: cfg.mode == PredictiveMode::ForecastAndScale && floor_units.is_some(),
+        next_hour_units: next_hour.and_then(units),
+        level_now,
+        applied: cfg.mode == PredictiveMode::ForecastAndScale
+            && floor_units.is_some()
+            && rise_ahead,
     }
 }
 
@@ -140,6 +185,7 @@ mod tests {
                     weight_units: 1,
                     state: *state,
                     samples: BTreeMap::new(),
+                    load: None,
                 })
                 .collect(),
             ..Snapshot::default()
@@ -169,6 +215,35 @@ mod tests {
     }
 
     #[test]
+    fn demand_per_unit_is_learned_from_requests_per_unit_of_work() {
+        let mut l = None;
+        learn_demand_per_unit(&mut l, 600.0, 0.2, 0.7); // idle: nothing learned
+        assert_eq!(l, None);
+        // 600 requests a minute keep 4 units busy: 150 a unit at 100 %, 105 at 70 %.
+        learn_demand_per_unit(&mut l, 600.0, 4.0, 0.7);
+        assert!((l.unwrap() - 105.0).abs() < 1e-9);
+        // The mix gets heavier (the same requests need twice the work): it follows.
+        for _ in 0..200 {
+            learn_demand_per_unit(&mut l, 600.0, 8.0, 0.7);
+        }
+        assert!((l.unwrap() - 52.5).abs() < 0.1, "{l:?}");
+    }
+
+    fn predictive(demand_per_unit: f64, lead_secs: Option<u64>) -> Predictive {
+        Predictive {
+            mode: PredictiveMode::ForecastAndScale,
+            demand_per_unit: Some(demand_per_unit),
+            quantile: 0.9,
+            lead_secs,
+            default_lead_secs: 300,
+            history_days: 14,
+            refit_mins: 60,
+            warm_pool_from_forecast: false,
+            source: None,
+        }
+    }
+
+    #[test]
     fn the_floor_is_the_upper_quantile_peak_over_the_lead() {
         let t0 = Timestamp::from_secs(1_800_000_000);
         let mut upper = vec![100.0; 120];
@@ -178,34 +253,84 @@ mod tests {
             point: vec![100.0; 120],
             upper,
         };
-        let mut cfg = Predictive {
-            mode: PredictiveMode::ForecastAndScale,
-            demand_per_unit: 110.0,
-            quantile: 0.9,
-            lead_secs: None,
-            default_lead_secs: 300,
-            history_days: 14,
-            refit_mins: 60,
-            warm_pool_from_forecast: false,
-            source: None,
-        };
+        let mut cfg = predictive(110.0, None);
         let cold = ColdStarts::default();
-        let s = step(&cfg, Some(&f), &cold, t0);
+        let s = step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, t0);
         assert_eq!((s.lead_secs, s.lead_from), (300.0, "default"));
         assert_eq!(s.floor_units, Some(10), "1000 / 110 rounded up");
         assert!(s.applied);
         // A shorter lead does not see the spike yet.
         cfg.lead_secs = Some(120);
-        assert_eq!(step(&cfg, Some(&f), &cold, t0).floor_units, Some(1));
+        assert_eq!(
+            step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, t0).floor_units,
+            Some(1)
+        );
         // Forecast-only reports and does not apply; no forecast, no floor.
         cfg.mode = PredictiveMode::ForecastOnly;
         cfg.lead_secs = None;
-        let s = step(&cfg, Some(&f), &cold, t0);
+        let s = step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, t0);
         assert_eq!((s.floor_units, s.applied), (Some(10), false));
-        let s = step(&cfg, None, &cold, t0);
+        let s = step(&cfg, cfg.demand_per_unit, 0.0, None, &cold, t0);
         assert_eq!((s.floor_units, s.applied), (None, false));
         // A forecast that no longer reaches the lead's end is not trusted.
         let late = t0.plus_secs(118.0 * 60.0);
-        assert_eq!(step(&cfg, Some(&f), &cold, late).floor_units, None);
+        // Not learned yet: no floor.
+        assert_eq!(step(&cfg, None, 0.0, Some(&f), &cold, t0).floor_units, None);
+        assert_eq!(
+            step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, late).floor_units,
+            None
+        );
+    }
+
+    /// The floor is for a rise ahead: on a flat or falling forecast it is computed and shown
+    /// but not applied; and a forecast within the tolerance of a whole number of units does not
+    /// round up to one more.
+    #[test]
+    fn the_floor_applies_ahead_of_a_rise_within_the_tolerance() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let cfg = predictive(100.0, Some(300));
+        let cold = ColdStarts::default();
+        let forecast = |f: &dyn Fn(usize) -> f64| DemandForecast {
+            start: t0,
+            point: (0..120).map(f).collect(),
+            upper: (0..120).map(f).collect(),
+        };
+        type Case<'a> = (&'a str, &'a dyn Fn(usize) -> f64, f64, Option<Units>, bool);
+        let cases: [Case; 5] = [
+            // The peak within a minute of now + 300 s: minute 6.
+            ("rising", &|m| 200.0 + 20.0 * m as f64, 0.0, Some(4), true),
+            ("flat", &|_| 250.0, 0.0, Some(3), false),
+            ("falling", &|m| 600.0 - 20.0 * m as f64, 0.0, Some(6), false),
+            // 2.12 units ahead: one more unit without a tolerance, none within 10 %.
+            (
+                "rising, just over 2",
+                &|m| 200.0 + 2.0 * m as f64,
+                0.0,
+                Some(3),
+                true,
+            ),
+            (
+                "rising, within 10 %",
+                &|m| 200.0 + 2.0 * m as f64,
+                0.1,
+                Some(2),
+                true,
+            ),
+        ];
+        for (name, f, tol, floor, applied) in cases {
+            let s = step(
+                &cfg,
+                cfg.demand_per_unit,
+                tol,
+                Some(&forecast(f)),
+                &cold,
+                t0,
+            );
+            assert_eq!(
+                (s.floor_units, s.applied),
+                (floor, applied),
+                "{name}: {s:?}"
+            );
+        }
     }
 }

@@ -15,7 +15,10 @@ use crate::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 /// Prometheus-style gauges scraped now (vLLM's names in the comments), fleet-level gauges.
 ///
 /// Signals the simulator does not model (CPU, memory, custom gauges) get no samples, so a
-/// policy using them holds on scale-down exactly as it would with a broken collector.
+/// policy using them holds on scale-down exactly as it would with a broken collector. Rates
+/// (requests and tokens) are counted over the last tick, as the daemon reads a counter's rate
+/// between two scrapes: requests *finished* (vLLM's `request_success_total`), prompt tokens
+/// admitted, tokens generated.
 pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
     let serving = world
         .live_instances()
@@ -23,21 +26,32 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
         .count()
         .max(1);
     let queue_share = world.queue_len() as f64 / serving as f64;
+    let mut fleet_tokens = (0.0, 0.0);
     let instances = world
         .live_instances()
         .map(|i| {
             let lifecycle = i.lifecycle();
             let mut samples = BTreeMap::new();
+            let mut load = None;
             if lifecycle == LifecycleState::InService {
+                load = world
+                    .server_load(i, queue_share)
+                    .map(|l| crate::model::ServerLoad { at, ..l });
+                if let Some(l) = &load {
+                    fleet_tokens.0 += l.prompt_tokens_per_sec;
+                    fleet_tokens.1 += l.generation_tokens_per_sec;
+                }
                 for m in fleet.metrics.iter().filter(|m| m.signal.per_instance()) {
-                    let value = match m.signal {
-                        Signal::GpuUtilization => world.gpu_utilization_pct(i),
-                        Signal::KvCacheUsage => world.kv_cache_pct(i),
+                    let value = match (m.signal, &load) {
+                        (Signal::GpuUtilization, _) => world.gpu_utilization_pct(i),
+                        (Signal::KvCacheUsage, _) => world.kv_cache_pct(i),
                         // vLLM's num_requests_waiting: not yet prefilled on this replica,
                         // plus this replica's share of the gateway queue.
-                        Signal::QueueDepth => world.waiting_on(i) as f64 + queue_share,
-                        Signal::Concurrency => i.running as f64 + queue_share,
-                        Signal::RequestRate => world.request_rate(i),
+                        (Signal::QueueDepth, _) => world.waiting_on(i) as f64 + queue_share,
+                        (Signal::Concurrency, _) => i.running as f64 + queue_share,
+                        (Signal::RequestRate, Some(l)) => l.requests_per_sec,
+                        (Signal::PromptTokensRate, Some(l)) => l.prompt_tokens_per_sec,
+                        (Signal::GenerationTokensRate, Some(l)) => l.generation_tokens_per_sec,
                         _ => continue,
                     };
                     samples.insert(m.name.clone(), Sample { value, at });
@@ -49,14 +63,17 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
                 weight_units: world.pools[i.pool].spec.weight_units,
                 state: lifecycle,
                 samples,
+                load,
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
     let mut fleet_metrics = BTreeMap::new();
     for m in fleet.metrics.iter().filter(|m| !m.signal.per_instance()) {
         let value = match m.signal {
             Signal::ExternalQueueDepth => world.queue_len() as f64,
             Signal::FleetRequestRate => world.fleet_request_rate(),
+            Signal::FleetPromptTokensRate => fleet_tokens.0,
+            Signal::FleetGenerationTokensRate => fleet_tokens.1,
             Signal::TtftP95Secs => world.recent_ttft_p95(),
             _ => continue,
         };
@@ -76,6 +93,13 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
             .iter()
             .map(|p| (p.spec.name.clone(), p.failed_launches))
             .collect(),
+        latency: world
+            .recent_latency()
+            .map(|(ttft, wait)| crate::model::FleetLatency {
+                ttft_p95_secs: ttft,
+                queue_wait_p95_secs: wait,
+                at,
+            }),
         ..Snapshot::default()
     }
 }

@@ -50,6 +50,9 @@ pub enum SimError {
         /// Known (type, model) pairs.
         known: String,
     },
+    /// The policy needs a capacity model its reference type has no profile for.
+    #[error(transparent)]
+    Capacity(#[from] crate::policy::capacity::CapacityError),
     /// A generated baseline policy failed validation (a bug).
     #[error("baseline policy: {0}")]
     Baseline(#[from] config::ConfigError),
@@ -350,7 +353,11 @@ fn profile_for(
 }
 
 /// Runs the policy (and the baselines) on the setup's traffic.
-pub fn simulate(setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcome, SimError> {
+pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Outcome, SimError> {
+    // The capacity model and "auto" targets come from the profiles this run simulates, so a
+    // setup built from an unresolved policy runs the policy the daemon would.
+    setup.fleet.model = setup.model.clone();
+    crate::policy::capacity::resolve_fleet(&mut setup.fleet, &setup.profiles)?;
     let reference = reference(&setup.fleet, &setup.profiles, &setup.model)?;
     let ref_profile = reference.profile.clone();
     let fleet = &setup.fleet;

@@ -84,6 +84,7 @@ impl Default for SpotModel {
 pub const DRAIN_TIMEOUT_SECS: f64 = 120.0;
 /// The spot interruption notice, seconds.
 pub const SPOT_NOTICE_SECS: f64 = 120.0;
+pub use crate::model::RATE_WINDOW_SECS;
 
 /// Where an instance is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +186,15 @@ pub struct Instance {
     busy_since: Option<f64>,
     busy_acc: f64,
     routed: u32,
+    /// Since the last tick: prompt tokens admitted (prefilled), tokens generated, requests
+    /// finished — the counters vLLM exposes, read as the daemon reads their rates.
+    tick_prompt_tokens: u64,
+    tick_generated_tokens: f64,
+    tick_finished: u32,
+    /// The same counts of the ticks before, newest last, up to a minute's worth.
+    rate_history: VecDeque<(u64, f64, u32)>,
+    /// When it came into service (rates count from then).
+    in_service_at: f64,
 }
 
 impl Instance {
@@ -274,6 +284,8 @@ pub struct World {
     /// TTFT of every admitted request.
     pub ttft_all: Histogram,
     ttft_recent: [Histogram; 4],
+    /// Waits from arrival to prefill start of requests admitted in the last ticks.
+    queue_wait_recent: [Histogram; 4],
     recent_idx: usize,
     // Integrals for the current minute.
     acc_last: f64,
@@ -374,6 +386,7 @@ impl World {
             ttft_by_minute: Default::default(),
             ttft_all: Histogram::default(),
             ttft_recent: Default::default(),
+            queue_wait_recent: Default::default(),
             recent_idx: 0,
             acc_last: 0.0,
             acc: [0.0; 4],
@@ -573,6 +586,11 @@ impl World {
             busy_since: None,
             busy_acc: 0.0,
             routed: 0,
+            tick_prompt_tokens: 0,
+            tick_generated_tokens: 0.0,
+            tick_finished: 0,
+            rate_history: VecDeque::new(),
+            in_service_at: f64::INFINITY,
         });
         self.accrue(now);
         self.alive.push(id);
@@ -675,6 +693,7 @@ impl World {
         let inst = &mut self.instances[id as usize];
         inst.last = self.now;
         inst.prefill_free_at = self.now;
+        inst.in_service_at = self.now;
         self.serving.push(id);
         self.dispatch_to(id);
     }
@@ -772,7 +791,9 @@ impl World {
                 inst.last
             };
             if now > from {
-                inst.v += (now - from) / inst.perf.step_secs(inst.running);
+                let dv = (now - from) / inst.perf.step_secs(inst.running);
+                inst.v += dv;
+                inst.tick_generated_tokens += dv * inst.running as f64;
             }
         }
         inst.last = now;
@@ -834,9 +855,14 @@ impl World {
             inst.running += 1;
             inst.kv_used += r.kv();
             inst.routed += 1;
+            inst.tick_prompt_tokens += r.prompt as u64;
         }
         if !r.ttft_recorded && r.arrival < self.end {
             self.record_ttft(r.arrival, first_token - r.arrival);
+            let wait = (first_token
+                - r.prompt as f64 / self.instances[id as usize].perf.prefill_tokens_per_sec)
+                - r.arrival;
+            self.queue_wait_recent[self.recent_idx].record(wait.max(0.0));
             r.on_time = first_token - r.arrival <= self.ttft_slo_secs;
         }
         r.ttft_recorded = true;
@@ -962,6 +988,7 @@ impl World {
             let r = self.seqs[slot as usize];
             inst.running -= 1;
             inst.kv_used -= r.kv();
+            inst.tick_finished += 1;
             if inst.running == 0 {
                 if let Some(since) = inst.busy_since.take() {
                     inst.busy_acc += now - since;
@@ -1175,6 +1202,27 @@ impl World {
         self.ttft_recent[self.recent_idx].clear();
         self.routed_since_tick = 0;
         let now = self.now;
+        let keep = self.rate_window_ticks().saturating_sub(1);
+        for &id in &self.alive {
+            let inst = &mut self.instances[id as usize];
+            if inst.state != InstState::InService {
+                // A rate counts from the scrape it first answered in service.
+                inst.rate_history.clear();
+                continue;
+            }
+            inst.rate_history.push_back((
+                inst.tick_prompt_tokens,
+                inst.tick_generated_tokens,
+                inst.tick_finished,
+            ));
+            while inst.rate_history.len() > keep {
+                inst.rate_history.pop_front();
+            }
+            inst.tick_prompt_tokens = 0;
+            inst.tick_generated_tokens = 0.0;
+            inst.tick_finished = 0;
+        }
+        self.queue_wait_recent[self.recent_idx].clear();
         for &id in &self.serving {
             let inst = &mut self.instances[id as usize];
             inst.busy_acc = 0.0;
@@ -1239,6 +1287,60 @@ impl World {
             h.merge(r);
         }
         h.quantile(0.95).unwrap_or(0.0)
+    }
+
+    /// Ticks a counter's rate is taken over: a minute's worth (Prometheus' `rate(…[1m])`).
+    fn rate_window_ticks(&self) -> usize {
+        ((RATE_WINDOW_SECS / self.tick_secs).round() as usize).clamp(1, 60)
+    }
+
+    /// What an instance's server reports about its work: prompt tokens and tokens generated
+    /// per second and requests finished per second over the last minute (or since it came into
+    /// service), requests waiting for their prefill (with its share of the gateway queue) and
+    /// running now, KV cache in use. `None` before a rate can be taken (as a counter's first
+    /// scrape gives none): at the run's start and in an instance's first seconds in service.
+    pub fn server_load(
+        &self,
+        inst: &Instance,
+        queue_share: f64,
+    ) -> Option<crate::model::ServerLoad> {
+        let (mut prompt, mut generated, mut finished) = (
+            inst.tick_prompt_tokens,
+            inst.tick_generated_tokens,
+            inst.tick_finished,
+        );
+        for (p, g, f) in &inst.rate_history {
+            prompt += p;
+            generated += g;
+            finished += f;
+        }
+        let window = (1 + inst.rate_history.len()) as f64 * self.tick_secs;
+        let secs = window.min(self.now - inst.in_service_at);
+        if secs < 1.0 {
+            return None;
+        }
+        Some(crate::model::ServerLoad {
+            prompt_tokens_per_sec: prompt as f64 / secs,
+            generation_tokens_per_sec: generated / secs,
+            requests_per_sec: finished as f64 / secs,
+            waiting: self.waiting_on(inst) as f64 + queue_share,
+            running: inst.running as f64,
+            kv_cache_fraction: self.kv_cache_pct(inst) / 100.0,
+            window_secs: secs,
+            at: crate::model::Timestamp::default(),
+        })
+    }
+
+    /// P95 TTFT and P95 queue wait of the requests admitted in the last minute, seconds
+    /// (`None` when none was).
+    pub fn recent_latency(&self) -> Option<(f64, f64)> {
+        let mut ttft = Histogram::default();
+        let mut wait = Histogram::default();
+        for (t, w) in self.ttft_recent.iter().zip(&self.queue_wait_recent) {
+            ttft.merge(t);
+            wait.merge(w);
+        }
+        Some((ttft.quantile(0.95)?, wait.quantile(0.95)?))
     }
 
     /// Requests that arrived in a completed minute, as CloudWatch would report it.

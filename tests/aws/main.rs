@@ -890,8 +890,8 @@ source = { type = "cloudwatch", namespace = "Test/History", metric_name = "Reque
     assert_eq!(step.lead_secs, 240.0);
     assert!(step.floor_units.is_some(), "{}", decision.summary);
     assert!(d.published().fleets["history"].forecast_fits >= 1);
-    // The warm pool holds what the next hour's forecast peak needs beyond capacity now (0
-    // when the peak is now: then the forecast overrides the policy's min_size of 1).
+    // The warm pool holds what the next hour's forecast peak needs beyond capacity now, and
+    // never less than the policy's min_size of 1.
     let peak = step.next_hour_units.expect("a next-hour peak");
     let warm = b
         .asg
@@ -904,7 +904,7 @@ source = { type = "cloudwatch", namespace = "Test/History", metric_name = "Reque
         warm.warm_pool_configuration()
             .and_then(|w| w.min_size())
             .unwrap_or(0),
-        peak.saturating_sub(decision.desired_units) as i32,
+        peak.saturating_sub(decision.desired_units).max(1) as i32,
         "peak {peak}, desired {}",
         decision.desired_units
     );

@@ -39,6 +39,7 @@ pub fn inst(i: usize, state: LifecycleState, value: Option<f64>, at: Timestamp) 
         weight_units: 1,
         state,
         samples,
+        load: None,
     }
 }
 

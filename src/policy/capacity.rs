@@ -1,0 +1,376 @@
+//! The capacity model: what one unit of the reference type sustains, in *work* rather than in
+//! requests — prefill tokens set TTFT, decode tokens set throughput — so the policy needs no
+//! target fitted to one request mix.
+//!
+//! An inference server's work is the share of its time it spends prefilling and decoding
+//! (prefill stalls decoding in the replica model, as in vLLM without chunked prefill, so they
+//! add up):
+//!
+//! ```text
+//! busy = P / prefill_tokens_per_sec  +  G × decode_secs_per_token(b)  +  waiting × w / drain
+//! ```
+//!
+//! where `P` and `G` are its prompt and generated tokens per second, `b` the batch its KV cache
+//! allows at the context its running sequences hold (KV in use ÷ running: long contexts shrink
+//! the batch and make each generated token dearer), `w` the work of one of its requests
+//! (its busy time ÷ the requests it finished) and `drain` the TTFT SLO: the waiting requests'
+//! work, to be done within one SLO — less what the server's idle time clears in that time (a
+//! few requests that arrive together on a half-idle server are no shortage). Counted in units (an instance of weight 2 is two units),
+//! `token_work`'s recommendation is `⌈Σ busy ÷ (target_utilization × correction)⌉` — what the
+//! work needs, however it is split into requests.
+//!
+//! The **correction** (`[fleets.capacity] learn`) is the SLO's feedback, relative to the model
+//! and with its own stabilisation: while TTFT is over the SLO *because requests queue* (their
+//! P95 wait is a material part of it) with the decided capacity in service, for
+//! [`CONFIRM_SAMPLES`] samples in a row (a cold start's backlog draining is not evidence), the
+//! capacity counted per unit falls by a tenth each decision, to half the profile's at most; it is given back a hundredth
+//! per decision only while the fleet runs at its corrected target with TTFT under half the SLO
+//! — evidence that the unit does that much — and never above the profile. A low TTFT alone
+//! never lowers capacity, and TTFT that more replicas cannot lower (a long prefill, nothing
+//! queued) never raises it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Fleet, MetricSpec, Signal, Target, WorkModel};
+use crate::model::{FleetLatency, LifecycleState, ServerLoad, Snapshot, Timestamp, Units};
+use crate::sim::perf::Profile;
+
+/// The correction's floor: the profile may overstate a unit by 2× at most.
+pub const MIN_CORRECTION: f64 = 0.5;
+/// Multiplicative decrease per decision with queueing TTFT over the SLO.
+pub const DECREASE: f64 = 0.1;
+/// Additive increase per decision with the fleet busy and TTFT under half the SLO.
+pub const INCREASE: f64 = 0.01;
+/// Queue wait above this share of the SLO makes TTFT over the SLO a capacity problem.
+pub const QUEUE_SHARE: f64 = 0.25;
+/// Consecutive latency samples over the SLO before the correction moves.
+pub const CONFIRM_SAMPLES: u32 = 3;
+
+/// What the correction remembers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Correction {
+    /// Capacity counted per unit ÷ the profile's, `MIN_CORRECTION..=1`.
+    pub factor: f64,
+    /// The latency sample last taken in (each is taken once).
+    pub last_latency_at: Option<Timestamp>,
+    /// Consecutive samples with queueing TTFT over the SLO.
+    pub over_streak: u32,
+}
+
+impl Default for Correction {
+    fn default() -> Self {
+        Correction {
+            factor: 1.0,
+            last_latency_at: None,
+            over_streak: 0,
+        }
+    }
+}
+
+/// The model of one unit of a profile of `weight_units` units.
+pub fn model_of(p: &Profile, weight_units: Units) -> WorkModel {
+    WorkModel {
+        prefill_tokens_per_sec: p.prefill_tokens_per_sec / weight_units.max(1) as f64,
+        decode_base_secs: p.decode_base_secs,
+        decode_per_seq_secs: p.decode_per_seq_secs,
+        max_seqs: p.max_seqs,
+        kv_cache_tokens: p.kv_cache_tokens,
+        reference_weight_units: weight_units.max(1),
+    }
+}
+
+/// Decode seconds of one reference instance per generated token, at the batch its KV cache
+/// allows when each sequence holds `kv_per_seq` tokens (`None`: the full batch).
+pub fn decode_secs_per_token(m: &WorkModel, kv_per_seq: Option<f64>) -> f64 {
+    let by_kv = kv_per_seq
+        .filter(|k| *k >= 1.0)
+        .map_or(f64::INFINITY, |k| m.kv_cache_tokens as f64 / k);
+    let batch = by_kv.floor().clamp(1.0, m.max_seqs.max(1) as f64);
+    (m.decode_base_secs + m.decode_per_seq_secs * batch) / batch
+}
+
+/// Generated tokens per second one unit sustains at the full batch.
+pub fn decode_tokens_per_sec(m: &WorkModel) -> f64 {
+    1.0 / decode_secs_per_token(m, None) / m.reference_weight_units as f64
+}
+
+/// Units an instance of `weight` keeps busy with `load`, its waiting requests' work spread
+/// over `drain_secs`.
+pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f64) -> f64 {
+    // The instance as `weight / reference` reference replicas sharing its load evenly.
+    let replicas = weight.max(1) as f64 / m.reference_weight_units as f64;
+    let per = |x: f64| x / replicas;
+    let kv_tokens = load.kv_cache_fraction * m.kv_cache_tokens as f64 * replicas;
+    let kv_per_seq = (load.running >= 1.0).then(|| kv_tokens / load.running);
+    let prefill_per_replica = m.prefill_tokens_per_sec * m.reference_weight_units as f64;
+    let served = per(load.prompt_tokens_per_sec) / prefill_per_replica
+        + per(load.generation_tokens_per_sec) * decode_secs_per_token(m, kv_per_seq);
+    let per_request = if load.requests_per_sec > 1e-9 {
+        served / per(load.requests_per_sec)
+    } else {
+        // Nothing finished in the interval: at least the prefill of a request as long as the
+        // running ones (or of a thousand tokens).
+        kv_per_seq.unwrap_or(1000.0) / prefill_per_replica
+    };
+    // What the replica's idle time cannot clear within the drain time.
+    let drain = drain_secs.max(0.1);
+    let spare = (1.0 - served).max(0.0) * drain;
+    let backlog = (per(load.waiting) * per_request - spare).max(0.0) / drain;
+    (served + backlog) * replicas * m.reference_weight_units as f64
+}
+
+/// The requests' work is measured over a minute (the servers' counter rates); with few
+/// requests in it, it is a noisy estimate. A scale-down lands where the work's upper bound —
+/// `1 + Z ÷ √n` times the estimate, `n` the requests the fleet finished in the window — would
+/// use `scale_down_utilization` of each unit: busy chat traffic scales down nearly as far as
+/// the deadband allows, a few long prompts a minute keep a wider margin (they flap otherwise).
+pub const NOISE_Z: f64 = 2.0;
+
+/// The share of the target a capacity-model scale-down lands at (see [`NOISE_Z`]).
+pub fn scale_down_share(fleet: &Fleet, snap: &Snapshot) -> f64 {
+    let base = fleet.capacity.scale_down_utilization / fleet.capacity.target_utilization;
+    let finished: f64 = snap
+        .instances
+        .iter()
+        .filter(|i| i.state == LifecycleState::InService)
+        .filter_map(|i| i.load.map(|l| l.requests_per_sec * l.window_secs))
+        .sum::<f64>();
+    base / (1.0 + NOISE_Z / finished.max(1.0).sqrt())
+}
+
+/// The served part only (no backlog): units the fleet's in-service instances keep busy.
+pub fn served_units(m: &WorkModel, snap: &Snapshot) -> f64 {
+    snap.instances
+        .iter()
+        .filter(|i| i.state == LifecycleState::InService)
+        .filter_map(|i| i.load.map(|l| (l, i.weight_units)))
+        .map(|(l, w)| busy_units(m, &ServerLoad { waiting: 0.0, ..l }, w, 1.0))
+        .sum()
+}
+
+/// The target an `"auto"` metric resolves to, for `target_utilization` `u`.
+pub fn auto_target(signal: Signal, target: Target, m: &WorkModel, u: f64) -> Target {
+    let figure = match signal {
+        Signal::TokenWork => u,
+        Signal::PromptTokensRate | Signal::FleetPromptTokensRate => m.prefill_tokens_per_sec * u,
+        Signal::GenerationTokensRate | Signal::FleetGenerationTokensRate => {
+            decode_tokens_per_sec(m) * u
+        }
+        _ => 100.0 * u,
+    };
+    match target {
+        Target::Utilization { .. } => Target::Utilization {
+            average_utilization: figure,
+        },
+        Target::AverageValue { .. } => Target::AverageValue {
+            average_value: figure,
+        },
+        Target::Value { .. } => Target::Value { value: figure },
+    }
+}
+
+/// Whether a metric's target scales with the correction (capacity-model targets do).
+pub fn corrected(spec: &MetricSpec) -> bool {
+    spec.auto_target && spec.signal != Signal::KvCacheUsage
+}
+
+/// A fleet that needs a capacity model and has no profile for its reference type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("fleet {fleet}: {why}; add a [[profiles]] table for {instance_type} (llm-autoscaler calibrate writes one from a benchmark)")]
+pub struct CapacityError {
+    /// The fleet.
+    pub fleet: String,
+    /// Its reference type.
+    pub instance_type: String,
+    /// What needs the model.
+    pub why: String,
+}
+
+/// Fills each fleet's work model from its reference type's profile (the first on-demand pool's
+/// first type, else the first pool's, serving the fleet's `model`) and resolves its `"auto"`
+/// targets. A fleet with `token_work` or an `"auto"` target and no profile is an error.
+pub fn resolve(cfg: &mut Config, profiles: &[Profile]) -> Result<(), CapacityError> {
+    cfg.fleets
+        .iter_mut()
+        .try_for_each(|fleet| resolve_fleet(fleet, profiles))
+}
+
+/// [`resolve`] for one fleet. Idempotent: a resolved `"auto"` target resolves to itself.
+pub fn resolve_fleet(fleet: &mut Fleet, profiles: &[Profile]) -> Result<(), CapacityError> {
+    let model = fleet.model.clone();
+    let pool = fleet
+        .pools
+        .iter()
+        .find(|p| p.market == crate::model::Market::OnDemand)
+        .or(fleet.pools.first());
+    let Some(t) = pool.and_then(|p| p.instance_types.first()) else {
+        return Ok(());
+    };
+    let profile = crate::sim::perf::lookup(profiles, &t.instance_type, &model);
+    fleet.capacity.model = profile.map(|p| model_of(p, t.weight_units));
+    let needs = fleet
+        .metrics
+        .iter()
+        .find(|m| m.auto_target || m.signal == Signal::TokenWork);
+    match (fleet.capacity.model, needs) {
+        (Some(m), _) => {
+            let u = fleet.capacity.target_utilization;
+            for spec in fleet.metrics.iter_mut().filter(|s| s.auto_target) {
+                spec.target = auto_target(spec.signal, spec.target, &m, u);
+            }
+        }
+        (None, Some(spec)) => {
+            return Err(CapacityError {
+                fleet: fleet.name.clone(),
+                instance_type: t.instance_type.clone(),
+                why: format!(
+                    "metric {} needs the capacity model of {} serving a {model} model, which has no profile",
+                    spec.name, t.instance_type
+                ),
+            })
+        }
+        (None, None) => {}
+    }
+    Ok(())
+}
+
+/// Takes in the fleet's latest latency and updates the correction; returns it. Does nothing
+/// without `learn`, a model, or a new latency sample.
+pub fn learn(c: &mut Correction, fleet: &Fleet, snap: &Snapshot, current_units: Units) -> f64 {
+    let (Some(m), true) = (fleet.capacity.model, fleet.capacity.learn) else {
+        return c.factor;
+    };
+    let Some(lat) = snap.latency.filter(|l| Some(l.at) != c.last_latency_at) else {
+        return c.factor;
+    };
+    c.last_latency_at = Some(lat.at);
+    let ready: Units = snap.in_service_units();
+    let slo = fleet.slo.ttft_p95_secs;
+    // Queueing with the decided capacity in service, below the ceiling: the model overstates a
+    // unit. (At max_units the policy caps capacity, whatever a unit does.)
+    let below_ceiling = current_units < fleet.max_units;
+    if queueing_over_slo(&lat, slo) && ready >= current_units && ready > 0 && below_ceiling {
+        c.over_streak += 1;
+        if c.over_streak >= CONFIRM_SAMPLES {
+            c.factor = (c.factor * (1.0 - DECREASE)).max(MIN_CORRECTION);
+        }
+        return c.factor;
+    }
+    c.over_streak = 0;
+    // Busy at the corrected target with TTFT well under the SLO: the unit does that much.
+    let busy = served_units(&m, snap) / ready.max(1) as f64;
+    let aim = fleet.capacity.target_utilization * c.factor;
+    if lat.ttft_p95_secs < 0.5 * slo && busy >= 0.9 * aim {
+        c.factor = (c.factor + INCREASE).min(1.0);
+    }
+    c.factor
+}
+
+fn queueing_over_slo(lat: &FleetLatency, slo: f64) -> bool {
+    lat.ttft_p95_secs > slo && lat.queue_wait_p95_secs > QUEUE_SHARE * slo
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::perf::{builtin, lookup};
+
+    fn g6e() -> WorkModel {
+        model_of(lookup(&builtin(), "g6e.xlarge", "8b").unwrap(), 1)
+    }
+
+    #[test]
+    fn busy_units_count_prefill_decode_and_backlog() {
+        let m = g6e();
+        let load = |p: f64, g: f64, r: f64, waiting: f64, running: f64, kv: f64| ServerLoad {
+            prompt_tokens_per_sec: p,
+            generation_tokens_per_sec: g,
+            requests_per_sec: r,
+            waiting,
+            running,
+            kv_cache_fraction: kv,
+            window_secs: 60.0,
+            at: Timestamp::default(),
+        };
+        // 5,000 prompt tokens/s on a 10,000 tokens/s prefill: half busy; nothing else.
+        assert!(
+            (busy_units(&m, &load(5000.0, 0.0, 1.0, 0.0, 0.0, 0.0), 1, 2.0) - 0.5).abs() < 1e-9
+        );
+        // Decode at the full batch (256): 2,943 tokens/s per replica.
+        let full = decode_tokens_per_sec(&m);
+        assert!(
+            (full - 256.0 / (0.023 + 0.00025 * 256.0)).abs() < 1e-6,
+            "{full}"
+        );
+        // Long contexts shrink the batch: 30 sequences of 6,200 tokens fill 98 % of the KV
+        // cache, and each token costs (23 + 0.25 × 30) ms / 30.
+        let long = load(0.0, 600.0, 1.0, 0.0, 30.0, 30.0 * 6200.0 / 190_000.0);
+        let want = 600.0 * (0.023 + 0.00025 * 30.0) / 30.0;
+        assert!((busy_units(&m, &long, 1, 2.0) - want).abs() < 1e-6);
+        // Waiting requests add their work over the drain time, less what the idle half clears
+        // in it: 2 req/s served at 0.5 busy is 0.25 s a request; 8 waiting is 2 s of work, the
+        // idle half clears 1 s of it within 2 s: half a unit more.
+        let queued = load(5000.0, 0.0, 2.0, 8.0, 1.0, 0.0);
+        assert!((busy_units(&m, &queued, 1, 2.0) - 1.0).abs() < 1e-9);
+        // Two waiting on the same half-idle server: cleared by its idle time, nothing more.
+        let blip = load(5000.0, 0.0, 2.0, 2.0, 1.0, 0.0);
+        assert!((busy_units(&m, &blip, 1, 2.0) - 0.5).abs() < 1e-9);
+        // A weight-2 instance with twice the load is the same per unit: twice the units.
+        let one = busy_units(&m, &load(3000.0, 900.0, 3.0, 2.0, 40.0, 0.2), 1, 2.0);
+        let two = busy_units(&m, &load(6000.0, 1800.0, 6.0, 4.0, 80.0, 0.2), 2, 2.0);
+        assert!((two - 2.0 * one).abs() < 1e-9, "{one} {two}");
+    }
+
+    #[test]
+    fn auto_targets_are_the_profiles_capacity_times_utilisation() {
+        // (type, signal, want per unit at u = 0.7)
+        let profiles = builtin();
+        for t in ["g6.xlarge", "g6e.xlarge", "g5.xlarge", "p4d.24xlarge"] {
+            let p = lookup(&profiles, t, "8b").unwrap();
+            let m = model_of(p, 1);
+            let avg = |s| {
+                auto_target(
+                    s,
+                    Target::AverageValue {
+                        average_value: f64::NAN,
+                    },
+                    &m,
+                    0.7,
+                )
+                .figure()
+            };
+            assert!(
+                (avg(Signal::PromptTokensRate) - 0.7 * p.prefill_tokens_per_sec).abs() < 1e-9,
+                "{t}"
+            );
+            let decode = p.max_seqs as f64 / p.decode_step_secs(p.max_seqs);
+            assert!(
+                (avg(Signal::GenerationTokensRate) - 0.7 * decode).abs() < 1e-6,
+                "{t}"
+            );
+            assert_eq!(avg(Signal::TokenWork), 0.7);
+            let kv = auto_target(
+                Signal::KvCacheUsage,
+                Target::Utilization {
+                    average_utilization: f64::NAN,
+                },
+                &m,
+                0.7,
+            );
+            assert!((kv.figure() - 70.0).abs() < 1e-9);
+        }
+        // Weighted: a 4-unit reference instance's capacity is a quarter per unit.
+        let p = lookup(&profiles, "g5.12xlarge", "8b").unwrap();
+        let m = model_of(p, 4);
+        let avg = auto_target(
+            Signal::PromptTokensRate,
+            Target::AverageValue {
+                average_value: f64::NAN,
+            },
+            &m,
+            0.5,
+        );
+        assert!((avg.figure() - 0.5 * p.prefill_tokens_per_sec / 4.0).abs() < 1e-9);
+    }
+}

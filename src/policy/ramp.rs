@@ -1,0 +1,260 @@
+//! Ramp-ahead: capacity launched now serves one cold start from now, so a reactive policy meets
+//! every rise a cold start late. While the capacity-model demand (work ÷ target, in units) has
+//! been rising steadily, size on where it will be one cold start ahead:
+//!
+//! ```text
+//! ramp = demand now + slope × lead        (slope: least squares over the last window, or over
+//!                                           the last 90 s when a surge breaks out of the range)
+//! ```
+//!
+//! only when the rise is steady (the fit explains at least [`MIN_R2`] of the variance — noise
+//! and a drop inside the window are not a ramp) and worth at least half a unit, at most
+//! [`MAX_SHARE`] of the demand now on top of it ([`MAX_SHARE_SURGE`] on a surge). It only ever raises a recommendation; the
+//! stabilization windows and rate policies still apply. The lead is the fleet's own observed
+//! p95 launch → in-service time (the default until three have been seen).
+//!
+//! The same history keeps the **largest step** the demand has taken within the window over the
+//! last [`STEP_MEMORY_SECS`]: placement sizes the on-demand warm pools on it (a stopped warm
+//! instance costs its volume only, and starts in about half a cold start), so the next step of
+//! that size lands on warm capacity.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Timestamp, Units};
+
+/// The window the slope is fitted over, seconds.
+pub const WINDOW_SECS: f64 = 300.0;
+/// Points needed in the window before a slope is trusted.
+pub const MIN_POINTS: usize = 8;
+/// A second, short window: a surge that starts from flat is a poor line over five minutes (the
+/// flat part dominates the fit) but a clean one over the last 90 s, and it is exactly the rise a
+/// cold start late hurts most. Its fit must explain more ([`MIN_R2_SHORT`]) since fewer points
+/// carry it.
+pub const SHORT_WINDOW_SECS: f64 = 90.0;
+/// Points needed in the short window.
+pub const MIN_POINTS_SHORT: usize = 6;
+/// The share of the variance the short window's fit must explain.
+pub const MIN_R2_SHORT: f64 = 0.8;
+/// … and the demand must have left the range it held before the short window by this factor.
+pub const BREAKOUT: f64 = 1.25;
+/// The share of the variance the linear fit must explain.
+pub const MIN_R2: f64 = 0.6;
+/// At most this share of the demand now is added.
+pub const MAX_SHARE: f64 = 0.5;
+/// At most this share on top when the short window saw a surge break out (doubling, as HPA's
+/// default percent policy allows per period): a surge is where a cold start late costs most.
+pub const MAX_SHARE_SURGE: f64 = 1.0;
+/// How long the largest step is remembered, seconds (three days).
+pub const STEP_MEMORY_SECS: f64 = 3.0 * 86_400.0;
+
+/// Recent demand, for the slope.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RampState {
+    /// (when, demand in units) over the last window.
+    pub points: Vec<(Timestamp, f64)>,
+    /// The largest rise of the demand within the window, units, and when it was seen.
+    pub largest_step: Option<(f64, Timestamp)>,
+}
+
+/// What the ramp concluded in one decision.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RampStep {
+    /// The demand now, units.
+    pub demand_units: f64,
+    /// Its rise, units per minute (least squares over the window).
+    pub slope_units_per_min: f64,
+    /// How much of its variance the fit explains.
+    pub r2: f64,
+    /// The lead sized on, seconds.
+    pub lead_secs: f64,
+    /// The units it recommends, when the rise is steady enough to act on.
+    pub units: Option<Units>,
+}
+
+impl RampState {
+    /// Takes in the demand at `now` and returns the ramp's view of it.
+    pub fn observe(&mut self, now: Timestamp, demand_units: f64, lead_secs: f64) -> RampStep {
+        self.points
+            .retain(|(t, _)| now.secs_since(*t) < WINDOW_SECS && now.secs_since(*t) >= 0.0);
+        self.points.push((now, demand_units));
+        let low = self
+            .points
+            .iter()
+            .map(|(_, d)| *d)
+            .fold(f64::INFINITY, f64::min);
+        let step = demand_units - low;
+        let remembered = self
+            .largest_step
+            .filter(|(_, at)| now.secs_since(*at) < STEP_MEMORY_SECS);
+        if remembered.is_none_or(|(s, _)| step >= s) {
+            self.largest_step = Some((step, now));
+        }
+        let (long_slope, long_r2) = fit(&self.points, now);
+        let recent: Vec<(Timestamp, f64)> = self
+            .points
+            .iter()
+            .copied()
+            .filter(|(t, _)| now.secs_since(*t) < SHORT_WINDOW_SECS)
+            .collect();
+        let (short_slope, short_r2) = fit(&recent, now);
+        let long = (self.points.len() >= MIN_POINTS && long_r2 >= MIN_R2).then_some(long_slope);
+        // Noise fits a short line now and then; a surge also leaves the range the demand held
+        // before it.
+        let before_high = self
+            .points
+            .iter()
+            .filter(|(t, _)| now.secs_since(*t) >= SHORT_WINDOW_SECS)
+            .map(|(_, d)| *d)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let breakout = before_high.is_finite() && demand_units > BREAKOUT * before_high;
+        let short = (recent.len() >= MIN_POINTS_SHORT && short_r2 >= MIN_R2_SHORT && breakout)
+            .then_some(short_slope);
+        // The steeper of the windows that show a steady rise; the long one is reported otherwise.
+        let (slope, r2, cap) = match (long, short) {
+            (_, Some(s)) if long.is_none_or(|l| s > l) => (s, short_r2, MAX_SHARE_SURGE),
+            _ => (long_slope, long_r2, MAX_SHARE),
+        };
+        let steady = long.is_some() || short.is_some();
+        let rise = slope * lead_secs;
+        let units = (steady && slope > 0.0 && rise >= 0.5)
+            .then(|| (demand_units + rise.min(cap * demand_units)).ceil() as Units);
+        RampStep {
+            demand_units,
+            slope_units_per_min: slope * 60.0,
+            r2,
+            lead_secs,
+            units,
+        }
+    }
+}
+
+/// Least-squares slope (units per second) and R² of `points`.
+fn fit(points: &[(Timestamp, f64)], now: Timestamp) -> (f64, f64) {
+    let n = points.len() as f64;
+    if points.len() < 2 {
+        return (0.0, 0.0);
+    }
+    let xs: Vec<f64> = points.iter().map(|(t, _)| t.secs_since(now)).collect();
+    let mx = xs.iter().sum::<f64>() / n;
+    let my = points.iter().map(|(_, y)| y).sum::<f64>() / n;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (x, (_, y)) in xs.iter().zip(points) {
+        sxy += (x - mx) * (y - my);
+        sxx += (x - mx) * (x - mx);
+        syy += (y - my) * (y - my);
+    }
+    if sxx <= 0.0 || syy <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let slope = sxy / sxx;
+    (slope, sxy * sxy / (sxx * syy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: f64) -> Timestamp {
+        Timestamp::from_secs(1_800_000_000).plus_secs(s)
+    }
+
+    #[test]
+    fn a_steady_rise_is_projected_one_lead_ahead_noise_and_drops_are_not() {
+        // 0.3 units a minute for five minutes, a 300 s lead: +1.5 units.
+        let mut r = RampState::default();
+        let mut last = None;
+        for k in 0..=20 {
+            let s = 15.0 * k as f64;
+            last = Some(r.observe(at(s), 4.0 + 0.3 * s / 60.0, 300.0));
+        }
+        let step = last.unwrap();
+        assert!((step.slope_units_per_min - 0.3).abs() < 1e-9, "{step:?}");
+        assert_eq!(step.units, Some((5.5f64 + 1.5).ceil() as Units));
+        // Flat with noise: no ramp.
+        let mut r = RampState::default();
+        let noisy = [5.0, 5.6, 4.7, 5.3, 4.9, 5.4, 4.8, 5.2, 5.1, 4.6, 5.5, 5.0];
+        let steps: Vec<RampStep> = noisy
+            .iter()
+            .enumerate()
+            .map(|(k, v)| r.observe(at(15.0 * k as f64), *v, 300.0))
+            .collect();
+        assert!(steps.iter().all(|s| s.units.is_none()), "{steps:?}");
+        // A rise then a drop inside the window: not steady.
+        let mut r = RampState::default();
+        for k in 0..20 {
+            let v = if k < 14 { 2.0 + 0.5 * k as f64 } else { 2.0 };
+            let s = r.observe(at(15.0 * k as f64), v, 300.0);
+            if k >= 16 {
+                assert_eq!(s.units, None, "{k}: {s:?}");
+            }
+        }
+        // A steep steady rise is capped at half the demand now on top: 6 units now, 16 more
+        // projected, 9 recommended.
+        let mut r = RampState::default();
+        let mut last = None;
+        for k in 0..=10 {
+            last = Some(r.observe(at(15.0 * k as f64), 2.0 + 0.4 * k as f64, 600.0));
+        }
+        assert_eq!(last.unwrap().units, Some(9));
+    }
+
+    /// A surge out of a flat five minutes: over the long window it is a poor line (the flat
+    /// part dominates), over the short one a clean one that leaves the earlier range — the ramp
+    /// acts within six ticks of its start. Noise of the same size inside the range does not.
+    #[test]
+    fn a_surge_out_of_a_flat_stretch_is_seen_by_the_short_window() {
+        let mut r = RampState::default();
+        for k in 0..20 {
+            assert_eq!(
+                r.observe(at(15.0 * k as f64), 1.0 + 0.05 * (k % 3) as f64, 150.0)
+                    .units,
+                None
+            );
+        }
+        let mut acted = None;
+        for k in 0..8 {
+            let s = r.observe(
+                at(300.0 + 15.0 * k as f64),
+                1.1 + 0.3 * (k + 1) as f64,
+                150.0,
+            );
+            if s.units.is_some() {
+                acted = Some((k, s));
+                break;
+            }
+        }
+        let (k, s) = acted.expect("the short window saw the surge");
+        assert!(k <= 5, "{k}: {s:?}");
+        assert!(s.units.unwrap() as f64 > s.demand_units + 1.0, "{s:?}");
+        // The same rise per tick as noise inside the earlier range (up and down): nothing.
+        let mut r = RampState::default();
+        for k in 0..40 {
+            let v = 3.0
+                + if k % 8 < 4 {
+                    0.3 * (k % 8) as f64
+                } else {
+                    0.3 * (8 - k % 8) as f64
+                };
+            assert_eq!(r.observe(at(15.0 * k as f64), v, 150.0).units, None, "{k}");
+        }
+    }
+
+    #[test]
+    fn the_largest_step_is_remembered_for_three_days() {
+        let mut r = RampState::default();
+        // 1 unit, then a jump to 9 within a tick.
+        for k in 0..10 {
+            r.observe(at(15.0 * k as f64), if k < 6 { 1.0 } else { 9.0 }, 150.0);
+        }
+        assert_eq!(r.largest_step.map(|s| s.0), Some(8.0));
+        // Smaller steps later do not shrink it …
+        for k in 0..40 {
+            r.observe(at(3600.0 + 15.0 * k as f64), 2.0 + (k % 2) as f64, 150.0);
+        }
+        assert_eq!(r.largest_step.map(|s| s.0), Some(8.0));
+        // … three days after it was last seen do.
+        r.observe(at(3.0 * 86_400.0 + 600.0), 2.0, 150.0);
+        assert!(r.largest_step.is_some_and(|s| s.0 < 8.0));
+    }
+}
