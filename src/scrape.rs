@@ -354,10 +354,16 @@ pub fn instance_value(
     })
 }
 
-/// Whether a per-instance signal can be read without naming a metric (`request_rate` is the
-/// rate of [`finished_requests`] between scrapes).
+/// Whether a per-instance signal can be read without naming a metric (the rates and
+/// `token_work` come from the work counters, [`counter_reading`]).
 pub fn has_default(signal: Signal) -> bool {
-    signal == Signal::RequestRate || !recipes(signal).is_empty()
+    matches!(
+        signal,
+        Signal::RequestRate
+            | Signal::PromptTokensRate
+            | Signal::GenerationTokensRate
+            | Signal::TokenWork
+    ) || !recipes(signal).is_empty()
 }
 
 /// Requests an instance has finished since its server started (vLLM, then TGI): a counter.
@@ -366,23 +372,141 @@ pub fn finished_requests(e: &Exposition) -> Option<f64> {
         .or_else(|| e.sum("tgi_request_success"))
 }
 
-/// A counter's rate per second between two readings `(value, at)`. A counter that went down
-/// was reset (the server restarted) and counts from zero since, as Prometheus' `rate` has it.
-/// `None` when no time passed.
-pub fn counter_rate(
-    before: (f64, crate::model::Timestamp),
-    now: (f64, crate::model::Timestamp),
-) -> Option<f64> {
-    let secs = now.1.secs_since(before.1);
-    if secs <= 0.0 {
+/// The queue-time histogram's name (vLLM), seconds: how long requests waited before their
+/// prefill started.
+pub const QUEUE_TIME_HISTOGRAM: &str = "vllm:request_queue_time_seconds";
+/// TGI's queue-time histogram, seconds.
+pub const TGI_QUEUE_TIME_HISTOGRAM: &str = "tgi_request_queue_duration";
+
+/// One reading of an inference server's work counters (cumulative since it started).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CounterReading {
+    /// Prompt tokens prefilled (0 when [`tokens`](Self::tokens) is false).
+    pub prompt_tokens: f64,
+    /// Tokens generated (0 when [`tokens`](Self::tokens) is false).
+    pub generation_tokens: f64,
+    /// Requests finished.
+    pub finished: f64,
+    /// Whether the server exposes its token counters (the capacity model needs them).
+    pub tokens: bool,
+    /// When read.
+    pub at: crate::model::Timestamp,
+}
+
+/// The work counters of an exposition: vLLM's `prompt_tokens_total`, `generation_tokens_total`
+/// and `request_success_total`, or TGI's `request_input_length_sum`,
+/// `request_generated_tokens_sum` (histogram sums: tokens) and `request_success`. `None` when
+/// it has none of them.
+pub fn counter_reading(e: &Exposition, at: crate::model::Timestamp) -> Option<CounterReading> {
+    let prompt = e
+        .sum("vllm:prompt_tokens_total")
+        .or_else(|| e.sum("tgi_request_input_length_sum"));
+    let generated = e
+        .sum("vllm:generation_tokens_total")
+        .or_else(|| e.sum("tgi_request_generated_tokens_sum"));
+    let finished = finished_requests(e);
+    if prompt.is_none() && generated.is_none() && finished.is_none() {
         return None;
     }
-    let increase = if now.0 >= before.0 {
-        now.0 - before.0
+    Some(CounterReading {
+        prompt_tokens: prompt.unwrap_or(0.0),
+        generation_tokens: generated.unwrap_or(0.0),
+        finished: finished.unwrap_or(0.0),
+        tokens: prompt.is_some() && generated.is_some(),
+        at,
+    })
+}
+
+/// The requests waiting and running and the KV cache in use (0–1) of an exposition: vLLM
+/// (`kv_cache_usage_perc`, V0's `gpu_cache_usage_perc`; both fractions despite the name), or
+/// TGI (queue and batch size; it reports no KV use, taken as 0).
+pub fn server_gauges(e: &Exposition) -> (f64, f64, f64) {
+    let vllm = (
+        e.sum("vllm:num_requests_waiting"),
+        e.sum("vllm:num_requests_running"),
+    );
+    let waiting = vllm.0.or_else(|| e.sum("tgi_queue_size")).unwrap_or(0.0);
+    let running = vllm
+        .1
+        .or_else(|| e.sum("tgi_batch_current_size"))
+        .unwrap_or(0.0);
+    let kv = e
+        .mean("vllm:kv_cache_usage_perc")
+        .or_else(|| e.mean("vllm:gpu_cache_usage_perc"))
+        .unwrap_or(0.0)
+        .clamp(0.0, 1.0);
+    (waiting, running, kv)
+}
+
+/// A server's counter readings over the last [`RATE_WINDOW_SECS`](crate::model::RATE_WINDOW_SECS),
+/// for rates as Prometheus' `rate(…[1m])` takes them — and as the simulator measures its
+/// servers — rather than over one scrape interval, which is noisy at 15 s.
+#[derive(Clone, Debug, Default)]
+pub struct RateWindow {
+    readings: std::collections::VecDeque<CounterReading>,
+}
+
+/// Counter rates over a window: per second, and the seconds they cover.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rates {
+    /// Prompt tokens per second.
+    pub prompt_tokens_per_sec: f64,
+    /// Generated tokens per second.
+    pub generation_tokens_per_sec: f64,
+    /// Requests finished per second.
+    pub requests_per_sec: f64,
+    /// Seconds covered.
+    pub window_secs: f64,
+}
+
+impl RateWindow {
+    /// Takes in a reading and returns the rates over the window; `None` on the first reading
+    /// (a counter's first scrape gives no rate), or a reading not after the last one.
+    pub fn observe(&mut self, r: CounterReading) -> Option<Rates> {
+        if self
+            .readings
+            .back()
+            .is_some_and(|b| r.at.secs_since(b.at) <= 0.0)
+        {
+            return None;
+        }
+        self.readings.push_back(r);
+        // Keep the newest reading at or before the window's start, so the window is covered.
+        while self.readings.len() > 2
+            && r.at.secs_since(self.readings[1].at) >= crate::model::RATE_WINDOW_SECS
+        {
+            self.readings.pop_front();
+        }
+        let first = self.readings.front()?;
+        let secs = r.at.secs_since(first.at);
+        if self.readings.len() < 2 || secs <= 0.0 {
+            return None;
+        }
+        // Per interval, so a reset (a counter that went down: the server restarted) counts
+        // from zero from there on, as `rate` has it.
+        let increase = |f: fn(&CounterReading) -> f64| -> f64 {
+            self.readings
+                .iter()
+                .zip(self.readings.iter().skip(1))
+                .map(|(a, b)| counter_increase(f(a), f(b)))
+                .sum()
+        };
+        Some(Rates {
+            prompt_tokens_per_sec: increase(|c| c.prompt_tokens) / secs,
+            generation_tokens_per_sec: increase(|c| c.generation_tokens) / secs,
+            requests_per_sec: increase(|c| c.finished) / secs,
+            window_secs: secs,
+        })
+    }
+}
+
+/// A counter's increase from `before` to `now`: all of `now` when it went down (reset).
+fn counter_increase(before: f64, now: f64) -> f64 {
+    if now >= before {
+        now - before
     } else {
-        now.0
-    };
-    Some(increase / secs)
+        now
+    }
 }
 
 /// An HTTP client for scrapes and PromQL queries, with one timeout per request.
@@ -588,27 +712,111 @@ this line is broken
         assert_eq!(Histogram::default().quantile(0.95), None);
     }
 
-    #[test]
-    fn request_rate_is_the_finished_counters_rate_across_resets() {
-        let t = crate::model::Timestamp::from_secs;
-        // (before, now, rate per second)
-        let cases = [
-            ((100.0, t(0)), (130.0, t(15)), Some(2.0)),
-            ((100.0, t(0)), (100.0, t(15)), Some(0.0)),
-            ((100.0, t(0)), (45.0, t(15)), Some(3.0)), // restarted: 45 since
-            ((100.0, t(15)), (130.0, t(15)), None),
-        ];
-        for (before, now, want) in cases {
-            assert_eq!(counter_rate(before, now), want, "{before:?} → {now:?}");
+    fn reading(at: i64, prompt: f64, generated: f64, finished: f64) -> CounterReading {
+        CounterReading {
+            prompt_tokens: prompt,
+            generation_tokens: generated,
+            finished,
+            tokens: true,
+            at: crate::model::Timestamp::from_secs(at),
         }
-        let v = parse(
-            "vllm:request_success_total{finished_reason=\"stop\"} 7\n\
-             vllm:request_success_total{finished_reason=\"length\"} 3\n",
+    }
+
+    /// Rates over the last minute of readings (15 s scrapes), a reset counted from zero as
+    /// Prometheus' `rate` does: (seconds, prompt, generated, finished counters) → (prompt/s,
+    /// generated/s, finished/s, seconds covered).
+    #[test]
+    fn rates_are_taken_over_a_minute_across_resets() {
+        type Row = ((i64, f64, f64, f64), Option<(f64, f64, f64, f64)>);
+        let rows: [Row; 7] = [
+            ((0, 10_000.0, 4_000.0, 100.0), None), // the first reading: no rate
+            (
+                (15, 40_000.0, 10_000.0, 130.0),
+                Some((2000.0, 400.0, 2.0, 15.0)),
+            ),
+            ((15, 50_000.0, 10_000.0, 130.0), None), // not after the last: ignored
+            (
+                (30, 70_000.0, 16_000.0, 160.0),
+                Some((2000.0, 400.0, 2.0, 30.0)),
+            ),
+            // The server restarted: 3,000 / 600 / 6 since, counted from zero.
+            (
+                (45, 3_000.0, 600.0, 6.0),
+                Some((1400.0, 280.0, 1.4667, 45.0)),
+            ),
+            (
+                (60, 33_000.0, 6_600.0, 36.0),
+                Some((1550.0, 310.0, 1.6, 60.0)),
+            ),
+            // A minute on, the readings before 15 s have left the window.
+            (
+                (75, 63_000.0, 12_600.0, 66.0),
+                Some((1550.0, 310.0, 1.6, 60.0)),
+            ),
+        ];
+        let mut w = RateWindow::default();
+        for ((at, p, g, f), want) in rows {
+            let got = w.observe(reading(at, p, g, f));
+            match (got, want) {
+                (None, None) => {}
+                (Some(r), Some((p, g, f, secs))) => {
+                    let close = |a: f64, b: f64| (a - b).abs() < 1e-3 * b.max(1.0);
+                    assert!(
+                        close(r.prompt_tokens_per_sec, p)
+                            && close(r.generation_tokens_per_sec, g)
+                            && close(r.requests_per_sec, f)
+                            && close(r.window_secs, secs),
+                        "at {at} s: {r:?}, want {want:?}"
+                    );
+                }
+                _ => panic!("at {at} s: {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    /// vLLM and TGI spell the same counters and gauges differently; a server without token
+    /// counters still gives its request rate, but no load.
+    #[test]
+    fn counters_and_gauges_are_read_from_vllm_and_tgi() {
+        let t = crate::model::Timestamp::from_secs(0);
+        let vllm = parse(
+            "vllm:prompt_tokens_total{model_name=\"m\"} 1200\n\
+             vllm:generation_tokens_total{model_name=\"m\"} 300\n\
+             vllm:request_success_total{finished_reason=\"stop\"} 7\n\
+             vllm:request_success_total{finished_reason=\"length\"} 3\n\
+             vllm:num_requests_waiting 4\nvllm:num_requests_running 9\n\
+             vllm:kv_cache_usage_perc 0.42\n",
         );
-        assert_eq!(finished_requests(&v), Some(10.0));
-        let tgi = parse("tgi_request_success 4\n");
-        assert_eq!(finished_requests(&tgi), Some(4.0));
-        assert!(has_default(Signal::RequestRate));
+        let r = counter_reading(&vllm, t).unwrap();
+        assert_eq!(
+            (r.prompt_tokens, r.generation_tokens, r.finished, r.tokens),
+            (1200.0, 300.0, 10.0, true)
+        );
+        assert_eq!(server_gauges(&vllm), (4.0, 9.0, 0.42));
+        let v0 = parse("vllm:gpu_cache_usage_perc 0.5\nvllm:request_success_total 2\n");
+        assert_eq!(server_gauges(&v0).2, 0.5);
+        let r = counter_reading(&v0, t).unwrap();
+        assert_eq!((r.finished, r.tokens), (2.0, false));
+        let tgi = parse(
+            "tgi_request_input_length_sum 5000\ntgi_request_input_length_count 10\n\
+             tgi_request_generated_tokens_sum 800\ntgi_request_success 10\n\
+             tgi_queue_size 2\ntgi_batch_current_size 6\n",
+        );
+        let r = counter_reading(&tgi, t).unwrap();
+        assert_eq!(
+            (r.prompt_tokens, r.generation_tokens, r.finished, r.tokens),
+            (5000.0, 800.0, 10.0, true)
+        );
+        assert_eq!(server_gauges(&tgi), (2.0, 6.0, 0.0));
+        assert_eq!(counter_reading(&parse("up 1\n"), t), None);
+        for s in [
+            Signal::RequestRate,
+            Signal::PromptTokensRate,
+            Signal::GenerationTokensRate,
+            Signal::TokenWork,
+        ] {
+            assert!(has_default(s), "{s:?}");
+        }
     }
 
     #[test]

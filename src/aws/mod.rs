@@ -37,7 +37,9 @@ use tracing::{debug, error, info, warn};
 use self::error::classify;
 use self::events::{parse_event, EventTracker};
 use crate::config::{AwsSettings, Fleet, MetricSource, Pool, ScrapeSettings, Signal};
-use crate::model::{Instance, LifecycleState, Market, Sample, Snapshot, Timestamp, Units};
+use crate::model::{
+    Instance, LifecycleState, Market, Sample, ServerLoad, Snapshot, Timestamp, Units,
+};
 use crate::provider::{Provider, ProviderError, ProviderStats};
 use crate::scrape::{self, Exposition, Histogram, Scraper};
 
@@ -121,10 +123,10 @@ pub struct AwsProvider {
     events: EventTracker,
     /// The tick whose events were already read (events are read once per tick).
     events_read_at: Option<Timestamp>,
-    /// Each instance's TTFT histogram at its previous scrape.
-    previous_ttft: HashMap<String, Histogram>,
-    /// Each instance's finished-requests counter at its previous scrape, and when.
-    previous_finished: HashMap<String, (f64, Timestamp)>,
+    /// Each instance's TTFT and queue-time histograms at its previous scrape.
+    previous_latency: HashMap<String, (Option<Histogram>, Option<Histogram>)>,
+    /// Each instance's work-counter readings over the last minute, for its rates.
+    rate_windows: HashMap<String, scrape::RateWindow>,
     /// Per group: failed launch activities seen (bounded to the latest page) and their count.
     failed_launches: BTreeMap<String, (BTreeSet<String>, u64)>,
     /// Instances drained (or past the drain timeout) whose lifecycle action awaits completion.
@@ -177,8 +179,8 @@ impl AwsProvider {
             scrape,
             events: EventTracker::default(),
             events_read_at: None,
-            previous_ttft: HashMap::new(),
-            previous_finished: HashMap::new(),
+            previous_latency: HashMap::new(),
+            rate_windows: HashMap::new(),
             failed_launches: BTreeMap::new(),
             drained: BTreeSet::new(),
             ips: HashMap::new(),
@@ -490,6 +492,33 @@ impl AwsProvider {
         r.map(|_| ())
     }
 
+    /// An in-service instance's work from its server's exposition: the counters' rates over
+    /// the last minute (kept per instance) and, when the server exposes its token counters,
+    /// its `load` (rates and gauges now, what token_work reads). `None` on its first reading
+    /// (a counter's first scrape gives no rate) or without any work counter.
+    fn server_work(
+        &mut self,
+        id: &str,
+        e: &scrape::Exposition,
+        now: Timestamp,
+    ) -> Option<(scrape::Rates, Option<ServerLoad>)> {
+        let reading = scrape::counter_reading(e, now)?;
+        let window = self.rate_windows.entry(id.to_string()).or_default();
+        let rates = window.observe(reading)?;
+        let (waiting, running, kv_cache_fraction) = scrape::server_gauges(e);
+        let load = reading.tokens.then_some(ServerLoad {
+            prompt_tokens_per_sec: rates.prompt_tokens_per_sec,
+            generation_tokens_per_sec: rates.generation_tokens_per_sec,
+            requests_per_sec: rates.requests_per_sec,
+            waiting,
+            running,
+            kv_cache_fraction,
+            window_secs: rates.window_secs,
+            at: now,
+        });
+        Some((rates, load))
+    }
+
     /// Applies a pool's warm-pool settings when they differ from what was last applied.
     async fn reconcile_warm_pool(&mut self, pool: &Pool) -> Result<(), ProviderError> {
         let Some(w) = &pool.warm_pool else {
@@ -771,16 +800,18 @@ impl Provider for AwsProvider {
             .collect();
         let scraped = self.scrape_all(targets).await;
 
-        let mut ttft = Histogram::default();
+        let (mut ttft, mut queue_time) = (Histogram::default(), Histogram::default());
         for inst in snap
             .instances
             .iter_mut()
             .filter(|i| i.state == LifecycleState::InService)
         {
-            // The inference server's own exposition (the default port): its finished-requests
-            // counter and TTFT histogram, read once and kept for the next scrape's deltas.
+            // The inference server's own exposition (the default port): its work counters and
+            // gauges (→ `load`, what token_work reads) and its latency histograms, read once.
             let server = scraped.get(&(inst.id.clone(), self.scrape.port));
-            let finished = server.and_then(scrape::finished_requests);
+            let work = server.and_then(|e| self.server_work(&inst.id, e, now));
+            inst.load = work.and_then(|(_, load)| load);
+            let rates = work.map(|(r, _)| r);
             for m in fleet.metrics.iter().filter(|m| m.signal.per_instance()) {
                 let (metric, port, scale) = match &m.source {
                     Some(MetricSource::Scrape {
@@ -790,14 +821,20 @@ impl Provider for AwsProvider {
                     }) => (metric.as_deref(), port.unwrap_or(self.scrape.port), *scale),
                     _ => (None, self.scrape.port, None),
                 };
+                let tokens = inst.load.is_some();
+                let rate = |f: fn(&scrape::Rates) -> f64| {
+                    rates.as_ref().map(|r| f(r) * scale.unwrap_or(1.0))
+                };
                 let value = match (m.signal, metric) {
-                    // A rate needs two readings: none on an instance's first scrape.
-                    (Signal::RequestRate, None) => finished
-                        .zip(self.previous_finished.get(&inst.id))
-                        .and_then(|(count, before)| {
-                            scrape::counter_rate(*before, (count, now))
-                                .map(|r| r * scale.unwrap_or(1.0))
-                        }),
+                    // token_work is computed from `load` by the engine.
+                    (Signal::TokenWork, _) => continue,
+                    // Rates need two readings: none on an instance's first scrape.
+                    (Signal::RequestRate, None) => rate(|r| r.requests_per_sec),
+                    (Signal::PromptTokensRate, None) if tokens => rate(|r| r.prompt_tokens_per_sec),
+                    (Signal::GenerationTokensRate, None) if tokens => {
+                        rate(|r| r.generation_tokens_per_sec)
+                    }
+                    (Signal::PromptTokensRate | Signal::GenerationTokensRate, None) => None,
                     _ => scraped
                         .get(&(inst.id.clone(), port))
                         .and_then(|e| scrape::instance_value(e, m.signal, metric, scale)),
@@ -807,21 +844,34 @@ impl Provider for AwsProvider {
                         .insert(m.name.clone(), Sample { value, at: now });
                 }
             }
-            if let Some(count) = finished {
-                self.previous_finished.insert(inst.id.clone(), (count, now));
-            }
-            if let Some(h) = server.and_then(|e| e.histogram(scrape::TTFT_HISTOGRAM)) {
-                if let Some(before) = self.previous_ttft.get(&inst.id) {
-                    ttft.merge(&h.since(before));
+            if let Some(e) = server {
+                let now_h = (
+                    e.histogram(scrape::TTFT_HISTOGRAM),
+                    e.histogram(scrape::QUEUE_TIME_HISTOGRAM)
+                        .or_else(|| e.histogram(scrape::TGI_QUEUE_TIME_HISTOGRAM)),
+                );
+                if let Some((t0, q0)) = self.previous_latency.get(&inst.id) {
+                    if let (Some(a), Some(b)) = (&now_h.0, t0) {
+                        ttft.merge(&a.since(b));
+                    }
+                    if let (Some(a), Some(b)) = (&now_h.1, q0) {
+                        queue_time.merge(&a.since(b));
+                    }
                 }
-                self.previous_ttft.insert(inst.id.clone(), h);
+                self.previous_latency.insert(inst.id.clone(), now_h);
             }
         }
         let live: BTreeSet<&str> = snap.instances.iter().map(|i| i.id.as_str()).collect();
-        self.previous_ttft
+        self.previous_latency
             .retain(|id, _| live.contains(id.as_str()));
-        self.previous_finished
-            .retain(|id, _| live.contains(id.as_str()));
+        self.rate_windows.retain(|id, _| live.contains(id.as_str()));
+        // The fleet's latency over the last tick, for the capacity model's correction: the
+        // requests that got their first token (and left the queue) since the previous scrape.
+        snap.latency = ttft.quantile(0.95).map(|p95| crate::model::FleetLatency {
+            ttft_p95_secs: p95,
+            queue_wait_p95_secs: queue_time.quantile(0.95).unwrap_or(0.0),
+            at: now,
+        });
 
         // Drain: a terminating instance is released once it runs nothing, or at the timeout.
         for id in draining {

@@ -16,9 +16,9 @@ use crate::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 ///
 /// Signals the simulator does not model (CPU, memory, custom gauges) get no samples, so a
 /// policy using them holds on scale-down exactly as it would with a broken collector. Rates
-/// (requests and tokens) are counted over the last tick, as the daemon reads a counter's rate
-/// between two scrapes: requests *finished* (vLLM's `request_success_total`), prompt tokens
-/// admitted, tokens generated.
+/// (requests and tokens) are counted over the last minute, as the daemon takes a counter's
+/// rate over its readings of the last minute (`scrape::RateWindow`): requests *finished*
+/// (vLLM's `request_success_total`), prompt tokens admitted, tokens generated.
 pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
     let serving = world
         .live_instances()

@@ -379,8 +379,8 @@ async fn handle(
     (status, [("content-type", ctype)], bytes).into_response()
 }
 
-/// A fake vLLM `/metrics` endpoint on loopback: the gauges and TTFT histogram it serves are set
-/// by the test.
+/// A fake vLLM `/metrics` endpoint on loopback: the gauges and counters it serves are set by
+/// the test.
 pub struct FakeVllm {
     /// Its address.
     pub addr: SocketAddr,
@@ -388,9 +388,15 @@ pub struct FakeVllm {
     pub waiting: Arc<AtomicU32>,
     /// `vllm:num_requests_running`.
     pub running: Arc<AtomicU32>,
-    /// `vllm:request_success_total` (a counter).
+    /// `vllm:request_success_total` (a counter); the token counters follow it at
+    /// [`PROMPT_TOKENS_PER_REQUEST`] and [`GENERATED_TOKENS_PER_REQUEST`].
     pub finished: Arc<AtomicU32>,
 }
+
+/// Prompt tokens per finished request in the fake's `vllm:prompt_tokens_total`.
+pub const PROMPT_TOKENS_PER_REQUEST: u64 = 500;
+/// Generated tokens per finished request in the fake's `vllm:generation_tokens_total`.
+pub const GENERATED_TOKENS_PER_REQUEST: u64 = 200;
 
 impl FakeVllm {
     /// Starts one.
@@ -412,7 +418,11 @@ impl FakeVllm {
                         "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{{model_name=\"m\"}} {w}\n\
                          # TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{{model_name=\"m\"}} {r}\n\
                          # TYPE vllm:gpu_cache_usage_perc gauge\nvllm:gpu_cache_usage_perc{{model_name=\"m\"}} 0.5\n\
-                         # TYPE vllm:request_success_total counter\nvllm:request_success_total{{model_name=\"m\",finished_reason=\"stop\"}} {f}\n"
+                         # TYPE vllm:request_success_total counter\nvllm:request_success_total{{model_name=\"m\",finished_reason=\"stop\"}} {f}\n\
+                         # TYPE vllm:prompt_tokens_total counter\nvllm:prompt_tokens_total{{model_name=\"m\"}} {p}\n\
+                         # TYPE vllm:generation_tokens_total counter\nvllm:generation_tokens_total{{model_name=\"m\"}} {g}\n",
+                        p = f as u64 * PROMPT_TOKENS_PER_REQUEST,
+                        g = f as u64 * GENERATED_TOKENS_PER_REQUEST,
                     )
                 }
             }),

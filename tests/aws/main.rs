@@ -754,37 +754,60 @@ async fn failed_spot_launches_are_counted_once_each() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_rate_is_the_rate_of_the_finished_requests_counter() {
+async fn request_and_token_rates_are_the_servers_counters_over_a_minute_across_resets() {
     let b = Bench::new("rate").await;
     let (_, fleet, mut p) = b
         .observer(
-            "[[fleets.metrics]]\nsignal = \"request_rate\"\ntarget = { type = \"AverageValue\", average_value = 5 }\n",
+            "[[fleets.metrics]]\nsignal = \"request_rate\"\ntarget = { type = \"AverageValue\", average_value = 5 }\n\
+             [[fleets.metrics]]\nsignal = \"prompt_tokens_rate\"\ntarget = { type = \"AverageValue\", average_value = 4000 }\n",
         )
         .await;
-    let rates = |s: &llm_autoscaler::model::Snapshot| -> Vec<Option<f64>> {
+    let in_service = |s: &llm_autoscaler::model::Snapshot| -> Vec<llm_autoscaler::model::Instance> {
         s.instances
             .iter()
             .filter(|i| i.state == llm_autoscaler::model::LifecycleState::InService)
-            .map(|i| i.samples.get("request_rate").map(|x| x.value))
+            .cloned()
             .collect()
     };
     let t0 = now();
-    // (seconds after t0, the counter then, the rate every instance reports; they share one
-    // server): one reading is no rate; 45 more in 15 s is 3/s; a restarted server's 30 since,
-    // in 15 s, is 2/s.
+    // (seconds after t0, the finished counter then, the request rate every instance reports;
+    // they share one server): one reading is no rate; 45 more in 15 s is 3/s; a restarted
+    // server's 30 since, over the 30 s seen, is 75 / 30 = 2.5/s; a minute on, the readings
+    // before 30 s have left the window: 60 in 60 s.
     let steps = [
         (0.0, 1_000, None),
         (15.0, 1_045, Some(3.0)),
-        (30.0, 30, Some(2.0)),
+        (30.0, 30, Some(2.5)),
+        (90.0, 90, Some(1.0)),
     ];
     for (secs, counter, want) in steps {
         b.vllm
             .finished
             .store(counter, std::sync::atomic::Ordering::SeqCst);
         let snap = p.snapshot(&fleet, t0.plus_secs(secs)).await.unwrap();
-        let got = rates(&snap);
-        assert!(!got.is_empty(), "instances in service");
-        assert!(got.iter().all(|r| *r == want), "at +{secs} s: {got:?}");
+        let insts = in_service(&snap);
+        assert!(!insts.is_empty(), "instances in service");
+        for i in &insts {
+            let sample = |name: &str| i.samples.get(name).map(|x| x.value);
+            assert_eq!(sample("request_rate"), want, "at +{secs} s: {i:?}");
+            let prompt = want.map(|r| r * harness::PROMPT_TOKENS_PER_REQUEST as f64);
+            assert_eq!(sample("prompt_tokens_rate"), prompt, "at +{secs} s: {i:?}");
+            // The server's own account of its work, for token_work.
+            let load = i.load.map(|l| {
+                (
+                    l.requests_per_sec,
+                    l.generation_tokens_per_sec,
+                    l.waiting,
+                    l.kv_cache_fraction,
+                )
+            });
+            let generated = |r: f64| r * harness::GENERATED_TOKENS_PER_REQUEST as f64;
+            assert_eq!(
+                load,
+                want.map(|r| (r, generated(r), 0.0, 0.5)),
+                "at +{secs} s"
+            );
+        }
     }
 }
 
