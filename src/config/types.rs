@@ -269,9 +269,10 @@ pub struct CapacitySettings {
     /// noise (a deadband between this and the target plus the scale-up tolerance).
     /// 0.2–`target_utilization`. Default 0.6.
     pub scale_down_utilization: f64,
-    /// `ramp_ahead`: while the work has risen steadily over the last five minutes, size on
-    /// where it will be one cold start ahead (the fleet's observed p95 launch → in service),
-    /// at most half again the demand (`policy::ramp`). Only raises. Default true.
+    /// `ramp_ahead`: while the work has risen steadily over the last five minutes (or a surge
+    /// has broken out of its range in the last 90 s), size on where it will be one cold start
+    /// ahead (the fleet's observed p95 launch → in service), at most half again the demand
+    /// (double on a surge; `policy::ramp`). Only raises. Default true.
     pub ramp_ahead: bool,
     /// `learn`: correct the profile from what the fleet shows — lower the capacity counted per
     /// unit while TTFT is over the SLO because requests queue (AIMD: a tenth per decision, down

@@ -1,0 +1,156 @@
+//! `token_work` — the units of work each server's token rates keep busy, through the instance
+//! profile's capacity model — as the engine sees it: what it reads does not depend on how the
+//! same tokens are cut into requests, and a steady plateau of work does not scale down
+//! whatever the request count says.
+
+mod common;
+
+use common::{fleet, t};
+use llm_autoscaler::config::Fleet;
+use llm_autoscaler::engine::{decide, Decision, EngineState};
+use llm_autoscaler::model::{Instance, LifecycleState, ServerLoad, Snapshot, Timestamp};
+use llm_autoscaler::policy::capacity;
+use llm_autoscaler::sim::perf;
+use proptest::prelude::*;
+
+/// A g6.xlarge fleet (8B) scaling on `token_work` alone, its target "auto".
+fn token_fleet() -> Fleet {
+    let mut f = fleet(
+        "min_units = 1\nmax_units = 200\n[[fleets.metrics]]\nsignal = \"token_work\"\n\
+         target = { type = \"AverageValue\", average_value = \"auto\" }\n",
+    );
+    capacity::resolve_fleet(&mut f, &perf::builtin()).unwrap();
+    f
+}
+
+/// One server's load: (prompt tokens/s, generated tokens/s, requests/s, waiting, running, KV).
+type Load = (f64, f64, f64, f64, f64, f64);
+
+fn snapshot(loads: &[Load], at: Timestamp) -> Snapshot {
+    let instances: Vec<Instance> = loads
+        .iter()
+        .enumerate()
+        .map(|(i, &(p, g, r, waiting, running, kv))| Instance {
+            id: format!("i-{i}"),
+            pool: "od".into(),
+            weight_units: 1,
+            state: LifecycleState::InService,
+            samples: Default::default(),
+            load: Some(ServerLoad {
+                prompt_tokens_per_sec: p,
+                generation_tokens_per_sec: g,
+                requests_per_sec: r,
+                waiting,
+                running,
+                kv_cache_fraction: kv,
+                window_secs: 60.0,
+                at,
+            }),
+        })
+        .collect();
+    Snapshot {
+        desired_units: instances.len() as u32,
+        instances,
+        ..Snapshot::default()
+    }
+}
+
+fn work(d: &Decision) -> (f64, Option<u32>) {
+    let m = &d.metrics[0];
+    (m.current.expect("token_work valid"), m.recommendation)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, .. ProptestConfig::default() })]
+
+    /// The same prompt and generated tokens, finished as `k` times as many requests (with `k`
+    /// times as many waiting, each `1/k` as long): the work per unit is the same, and so is
+    /// the recommendation unless it is a scale-down. A scale-down is sized on the work's upper
+    /// bound given the requests seen (`capacity::NOISE_Z`: fewer requests are a noisier
+    /// estimate), so there the one with more requests releases at least as much, never less.
+    #[test]
+    fn the_work_does_not_depend_on_how_tokens_are_cut_into_requests(
+        loads in prop::collection::vec(
+            (0.0..12_000.0f64, 0.0..3_000.0f64, 0.05..40.0f64, 0.0..30.0f64, 1.0..256.0f64, 0.0..1.0f64),
+            1..16,
+        ),
+        k in 0.1..10.0f64,
+    ) {
+        let f = token_fleet();
+        let split: Vec<Load> = loads
+            .iter()
+            .map(|&(p, g, r, w, run, kv)| (p, g, r * k, w * k, run, kv))
+            .collect();
+        let now = t(0);
+        let (a, _) = decide(&f, &snapshot(&loads, now), &EngineState::default(), now);
+        let (b, _) = decide(&f, &snapshot(&split, now), &EngineState::default(), now);
+        let ((wa, ra), (wb, rb)) = (work(&a), work(&b));
+        prop_assert!((wa - wb).abs() <= 1e-9 * wa.abs().max(1.0), "{wa} vs {wb}");
+        let current = loads.len() as u32;
+        // Away from a rounding boundary of the ratio, the recommendations agree.
+        let ratio = wa / f.metrics[0].target.figure() * current as f64;
+        let on_boundary = (ratio - ratio.round()).abs() < 1e-6;
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        if !on_boundary && ra.max(rb) >= current {
+            prop_assert_eq!(ra, rb, "work {} per unit", wa);
+        }
+        if ra < current && rb < current {
+            let (fewer, more) = if k >= 1.0 { (ra, rb) } else { (rb, ra) };
+            prop_assert!(more <= fewer, "more requests kept more: {more} > {fewer}");
+        }
+    }
+}
+
+/// A plateau of long documents: the fleet's servers stay 0.65 busy (above the 0.6 release
+/// utilisation, under the 0.7 target), the queue drained, while the request count swings ten
+/// to one as the mix moves between chat and documents. Half an hour of 15 s ticks: never a
+/// scale-down — the request count is not the work. Then the work halves, with the same
+/// swings: the same fleet does release capacity.
+#[test]
+fn a_steady_plateau_of_token_work_with_a_drained_queue_never_scales_down() {
+    let f = token_fleet();
+    let units = 10usize;
+    let m = &f.metrics[0];
+    assert!((m.target.figure() - f.capacity.target_utilization).abs() < 1e-9);
+    let model = f.capacity.model.expect("the capacity model");
+    let mut state = EngineState::default();
+    let mut desired = units as u32;
+    for tick in 0..160 {
+        let busy_per_unit = if tick < 120 { 0.65 } else { 0.3 };
+        let now = t(15 * tick);
+        // Requests per second per unit: 1.2 (chat) to 0.12 (documents), a cycle every 5 minutes;
+        // the same 0.65 of the unit's prefill time in prompt tokens, no decode (the split is
+        // the prompt's): the work is flat.
+        let phase = (tick % 20) as f64 / 20.0;
+        let requests = 0.12 + 1.08 * (0.5 + 0.5 * (phase * std::f64::consts::TAU).cos());
+        let prompt = busy_per_unit * model.prefill_tokens_per_sec;
+        let serving = desired as usize;
+        let prompt = prompt * units as f64 / serving as f64;
+        let loads: Vec<Load> = (0..serving)
+            .map(|_| (prompt, 0.0, requests, 0.0, 4.0, 0.2))
+            .collect();
+        let mut snap = snapshot(&loads, now);
+        snap.desired_units = desired;
+        let (d, next) = decide(&f, &snap, &state, now);
+        let (w, _) = work(&d);
+        let want = busy_per_unit * units as f64 / serving as f64;
+        assert!((w - want).abs() < 1e-6, "tick {tick}: work {w}");
+        if tick == 120 {
+            assert_eq!(
+                desired, units as u32,
+                "nor up: 0.65 is under the 0.7 target"
+            );
+        }
+        assert!(
+            tick >= 120 || d.desired_units >= desired,
+            "tick {tick}: scaled down {desired} → {} at {w:.3} busy per unit: {}",
+            d.desired_units,
+            d.summary
+        );
+        desired = d.desired_units;
+        state = next;
+    }
+    // 3 units of work: released within ten minutes to 3 ÷ 0.6 = 5 units, widened by the
+    // noise margin when as few as ~50 requests a minute carry the work (3 ÷ (0.6 ÷ 1.28) → 7).
+    assert!(desired <= 7, "{desired} units after the work halved");
+}
