@@ -92,6 +92,35 @@ enum Command {
     /// fleet's demand read from CloudWatch (--from-cloudwatch --config POLICY): our combined
     /// forecaster's point forecast and 90 % interval per minute.
     Forecast(Box<ForecastArgs>),
+    /// A `[[profiles]]` table from your own measured vLLM throughput: reads the JSON files
+    /// `vllm bench serve --save-result` writes (one server of the type, several
+    /// --max-concurrency levels) and fits the decode step line and the prefill rate, which
+    /// `token_work`, the "auto" targets and the simulator then use. See docs/tuning.md.
+    Calibrate(Box<CalibrateArgs>),
+}
+
+/// Arguments of `calibrate`.
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// The instance type the benchmark ran on.
+    #[arg(long)]
+    instance_type: String,
+    /// Model class the table is for (8b, 70b, or your own name).
+    #[arg(long, default_value = "8b")]
+    model: String,
+    /// A policy file whose `[[profiles]]` give the base figures (default: the built-in ones).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The server's `--max-num-seqs` (default: the base profile's).
+    #[arg(long)]
+    max_seqs: Option<u32>,
+    /// The server's KV cache size, tokens, as vLLM logs it at start ("GPU KV cache size: N
+    /// tokens"; default: the base profile's).
+    #[arg(long)]
+    kv_cache_tokens: Option<u64>,
+    /// The benchmark result files (two or more concurrency levels).
+    #[arg(required = true)]
+    results: Vec<PathBuf>,
 }
 
 /// Arguments of `forecast`.
@@ -231,6 +260,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(*args),
         Command::Run(args) => run(*args),
         Command::Plan(args) => plan(*args),
+        Command::Calibrate(args) => calibrate(*args),
         Command::Backtest(args) => backtest(*args),
         Command::Forecast(args) => forecast_cmd(*args),
     };
@@ -846,6 +876,35 @@ async fn serve_daemon<P: llm_autoscaler::provider::Provider>(
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     signals.abort();
     server.await??;
+    Ok(())
+}
+
+fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::cost::calibrate::{calibrate, parse_run, render};
+    let profiles = match &a.config {
+        Some(path) => {
+            let cfg = load(path)?;
+            sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?
+        }
+        None => sim::perf::builtin(),
+    };
+    let base = sim::perf::lookup(&profiles, &a.instance_type, &a.model).ok_or_else(|| {
+        InputError(format!(
+            "no profile for {} serving {}: give a [[profiles]] table for it in --config (instance_type, model and its max_seqs, kv_cache_tokens, prices)",
+            a.instance_type, a.model
+        ))
+    })?;
+    let mut runs = Vec::new();
+    for path in &a.results {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError(format!("{}: cannot read: {e}", path.display())))?;
+        runs.push(
+            parse_run(&path.display().to_string(), &text).map_err(|e| InputError(e.to_string()))?,
+        );
+    }
+    let c = calibrate(base, &runs, a.max_seqs, a.kv_cache_tokens)
+        .map_err(|e| InputError(e.to_string()))?;
+    print!("{}", render(&c, base));
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The binary: `check` and `decide` with their exit codes (0 ok, 2 bad policy, 3 bad input), and `plan`'s ranking.
+//! The binary: `check` and `decide` with their exit codes (0 ok, 2 bad policy, 3 bad input), `plan`'s ranking and `calibrate`'s profile table.
 
 use std::process::Command;
 
@@ -277,4 +277,61 @@ fn plan_ranks_types_by_cost_and_weights_them_against_the_reference() {
             "{policy}:\n{text}"
         );
     }
+}
+
+/// `calibrate` turns `vllm bench serve --save-result` files into a `[[profiles]]` table that a
+/// policy accepts and `check` then counts with; a bad file is exit 3 with its name.
+#[test]
+fn calibrate_writes_a_profile_table_the_policy_accepts() {
+    // A server with a 25 ms base step, 0.12 ms per sequence and 6,000 prompt tokens/s.
+    let run = |c: u32, batch: f64| {
+        let step_ms = 25.0 + 0.12 * batch;
+        let ttft_ms = if c == 1 {
+            1000.0 / 6.0 + step_ms
+        } else {
+            900.0
+        };
+        tmp(
+            &format!("bench-c{c}.json"),
+            &format!(
+                r#"{{"backend": "vllm", "completed": 100, "total_input_tokens": 100000, "output_throughput": {}, "mean_ttft_ms": {ttft_ms}, "mean_tpot_ms": {step_ms}, "max_concurrency": {c}}}"#,
+                batch / (step_ms / 1000.0)
+            ),
+        )
+    };
+    let files = [run(1, 1.0), run(32, 30.0), run(128, 118.0)];
+    let out = stdout_of(
+        bin()
+            .args([
+                "calibrate",
+                "--instance-type",
+                "g6e.xlarge",
+                "--kv-cache-tokens",
+                "150000",
+            ])
+            .args(&files),
+    );
+    let table = String::from_utf8(out).unwrap();
+    assert!(table.contains("prefill_tokens_per_sec = 6000"), "{table}");
+    assert!(table.contains("decode_base_ms = 25.00"), "{table}");
+    assert!(table.contains("kv_cache_tokens = 150000"), "{table}");
+    let example = std::fs::read_to_string("config/example.toml").unwrap();
+    let policy = tmp("calibrated.toml", &format!("{table}\n{example}"));
+    let check =
+        String::from_utf8(stdout_of(bin().args(["check", "--config"]).arg(&policy))).unwrap();
+    assert!(check.contains("per unit prefill 6000 tokens/s"), "{check}");
+
+    let bad = tmp("bench-bad.json", r#"{"completed": 100}"#);
+    let out = bin()
+        .args(["calibrate", "--instance-type", "g6e.xlarge"])
+        .arg(&bad)
+        .arg(&files[1])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bench-bad.json: total_input_tokens is missing"),
+        "{err}"
+    );
 }
