@@ -78,15 +78,11 @@ impl<'a> Ladder<'a> {
             st.cold_starts.observe(snap, now);
         }
         let correction = capacity::learn(&mut st.correction, fleet, snap, current);
+        let settled = rates_settled(&st, now);
         if let (Some(p), Some(m)) = (&fleet.predictive, fleet.capacity.model) {
-            if p.demand_per_unit.is_none() {
-                let per_min: f64 = snap
-                    .instances
-                    .iter()
-                    .filter(|i| i.state == crate::model::LifecycleState::InService)
-                    .filter_map(|i| i.load.map(|l| l.requests_per_sec * 60.0))
-                    .sum();
-                let busy = capacity::served_units(&m, snap) / correction;
+            if p.demand_per_unit.is_none() && settled {
+                let (per_min, busy) = capacity::settled_demand(&m, snap);
+                let busy = busy / correction;
                 let u = fleet.capacity.target_utilization;
                 predictive::learn_demand_per_unit(&mut st.demand_per_unit, per_min, busy, u);
             }
@@ -243,7 +239,7 @@ impl<'a> Ladder<'a> {
                 .map_or(DEFAULT_LEAD_SECS, |p| p.default_lead_secs as f64),
         );
         let step = self.st.ramp.observe(self.now, demand, lead);
-        if !self.fleet.capacity.ramp_ahead {
+        if !self.fleet.capacity.ramp_ahead || !rates_settled(&self.st, self.now) {
             return None;
         }
         self.ramp_step = Some(step);
@@ -542,6 +538,17 @@ impl<'a> Ladder<'a> {
         let spare = step.cap_usd_per_hour - budget::cost_per_hour(self.fleet, &prices, desired);
         (spot_price > 0.0).then(|| (spare / spot_price).floor().max(0.0) as Units)
     }
+}
+
+/// Whether the engine has run long enough for the servers' rates to mean what they say: two
+/// rate windows. In the first, the rates cover less than a window; in the second, they still
+/// count requests *finished* against work *begun* by servers that a start found idle or a
+/// restart found mid-way — the rise of the first minutes is the measurement filling, not
+/// demand (HPA skips a pod's CPU samples during its initialization period for the same
+/// reason). Ramp-ahead and the learned demand per unit wait for it; the reactive stages do not.
+fn rates_settled(st: &EngineState, now: Timestamp) -> bool {
+    st.started_at
+        .is_some_and(|s| now.secs_since(s) >= 2.0 * crate::model::RATE_WINDOW_SECS)
 }
 
 /// HPA seeds the scale-down window with the current size, so a restart that lost the history

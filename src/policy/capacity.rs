@@ -149,6 +149,22 @@ pub fn served_units(m: &WorkModel, snap: &Snapshot) -> f64 {
         .sum()
 }
 
+/// Requests per minute and the units of work they kept busy, over the in-service instances
+/// whose rates cover a full window: an instance's first minute in service reads requests
+/// *finished* against work *begun* (its first prefills finish later), which understates what a
+/// unit serves several-fold.
+pub fn settled_demand(m: &WorkModel, snap: &Snapshot) -> (f64, f64) {
+    snap.instances
+        .iter()
+        .filter(|i| i.state == LifecycleState::InService)
+        .filter_map(|i| i.load.map(|l| (l, i.weight_units)))
+        .filter(|(l, _)| l.window_secs >= crate::model::RATE_WINDOW_SECS - 1e-6)
+        .fold((0.0, 0.0), |(r, b), (l, w)| {
+            let served = busy_units(m, &ServerLoad { waiting: 0.0, ..l }, w, 1.0);
+            (r + l.requests_per_sec * 60.0, b + served)
+        })
+}
+
 /// The target an `"auto"` metric resolves to, for `target_utilization` `u`.
 pub fn auto_target(signal: Signal, target: Target, m: &WorkModel, u: f64) -> Target {
     let figure = match signal {
