@@ -140,6 +140,8 @@ pub struct PolicyController {
     pub changes: u64,
     /// Scale-downs bought back within the flap window.
     pub flaps: u64,
+    /// Each flap's scale-down and buy-back, seconds of the run.
+    pub flap_spans: Vec<(f64, f64)>,
     /// Every decision as a JSON line, when recording.
     pub log: Option<Vec<String>>,
 }
@@ -155,6 +157,7 @@ impl PolicyController {
             epoch,
             changes: 0,
             flaps: 0,
+            flap_spans: Vec::new(),
             log: None,
         }
     }
@@ -200,6 +203,7 @@ impl Controller for PolicyController {
         let at = self.epoch.plus_secs(now_secs);
         let mut snap = observe(&self.fleet, world, at);
         snap.forecast = self.forecast(at, world);
+        let down_before = self.controller.state().flaps.last_scale_down;
         let plan = self.controller.plan(&self.fleet, &snap, at, false);
         let outcome = apply_plan(&plan, &snap, world);
         self.controller.commit(&self.fleet, &plan, &outcome);
@@ -207,7 +211,14 @@ impl Controller for PolicyController {
         if decision.desired_units != decision.current_units {
             self.changes += 1;
         }
-        self.flaps = self.controller.state().flaps.total;
+        let flaps = self.controller.state().flaps.total;
+        if flaps > self.flaps {
+            if let Some(down) = down_before {
+                self.flap_spans
+                    .push((down.secs_since(self.epoch), now_secs));
+            }
+        }
+        self.flaps = flaps;
         if let Some(log) = &mut self.log {
             log.push(serde_json::to_string(decision).unwrap_or_default());
         }

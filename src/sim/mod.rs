@@ -198,6 +198,8 @@ pub struct Run {
     pub changes: u64,
     /// Scale-downs bought back within the flap window (policies through the fleet controller).
     pub flaps: u64,
+    /// Each flap's scale-down and buy-back, seconds of the run.
+    pub flap_spans: Vec<(f64, f64)>,
 }
 
 impl Run {
@@ -390,6 +392,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
     );
     ours.changes = ctl.changes;
     ours.flaps = ctl.flaps;
+    ours.flap_spans = std::mem::take(&mut ctl.flap_spans);
     let decisions = ctl.log.take().unwrap_or_default();
     // The policy's run measured the offered load; the baselines and the report use it.
     let loads = ours.world.loads.clone();
@@ -435,6 +438,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
             );
             run.changes = c.changes;
             run.flaps = c.flaps;
+            run.flap_spans = std::mem::take(&mut c.flap_spans);
             baselines.insert(name.into(), run);
             Ok(())
         };
@@ -565,6 +569,7 @@ fn run_one(
         world,
         changes: 0,
         flaps: 0,
+        flap_spans: Vec::new(),
     }
 }
 

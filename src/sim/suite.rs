@@ -63,11 +63,6 @@ impl Shape {
             Shape::FlashCrowd => "flash-crowd",
         }
     }
-
-    /// Whether its plateaus are steady (flaps there are counted against the policy).
-    pub fn has_steady_plateaus(self) -> bool {
-        matches!(self, Shape::Step10 | Shape::Step10Twice | Shape::SuddenDrop)
-    }
 }
 
 /// The token mixes of the matrix.
@@ -206,12 +201,36 @@ pub struct CellResult {
     pub over_provisioning: f64,
     /// Scale-downs followed by a scale-up within the flap window.
     pub flaps: u64,
+    /// Those of them on a steady stretch of the offered load: the shape's rate constant
+    /// (within [`STEADY_TOLERANCE`]) from a minute before the scale-down to the buy-back.
+    /// A scale-down before a step and the step's scale-up are not a flap of the policy.
+    pub plateau_flaps: u64,
     /// Goodput per dollar, ours and the oracle's.
     pub goodput_tokens_per_usd: f64,
     /// The oracle's goodput per dollar.
     pub oracle_goodput_tokens_per_usd: f64,
     /// The full report of the cell (`simulate --json`'s keys).
     pub report: serde_json::Value,
+}
+
+/// How far the offered rate may move over a stretch that counts as steady.
+pub const STEADY_TOLERANCE: f64 = 0.01;
+
+/// Flaps whose span (scale-down − 60 s … buy-back, seconds) the rate `units` (per second of
+/// the run) holds steady over.
+fn plateau_flaps(spans: &[(f64, f64)], units: &[f64]) -> u64 {
+    spans
+        .iter()
+        .filter(|(down, up)| {
+            let from = ((down - 60.0).max(0.0) as usize).min(units.len());
+            let to = ((up.max(0.0) as usize) + 1).min(units.len());
+            let span = &units[from..to.max(from)];
+            let (lo, hi) = span.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+                (lo.min(*v), hi.max(*v))
+            });
+            !span.is_empty() && hi - lo <= STEADY_TOLERANCE * hi
+        })
+        .count() as u64
 }
 
 /// The most violating minutes a cell may have and still hold the SLO.
@@ -232,7 +251,7 @@ pub struct Summary {
     pub median_cost_vs_oracle: f64,
     /// Highest cost ÷ oracle.
     pub max_cost_vs_oracle: f64,
-    /// Flaps on shapes with steady plateaus.
+    /// Flaps on steady stretches of the offered load, over every cell.
     pub plateau_flaps: u64,
 }
 
@@ -445,6 +464,7 @@ pub fn run_cell(
         cost_vs_static: ours.cost.savings_vs_static.map_or(f64::NAN, |s| 1.0 - s),
         over_provisioning: ours.capacity.over_provisioning,
         flaps: outcome.ours.flaps,
+        plateau_flaps: plateau_flaps(&outcome.ours.flap_spans, &shape_units(cell.shape, traces)),
         goodput_tokens_per_usd: ours.cost.goodput_tokens_per_usd,
         oracle_goodput_tokens_per_usd: oracle.map_or(0.0, |o| o.cost.goodput_tokens_per_usd),
         report,
@@ -470,11 +490,7 @@ pub fn summarize(results: &[CellResult]) -> Summary {
             .collect(),
         median_cost_vs_oracle: ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
         max_cost_vs_oracle: ratios.last().copied().unwrap_or(f64::NAN),
-        plateau_flaps: results
-            .iter()
-            .filter(|r| r.cell.shape.has_steady_plateaus())
-            .map(|r| r.flaps)
-            .sum(),
+        plateau_flaps: results.iter().map(|r| r.plateau_flaps).sum(),
     }
 }
 
@@ -626,5 +642,29 @@ mod tests {
             "{}",
             fc[59 * 60]
         );
+    }
+
+    /// A flap counts against the policy only on a steady stretch of the offered load: a
+    /// scale-down in the quiet before a step and the step's scale-up are not one.
+    #[test]
+    fn only_flaps_on_steady_load_count_as_plateau_flaps() {
+        let traces = SuiteTraces {
+            web_per_minute: vec![Some(100.0); 600],
+            long_context: Arc::new(vec![(8000, 300)]),
+            code: Arc::new(vec![(2000, 20)]),
+        };
+        let step = shape_units(Shape::Step10, &traces); // 0.1, then 1.0 from minute 20 to 40
+        let m = |x: f64| x * 60.0;
+        let cases = [
+            ((m(15.0), m(20.25)), 0), // down in the quiet, up at the step
+            ((m(25.0), m(30.0)), 1),  // both on the plateau
+            ((m(21.5), m(24.0)), 1),  // a minute and more after the step's start: on the plateau
+            ((m(20.2), m(24.0)), 0),  // the minute before the scale-down holds the step
+            ((m(38.0), m(41.0)), 0),  // across the step's end
+        ];
+        for (span, want) in cases {
+            assert_eq!(plateau_flaps(&[span], &step), want, "{span:?}");
+        }
+        assert_eq!(plateau_flaps(&[], &step), 0);
     }
 }
