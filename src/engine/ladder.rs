@@ -79,6 +79,7 @@ impl<'a> Ladder<'a> {
         }
         let correction = capacity::learn(&mut st.correction, fleet, snap, current);
         let settled = rates_settled(&st, now);
+        let scale_down_share = capacity::scale_down_share(fleet, snap, st.ramp.relative_noise());
         if let (Some(p), Some(m)) = (&fleet.predictive, fleet.capacity.model) {
             if p.demand_per_unit.is_none() && settled {
                 let (per_min, busy) = capacity::settled_demand(&m, snap);
@@ -107,7 +108,7 @@ impl<'a> Ladder<'a> {
                 excluded_ready_units: extras.ready_units,
                 work: fleet.capacity.model.map(|m| (m, fleet.slo.ttft_p95_secs)),
                 correction,
-                scale_down_share: capacity::scale_down_share(fleet, snap),
+                scale_down_share,
             },
             conditions,
             stages: Stages::default(),
@@ -238,7 +239,8 @@ impl<'a> Ladder<'a> {
                 .as_ref()
                 .map_or(DEFAULT_LEAD_SECS, |p| p.default_lead_secs as f64),
         );
-        let step = self.st.ramp.observe(self.now, demand, lead);
+        let noise = capacity::work_noise(self.snap);
+        let step = self.st.ramp.observe(self.now, demand, lead, noise);
         if !self.fleet.capacity.ramp_ahead || !rates_settled(&self.st, self.now) {
             return None;
         }

@@ -73,8 +73,16 @@ pub struct RampStep {
 }
 
 impl RampState {
-    /// Takes in the demand at `now` and returns the ramp's view of it.
-    pub fn observe(&mut self, now: Timestamp, demand_units: f64, lead_secs: f64) -> RampStep {
+    /// Takes in the demand at `now` and returns the ramp's view of it; `noise` is the demand
+    /// estimate's relative noise (`capacity::work_noise`): a projected rise smaller than
+    /// `noise × demand` is not acted on.
+    pub fn observe(
+        &mut self,
+        now: Timestamp,
+        demand_units: f64,
+        lead_secs: f64,
+        noise: f64,
+    ) -> RampStep {
         self.points
             .retain(|(t, _)| now.secs_since(*t) < WINDOW_SECS && now.secs_since(*t) >= 0.0);
         self.points.push((now, demand_units));
@@ -117,7 +125,11 @@ impl RampState {
         };
         let steady = long.is_some() || short.is_some();
         let rise = slope * lead_secs;
-        let units = (steady && slope > 0.0 && rise >= 0.5)
+        // Each point is a rate over the last minute, so consecutive points share most of their
+        // requests: a few long prompts entering the window read as a clean rise for a minute.
+        // A rise within the estimate's own noise is not one.
+        let min_rise = (noise.max(0.0) * demand_units).max(0.5);
+        let units = (steady && slope > 0.0 && rise >= min_rise)
             .then(|| (demand_units + rise.min(cap * demand_units)).ceil() as Units);
         RampStep {
             demand_units,
@@ -126,6 +138,40 @@ impl RampState {
             lead_secs,
             units,
         }
+    }
+}
+
+impl RampState {
+    /// The demand's own noise over the window, relative to its mean: the standard deviation of
+    /// its residuals around the fitted line (a trend is not noise) ÷ its mean; `None` with
+    /// fewer than [`MIN_POINTS`]. Bursty mixes show it where a request count does not (a few
+    /// long prompts a minute among many short ones).
+    pub fn relative_noise(&self) -> Option<f64> {
+        let n = self.points.len();
+        let now = self.points.last()?.0;
+        if n < MIN_POINTS {
+            return None;
+        }
+        let mean = self.points.iter().map(|(_, d)| d).sum::<f64>() / n as f64;
+        if mean <= 0.0 {
+            return None;
+        }
+        let (slope, _) = fit(&self.points, now);
+        let mx = self
+            .points
+            .iter()
+            .map(|(t, _)| t.secs_since(now))
+            .sum::<f64>()
+            / n as f64;
+        let residual: f64 = self
+            .points
+            .iter()
+            .map(|(t, d)| {
+                let fitted = mean + slope * (t.secs_since(now) - mx);
+                (d - fitted).powi(2)
+            })
+            .sum();
+        Some((residual / (n - 2) as f64).sqrt() / mean)
     }
 }
 
@@ -166,7 +212,7 @@ mod tests {
         let mut last = None;
         for k in 0..=20 {
             let s = 15.0 * k as f64;
-            last = Some(r.observe(at(s), 4.0 + 0.3 * s / 60.0, 300.0));
+            last = Some(r.observe(at(s), 4.0 + 0.3 * s / 60.0, 300.0, 0.0));
         }
         let step = last.unwrap();
         assert!((step.slope_units_per_min - 0.3).abs() < 1e-9, "{step:?}");
@@ -177,14 +223,14 @@ mod tests {
         let steps: Vec<RampStep> = noisy
             .iter()
             .enumerate()
-            .map(|(k, v)| r.observe(at(15.0 * k as f64), *v, 300.0))
+            .map(|(k, v)| r.observe(at(15.0 * k as f64), *v, 300.0, 0.0))
             .collect();
         assert!(steps.iter().all(|s| s.units.is_none()), "{steps:?}");
         // A rise then a drop inside the window: not steady.
         let mut r = RampState::default();
         for k in 0..20 {
             let v = if k < 14 { 2.0 + 0.5 * k as f64 } else { 2.0 };
-            let s = r.observe(at(15.0 * k as f64), v, 300.0);
+            let s = r.observe(at(15.0 * k as f64), v, 300.0, 0.0);
             if k >= 16 {
                 assert_eq!(s.units, None, "{k}: {s:?}");
             }
@@ -194,7 +240,7 @@ mod tests {
         let mut r = RampState::default();
         let mut last = None;
         for k in 0..=10 {
-            last = Some(r.observe(at(15.0 * k as f64), 2.0 + 0.4 * k as f64, 600.0));
+            last = Some(r.observe(at(15.0 * k as f64), 2.0 + 0.4 * k as f64, 600.0, 0.0));
         }
         assert_eq!(last.unwrap().units, Some(9));
     }
@@ -204,29 +250,44 @@ mod tests {
     /// acts within six ticks of its start. Noise of the same size inside the range does not.
     #[test]
     fn a_surge_out_of_a_flat_stretch_is_seen_by_the_short_window() {
-        let mut r = RampState::default();
-        for k in 0..20 {
-            assert_eq!(
-                r.observe(at(15.0 * k as f64), 1.0 + 0.05 * (k % 3) as f64, 150.0)
-                    .units,
-                None
-            );
-        }
-        let mut acted = None;
-        for k in 0..8 {
-            let s = r.observe(
-                at(300.0 + 15.0 * k as f64),
-                1.1 + 0.3 * (k + 1) as f64,
-                150.0,
-            );
-            if s.units.is_some() {
-                acted = Some((k, s));
-                break;
+        // Five flat minutes, then +0.3 units a tick; `noise` is the estimate's relative noise.
+        let surge = |noise: f64| -> Vec<RampStep> {
+            let mut r = RampState::default();
+            for k in 0..20 {
+                let flat = r.observe(
+                    at(15.0 * k as f64),
+                    1.0 + 0.05 * (k % 3) as f64,
+                    150.0,
+                    noise,
+                );
+                assert_eq!(flat.units, None, "flat, tick {k}");
             }
-        }
-        let (k, s) = acted.expect("the short window saw the surge");
+            (0..8)
+                .map(|k| {
+                    r.observe(
+                        at(300.0 + 15.0 * k as f64),
+                        1.1 + 0.3 * (k + 1) as f64,
+                        150.0,
+                        noise,
+                    )
+                })
+                .collect()
+        };
+        let steps = surge(0.0);
+        let (k, s) = steps
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.units.is_some())
+            .expect("the short window saw the surge");
         assert!(k <= 5, "{k}: {s:?}");
         assert!(s.units.unwrap() as f64 > s.demand_units + 1.0, "{s:?}");
+        // The same surge, measured from about one request a minute (the estimate's noise
+        // ±200 %): not acted on.
+        assert!(
+            surge(2.0).iter().all(|s| s.units.is_none()),
+            "{:?}",
+            surge(2.0)
+        );
         // The same rise per tick as noise inside the earlier range (up and down): nothing.
         let mut r = RampState::default();
         for k in 0..40 {
@@ -236,8 +297,33 @@ mod tests {
                 } else {
                     0.3 * (8 - k % 8) as f64
                 };
-            assert_eq!(r.observe(at(15.0 * k as f64), v, 150.0).units, None, "{k}");
+            assert_eq!(
+                r.observe(at(15.0 * k as f64), v, 150.0, 0.0).units,
+                None,
+                "{k}"
+            );
         }
+    }
+
+    /// The noise is the scatter around the trend, not the trend: a clean ramp has none, a flat
+    /// series alternating ±20 % has about 20 %.
+    #[test]
+    fn relative_noise_is_the_scatter_around_the_trend() {
+        let mut ramp = RampState::default();
+        let mut flat = RampState::default();
+        for k in 0..20 {
+            ramp.observe(at(15.0 * k as f64), 2.0 + 0.2 * k as f64, 150.0, 0.0);
+            flat.observe(
+                at(15.0 * k as f64),
+                if k % 2 == 0 { 4.0 } else { 6.0 },
+                150.0,
+                0.0,
+            );
+        }
+        assert!(ramp.relative_noise().unwrap() < 1e-9);
+        let n = flat.relative_noise().unwrap();
+        assert!((0.19..0.22).contains(&n), "{n}");
+        assert_eq!(RampState::default().relative_noise(), None);
     }
 
     #[test]
@@ -245,16 +331,26 @@ mod tests {
         let mut r = RampState::default();
         // 1 unit, then a jump to 9 within a tick.
         for k in 0..10 {
-            r.observe(at(15.0 * k as f64), if k < 6 { 1.0 } else { 9.0 }, 150.0);
+            r.observe(
+                at(15.0 * k as f64),
+                if k < 6 { 1.0 } else { 9.0 },
+                150.0,
+                0.0,
+            );
         }
         assert_eq!(r.largest_step.map(|s| s.0), Some(8.0));
         // Smaller steps later do not shrink it …
         for k in 0..40 {
-            r.observe(at(3600.0 + 15.0 * k as f64), 2.0 + (k % 2) as f64, 150.0);
+            r.observe(
+                at(3600.0 + 15.0 * k as f64),
+                2.0 + (k % 2) as f64,
+                150.0,
+                0.0,
+            );
         }
         assert_eq!(r.largest_step.map(|s| s.0), Some(8.0));
         // … three days after it was last seen do.
-        r.observe(at(3.0 * 86_400.0 + 600.0), 2.0, 150.0);
+        r.observe(at(3.0 * 86_400.0 + 600.0), 2.0, 150.0, 0.0);
         assert!(r.largest_step.is_some_and(|s| s.0 < 8.0));
     }
 }
