@@ -90,7 +90,7 @@ fn bench(c: &mut Criterion) {
         state = st;
     }
     let snap = snapshot(t0, 4.0);
-    let mut g = c.benchmark_group("decide_5_metrics_100_instances");
+    let mut g = c.benchmark_group("decide_example_policy_100_instances");
     g.bench_function("baseline_clone_snapshot", |b| {
         b.iter(|| black_box(black_box(&snap).clone()))
     });
