@@ -167,8 +167,8 @@ pub struct Instance {
     pub load: Option<ServerLoad>,
 }
 
-/// An inference server's own account of its work at one scrape: counter rates since the
-/// previous scrape and gauges now (vLLM: `prompt_tokens_total`, `generation_tokens_total`,
+/// An inference server's own account of its work at one scrape: counter rates over the last
+/// minute ([`RATE_WINDOW_SECS`]) and gauges now (vLLM: `prompt_tokens_total`, `generation_tokens_total`,
 /// `request_success_total`, `num_requests_waiting`, `num_requests_running`,
 /// `kv_cache_usage_perc`; TGI's equivalents).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]

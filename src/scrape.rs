@@ -470,6 +470,11 @@ impl RateWindow {
         {
             return None;
         }
+        // A server that stopped or started exposing its token counters: the readings before
+        // count tokens as 0, and an increase across the change would be its whole lifetime.
+        if self.readings.back().is_some_and(|b| b.tokens != r.tokens) {
+            self.readings.clear();
+        }
         self.readings.push_back(r);
         // Keep the newest reading at or before the window's start, so the window is covered.
         while self.readings.len() > 2
@@ -772,6 +777,31 @@ this line is broken
                 _ => panic!("at {at} s: {got:?}, want {want:?}"),
             }
         }
+    }
+
+    /// A server that stops exposing its token counters (a restart into another version) starts
+    /// a new window: its tokens would otherwise read as their whole lifetime at once.
+    #[test]
+    fn a_change_in_the_counters_exposed_starts_a_new_window() {
+        let mut w = RateWindow::default();
+        w.observe(reading(0, 10_000.0, 4_000.0, 100.0));
+        assert!(w.observe(reading(15, 40_000.0, 10_000.0, 130.0)).is_some());
+        let without = CounterReading {
+            tokens: false,
+            ..reading(30, 0.0, 0.0, 160.0)
+        };
+        assert_eq!(
+            w.observe(without),
+            None,
+            "the first reading of a new window"
+        );
+        let r = w
+            .observe(CounterReading {
+                tokens: false,
+                ..reading(45, 0.0, 0.0, 190.0)
+            })
+            .unwrap();
+        assert_eq!((r.requests_per_sec, r.window_secs), (2.0, 15.0));
     }
 
     /// vLLM and TGI spell the same counters and gauges differently; a server without token

@@ -125,6 +125,9 @@ pub struct AwsProvider {
     events_read_at: Option<Timestamp>,
     /// Each instance's TTFT and queue-time histograms at its previous scrape.
     previous_latency: HashMap<String, (Option<Histogram>, Option<Histogram>)>,
+    /// Per fleet: each recent tick's TTFT and queue-time histogram deltas, merged over the
+    /// last minute as the simulator measures its fleet's latency.
+    recent_latency: HashMap<String, std::collections::VecDeque<(Timestamp, Histogram, Histogram)>>,
     /// Each instance's work-counter readings over the last minute, for its rates.
     rate_windows: HashMap<String, scrape::RateWindow>,
     /// Per group: failed launch activities seen (bounded to the latest page) and their count.
@@ -180,6 +183,7 @@ impl AwsProvider {
             events: EventTracker::default(),
             events_read_at: None,
             previous_latency: HashMap::new(),
+            recent_latency: HashMap::new(),
             rate_windows: HashMap::new(),
             failed_launches: BTreeMap::new(),
             drained: BTreeSet::new(),
@@ -865,8 +869,16 @@ impl Provider for AwsProvider {
         self.previous_latency
             .retain(|id, _| live.contains(id.as_str()));
         self.rate_windows.retain(|id, _| live.contains(id.as_str()));
-        // The fleet's latency over the last tick, for the capacity model's correction: the
-        // requests that got their first token (and left the queue) since the previous scrape.
+        // The fleet's latency over the last minute (the requests that got their first token,
+        // and left the queue, in it), for the capacity model's correction and ttft_p95_secs.
+        let recent = self.recent_latency.entry(fleet.name.clone()).or_default();
+        recent.push_back((now, ttft, queue_time));
+        recent.retain(|(t, _, _)| now.secs_since(*t) < crate::model::RATE_WINDOW_SECS);
+        let (mut ttft, mut queue_time) = (Histogram::default(), Histogram::default());
+        for (_, t, q) in recent.iter() {
+            ttft.merge(t);
+            queue_time.merge(q);
+        }
         snap.latency = ttft.quantile(0.95).map(|p95| crate::model::FleetLatency {
             ttft_p95_secs: p95,
             queue_wait_p95_secs: queue_time.quantile(0.95).unwrap_or(0.0),
@@ -895,8 +907,7 @@ impl Provider for AwsProvider {
             .iter()
             .filter(|m| m.signal == Signal::TtftP95Secs && m.source.is_none())
         {
-            // Only requests that got their first token since the previous scrape: a P95 over
-            // the last tick, as the engine wants it.
+            // Only requests that got their first token within the last minute.
             if let Some(p95) = ttft.quantile(0.95) {
                 fleet_metrics.insert(
                     m.name.clone(),

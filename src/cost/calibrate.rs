@@ -9,7 +9,7 @@
 //! batch_b   = output_throughput × mean_tpot        (Little's law: sequences decoding at once)
 //! step(b)   = mean_tpot                            (one decode step at that batch)
 //! decode    : step(b) = base + per_seq × b         (least squares over the runs; ≥ 2 batches)
-//! prefill   = mean prompt ÷ (mean TTFT − step)     (the run with the lowest concurrency, where a
+//! prefill   = mean prompt ÷ (mean TTFT − step)     (the run with the smallest batch, where a
 //!                                                   request's TTFT is its own prefill)
 //! ```
 //!
@@ -214,7 +214,7 @@ pub fn render(c: &Calibration, base: &Profile) -> String {
         ));
     }
     out.push_str(&format!(
-        "# prefill from {} (the lowest concurrency); built-in figures for comparison in brackets.\n",
+        "# prefill from {} (the smallest batch); the base profile's figures in brackets.\n",
         c.prefill_from
     ));
     out.push_str("[[profiles]]\n");

@@ -232,6 +232,7 @@ impl<'a> Ladder<'a> {
             .zip(all)
             .filter(|(spec, m)| capacity::corrected(spec) && m.status == MetricStatus::Valid)
             .filter_map(|(_, m)| m.ratio.map(|r| r * m.ready_units as f64))
+            .filter(|d| d.is_finite())
             .reduce(f64::max)?;
         let lead = self.st.cold_starts.p95_secs().unwrap_or(
             self.fleet

@@ -111,7 +111,8 @@ pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f
     } else {
         // Nothing finished in the interval: at least the prefill of a request as long as the
         // running ones (or of a thousand tokens).
-        kv_per_seq.unwrap_or(1000.0) / prefill_per_replica
+        // (TGI reports no KV use: a zero per sequence is no length.)
+        kv_per_seq.filter(|k| *k >= 1.0).unwrap_or(1000.0) / prefill_per_replica
     };
     // What the replica's idle time cannot clear within the drain time.
     let drain = drain_secs.max(0.1);

@@ -1289,9 +1289,10 @@ impl World {
         h.quantile(0.95).unwrap_or(0.0)
     }
 
-    /// Ticks a counter's rate is taken over: a minute's worth (Prometheus' `rate(…[1m])`).
+    /// Ticks a counter's rate is taken over: a minute's worth (Prometheus' `rate(…[1m])`),
+    /// rounded up as the daemon's `scrape::RateWindow` covers at least the minute.
     fn rate_window_ticks(&self) -> usize {
-        ((RATE_WINDOW_SECS / self.tick_secs).round() as usize).clamp(1, 60)
+        ((RATE_WINDOW_SECS / self.tick_secs - 1e-9).ceil() as usize).clamp(1, 60)
     }
 
     /// What an instance's server reports about its work: prompt tokens and tokens generated
