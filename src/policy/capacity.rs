@@ -219,7 +219,8 @@ pub struct CapacityError {
 
 /// Fills each fleet's work model from its reference type's profile (the first on-demand pool's
 /// first type, else the first pool's, serving the fleet's `model`) and resolves its `"auto"`
-/// targets. A fleet with `token_work` or an `"auto"` target and no profile is an error.
+/// targets. A fleet with `token_work`, an `"auto"` target or a learned predictive
+/// `demand_per_unit` and no profile is an error.
 pub fn resolve(cfg: &mut Config, profiles: &[Profile]) -> Result<(), CapacityError> {
     cfg.fleets
         .iter_mut()
@@ -260,7 +261,19 @@ pub fn resolve_fleet(fleet: &mut Fleet, profiles: &[Profile]) -> Result<(), Capa
                 ),
             })
         }
-        (None, None) => {}
+        (None, None) => {
+            // The learned demand per unit counts requests per busy unit of the model.
+            if fleet.predictive.as_ref().is_some_and(|p| p.demand_per_unit.is_none()) {
+                return Err(CapacityError {
+                    fleet: fleet.name.clone(),
+                    instance_type: t.instance_type.clone(),
+                    why: format!(
+                        "[fleets.predictive] demand_per_unit = \"auto\" is learned through the capacity model of {} serving a {model} model, which has no profile (or give demand_per_unit as a number)",
+                        t.instance_type
+                    ),
+                });
+            }
+        }
     }
     Ok(())
 }
@@ -402,5 +415,57 @@ mod tests {
             0.5,
         );
         assert!((avg.figure() - 0.5 * p.prefill_tokens_per_sec / 4.0).abs() < 1e-9);
+    }
+
+    /// Without a profile for the reference type, what needs the model is refused with the
+    /// remedy; a fleet that needs nothing of it loads.
+    #[test]
+    fn what_needs_the_model_without_a_profile_is_refused() {
+        let fleet = |extra: &str, signal: &str, target: &str| {
+            let text = format!(
+                "[[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = 4\n\
+                 [[fleets.pools]]\nname = \"p\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"x9.mystery\" }}]\n\
+                 [[fleets.metrics]]\nsignal = \"{signal}\"\ntarget = {target}\n{extra}"
+            );
+            crate::config::parse_str("p.toml", &text)
+                .unwrap()
+                .fleets
+                .remove(0)
+        };
+        let queue = "{ type = \"AverageValue\", average_value = 5 }";
+        let auto = "{ type = \"AverageValue\", average_value = \"auto\" }";
+        let predictive = "[fleets.predictive]\n";
+        let cases = [
+            ("", "queue_depth", queue, None),
+            (
+                predictive,
+                "queue_depth",
+                queue,
+                Some("demand_per_unit = \"auto\""),
+            ),
+            (
+                "[fleets.predictive]\ndemand_per_unit = 90\n",
+                "queue_depth",
+                queue,
+                None,
+            ),
+            (
+                "",
+                "token_work",
+                auto,
+                Some("metric token_work needs the capacity model"),
+            ),
+        ];
+        for (extra, signal, target, want) in cases {
+            let mut f = fleet(extra, signal, target);
+            let got = resolve_fleet(&mut f, &builtin())
+                .err()
+                .map(|e| e.to_string());
+            match (want, &got) {
+                (None, None) => {}
+                (Some(w), Some(e)) if e.contains(w) && e.contains("x9.mystery") => {}
+                _ => panic!("{extra}{signal}: {got:?}, want {want:?}"),
+            }
+        }
     }
 }
