@@ -15,7 +15,9 @@
 //! - [`policy`]: one module per rule family — [`policy::hpa`] (HPA's replica calculation per
 //!   metric), [`policy::behavior`] (stabilization windows and rate policies),
 //!   [`policy::panic`] (Knative-style burst mode), [`policy::schedule`] (cron windows),
-//!   [`policy::predictive`] (the forecast floor), [`policy::budget`] (spend and caps).
+//!   [`policy::predictive`] (the forecast floor), [`policy::budget`] (spend and caps),
+//!   [`policy::capacity`] (the work model behind `token_work` and `"auto"` targets),
+//!   [`policy::ramp`] (ramp-ahead), [`policy::flaps`] (flap counting).
 //! - [`engine`]: [`engine::decide`] — the ladder of named stages, each with a typed
 //!   [`engine::Condition`]; [`engine::EngineState`] is what must survive a restart (a versioned,
 //!   stored schema).
@@ -27,7 +29,8 @@
 //!   the state to keep). The daemon and the simulator both run it.
 //! - [`forecast`]: next-hour demand forecasts (augurs MSTL, seasonal-naive, the brief's rule)
 //!   and their rolling-origin backtest.
-//! - [`cost`]: prices and right-sizing instance types for a demand ([`cost::rightsize`]).
+//! - [`cost`]: prices, right-sizing instance types for a demand ([`cost::rightsize`]),
+//!   profiles from a benchmark ([`cost::calibrate`]), and [`cost::load_policy`].
 //! - [`sim`]: the simulator — traffic, replica performance model, simulated cloud, baselines,
 //!   oracle and reports — driving the same fleet controller with a virtual clock.
 //! - [`provider`]: the seam between the daemon and a cloud — [`provider::Provider`], and the
