@@ -267,20 +267,24 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(ce) = e.downcast_ref::<ConfigError>() {
-                eprintln!("{ce}");
-                return ExitCode::from(2);
-            }
-            if let Some(pe) = e.downcast_ref::<sim::perf::IncompleteProfile>() {
-                eprintln!("{pe}");
-                return ExitCode::from(2);
-            }
-            if let Some(pe) = e.downcast_ref::<llm_autoscaler::cost::ProfileError>() {
-                eprintln!("{pe}");
-                return ExitCode::from(2);
-            }
-            if let Some(pe) = e.downcast_ref::<llm_autoscaler::cost::PolicyError>() {
-                eprintln!("{pe}");
+            // A policy that cannot be used, printed as its own message (exit 2).
+            let policy = e
+                .downcast_ref::<ConfigError>()
+                .map(ToString::to_string)
+                .or_else(|| {
+                    e.downcast_ref::<sim::perf::IncompleteProfile>()
+                        .map(ToString::to_string)
+                })
+                .or_else(|| {
+                    e.downcast_ref::<llm_autoscaler::cost::ProfileError>()
+                        .map(ToString::to_string)
+                })
+                .or_else(|| {
+                    e.downcast_ref::<llm_autoscaler::cost::PolicyError>()
+                        .map(ToString::to_string)
+                });
+            if let Some(message) = policy {
+                eprintln!("{message}");
                 return ExitCode::from(2);
             }
             eprintln!("error: {e:#}");

@@ -72,14 +72,10 @@ pub fn fleet_summary(f: &Fleet) -> String {
     }
     if let Some(m) = &f.capacity.model {
         let c = &f.capacity;
-        // Decode at the full batch, per unit: what `policy::capacity` counts a unit for.
-        let seqs = f64::from(m.max_seqs.max(1));
-        let decode = seqs
-            / (m.decode_base_secs + m.decode_per_seq_secs * seqs)
-            / m.reference_weight_units as f64;
+        let decode = crate::policy::capacity::decode_tokens_per_sec(m);
         let _ = writeln!(
             out,
-            "  capacity ({} model): per unit prefill {:.0} tokens/s, decode {:.0} tokens/s at {} seqs, KV {} tokens; target {:.0} % busy, release down to {:.0} %, ramp ahead {}, learn {}",
+            "  capacity ({} model): per unit prefill {:.0} tokens/s, decode {:.0} tokens/s at {} seqs, KV {} tokens per instance; target {:.0} % busy, release down to {:.0} %, ramp ahead {}, learn {}",
             f.model,
             m.prefill_tokens_per_sec,
             decode,

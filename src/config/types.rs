@@ -275,9 +275,9 @@ pub struct CapacitySettings {
     /// (double on a surge; `policy::ramp`). Only raises. Default true.
     pub ramp_ahead: bool,
     /// `learn`: correct the profile from what the fleet shows — lower the capacity counted per
-    /// unit while TTFT is over the SLO because requests queue (AIMD: a tenth per decision, down
+    /// unit while TTFT is over the SLO because requests queue (AIMD: a tenth per latency sample, down
     /// to half), and give it back only while the fleet runs busy with TTFT well under the SLO
-    /// (a hundredth per decision, never above the profile). Default true.
+    /// (a hundredth per sample, never above the profile). Default true.
     pub learn: bool,
     /// The reference type's work model, filled in from its profile when the policy is loaded
     /// for `run`, `simulate` or `decide`; `None` before (or with no profile for the type).
@@ -581,6 +581,19 @@ impl Target {
             } => average_utilization,
             Target::AverageValue { average_value } => average_value,
             Target::Value { value } => value,
+        }
+    }
+
+    /// The same type of target with another figure.
+    pub fn with_figure(self, figure: f64) -> Target {
+        match self {
+            Target::Utilization { .. } => Target::Utilization {
+                average_utilization: figure,
+            },
+            Target::AverageValue { .. } => Target::AverageValue {
+                average_value: figure,
+            },
+            Target::Value { .. } => Target::Value { value: figure },
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Ladder<'a> {
     budget_step: Option<BudgetStep>,
     scale_down_window_secs: u64,
     ramp_step: Option<crate::policy::ramp::RampStep>,
+    /// The work estimate's relative noise from the requests counted (scale-down and ramp).
+    count_noise: f64,
 }
 
 /// The metrics stage's outcome.
@@ -79,7 +81,9 @@ impl<'a> Ladder<'a> {
         }
         let correction = capacity::learn(&mut st.correction, fleet, snap, current);
         let settled = rates_settled(&st, now);
-        let scale_down_share = capacity::scale_down_share(fleet, snap, st.ramp.relative_noise());
+        let count_noise = capacity::work_noise(snap);
+        let scale_down_share =
+            capacity::scale_down_share(fleet, count_noise, st.ramp.relative_noise());
         if let (Some(p), Some(m)) = (&fleet.predictive, fleet.capacity.model) {
             if p.demand_per_unit.is_none() && settled {
                 let (per_min, busy) = capacity::settled_demand(&m, snap);
@@ -118,6 +122,7 @@ impl<'a> Ladder<'a> {
             budget_step: None,
             scale_down_window_secs: fleet.behavior.scale_down.stabilization_window_secs,
             ramp_step: None,
+            count_noise,
         }
     }
 
@@ -130,7 +135,7 @@ impl<'a> Ladder<'a> {
             let step = predictive::step(
                 cfg,
                 per_unit,
-                self.fleet.tolerance,
+                self.calc.tolerance,
                 self.snap.forecast.as_ref(),
                 &self.st.cold_starts,
                 self.now,
@@ -240,8 +245,10 @@ impl<'a> Ladder<'a> {
                 .as_ref()
                 .map_or(DEFAULT_LEAD_SECS, |p| p.default_lead_secs as f64),
         );
-        let noise = capacity::work_noise(self.snap);
-        let step = self.st.ramp.observe(self.now, demand, lead, noise);
+        let step = self
+            .st
+            .ramp
+            .observe(self.now, demand, lead, self.count_noise);
         if !self.fleet.capacity.ramp_ahead || !rates_settled(&self.st, self.now) {
             return None;
         }

@@ -15,16 +15,17 @@
 //! the batch and make each generated token dearer), `w` the work of one of its requests
 //! (its busy time ÷ the requests it finished) and `drain` the TTFT SLO: the waiting requests'
 //! work, to be done within one SLO — less what the server's idle time clears in that time (a
-//! few requests that arrive together on a half-idle server are no shortage). Counted in units (an instance of weight 2 is two units),
-//! `token_work`'s recommendation is `⌈Σ busy ÷ (target_utilization × correction)⌉` — what the
-//! work needs, however it is split into requests.
+//! few requests that arrive together on a half-idle server are no shortage). Counted in units
+//! (an instance of weight 2 is two units), `token_work`'s recommendation is
+//! `⌈Σ busy ÷ (target_utilization × correction)⌉` — what the work needs, however it is split
+//! into requests.
 //!
 //! The **correction** (`[fleets.capacity] learn`) is the SLO's feedback, relative to the model
 //! and with its own stabilisation: while TTFT is over the SLO *because requests queue* (their
 //! P95 wait is a material part of it) with the decided capacity in service, for
 //! [`CONFIRM_SAMPLES`] samples in a row (a cold start's backlog draining is not evidence), the
-//! capacity counted per unit falls by a tenth each decision, to half the profile's at most; it is given back a hundredth
-//! per decision only while the fleet runs at its corrected target with TTFT under half the SLO
+//! capacity counted per unit falls by a tenth per sample, to half the profile's at most; it is
+//! given back a hundredth per sample only while the fleet runs at its corrected target with TTFT under half the SLO
 //! — evidence that the unit does that much — and never above the profile. A low TTFT alone
 //! never lowers capacity, and TTFT that more replicas cannot lower (a long prefill, nothing
 //! queued) never raises it.
@@ -128,38 +129,53 @@ pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f
 /// the deadband allows, a few long prompts a minute keep a wider margin (they flap otherwise).
 pub const NOISE_Z: f64 = 2.0;
 
-/// The work estimate's relative noise, `Z ÷ √n` with `n` the requests the fleet's in-service
-/// servers finished over their rate windows (see [`NOISE_Z`]).
-pub fn work_noise(snap: &Snapshot) -> f64 {
-    let finished: f64 = snap
-        .instances
-        .iter()
-        .filter(|i| i.state == LifecycleState::InService)
-        .filter_map(|i| i.load.map(|l| l.requests_per_sec * l.window_secs))
-        .sum::<f64>();
-    NOISE_Z / finished.max(1.0).sqrt()
-}
-
-/// The share of the target a capacity-model scale-down lands at (see [`NOISE_Z`]): the work's
-/// upper bound is `1 + max(Z ÷ √n, observed)` times the estimate — what the request count
-/// implies, or one standard deviation of what the work has shown around its trend over the
-/// last minutes (`observed_noise`, relative; bursty mixes show it where a count does not).
-/// Measured on the robustness matrix against the count alone: 119 cells held instead of 116,
-/// plateau flaps 116 instead of 121, the same median cost; two deviations (Z) bought the same
-/// cells and cost 37 % more on mixed-workload.
-pub fn scale_down_share(fleet: &Fleet, snap: &Snapshot, observed_noise: Option<f64>) -> f64 {
-    let base = fleet.capacity.scale_down_utilization / fleet.capacity.target_utilization;
-    let observed = observed_noise.unwrap_or(0.0).max(0.0);
-    base / (1.0 + work_noise(snap).max(observed))
-}
-
-/// The served part only (no backlog): units the fleet's in-service instances keep busy.
-pub fn served_units(m: &WorkModel, snap: &Snapshot) -> f64 {
+/// Each in-service instance's server load, with its weight.
+fn in_service_loads(snap: &Snapshot) -> impl Iterator<Item = (ServerLoad, Units)> + '_ {
     snap.instances
         .iter()
         .filter(|i| i.state == LifecycleState::InService)
         .filter_map(|i| i.load.map(|l| (l, i.weight_units)))
-        .map(|(l, w)| busy_units(m, &ServerLoad { waiting: 0.0, ..l }, w, 1.0))
+}
+
+/// The units an instance's served work keeps busy (its backlog left out).
+fn served_of(m: &WorkModel, load: ServerLoad, weight: Units) -> f64 {
+    busy_units(
+        m,
+        &ServerLoad {
+            waiting: 0.0,
+            ..load
+        },
+        weight,
+        1.0,
+    )
+}
+
+/// The work estimate's relative noise, `Z ÷ √n` with `n` the requests the fleet's in-service
+/// servers finished over their rate windows (see [`NOISE_Z`]).
+pub fn work_noise(snap: &Snapshot) -> f64 {
+    let finished: f64 = in_service_loads(snap)
+        .map(|(l, _)| l.requests_per_sec * l.window_secs)
+        .sum();
+    NOISE_Z / finished.max(1.0).sqrt()
+}
+
+/// The share of the target a capacity-model scale-down lands at (see [`NOISE_Z`]): the work's
+/// upper bound is `1 + max(count_noise, observed)` times the estimate — what the request count
+/// implies ([`work_noise`]), or one standard deviation of what the work has shown around its
+/// trend over the last minutes (`observed_noise`, relative; bursty mixes show it where a count
+/// does not). Measured on the robustness matrix against the count alone: 119 cells held
+/// instead of 116, plateau flaps 116 instead of 121, the same median cost; two deviations (Z)
+/// bought the same cells and cost 37 % more on mixed-workload.
+pub fn scale_down_share(fleet: &Fleet, count_noise: f64, observed_noise: Option<f64>) -> f64 {
+    let base = fleet.capacity.scale_down_utilization / fleet.capacity.target_utilization;
+    let observed = observed_noise.unwrap_or(0.0).max(0.0);
+    base / (1.0 + count_noise.max(observed))
+}
+
+/// The served part only (no backlog): units the fleet's in-service instances keep busy.
+pub fn served_units(m: &WorkModel, snap: &Snapshot) -> f64 {
+    in_service_loads(snap)
+        .map(|(l, w)| served_of(m, l, w))
         .sum()
 }
 
@@ -168,14 +184,10 @@ pub fn served_units(m: &WorkModel, snap: &Snapshot) -> f64 {
 /// *finished* against work *begun* (its first prefills finish later), which understates what a
 /// unit serves several-fold.
 pub fn settled_demand(m: &WorkModel, snap: &Snapshot) -> (f64, f64) {
-    snap.instances
-        .iter()
-        .filter(|i| i.state == LifecycleState::InService)
-        .filter_map(|i| i.load.map(|l| (l, i.weight_units)))
+    in_service_loads(snap)
         .filter(|(l, _)| l.window_secs >= crate::model::RATE_WINDOW_SECS - 1e-6)
         .fold((0.0, 0.0), |(r, b), (l, w)| {
-            let served = busy_units(m, &ServerLoad { waiting: 0.0, ..l }, w, 1.0);
-            (r + l.requests_per_sec * 60.0, b + served)
+            (r + l.requests_per_sec * 60.0, b + served_of(m, l, w))
         })
 }
 
@@ -189,15 +201,7 @@ pub fn auto_target(signal: Signal, target: Target, m: &WorkModel, u: f64) -> Tar
         }
         _ => 100.0 * u,
     };
-    match target {
-        Target::Utilization { .. } => Target::Utilization {
-            average_utilization: figure,
-        },
-        Target::AverageValue { .. } => Target::AverageValue {
-            average_value: figure,
-        },
-        Target::Value { .. } => Target::Value { value: figure },
-    }
+    target.with_figure(figure)
 }
 
 /// Whether a metric's target scales with the correction (capacity-model targets do).

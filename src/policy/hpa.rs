@@ -205,19 +205,7 @@ fn usage_ratio(target: Target, points: &[Point]) -> f64 {
 
 /// `target` with its figure times `factor`.
 fn scale_target(target: Target, factor: f64) -> Target {
-    match target {
-        Target::Utilization {
-            average_utilization,
-        } => Target::Utilization {
-            average_utilization: average_utilization * factor,
-        },
-        Target::AverageValue { average_value } => Target::AverageValue {
-            average_value: average_value * factor,
-        },
-        Target::Value { value } => Target::Value {
-            value: value * factor,
-        },
-    }
+    target.with_figure(target.figure() * factor)
 }
 
 /// An instance's sample of `spec`: the stored one, or for `token_work` the units its server's

@@ -84,7 +84,7 @@ impl Default for SpotModel {
 pub const DRAIN_TIMEOUT_SECS: f64 = 120.0;
 /// The spot interruption notice, seconds.
 pub const SPOT_NOTICE_SECS: f64 = 120.0;
-pub use crate::model::RATE_WINDOW_SECS;
+use crate::model::RATE_WINDOW_SECS;
 
 /// Where an instance is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
