@@ -137,6 +137,74 @@ pub enum LifecycleState {
     Interrupted,
 }
 
+/// How far ahead of the caller's clock a sample may be stamped and still count: clocks of the
+/// hosts that measure (Prometheus, the inference servers) drift by milliseconds under NTP, so
+/// anything further ahead is a broken clock or a replayed file — never evidence of load now.
+/// (CloudWatch drops future points itself; scrapes, PromQL answers and `decide` input do not.)
+pub const FUTURE_SKEW_ALLOWANCE_SECS: f64 = 10.0;
+
+/// Why a sample cannot be used now.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unusable {
+    /// Not a finite number ≥ 0.
+    NotANumber(f64),
+    /// Measured longer ago than the limit, seconds.
+    Stale {
+        /// Its age, seconds.
+        age_secs: f64,
+        /// The limit, seconds.
+        limit_secs: u64,
+    },
+    /// Stamped later than now plus [`FUTURE_SKEW_ALLOWANCE_SECS`].
+    Future {
+        /// How far ahead, seconds.
+        ahead_secs: f64,
+    },
+}
+
+impl fmt::Display for Unusable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Unusable::NotANumber(v) => write!(f, "not a usable number: {v}"),
+            Unusable::Stale {
+                age_secs,
+                limit_secs,
+            } => write!(f, "stale: measured {age_secs:.0} s ago, limit {limit_secs} s"),
+            Unusable::Future { ahead_secs } => write!(
+                f,
+                "stamped {ahead_secs:.0} s in the future (allowance {FUTURE_SKEW_ALLOWANCE_SECS:.0} s): a clock is wrong"
+            ),
+        }
+    }
+}
+
+/// Whether `value` measured `at` may be used at `now`: the one judgement of freshness, both
+/// ways — a sample from the future is as unusable as a stale one (frozen data stamped an hour
+/// ahead would otherwise read as fresh for that hour).
+pub fn usable(
+    now: Timestamp,
+    at: Timestamp,
+    stale_after_secs: u64,
+    value: f64,
+) -> Result<(), Unusable> {
+    if !(value.is_finite() && value >= 0.0) {
+        return Err(Unusable::NotANumber(value));
+    }
+    let age_secs = now.secs_since(at);
+    if age_secs < -FUTURE_SKEW_ALLOWANCE_SECS {
+        return Err(Unusable::Future {
+            ahead_secs: -age_secs,
+        });
+    }
+    if age_secs > stale_after_secs as f64 {
+        return Err(Unusable::Stale {
+            age_secs,
+            limit_secs: stale_after_secs,
+        });
+    }
+    Ok(())
+}
+
 /// One measured value and when it was measured.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {

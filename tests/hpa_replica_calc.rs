@@ -392,3 +392,51 @@ fn weighted_instances_count_their_units() {
     assert_eq!(r.ready_units, 4);
     assert_eq!(r.recommendation, Some(8));
 }
+
+/// Freshness is judged both ways: a sample stamped ahead of now by more than the skew
+/// allowance is as unusable as a stale one (issue: frozen data stamped +1 h read as fresh).
+#[test]
+fn freshness_table_covers_stale_future_and_bad_numbers() {
+    use llm_autoscaler::model::{usable, Unusable, FUTURE_SKEW_ALLOWANCE_SECS};
+    let now = t(1000);
+    let allowance = FUTURE_SKEW_ALLOWANCE_SECS as i64;
+    // (age: seconds before now — negative is the future, value, usable?)
+    let cases: &[(i64, f64, bool)] = &[
+        (0, 1.0, true),
+        (30, 1.0, true),
+        (31, 1.0, false),
+        (-allowance, 1.0, true),
+        (-allowance - 1, 1.0, false),
+        (-3600, 1.0, false),
+        (0, f64::NAN, false),
+        (0, -1.0, false),
+        (0, f64::INFINITY, false),
+    ];
+    for &(age, value, want) in cases {
+        let got = usable(now, t(1000 - age), 30, value);
+        assert_eq!(got.is_ok(), want, "age {age} s, value {value}: {got:?}");
+        if age < -allowance && value.is_finite() {
+            assert!(matches!(got, Err(Unusable::Future { .. })), "{got:?}");
+        }
+    }
+}
+
+#[test]
+fn future_stamped_samples_count_as_missing_and_future_fleet_metric_is_invalid() {
+    let now = t(100);
+    let f = fleet_with_metric("queue_depth", avg(5.0), "");
+    // Two instances say 10 now; a third's sample is stamped an hour ahead: missing.
+    let mut s = snap(3, &[Some(10.0), Some(10.0)], now);
+    s.instances.push(inst(2, InService, Some(0.0), t(3700)));
+    let r = recommend(&f.metrics[0], &s, CalcInput::new(now, 3, 0.1));
+    assert_eq!((r.missing_units, r.ready_units), (1, 2));
+
+    let f = fleet_with_metric("external_queue_depth", avg(5.0), "");
+    let s = with_fleet_metric(snap(3, &[Some(0.0); 3], now), 0.0, t(3700));
+    let r = recommend(&f.metrics[0], &s, CalcInput::new(now, 3, 0.1));
+    assert!(
+        matches!(r.status, MetricStatus::Invalid(ref why) if why.contains("future")),
+        "{:?}",
+        r.status
+    );
+}

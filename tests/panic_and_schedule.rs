@@ -339,3 +339,28 @@ fn upstream_upscale_cap_holds_for_a_fresh_engine_without_panic() {
         );
     }
 }
+
+/// The reliability issue's case: metrics frozen at a low value and stamped an hour ahead took
+/// a fleet from 10 units to 2 in 10 minutes. Future-stamped data holds, like stale data.
+#[test]
+fn frozen_data_stamped_in_the_future_never_scales_down() {
+    let f = fleet_with_metric(
+        "queue_depth",
+        Q10,
+        "[fleets.behavior.scale_down]\nstabilization_window_secs = 0",
+    );
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        let (_, st) = decide(&f, &snap(10, &[Some(10.0); 10], t(secs)), &state, t(secs));
+        state = st;
+    }
+    for secs in (15..=900).step_by(15) {
+        let frozen = snap(10, &[Some(1.0); 10], t(3600));
+        let (d, st) = decide(&f, &frozen, &state, t(secs));
+        assert_eq!(d.desired_units, 10, "at {secs} s: {}", d.summary);
+        state = st;
+    }
+    // The same values stamped now do scale down: the hold came from the stamps.
+    let (d, _) = decide(&f, &snap(10, &[Some(1.0); 10], t(915)), &state, t(915));
+    assert!(d.desired_units < 10, "{}", d.summary);
+}

@@ -216,6 +216,8 @@ pub struct Fleet {
     /// Default 0.1.
     pub tolerance: f64,
     /// `stale_after_secs`: a sample older than this is stale (treated as missing). Default 60.
+    /// A sample stamped more than `FUTURE_SKEW_ALLOWANCE_SECS` (10 s) ahead of now is treated
+    /// as missing too, whatever this says.
     pub stale_after_secs: u64,
     /// `on_demand_base_units`: units always bought on-demand (EC2 MixedInstancesPolicy
     /// `OnDemandBaseCapacity`). Default 0.

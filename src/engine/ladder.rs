@@ -79,7 +79,7 @@ impl<'a> Ladder<'a> {
         if fleet.predictive.is_some() || fleet.spot_headroom_max_fraction > 0.0 || ramp {
             st.cold_starts.observe(snap, now);
         }
-        let correction = capacity::learn(&mut st.correction, fleet, snap, current);
+        let correction = capacity::learn(&mut st.correction, fleet, snap, current, now);
         let settled = rates_settled(&st, now);
         let count_noise = capacity::work_noise(snap);
         let scale_down_share =

@@ -283,12 +283,22 @@ pub fn resolve_fleet(fleet: &mut Fleet, profiles: &[Profile]) -> Result<(), Capa
 }
 
 /// Takes in the fleet's latest latency and updates the correction; returns it. Does nothing
-/// without `learn`, a model, or a new latency sample.
-pub fn learn(c: &mut Correction, fleet: &Fleet, snap: &Snapshot, current_units: Units) -> f64 {
+/// without `learn`, a model, or a new latency sample that is usable at `now` (neither stale nor
+/// stamped in the future).
+pub fn learn(
+    c: &mut Correction,
+    fleet: &Fleet,
+    snap: &Snapshot,
+    current_units: Units,
+    now: Timestamp,
+) -> f64 {
     let (Some(m), true) = (fleet.capacity.model, fleet.capacity.learn) else {
         return c.factor;
     };
-    let Some(lat) = snap.latency.filter(|l| Some(l.at) != c.last_latency_at) else {
+    let Some(lat) = snap.latency.filter(|l| {
+        Some(l.at) != c.last_latency_at
+            && crate::model::usable(now, l.at, fleet.stale_after_secs, l.ttft_p95_secs).is_ok()
+    }) else {
         return c.factor;
     };
     c.last_latency_at = Some(lat.at);

@@ -121,7 +121,7 @@ impl CalcInput {
 }
 
 fn fresh(now: Timestamp, at: Timestamp, stale_after_secs: u64, value: f64) -> bool {
-    value.is_finite() && value >= 0.0 && now.secs_since(at) <= stale_after_secs as f64
+    crate::model::usable(now, at, stale_after_secs, value).is_ok()
 }
 
 /// Computes one metric's recommendation.
@@ -341,19 +341,13 @@ fn fleet_level(
             });
             return;
         }
-        Some(s) if !fresh(input.now, s.at, spec.stale_after_secs, s.value) => {
-            rec.status = MetricStatus::Invalid(if s.value.is_finite() && s.value >= 0.0 {
-                format!(
-                    "stale: measured {:.0} s ago, limit {} s",
-                    input.now.secs_since(s.at),
-                    spec.stale_after_secs
-                )
-            } else {
-                format!("not a usable number: {}", s.value)
-            });
-            return;
-        }
-        Some(s) => s.value,
+        Some(s) => match crate::model::usable(input.now, s.at, spec.stale_after_secs, s.value) {
+            Err(why) => {
+                rec.status = MetricStatus::Invalid(why.to_string());
+                return;
+            }
+            Ok(()) => s.value,
+        },
     };
     rec.current = Some(sample);
     match target {
