@@ -129,6 +129,60 @@ pub struct Published {
     pub fleets: BTreeMap<String, FleetStatus>,
     /// The provider's own counters (AWS calls, scrapes, events).
     pub provider: crate::provider::ProviderStats,
+    /// The state database's health.
+    pub persistence: Persistence,
+}
+
+/// The state database's health, as `/metrics` and `/healthz` report it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Persistence {
+    /// Saves that failed (engine state, decisions, demand history).
+    pub errors_total: u64,
+    /// Ticks in a row whose engine state was not persisted (0 when the last one was).
+    pub failing_ticks: u64,
+    /// The last failure, for `/healthz`.
+    pub last_error: Option<String>,
+    /// Damaged databases moved aside (at start or by the periodic integrity check).
+    pub recoveries_total: u64,
+    /// Running on an in-memory database: the state directory could not be written.
+    pub in_memory: bool,
+}
+
+/// How often the running daemon runs SQLite's `quick_check` on its database, seconds.
+pub const INTEGRITY_CHECK_EVERY_SECS: f64 = 3600.0;
+
+/// The persistence status a store starts with, logged as loudly as it deserves.
+fn opened_persistence(store: &StateStore) -> Persistence {
+    use crate::store::Opened;
+    let path = store.path().display().to_string();
+    match store.opened() {
+        Opened::Resumed => Persistence::default(),
+        Opened::Fresh => {
+            warn!(
+                path,
+                "no saved state: every fleet starts fresh (no scale-down until it has history)"
+            );
+            Persistence::default()
+        }
+        Opened::Recovered { moved_to, why } => {
+            error!(path, moved_to = %moved_to.display(), why, "state database damaged: moved aside; every fleet starts fresh");
+            Persistence {
+                recoveries_total: 1,
+                errors_total: 1,
+                last_error: Some(why.clone()),
+                ..Persistence::default()
+            }
+        }
+        Opened::InMemory { why } => {
+            error!(path, why, "state directory not writable: running on an in-memory database, persisting nothing; every fleet starts fresh — fix the directory and restart");
+            Persistence {
+                in_memory: true,
+                errors_total: 1,
+                last_error: Some(format!("state not persisted (in memory): {why}")),
+                ..Persistence::default()
+            }
+        }
+    }
 }
 
 /// One pool as last observed.
@@ -227,17 +281,29 @@ impl<P: Provider> Daemon<P> {
         tx: watch::Sender<Arc<Published>>,
     ) -> Result<Self, DaemonError> {
         crate::cost::apply_profiles(&mut config, &opts.price_profiles)?;
+        let mut persistence = opened_persistence(&store);
         let mut controllers = BTreeMap::new();
         for f in &config.fleets {
-            if let Some(s) = store.load(&f.name)? {
-                info!(fleet = %f.name, version = s.version, "resuming saved engine state");
-                controllers.insert(f.name.clone(), FleetController::new(s));
+            match store.load(&f.name) {
+                Ok(Some(s)) => {
+                    info!(fleet = %f.name, version = s.version, "resuming saved engine state");
+                    controllers.insert(f.name.clone(), FleetController::new(s));
+                }
+                Ok(None) => {}
+                // One fleet's unreadable state must not stop every fleet: it starts fresh (a
+                // fresh engine holds scale-down until it has history), and it is counted.
+                Err(e) => {
+                    error!(fleet = %f.name, error = %e, "saved engine state unreadable; this fleet starts fresh");
+                    persistence.errors_total += 1;
+                    persistence.last_error = Some(e.to_string());
+                }
             }
         }
         let published = Published {
             interval_secs: opts.interval.as_secs_f64(),
             unhealthy_after_ticks: config.global.unhealthy_after_ticks,
             dry_run: opts.dry_run || config.global.dry_run,
+            persistence,
             ..Published::default()
         };
         Ok(Daemon {
@@ -361,6 +427,7 @@ impl<P: Provider> Daemon<P> {
             }
             Err(_) => warn!(tick, "end-of-tick work timed out; it is retried next tick"),
         }
+        self.integrity_check(tick);
         self.published.ticks += 1;
         self.published.last_tick_at = Some(now);
         self.published.last_tick_instant = Some(Instant::now());
@@ -371,6 +438,47 @@ impl<P: Provider> Daemon<P> {
 
     fn publish(&self) {
         let _ = self.tx.send(Arc::new(self.published.clone()));
+    }
+
+    /// Every [`INTEGRITY_CHECK_EVERY_SECS`] of ticks, SQLite's `quick_check`; damage found is
+    /// moved aside and the next tick's saves start a fresh database from what is in memory.
+    fn integrity_check(&mut self, tick: u64) {
+        let every = (INTEGRITY_CHECK_EVERY_SECS / self.config.global.tick_secs.max(1) as f64)
+            .ceil()
+            .max(1.0) as u64;
+        if tick == 0 || !tick.is_multiple_of(every) || self.published.persistence.in_memory {
+            return;
+        }
+        let Err(e) = self.store.check() else {
+            return;
+        };
+        error!(error = %e, "state database damaged while running; moving it aside");
+        let p = &mut self.published.persistence;
+        p.errors_total += 1;
+        p.last_error = Some(e.to_string());
+        match self.store.recover() {
+            Ok(moved_to) => {
+                p.recoveries_total += 1;
+                error!(moved_to = %moved_to.display(), "damaged state database moved aside; continuing on a fresh one");
+            }
+            Err(e) => error!(error = %e, "could not move the damaged state database aside"),
+        }
+    }
+
+    /// Counts one persistence outcome of a fleet's tick.
+    fn persisted(&mut self, result: Result<(), crate::store::StoreError>) {
+        let p = &mut self.published.persistence;
+        match result {
+            Ok(()) if !p.in_memory => p.failing_ticks = 0,
+            Ok(()) => p.failing_ticks += 1,
+            Err(e) => {
+                // The decision stands; a restart would resume from the previous saved state.
+                error!(error = %e, "could not persist engine state");
+                p.errors_total += 1;
+                p.failing_ticks += 1;
+                p.last_error = Some(e.to_string());
+            }
+        }
     }
 
     /// One fleet's tick; true when its plan went through.
@@ -396,7 +504,7 @@ impl<P: Provider> Daemon<P> {
             for c in decision.conditions.iter().filter(|c| c.is_notable()) {
                 *st.reasons_total.entry(c.reason.to_string()).or_default() += 1;
             }
-            if decision.action != Action::Hold || tick % 20 == 0 {
+            if decision.action != Action::Hold || tick.is_multiple_of(20) {
                 info!(
                     current = decision.current_units,
                     desired = decision.desired_units,
@@ -501,10 +609,8 @@ impl<P: Provider> Daemon<P> {
         }
         let ctl = self.controllers.entry(fleet.name.clone()).or_default();
         let state = ctl.commit(fleet, &plan, &outcome).clone();
-        if let Err(e) = self.store.save(&fleet.name, &state, &plan.decision) {
-            // The decision stands; a restart would resume from the previous saved state.
-            error!(error = %e, "could not persist engine state");
-        }
+        let saved = self.store.save(&fleet.name, &state, &plan.decision);
+        self.persisted(saved);
         Iteration {
             ok: error.is_none()
                 && outcome
@@ -631,6 +737,8 @@ impl<P: Provider> Daemon<P> {
                     }
                     if let Err(e) = self.store.save_demand(&fleet.name, &new, oldest) {
                         warn!(error = %e, "could not persist the demand history");
+                        self.published.persistence.errors_total += 1;
+                        self.published.persistence.last_error = Some(e.to_string());
                     }
                 }
                 Ok(Err(e)) => {

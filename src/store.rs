@@ -24,6 +24,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process holds the state directory.
+    #[error(
+        "{path}: another process holds this state directory (a second llm-autoscaler on the same \
+         state would set the same groups twice): stop it, or give this one its own \
+         `global.state_dir`; `fuser -v {path}` shows who holds it"
+    )]
+    Locked {
+        /// The directory.
+        path: PathBuf,
+    },
     /// SQLite failed.
     #[error("state database {path}: {source}")]
     Sqlite {
@@ -44,42 +54,234 @@ pub enum StoreError {
         #[source]
         source: crate::engine::StateError,
     },
+    /// The integrity check found damage.
+    #[error("state database {path}: integrity check failed: {detail}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's first finding.
+        detail: String,
+    },
+}
+
+/// How the database was found at open: what an operator must hear about.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Opened {
+    /// The saved state, as left.
+    Resumed,
+    /// No database: a first start (or someone deleted it).
+    Fresh,
+    /// The database was damaged: moved aside, and a fresh one started.
+    Recovered {
+        /// Where the damaged file went.
+        moved_to: PathBuf,
+        /// What was wrong.
+        why: String,
+    },
+    /// The database could not be written (read-only or full filesystem, permissions): the
+    /// daemon runs on an in-memory database from a fresh engine, persisting nothing.
+    InMemory {
+        /// Why it could not be written.
+        why: String,
+    },
 }
 
 /// The state database.
 pub struct StateStore {
     conn: Connection,
     path: PathBuf,
+    /// Held for the store's life: the state directory's flock (released by the kernel when the
+    /// process dies, so a crash never leaves a stale lock).
+    _lock: Option<std::fs::File>,
+    opened: Opened,
+}
+
+/// Opens `path` as our database: one connection, exclusive locking, WAL, schema present,
+/// `quick_check` clean.
+///
+/// Exclusive locking mode is set *before* WAL: SQLite then never maps a `-shm` file, so a
+/// read-only or full filesystem is an error on a write rather than a SIGBUS on a mapped page
+/// (which killed the daemon with nothing logged). Only this process reads the file while it
+/// runs (the flock says so anyway).
+fn open_db(path: &Path) -> Result<Connection, StoreError> {
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(sql)?;
+    conn.execute_batch(
+        "PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;",
+    )
+    .map_err(sql)?;
+    quick_check(&conn, path)?;
+    conn.execute_batch(SCHEMA).map_err(sql)?;
+    Ok(conn)
+}
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS engine_state (
+         fleet TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL);
+     CREATE TABLE IF NOT EXISTS decisions (
+         id INTEGER PRIMARY KEY AUTOINCREMENT, fleet TEXT NOT NULL, at TEXT NOT NULL,
+         action TEXT NOT NULL, summary TEXT NOT NULL, decision TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS decisions_by_fleet ON decisions (fleet, id);
+     CREATE TABLE IF NOT EXISTS demand (
+         fleet TEXT NOT NULL, minute INTEGER NOT NULL, value REAL,
+         PRIMARY KEY (fleet, minute));";
+
+/// SQLite's `quick_check`: `Damaged` with its first finding unless it says `ok`.
+fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let verdict: String = conn
+        .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+        .map_err(|source| StoreError::Sqlite {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    if verdict == "ok" {
+        Ok(())
+    } else {
+        Err(StoreError::Damaged {
+            path: path.to_path_buf(),
+            detail: verdict,
+        })
+    }
+}
+
+/// Whether an open failure means the file is damaged (move it aside) rather than unwritable.
+fn is_damage(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    match e {
+        StoreError::Damaged { .. } => true,
+        StoreError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(f, _),
+            ..
+        } => matches!(f.code, DatabaseCorrupt | NotADatabase),
+        _ => false,
+    }
+}
+
+/// Moves `path` and its WAL files aside as `<name>.corrupt-<unix secs>`; returns the new path.
+fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("state.db");
+    let target = path.with_file_name(format!("{name}.corrupt-{stamp}"));
+    std::fs::rename(path, &target)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let side = path.with_file_name(format!("{name}{suffix}"));
+        if side.exists() {
+            let _ = std::fs::rename(
+                &side,
+                target.with_file_name(format!("{name}.corrupt-{stamp}{suffix}")),
+            );
+        }
+    }
+    Ok(target)
+}
+
+/// Takes the state directory's exclusive flock (on the directory itself, so a read-only
+/// directory can still be locked); `Locked` when another process has it.
+fn lock_dir(dir: &Path) -> Result<Option<std::fs::File>, StoreError> {
+    let Ok(handle) = std::fs::File::open(dir) else {
+        return Ok(None);
+    };
+    match handle.try_lock() {
+        Ok(()) => Ok(Some(handle)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        // A filesystem without flock: run unguarded rather than not at all.
+        Err(std::fs::TryLockError::Error(_)) => Ok(None),
+    }
 }
 
 impl StateStore {
-    /// Opens (creating) `state.db` in `dir`.
+    /// Opens (creating) `state.db` in `dir`, holding the directory's lock.
+    ///
+    /// Never refuses to start over the database itself: a damaged one is moved aside and a
+    /// fresh one started; one that cannot be written leaves the daemon on an in-memory
+    /// database. Both start the engines fresh — a fresh engine never scales down before it has
+    /// history — and [`StateStore::opened`] says which happened, for the log and `/metrics`.
+    /// Refuses only a second process on the same directory.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
             path: dir.to_path_buf(),
             source,
         })?;
+        let lock = lock_dir(dir)?;
         let path = dir.join("state.db");
+        let existed = std::fs::metadata(&path).is_ok_and(|m| m.len() > 0);
+        let (conn, opened) = match open_db(&path) {
+            Ok(conn) if existed => (conn, Opened::Resumed),
+            Ok(conn) => (conn, Opened::Fresh),
+            Err(e) if is_damage(&e) => match move_aside(&path) {
+                Ok(moved_to) => (
+                    open_db(&path)?,
+                    Opened::Recovered {
+                        moved_to,
+                        why: e.to_string(),
+                    },
+                ),
+                Err(io) => Self::in_memory(&path, format!("{e}; moving it aside failed: {io}"))?,
+            },
+            Err(e) => Self::in_memory(&path, e.to_string())?,
+        };
+        Ok(StateStore {
+            conn,
+            path,
+            _lock: lock,
+            opened,
+        })
+    }
+
+    fn in_memory(path: &Path, why: String) -> Result<(Connection, Opened), StoreError> {
         let sql = |source| StoreError::Sqlite {
-            path: path.clone(),
+            path: path.to_path_buf(),
             source,
         };
-        let conn = Connection::open(&path).map_err(sql)?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = NORMAL;
-             CREATE TABLE IF NOT EXISTS engine_state (
-                 fleet TEXT PRIMARY KEY, state TEXT NOT NULL, updated_at TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS decisions (
-                 id INTEGER PRIMARY KEY AUTOINCREMENT, fleet TEXT NOT NULL, at TEXT NOT NULL,
-                 action TEXT NOT NULL, summary TEXT NOT NULL, decision TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS decisions_by_fleet ON decisions (fleet, id);
-             CREATE TABLE IF NOT EXISTS demand (
-                 fleet TEXT NOT NULL, minute INTEGER NOT NULL, value REAL,
-                 PRIMARY KEY (fleet, minute));",
-        )
-        .map_err(sql)?;
-        Ok(StateStore { conn, path })
+        let conn = Connection::open_in_memory().map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        Ok((conn, Opened::InMemory { why }))
+    }
+
+    /// How the database was found at open.
+    pub fn opened(&self) -> &Opened {
+        &self.opened
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// SQLite's `quick_check` on the open database (a periodic check while running: damage
+    /// written while the daemon runs would otherwise go unnoticed until the next start).
+    pub fn check(&self) -> Result<(), StoreError> {
+        quick_check(&self.conn, &self.path)
+    }
+
+    /// After a failed [`check`](Self::check): moves the damaged file aside and continues on a
+    /// fresh one (the caller re-saves what it holds in memory). Returns where the file went.
+    pub fn recover(&mut self) -> Result<PathBuf, StoreError> {
+        let fresh = Connection::open_in_memory().map_err(|e| self.sql(e))?;
+        // Close the damaged file before moving it (the old connection is dropped here).
+        drop(std::mem::replace(&mut self.conn, fresh));
+        let io = |e: std::io::Error| StoreError::Dir {
+            path: self.path.clone(),
+            source: e,
+        };
+        let moved_to = move_aside(&self.path).map_err(io)?;
+        self.conn = open_db(&self.path)?;
+        self.opened = Opened::Recovered {
+            moved_to: moved_to.clone(),
+            why: "integrity check failed while running".into(),
+        };
+        Ok(moved_to)
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {

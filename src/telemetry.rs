@@ -55,6 +55,34 @@ impl Out {
     }
 }
 
+/// The state database's health.
+fn persistence(o: &mut Out, p: &crate::daemon::Persistence) {
+    o.help(
+        "state_persist_errors_total",
+        "counter",
+        "Saves to the state database that failed.",
+    );
+    o.sample("state_persist_errors_total", &[], p.errors_total as f64);
+    o.help(
+        "state_persist_failing_ticks",
+        "gauge",
+        "Ticks in a row whose engine state was not persisted (0 when the last one was).",
+    );
+    o.sample("state_persist_failing_ticks", &[], p.failing_ticks as f64);
+    o.help(
+        "state_recoveries_total",
+        "counter",
+        "Damaged state databases moved aside and started afresh.",
+    );
+    o.sample("state_recoveries_total", &[], p.recoveries_total as f64);
+    o.help(
+        "state_in_memory",
+        "gauge",
+        "1 when the state directory could not be written and nothing is persisted.",
+    );
+    o.sample("state_in_memory", &[], f64::from(u8::from(p.in_memory)));
+}
+
 /// `/metrics`.
 pub fn render_metrics(p: &Published) -> String {
     let mut o = Out(String::new());
@@ -89,6 +117,7 @@ pub fn render_metrics(p: &Published) -> String {
         &[("result", "rejected")],
         p.reload_failures_total as f64,
     );
+    persistence(&mut o, &p.persistence);
 
     let fleets = || p.fleets.iter();
     o.help(

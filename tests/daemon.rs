@@ -121,7 +121,17 @@ async fn the_loop_follows_a_spike_applies_only_changes_and_stops_on_request() {
         ups + downs
     );
     assert_eq!(d.provider().set_desired_calls, f.set_desired_total);
-    // State and decisions are persisted.
+    // A second daemon on the same state directory is refused while this one runs …
+    let second = StateStore::open(&dir)
+        .err()
+        .expect("a second store on a held directory");
+    assert!(
+        matches!(second, llm_autoscaler::store::StoreError::Locked { .. }),
+        "{second}"
+    );
+    assert!(second.to_string().contains("state_dir"), "{second}");
+    drop(d);
+    // … and once it has stopped, its state and decisions are there.
     let store = StateStore::open(&dir).unwrap();
     assert!(store.load("demo-llama-8b").unwrap().is_some());
     assert_eq!(store.recent("demo-llama-8b", 5).unwrap().len(), 5);
@@ -522,4 +532,35 @@ async fn every_pool_change_is_logged_with_its_reason() {
             "not a reason: {reason} in {line}"
         );
     }
+}
+
+/// A database that cannot be opened for writing (here a directory where the file should be,
+/// which fails for root too): the daemon runs on memory, and `/healthz` says so after
+/// `unhealthy_after_ticks` ticks.
+#[tokio::test(start_paused = true)]
+async fn an_unwritable_database_keeps_scaling_in_memory_and_turns_healthz_red() {
+    let dir = tmpdir("unwritable");
+    std::fs::create_dir_all(dir.join("state.db")).unwrap();
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("traffic-spike");
+    let limit = cfg.global.unhealthy_after_ticks;
+    let (mut d, _rx) = daemon(cfg, p, &path, epoch, false);
+    let mut desired = Vec::new();
+    for _ in 0..(limit + 40) {
+        d.tick().await;
+        let f = &d.published().fleets["demo-llama-8b"];
+        desired.push(f.decision.as_ref().unwrap().desired_units);
+    }
+    // It scales (the spike takes the fleet up) though nothing is persisted.
+    assert!(desired.iter().max() > desired.first(), "{desired:?}");
+    let p = d.published();
+    assert!(p.persistence.in_memory);
+    assert!(p.persistence.failing_ticks >= limit);
+    let why = llm_autoscaler::http::unhealthy_reason(p).expect("unhealthy");
+    assert!(why.contains("not persisted"), "{why}");
+    let metrics = llm_autoscaler::telemetry::render_metrics(p);
+    assert!(
+        metrics.contains("llm_autoscaler_state_in_memory 1"),
+        "{metrics}"
+    );
 }

@@ -461,7 +461,7 @@ fn parse_source(
                 );
             }
             let period_secs = s.int(ctx, "period_secs", 60, 86_400).unwrap_or(60);
-            if period_secs % 60 != 0 {
+            if !period_secs.is_multiple_of(60) {
                 ctx.report(
                     s.value_span("period_secs"),
                     &s.key_path("period_secs"),
