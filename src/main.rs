@@ -842,9 +842,9 @@ async fn serve_daemon<P: llm_autoscaler::provider::Provider>(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
     let mut d = daemon::Daemon::new(cfg, provider, store, opts, tx)?;
-    let (bound, server) = llm_autoscaler::http::serve(addr, rx.clone(), stop_rx.clone())
-        .await
-        .with_context(|| format!("binding the HTTP endpoint on {addr}"))?;
+    let (bound, server) =
+        llm_autoscaler::http::serve_on_own_thread(addr, rx.clone(), stop_rx.clone())
+            .with_context(|| format!("binding the HTTP endpoint on {addr}"))?;
     tracing::info!(http = %bound, "serving /, /healthz, /metrics, /api/state");
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -879,7 +879,10 @@ async fn serve_daemon<P: llm_autoscaler::provider::Provider>(
     d.run(stop_rx, reload_rx).await;
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     signals.abort();
-    server.await??;
+    // The HTTP thread ends within its shutdown grace, whatever its clients do.
+    tokio::task::spawn_blocking(move || server.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the HTTP thread panicked"))??;
     Ok(())
 }
 
