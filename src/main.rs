@@ -445,6 +445,10 @@ struct SimArgs {
     /// Multiply the traffic rate by this factor (the shape stays).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// Refuse a run whose traffic brings more requests than this (a guard against a typo
+    /// that would run for hours).
+    #[arg(long, default_value_t = traffic::DEFAULT_MAX_REQUESTS)]
+    max_requests: f64,
     /// Seed of every random draw; the same seed gives the same report, byte for byte.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -555,14 +559,18 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         .into());
     }
     let fleet = cfg.fleets[0].clone();
+    let traffic = Traffic {
+        source,
+        scale: a.scale,
+        seed: a.seed,
+        duration_secs,
+    };
+    traffic
+        .check_size(a.max_requests)
+        .map_err(|e| InputError(e.to_string()))?;
     let setup = SimSetup {
         scenario: name,
-        traffic: Traffic {
-            source,
-            scale: a.scale,
-            seed: a.seed,
-            duration_secs,
-        },
+        traffic,
         spot,
         epoch,
         policy_name: format!("{}#{}", a.config.display(), fleet.name),

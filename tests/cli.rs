@@ -335,3 +335,81 @@ fn calibrate_writes_a_profile_table_the_policy_accepts() {
         "{err}"
     );
 }
+
+/// The reliability issue's unbounded inputs: each is refused at once (exit 3) with the limit
+/// named and what to change, instead of running for hours, never ending or allocating
+/// hundreds of megabytes for a few bytes of trace.
+#[test]
+fn oversized_simulate_inputs_are_refused_at_once_with_the_limit() {
+    // (case, trace text, extra args, what the message must say)
+    let cases: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "1e9-a-minute",
+            "minute,requests\n0,1e9\n",
+            &[],
+            "--max-requests",
+        ),
+        (
+            "1e308",
+            "minute,requests\n0,1e308\n1,1\n",
+            &[],
+            "--max-requests",
+        ),
+        (
+            "scale-1e9",
+            "minute,requests\n0,60\n1,60\n",
+            &["--scale", "1e9"],
+            "lower --scale",
+        ),
+        (
+            "far-minute",
+            "minute,requests\n9999999,1\n",
+            &[],
+            "beyond a year",
+        ),
+        (
+            "per-request-scale",
+            "t_s,prompt_tokens,output_tokens\n0,10,5\n70,10,5\n",
+            &["--scale", "1e12"],
+            "the limit is",
+        ),
+    ];
+    for (name, text, args, want) in cases {
+        let trace = tmp(&format!("{name}.csv"), text);
+        let started = std::time::Instant::now();
+        let out = bin()
+            .args(["simulate", "--config", "config/example.toml", "--trace"])
+            .arg(&trace)
+            .args(*args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        eprintln!("{name}: refused in {:?}", started.elapsed());
+    }
+    // The limit is the user's: 1,200 requests run under a limit of 2,000 and are refused
+    // under one of 1,000.
+    let trace = tmp("small.csv", "minute,requests\n0,600\n1,600\n");
+    let run = |limit: &str| {
+        bin()
+            .args([
+                "simulate",
+                "--config",
+                "config/example.toml",
+                "--no-baselines",
+            ])
+            .arg("--trace")
+            .arg(&trace)
+            .args(["--max-requests", limit])
+            .output()
+            .unwrap()
+    };
+    let out = run("2000");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run("1000").status.code(), Some(3));
+}

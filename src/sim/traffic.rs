@@ -163,7 +163,69 @@ pub struct Traffic {
     pub duration_secs: f64,
 }
 
+/// Requests one simulated run replays at most, unless the user raises it (`simulate
+/// --max-requests`): about a minute of simulation per policy on this project's 2-core machine
+/// at a busy fleet's queueing, and a bound on what a typo (`1e9` requests a minute, `--scale
+/// 1e9`) can cost. A 14-day trace at 30 requests/s is 36 million.
+pub const DEFAULT_MAX_REQUESTS: f64 = 100_000_000.0;
+
+/// The longest per-minute trace read, minutes (a year): what a row's minute may say, and so
+/// what a trace of a few bytes may make the reader allocate.
+pub const MAX_TRACE_MINUTES: usize = 366 * 24 * 60;
+
+/// Traffic larger than the run's limit.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error(
+    "the traffic brings about {expected:.3e} requests over the run (scale {scale}); the limit is \
+     {limit:.3e}: shorten the run (--duration-secs), lower --scale, or raise the limit with \
+     --max-requests if the machine can take it"
+)]
+pub struct TooMuchTraffic {
+    /// Requests expected.
+    pub expected: f64,
+    /// The rate multiplier.
+    pub scale: f64,
+    /// The limit.
+    pub limit: f64,
+}
+
 impl Traffic {
+    /// The requests this traffic brings over its duration (the expectation, for rate sources).
+    pub fn expected_requests(&self) -> f64 {
+        let n = match &self.source {
+            Source::Rate(profile, _) => profile
+                .rates
+                .iter()
+                .enumerate()
+                .map(|(i, rate)| {
+                    let from = i as f64 * profile.step_secs;
+                    let secs = (self.duration_secs - from).clamp(0.0, profile.step_secs);
+                    rate * secs
+                })
+                .sum::<f64>(),
+            Source::Requests(reqs) => reqs
+                .iter()
+                .take_while(|r| r.arrival_secs < self.duration_secs)
+                .count() as f64,
+        };
+        n * self.scale
+    }
+
+    /// Refuses traffic of more than `limit` requests before any is generated (a run that would
+    /// take hours, or never end, is refused at once with what to change).
+    pub fn check_size(&self, limit: f64) -> Result<(), TooMuchTraffic> {
+        let expected = self.expected_requests();
+        if expected.is_finite() && expected <= limit {
+            Ok(())
+        } else {
+            Err(TooMuchTraffic {
+                expected,
+                scale: self.scale,
+                limit,
+            })
+        }
+    }
+
     /// A fresh iterator over the requests (the same every time: it is seeded).
     pub fn requests(&self) -> Requests {
         let rng = Rng::new(self.seed, 1);
@@ -439,11 +501,13 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
                 ));
             }
             let m = t as usize;
-            if m > 10_000_000 {
+            if m >= MAX_TRACE_MINUTES {
                 return Err(err(
                     lineno,
                     fields[0].0,
-                    format!("minute {m} is beyond 19 years"),
+                    format!(
+                        "minute {m} is beyond a year ({MAX_TRACE_MINUTES} minutes), the longest trace read"
+                    ),
                 ));
             }
             minutes.resize(m, None);
