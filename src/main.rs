@@ -368,6 +368,16 @@ fn decide(config_path: &Path, snapshot_path: &Path, summary: bool) -> anyhow::Re
             ))
         })?,
     };
+    let problems = engine::input::snapshot_problems(fleet, &input.snapshot);
+    if !problems.is_empty() {
+        return Err(InputError(format!(
+            "{}: the snapshot does not match the policy {}:\n  {}",
+            snapshot_path.display(),
+            config_path.display(),
+            problems.join("\n  ")
+        ))
+        .into());
+    }
     let state = match &input.state {
         None => EngineState::default(),
         Some(v) => EngineState::from_json(&v.to_string()).map_err(|e| {

@@ -207,6 +207,7 @@ pub fn usable(
 
 /// One measured value and when it was measured.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sample {
     /// The value, in the unit of its metric (percent for utilisations, requests, seconds, …).
     pub value: f64,
@@ -216,6 +217,7 @@ pub struct Sample {
 
 /// One instance of the fleet as observed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Instance {
     /// EC2 instance id (or the simulator's id).
     pub id: String,
@@ -240,6 +242,7 @@ pub struct Instance {
 /// `request_success_total`, `num_requests_waiting`, `num_requests_running`,
 /// `kv_cache_usage_perc`; TGI's equivalents).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerLoad {
     /// Prompt tokens prefilled per second.
     pub prompt_tokens_per_sec: f64,
@@ -275,6 +278,7 @@ fn one_unit() -> Units {
 /// What the collectors observed about one fleet at one moment: the engine's whole input
 /// besides the policy, the time and the engine's own state.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Snapshot {
     /// Desired capacity currently set on the fleet's pools, in units (HPA's `spec.replicas`).
     pub desired_units: Units,
@@ -313,6 +317,7 @@ pub struct Snapshot {
 /// P95 time to first token and P95 queue wait of the requests the fleet started since the
 /// previous observation.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FleetLatency {
     /// P95 TTFT, seconds.
     pub ttft_p95_secs: f64,
@@ -324,6 +329,7 @@ pub struct FleetLatency {
 
 /// An Auto Scaling Group's own size limits, units.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GroupBounds {
     /// `MinSize`.
     pub min_units: Units,
@@ -333,6 +339,7 @@ pub struct GroupBounds {
 
 /// A per-minute demand forecast, in the demand history's unit (e.g. requests per minute).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DemandForecast {
     /// The first minute the forecast covers.
     pub start: Timestamp,

@@ -114,6 +114,90 @@ fn decide_rejects_a_broken_snapshot_with_exit_3_and_its_position() {
     assert!(err.contains("invalid snapshot"), "{err}");
 }
 
+/// The operator issue's `decide` mistakes, each on the documented example: every one exits 3
+/// with the path of what is wrong and, where a name was misspelt, the name meant.
+#[test]
+fn decide_rejects_each_mistake_in_a_snapshot_with_its_path() {
+    let base: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("docs/examples/snapshot.json").unwrap())
+            .unwrap();
+    type Edit = fn(&mut serde_json::Value);
+    // (case, the mistake, what the message must say)
+    let cases: &[(&str, Edit, &[&str])] = &[
+        (
+            "nested-unknown-key",
+            |v| v["snapshot"]["instances"][0]["colour"] = "red".into(),
+            &["unknown field `colour`", "snap-nested-unknown-key.json:"],
+        ),
+        (
+            "unknown-key-in-load",
+            |v| v["snapshot"]["instances"][0]["load"]["prompt_tokens"] = 5.into(),
+            &["unknown field `prompt_tokens`"],
+        ),
+        (
+            "unknown-pool",
+            |v| v["snapshot"]["instances"][0]["pool"] = "spto".into(),
+            &["snapshot.instances[0].pool", "did you mean \"spot\""],
+        ),
+        (
+            "misspelt-sample",
+            |v| {
+                let inst = &mut v["snapshot"]["instances"][1];
+                let q = inst["samples"]["kv_cache_usage"].take();
+                inst["samples"]["kv_cache_usge"] = q;
+                inst["samples"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("kv_cache_usage");
+            },
+            &[
+                "snapshot.instances[1].samples.kv_cache_usge",
+                "did you mean \"kv_cache_usage\"",
+            ],
+        ),
+        (
+            "zero-weight",
+            |v| v["snapshot"]["instances"][0]["weight_units"] = 0.into(),
+            &["snapshot.instances[0].weight_units: 0 is outside"],
+        ),
+        (
+            "wrapping-weight",
+            |v| v["snapshot"]["instances"][0]["weight_units"] = 4_294_967_295u64.into(),
+            &["weight_units: 4294967295 is outside"],
+        ),
+        (
+            "unknown-fleet-metric",
+            |v| {
+                v["snapshot"]["fleet_metrics"] = serde_json::json!({
+                    "token_wrk": { "value": 3, "at": "2026-11-28T11:59:45Z" }
+                })
+            },
+            &[
+                "snapshot.fleet_metrics.token_wrk",
+                "did you mean \"token_work\"",
+            ],
+        ),
+    ];
+    for (name, edit, wants) in cases {
+        let mut v = base.clone();
+        edit(&mut v);
+        let file = tmp(
+            &format!("snap-{name}.json"),
+            &serde_json::to_string_pretty(&v).unwrap(),
+        );
+        let out = bin()
+            .args(["decide", "--config", "config/example.toml", "--snapshot"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{name}: {err}");
+        for want in *wants {
+            assert!(err.contains(want), "{name}: want {want:?} in {err}");
+        }
+    }
+}
+
 #[test]
 fn simulate_writes_every_report_and_rejects_a_bad_trace_with_exit_3() {
     let dir = std::env::temp_dir().join(format!("llm-autoscaler-sim-{}", std::process::id()));

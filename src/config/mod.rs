@@ -7,6 +7,7 @@
 
 mod parse;
 mod reader;
+pub mod suggest;
 pub mod summary;
 pub mod types;
 
