@@ -131,6 +131,27 @@ pub struct Published {
     pub provider: crate::provider::ProviderStats,
     /// The state database's health.
     pub persistence: Persistence,
+    /// The HA lease, with `[global.ha]`.
+    pub ha: Option<HaStatus>,
+}
+
+/// This daemon's place in an HA pair, as `/metrics` and `/api/state` report it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HaStatus {
+    /// Leader (actuating) or follower.
+    pub role: crate::lease::Role,
+    /// This daemon's name in the lease.
+    pub holder: String,
+    /// The holder last read from the lease.
+    pub holder_seen: Option<String>,
+    /// The fencing token held, while leading.
+    pub token: Option<u64>,
+    /// Seconds since the lease record last changed, as seen here.
+    pub lease_age_secs: Option<f64>,
+    /// Changes of role so far.
+    pub transitions_total: u64,
+    /// Lease reads and writes that failed.
+    pub lease_errors_total: u64,
 }
 
 /// The state database's health, as `/metrics` and `/healthz` report it.
@@ -148,8 +169,24 @@ pub struct Persistence {
     pub in_memory: bool,
 }
 
+/// The limit on every provider call of `run` (the AWS SDK retries inside it). The HA lease's
+/// margin ([`crate::lease::MARGIN_SECS`]) covers one such call in flight.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How often the running daemon runs SQLite's `quick_check` on its database, seconds.
 pub const INTEGRITY_CHECK_EVERY_SECS: f64 = 3600.0;
+
+/// This daemon's default name in the HA lease: the host name and the process id (a restart
+/// is a new holder, and waits a lease like any follower).
+fn default_holder() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}-{}", std::process::id())
+}
 
 /// The persistence status a store starts with, logged as loudly as it deserves.
 fn opened_persistence(store: &StateStore) -> Persistence {
@@ -246,6 +283,11 @@ pub struct Daemon<P: Provider> {
     predictors: BTreeMap<String, Predictor>,
     published: Published,
     tx: watch::Sender<Arc<Published>>,
+    /// With `[global.ha]` (as at start: a reload cannot join or leave a pair): its settings
+    /// and this daemon's view of the leader lease.
+    elector: Option<(crate::config::HaSettings, crate::lease::Elector)>,
+    /// Zero of the monotonic clock the lease is timed on (tokio's: paused in tests).
+    started: tokio::time::Instant,
 }
 
 /// What one fleet's iteration came to.
@@ -306,6 +348,13 @@ impl<P: Provider> Daemon<P> {
             persistence,
             ..Published::default()
         };
+        let elector = config.global.ha.as_ref().map(|ha| {
+            let me = ha.holder.clone().unwrap_or_else(default_holder);
+            info!(holder = %me, table = %ha.table, lease = %ha.lease_name, lease_secs = ha.lease_secs,
+                "HA: a follower until this daemon holds the lease");
+            let e = crate::lease::Elector::new(me, ha.lease_secs as f64, crate::lease::MARGIN_SECS);
+            (ha.clone(), e)
+        });
         Ok(Daemon {
             config: Arc::new(config),
             provider,
@@ -316,6 +365,8 @@ impl<P: Provider> Daemon<P> {
             predictors: BTreeMap::new(),
             published,
             tx,
+            elector,
+            started: tokio::time::Instant::now(),
         })
     }
 
@@ -349,8 +400,99 @@ impl<P: Provider> Daemon<P> {
         &self.published
     }
 
+    /// Whether nothing may be changed now: dry-run, or a follower of an HA pair (or a leader
+    /// whose right to act has run out mid-tick).
     fn dry_run(&self) -> bool {
-        self.opts.dry_run || self.config.global.dry_run
+        self.opts.dry_run || self.config.global.dry_run || !self.may_actuate()
+    }
+
+    /// Seconds on the lease's monotonic clock.
+    fn mono_secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Without `[global.ha]`, always; with it, while this daemon holds the lease.
+    fn may_actuate(&self) -> bool {
+        self.elector
+            .as_ref()
+            .is_none_or(|(_, e)| e.is_leader(self.mono_secs()))
+    }
+
+    /// One read of the lease and, when the elector asks, one conditional write — each bounded
+    /// by the call timeout.
+    async fn renew_lease(
+        &mut self,
+        ha: &crate::config::HaSettings,
+        elector: &mut crate::lease::Elector,
+    ) -> Result<(), String> {
+        let timeout = self.opts.call_timeout;
+        let late = |what: &str| format!("{what} took longer than {timeout:?}");
+        let record = tokio::time::timeout(timeout, self.provider.lease_read(ha))
+            .await
+            .map_err(|_| late("reading the lease"))?
+            .map_err(|e| e.to_string())?;
+        let crate::lease::Step::Write { new, expected } = elector.step(self.mono_secs(), record)
+        else {
+            return Ok(());
+        };
+        let sent_at = self.mono_secs();
+        let write = self.provider.lease_write(ha, &new, expected.as_ref());
+        let won = tokio::time::timeout(timeout, write)
+            .await
+            .map_err(|_| late("writing the lease"))?
+            .map_err(|e| e.to_string())?;
+        elector.written(&new, won, sent_at);
+        Ok(())
+    }
+
+    /// Once per tick, before anything is actuated: read the lease, renew or take it when due,
+    /// and publish the role. A failed read or write leaves the right to act to run out.
+    async fn lease_step(&mut self) {
+        let Some((ha, mut elector)) = self.elector.take() else {
+            return;
+        };
+        let mut errors = self
+            .published
+            .ha
+            .as_ref()
+            .map_or(0, |h| h.lease_errors_total);
+        if let Err(why) = self.renew_lease(&ha, &mut elector).await {
+            errors += 1;
+            warn!(error = %why, "the lease could not be read or written; the right to act runs out");
+        }
+        let now = self.mono_secs();
+        let was = elector.transitions();
+        let role = elector.role(now);
+        if elector.transitions() != was {
+            match role {
+                crate::lease::Role::Leader => {
+                    warn!(
+                        holder = elector.me(),
+                        token = elector.token(now),
+                        "HA: this daemon now leads and actuates"
+                    )
+                }
+                crate::lease::Role::Follower => {
+                    warn!(
+                        holder = elector.me(),
+                        leader = elector.holder_seen().unwrap_or("none"),
+                        "HA: this daemon now follows; it actuates nothing"
+                    )
+                }
+            }
+        }
+        self.provider
+            .consume_events(role == crate::lease::Role::Leader);
+        self.published.ha = Some(HaStatus {
+            role,
+            holder: elector.me().to_string(),
+            holder_seen: elector.holder_seen().map(str::to_string),
+            token: elector.token(now),
+            lease_age_secs: elector.record_age_secs(now),
+            transitions_total: elector.transitions(),
+            lease_errors_total: errors,
+        });
+        self.elector = Some((ha, elector));
     }
 
     /// Runs until `shutdown` turns true; `reload` asks to re-read the policy file.
@@ -385,6 +527,9 @@ impl<P: Provider> Daemon<P> {
         match loaded {
             Ok(cfg) => {
                 info!(path = %self.opts.config_path.display(), fleets = cfg.fleets.len(), "policy reloaded");
+                if cfg.global.ha.as_ref() != self.elector.as_ref().map(|(ha, _)| ha) {
+                    warn!("global.ha changed: joining or leaving an HA pair takes a restart; the running lease settings stay");
+                }
                 self.published.unhealthy_after_ticks = cfg.global.unhealthy_after_ticks;
                 self.config = Arc::new(cfg);
                 self.published.reloads_total += 1;
@@ -404,6 +549,7 @@ impl<P: Provider> Daemon<P> {
 
     /// One tick over every fleet.
     pub async fn tick(&mut self) {
+        self.lease_step().await;
         let tick = self.published.ticks;
         let now = self.opts.clock.now(tick);
         let cpu0 = thread_cpu_secs();
@@ -638,6 +784,13 @@ impl<P: Provider> Daemon<P> {
                 applier.report(Err(format!("no pool {} in the policy", c.pool)));
                 continue;
             };
+            // The right to act may run out mid-tick (a slow tick after a renewal): a follower
+            // could take over from then on, so nothing more is sent.
+            if !self.may_actuate() {
+                warn!(fleet = %fleet.name, pool = %c.pool, "the lease's right to act ran out; not setting {} → {} units", c.from_units, c.to_units);
+                applier.report(Err("not the leader any more".into()));
+                continue;
+            }
             let r = tokio::time::timeout(
                 self.opts.call_timeout,
                 self.provider.set_desired(fleet, pool, c.to_units),
@@ -652,7 +805,11 @@ impl<P: Provider> Daemon<P> {
             match &r {
                 Ok(()) => {
                     self.status(fleet).set_desired_total += 1;
-                    info!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason,
+                    let token = self
+                        .elector
+                        .as_ref()
+                        .and_then(|(_, e)| e.token(self.mono_secs()));
+                    info!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason, lease_token = ?token,
                         "pool {}: {} → {} units ({})", c.pool, c.from_units, c.to_units, c.reason);
                 }
                 Err(e) => {
@@ -805,6 +962,11 @@ fn observed_pools(fleet: &Fleet, snap: &crate::model::Snapshot) -> BTreeMap<Stri
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_lease_margin_covers_an_actuation_in_flight() {
+        assert!(crate::lease::MARGIN_SECS >= CALL_TIMEOUT.as_secs_f64() + 2.0);
+    }
     use super::*;
 
     #[test]

@@ -35,6 +35,8 @@
 //!   oracle and reports — driving the same fleet controller with a virtual clock.
 //! - [`provider`]: the seam between the daemon and a cloud — [`provider::Provider`], and the
 //!   simulated cloud behind it ([`provider::sim::SimProvider`]).
+//! - [`lease`]: leader election for an HA pair ([`lease::Elector`]): who may actuate, from one
+//!   compare-and-swap lease record, without comparing clocks between hosts.
 //!
 //! The *edge* (async, tokio; depends on the core, never the reverse):
 //! - [`daemon`]: the control loop — observe, plan, apply each pool change, commit, persist,
@@ -43,7 +45,8 @@
 //! - [`http`]: `/livez`, `/healthz`, `/metrics`, `/api/state`, and a live dashboard.
 //! - [`telemetry`]: logging setup and the Prometheus exposition.
 //! - [`aws`]: the AWS provider — Auto Scaling, EC2, CloudWatch and SQS through the AWS SDK,
-//!   spot interruption and lifecycle events, drain before termination.
+//!   spot interruption and lifecycle events, drain before termination; the HA lease on
+//!   DynamoDB.
 //! - [`scrape`]: the inference servers' Prometheus metrics (vLLM, TGI) and PromQL queries.
 //!
 //! `main.rs` wires the CLI and is the only place `anyhow` is used.
@@ -56,6 +59,7 @@ pub mod daemon;
 pub mod engine;
 pub mod forecast;
 pub mod http;
+pub mod lease;
 pub mod model;
 pub mod placement;
 pub mod policy;

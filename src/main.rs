@@ -805,7 +805,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
                     epoch: s.epoch,
                     tick_secs,
                 },
-                call_timeout: std::time::Duration::from_secs(10),
+                call_timeout: daemon::CALL_TIMEOUT,
                 dry_run: a.dry_run,
                 price_profiles: profiles,
             };
@@ -817,7 +817,7 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             runtime.block_on(serve_daemon(cfg, provider, store, opts, addr))
         }
         ProviderKind::Aws => {
-            let call_timeout = std::time::Duration::from_secs(10);
+            let call_timeout = daemon::CALL_TIMEOUT;
             let opts = daemon::Options {
                 config_path: a.config.clone(),
                 interval: std::time::Duration::from_secs(cfg.global.tick_secs),

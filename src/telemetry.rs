@@ -83,6 +83,49 @@ fn persistence(o: &mut Out, p: &crate::daemon::Persistence) {
     o.sample("state_in_memory", &[], f64::from(u8::from(p.in_memory)));
 }
 
+/// The HA lease, with `[global.ha]`.
+fn lease(o: &mut Out, ha: &crate::daemon::HaStatus) {
+    let me = [("holder", ha.holder.as_str())];
+    o.help(
+        "ha_leader",
+        "gauge",
+        "1 while this daemon holds the lease and actuates; 0 while it follows.",
+    );
+    o.sample(
+        "ha_leader",
+        &me,
+        f64::from(u8::from(ha.role == crate::lease::Role::Leader)),
+    );
+    o.help(
+        "ha_lease_token",
+        "gauge",
+        "The fencing token this daemon holds (0 while following).",
+    );
+    o.sample("ha_lease_token", &me, ha.token.unwrap_or(0) as f64);
+    o.help(
+        "ha_lease_age_seconds",
+        "gauge",
+        "Seconds since the lease record last changed, as seen by this daemon.",
+    );
+    o.sample(
+        "ha_lease_age_seconds",
+        &me,
+        ha.lease_age_secs.unwrap_or(0.0),
+    );
+    o.help(
+        "ha_transitions_total",
+        "counter",
+        "Changes between leader and follower.",
+    );
+    o.sample("ha_transitions_total", &me, ha.transitions_total as f64);
+    o.help(
+        "ha_lease_errors_total",
+        "counter",
+        "Lease reads and writes that failed.",
+    );
+    o.sample("ha_lease_errors_total", &me, ha.lease_errors_total as f64);
+}
+
 /// `/metrics`.
 pub fn render_metrics(p: &Published) -> String {
     let mut o = Out(String::new());
@@ -118,6 +161,9 @@ pub fn render_metrics(p: &Published) -> String {
         p.reload_failures_total as f64,
     );
     persistence(&mut o, &p.persistence);
+    if let Some(ha) = &p.ha {
+        lease(&mut o, ha);
+    }
 
     let fleets = || p.fleets.iter();
     o.help(

@@ -237,6 +237,14 @@ data "aws_iam_policy_document" "controller" {
     resources = [aws_sqs_queue.events.arn]
   }
   dynamic "statement" {
+    for_each = var.ha_lease ? [1] : []
+    content {
+      sid       = "HoldLeaderLease"
+      actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
+      resources = [aws_dynamodb_table.lease[0].arn]
+    }
+  }
+  dynamic "statement" {
     for_each = length(var.metric_queue_arns) > 0 ? [1] : []
     content {
       sid       = "ReadRequestQueues"
@@ -244,6 +252,26 @@ data "aws_iam_policy_document" "controller" {
       resources = var.metric_queue_arns
     }
   }
+}
+
+# The HA pair's leader lease: one item per pair, written only by conditional PutItem
+# (src/aws/lease.rs). On demand: a few requests per tick cost cents a month.
+resource "aws_dynamodb_table" "lease" {
+  count        = var.ha_lease ? 1 : 0
+  name         = "${var.name}-llm-autoscaler-lease"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "lease"
+  attribute {
+    name = "lease"
+    type = "S"
+  }
+  server_side_encryption {
+    enabled = true
+  }
+  point_in_time_recovery {
+    enabled = true
+  }
+  tags = local.tags
 }
 
 resource "aws_iam_role" "controller" {

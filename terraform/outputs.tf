@@ -35,3 +35,8 @@ output "policy_pools_toml" {
     instance_types = [${join(", ", [for t in var.instance_types : "{ type = \"${t.type}\", weight_units = ${t.weight_units} }"])}]
   EOT
 }
+
+output "ha_lease_table" {
+  description = "DynamoDB table of the HA pair's leader lease ([global.ha] table); null without ha_lease."
+  value       = var.ha_lease ? aws_dynamodb_table.lease[0].name : null
+}

@@ -74,3 +74,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "ha_lease" {
+  description = "Create the DynamoDB table an HA pair of daemons shares its leader lease in ([global.ha] table = the ha_lease_table output) and grant the controller role its two calls."
+  type        = bool
+  default     = false
+}

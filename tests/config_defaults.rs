@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use llm_autoscaler::config::{self, AwsSettings, Behavior, Global, Panic, ScrapeSettings, Slo};
+use llm_autoscaler::config::{
+    self, AwsSettings, Behavior, Global, HaSettings, Panic, ScrapeSettings, Slo,
+};
 use serde_json::Value;
 
 /// A policy with every optional table present and only required keys set, so every default
@@ -13,6 +15,8 @@ use serde_json::Value;
 const MINIMAL: &str = r#"
 [global.aws]
 [global.scrape]
+[global.ha]
+table = "t"
 [[profiles]]
 instance_type = "g6.xlarge"
 [[fleets]]
@@ -50,6 +54,7 @@ const POINTERS: &[(&str, &str)] = &[
     ("Global", "/global"),
     ("AwsSettings", "/global/aws"),
     ("ScrapeSettings", "/global/scrape"),
+    ("HaSettings", "/global/ha"),
     ("Cloudwatch", "/fleets/0/metrics/1/source"),
     ("Fleet", "/fleets/0"),
     ("Predictive", "/fleets/0/predictive"),
@@ -193,11 +198,23 @@ fn each_types_default_is_what_the_parser_fills_in() {
     let cfg = config::parse_str("minimal.toml", MINIMAL).unwrap();
     let json = serde_json::to_value(&cfg).unwrap();
     let at = |p: &str| json.pointer(p).unwrap().clone();
-    let table: [(&str, Value, Value); 6] = [
+    // `[global.ha]` is present in MINIMAL (its own row below); absent, it is `None`.
+    let mut global = at("/global");
+    global["ha"] = Value::Null;
+    let table: [(&str, Value, Value); 7] = [
         (
             "Global",
             serde_json::to_value(Global::default()).unwrap(),
-            at("/global"),
+            global,
+        ),
+        (
+            "HaSettings",
+            serde_json::to_value(HaSettings {
+                table: "t".into(),
+                ..HaSettings::default()
+            })
+            .unwrap(),
+            at("/global/ha"),
         ),
         (
             "AwsSettings",

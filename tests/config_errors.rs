@@ -94,7 +94,17 @@ fn each_mistake_has_its_exact_message_and_location() {
         (
             "unknown global key",
             "[global]\ntick = 10\n",
-            "p.toml:2:1: global.tick: unknown key; valid keys here: aws, dry_run, http_listen, provider, scrape, state_dir, tick_secs, unhealthy_after_ticks",
+            "p.toml:2:1: global.tick: unknown key; valid keys here: aws, dry_run, ha, http_listen, provider, scrape, state_dir, tick_secs, unhealthy_after_ticks",
+        ),
+        (
+            "ha without a table",
+            "[global.ha]\nlease_secs = 30\n",
+            "p.toml:1:1: global.ha.table: missing required key; the DynamoDB table of the lease, e.g. table = \"llm-autoscaler-lease\"",
+        ),
+        (
+            "ha lease shorter than a tick and the margin",
+            "[global]\ntick_secs = 15\n[global.ha]\ntable = \"t\"\nlease_secs = 20\n",
+            "p.toml:5:14: global.ha.lease_secs: 20 s leaves the leader less than a tick to act between renewals; at least tick_secs (15) + 12 s of margin = 27",
         ),
         (
             "wrong type",

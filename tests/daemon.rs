@@ -564,3 +564,133 @@ async fn an_unwritable_database_keeps_scaling_in_memory_and_turns_healthz_red() 
         "{metrics}"
     );
 }
+
+/// An HA pair on the simulated cloud, one shared lease, time paused: each round both daemons
+/// tick and the clock moves one tick. Returns, per round, how many `SetDesiredCapacity` calls
+/// each daemon made.
+struct Pair {
+    a: Daemon<SimProvider>,
+    b: Daemon<SimProvider>,
+}
+
+impl Pair {
+    fn new(tag: &str) -> Self {
+        let lease = llm_autoscaler::provider::SharedLease::default();
+        let one = |holder: &str| {
+            let dir = tmpdir(&format!("ha-{tag}-{holder}"));
+            let (_, path) = demo(&dir);
+            let text = std::fs::read_to_string(&path).unwrap()
+                + &format!(
+                    "\n[global.ha]\ntable = \"t\"\nholder = \"{holder}\"\nlease_secs = 30\n"
+                );
+            std::fs::write(&path, &text).unwrap();
+            let cfg = config::load(&path).unwrap();
+            let (p, epoch) = provider("traffic-spike");
+            daemon(cfg, p.with_lease(lease.clone()), &path, epoch, false).0
+        };
+        Pair {
+            a: one("a"),
+            b: one("b"),
+        }
+    }
+
+    /// One round; `(a's calls, b's calls)` in it. `a_alive`: whether a ticks at all.
+    async fn round(&mut self, a_alive: bool) -> (u64, u64) {
+        let (a0, b0) = (
+            self.a.provider().set_desired_calls,
+            self.b.provider().set_desired_calls,
+        );
+        if a_alive {
+            self.a.tick().await;
+        }
+        self.b.tick().await;
+        tokio::time::advance(Duration::from_secs(15)).await;
+        (
+            self.a.provider().set_desired_calls - a0,
+            self.b.provider().set_desired_calls - b0,
+        )
+    }
+
+    fn leads(d: &Daemon<SimProvider>) -> bool {
+        d.published().ha.as_ref().unwrap().role == llm_autoscaler::lease::Role::Leader
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ha_pair_has_one_actuating_leader_and_hands_over_within_a_lease_and_a_tick() {
+    let mut pair = Pair::new("kill");
+    let mut a_calls = 0;
+    for round in 0..60 {
+        let (a, b) = pair.round(true).await;
+        assert_eq!(b, 0, "round {round}: the follower actuated");
+        a_calls += a;
+        assert!(
+            Pair::leads(&pair.a) && !Pair::leads(&pair.b),
+            "round {round}"
+        );
+    }
+    assert!(a_calls > 0, "the leader never actuated");
+    let ha = pair.a.published().ha.clone().unwrap();
+    assert_eq!((ha.token, ha.holder.as_str()), (Some(1), "a"));
+    // a dies. b takes over within lease_secs + one tick of a's last renewal.
+    let (mut rounds, mut b_calls) = (0, 0);
+    while !Pair::leads(&pair.b) {
+        let (_, b) = pair.round(false).await;
+        // b acts from the tick it takes the lease in, never before.
+        assert!(b == 0 || Pair::leads(&pair.b));
+        b_calls += b;
+        rounds += 1;
+        assert!(rounds * 15 <= 30 + 15, "no takeover after {rounds} ticks");
+    }
+    eprintln!("takeover after {} s (lease 30 s, tick 15 s)", rounds * 15);
+    let ha = pair.b.published().ha.clone().unwrap();
+    assert_eq!(ha.token, Some(2));
+    // b now actuates: its simulated fleet, never steered so far, is brought to its decision.
+    for _ in 0..10 {
+        b_calls += pair.round(false).await.1;
+    }
+    assert!(b_calls > 0);
+    let metrics = llm_autoscaler::telemetry::render_metrics(pair.b.published());
+    assert!(
+        metrics.contains("llm_autoscaler_ha_leader{holder=\"b\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("llm_autoscaler_ha_lease_token{holder=\"b\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partitioned_leader_stops_actuating_before_the_follower_starts() {
+    let mut pair = Pair::new("partition");
+    for _ in 0..20 {
+        pair.round(true).await;
+    }
+    assert!(Pair::leads(&pair.a));
+    // a can no longer reach the lease, but still reaches its fleet and keeps ticking.
+    pair.a.provider_mut().lease_reachable = false;
+    let (mut both, mut a_after, mut handed_over) = (0, 0, None);
+    for round in 0..40 {
+        let (a, b) = pair.round(true).await;
+        both += u64::from(a > 0 && b > 0);
+        if Pair::leads(&pair.a) && Pair::leads(&pair.b) {
+            panic!("round {round}: two leaders");
+        }
+        if !Pair::leads(&pair.a) {
+            a_after += a;
+        }
+        if Pair::leads(&pair.b) && handed_over.is_none() {
+            handed_over = Some(round);
+        }
+    }
+    assert_eq!(both, 0, "ticks in which both actuated");
+    assert_eq!(a_after, 0, "a actuated after losing its right");
+    let round = handed_over.expect("b takes over");
+    assert!(
+        (round + 1) * 15 <= 30 + 15,
+        "takeover after {} ticks",
+        round + 1
+    );
+    assert!(pair.a.published().ha.as_ref().unwrap().lease_errors_total > 0);
+}

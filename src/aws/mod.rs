@@ -22,6 +22,7 @@
 pub mod cloudwatch;
 pub mod error;
 pub mod events;
+mod lease;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -56,6 +57,8 @@ pub const CALLS: &[&str] = &[
     "sqs:GetQueueAttributes",
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
 ];
 
 /// How long a spot price is used before it is asked again, seconds.
@@ -116,6 +119,9 @@ pub struct AwsProvider {
     ec2: aws_sdk_ec2::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
     sqs: aws_sdk_sqs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    /// Whether this daemon reads the event queue (an HA follower does not).
+    consume_events: bool,
     scraper: Scraper,
     resolver: TargetResolver,
     settings: AwsSettings,
@@ -176,6 +182,8 @@ impl AwsProvider {
             ec2: aws_sdk_ec2::Client::new(sdk),
             cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            consume_events: true,
             scraper: Scraper::new(Duration::from_millis(scrape.timeout_ms)),
             resolver: Arc::new(|_, ip, port| (ip.to_string(), port)),
             settings,
@@ -211,6 +219,9 @@ impl AwsProvider {
         let Some(url) = self.settings.events_queue_url.clone() else {
             return Ok(());
         };
+        if !self.consume_events {
+            return Ok(());
+        }
         if self.events_read_at == Some(now) {
             return Ok(());
         }
@@ -942,6 +953,26 @@ impl Provider for AwsProvider {
         .await;
         r?;
         Ok(())
+    }
+
+    async fn lease_read(
+        &mut self,
+        ha: &crate::config::HaSettings,
+    ) -> Result<Option<crate::lease::LeaseRecord>, ProviderError> {
+        lease::read(&self.dynamodb, &mut self.stats, ha).await
+    }
+
+    async fn lease_write(
+        &mut self,
+        ha: &crate::config::HaSettings,
+        new: &crate::lease::LeaseRecord,
+        expected: Option<&crate::lease::LeaseRecord>,
+    ) -> Result<bool, ProviderError> {
+        lease::write(&self.dynamodb, &mut self.stats, ha, new, expected).await
+    }
+
+    fn consume_events(&mut self, on: bool) {
+        self.consume_events = on;
     }
 
     async fn end_tick(

@@ -40,7 +40,9 @@ const GLOBAL_KEYS: &[&str] = &[
     "provider",
     "aws",
     "scrape",
+    "ha",
 ];
+const HA_KEYS: &[&str] = &["table", "lease_name", "lease_secs", "holder"];
 const AWS_KEYS: &[&str] = &[
     "region",
     "endpoint_url",
@@ -271,6 +273,7 @@ impl Default for Global {
             unhealthy_after_ticks: 20,
             aws: AwsSettings::default(),
             scrape: ScrapeSettings::default(),
+            ha: None,
         }
     }
 }
@@ -316,9 +319,53 @@ fn parse_global(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Global {
             .table(ctx, "scrape")
             .map(|t| parse_scrape(ctx, t))
             .unwrap_or(d.scrape),
+        ha: None,
+    };
+    let tick_secs = g.tick_secs;
+    let g = Global {
+        ha: s.table(ctx, "ha").map(|t| parse_ha(ctx, t, tick_secs)),
+        ..g
     };
     s.finish(ctx, GLOBAL_KEYS);
     g
+}
+
+fn parse_ha(ctx: &mut Ctx<'_>, s: Section<'_, '_>, tick_secs: u64) -> HaSettings {
+    let d = HaSettings::default();
+    let table = s.string(ctx, "table").unwrap_or_else(|| {
+        ctx.report(
+            s.span(),
+            &s.key_path("table"),
+            "missing required key",
+            "the DynamoDB table of the lease, e.g. table = \"llm-autoscaler-lease\"",
+        );
+        String::new()
+    });
+    let floor = tick_secs + crate::lease::MARGIN_SECS as u64;
+    let lease_secs = match s.int(ctx, "lease_secs", 1, 3600) {
+        Some(v) if v < floor => {
+            ctx.report(
+                s.value_span("lease_secs"),
+                &s.key_path("lease_secs"),
+                format!("{v} s leaves the leader less than a tick to act between renewals"),
+                format!(
+                    "at least tick_secs ({tick_secs}) + {} s of margin = {floor}",
+                    crate::lease::MARGIN_SECS
+                ),
+            );
+            d.lease_secs
+        }
+        Some(v) => v,
+        None => d.lease_secs,
+    };
+    let h = HaSettings {
+        table,
+        lease_name: s.string(ctx, "lease_name").unwrap_or(d.lease_name),
+        lease_secs,
+        holder: s.string(ctx, "holder"),
+    };
+    s.finish(ctx, HA_KEYS);
+    h
 }
 
 fn parse_aws(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> AwsSettings {

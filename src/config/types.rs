@@ -90,6 +90,40 @@ pub struct Global {
     pub aws: AwsSettings,
     /// `[global.scrape]`: how the inference servers' Prometheus endpoints are scraped.
     pub scrape: ScrapeSettings,
+    /// `[global.ha]`: run as one of an HA pair, actuating only while holding the leader lease.
+    /// Absent: a single daemon (a second one on the same state directory is refused).
+    pub ha: Option<HaSettings>,
+}
+
+/// `[global.ha]`: two daemons (on two control VMs) share one lease; only its holder actuates
+/// (sets desired capacities and warm pools, completes lifecycle actions, consumes events),
+/// the other observes, decides and publishes, ready to take over. See [`crate::lease`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HaSettings {
+    /// `table`: the DynamoDB table holding the lease (partition key `lease`, a string; the
+    /// Terraform module's `ha_lease_table` output). Required. With `provider = "sim"` the
+    /// lease lives in the process's memory.
+    pub table: String,
+    /// `lease_name`: the lease's item key — one per pair of daemons. Default `llm-autoscaler`.
+    pub lease_name: String,
+    /// `lease_secs`: a follower takes over once the lease has not been renewed for this long
+    /// (failover within `lease_secs` + one tick); the leader stops actuating
+    /// `lease::MARGIN_SECS` (12 s) before that. At least `tick_secs` + 12. Default 30.
+    pub lease_secs: u64,
+    /// `holder`: this daemon's name in the lease. Default: the host name and process id.
+    pub holder: Option<String>,
+}
+
+impl Default for HaSettings {
+    /// What an absent `[global.ha]` key means (`table` has no default).
+    fn default() -> Self {
+        HaSettings {
+            table: String::new(),
+            lease_name: "llm-autoscaler".into(),
+            lease_secs: 30,
+            holder: None,
+        }
+    }
 }
 
 /// `[global.aws]`: AWS access for `provider = "aws"`. Credentials always come from the SDK's

@@ -11,7 +11,8 @@ pub mod sim;
 
 use std::future::Future;
 
-use crate::config::{Fleet, Pool};
+use crate::config::{Fleet, HaSettings, Pool};
+use crate::lease::LeaseRecord;
 use crate::model::{Snapshot, Timestamp, Units};
 
 /// Why a provider call failed, classified for the daemon's retry policy.
@@ -132,5 +133,60 @@ pub trait Provider {
     ) -> impl Future<Output = Result<(), ProviderError>> + Send {
         let _ = (fleets, dry_run, acted);
         async { Ok(()) }
+    }
+
+    /// Reads the HA lease named by `ha` (`[global.ha]`, see [`crate::lease`]). Default: a
+    /// cloud without a lease service — never a record, and every write wins (a lone daemon
+    /// leads).
+    fn lease_read(
+        &mut self,
+        ha: &HaSettings,
+    ) -> impl Future<Output = Result<Option<LeaseRecord>, ProviderError>> + Send {
+        let _ = ha;
+        async { Ok(None) }
+    }
+
+    /// Writes `new` if and only if the stored lease is still `expected` (`None`: absent);
+    /// `Ok(false)` when it is not. Default: always written.
+    fn lease_write(
+        &mut self,
+        ha: &HaSettings,
+        new: &LeaseRecord,
+        expected: Option<&LeaseRecord>,
+    ) -> impl Future<Output = Result<bool, ProviderError>> + Send {
+        let _ = (ha, new, expected);
+        async { Ok(true) }
+    }
+
+    /// Whether this daemon consumes the cloud's event queue: only the leader of an HA pair
+    /// may (a message a follower received would be hidden from the leader for its visibility
+    /// timeout). Default: ignored.
+    fn consume_events(&mut self, on: bool) {
+        let _ = on;
+    }
+}
+
+/// A lease record several simulated clouds share (two daemons in one process, in tests and
+/// with `provider = "sim"`): a compare-and-swap cell, and whether it is reachable.
+#[derive(Clone, Debug, Default)]
+pub struct SharedLease(std::sync::Arc<std::sync::Mutex<Option<LeaseRecord>>>);
+
+impl SharedLease {
+    /// The record now.
+    pub fn get(&self) -> Option<LeaseRecord> {
+        self.0.lock().map(|g| g.clone()).unwrap_or_default()
+    }
+
+    /// Compare-and-swap.
+    pub fn swap(&self, new: &LeaseRecord, expected: Option<&LeaseRecord>) -> bool {
+        let Ok(mut cell) = self.0.lock() else {
+            return false;
+        };
+        if cell.as_ref() == expected {
+            *cell = Some(new.clone());
+            true
+        } else {
+            false
+        }
     }
 }

@@ -68,6 +68,10 @@ pub struct SimProvider {
     history: Vec<Option<f64>>,
     /// How long each world keeps per-minute records, seconds.
     horizon_secs: f64,
+    /// The HA lease (`[global.ha]`): this cloud's own, or one shared with another daemon's.
+    lease: super::SharedLease,
+    /// Whether the lease can be reached (false: a network partition, for tests).
+    pub lease_reachable: bool,
 }
 
 impl SimProvider {
@@ -89,6 +93,8 @@ impl SimProvider {
             tick_secs,
             fleets: BTreeMap::new(),
             set_desired_calls: 0,
+            lease: super::SharedLease::default(),
+            lease_reachable: true,
             history: Vec::new(),
             horizon_secs: WORLD_HORIZON_SECS,
         }
@@ -105,6 +111,22 @@ impl SimProvider {
     pub fn with_history(mut self, history: Vec<Option<f64>>) -> Self {
         self.history = history;
         self
+    }
+
+    /// Shares `lease` with other simulated clouds (an HA pair of daemons in one process).
+    pub fn with_lease(mut self, lease: super::SharedLease) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    fn lease(&self) -> Result<&super::SharedLease, ProviderError> {
+        if self.lease_reachable {
+            Ok(&self.lease)
+        } else {
+            Err(ProviderError::Transient(
+                "the lease is unreachable (partitioned)".into(),
+            ))
+        }
     }
 
     fn fleet(&mut self, fleet: &Fleet) -> Result<&mut SimFleet, ProviderError> {
@@ -216,6 +238,22 @@ impl Provider for SimProvider {
             f.in_tick = false;
         }
         Ok(())
+    }
+
+    async fn lease_read(
+        &mut self,
+        _ha: &crate::config::HaSettings,
+    ) -> Result<Option<crate::lease::LeaseRecord>, ProviderError> {
+        Ok(self.lease()?.get())
+    }
+
+    async fn lease_write(
+        &mut self,
+        _ha: &crate::config::HaSettings,
+        new: &crate::lease::LeaseRecord,
+        expected: Option<&crate::lease::LeaseRecord>,
+    ) -> Result<bool, ProviderError> {
+        Ok(self.lease()?.swap(new, expected))
     }
 
     async fn set_desired(

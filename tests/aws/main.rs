@@ -221,8 +221,26 @@ enabled = false
     }
 
     async fn daemon(&self, path: &Path, dry_run: bool) -> Daemon<AwsProvider> {
+        self.daemon_through(path, dry_run, &self.proxy.url).await
+    }
+
+    /// [`Bench::daemon`] reaching AWS through `endpoint` (another proxy).
+    async fn daemon_through(
+        &self,
+        path: &Path,
+        dry_run: bool,
+        endpoint: &str,
+    ) -> Daemon<AwsProvider> {
         let cfg = config::load(path).unwrap();
-        let provider = self.provider(&cfg).await;
+        let addr = self.vllm.addr;
+        let provider = AwsProvider::new(
+            &harness::sdk(endpoint).await,
+            cfg.global.aws.clone(),
+            cfg.global.scrape.clone(),
+        )
+        .with_resolver(Arc::new(move |_, _, _| {
+            (addr.ip().to_string(), addr.port())
+        }));
         let store = StateStore::open(&cfg.global.state_dir).unwrap();
         let (tx, _rx) = watch::channel(Arc::new(Published::default()));
         let opts = Options {
@@ -1305,4 +1323,132 @@ async fn a_broken_metric_source_leaves_the_fleet_scaling_on_the_others() {
         "{:?}",
         st.provider_errors_total
     );
+}
+
+/// The reliability issue's HA pair on moto's DynamoDB: daemons a and b on the same groups,
+/// each through its own proxy (its calls counted apart, its DynamoDB calls cut apart), one
+/// lease. Work grows by a unit every round, read by both before either acts, so a follower
+/// that acted would show in its proxy's count. Exactly one leader acts; a leader cut off from
+/// DynamoDB stops before b takes over; a dead leader is replaced within a lease and a tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_pair_on_dynamodb_has_one_acting_leader_through_partition_and_death() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use llm_autoscaler::lease::Role;
+    let bench = Bench::new("ha").await;
+    let ddb = aws_sdk_dynamodb::Client::new(&harness::sdk(&harness::moto()).await);
+    ddb.create_table()
+        .table_name("ha-lease")
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("lease")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("lease")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    // 1 s ticks and a 14 s lease (the floor: tick + 12 s of margin) keep the test short.
+    let base = std::fs::read_to_string(bench.policy(""))
+        .unwrap()
+        .replace("tick_secs = 15", "tick_secs = 1");
+    let proxy_b = Proxy::start(harness::moto()).await;
+    let dir_b = bench.dir.join("b");
+    let write = |holder: &str, text: String| {
+        let path = bench.dir.join(format!("policy-{holder}.toml"));
+        let ha = format!("\n[global.ha]\ntable = \"ha-lease\"\nlease_name = \"ha\"\nlease_secs = 14\nholder = \"{holder}\"\n");
+        std::fs::write(&path, text + &ha).unwrap();
+        path
+    };
+    let path_a = write("a", base.clone());
+    let path_b = write(
+        "b",
+        base.replace(&bench.proxy.url, &proxy_b.url).replace(
+            &bench.dir.display().to_string(),
+            &dir_b.display().to_string(),
+        ),
+    );
+    let mut a = bench.daemon(&path_a, false).await;
+    let mut b = bench.daemon_through(&path_b, false, &proxy_b.url).await;
+    let calls = |p: &Proxy| p.with(|s| s.set_desired.len());
+    let role = |d: &Daemon<AwsProvider>| d.published().ha.as_ref().unwrap().role;
+    bench.fill_requests(10).await;
+    // One round: a unit more work, then each live daemon ticks; what each sent.
+    let mut both_acted = 0;
+    let mut two_leaders = 0;
+    macro_rules! round {
+        ($a_alive:expr, $b_alive:expr) => {{
+            bench.fill_requests(5).await;
+            let (a0, b0) = (calls(&bench.proxy), calls(&proxy_b));
+            if $a_alive {
+                a.tick().await;
+            }
+            if $b_alive {
+                b.tick().await;
+            }
+            let (da, db) = (calls(&bench.proxy) - a0, calls(&proxy_b) - b0);
+            both_acted += usize::from(da > 0 && db > 0);
+            // (A daemon that stopped ticking keeps its last published role: only live ones count.)
+            two_leaders += usize::from(
+                $a_alive && $b_alive && role(&a) == Role::Leader && role(&b) == Role::Leader,
+            );
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            (da, db)
+        }};
+    }
+    // a starts first and leads; b follows and sends nothing.
+    let mut a_sent = 0;
+    for _ in 0..3 {
+        let (da, db) = round!(true, true);
+        a_sent += da;
+        assert_eq!(db, 0, "the follower acted");
+    }
+    assert!(a_sent > 0 && role(&a) == Role::Leader && role(&b) == Role::Follower);
+    // a is cut off from DynamoDB (every lease call answers 500) but still reaches its groups.
+    bench.proxy.inject("GetItem", &[Fault::ServerError; 1000]);
+    bench.proxy.inject("PutItem", &[Fault::ServerError; 1000]);
+    let cut = std::time::Instant::now();
+    let mut rounds = 0;
+    while role(&b) != Role::Leader {
+        round!(true, true);
+        rounds += 1;
+        assert!(cut.elapsed() < Duration::from_secs(40), "b never took over");
+    }
+    eprintln!(
+        "partition: b leads {:?} after a was cut off ({rounds} rounds)",
+        cut.elapsed()
+    );
+    let before = calls(&proxy_b);
+    round!(true, true);
+    assert!(calls(&proxy_b) > before, "the new leader acts");
+    // b dies; a's DynamoDB comes back: a takes over within the lease and a tick.
+    bench.proxy.state.lock().unwrap().faults.clear();
+    let died = std::time::Instant::now();
+    while role(&a) != Role::Leader {
+        round!(true, false);
+        assert!(
+            died.elapsed() < Duration::from_secs(30),
+            "a never took over"
+        );
+    }
+    let took = died.elapsed();
+    eprintln!("death: a leads {took:?} after b's last tick (lease 14 s, tick ~1 s)");
+    assert!(took <= Duration::from_secs(14 + 3), "{took:?}");
+    assert_eq!(
+        both_acted, 0,
+        "rounds in which both sent SetDesiredCapacity"
+    );
+    assert_eq!(two_leaders, 0, "rounds with two leaders");
+    let ha = a.published().ha.clone().unwrap();
+    assert_eq!(ha.token, Some(3), "a (1), b (2), a again (3)");
 }
