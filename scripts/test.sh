@@ -42,6 +42,9 @@ step "tests (all targets: unit, integration, property, CLI; benchmarks run once 
 test_log=$(mktemp)
 cargo test --all-targets --locked 2>&1 | tee "$test_log"
 
+step "fault suite (the daemon binary, faults injected from outside: docs/reliability.md)"
+scripts/faults.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
+
 step "systemd unit (verify + exposure)"
 if command -v systemd-analyze >/dev/null; then
   bin="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
