@@ -36,29 +36,30 @@ check() { # check <fault> <assertion holds? 0/1> <figure>
   if [ "$2" = 1 ]; then rows+=("| $1 | pass | $3 |"); else rows+=("| $1 | **FAIL** | $3 |"); failures=$((failures + 1)); fi
 }
 can_unshare() { unshare -m true 2>/dev/null; }
+start() { # start <case>: a daemon on the demo policy with its own state dir; sets dir, p, pid
+  dir="$work/$1"; mkdir -p "$dir"
+  p=$(port)
+  "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$p" --speed 600 >/dev/null 2>"$work/$1.log" &
+  pid=$!
+}
 
 # 1. A damaged state database at start: moved aside, a fresh one started, the daemon scales.
-dir="$work/corrupt"; mkdir -p "$dir"; head -c 16384 /dev/urandom > "$dir/state.db"
-p=$(port); "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$p" --speed 600 >/dev/null 2>"$work/corrupt.log" &
-pid=$!
+mkdir -p "$work/corrupt"; head -c 16384 /dev/urandom > "$work/corrupt/state.db"
+start corrupt
 ok=0; wait_ticks "$p" 20 && [ "$(metric "$p" state_recoveries_total)" = 1 ] && ls "$dir"/state.db.corrupt-* >/dev/null 2>&1 && ok=1
 ticks=$(metric "$p" ticks_total || echo 0); kill -TERM $pid; wait $pid || true
 check "damaged state.db at start" $ok "moved aside, recoveries 1, scaling on ($ticks ticks)"
 
 # 2. A second daemon on the same state directory: refused, the first untouched.
-dir="$work/twice"; mkdir -p "$dir"
-p=$(port); "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$p" --speed 600 >/dev/null 2>&1 &
-pid=$!
+start twice
 wait_ticks "$p" 5 || true
-set +e; "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$(port)" --speed 600 >/dev/null 2>"$work/twice.log"; rc=$?; set -e
-ok=0; [ $rc -ne 0 ] && grep -q "another process holds this state directory" "$work/twice.log" && kill -0 $pid && ok=1
+set +e; "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$(port)" --speed 600 >/dev/null 2>"$work/twice-2.log"; rc=$?; set -e
+ok=0; [ $rc -ne 0 ] && grep -q "another process holds this state directory" "$work/twice-2.log" && kill -0 $pid && ok=1
 kill -TERM $pid; wait $pid || true
 check "second daemon on the same state" $ok "refused, exit $rc, first still running"
 
 # 3. A SIGHUP storm: 200 reloads in ~2 s; the loop keeps ticking.
-dir="$work/hup"; mkdir -p "$dir"
-p=$(port); "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$p" --speed 600 >/dev/null 2>&1 &
-pid=$!
+start hup
 wait_ticks "$p" 5 || true
 before=$(metric "$p" ticks_total)
 for _ in $(seq 1 200); do kill -HUP $pid; sleep 0.01; done
@@ -69,9 +70,7 @@ kill -TERM $pid; wait $pid || true
 check "SIGHUP storm (200 in ~2 s)" $ok "ticks $before → $after, $reloads reloads applied"
 
 # 4. SIGTERM with 200 half-sent requests: exits within the HTTP grace.
-dir="$work/term"; mkdir -p "$dir"
-p=$(port); "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$p" --speed 600 >/dev/null 2>&1 &
-pid=$!
+start term
 wait_ticks "$p" 5 || true
 python3 - "$p" <<'EOF' &
 import socket, sys, time
