@@ -317,3 +317,45 @@ fn aws_settings_and_metric_sources_are_checked() {
         "{got:#?}"
     );
 }
+
+/// HPA's and KEDA's spellings, as a porter types them: each unknown key names ours.
+#[test]
+fn hpa_spellings_are_answered_with_ours() {
+    // (key as typed, in which table, the key meant)
+    let cases = [
+        (
+            "stabilizationWindowSeconds",
+            "[fleets.behavior.scale_down]",
+            "stabilization_window_secs",
+        ),
+        (
+            "selectPolicy",
+            "[fleets.behavior.scale_up]",
+            "select_policy",
+        ),
+        ("minReplicas", "", "min_units"),
+        ("stale_after_seconds", "", "stale_after_secs"),
+    ];
+    for (typed, table, meant) in cases {
+        let fleet_key = if table.is_empty() {
+            format!("{typed} = 1\n")
+        } else {
+            String::new()
+        };
+        let table_key = if table.is_empty() {
+            String::new()
+        } else {
+            format!("{table}\n{typed} = 1\n")
+        };
+        let text = format!(
+            "[[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = 4\n{fleet_key}[[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 5 }}\n{table_key}"
+        );
+        let err = llm_autoscaler::config::parse_str("p.toml", &text).unwrap_err();
+        let all: Vec<String> = err.problems().iter().map(|p| p.to_string()).collect();
+        assert!(
+            all.iter()
+                .any(|p| p.contains(&format!("did you mean `{meant}`?"))),
+            "{typed}: {all:?}"
+        );
+    }
+}

@@ -402,13 +402,36 @@ impl<'t, 'i> Section<'t, 'i> {
             if !valid_keys.contains(&name) {
                 let mut valid: Vec<&str> = valid_keys.to_vec();
                 valid.sort_unstable();
+                // HPA's and KEDA's camelCase (`stabilizationWindowSeconds`) is matched in
+                // our spelling (`stabilization_window_secs`) too.
+                let meant = super::suggest::meant(name, &valid)
+                    .or_else(|| super::suggest::closest(&snake_case(name), valid.iter().copied()));
                 ctx.report(
                     k.span(),
                     &self.key_path(name),
-                    "unknown key",
+                    match meant {
+                        Some(m) => format!("unknown key; did you mean `{m}`?"),
+                        None => "unknown key".to_string(),
+                    },
                     format!("valid keys here: {}", valid.join(", ")),
                 );
             }
         }
     }
+}
+
+/// `stabilizationWindowSeconds` → `stabilization_window_secs`: Kubernetes' spelling in ours.
+fn snake_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out.replace("_seconds", "_secs")
 }

@@ -15,6 +15,24 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .map(|(_, c)| c)
 }
 
+/// Kubernetes HPA's names for ours where spelling alone does not lead there.
+pub const HPA_NAMES: &[(&str, &str)] = &[
+    ("minReplicas", "min_units"),
+    ("maxReplicas", "max_units"),
+    ("scaleTargetRef", "pools"),
+    ("stabilizationWindowSeconds", "stabilization_window_secs"),
+    ("periodSeconds", "period_secs"),
+];
+
+/// The valid name `word` most likely meant: HPA's name for it, or the nearest spelling.
+pub fn meant<'a>(word: &str, valid: &[&'a str]) -> Option<&'a str> {
+    HPA_NAMES
+        .iter()
+        .find(|(hpa, _)| *hpa == word)
+        .and_then(|(_, ours)| valid.iter().copied().find(|v| v == ours))
+        .or_else(|| closest(word, valid.iter().copied()))
+}
+
 /// `; did you mean "x"?` for `word`, or nothing.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     closest(word, candidates).map_or(String::new(), |c| format!("; did you mean \"{c}\"?"))
