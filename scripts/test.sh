@@ -38,9 +38,20 @@ cargo fmt --all -- --check
 step "lint"
 cargo clippy --all-targets --locked -- -D warnings
 
+step "supply chain (cargo deny: licences, duplicate versions, sources — deny.toml)"
+# Installed once per machine (~3.5 min from crates.io on 2 cores). Advisories are not checked:
+# the RustSec database lives on GitHub, out of this machine's reach (docs/reliability.md).
+if ! cargo deny --version >/dev/null 2>&1; then
+  cargo install --locked --quiet cargo-deny@0.20.2
+fi
+cargo deny --log-level error check licenses bans sources
+
 step "tests (all targets: unit, integration, property, CLI; benchmarks run once in test mode)"
 test_log=$(mktemp)
 cargo test --all-targets --locked 2>&1 | tee "$test_log"
+
+step "the demo's build (no AWS feature: the simulated cloud alone, as scripts/demo.sh builds it)"
+cargo build --locked --no-default-features --bin llm-autoscaler
 
 step "fault suite (the daemon binary, faults injected from outside: docs/reliability.md)"
 scripts/faults.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"

@@ -49,8 +49,12 @@
 //!   DynamoDB.
 //! - [`scrape`]: the inference servers' Prometheus metrics (vLLM, TGI) and PromQL queries.
 //!
+//! [`aws`] and [`scrape`] are the `aws` cargo feature (on by default): a build without it runs
+//! the daemon on the simulated cloud only, and compiles no AWS SDK.
+//!
 //! `main.rs` wires the CLI and is the only place `anyhow` is used.
 
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod controller;
@@ -64,6 +68,7 @@ pub mod model;
 pub mod placement;
 pub mod policy;
 pub mod provider;
+#[cfg(feature = "aws")]
 pub mod scrape;
 pub mod sim;
 pub mod store;

@@ -816,37 +816,63 @@ fn run(a: RunArgs) -> anyhow::Result<()> {
             );
             runtime.block_on(serve_daemon(cfg, provider, store, opts, addr))
         }
-        ProviderKind::Aws => {
-            let call_timeout = daemon::CALL_TIMEOUT;
-            let opts = daemon::Options {
-                config_path: a.config.clone(),
-                interval: std::time::Duration::from_secs(cfg.global.tick_secs),
-                clock: daemon::Clock::Wall,
-                call_timeout,
-                dry_run: a.dry_run,
-                price_profiles: sim::perf::resolve(
-                    &cfg.profiles,
-                    cfg.global.aws.region.as_deref(),
-                )?,
-            };
-            runtime.block_on(async {
-                let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, call_timeout).await;
-                tracing::info!(
-                    region = sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-                    endpoint = cfg.global.aws.endpoint_url.as_deref().unwrap_or("AWS"),
-                    events_queue = cfg.global.aws.events_queue_url.as_deref().unwrap_or("none"),
-                    "provider: AWS"
-                );
-                let provider = llm_autoscaler::aws::AwsProvider::new(
-                    &sdk,
-                    cfg.global.aws.clone(),
-                    cfg.global.scrape.clone(),
-                );
-                serve_daemon(cfg, provider, store, opts, addr).await
-            })
-        }
+        ProviderKind::Aws => run_aws(cfg, &a, store, addr, runtime),
     }
 }
+
+/// `run` with `provider = "aws"`.
+#[cfg(feature = "aws")]
+fn run_aws(
+    cfg: Config,
+    a: &RunArgs,
+    store: StateStore,
+    addr: std::net::SocketAddr,
+    runtime: tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let call_timeout = daemon::CALL_TIMEOUT;
+    let opts = daemon::Options {
+        config_path: a.config.clone(),
+        interval: std::time::Duration::from_secs(cfg.global.tick_secs),
+        clock: daemon::Clock::Wall,
+        call_timeout,
+        dry_run: a.dry_run,
+        price_profiles: sim::perf::resolve(
+            &cfg.profiles,
+            cfg.global.aws.region.as_deref(),
+        )?,
+    };
+    runtime.block_on(async {
+        let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, call_timeout).await;
+        tracing::info!(
+            region = sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+            endpoint = cfg.global.aws.endpoint_url.as_deref().unwrap_or("AWS"),
+            events_queue = cfg.global.aws.events_queue_url.as_deref().unwrap_or("none"),
+            "provider: AWS"
+        );
+        let provider = llm_autoscaler::aws::AwsProvider::new(
+            &sdk,
+            cfg.global.aws.clone(),
+            cfg.global.scrape.clone(),
+        );
+        serve_daemon(cfg, provider, store, opts, addr).await
+    })
+}
+
+/// `run` with `provider = "aws"` in a build without the AWS provider.
+#[cfg(not(feature = "aws"))]
+fn run_aws(
+    _: Config,
+    _: &RunArgs,
+    _: StateStore,
+    _: std::net::SocketAddr,
+    _: tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    Err(InputError(NO_AWS.into()).into())
+}
+
+/// What a build without the `aws` feature says when AWS is asked of it.
+#[cfg(not(feature = "aws"))]
+const NO_AWS: &str = "this build has no AWS provider (built without the `aws` feature, as scripts/demo.sh does): build with `cargo build --release` (the feature is on by default)";
 
 async fn serve_daemon<P: llm_autoscaler::provider::Provider>(
     cfg: Config,
@@ -1049,6 +1075,17 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
 
 /// A fleet's per-minute demand from CloudWatch (its predictive source), gaps as `None`, and the
 /// time of the minute after the last.
+#[cfg(not(feature = "aws"))]
+fn cloudwatch_history(
+    _config: &Path,
+    _fleet: Option<&str>,
+) -> anyhow::Result<(Vec<Option<f64>>, Timestamp)> {
+    Err(InputError(format!("{NO_AWS}; or give the history as a file (--history)")).into())
+}
+
+/// A fleet's per-minute demand from CloudWatch (its predictive source), gaps as `None`, and the
+/// time of the minute after the last.
+#[cfg(feature = "aws")]
 fn cloudwatch_history(
     config: &Path,
     fleet: Option<&str>,

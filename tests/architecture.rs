@@ -82,6 +82,7 @@ fn core_modules_import_no_runtime_cloud_http_or_clock() {
 
 /// The Terraform module's controller policy grants exactly the calls the AWS provider makes:
 /// least privilege, and no call the daemon needs is missing.
+#[cfg(feature = "aws")]
 #[test]
 fn the_iam_policy_grants_exactly_the_calls_the_aws_provider_makes() {
     let tf = std::fs::read_to_string("terraform/main.tf").unwrap();

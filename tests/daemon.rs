@@ -694,3 +694,29 @@ async fn a_partitioned_leader_stops_actuating_before_the_follower_starts() {
     );
     assert!(pair.a.published().ha.as_ref().unwrap().lease_errors_total > 0);
 }
+
+/// The demo run twice (the same state directory, the virtual clock restarting at the
+/// scenario's start): the second run holds the same capacity at the same virtual time — the
+/// first run's state is from its future, so it is not resumed.
+#[tokio::test(start_paused = true)]
+async fn a_simulated_run_restarted_at_its_start_decides_as_the_first_did() {
+    let dir = tmpdir("demo-twice");
+    let (cfg, path) = demo(&dir);
+    let run = |cfg: Config| {
+        let path = path.clone();
+        async move {
+            let (p, epoch) = provider("periodic");
+            let (mut d, _rx) = daemon(cfg, p, &path, epoch, false);
+            let mut desired = Vec::new();
+            for _ in 0..120 {
+                d.tick().await;
+                let f = &d.published().fleets["demo-llama-8b"];
+                desired.push(f.decision.as_ref().unwrap().desired_units);
+            }
+            desired
+        }
+    };
+    let first = run(cfg.clone()).await;
+    let second = run(cfg).await;
+    assert_eq!(first, second);
+}

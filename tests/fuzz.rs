@@ -167,12 +167,14 @@ proptest! {
         }
     }
 
+    #[cfg(feature = "aws")]
     #[test]
     fn the_exposition_parser_never_panics(text in inputs(EXPOSITION)) {
         let e = llm_autoscaler::scrape::parse(&text);
         prop_assert!(e.samples.len() + e.bad_lines <= text.lines().count());
     }
 
+    #[cfg(feature = "aws")]
     #[test]
     fn the_event_parser_never_panics(text in inputs(EVENT)) {
         let _ = llm_autoscaler::aws::events::parse_event(&text);
@@ -205,6 +207,7 @@ fn policy() -> &'static llm_autoscaler::config::Config {
 }
 
 /// vLLM's exposition (V1 names), as its server serves it.
+#[cfg(feature = "aws")]
 const EXPOSITION: &str = r#"# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{model_name="meta-llama/Llama-3.1-8B-Instruct"} 12.0
@@ -223,4 +226,5 @@ vllm:time_to_first_token_seconds_count{model_name="m"} 42.0
 "#;
 
 /// An EventBridge spot interruption warning, as the event queue delivers it.
+#[cfg(feature = "aws")]
 const EVENT: &str = r#"{"version":"0","id":"x","detail-type":"EC2 Spot Instance Interruption Warning","source":"aws.ec2","time":"2026-11-30T07:00:00Z","region":"us-east-1","resources":["arn:aws:ec2:us-east-1:123456789012:instance/i-0abc"],"detail":{"instance-id":"i-0abc","instance-action":"terminate"}}"#;

@@ -95,6 +95,11 @@ pub enum StateError {
 }
 
 impl EngineState {
+    /// The time of the latest decision this state remembers (its newest recommendation).
+    pub fn last_decided_at(&self) -> Option<Timestamp> {
+        self.recommendations.iter().map(|r| r.at).max()
+    }
+
     /// Reads a stored state of any version up to [`SCHEMA_VERSION`], migrating it.
     pub fn from_json(text: &str) -> Result<Self, StateError> {
         let value: Value = serde_json::from_str(text)?;

@@ -4,6 +4,8 @@
 //!
 //! Ticks are driven one at a time (no paused time: the calls are real network I/O).
 
+#![cfg(feature = "aws")]
+
 mod harness;
 
 use std::path::{Path, PathBuf};
