@@ -330,9 +330,10 @@ impl<P: Provider> Daemon<P> {
                 // A state decided later than now belongs to another timeline: the wall clock
                 // jumped back, or a simulated run restarted at its scenario's start. Resuming
                 // it would read its history as the future; the fleet starts fresh instead.
-                Ok(Some(s)) if s.last_decided_at().is_some_and(|t| {
-                    t.secs_since(opts.clock.now(0)) > crate::model::FUTURE_SKEW_ALLOWANCE_SECS
-                }) =>
+                Ok(Some(s))
+                    if s.last_decided_at().is_some_and(|t| {
+                        t.secs_since(opts.clock.now(0)) > crate::model::FUTURE_SKEW_ALLOWANCE_SECS
+                    }) =>
                 {
                     warn!(fleet = %f.name, decided_at = %s.last_decided_at().unwrap_or_default(), now = %opts.clock.now(0),
                         "saved engine state is from later than the clock (a clock jump, or a simulated run restarted): this fleet starts fresh");

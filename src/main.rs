@@ -836,10 +836,7 @@ fn run_aws(
         clock: daemon::Clock::Wall,
         call_timeout,
         dry_run: a.dry_run,
-        price_profiles: sim::perf::resolve(
-            &cfg.profiles,
-            cfg.global.aws.region.as_deref(),
-        )?,
+        price_profiles: sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?,
     };
     runtime.block_on(async {
         let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, call_timeout).await;
@@ -1080,7 +1077,10 @@ fn cloudwatch_history(
     _config: &Path,
     _fleet: Option<&str>,
 ) -> anyhow::Result<(Vec<Option<f64>>, Timestamp)> {
-    Err(InputError(format!("{NO_AWS}; or give the history as a file (--history)")).into())
+    Err(InputError(format!(
+        "{NO_AWS}; or give the history as a file (--history)"
+    ))
+    .into())
 }
 
 /// A fleet's per-minute demand from CloudWatch (its predictive source), gaps as `None`, and the

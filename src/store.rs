@@ -262,6 +262,11 @@ impl StateStore {
     /// SQLite's `quick_check` on the open database (a periodic check while running: damage
     /// written while the daemon runs would otherwise go unnoticed until the next start).
     pub fn check(&self) -> Result<(), StoreError> {
+        // Exclusive mode keeps every page read in the cache: drop it, so the check reads what
+        // is on disk now rather than what was read at open.
+        self.conn
+            .execute_batch("PRAGMA shrink_memory;")
+            .map_err(|e| self.sql(e))?;
         quick_check(&self.conn, &self.path)
     }
 

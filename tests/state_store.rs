@@ -122,3 +122,32 @@ fn a_second_store_on_a_held_directory_is_refused_with_the_remedy() {
     drop(first);
     assert!(StateStore::open(&dir).is_ok(), "released with the store");
 }
+
+/// Damage written while the daemon runs (another process, a failing disk) is found by the
+/// periodic `quick_check` and moved aside; the store goes on with a fresh file.
+#[test]
+fn damage_found_while_running_is_moved_aside_and_the_store_goes_on() {
+    let dir = tmpdir("running");
+    let mut s = StateStore::open(&dir).unwrap();
+    for fleet in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+        save_one(&mut s, fleet);
+    }
+    assert!(s.check().is_ok());
+    // Checkpoint so the tables live in the main file, then scribble over its pages.
+    drop(s);
+    let mut s = StateStore::open(&dir).unwrap();
+    let path = dir.join("state.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    for b in bytes.iter_mut().skip(4096 + 8).take(8192) {
+        *b = 0xFF;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let found = s.check();
+    assert!(found.is_err(), "the damage went unnoticed");
+    let moved = s.recover().unwrap();
+    assert!(moved.exists(), "{}", moved.display());
+    assert!(matches!(s.opened(), Opened::Recovered { .. }));
+    save_one(&mut s, "a");
+    assert!(s.load("a").unwrap().is_some());
+    assert!(s.check().is_ok());
+}
