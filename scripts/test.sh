@@ -77,9 +77,12 @@ if command -v terraform >/dev/null && [ -n "$mirror" ]; then
   tfrc=$(mktemp)
   printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n}\ndisable_checkpoint = true\n' "$(dirname "$mirror")" > "$tfrc"
   export TF_CLI_CONFIG_FILE="$tfrc" CHECKPOINT_DISABLE=1
-  terraform -chdir=terraform fmt -check -diff
+  terraform fmt -check -diff -recursive terraform
   terraform -chdir=terraform init -backend=false -input=false -no-color >/dev/null
   terraform -chdir=terraform validate -no-color
+  python3 scripts/terraform-docs.py --check
+  step "terraform apply + destroy of terraform/examples/single-fleet against moto"
+  scripts/terraform-moto.sh "$LLM_AUTOSCALER_MOTO"
 else
   echo "terraform or its offline provider mirror not found: skipped"
 fi

@@ -5,15 +5,103 @@
 
 locals {
   tags = merge(var.tags, { "llm-autoscaler/fleet" = var.name })
+  # Instances in service plus warm, at most: AWS keeps (this − desired) warm. Its own default
+  # (MaxSize) would launch and stop max_units GPU instances at apply.
+  warm_pool_max_prepared = coalesce(var.warm_pool_max_prepared_units, var.on_demand_min_units + var.warm_pool_min_size)
+  # Group metrics in CloudWatch (1-minute, free): what the Grafana dashboard and alerts read
+  # beside the daemon's own.
+  group_metrics = [
+    "GroupMinSize", "GroupMaxSize", "GroupDesiredCapacity", "GroupInServiceInstances",
+    "GroupPendingInstances", "GroupTerminatingInstances", "GroupTotalInstances",
+    "WarmPoolDesiredCapacity", "WarmPoolWarmedCapacity", "WarmPoolPendingCapacity",
+  ]
+}
+
+# Completes the launch lifecycle hook ("ready") once the inference server answers: an instance
+# enters service — or the warm pool, stopped — only when it can serve.
+locals {
+  ready_hook_command = <<-EOT
+    # llm-autoscaler: wait for the inference server, then tell the group this instance is ready.
+    until curl -sf http://127.0.0.1:${var.metrics_port}/health >/dev/null; do sleep 5; done
+    TOKEN=$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
+    ID=$(curl -s -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/instance-id)
+    REGION=$(curl -s -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/placement/region)
+    ASG=$(aws autoscaling describe-auto-scaling-instances --region "$REGION" --instance-ids "$ID" --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)
+    aws autoscaling complete-lifecycle-action --region "$REGION" --lifecycle-hook-name ready \
+      --auto-scaling-group-name "$ASG" --instance-id "$ID" --lifecycle-action-result CONTINUE
+  EOT
+  user_data          = var.ready_hook_in_user_data ? "${var.user_data == "" ? "#!/bin/bash\n" : "${var.user_data}\n"}${local.ready_hook_command}" : var.user_data
+}
+
+# The AMI's own root device name: Amazon Linux uses /dev/xvda, Ubuntu-based Deep Learning AMIs
+# /dev/sda1 — a hard-coded name attached the encrypted volume as a second disk and left the
+# root at the AMI's size, unencrypted.
+data "aws_ami" "gpu" {
+  filter {
+    name   = "image-id"
+    values = [var.ami_id]
+  }
+}
+
+# The GPU instances' own role: they complete their launch lifecycle hook once the inference
+# server answers (ready_hook_command), so a warm instance is stopped only when ready.
+data "aws_iam_policy_document" "gpu_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "gpu" {
+  name               = "${var.name}-gpu"
+  assume_role_policy = data.aws_iam_policy_document.gpu_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "gpu" {
+  statement {
+    sid       = "CompleteOwnLaunchHook"
+    actions   = ["autoscaling:CompleteLifecycleAction"]
+    resources = [aws_autoscaling_group.on_demand.arn, aws_autoscaling_group.spot.arn]
+  }
+  statement {
+    sid       = "FindOwnGroup"
+    actions   = ["autoscaling:DescribeAutoScalingInstances"]
+    resources = ["*"] # Describe calls take no resource-level permissions
+  }
+}
+
+resource "aws_iam_role_policy" "gpu" {
+  name   = "ready-hook"
+  role   = aws_iam_role.gpu.id
+  policy = data.aws_iam_policy_document.gpu.json
+}
+
+resource "aws_iam_role_policy_attachment" "gpu_extra" {
+  for_each   = toset(var.gpu_policy_arns)
+  role       = aws_iam_role.gpu.name
+  policy_arn = each.value
+}
+
+resource "aws_iam_instance_profile" "gpu" {
+  name = "${var.name}-gpu"
+  role = aws_iam_role.gpu.name
 }
 
 resource "aws_launch_template" "gpu" {
   name_prefix   = "${var.name}-"
   image_id      = var.ami_id
   instance_type = var.instance_types[0].type
-  user_data     = var.user_data == "" ? null : base64encode(var.user_data)
+  user_data     = local.user_data == "" ? null : base64encode(local.user_data)
 
   vpc_security_group_ids = var.security_group_ids
+
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.gpu.arn
+  }
 
   metadata_options {
     http_endpoint               = "enabled"
@@ -22,7 +110,7 @@ resource "aws_launch_template" "gpu" {
   }
 
   block_device_mappings {
-    device_name = "/dev/xvda"
+    device_name = data.aws_ami.gpu.root_device_name
     ebs {
       volume_size           = 200
       volume_type           = "gp3"
@@ -41,6 +129,13 @@ resource "aws_launch_template" "gpu" {
   }
 
   tags = local.tags
+
+  lifecycle {
+    precondition {
+      condition     = !var.ready_hook_in_user_data || var.user_data == "" || startswith(var.user_data, "#!")
+      error_message = "user_data must be a shell script (#!…) while ready_hook_in_user_data is true; for cloud-init YAML set it to false and run the ready_hook_command output from your cloud-init."
+    }
+  }
 }
 
 resource "aws_autoscaling_group" "on_demand" {
@@ -52,6 +147,9 @@ resource "aws_autoscaling_group" "on_demand" {
   health_check_type         = "EC2"
   default_instance_warmup   = 120
   wait_for_capacity_timeout = "0"
+  target_group_arns         = var.target_group_arns
+  enabled_metrics           = local.group_metrics
+  metrics_granularity       = "1Minute"
 
   launch_template {
     id      = aws_launch_template.gpu.id
@@ -61,10 +159,19 @@ resource "aws_autoscaling_group" "on_demand" {
   warm_pool {
     pool_state                  = "Stopped"
     min_size                    = var.warm_pool_min_size
-    max_group_prepared_capacity = var.max_units
+    max_group_prepared_capacity = local.warm_pool_max_prepared
     instance_reuse_policy {
       reuse_on_scale_in = true
     }
+  }
+
+  # A launching instance — into service or into the warm pool — waits until its server is
+  # ready; one that never reports ready is abandoned (replaced) after ready_timeout_secs.
+  initial_lifecycle_hook {
+    name                 = "ready"
+    lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
+    default_result       = "ABANDON"
+    heartbeat_timeout    = var.ready_timeout_secs
   }
 
   # Scale-in waits for the daemon to drain the instance and complete the action.
@@ -84,8 +191,9 @@ resource "aws_autoscaling_group" "on_demand" {
     }
   }
 
+  # The daemon owns the desired capacity and sizes the warm pool (PutWarmPool).
   lifecycle {
-    ignore_changes = [desired_capacity]
+    ignore_changes = [desired_capacity, warm_pool]
   }
 }
 
@@ -99,6 +207,9 @@ resource "aws_autoscaling_group" "spot" {
   health_check_type         = "EC2"
   default_instance_warmup   = 120
   wait_for_capacity_timeout = "0"
+  target_group_arns         = var.target_group_arns
+  enabled_metrics           = local.group_metrics
+  metrics_granularity       = "1Minute"
 
   mixed_instances_policy {
     instances_distribution {
@@ -119,6 +230,13 @@ resource "aws_autoscaling_group" "spot" {
         }
       }
     }
+  }
+
+  initial_lifecycle_hook {
+    name                 = "ready"
+    lifecycle_transition = "autoscaling:EC2_INSTANCE_LAUNCHING"
+    default_result       = "ABANDON"
+    heartbeat_timeout    = var.ready_timeout_secs
   }
 
   initial_lifecycle_hook {
@@ -149,7 +267,20 @@ resource "aws_sqs_queue" "events" {
   message_retention_seconds  = 3600
   visibility_timeout_seconds = 60
   sqs_managed_sse_enabled    = true
-  tags                       = local.tags
+  # A message the daemon cannot read is left in the queue; after 5 receives it moves here,
+  # where a human can read it (the daemon counts them: unreadable_events_total).
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.events_dlq.arn
+    maxReceiveCount     = 5
+  })
+  tags = local.tags
+}
+
+resource "aws_sqs_queue" "events_dlq" {
+  name                      = "${var.name}-events-dlq"
+  message_retention_seconds = 1209600 # 14 days, SQS's longest
+  sqs_managed_sse_enabled   = true
+  tags                      = local.tags
 }
 
 locals {

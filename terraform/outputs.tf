@@ -26,7 +26,7 @@ output "policy_pools_toml" {
     asg_name = "${aws_autoscaling_group.on_demand.name}"
     market = "on-demand"
     instance_types = [{ type = "${var.instance_types[0].type}", weight_units = ${var.instance_types[0].weight_units} }]
-    warm_pool = { min_size = ${var.warm_pool_min_size} }
+    warm_pool = { min_size = ${var.warm_pool_min_size}, max_prepared_units = ${local.warm_pool_max_prepared} }
 
     [[fleets.pools]]
     name = "spot"
@@ -39,4 +39,22 @@ output "policy_pools_toml" {
 output "ha_lease_table" {
   description = "DynamoDB table of the HA pair's leader lease ([global.ha] table); null without ha_lease."
   value       = var.ha_lease ? aws_dynamodb_table.lease[0].name : null
+}
+
+output "policy_fleet_bounds_toml" {
+  description = "The fleet keys an llm-autoscaler policy needs to agree with the groups: on_demand_base_units below the on-demand group's MinSize is rejected by AWS."
+  value       = <<-EOT
+    max_units = ${var.max_units}
+    on_demand_base_units = ${var.on_demand_min_units}
+  EOT
+}
+
+output "events_dlq_url" {
+  description = "Dead-letter queue of event messages the daemon could not read (after 5 receives)."
+  value       = aws_sqs_queue.events_dlq.url
+}
+
+output "ready_hook_command" {
+  description = "The shell lines that complete the launch lifecycle hook once the inference server answers (appended to user_data unless ready_hook_in_user_data = false: then run them from your own cloud-init). Need the AWS CLI and curl on the AMI."
+  value       = local.ready_hook_command
 }

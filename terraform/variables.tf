@@ -19,9 +19,15 @@ variable "ami_id" {
 }
 
 variable "user_data" {
-  description = "Cloud-init that starts the inference server (base64 is done here)."
+  description = "What starts the inference server at boot (base64 is done here). A shell script (#!) unless ready_hook_in_user_data = false."
   type        = string
   default     = ""
+}
+
+variable "ready_hook_in_user_data" {
+  description = "Append ready_hook_command to user_data (a shell script), so each instance completes its launch lifecycle hook once its server answers. Set false for cloud-init YAML and run the ready_hook_command output from it."
+  type        = bool
+  default     = true
 }
 
 variable "instance_types" {
@@ -31,30 +37,86 @@ variable "instance_types" {
     { type = "g6.xlarge", weight_units = 1 },
     { type = "g5.xlarge", weight_units = 1 },
   ]
+  validation {
+    condition     = length(var.instance_types) > 0
+    error_message = "instance_types needs at least one type: the first is the on-demand pool's."
+  }
+  validation {
+    condition     = alltrue([for t in var.instance_types : t.weight_units >= 1 && floor(t.weight_units) == t.weight_units])
+    error_message = "Each weight_units must be a whole number of at least 1 (the policy counts capacity in whole units)."
+  }
 }
 
 variable "max_units" {
   description = "Upper bound of each group, units (the policy's max_units)."
   type        = number
   default     = 40
+  validation {
+    condition     = var.max_units >= 1 && floor(var.max_units) == var.max_units
+    error_message = "max_units must be a whole number of at least 1."
+  }
 }
 
 variable "on_demand_min_units" {
-  description = "On-demand floor, units (the policy's on_demand_base_units)."
+  description = "On-demand floor, units: the on-demand group's MinSize. The policy must keep at least this many units on on-demand (on_demand_base_units ≥ this; AWS rejects SetDesiredCapacity below a group's MinSize)."
   type        = number
   default     = 2
+  validation {
+    condition     = var.on_demand_min_units >= 0 && floor(var.on_demand_min_units) == var.on_demand_min_units
+    error_message = "on_demand_min_units must be a whole number of at least 0."
+  }
 }
 
 variable "warm_pool_min_size" {
-  description = "Stopped, pre-initialised on-demand instances kept ready (AWS supports warm pools on on-demand groups only)."
+  description = "Stopped, pre-initialised on-demand instances kept ready at least (AWS supports warm pools on on-demand groups only). The daemon may size the pool above this from the forecast; Terraform leaves its size alone after creation."
   type        = number
   default     = 2
+  validation {
+    condition     = var.warm_pool_min_size >= 0 && floor(var.warm_pool_min_size) == var.warm_pool_min_size
+    error_message = "warm_pool_min_size must be a whole number of at least 0."
+  }
+}
+
+variable "warm_pool_max_prepared_units" {
+  description = "The warm pool's MaxGroupPreparedCapacity: instances in service plus warm at most. AWS keeps (this − desired) warm, at least warm_pool_min_size — left to AWS's default (max_units) it would launch and stop max_units − desired GPU instances at apply. Default: on_demand_min_units + warm_pool_min_size."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.warm_pool_max_prepared_units == null || try(var.warm_pool_max_prepared_units >= 0 && floor(var.warm_pool_max_prepared_units) == var.warm_pool_max_prepared_units, false)
+    error_message = "warm_pool_max_prepared_units must be a whole number of at least 0, or null."
+  }
 }
 
 variable "drain_timeout_secs" {
-  description = "How long a terminating instance may drain before it goes anyway (lifecycle hook heartbeat)."
+  description = "How long a terminating instance may drain before it goes anyway (the terminate lifecycle hook's heartbeat; AWS allows 30–7200 s). Keep the policy's drain_timeout_secs below it."
   type        = number
   default     = 300
+  validation {
+    condition     = var.drain_timeout_secs >= 30 && var.drain_timeout_secs <= 7200
+    error_message = "drain_timeout_secs must be 30–7200 (the lifecycle hook heartbeat's range)."
+  }
+}
+
+variable "ready_timeout_secs" {
+  description = "How long a launching instance may take to report its inference server ready (the launch lifecycle hook's heartbeat, 30–7200 s) before it is abandoned. The instance completes the hook itself once its server answers (see the ready_hook_command output); a warm instance is stopped only after that."
+  type        = number
+  default     = 900
+  validation {
+    condition     = var.ready_timeout_secs >= 30 && var.ready_timeout_secs <= 7200
+    error_message = "ready_timeout_secs must be 30–7200 (the lifecycle hook heartbeat's range)."
+  }
+}
+
+variable "gpu_policy_arns" {
+  description = "Further IAM policies for the GPU instances' role (e.g. reading model weights from S3)."
+  type        = list(string)
+  default     = []
+}
+
+variable "target_group_arns" {
+  description = "Load balancer target groups both groups register their instances in (e.g. the ALB whose RequestCountPerTarget the policy reads)."
+  type        = list(string)
+  default     = []
 }
 
 variable "metrics_port" {
