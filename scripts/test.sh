@@ -56,6 +56,19 @@ cargo build --locked --no-default-features --bin llm-autoscaler
 step "fault suite (the daemon binary, faults injected from outside: docs/reliability.md)"
 scripts/faults.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
 
+step "operations pack (promtool: alert rules, their unit tests, a live /metrics; the dashboard's series)"
+if ! command -v promtool >/dev/null; then
+  # Debian's prometheus package carries promtool.
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+  else
+    echo "promtool not found: install Debian's prometheus package (or Prometheus' release) and re-run" >&2
+    exit 1
+  fi
+fi
+scripts/ops-pack-check.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
+
 step "systemd unit (verify + exposure)"
 if command -v systemd-analyze >/dev/null; then
   bin="$(pwd)/${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"

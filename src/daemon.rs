@@ -101,6 +101,13 @@ pub struct FleetStatus {
     pub forecast_fits: u64,
     /// Whether a forecast is in use, or why not (`short_history`, `off_track`, `fit_failed`).
     pub forecast_status: Option<crate::forecast::predictor::PredictorStatus>,
+    /// When each pool's desired capacity was last set successfully.
+    pub last_applied_at: BTreeMap<String, Timestamp>,
+    /// The fleet's latency as last observed (P95 TTFT and queue wait), when its servers report
+    /// it.
+    pub latency: Option<crate::model::FleetLatency>,
+    /// The policy's P95 TTFT objective, seconds.
+    pub slo_ttft_p95_secs: f64,
 }
 
 /// What the loop publishes after every tick.
@@ -740,7 +747,10 @@ impl<P: Provider> Daemon<P> {
         if let Some(cfg) = &fleet.predictive {
             snap.forecast = self.forecast(fleet, cfg, now).await;
         }
-        self.status(fleet).pools = observed_pools(fleet, &snap);
+        let st = self.status(fleet);
+        st.pools = observed_pools(fleet, &snap);
+        st.latency = snap.latency;
+        st.slo_ttft_p95_secs = fleet.slo.ttft_p95_secs;
         let dry_run = self.dry_run();
         let plan = self
             .controllers
@@ -815,7 +825,9 @@ impl<P: Provider> Daemon<P> {
             });
             match &r {
                 Ok(()) => {
-                    self.status(fleet).set_desired_total += 1;
+                    let st = self.status(fleet);
+                    st.set_desired_total += 1;
+                    st.last_applied_at.insert(c.pool.clone(), plan.decision.at);
                     let token = self
                         .elector
                         .as_ref()

@@ -83,6 +83,66 @@ fn persistence(o: &mut Out, p: &crate::daemon::Persistence) {
     o.sample("state_in_memory", &[], f64::from(u8::from(p.in_memory)));
 }
 
+/// Per fleet: the forecast and its floor, latency against the SLO, and when each pool was last
+/// set.
+fn fleet_objectives(o: &mut Out, p: &Published) {
+    o.help(
+        "forecast_peak_demand",
+        "gauge",
+        "Upper-quantile demand forecast within a minute of now + lead (the predictive floor's input), in the demand's unit.",
+    );
+    o.help(
+        "forecast_level_demand",
+        "gauge",
+        "Upper-quantile demand forecast for now.",
+    );
+    o.help(
+        "forecast_floor_units",
+        "gauge",
+        "The floor the forecast implies, units (applied only ahead of a rise).",
+    );
+    o.help(
+        "ttft_p95_seconds",
+        "gauge",
+        "The fleet's P95 time to first token over the last minute, from its servers' histograms.",
+    );
+    o.help(
+        "slo_ttft_p95_seconds",
+        "gauge",
+        "The policy's P95 TTFT objective.",
+    );
+    o.help(
+        "pool_last_applied_timestamp_seconds",
+        "gauge",
+        "When the pool's desired capacity was last set successfully (the clock's time).",
+    );
+    for (name, f) in &p.fleets {
+        let l = [("fleet", name.as_str())];
+        if let Some(step) = f.decision.as_ref().and_then(|d| d.predictive.as_ref()) {
+            if let Some(v) = step.peak_demand {
+                o.sample("forecast_peak_demand", &l, v);
+            }
+            if let Some(v) = step.level_now {
+                o.sample("forecast_level_demand", &l, v);
+            }
+            if let Some(v) = step.floor_units {
+                o.sample("forecast_floor_units", &l, v as f64);
+            }
+        }
+        if let Some(lat) = f.latency {
+            o.sample("ttft_p95_seconds", &l, lat.ttft_p95_secs);
+        }
+        o.sample("slo_ttft_p95_seconds", &l, f.slo_ttft_p95_secs);
+        for (pool, at) in &f.last_applied_at {
+            o.sample(
+                "pool_last_applied_timestamp_seconds",
+                &[("fleet", name.as_str()), ("pool", pool.as_str())],
+                at.secs_f64(),
+            );
+        }
+    }
+}
+
 /// The HA lease, with `[global.ha]`.
 fn lease(o: &mut Out, ha: &crate::daemon::HaStatus) {
     let me = [("holder", ha.holder.as_str())];
@@ -160,6 +220,12 @@ pub fn render_metrics(p: &Published) -> String {
         &[("result", "rejected")],
         p.reload_failures_total as f64,
     );
+    o.help(
+        "build_info",
+        "gauge",
+        "1, labelled with the running build's version.",
+    );
+    o.sample("build_info", &[("version", env!("CARGO_PKG_VERSION"))], 1.0);
     persistence(&mut o, &p.persistence);
     if let Some(ha) = &p.ha {
         lease(&mut o, ha);
@@ -265,6 +331,7 @@ pub fn render_metrics(p: &Published) -> String {
             );
         }
     }
+    fleet_objectives(&mut o, p);
     o.help("decisions_total", "counter", "Decisions by action.");
     for (name, f) in fleets() {
         for (action, n) in &f.decisions_total {
