@@ -42,6 +42,10 @@ enum Command {
         /// The TOML policy file.
         #[arg(long, short, default_value = "config/example.toml")]
         config: PathBuf,
+        /// Also check the policy against the live AWS account (the daemon's credential chain):
+        /// groups exist and agree with the policy's bounds, warm pools, queues. Read-only.
+        #[arg(long)]
+        aws: bool,
     },
     /// What-if: run the engine once on a JSON snapshot and print the decision with its reasons.
     ///
@@ -251,7 +255,7 @@ struct InputError(String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { config } => check(&config),
+        Command::Check { config, aws } => check(&config, aws),
         Command::Decide {
             config,
             snapshot,
@@ -282,7 +286,8 @@ fn main() -> ExitCode {
                 .or_else(|| {
                     e.downcast_ref::<llm_autoscaler::cost::PolicyError>()
                         .map(ToString::to_string)
-                });
+                })
+                .or_else(|| e.downcast_ref::<AccountMismatch>().map(ToString::to_string));
             if let Some(message) = policy {
                 eprintln!("{message}");
                 return ExitCode::from(2);
@@ -307,8 +312,70 @@ fn load_with_profiles(path: &Path) -> anyhow::Result<Config> {
     Ok(llm_autoscaler::cost::load_policy(path)?)
 }
 
-fn check(path: &Path) -> anyhow::Result<()> {
+/// `check --aws` found the policy and the account disagreeing (exit 2, like a policy error).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct AccountMismatch(String);
+
+fn check(path: &Path, aws: bool) -> anyhow::Result<()> {
     let cfg = load_with_profiles(path)?;
+    check_summary(path, &cfg);
+    if aws {
+        check_account(path, &cfg)?;
+    }
+    Ok(())
+}
+
+/// `check --aws`: each finding located at the policy value it concerns.
+#[cfg(feature = "aws")]
+fn check_account(path: &Path, cfg: &Config) -> anyhow::Result<()> {
+    use llm_autoscaler::aws::doctor::{doctor, Severity};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let findings = runtime.block_on(async {
+        let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, daemon::CALL_TIMEOUT).await;
+        doctor(cfg, &sdk).await
+    });
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut errors = Vec::new();
+    for f in &findings {
+        // The value's first quoted occurrence in the file: where the reader will fix it.
+        let (line, column) = text
+            .lines()
+            .enumerate()
+            .find_map(|(n, l)| l.find(&format!("\"{}\"", f.value)).map(|c| (n + 1, c + 1)))
+            .unwrap_or((1, 1));
+        let located = format!(
+            "{}:{line}:{column}: {}: {}; {}",
+            path.display(),
+            f.key,
+            f.problem,
+            f.remedy
+        );
+        match f.severity {
+            Severity::Error => errors.push(located),
+            Severity::Warning => eprintln!("warning: {located}"),
+        }
+    }
+    if errors.is_empty() {
+        println!(
+            "{}: the account agrees with the policy ({} warning(s))",
+            path.display(),
+            findings.len()
+        );
+        Ok(())
+    } else {
+        Err(AccountMismatch(errors.join("\n")).into())
+    }
+}
+
+#[cfg(not(feature = "aws"))]
+fn check_account(_: &Path, _: &Config) -> anyhow::Result<()> {
+    Err(InputError(NO_AWS.into()).into())
+}
+
+fn check_summary(path: &Path, cfg: &Config) {
     let g = &cfg.global;
     println!(
         "{}: ok — provider {:?}, tick {} s, dry-run {}, http {}, state in {}",
@@ -322,7 +389,6 @@ fn check(path: &Path) -> anyhow::Result<()> {
     for f in &cfg.fleets {
         print!("{}", config::summary::fleet_summary(f));
     }
-    Ok(())
 }
 
 fn read_input(path: &Path) -> anyhow::Result<String> {

@@ -20,6 +20,7 @@
 //! classified by [`error::classify`] for the daemon's own backoff.
 
 pub mod cloudwatch;
+pub mod doctor;
 pub mod error;
 pub mod events;
 mod lease;

@@ -1454,3 +1454,64 @@ async fn an_ha_pair_on_dynamodb_has_one_acting_leader_through_partition_and_deat
     let ha = a.published().ha.clone().unwrap();
     assert_eq!(ha.token, Some(3), "a (1), b (2), a again (3)");
 }
+
+/// The deployment issue's point 2: the module's on-demand group has MinSize 2 while the policy
+/// may put 0 units there. `check --aws` says so at the group's name in the policy, with both
+/// remedies, and exits 2; once the group agrees, it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_aws_reports_a_group_min_the_policy_would_go_below() {
+    let b = Bench::new("doctor").await;
+    let path = b.policy_sized(
+        "min_units = 0\nmax_units = 30\non_demand_base_units = 0",
+        "",
+    );
+    let set_min = |min: i32| {
+        b.asg
+            .update_auto_scaling_group()
+            .auto_scaling_group_name("doctor-od")
+            .min_size(min)
+            .send()
+    };
+    set_min(2).await.unwrap();
+    let run = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
+            .args(["check", "--aws", "--config"])
+            .arg(&path)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("\"doctor-od\""))
+        .unwrap()
+        + 1;
+    let want = format!(
+        "policy.toml:{line}:12: fleets[0].pools[0].asg_name: the group's MinSize is 2 but the policy may set pool \"od\" as low as 0 units"
+    );
+    assert!(err.contains(&want), "want {want}\nin {err}");
+    assert!(
+        err.contains("raise the policy's on_demand_base_units to 2"),
+        "{err}"
+    );
+    // The policy's warm pool against a group without one: a warning, not a failure.
+    assert!(
+        err.contains("warning:") && err.contains("the group has none"),
+        "{err}"
+    );
+    set_min(0).await.unwrap();
+    let out = run();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("the account agrees with the policy"));
+}

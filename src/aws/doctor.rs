@@ -1,0 +1,212 @@
+//! `check --aws`: the policy against the live account, through the daemon's own credential
+//! chain and calls — what `check` cannot see from the file alone. Each finding names the
+//! policy value it concerns (a group name, a queue URL), so the caller can locate it in the file
+//! like a config error.
+//!
+//! What is checked, per fleet: every pool's group exists; the policy and the group agree on
+//! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
+//! the fleet runs at a size the policy did not choose); a warm pool the policy sizes exists and
+//! caps its prepared capacity; the events queue and every SQS metric source exist. Read-only,
+//! and only calls the daemon's role already has (`DescribeAutoScalingGroups`,
+//! `GetQueueAttributes`).
+
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::config::{Config, Fleet, MetricSource, Pool};
+use crate::model::Market;
+use crate::provider::ProviderStats;
+
+use super::sdk_call;
+
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The policy cannot work as written against this account.
+    Error,
+    /// It works, but not as the policy says (capacity capped, warm instances launched, …).
+    Warning,
+}
+
+/// One disagreement between the policy and the account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    /// How much it matters.
+    pub severity: Severity,
+    /// The policy key it concerns, as a path (`fleets[0].pools[1].asg_name`).
+    pub key: String,
+    /// The policy value it concerns (what the caller locates in the file).
+    pub value: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What would fix it.
+    pub remedy: String,
+}
+
+/// Every finding for `cfg` in the account `sdk` reaches.
+pub async fn doctor(cfg: &Config, sdk: &SdkConfig) -> Vec<Finding> {
+    let asg = aws_sdk_autoscaling::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut stats = ProviderStats::default();
+    let mut out = Vec::new();
+    if let Some(url) = &cfg.global.aws.events_queue_url {
+        if let Some(why) = queue_missing(&sqs, &mut stats, url).await {
+            out.push(Finding {
+                severity: Severity::Error,
+                key: "global.aws.events_queue_url".into(),
+                value: url.clone(),
+                problem: format!("the events queue cannot be read: {why}"),
+                remedy: "the Terraform module's events_queue_url output".into(),
+            });
+        }
+    }
+    for (f, fleet) in cfg.fleets.iter().enumerate() {
+        for (p, pool) in fleet.pools.iter().enumerate() {
+            out.extend(check_pool(&asg, &mut stats, fleet, f, pool, p).await);
+        }
+        for (m, metric) in fleet.metrics.iter().enumerate() {
+            if let Some(MetricSource::Sqs { queue_url }) = &metric.source {
+                if let Some(why) = queue_missing(&sqs, &mut stats, queue_url).await {
+                    out.push(Finding {
+                        severity: Severity::Error,
+                        key: format!("fleets[{f}].metrics[{m}].source.queue_url"),
+                        value: queue_url.clone(),
+                        problem: format!("the request queue cannot be read: {why}"),
+                        remedy: "an existing queue's URL, readable by the daemon's role (metric_queue_arns in the Terraform module)".into(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn queue_missing(
+    sqs: &aws_sdk_sqs::Client,
+    stats: &mut ProviderStats,
+    url: &str,
+) -> Option<String> {
+    let call = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .send();
+    sdk_call(stats, "GetQueueAttributes", url, call)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// The fewest and the most units the policy may ever place on `pool`.
+fn policy_range(fleet: &Fleet, pool: &Pool) -> (u32, u32) {
+    let on_demand_pools = fleet
+        .pools
+        .iter()
+        .filter(|p| p.market == Market::OnDemand)
+        .count();
+    match pool.market {
+        // The base is always on-demand; with one on-demand pool it is all there. The spot
+        // fallback may put the whole fleet on on-demand.
+        Market::OnDemand if on_demand_pools == 1 => (
+            fleet.on_demand_base_units.min(fleet.max_units),
+            fleet.max_units,
+        ),
+        Market::OnDemand => (0, fleet.max_units),
+        Market::Spot => (
+            0,
+            fleet.max_units.saturating_sub(fleet.on_demand_base_units),
+        ),
+    }
+}
+
+async fn check_pool(
+    asg: &aws_sdk_autoscaling::Client,
+    stats: &mut ProviderStats,
+    fleet: &Fleet,
+    f: usize,
+    pool: &Pool,
+    p: usize,
+) -> Vec<Finding> {
+    let key = format!("fleets[{f}].pools[{p}].asg_name");
+    let finding = |severity, problem: String, remedy: String| Finding {
+        severity,
+        key: key.clone(),
+        value: pool.asg_name.clone(),
+        problem,
+        remedy,
+    };
+    let call = asg
+        .describe_auto_scaling_groups()
+        .auto_scaling_group_names(&pool.asg_name)
+        .send();
+    let group = match sdk_call(stats, "DescribeAutoScalingGroups", &pool.asg_name, call).await {
+        Err(e) => {
+            return vec![finding(
+                Severity::Error,
+                format!("the group cannot be read: {e}"),
+                "check the region and the daemon's credentials".into(),
+            )]
+        }
+        Ok(out) => match out.auto_scaling_groups().first() {
+            Some(g) => g.clone(),
+            None => {
+                return vec![finding(
+                    Severity::Error,
+                    format!(
+                        "no Auto Scaling Group named \"{}\" in this region",
+                        pool.asg_name
+                    ),
+                    "the Terraform module's on_demand_asg_name / spot_asg_name outputs".into(),
+                )]
+            }
+        },
+    };
+    let (min, max) = (
+        group.min_size().unwrap_or(0).max(0) as u32,
+        group.max_size().unwrap_or(0).max(0) as u32,
+    );
+    let (lowest, highest) = policy_range(fleet, pool);
+    let mut out = Vec::new();
+    if min > lowest {
+        out.push(finding(
+            Severity::Error,
+            format!(
+                "the group's MinSize is {min} but the policy may set pool \"{}\" as low as {lowest} units: AWS rejects SetDesiredCapacity below MinSize, so the daemon holds {min} and the fleet runs above the policy's own floor",
+                pool.name
+            ),
+            format!(
+                "lower the group's MinSize to {lowest} (module: on_demand_min_units) or raise the policy's on_demand_base_units to {min}"
+            ),
+        ));
+    }
+    if max < highest {
+        out.push(finding(
+            Severity::Warning,
+            format!(
+                "the group's MaxSize is {max} but the policy may ask pool \"{}\" for {highest} units (max_units{}): the group caps it",
+                pool.name,
+                if pool.market == Market::OnDemand { ", all of it when spot runs dry" } else { " less the on-demand base" }
+            ),
+            format!("raise the group's MaxSize to {highest} (module: max_units) or lower the policy's max_units"),
+        ));
+    }
+    if let Some(warm) = &pool.warm_pool {
+        match group.warm_pool_configuration() {
+            None => out.push(finding(
+                Severity::Warning,
+                format!("the policy keeps a warm pool of {} on pool \"{}\", but the group has none", warm.min_size, pool.name),
+                "create it (the Terraform module does, on the on-demand group) or drop [fleets.pools.warm_pool]".into(),
+            )),
+            Some(w) if w.max_group_prepared_capacity().is_none_or(|c| c < 0) => out.push(finding(
+                Severity::Warning,
+                format!(
+                    "the group's warm pool has no MaxGroupPreparedCapacity: AWS keeps MaxSize − desired ({} at the base) instances warm — each a stopped GPU instance with its volume",
+                    max.saturating_sub(lowest)
+                ),
+                "set it (module: warm_pool_max_prepared_units) and the policy's max_prepared_units to the same figure".into(),
+            )),
+            Some(_) => {}
+        }
+    }
+    out
+}
