@@ -18,35 +18,72 @@ cp -r terraform "$work/"
 tfrc="$work/tfrc"
 printf 'provider_installation {\n  filesystem_mirror {\n    path = "%s"\n    include = ["registry.terraform.io/*/*"]\n  }\n}\ndisable_checkpoint = true\n' "$(dirname "$mirror")" > "$tfrc"
 export TF_CLI_CONFIG_FILE="$tfrc" CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1
-example="$work/terraform/examples/single-fleet"
-# Every service the module uses goes to moto (an override file: the example stays as a user
-# would apply it).
-{
-  echo 'provider "aws" {'
-  echo '  access_key = "testing"'
-  echo '  secret_key = "testing"'
-  echo '  skip_credentials_validation = true'
-  echo '  skip_metadata_api_check     = true'
-  echo '  skip_requesting_account_id  = true'
-  echo '  endpoints {'
-  for svc in autoscaling cloudwatch dynamodb ec2 events iam sqs sts; do echo "    $svc = \"$moto\""; done
-  echo '  }'
-  echo '}'
-} > "$example/moto_override.tf"
-# One of moto's own AMIs.
-ami=$(AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing .venv/bin/python -c "
-import boto3
-ec2 = boto3.client('ec2', region_name='us-east-1', endpoint_url='$moto')
-print(ec2.describe_images(Owners=['amazon'])['Images'][0]['ImageId'])")
-terraform -chdir="$example" init -input=false -no-color >/dev/null
+override() { # override <example dir>: every service the module uses goes to moto (an
+  # override file: the example stays as a user would apply it)
+  {
+    echo 'provider "aws" {'
+    echo '  access_key = "testing"'
+    echo '  secret_key = "testing"'
+    echo '  skip_credentials_validation = true'
+    echo '  skip_metadata_api_check     = true'
+    echo '  skip_requesting_account_id  = true'
+    echo '  endpoints {'
+    for svc in autoscaling cloudwatch dynamodb ec2 events iam sqs sts; do echo "    $svc = \"$moto\""; done
+    echo '  }'
+    echo '}'
+  } > "$1/moto_override.tf"
+}
+py() { AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1 MOTO="$moto" .venv/bin/python -c "$1"; }
+apply() { # apply <example> <-var …>…: apply, then the caller checks, then destroy()
+  local dir="$work/terraform/examples/$1"; shift
+  override "$dir"
+  terraform -chdir="$dir" init -input=false -no-color >/dev/null
+  terraform -chdir="$dir" apply -auto-approve -input=false -no-color "$@" > "$work/apply.log" 2>&1 \
+    || { tail -40 "$work/apply.log"; exit 1; }
+  echo "$(basename "$dir"): $(grep -E '^Apply complete' "$work/apply.log")"
+}
+destroy() { # destroy <example> <-var …>…
+  local dir="$work/terraform/examples/$1"; shift
+  terraform -chdir="$dir" destroy -auto-approve -input=false -no-color "$@" > "$work/destroy.log" 2>&1 \
+    || { tail -40 "$work/destroy.log"; exit 1; }
+  echo "$(basename "$dir"): $(grep -E '^Destroy complete' "$work/destroy.log")"
+}
 start=$SECONDS
-terraform -chdir="$example" apply -auto-approve -input=false -no-color -var "ami_id=$ami" > "$work/apply.log" 2>&1 \
-  || { tail -40 "$work/apply.log"; exit 1; }
-grep -E "^Apply complete" "$work/apply.log"
-# The outputs the policy is written from.
-terraform -chdir="$example" output -raw policy_pools_toml | grep -q 'max_prepared_units = 4' \
+# One of moto's own AMIs.
+ami=$(py "import boto3, os; print(boto3.client('ec2', endpoint_url=os.environ['MOTO']).describe_images(Owners=['amazon'])['Images'][0]['ImageId'])")
+
+# 1. One fleet in a VPC of its own.
+apply single-fleet -var "ami_id=$ami"
+terraform -chdir="$work/terraform/examples/single-fleet" output -raw policy_pools_toml | grep -q 'max_prepared_units = 4' \
   || { echo "policy_pools_toml lacks the warm pool's max_prepared_units" >&2; exit 1; }
-terraform -chdir="$example" destroy -auto-approve -input=false -no-color -var "ami_id=$ami" > "$work/destroy.log" 2>&1 \
-  || { tail -40 "$work/destroy.log"; exit 1; }
-grep -E "^Destroy complete" "$work/destroy.log"
-echo "apply + destroy: $((SECONDS - start)) s"
+destroy single-fleet -var "ami_id=$ami"
+
+# 2. Two fleets, one daemon, in an existing VPC: one queue, one role, one lease table.
+net=$(py "
+import boto3, os
+ec2 = boto3.client('ec2', endpoint_url=os.environ['MOTO'])
+vpc = ec2.create_vpc(CidrBlock='10.50.0.0/16')['Vpc']['VpcId']
+subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f'10.50.{i}.0/24', AvailabilityZone=z)['Subnet']['SubnetId'] for i, z in enumerate(['us-east-1a', 'us-east-1b'])]
+sg = ec2.create_security_group(GroupName='gpu-two-fleets', Description='gpu', VpcId=vpc)['GroupId']
+print('[\"' + '\",\"'.join(subnets) + '\"]', sg)")
+subnets=${net% *}; sg=${net#* }
+vars=(-var "ami_id=$ami" -var "subnet_ids=$subnets" -var "gpu_security_group_id=$sg")
+apply two-fleets "${vars[@]}"
+queue_arn=$(terraform -chdir="$work/terraform/examples/two-fleets" output -raw policy_global_toml >/dev/null && py "
+import boto3, os
+sqs = boto3.client('sqs', endpoint_url=os.environ['MOTO'])
+url = sqs.get_queue_url(QueueName='llama-8b-events')['QueueUrl']
+print(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=['QueueArn'])['Attributes']['QueueArn'])")
+py "
+import boto3, os
+ev = boto3.client('events', endpoint_url=os.environ['MOTO'])
+rules = [r['Name'] for r in ev.list_rules(NamePrefix='llm-autoscaler-')['Rules']]
+targets = {t['Arn'] for r in rules for t in ev.list_targets_by_rule(Rule=r)['Targets']}
+sqs = boto3.client('sqs', endpoint_url=os.environ['MOTO'])
+queues = [u for u in sqs.list_queues().get('QueueUrls', []) if 'qwen-32b' in u]
+assert sorted(rules) == sorted(['llm-autoscaler-llama-8b-spot-interruption', 'llm-autoscaler-llama-8b-rebalance', 'llm-autoscaler-llama-8b-state-change', 'llm-autoscaler-llama-8b-lifecycle', 'llm-autoscaler-qwen-32b-lifecycle']), rules
+assert targets == {'$queue_arn'}, targets
+assert queues == [], queues
+print('two fleets: 5 rules, one shared queue, no second queue')"
+destroy two-fleets "${vars[@]}"
+echo "terraform against moto: $((SECONDS - start)) s"

@@ -94,7 +94,7 @@ if command -v terraform >/dev/null && [ -n "$mirror" ]; then
   terraform -chdir=terraform init -backend=false -input=false -no-color >/dev/null
   terraform -chdir=terraform validate -no-color
   python3 scripts/terraform-docs.py --check
-  step "terraform apply + destroy of terraform/examples/single-fleet against moto"
+  step "terraform apply + destroy of terraform/examples/* against moto"
   scripts/terraform-moto.sh "$LLM_AUTOSCALER_MOTO"
 else
   echo "terraform or its offline provider mirror not found: skipped"

@@ -261,8 +261,18 @@ resource "aws_autoscaling_group" "spot" {
 }
 
 # Spot interruption warnings, rebalance recommendations, lifecycle actions and instance state
-# changes → one queue the daemon consumes (deleting a message only after handling it).
+# changes → one queue the daemon consumes (deleting a message only after handling it). Several
+# fleets under one daemon share one queue: the first module creates it, the others pass it in
+# (events_queue) — the daemon routes each event to its fleet by instance and group.
+locals {
+  owns_queue   = var.events_queue == null
+  events_queue = local.owns_queue ? { arn = aws_sqs_queue.events[0].arn, url = aws_sqs_queue.events[0].url } : var.events_queue
+}
+
+data "aws_caller_identity" "current" {}
+
 resource "aws_sqs_queue" "events" {
+  count                      = local.owns_queue ? 1 : 0
   name                       = "${var.name}-events"
   message_retention_seconds  = 3600
   visibility_timeout_seconds = 60
@@ -270,13 +280,14 @@ resource "aws_sqs_queue" "events" {
   # A message the daemon cannot read is left in the queue; after 5 receives it moves here,
   # where a human can read it (the daemon counts them: unreadable_events_total).
   redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.events_dlq.arn
+    deadLetterTargetArn = aws_sqs_queue.events_dlq[0].arn
     maxReceiveCount     = 5
   })
   tags = local.tags
 }
 
 resource "aws_sqs_queue" "events_dlq" {
+  count                     = local.owns_queue ? 1 : 0
   name                      = "${var.name}-events-dlq"
   message_retention_seconds = 1209600 # 14 days, SQS's longest
   sqs_managed_sse_enabled   = true
@@ -284,21 +295,25 @@ resource "aws_sqs_queue" "events_dlq" {
 }
 
 locals {
-  event_patterns = {
+  # EC2's instance events cannot be filtered by group: the queue's owner routes them once for
+  # every fleet sharing the queue. The lifecycle events name their group: each fleet its own.
+  ec2_event_patterns = local.owns_queue ? {
     spot-interruption = { source = ["aws.ec2"], "detail-type" = ["EC2 Spot Instance Interruption Warning"] }
     rebalance         = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance Rebalance Recommendation"] }
+    state-change      = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance State-change Notification"] }
+  } : {}
+  event_patterns = merge(local.ec2_event_patterns, {
     lifecycle = {
       source        = ["aws.autoscaling"]
       "detail-type" = ["EC2 Instance-terminate Lifecycle Action"]
       detail        = { AutoScalingGroupName = [aws_autoscaling_group.on_demand.name, aws_autoscaling_group.spot.name] }
     }
-    state-change = { source = ["aws.ec2"], "detail-type" = ["EC2 Instance State-change Notification"] }
-  }
+  })
 }
 
 resource "aws_cloudwatch_event_rule" "events" {
   for_each      = local.event_patterns
-  name          = "${var.name}-${each.key}"
+  name          = "llm-autoscaler-${var.name}-${each.key}"
   event_pattern = jsonencode(each.value)
   tags          = local.tags
 }
@@ -306,27 +321,30 @@ resource "aws_cloudwatch_event_rule" "events" {
 resource "aws_cloudwatch_event_target" "events" {
   for_each = aws_cloudwatch_event_rule.events
   rule     = each.value.name
-  arn      = aws_sqs_queue.events.arn
+  arn      = local.events_queue.arn
 }
 
+# Every llm-autoscaler rule of this account may send to the queue (the fleets sharing it
+# included; one queue policy per queue, written by its owner).
 data "aws_iam_policy_document" "events_to_queue" {
   statement {
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.events.arn]
+    resources = [local.events_queue.arn]
     principals {
       type        = "Service"
       identifiers = ["events.amazonaws.com"]
     }
     condition {
-      test     = "ArnEquals"
+      test     = "ArnLike"
       variable = "aws:SourceArn"
-      values   = [for r in aws_cloudwatch_event_rule.events : r.arn]
+      values   = ["arn:aws:events:*:${data.aws_caller_identity.current.account_id}:rule/llm-autoscaler-*"]
     }
   }
 }
 
 resource "aws_sqs_queue_policy" "events" {
-  queue_url = aws_sqs_queue.events.id
+  count     = local.owns_queue ? 1 : 0
+  queue_url = aws_sqs_queue.events[0].id
   policy    = data.aws_iam_policy_document.events_to_queue.json
 }
 
@@ -365,7 +383,7 @@ data "aws_iam_policy_document" "controller" {
   statement {
     sid       = "ConsumeEvents"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
-    resources = [aws_sqs_queue.events.arn]
+    resources = [local.events_queue.arn]
   }
   dynamic "statement" {
     for_each = var.ha_lease ? [1] : []
@@ -405,19 +423,28 @@ resource "aws_dynamodb_table" "lease" {
   tags = local.tags
 }
 
+# One daemon, one role: the first fleet's module creates it and its instance profile; the
+# others attach their own statements to it (controller_role_name).
+locals {
+  owns_role       = var.controller_role_name == null
+  controller_role = local.owns_role ? aws_iam_role.controller[0].name : var.controller_role_name
+}
+
 resource "aws_iam_role" "controller" {
+  count              = local.owns_role ? 1 : 0
   name               = "${var.name}-llm-autoscaler"
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
   tags               = local.tags
 }
 
 resource "aws_iam_role_policy" "controller" {
-  name   = "llm-autoscaler"
-  role   = aws_iam_role.controller.id
+  name   = "llm-autoscaler-${var.name}"
+  role   = local.controller_role
   policy = data.aws_iam_policy_document.controller.json
 }
 
 resource "aws_iam_instance_profile" "controller" {
-  name = "${var.name}-llm-autoscaler"
-  role = aws_iam_role.controller.name
+  count = local.owns_role ? 1 : 0
+  name  = "${var.name}-llm-autoscaler"
+  role  = aws_iam_role.controller[0].name
 }

@@ -9,13 +9,23 @@ output "spot_asg_name" {
 }
 
 output "events_queue_url" {
-  description = "SQS queue of interruption, rebalance and lifecycle events."
-  value       = aws_sqs_queue.events.url
+  description = "SQS queue of interruption, rebalance and lifecycle events ([global.aws] events_queue_url)."
+  value       = local.events_queue.url
+}
+
+output "events_queue" {
+  description = "The events queue (arn, url), for another fleet's module to share (its events_queue input)."
+  value       = local.events_queue
 }
 
 output "controller_instance_profile" {
-  description = "Instance profile for the control VM running llm-autoscaler."
-  value       = aws_iam_instance_profile.controller.name
+  description = "Instance profile for the control VM running llm-autoscaler (null when the role is another module's)."
+  value       = local.owns_role ? aws_iam_instance_profile.controller[0].name : null
+}
+
+output "controller_role_name" {
+  description = "The daemon's role, for another fleet's module to grant its calls to (its controller_role_name input)."
+  value       = local.controller_role
 }
 
 output "policy_pools_toml" {
@@ -50,8 +60,8 @@ output "policy_fleet_bounds_toml" {
 }
 
 output "events_dlq_url" {
-  description = "Dead-letter queue of event messages the daemon could not read (after 5 receives)."
-  value       = aws_sqs_queue.events_dlq.url
+  description = "Dead-letter queue of event messages the daemon could not read (after 5 receives); null when the queue is another module's."
+  value       = local.owns_queue ? aws_sqs_queue.events_dlq[0].url : null
 }
 
 output "ready_hook_command" {

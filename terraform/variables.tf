@@ -142,3 +142,15 @@ variable "ha_lease" {
   type        = bool
   default     = false
 }
+
+variable "events_queue" {
+  description = "An events queue to share (another fleet's module's events_queue output): several fleets under one daemon read one queue. Default: this module creates one, with its dead-letter queue and the EC2 event rules."
+  type        = object({ arn = string, url = string })
+  default     = null
+}
+
+variable "controller_role_name" {
+  description = "The daemon's existing role (another fleet's module's controller_role_name output) to grant this fleet's calls to. Default: this module creates the role and its instance profile."
+  type        = string
+  default     = null
+}

@@ -1515,3 +1515,39 @@ async fn check_aws_reports_a_group_min_the_policy_would_go_below() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("the account agrees with the policy"));
 }
+
+/// Two fleets, one daemon, one shared events queue (the Terraform module's two-fleet layout):
+/// an interruption warning for the second fleet's instance reaches only that fleet, in the
+/// tick that reads it, and its message is deleted once handled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_fleets_share_one_events_queue_and_each_event_reaches_its_own_fleet() {
+    let a = Bench::new("sharea").await;
+    let b = Bench::new("shareb").await;
+    let text_a = std::fs::read_to_string(a.policy("")).unwrap();
+    let text_b = std::fs::read_to_string(b.policy("")).unwrap();
+    let fleet_b = &text_b[text_b.find("[[fleets]]").unwrap()..];
+    let path = a.dir.join("two-fleets.toml");
+    std::fs::write(&path, format!("{text_a}\n{fleet_b}")).unwrap();
+    let mut d = a.daemon(&path, false).await;
+    a.fill_requests(40).await;
+    b.fill_requests(40).await;
+    d.tick().await;
+    assert_eq!((a.desired().await, b.desired().await), ((2, 6), (2, 6)));
+    let spot = b.spot_instance().await;
+    a.send_event(
+        "EC2 Spot Instance Interruption Warning",
+        &format!(r#"{{"instance-id":"{spot}","instance-action":"terminate"}}"#),
+    )
+    .await;
+    d.tick().await;
+    let reason = |fleet: &str| {
+        d.published().fleets[fleet]
+            .decision
+            .as_ref()
+            .and_then(|d| d.condition(ConditionType::MarketFallback).map(|c| c.reason))
+    };
+    assert_eq!(reason("shareb"), Some(Reason::SpotInterrupted));
+    assert_ne!(reason("sharea"), Some(Reason::SpotInterrupted));
+    assert_eq!((a.desired().await, b.desired().await), ((2, 6), (3, 6)));
+    assert_eq!(a.events_left().await, 0, "the handled message stayed");
+}
