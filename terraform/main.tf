@@ -406,6 +406,7 @@ data "aws_iam_policy_document" "controller" {
 # The HA pair's leader lease: one item per pair, written only by conditional PutItem
 # (src/aws/lease.rs). On demand: a few requests per tick cost cents a month.
 resource "aws_dynamodb_table" "lease" {
+  # checkov:skip=CKV_AWS_119:encrypted at rest with the AWS-owned key; the one item holds a holder name and two counters — no data a customer-managed key would protect
   count        = var.ha_lease ? 1 : 0
   name         = "${var.name}-llm-autoscaler-lease"
   billing_mode = "PAY_PER_REQUEST"
