@@ -15,6 +15,8 @@ stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/$name" dist
 install -m 0755 "$target/release/llm-autoscaler" "$stage/$name/llm-autoscaler"
+# Debug info stays in the build; the artifact ships the stripped binary.
+strip --strip-debug "$stage/$name/llm-autoscaler" 2>/dev/null || true
 install -m 0644 systemd/llm-autoscaler.service "$stage/$name/"
 install -m 0644 config/example.toml "$stage/$name/policy.example.toml"
 install -m 0755 deploy/install.sh "$stage/$name/"
