@@ -61,7 +61,8 @@ terraform -chdir="$work/terraform/examples/single-fleet" output -raw policy_pool
   || { echo "policy_pools_toml lacks the warm pool's max_prepared_units" >&2; exit 1; }
 # The policy the control VM gets, rendered from the module's outputs, is one `check` accepts.
 terraform -chdir="$work/terraform/examples/single-fleet" output -raw policy_toml > "$work/policy.toml"
-"${LLM_AUTOSCALER_BIN:-${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler}" check --config "$work/policy.toml" | head -n 1
+"${LLM_AUTOSCALER_BIN:-${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler}" check --config "$work/policy.toml" > "$work/check.out"
+head -n 1 "$work/check.out"
 destroy single-fleet "${one[@]}"
 
 # 2. Two fleets, one daemon, in an existing VPC: one queue, one role, one lease table.
