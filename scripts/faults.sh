@@ -14,12 +14,14 @@ bin=${1:-"${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"}
 [ -x "$bin" ] || { echo "no binary at $bin: cargo build first" >&2; exit 1; }
 bin=$(readlink -f "$bin")
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pids=()
+# However the script ends, no daemon it started outlives it.
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
 failures=0
 rows=()
 
 port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-metric() { curl -s -m 2 "http://127.0.0.1:$1/metrics" | awk -v m="llm_autoscaler_$2" '$1 == m { print $2 }'; }
+metric() { { curl -s -m 2 "http://127.0.0.1:$1/metrics" || true; } | awk -v m="llm_autoscaler_$2" '$1 == m { print $2 }'; }
 policy() { # policy <state dir> → path of a demo policy using it
   sed "s|state_dir = \"./state\"|state_dir = \"$1\"|" config/demo.toml > "$work/policy-$(basename "$1").toml"
   echo "$work/policy-$(basename "$1").toml"
@@ -41,6 +43,7 @@ start() { # start <case>: a daemon on the demo policy with its own state dir; se
   p=$(port)
   "$bin" run --config "$(policy "$dir")" --http "127.0.0.1:$p" --speed 600 >/dev/null 2>"$work/$1.log" &
   pid=$!
+  pids+=("$pid")
 }
 
 # 1. A damaged state database at start: moved aside, a fresh one started, the daemon scales.
@@ -64,7 +67,7 @@ wait_ticks "$p" 5 || true
 before=$(metric "$p" ticks_total)
 for _ in $(seq 1 200); do kill -HUP $pid; sleep 0.01; done
 sleep 1
-after=$(metric "$p" ticks_total); reloads=$(curl -s -m 2 "http://127.0.0.1:$p/metrics" | awk '$1 ~ /reloads_total\{result="ok"\}/ { print $2 }')
+after=$(metric "$p" ticks_total); reloads=$({ curl -s -m 2 "http://127.0.0.1:$p/metrics" || true; } | awk '$1 ~ /reloads_total\{result="ok"\}/ { print $2 }')
 ok=0; kill -0 $pid && awk -v a="$after" -v b="$before" 'BEGIN { exit !(a > b) }' && ok=1
 kill -TERM $pid; wait $pid || true
 check "SIGHUP storm (200 in ~2 s)" $ok "ticks $before → $after, $reloads reloads applied"
@@ -96,7 +99,7 @@ if can_unshare; then
   p=$(port)
   set +e
   unshare -m sh -c "mount --bind '$dir' '$dir' && mount -o remount,ro,bind '$dir' && exec '$bin' run --config '$(policy "$dir")' --http 127.0.0.1:$p --speed 600" >/dev/null 2>"$work/ro.log" &
-  pid=$!
+  pid=$!; pids+=("$pid")
   set -e
   wait_ticks "$p" 30 || true
   mem=$(metric "$p" state_in_memory || echo "?"); ticks=$(metric "$p" ticks_total || echo 0)
@@ -110,7 +113,7 @@ if can_unshare; then
   p=$(port)
   set +e
   unshare -m sh -c "mount -t tmpfs -o size=512k tmpfs '$dir' && exec '$bin' run --config '$(policy "$dir")' --http 127.0.0.1:$p --speed 600" >/dev/null 2>"$work/full.log" &
-  pid=$!
+  pid=$!; pids+=("$pid")
   set -e
   wait_ticks "$p" 400 || true
   errs=$(metric "$p" state_persist_errors_total || echo 0); ticks=$(metric "$p" ticks_total || echo 0)

@@ -27,8 +27,11 @@ done
 promtool check metrics < "$work/metrics"
 echo "live /metrics: $(grep -c '^llm_autoscaler_' "$work/metrics") samples, promtool-clean"
 
-# Every series the pack names is one the daemon exports.
-exported=$( (grep -ho '"[a-z0-9_]*"' src/telemetry.rs | tr -d '"' | sed 's/^/llm_autoscaler_/'; grep -ho 'llm_autoscaler_[a-z0-9_]*' src/http.rs) | sort -u)
+# Every series the pack names is one the daemon exports: on the live /metrics, or declared
+# (HELP) in the exposition code for series this daemon has no data for (the AWS provider's).
+exported=$( (sed -n 's/^# HELP \(llm_autoscaler_[a-z0-9_]*\) .*/\1/p' "$work/metrics"
+  python3 -c 'import re, sys; [print("llm_autoscaler_" + n) for n in re.findall(r"help\(\s*\"([a-z0-9_]+)\"", open(sys.argv[1]).read())]' src/telemetry.rs
+  grep -ho 'HELP llm_autoscaler_[a-z0-9_]*' src/http.rs | sed 's/^HELP //') | sort -u)
 missing=0
 for name in $(grep -ho 'llm_autoscaler_[a-z0-9_]*' deploy/prometheus/alerts.yml deploy/grafana/llm-autoscaler.json | sort -u); do
   if ! grep -qx "$name" <<<"$exported"; then echo "not exported by the daemon: $name" >&2; missing=1; fi

@@ -22,7 +22,7 @@ while [ $SECONDS -lt $end ]; do
   kill -0 $pid || { echo "the daemon died" >&2; tail -20 "$work/log" >&2; exit 1; }
   rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
   fds=$(ls "/proc/$pid/fd" | wc -l)
-  ticks=$(curl -s -m 2 "http://127.0.0.1:$port/metrics" | awk '$1 == "llm_autoscaler_ticks_total" { print $2 }')
+  ticks=$({ curl -s -m 2 "http://127.0.0.1:$port/metrics" || true; } | awk '$1 == "llm_autoscaler_ticks_total" { print $2 }')
   db=$(du -k "$work/state/state.db" | cut -f1)
   printf '%s\t%s\t%s\t%s\t%s\n' "$SECONDS" "$ticks" "$rss" "$fds" "$db"
   [ -z "$first_rss" ] && first_rss=$rss && first_fds=$fds

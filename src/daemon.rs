@@ -147,6 +147,8 @@ pub struct Published {
 pub struct HaStatus {
     /// Leader (actuating) or follower.
     pub role: crate::lease::Role,
+    /// The lease (`[global.ha] lease_name`): one per pair.
+    pub lease: String,
     /// This daemon's name in the lease.
     pub holder: String,
     /// The holder last read from the lease.
@@ -186,10 +188,16 @@ pub const INTEGRITY_CHECK_EVERY_SECS: f64 = 3600.0;
 /// This daemon's default name in the HA lease: the host name and the process id (a restart
 /// is a new holder, and waits a lease like any follower).
 fn default_holder() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
+    // The hardened unit hides /proc/sys (ProcSubset=pid) and sets no HOSTNAME: /etc/hostname
+    // first.
+    let host = ["/etc/hostname", "/proc/sys/kernel/hostname"]
+        .iter()
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".into());
     format!("{host}-{}", std::process::id())
@@ -295,6 +303,8 @@ pub struct Daemon<P: Provider> {
     elector: Option<(crate::config::HaSettings, crate::lease::Elector)>,
     /// Zero of the monotonic clock the lease is timed on (tokio's: paused in tests).
     started: tokio::time::Instant,
+    /// Whether a fleet's save failed in the tick under way.
+    tick_save_failed: bool,
 }
 
 /// What one fleet's iteration came to.
@@ -385,6 +395,7 @@ impl<P: Provider> Daemon<P> {
             tx,
             elector,
             started: tokio::time::Instant::now(),
+            tick_save_failed: false,
         })
     }
 
@@ -455,10 +466,16 @@ impl<P: Provider> Daemon<P> {
         };
         let sent_at = self.mono_secs();
         let write = self.provider.lease_write(ha, &new, expected.as_ref());
-        let won = tokio::time::timeout(timeout, write)
+        let mut won = tokio::time::timeout(timeout, write)
             .await
             .map_err(|_| late("writing the lease"))?
             .map_err(|e| e.to_string())?;
+        if !won {
+            // A write that landed but whose answer was lost is retried by the SDK and then
+            // fails its own condition: the record tells.
+            let now = tokio::time::timeout(timeout, self.provider.lease_read(ha)).await;
+            won = matches!(now, Ok(Ok(Some(r))) if r == new);
+        }
         elector.written(&new, won, sent_at);
         Ok(())
     }
@@ -502,6 +519,7 @@ impl<P: Provider> Daemon<P> {
         self.provider
             .consume_events(role == crate::lease::Role::Leader);
         self.published.ha = Some(HaStatus {
+            lease: ha.lease_name.clone(),
             role,
             holder: elector.me().to_string(),
             holder_seen: elector.holder_seen().map(str::to_string),
@@ -591,6 +609,7 @@ impl<P: Provider> Daemon<P> {
             }
             Err(_) => warn!(tick, "end-of-tick work timed out; it is retried next tick"),
         }
+        self.persisted_tick();
         self.integrity_check(tick);
         self.published.ticks += 1;
         self.published.last_tick_at = Some(now);
@@ -625,23 +644,34 @@ impl<P: Provider> Daemon<P> {
                 p.recoveries_total += 1;
                 error!(moved_to = %moved_to.display(), "damaged state database moved aside; continuing on a fresh one");
             }
-            Err(e) => error!(error = %e, "could not move the damaged state database aside"),
+            Err(e) => {
+                p.in_memory = true;
+                p.last_error = Some(format!("state not persisted (in memory): {e}"));
+                error!(error = %e, "could not recover the damaged state database: running on memory, persisting nothing");
+            }
         }
     }
 
-    /// Counts one persistence outcome of a fleet's tick.
+    /// Counts one fleet's save; the tick's outcome is taken by [`Self::persisted_tick`].
     fn persisted(&mut self, result: Result<(), crate::store::StoreError>) {
+        if let Err(e) = result {
+            // The decision stands; a restart would resume from the previous saved state.
+            error!(error = %e, "could not persist engine state");
+            let p = &mut self.published.persistence;
+            p.errors_total += 1;
+            p.last_error = Some(e.to_string());
+            self.tick_save_failed = true;
+        }
+    }
+
+    /// One tick's persistence: failing when any fleet's save failed or nothing is persisted
+    /// (in memory); `failing_ticks` counts such ticks in a row, whatever the number of fleets.
+    fn persisted_tick(&mut self) {
         let p = &mut self.published.persistence;
-        match result {
-            Ok(()) if !p.in_memory => p.failing_ticks = 0,
-            Ok(()) => p.failing_ticks += 1,
-            Err(e) => {
-                // The decision stands; a restart would resume from the previous saved state.
-                error!(error = %e, "could not persist engine state");
-                p.errors_total += 1;
-                p.failing_ticks += 1;
-                p.last_error = Some(e.to_string());
-            }
+        if std::mem::take(&mut self.tick_save_failed) || p.in_memory {
+            p.failing_ticks += 1;
+        } else {
+            p.failing_ticks = 0;
         }
     }
 

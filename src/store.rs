@@ -187,16 +187,24 @@ fn move_aside(path: &Path) -> std::io::Result<PathBuf> {
 /// Takes the state directory's exclusive flock (on the directory itself, so a read-only
 /// directory can still be locked); `Locked` when another process has it.
 fn lock_dir(dir: &Path) -> Result<Option<std::fs::File>, StoreError> {
-    let Ok(handle) = std::fs::File::open(dir) else {
-        return Ok(None);
+    let handle = match std::fs::File::open(dir) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(path = %dir.display(), error = %e, "the state directory cannot be locked: a second daemon on it would not be refused");
+            return Ok(None);
+        }
     };
     match handle.try_lock() {
         Ok(()) => Ok(Some(handle)),
         Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
             path: dir.to_path_buf(),
         }),
-        // A filesystem without flock: run unguarded rather than not at all.
-        Err(std::fs::TryLockError::Error(_)) => Ok(None),
+        // A filesystem without flock (some network filesystems): run unguarded rather than not
+        // at all, and say so.
+        Err(std::fs::TryLockError::Error(e)) => {
+            tracing::warn!(path = %dir.display(), error = %e, "the state directory cannot be locked: a second daemon on it would not be refused");
+            Ok(None)
+        }
     }
 }
 
@@ -219,14 +227,17 @@ impl StateStore {
         let (conn, opened) = match open_db(&path) {
             Ok(conn) if existed => (conn, Opened::Resumed),
             Ok(conn) => (conn, Opened::Fresh),
-            Err(e) if is_damage(&e) => match move_aside(&path) {
-                Ok(moved_to) => (
-                    open_db(&path)?,
+            Err(e) if is_damage(&e) => match move_aside(&path).map(|to| (to, open_db(&path))) {
+                Ok((moved_to, Ok(conn))) => (
+                    conn,
                     Opened::Recovered {
                         moved_to,
                         why: e.to_string(),
                     },
                 ),
+                Ok((_, Err(fresh))) => {
+                    Self::in_memory(&path, format!("{e}; a fresh database failed too: {fresh}"))?
+                }
                 Err(io) => Self::in_memory(&path, format!("{e}; moving it aside failed: {io}"))?,
             },
             Err(e) => Self::in_memory(&path, e.to_string())?,
@@ -272,21 +283,35 @@ impl StateStore {
 
     /// After a failed [`check`](Self::check): moves the damaged file aside and continues on a
     /// fresh one (the caller re-saves what it holds in memory). Returns where the file went.
+    /// Whatever fails on the way leaves the store on an in-memory database, said by
+    /// [`opened`](Self::opened) — never a file that silently is not one.
     pub fn recover(&mut self) -> Result<PathBuf, StoreError> {
         let fresh = Connection::open_in_memory().map_err(|e| self.sql(e))?;
+        fresh.execute_batch(SCHEMA).map_err(|e| self.sql(e))?;
         // Close the damaged file before moving it (the old connection is dropped here).
         drop(std::mem::replace(&mut self.conn, fresh));
-        let io = |e: std::io::Error| StoreError::Dir {
-            path: self.path.clone(),
-            source: e,
-        };
-        let moved_to = move_aside(&self.path).map_err(io)?;
-        self.conn = open_db(&self.path)?;
-        self.opened = Opened::Recovered {
-            moved_to: moved_to.clone(),
-            why: "integrity check failed while running".into(),
-        };
-        Ok(moved_to)
+        let outcome = move_aside(&self.path)
+            .map_err(|e| StoreError::Dir {
+                path: self.path.clone(),
+                source: e,
+            })
+            .and_then(|moved_to| open_db(&self.path).map(|conn| (moved_to, conn)));
+        match outcome {
+            Ok((moved_to, conn)) => {
+                self.conn = conn;
+                self.opened = Opened::Recovered {
+                    moved_to: moved_to.clone(),
+                    why: "integrity check failed while running".into(),
+                };
+                Ok(moved_to)
+            }
+            Err(e) => {
+                self.opened = Opened::InMemory {
+                    why: format!("recovering the damaged database failed: {e}"),
+                };
+                Err(e)
+            }
+        }
     }
 
     fn sql(&self, source: rusqlite::Error) -> StoreError {

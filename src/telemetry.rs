@@ -145,7 +145,7 @@ fn fleet_objectives(o: &mut Out, p: &Published) {
 
 /// The HA lease, with `[global.ha]`.
 fn lease(o: &mut Out, ha: &crate::daemon::HaStatus) {
-    let me = [("holder", ha.holder.as_str())];
+    let me = [("lease", ha.lease.as_str()), ("holder", ha.holder.as_str())];
     o.help(
         "ha_leader",
         "gauge",

@@ -18,17 +18,52 @@ locals {
 }
 
 # Completes the launch lifecycle hook ("ready") once the inference server answers: an instance
-# enters service — or the warm pool, stopped — only when it can serve.
+# enters service — or the warm pool, stopped — only when it can serve. It must run at *every*
+# boot: an instance leaving the warm pool (or returning to it on scale-in) passes through the
+# hook again, and user data runs only at the first boot — so the user data installs it as a
+# systemd oneshot unit. A boot with no hook pending completes nothing (the call fails, ignored).
 locals {
-  ready_hook_command = <<-EOT
+  ready_hook_script  = <<-EOT
+    #!/bin/bash
     # llm-autoscaler: wait for the inference server, then tell the group this instance is ready.
     until curl -sf http://127.0.0.1:${var.metrics_port}/health >/dev/null; do sleep 5; done
-    TOKEN=$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
-    ID=$(curl -s -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/instance-id)
-    REGION=$(curl -s -H "X-aws-ec2-metadata-token: $TOKEN" http://169.254.169.254/latest/meta-data/placement/region)
-    ASG=$(aws autoscaling describe-auto-scaling-instances --region "$REGION" --instance-ids "$ID" --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)
-    aws autoscaling complete-lifecycle-action --region "$REGION" --lifecycle-hook-name ready \
-      --auto-scaling-group-name "$ASG" --instance-id "$ID" --lifecycle-action-result CONTINUE
+    imds() {
+      local token
+      token=$(curl -sX PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')
+      curl -s -H "X-aws-ec2-metadata-token: $token" "http://169.254.169.254/latest/meta-data/$1"
+    }
+    ID=$(imds instance-id)
+    REGION=$(imds placement/region)
+    for attempt in 1 2 3 4 5 6; do
+      ASG=$(aws autoscaling describe-auto-scaling-instances --region "$REGION" --instance-ids "$ID" \
+        --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text) \
+        && aws autoscaling complete-lifecycle-action --region "$REGION" --lifecycle-hook-name ready \
+          --auto-scaling-group-name "$ASG" --instance-id "$ID" --lifecycle-action-result CONTINUE \
+        && exit 0
+      sleep $((attempt * 10))
+    done
+    echo "no ready hook completed (none pending on this boot, or no permission yet)"
+  EOT
+  ready_hook_command = <<-EOT
+    # llm-autoscaler: complete the launch lifecycle hook at every boot, once the server answers.
+    cat > /usr/local/bin/llm-autoscaler-ready <<'READY'
+    ${local.ready_hook_script}
+    READY
+    chmod 0755 /usr/local/bin/llm-autoscaler-ready
+    cat > /etc/systemd/system/llm-autoscaler-ready.service <<'UNIT'
+    [Unit]
+    Description=Tell the Auto Scaling group this instance's inference server is ready
+    After=network-online.target
+    Wants=network-online.target
+    [Service]
+    Type=oneshot
+    ExecStart=/usr/local/bin/llm-autoscaler-ready
+    [Install]
+    WantedBy=multi-user.target
+    UNIT
+    systemctl daemon-reload
+    systemctl enable llm-autoscaler-ready.service
+    systemctl start --no-block llm-autoscaler-ready.service
   EOT
   user_data          = var.ready_hook_in_user_data ? "${var.user_data == "" ? "#!/bin/bash\n" : "${var.user_data}\n"}${local.ready_hook_command}" : var.user_data
 }
@@ -277,11 +312,14 @@ resource "aws_sqs_queue" "events" {
   message_retention_seconds  = 3600
   visibility_timeout_seconds = 60
   sqs_managed_sse_enabled    = true
-  # A message the daemon cannot read is left in the queue; after 5 receives it moves here,
-  # where a human can read it (the daemon counts them: unreadable_events_total).
+  # A message the daemon cannot read is left in the queue and moves here after
+  # maxReceiveCount receives, where a human can read it (unreadable_events_total counts them).
+  # A terminate lifecycle message is also left in the queue — received again every 60 s — until
+  # its instance has drained: the count covers the drain timeout and ten minutes more, so a
+  # message still being acted on never goes to the dead-letter queue.
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.events_dlq[0].arn
-    maxReceiveCount     = 5
+    maxReceiveCount     = ceil((var.drain_timeout_secs + 600) / 60) + 5
   })
   tags = local.tags
 }

@@ -60,11 +60,11 @@ output "policy_fleet_bounds_toml" {
 }
 
 output "events_dlq_url" {
-  description = "Dead-letter queue of event messages the daemon could not read (after 5 receives); null when the queue is another module's."
+  description = "Dead-letter queue of event messages the daemon could not read (after the drain timeout plus 15 minutes of receives); null when the queue is another module's."
   value       = local.owns_queue ? aws_sqs_queue.events_dlq[0].url : null
 }
 
 output "ready_hook_command" {
-  description = "The shell lines that complete the launch lifecycle hook once the inference server answers (appended to user_data unless ready_hook_in_user_data = false: then run them from your own cloud-init). Need the AWS CLI and curl on the AMI."
+  description = "Shell lines that install a systemd oneshot unit completing the launch lifecycle hook at every boot once the inference server answers (an instance leaving the warm pool passes the hook again). Appended to user_data unless ready_hook_in_user_data = false: then run them from your own cloud-init. Need the AWS CLI, curl and systemd on the AMI."
   value       = local.ready_hook_command
 }

@@ -359,3 +359,24 @@ fn hpa_spellings_are_answered_with_ours() {
         );
     }
 }
+
+/// `[global.ha]` without `lease_secs` under a long tick: the default rises to tick + 12 s, so
+/// the leader's right outlasts a tick (a fixed 30 would leave 18 s for a 30 s tick).
+#[test]
+fn the_default_lease_outlasts_a_long_tick() {
+    let cfg = |tick: u64| {
+        llm_autoscaler::config::parse_str(
+            "p.toml",
+            &format!(
+                "[global]\ntick_secs = {tick}\n[global.ha]\ntable = \"t\"\n[[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = 4\n[[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n[[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 5 }}\n"
+            ),
+        )
+        .unwrap()
+        .global
+        .ha
+        .unwrap()
+        .lease_secs
+    };
+    assert_eq!(cfg(15), 30);
+    assert_eq!(cfg(30), 42);
+}

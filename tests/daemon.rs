@@ -651,12 +651,13 @@ async fn an_ha_pair_has_one_actuating_leader_and_hands_over_within_a_lease_and_a
     }
     assert!(b_calls > 0);
     let metrics = llm_autoscaler::telemetry::render_metrics(pair.b.published());
+    let b = "lease=\"llm-autoscaler\",holder=\"b\"";
     assert!(
-        metrics.contains("llm_autoscaler_ha_leader{holder=\"b\"} 1"),
+        metrics.contains(&format!("llm_autoscaler_ha_leader{{{b}}} 1")),
         "{metrics}"
     );
     assert!(
-        metrics.contains("llm_autoscaler_ha_lease_token{holder=\"b\"} 2"),
+        metrics.contains(&format!("llm_autoscaler_ha_lease_token{{{b}}} 2")),
         "{metrics}"
     );
 }

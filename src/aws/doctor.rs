@@ -6,9 +6,9 @@
 //! What is checked, per fleet: every pool's group exists; the policy and the group agree on
 //! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
 //! the fleet runs at a size the policy did not choose); a warm pool the policy sizes exists and
-//! caps its prepared capacity; the events queue and every SQS metric source exist. Read-only,
-//! and only calls the daemon's role already has (`DescribeAutoScalingGroups`,
-//! `GetQueueAttributes`).
+//! caps its prepared capacity; the events queue and every SQS metric source exist; with
+//! `[global.ha]`, the lease table can be read. Read-only, and only calls the daemon's role
+//! already has (`DescribeAutoScalingGroups`, `GetQueueAttributes`, `GetItem`).
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -57,6 +57,18 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig) -> Vec<Finding> {
                 value: url.clone(),
                 problem: format!("the events queue cannot be read: {why}"),
                 remedy: "the Terraform module's events_queue_url output".into(),
+            });
+        }
+    }
+    if let Some(ha) = &cfg.global.ha {
+        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        if let Err(e) = super::lease::read(&ddb, &mut stats, ha).await {
+            out.push(Finding {
+                severity: Severity::Error,
+                key: "global.ha.table".into(),
+                value: ha.table.clone(),
+                problem: format!("the lease cannot be read: {e} — both daemons would only follow"),
+                remedy: "the Terraform module's ha_lease_table output (ha_lease = true)".into(),
             });
         }
     }

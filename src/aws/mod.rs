@@ -973,6 +973,12 @@ impl Provider for AwsProvider {
     }
 
     fn consume_events(&mut self, on: bool) {
+        // Losing the lead: what this daemon applied or drained may be changed by the other
+        // daemon meanwhile — forget it, so that leading again re-applies rather than trusts it.
+        if self.consume_events && !on {
+            self.warm_pools_applied.clear();
+            self.drained.clear();
+        }
         self.consume_events = on;
     }
 

@@ -343,6 +343,8 @@ fn parse_ha(ctx: &mut Ctx<'_>, s: Section<'_, '_>, tick_secs: u64) -> HaSettings
     });
     let floor = tick_secs + crate::lease::MARGIN_SECS as u64;
     let lease_secs = match s.int(ctx, "lease_secs", 1, 3600) {
+        // The default rises with a long tick, so that the leader's right always outlasts one.
+        None => d.lease_secs.max(floor),
         Some(v) if v < floor => {
             ctx.report(
                 s.value_span("lease_secs"),
@@ -353,10 +355,9 @@ fn parse_ha(ctx: &mut Ctx<'_>, s: Section<'_, '_>, tick_secs: u64) -> HaSettings
                     crate::lease::MARGIN_SECS
                 ),
             );
-            d.lease_secs
+            d.lease_secs.max(floor)
         }
         Some(v) => v,
-        None => d.lease_secs,
     };
     let h = HaSettings {
         table,

@@ -108,7 +108,8 @@ pub struct HaSettings {
     pub lease_name: String,
     /// `lease_secs`: a follower takes over once the lease has not been renewed for this long
     /// (failover within `lease_secs` + one tick); the leader stops actuating
-    /// `lease::MARGIN_SECS` (12 s) before that. At least `tick_secs` + 12. Default 30.
+    /// `lease::MARGIN_SECS` (12 s) before that. At least `tick_secs` + 12. Default 30 (or
+    /// `tick_secs` + 12 when that is more).
     pub lease_secs: u64,
     /// `holder`: this daemon's name in the lease. Default: the host name and process id.
     pub holder: Option<String>,

@@ -1514,6 +1514,16 @@ async fn check_aws_reports_a_group_min_the_policy_would_go_below() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("the account agrees with the policy"));
+    // An HA lease table that does not exist: both daemons would only ever follow.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text + "\n[global.ha]\ntable = \"no-such-table\"\n").unwrap();
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("global.ha.table: the lease cannot be read"),
+        "{err}"
+    );
 }
 
 /// Two fleets, one daemon, one shared events queue (the Terraform module's two-fleet layout):

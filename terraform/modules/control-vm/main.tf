@@ -54,6 +54,9 @@ resource "aws_instance" "control" {
     encrypted   = true
   }
 
+  # The artifact's read permission before the first boot needs it.
+  depends_on = [aws_iam_role_policy.artifact]
+
   user_data_replace_on_change = true
   user_data = templatefile("${path.module}/user_data.sh.tftpl", {
     bucket = var.artifact_bucket
