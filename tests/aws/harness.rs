@@ -7,11 +7,15 @@
 //! answered), failed scaling activities (served from a script), throttling, 5xx and validation
 //! answers (scripted per API action, or per action and group, then passed through).
 //!
-//! It also enforces a rule moto does not: real AWS rejects `SetDesiredCapacity` outside the
+//! It also enforces rules moto does not. Real AWS rejects `SetDesiredCapacity` outside the
 //! group's `MinSize`/`MaxSize` with `ValidationError: New SetDesiredCapacity value N is above
 //! max value M for the AutoScalingGroup.` (the text as AWS returns it, quoted in
 //! kubernetes/autoscaler#943; "below min value" symmetrically), where moto accepts any value. The
-//! proxy reads the group's bounds from moto and answers so.
+//! proxy reads the group's bounds from moto and answers so. And `PutWarmPool` is checked against
+//! the API reference (PutWarmPool / WarmPoolConfiguration: `MinSize` ≥ 0,
+//! `MaxGroupPreparedCapacity` ≥ −1, `PoolState` one of Stopped, Running, Hibernated) and the
+//! user guide's limit that a warm pool cannot be added to a group with a mixed instances policy
+//! or that launches spot instances — moto accepts all of these.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -113,6 +117,8 @@ pub struct ProxyState {
     pub set_desired: Vec<(String, u32)>,
     /// `SetDesiredCapacity` calls rejected for the group's bounds: (group, value).
     pub rejected: Vec<(String, i64)>,
+    /// `PutWarmPool` calls rejected: (group, why).
+    pub rejected_warm_pools: Vec<(String, String)>,
 }
 
 /// The proxy: an endpoint on loopback that forwards to moto.
@@ -206,13 +212,37 @@ fn validation_error(message: &str) -> Response {
     )
 }
 
-/// A group's `(MinSize, MaxSize)` as moto holds them. moto does not check signatures; it only
-/// reads the service's name from the credential scope.
-async fn group_bounds(client: &reqwest::Client, upstream: &str, group: &str) -> Option<(i64, i64)> {
+/// Why AWS would refuse this `PutWarmPool`, if it would.
+async fn warm_pool_refusal(
+    params: &BTreeMap<String, String>,
+    client: &reqwest::Client,
+    upstream: &str,
+    group: &str,
+) -> Option<String> {
+    let int = |k: &str| params.get(k).and_then(|v| v.parse::<i64>().ok());
+    if int("MinSize").is_some_and(|v| v < 0) {
+        return Some("1 validation error detected: Value at 'minSize' failed to satisfy constraint: Member must have value greater than or equal to 0".into());
+    }
+    if int("MaxGroupPreparedCapacity").is_some_and(|v| v < -1) {
+        return Some("1 validation error detected: Value at 'maxGroupPreparedCapacity' failed to satisfy constraint: Member must have value greater than or equal to -1".into());
+    }
+    if let Some(state) = params.get("PoolState") {
+        if !["Stopped", "Running", "Hibernated"].contains(&state.as_str()) {
+            return Some(format!("1 validation error detected: Value '{state}' at 'poolState' failed to satisfy constraint: Member must satisfy enum value set: [Stopped, Running, Hibernated]"));
+        }
+    }
+    let description = describe_group(client, upstream, group).await?;
+    description.contains("<MixedInstancesPolicy>").then(|| {
+        "You can't add a warm pool to an Auto Scaling group that has a mixed instances policy or that launches Spot Instances.".to_string()
+    })
+}
+
+/// moto's `DescribeAutoScalingGroups` answer for `group`, as text.
+async fn describe_group(client: &reqwest::Client, upstream: &str, group: &str) -> Option<String> {
     let body = format!(
         "Action=DescribeAutoScalingGroups&Version=2011-01-01&AutoScalingGroupNames.member.1={group}"
     );
-    let text = client
+    client
         .post(format!("{upstream}/"))
         .header("content-type", "application/x-www-form-urlencoded")
         .header(
@@ -225,7 +255,13 @@ async fn group_bounds(client: &reqwest::Client, upstream: &str, group: &str) -> 
         .ok()?
         .text()
         .await
-        .ok()?;
+        .ok()
+}
+
+/// A group's `(MinSize, MaxSize)` as moto holds them. moto does not check signatures; it only
+/// reads the service's name from the credential scope.
+async fn group_bounds(client: &reqwest::Client, upstream: &str, group: &str) -> Option<(i64, i64)> {
+    let text = describe_group(client, upstream, group).await?;
     // The group's own sizes come before its warm pool's (which has a MinSize too).
     let text = text
         .split("<WarmPoolConfiguration>")
@@ -305,6 +341,16 @@ async fn handle(
                 st.lock().unwrap().rejected.push((group, desired));
                 return validation_error(&message);
             }
+        }
+    }
+    if action == "PutWarmPool" {
+        let group = group.clone().unwrap_or_default();
+        if let Some(why) = warm_pool_refusal(&params, &client, &upstream, &group).await {
+            st.lock()
+                .unwrap()
+                .rejected_warm_pools
+                .push((group, why.clone()));
+            return validation_error(&why);
         }
     }
     const NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";

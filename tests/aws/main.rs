@@ -1561,3 +1561,46 @@ async fn two_fleets_share_one_events_queue_and_each_event_reaches_its_own_fleet(
     assert_eq!((a.desired().await, b.desired().await), ((2, 6), (3, 6)));
     assert_eq!(a.events_left().await, 0, "the handled message stayed");
 }
+
+/// The test endpoint refuses the warm pools AWS refuses (moto takes them all): one on a group
+/// with a mixed instances policy (the spot group), a negative MinSize, an unknown pool state;
+/// a valid one on the on-demand group passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_test_endpoint_refuses_warm_pools_aws_refuses() {
+    let b = Bench::new("warmrules").await;
+    let asg = aws_sdk_autoscaling::Client::new(&harness::sdk(&b.proxy.url).await);
+    let put = |group: &str| asg.put_warm_pool().auto_scaling_group_name(group);
+    // (case, the call, refused?)
+    let spot = put("warmrules-spot").min_size(1).send().await;
+    let negative = put("warmrules-od").min_size(-1).send().await;
+    let frozen = put("warmrules-od")
+        .pool_state(aws_sdk_autoscaling::types::WarmPoolState::from("Frozen"))
+        .send()
+        .await;
+    let fine = put("warmrules-od")
+        .min_size(1)
+        .max_group_prepared_capacity(4)
+        .send()
+        .await;
+    let code = |r: &Result<_, aws_sdk_autoscaling::error::SdkError<_>>| match r {
+        Ok(_) => "ok".to_string(),
+        Err(e) => aws_sdk_autoscaling::error::ProvideErrorMetadata::code(e)
+            .unwrap_or("?")
+            .to_string(),
+    };
+    assert_eq!(code(&spot), "ValidationError");
+    assert_eq!(code(&negative), "ValidationError");
+    assert_eq!(code(&frozen), "ValidationError");
+    assert_eq!(code(&fine), "ok", "{fine:?}");
+    b.proxy.with(|s| {
+        assert_eq!(
+            s.rejected_warm_pools.len(),
+            3,
+            "{:?}",
+            s.rejected_warm_pools
+        );
+        assert!(s.rejected_warm_pools[0]
+            .1
+            .contains("mixed instances policy"));
+    });
+}
