@@ -15,7 +15,10 @@
 //! the API reference (PutWarmPool / WarmPoolConfiguration: `MinSize` ≥ 0,
 //! `MaxGroupPreparedCapacity` ≥ −1, `PoolState` one of Stopped, Running, Hibernated) and the
 //! user guide's limit that a warm pool cannot be added to a group with a mixed instances policy
-//! or that launches spot instances — moto accepts all of these.
+//! or that launches spot instances — moto accepts all of these. Once a group has a launch
+//! lifecycle hook (`PutLifecycleHook`, `autoscaling:EC2_INSTANCE_LAUNCHING`), each instance it
+//! launches afterwards is described in `Pending:Wait` until `CompleteLifecycleAction` names it,
+//! as AWS does; moto puts every new instance in service at once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -119,6 +122,11 @@ pub struct ProxyState {
     pub rejected: Vec<(String, i64)>,
     /// `PutWarmPool` calls rejected: (group, why).
     pub rejected_warm_pools: Vec<(String, String)>,
+    /// Groups with a launch lifecycle hook, and the instances they had when it was put: any
+    /// instance launched since is shown in `Pending:Wait` until its action is completed.
+    pub launch_hooks: BTreeMap<String, std::collections::BTreeSet<String>>,
+    /// Instances whose lifecycle action was completed.
+    pub completed_instances: std::collections::BTreeSet<String>,
 }
 
 /// The proxy: an endpoint on loopback that forwards to moto.
@@ -237,6 +245,53 @@ async fn warm_pool_refusal(
     })
 }
 
+/// Every `<InstanceId>` in a describe answer.
+fn instance_ids(text: &str) -> std::collections::BTreeSet<String> {
+    text.split("<InstanceId>")
+        .skip(1)
+        .filter_map(|t| t.split('<').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The describe answer with each instance a launch hook holds shown in `Pending:Wait`: launched
+/// after its group's hook was put, its action not completed yet.
+fn hold_launches(
+    text: &str,
+    hooks: &BTreeMap<String, std::collections::BTreeSet<String>>,
+    completed: &std::collections::BTreeSet<String>,
+) -> String {
+    // Groups' chunks start at their name (instances carry no group name of their own).
+    let mut chunks = text.split("<AutoScalingGroupName>");
+    let mut out = chunks.next().unwrap_or_default().to_string();
+    for chunk in chunks {
+        out.push_str("<AutoScalingGroupName>");
+        let group = chunk.split('<').next().unwrap_or_default();
+        let Some(before) = hooks.get(group) else {
+            out.push_str(chunk);
+            continue;
+        };
+        let members: Vec<String> = chunk
+            .split("<member>")
+            .map(|m| {
+                let id = m
+                    .split("<InstanceId>")
+                    .nth(1)
+                    .and_then(|t| t.split('<').next());
+                match id {
+                    Some(id) if !before.contains(id) && !completed.contains(id) => m.replace(
+                        "<LifecycleState>InService</LifecycleState>",
+                        "<LifecycleState>Pending:Wait</LifecycleState>",
+                    ),
+                    _ => m.to_string(),
+                }
+            })
+            .collect();
+        out.push_str(&members.join("<member>"));
+    }
+    out
+}
+
 /// moto's `DescribeAutoScalingGroups` answer for `group`, as text.
 async fn describe_group(client: &reqwest::Client, upstream: &str, group: &str) -> Option<String> {
     let body = format!(
@@ -343,6 +398,17 @@ async fn handle(
             }
         }
     }
+    if action == "PutLifecycleHook"
+        && params.get("LifecycleTransition").map(String::as_str)
+            == Some("autoscaling:EC2_INSTANCE_LAUNCHING")
+    {
+        let group = group.clone().unwrap_or_default();
+        let before = describe_group(&client, &upstream, &group)
+            .await
+            .map(|t| instance_ids(&t))
+            .unwrap_or_default();
+        st.lock().unwrap().launch_hooks.insert(group, before);
+    }
     if action == "PutWarmPool" {
         let group = group.clone().unwrap_or_default();
         if let Some(why) = warm_pool_refusal(&params, &client, &upstream, &group).await {
@@ -357,6 +423,9 @@ async fn handle(
     match action.as_str() {
         "CompleteLifecycleAction" => {
             let mut s = st.lock().unwrap();
+            if let Some(id) = params.get("InstanceId") {
+                s.completed_instances.insert(id.clone());
+            }
             s.completed_lifecycle.push(params);
             *s.passed.entry(action).or_default() += 1;
             return xml(
@@ -408,7 +477,14 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("text/xml")
         .to_string();
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let mut bytes = resp.bytes().await.unwrap_or_default();
+    if status.is_success() && action == "DescribeAutoScalingGroups" {
+        let s = st.lock().unwrap();
+        if !s.launch_hooks.is_empty() {
+            let text = String::from_utf8_lossy(&bytes).to_string();
+            bytes = hold_launches(&text, &s.launch_hooks, &s.completed_instances).into();
+        }
+    }
     if status.is_success() {
         let mut s = st.lock().unwrap();
         *s.passed.entry(action.clone()).or_default() += 1;

@@ -1604,3 +1604,65 @@ async fn the_test_endpoint_refuses_warm_pools_aws_refuses() {
             .contains("mixed instances policy"));
     });
 }
+
+/// With a launch lifecycle hook on the spot group (the Terraform module's `ready` hook), the
+/// instances a scale-up launches wait in `Pending:Wait` — as AWS holds them, where moto puts
+/// them in service at once — and the daemon counts them booting, not serving, until their
+/// action is completed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_held_by_a_launch_hook_count_as_booting_until_completed() {
+    let b = Bench::new("hookwait").await;
+    let asg = aws_sdk_autoscaling::Client::new(&harness::sdk(&b.proxy.url).await);
+    asg.put_lifecycle_hook()
+        .auto_scaling_group_name("hookwait-spot")
+        .lifecycle_hook_name("ready")
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+        .default_result("ABANDON")
+        .heartbeat_timeout(900)
+        .send()
+        .await
+        .unwrap();
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    d.tick().await;
+    assert_eq!(b.desired().await, (2, 6));
+    d.tick().await;
+    let decision = d.published().fleets["hookwait"].decision.clone().unwrap();
+    // 2 on-demand + the 2 spot instances from before the hook serve; 4 launched wait.
+    assert_eq!(
+        (decision.in_service_units, decision.pending_units),
+        (4, 4),
+        "{}",
+        decision.summary
+    );
+    // The instances say they are ready: in service from the next observation.
+    let waiting: Vec<String> = b
+        .spot_instances()
+        .await
+        .into_iter()
+        .filter(|i| {
+            b.proxy
+                .with(|s| !s.launch_hooks["hookwait-spot"].contains(i))
+        })
+        .collect();
+    assert_eq!(waiting.len(), 4);
+    for id in &waiting {
+        asg.complete_lifecycle_action()
+            .auto_scaling_group_name("hookwait-spot")
+            .lifecycle_hook_name("ready")
+            .instance_id(id)
+            .lifecycle_action_result("CONTINUE")
+            .send()
+            .await
+            .unwrap();
+    }
+    d.tick().await;
+    let decision = d.published().fleets["hookwait"].decision.clone().unwrap();
+    assert_eq!(
+        (decision.in_service_units, decision.pending_units),
+        (8, 0),
+        "{}",
+        decision.summary
+    );
+}
