@@ -25,6 +25,33 @@ use llm_autoscaler::sim::{
 use llm_autoscaler::store::StateStore;
 use std::io::{IsTerminal as _, Write as _};
 
+/// `println!` that ends the program quietly (exit 0) when the reader has gone — `llm-autoscaler
+/// simulate … | head` — where `println!` would panic on the closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        stdout_or_exit(writeln!(std::io::stdout().lock(), $($arg)*))
+    };
+}
+
+/// `print!`, likewise.
+macro_rules! out_part {
+    ($($arg:tt)*) => {
+        stdout_or_exit(write!(std::io::stdout().lock(), $($arg)*))
+    };
+}
+
+/// A write to standard output: a closed pipe ends the program with success (the reader took
+/// what it wanted); any other failure is reported.
+fn stdout_or_exit(result: std::io::Result<()>) {
+    if let Err(e) = result {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// SLO-driven autoscaler for LLM inference fleets on AWS GPU Auto Scaling Groups.
 #[derive(Parser)]
 #[command(version, about, long_about = None, after_help = "Exit codes: 0 ok, 1 runtime failure, 2 invalid policy file, 3 invalid input file.")]
@@ -359,7 +386,7 @@ fn check_account(path: &Path, cfg: &Config) -> anyhow::Result<()> {
         }
     }
     if errors.is_empty() {
-        println!(
+        out!(
             "{}: the account agrees with the policy ({} warning(s))",
             path.display(),
             findings.len()
@@ -377,7 +404,7 @@ fn check_account(_: &Path, _: &Config) -> anyhow::Result<()> {
 
 fn check_summary(path: &Path, cfg: &Config) {
     let g = &cfg.global;
-    println!(
+    out!(
         "{}: ok — provider {:?}, tick {} s, dry-run {}, http {}, state in {}",
         path.display(),
         g.provider,
@@ -387,7 +414,7 @@ fn check_summary(path: &Path, cfg: &Config) {
         g.state_dir.display()
     );
     for f in &cfg.fleets {
-        print!("{}", config::summary::fleet_summary(f));
+        out_part!("{}", config::summary::fleet_summary(f));
     }
 }
 
@@ -455,13 +482,13 @@ fn decide(config_path: &Path, snapshot_path: &Path, summary: bool) -> anyhow::Re
     };
     let (decision, state) = engine::decide(fleet, &input.snapshot, &state, input.now);
     if summary {
-        println!("{}", decision.summary);
+        out!("{}", decision.summary);
     } else {
         let out = DecideOutput {
             decision: &decision,
             state: &state,
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        out!("{}", serde_json::to_string_pretty(&out)?);
     }
     Ok(())
 }
@@ -1018,7 +1045,7 @@ fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
     }
     let c = calibrate(base, &runs, a.max_seqs, a.kv_cache_tokens)
         .map_err(|e| InputError(e.to_string()))?;
-    print!("{}", render(&c, base));
+    out_part!("{}", render(&c, base));
     Ok(())
 }
 
@@ -1060,10 +1087,10 @@ fn plan(a: PlanArgs) -> anyhow::Result<()> {
         fleet.slo.ttft_p95_secs,
     );
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&ranked)?);
+        out!("{}", serde_json::to_string_pretty(&ranked)?);
         return Ok(());
     }
-    print!(
+    out_part!(
         "{}",
         llm_autoscaler::cost::rightsize::report(
             &demand,
@@ -1107,7 +1134,7 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     let gaps = series.iter().filter(|v| v.is_none()).count();
-    println!(
+    out!(
         "{}: {} minutes ({} gaps), {} origins every {} min, {} points, {:.1} s",
         a.history.display(),
         series.len(),
@@ -1117,7 +1144,7 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         report.points,
         started.elapsed().as_secs_f64()
     );
-    println!(
+    out!(
         "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {:.3} (brief rule {:.3}) · 90 % interval coverage {:.3} (conformal alternative {:.3}) · mean width {:.1}",
         report.mae,
         report.mae_seasonal_naive,
@@ -1131,7 +1158,7 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
-        println!("wrote {}", p.display());
+        out!("wrote {}", p.display());
     }
     Ok(())
 }
@@ -1209,9 +1236,9 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
         .forecast(&series, a.horizon_mins)
         .map_err(|e| InputError(format!("{what}: {e}")))?;
     let start = series.len();
-    println!("minute,point,lower_90,upper_90");
+    out!("minute,point,lower_90,upper_90");
     for h in 0..a.horizon_mins {
-        println!(
+        out!(
             "{},{:.2},{:.2},{:.2}",
             start + h,
             f.point[h],

@@ -497,3 +497,21 @@ fn oversized_simulate_inputs_are_refused_at_once_with_the_limit() {
     );
     assert_eq!(run("1000").status.code(), Some(3));
 }
+
+/// A reader that goes away early (`llm-autoscaler check | head -1`) ends the program quietly
+/// with success, as `head` expects — `println!` used to panic on the closed pipe (exit 101).
+#[test]
+fn a_closed_stdout_ends_the_program_quietly() {
+    let mut child = bin()
+        .args(["check", "--config", "config/example.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the program has written anything.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
