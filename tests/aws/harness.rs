@@ -18,7 +18,9 @@
 //! or that launches spot instances — moto accepts all of these. Once a group has a launch
 //! lifecycle hook (`PutLifecycleHook`, `autoscaling:EC2_INSTANCE_LAUNCHING`), each instance it
 //! launches afterwards is described in `Pending:Wait` until `CompleteLifecycleAction` names it,
-//! as AWS does; moto puts every new instance in service at once.
+//! as AWS does; moto puts every new instance in service at once. Likewise, with a terminate hook
+//! (`autoscaling:EC2_INSTANCE_TERMINATING`), an instance a scale-in removes stays described in
+//! `Terminating:Wait` until its action is completed, where moto drops it at once.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -127,6 +129,12 @@ pub struct ProxyState {
     pub launch_hooks: BTreeMap<String, std::collections::BTreeSet<String>>,
     /// Instances whose lifecycle action was completed.
     pub completed_instances: std::collections::BTreeSet<String>,
+    /// Groups with a terminate lifecycle hook, each with the instances last described in it
+    /// (id → its `<member>` element): one gone since is shown in `Terminating:Wait` until its
+    /// action is completed.
+    pub terminate_hooks: BTreeMap<String, BTreeMap<String, String>>,
+    /// Instances held in `Terminating:Wait`, by group (id → its `<member>` element).
+    pub terminating: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The proxy: an endpoint on loopback that forwards to moto.
@@ -292,6 +300,51 @@ fn hold_launches(
     out
 }
 
+/// Each instance `<member>` element of a describe answer (for one group), by id.
+fn instance_members(text: &str) -> BTreeMap<String, String> {
+    text.split("<member>")
+        .filter_map(|m| {
+            let id = m
+                .split("<InstanceId>")
+                .nth(1)?
+                .split('<')
+                .next()?
+                .to_string();
+            let body = &m[..m.find("</member>")?];
+            Some((id, format!("<member>{body}</member>")))
+        })
+        .collect()
+}
+
+/// The describe answer with each instance a terminate hook holds added back in
+/// `Terminating:Wait`: gone from its group since the last answer, its action not completed.
+fn hold_terminations(text: &str, st: &mut ProxyState) -> String {
+    let mut chunks = text.split("<AutoScalingGroupName>");
+    let mut out = chunks.next().unwrap_or_default().to_string();
+    for chunk in chunks {
+        out.push_str("<AutoScalingGroupName>");
+        let group = chunk.split('<').next().unwrap_or_default().to_string();
+        let Some(last) = st.terminate_hooks.get(&group).cloned() else {
+            out.push_str(chunk);
+            continue;
+        };
+        let now = instance_members(chunk);
+        let held = st.terminating.entry(group.clone()).or_default();
+        for (id, member) in last.iter().filter(|(id, _)| !now.contains_key(*id)) {
+            let waiting = member.replace(
+                "<LifecycleState>InService</LifecycleState>",
+                "<LifecycleState>Terminating:Wait</LifecycleState>",
+            );
+            held.entry(id.clone()).or_insert(waiting);
+        }
+        held.retain(|id, _| !st.completed_instances.contains(id));
+        let injected: String = held.values().cloned().collect();
+        st.terminate_hooks.insert(group, now);
+        out.push_str(&chunk.replacen("<Instances>", &format!("<Instances>{injected}"), 1));
+    }
+    out
+}
+
 /// moto's `DescribeAutoScalingGroups` answer for `group`, as text.
 async fn describe_group(client: &reqwest::Client, upstream: &str, group: &str) -> Option<String> {
     let body = format!(
@@ -409,6 +462,17 @@ async fn handle(
             .unwrap_or_default();
         st.lock().unwrap().launch_hooks.insert(group, before);
     }
+    if action == "PutLifecycleHook"
+        && params.get("LifecycleTransition").map(String::as_str)
+            == Some("autoscaling:EC2_INSTANCE_TERMINATING")
+    {
+        let group = group.clone().unwrap_or_default();
+        let members = describe_group(&client, &upstream, &group)
+            .await
+            .map(|t| instance_members(&t))
+            .unwrap_or_default();
+        st.lock().unwrap().terminate_hooks.insert(group, members);
+    }
     if action == "PutWarmPool" {
         let group = group.clone().unwrap_or_default();
         if let Some(why) = warm_pool_refusal(&params, &client, &upstream, &group).await {
@@ -479,11 +543,15 @@ async fn handle(
         .to_string();
     let mut bytes = resp.bytes().await.unwrap_or_default();
     if status.is_success() && action == "DescribeAutoScalingGroups" {
-        let s = st.lock().unwrap();
+        let mut s = st.lock().unwrap();
+        let mut text = String::from_utf8_lossy(&bytes).to_string();
         if !s.launch_hooks.is_empty() {
-            let text = String::from_utf8_lossy(&bytes).to_string();
-            bytes = hold_launches(&text, &s.launch_hooks, &s.completed_instances).into();
+            text = hold_launches(&text, &s.launch_hooks, &s.completed_instances);
         }
+        if !s.terminate_hooks.is_empty() {
+            text = hold_terminations(&text, &mut s);
+        }
+        bytes = text.into();
     }
     if status.is_success() {
         let mut s = st.lock().unwrap();

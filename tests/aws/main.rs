@@ -1666,3 +1666,66 @@ async fn instances_held_by_a_launch_hook_count_as_booting_until_completed() {
         decision.summary
     );
 }
+
+/// With a terminate lifecycle hook, an instance a scale-in removes stays in the group in
+/// `Terminating:Wait` — as AWS holds it, where moto drops it at once — until the daemon, having
+/// drained it, completes its action; meanwhile the daemon counts it draining, not serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scale_in_held_by_a_terminate_hook_drains_before_it_goes() {
+    let b = Bench::new("termwait").await;
+    let asg = aws_sdk_autoscaling::Client::new(&harness::sdk(&b.proxy.url).await);
+    asg.put_lifecycle_hook()
+        .auto_scaling_group_name("termwait-spot")
+        .lifecycle_hook_name("drain")
+        .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+        .default_result("CONTINUE")
+        .heartbeat_timeout(300)
+        .send()
+        .await
+        .unwrap();
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    d.tick().await;
+    let fleet = d.config().fleets[0].clone();
+    // AWS scales the spot group in by one (e.g. a rebalance): moto drops the instance.
+    let before = b.spot_instances().await;
+    b.asg
+        .set_desired_capacity()
+        .auto_scaling_group_name("termwait-spot")
+        .desired_capacity(before.len() as i32 - 1)
+        .send()
+        .await
+        .unwrap();
+    let after = b.spot_instances().await;
+    let gone = before.iter().find(|i| !after.contains(i)).unwrap().clone();
+    b.vllm.running.store(3, std::sync::atomic::Ordering::SeqCst);
+    b.send_event(
+        "EC2 Instance-terminate Lifecycle Action",
+        &format!(r#"{{"LifecycleActionToken":"tok-9","AutoScalingGroupName":"termwait-spot","LifecycleHookName":"drain","EC2InstanceId":"{gone}","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"}}"#),
+    )
+    .await;
+    d.tick().await;
+    let snap = d.provider_mut().snapshot(&fleet, now()).await.unwrap();
+    let state = |snap: &llm_autoscaler::model::Snapshot| {
+        snap.instances
+            .iter()
+            .find(|i| i.id == gone)
+            .map(|i| i.state)
+    };
+    assert_eq!(
+        state(&snap),
+        Some(LifecycleState::Draining),
+        "held while requests run"
+    );
+    assert!(b.proxy.with(|s| s.completed_lifecycle.is_empty()));
+    // Its requests finish: the daemon completes the action and the instance goes.
+    b.vllm.running.store(0, std::sync::atomic::Ordering::SeqCst);
+    d.tick().await;
+    assert_eq!(b.proxy.with(|s| s.completed_lifecycle.len()), 1);
+    let snap = d.provider_mut().snapshot(&fleet, now()).await.unwrap();
+    assert_eq!(
+        state(&snap),
+        None,
+        "still held after its action was completed"
+    );
+}
