@@ -253,15 +253,6 @@ async fn warm_pool_refusal(
     })
 }
 
-/// Every `<InstanceId>` in a describe answer.
-fn instance_ids(text: &str) -> std::collections::BTreeSet<String> {
-    text.split("<InstanceId>")
-        .skip(1)
-        .filter_map(|t| t.split('<').next())
-        .map(str::to_string)
-        .collect()
-}
-
 /// The describe answer with each instance a launch hook holds shown in `Pending:Wait`: launched
 /// after its group's hook was put, its action not completed yet.
 fn hold_launches(
@@ -451,27 +442,24 @@ async fn handle(
             }
         }
     }
-    if action == "PutLifecycleHook"
-        && params.get("LifecycleTransition").map(String::as_str)
-            == Some("autoscaling:EC2_INSTANCE_LAUNCHING")
-    {
-        let group = group.clone().unwrap_or_default();
-        let before = describe_group(&client, &upstream, &group)
-            .await
-            .map(|t| instance_ids(&t))
-            .unwrap_or_default();
-        st.lock().unwrap().launch_hooks.insert(group, before);
-    }
-    if action == "PutLifecycleHook"
-        && params.get("LifecycleTransition").map(String::as_str)
-            == Some("autoscaling:EC2_INSTANCE_TERMINATING")
-    {
+    if action == "PutLifecycleHook" {
+        // The group's instances when the hook is put: those it holds are the ones that come
+        // (launch) or go (terminate) after.
         let group = group.clone().unwrap_or_default();
         let members = describe_group(&client, &upstream, &group)
             .await
             .map(|t| instance_members(&t))
             .unwrap_or_default();
-        st.lock().unwrap().terminate_hooks.insert(group, members);
+        let mut s = st.lock().unwrap();
+        match params.get("LifecycleTransition").map(String::as_str) {
+            Some("autoscaling:EC2_INSTANCE_LAUNCHING") => {
+                s.launch_hooks.insert(group, members.into_keys().collect());
+            }
+            Some("autoscaling:EC2_INSTANCE_TERMINATING") => {
+                s.terminate_hooks.insert(group, members);
+            }
+            _ => {}
+        }
     }
     if action == "PutWarmPool" {
         let group = group.clone().unwrap_or_default();
