@@ -101,6 +101,10 @@ pub struct FleetStatus {
     pub forecast_fits: u64,
     /// Whether a forecast is in use, or why not (`short_history`, `off_track`, `fit_failed`).
     pub forecast_status: Option<crate::forecast::predictor::PredictorStatus>,
+    /// The forecast ensemble's weights per candidate and horizon bucket.
+    pub forecast_weights: Vec<crate::forecast::ensemble::Weight>,
+    /// Share of the forecast's scored minutes that fell inside its interval (`None` before any).
+    pub forecast_interval_coverage: Option<f64>,
     /// When each pool's desired capacity was last set successfully.
     pub last_applied_at: BTreeMap<String, Timestamp>,
     /// The fleet's latency as last observed (P95 TTFT and queue wait), when its servers report
@@ -965,10 +969,13 @@ impl<P: Provider> Daemon<P> {
             .expect("inserted above");
         let forecast = p.forecast(now).cloned();
         let (held, fits, status) = (p.len(), p.fits, p.status());
+        let (weights, coverage) = (p.weights(), p.interval_coverage());
         let st = self.status(fleet);
         st.forecast_history_minutes = held;
         st.forecast_fits = fits;
         st.forecast_status = Some(status);
+        st.forecast_weights = weights;
+        st.forecast_interval_coverage = coverage;
         forecast
     }
 

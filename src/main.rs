@@ -195,6 +195,9 @@ struct BacktestArgs {
     /// Minutes forecast at each origin.
     #[arg(long, default_value_t = 60)]
     horizon_mins: usize,
+    /// Threads fitting the candidates (the figures do not depend on it).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
     /// Write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -1121,6 +1124,7 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
     let cfg = Backtest {
         horizon: a.horizon_mins,
         step: a.step_mins,
+        jobs: a.jobs.max(1),
         ..Backtest::default()
     };
     let tty = std::io::stderr().is_terminal();
@@ -1145,15 +1149,32 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     out!(
-        "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {:.3} (brief rule {:.3}) · 90 % interval coverage {:.3} (conformal alternative {:.3}) · mean width {:.1}",
+        "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {:.3} (brief rule {:.3}) · 90 % interval coverage {:.3} (per {}-day window {:.3}–{:.3}) · mean width {:.1}",
         report.mae,
         report.mae_seasonal_naive,
         report.mae_brief_rule,
         report.mase_vs_seasonal_naive,
         report.brief_rule_vs_seasonal_naive,
         report.coverage_90,
-        report.coverage_90_conformal,
+        cfg.window_days,
+        report.coverage_window_range.0,
+        report.coverage_window_range.1,
         report.mean_interval_width
+    );
+    let alone: Vec<String> = report
+        .members
+        .iter()
+        .map(|m| format!("{} {:.3}", m.model, m.mase_vs_seasonal_naive))
+        .collect();
+    out!("each candidate alone (MASE): {}", alone.join(" · "));
+    let last: Vec<String> = report
+        .weights
+        .iter()
+        .map(|w| format!("{} {:.2}/{:.2}", w.model, w.by_bucket[0], w.by_bucket[3]))
+        .collect();
+    out!(
+        "weights at the end (first 5 min / 30+ min ahead): {}",
+        last.join(" · ")
     );
     if let Some(p) = &a.json {
         std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
@@ -1208,7 +1229,7 @@ fn cloudwatch_history(
 }
 
 fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
-    use llm_autoscaler::forecast::{Combined, Forecaster};
+    use llm_autoscaler::forecast::ensemble::forecast_once;
     let (series, start_at, what) = match &a.history {
         Some(path) => match read_trace(path)? {
             Trace::PerMinute(m) => (m, None, path.display().to_string()),
@@ -1232,8 +1253,7 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
     if a.horizon_mins == 0 || a.horizon_mins > 1440 {
         return Err(InputError("--horizon-mins must be from 1 to 1440".into()).into());
     }
-    let f = Combined::default()
-        .forecast(&series, a.horizon_mins)
+    let (f, weights) = forecast_once(&series, a.horizon_mins, 0.9)
         .map_err(|e| InputError(format!("{what}: {e}")))?;
     let start = series.len();
     out!("minute,point,lower_90,upper_90");
@@ -1247,7 +1267,7 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(p) = &a.json {
-        let v = serde_json::json!({ "start_minute": start, "start_at": start_at, "point": f.point, "lower": f.lower, "upper": f.upper, "level": 0.9 });
+        let v = serde_json::json!({ "start_minute": start, "start_at": start_at, "point": f.point, "lower": f.lower, "upper": f.upper, "level": 0.9, "weights": weights, "weight_buckets_end_minute": llm_autoscaler::forecast::ensemble::BUCKET_ENDS.map(|e| (e != usize::MAX).then_some(e)) });
         std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
     }

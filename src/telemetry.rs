@@ -102,6 +102,16 @@ fn fleet_objectives(o: &mut Out, p: &Published) {
         "The floor the forecast implies, units (applied only ahead of a rise).",
     );
     o.help(
+        "forecast_model_weight",
+        "gauge",
+        "The forecast ensemble's weight of a candidate model, per horizon bucket (minutes ahead), learnt from its recent errors on this fleet's demand.",
+    );
+    o.help(
+        "forecast_interval_coverage_ratio",
+        "gauge",
+        "Share of scored forecast minutes that fell inside the forecast's interval (aims at 2 × quantile − 1).",
+    );
+    o.help(
         "ttft_p95_seconds",
         "gauge",
         "The fleet's P95 time to first token over the last minute, from its servers' histograms.",
@@ -128,6 +138,29 @@ fn fleet_objectives(o: &mut Out, p: &Published) {
             if let Some(v) = step.floor_units {
                 o.sample("forecast_floor_units", &l, v as f64);
             }
+        }
+        for w in &f.forecast_weights {
+            let mut from = 0;
+            for (b, end) in crate::forecast::ensemble::BUCKET_ENDS.iter().enumerate() {
+                let horizon = if *end == usize::MAX {
+                    format!("{from}+")
+                } else {
+                    format!("{from}-{end}")
+                };
+                o.sample(
+                    "forecast_model_weight",
+                    &[
+                        ("fleet", name.as_str()),
+                        ("model", w.model),
+                        ("horizon", horizon.as_str()),
+                    ],
+                    w.by_bucket[b],
+                );
+                from = *end;
+            }
+        }
+        if let Some(c) = f.forecast_interval_coverage {
+            o.sample("forecast_interval_coverage_ratio", &l, c);
         }
         if let Some(lat) = f.latency {
             o.sample("ttft_p95_seconds", &l, lat.ttft_p95_secs);

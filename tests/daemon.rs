@@ -385,6 +385,27 @@ async fn on_the_simulated_cloud_the_daemon_forecasts_from_backfilled_history() {
         line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() > 0.0,
         "{line}"
     );
+    // The ensemble warmed up on the backfilled history: weights per model and horizon sum to
+    // one, and the interval's realised coverage is published.
+    let weights: Vec<f64> = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("llm_autoscaler_forecast_model_weight{fleet=\"demo-llama-8b\"")
+                && l.contains("horizon=\"30+\"")
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .collect();
+    assert_eq!(weights.len(), 6, "{metrics}");
+    assert!(
+        (weights.iter().sum::<f64>() - 1.0).abs() < 1e-6,
+        "{weights:?}"
+    );
+    let coverage = metrics
+        .lines()
+        .find(|l| l.starts_with("llm_autoscaler_forecast_interval_coverage_ratio{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .expect("coverage published");
+    assert!((0.5..=1.0).contains(&coverage), "{coverage}");
 }
 
 /// One truth: the daemon on the simulated cloud and `simulate` run the same fleet controller

@@ -1,19 +1,22 @@
 //! Forecasting the next hour of a per-minute demand series (gaps are `None`, never zeros), and
 //! a rolling-origin backtest that scores it against a seasonal-naive forecast.
 //!
+//! Ours is [`ensemble`]: six candidates weighted per series and per horizon by their recent
+//! errors, with adaptive conformal intervals. The candidates:
 //! - [`Mstl`]: Grafana's augurs MSTL (daily, and weekly once two weeks of history exist) with
-//!   an AutoETS trend; gaps are filled from the day before for fitting only.
-//! - [`SeasonalNaive`]: the value at the same minute one day earlier (the yardstick).
-//! - [`BriefRule`]: the brief's 0.7 × same-time-of-week average + 0.3 × recent trend.
-//! - [`Combined`] (ours): the mean of MSTL and the brief's rule, with MSTL's interval around it;
-//!   with under two days of history the rule alone, under one day the last hour's level.
-//!   Measured (`backtest`): it beats either alone on both shared traces.
+//!   an AutoETS trend — the trend-aware one; gaps are filled from the day before for fitting
+//!   only; fitted on 5-minute means;
+//! - [`members::Profile`]: the median of the same minute over the last week (an event day does
+//!   not move it), scaled to the last hour's level (a level shift moves it within the hour);
+//! - [`SeasonalNaive`] (the yardstick) and [`members::WeeklyNaive`]: a day and a week earlier;
+//! - [`BriefRule`]: the brief's 0.7 × same-time-of-week average + 0.3 × recent trend;
+//! - [`members::RecentLevel`]: the last minutes' mean, flat.
 //!
-//! Intervals: MSTL's 90 % band around our point; [`backtest`] widens it to a conformal band
-//! (each horizon's 5 %–95 % error quantiles at earlier origins) — alone, either under-covers
-//! one of the shared traces; together they land in 0.85–0.95 on both.
+//! Measured (`backtest`, docs/forecast.md): on every shared trace and three constructed ones.
 
 pub mod backtest;
+pub mod ensemble;
+pub mod members;
 pub mod predictor;
 
 pub use backtest::{backtest, Backtest, BacktestReport};
@@ -26,6 +29,10 @@ use augurs::prelude::*;
 pub const DAY: usize = 1440;
 /// Minutes in a week.
 pub const WEEK: usize = 7 * DAY;
+
+/// Minutes of history a fleet's forecaster holds at most (and the backtest gives it): two
+/// weeks for MSTL's weekly season, and the day a horizon and the daily profile reach back.
+pub const HISTORY_MINUTES: usize = 2 * WEEK + DAY;
 
 /// A forecast of the next `horizon` minutes.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,6 +190,8 @@ pub struct Mstl {
     pub max_history: usize,
     /// Interval level, e.g. 0.9.
     pub level: f64,
+    /// Minutes per block the model is fitted on (1 = per minute).
+    pub block_mins: usize,
 }
 
 impl Default for Mstl {
@@ -190,6 +199,7 @@ impl Default for Mstl {
         Mstl {
             max_history: 2 * WEEK,
             level: 0.9,
+            block_mins: 5,
         }
     }
 }
@@ -222,88 +232,85 @@ impl Forecaster for Mstl {
                     .unwrap_or(0.0)
             })
             .collect();
+        // Fitted on block means (the last block ending at the last minute): a 5-minute block
+        // fits 5× fewer points — what makes a backtest over months affordable — and a
+        // minute's own noise is not something an hour-ahead model can forecast anyway.
+        let block = self.block_mins.max(1);
+        let blocks: Vec<f64> = y
+            .rchunks_exact(block)
+            .rev()
+            .map(|c| c.iter().sum::<f64>() / block as f64)
+            .collect();
+        let blocks = winsorize(blocks, DAY / block);
         let periods = if y.len() >= 2 * WEEK {
-            vec![DAY, WEEK]
+            vec![DAY / block, WEEK / block]
         } else {
-            vec![DAY]
+            vec![DAY / block]
         };
         let model = MSTLModel::new(periods, AutoETS::non_seasonal().into_trend_model());
-        let fit = model.fit(&y).map_err(|e| ForecastError::Fit {
+        let fit = model.fit(&blocks).map_err(|e| ForecastError::Fit {
             model: self.name(),
             message: e.to_string(),
         })?;
         let f = fit
-            .predict(horizon, self.level)
+            .predict(horizon.div_ceil(block), self.level)
             .map_err(|e| ForecastError::Fit {
                 model: self.name(),
                 message: e.to_string(),
             })?;
-        let point: Vec<f64> = f.point.iter().map(|v| v.max(0.0)).collect();
         let (lower, upper) = match f.intervals {
             Some(i) => (i.lower, i.upper),
-            None => (point.clone(), point.clone()),
+            None => (f.point.clone(), f.point.clone()),
         };
+        let per_minute = |v: &[f64]| -> Vec<f64> { (0..horizon).map(|h| v[h / block]).collect() };
         Ok(Forecast {
-            point,
-            lower,
-            upper,
+            point: per_minute(&f.point)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect(),
+            lower: per_minute(&lower),
+            upper: per_minute(&upper),
         })
     }
 }
 
-/// Ours: the mean of [`Mstl`] and [`BriefRule`] (a forecast combination), with MSTL's interval
-/// around it. Short history falls back to the rule (≥ 1 day), then to the last hour's mean.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Combined {
-    /// The MSTL part.
-    pub mstl: Mstl,
-}
+/// Residuals beyond this many robust standard deviations are clipped before fitting.
+pub const WINSOR_SIGMAS: f64 = 4.0;
 
-impl Forecaster for Combined {
-    fn name(&self) -> &'static str {
-        "combined"
+/// The series with outliers pulled in, so an event day (a release, a match, an outage) does
+/// not become part of the seasonal profile that every later day repeats: each point's
+/// residual from the median of the same phase over the three days (`period` points) either
+/// side is clipped to [`WINSOR_SIGMAS`] × the residuals' robust standard deviation (1.4826 ×
+/// their median absolute value). A centred median follows a level shift or a trend — half its
+/// days are on the new level — so only what stands out from its own neighbourhood is clipped.
+pub fn winsorize(mut y: Vec<f64>, period: usize) -> Vec<f64> {
+    if period == 0 || y.len() < 2 * period {
+        return y;
     }
-
-    fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
-        match (
-            self.mstl.forecast(history, horizon),
-            BriefRule.forecast(history, horizon),
-        ) {
-            (Ok(m), Ok(b)) => {
-                let point: Vec<f64> = m
-                    .point
-                    .iter()
-                    .zip(&b.point)
-                    .map(|(x, y)| 0.5 * (x + y))
-                    .collect();
-                let lower = (0..horizon)
-                    .map(|h| (point[h] - (m.point[h] - m.lower[h])).max(0.0))
-                    .collect();
-                let upper = (0..horizon)
-                    .map(|h| point[h] + (m.upper[h] - m.point[h]))
-                    .collect();
-                Ok(Forecast {
-                    point,
-                    lower,
-                    upper,
-                })
-            }
-            (Err(ForecastError::ShortHistory { .. }), Ok(b)) => Ok(b),
-            (Err(e), _) if !matches!(e, ForecastError::ShortHistory { .. }) => Err(e),
-            _ => {
-                // Under a day: the last hour's level, flat.
-                let recent: Vec<f64> = history.iter().rev().take(60).flatten().copied().collect();
-                if recent.is_empty() {
-                    return Err(ForecastError::ShortHistory {
-                        model: self.name(),
-                        needed: 1,
-                        got: 0,
-                    });
-                }
-                let level = recent.iter().sum::<f64>() / recent.len() as f64;
-                let point = vec![level; horizon];
-                Ok(Forecast::point_only(point))
-            }
-        }
+    let n = y.len();
+    let centre: Vec<f64> = (0..n)
+        .map(|i| {
+            let mut v: Vec<f64> = (-3i64..=3)
+                .filter_map(|k| usize::try_from(i as i64 + k * period as i64).ok())
+                .filter(|&j| j < n)
+                .map(|j| y[j])
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect();
+    let mut abs: Vec<f64> = (0..n).map(|i| (y[i] - centre[i]).abs()).collect();
+    abs.sort_by(f64::total_cmp);
+    let sigma = 1.4826 * abs[n / 2];
+    if sigma <= 0.0 {
+        return y;
     }
+    let limit = WINSOR_SIGMAS * sigma;
+    // The last three days are left as they are: their window is not centred (it holds only
+    // the past), so it would clip a level shift or growth that is the series' present.
+    let settled = n.saturating_sub(3 * period);
+    for (v, c) in y.iter_mut().zip(&centre).take(settled) {
+        *v = v.clamp(c - limit, c + limit);
+    }
+    y
 }

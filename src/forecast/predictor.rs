@@ -15,7 +15,8 @@
 
 use std::collections::VecDeque;
 
-use super::{Combined, Forecaster, Mstl, DAY, WEEK};
+use super::ensemble::{members, Adaptive, Weight};
+use super::{DAY, HISTORY_MINUTES};
 
 /// Minutes of actual-vs-forecast demand the off-track guard looks at.
 pub const TRACK_MINUTES: usize = 15;
@@ -49,7 +50,9 @@ pub struct Predictor {
     /// Minutes kept.
     max_minutes: usize,
     refit_mins: i64,
-    forecaster: Combined,
+    /// The ensemble's learnt weights and interval (warmed up on the history at the first fit).
+    ensemble: Adaptive,
+    warmed_up: bool,
     /// The minute the current forecast was fitted at.
     fitted_at: Option<i64>,
     forecast: Option<DemandForecast>,
@@ -61,6 +64,24 @@ pub struct Predictor {
     /// Fits that failed (the previous forecast is kept while it still reaches).
     pub fit_failures: u64,
 }
+
+/// How the ensemble learns on the history it starts with: origins every 6 hours over the last
+/// week, each forecasting an hour (~1 s of CPU once per fleet).
+pub struct WarmUp {
+    /// Minutes forecast at each origin.
+    pub horizon: usize,
+    /// Minutes between origins.
+    pub step: usize,
+    /// Origins.
+    pub origins: usize,
+}
+
+/// The warm-up the daemon, the simulator and `forecast` run.
+pub const WARM_UP: WarmUp = WarmUp {
+    horizon: 60,
+    step: 360,
+    origins: 28,
+};
 
 /// Minutes since the epoch of the minute holding `t`.
 pub fn minute_of(t: Timestamp) -> i64 {
@@ -83,15 +104,11 @@ impl Predictor {
         Predictor {
             first_minute: 0,
             history: Vec::new(),
-            max_minutes: (cfg.history_days as usize * 1440).min(2 * WEEK + 1440),
+            max_minutes: (cfg.history_days as usize * 1440).min(HISTORY_MINUTES),
             refit_mins: cfg.refit_mins.max(1) as i64,
-            forecaster: Combined {
-                mstl: Mstl {
-                    max_history: 2 * WEEK,
-                    // A central interval at 2q − 1 has the q quantile as its upper bound.
-                    level: 2.0 * cfg.quantile - 1.0,
-                },
-            },
+            // A central interval at 2q − 1 has the q quantile as its upper bound.
+            ensemble: Adaptive::new(2.0 * cfg.quantile - 1.0),
+            warmed_up: false,
             fitted_at: None,
             forecast: None,
             tracked: VecDeque::new(),
@@ -169,6 +186,18 @@ impl Predictor {
         self.status
     }
 
+    /// The ensemble's current weights per candidate.
+    pub fn weights(&self) -> Vec<Weight> {
+        self.ensemble.last_weights()
+    }
+
+    /// Share of the scored forecast minutes inside the interval, warm-up included (`None`
+    /// before any was scored).
+    pub fn interval_coverage(&self) -> Option<f64> {
+        (self.ensemble.scored > 0)
+            .then(|| self.ensemble.covered as f64 / self.ensemble.scored as f64)
+    }
+
     /// The forecast for `now`, refit first when due. `None` while no trustworthy forecast can
     /// be made ([`Predictor::status`] says why).
     pub fn forecast(&mut self, now: Timestamp) -> Option<&DemandForecast> {
@@ -183,10 +212,23 @@ impl Predictor {
         if due {
             self.fitted_at = Some(minute);
             let horizon = (self.refit_mins + 120) as usize;
-            match self.forecaster.forecast(&self.history, horizon) {
+            if self.warmed_up {
+                self.ensemble.observe(&self.history, self.first_minute);
+            } else {
+                self.ensemble.warm_up(
+                    &self.history,
+                    self.first_minute,
+                    WARM_UP.horizon,
+                    WARM_UP.step,
+                    WARM_UP.origins,
+                );
+                self.warmed_up = true;
+            }
+            let start_minute = self.first_minute + self.history.len() as i64;
+            let m = members(&self.history, horizon, self.ensemble.level());
+            match self.ensemble.combine(m, start_minute) {
                 Ok(f) => {
                     self.fits += 1;
-                    let start_minute = self.first_minute + self.history.len() as i64;
                     self.forecast = Some(DemandForecast {
                         start: Timestamp(start_minute * 60_000),
                         point: f.point,

@@ -1,0 +1,490 @@
+//! Ours: a self-weighting ensemble of the candidate forecasters with adaptive conformal
+//! intervals — one model per series, chosen by how each did *on that series* lately.
+//!
+//! Split in two so a backtest can compute the expensive part in parallel:
+//! - [`members`] (pure): every candidate's forecast at one origin;
+//! - [`Adaptive`] (stateful, sequential): scores the last forecast on the minutes that have
+//!   since arrived, weights each candidate per horizon bucket by the inverse square of its
+//!   exponentially weighted error, and sets the interval from recent errors at a level that
+//!   adaptive conformal inference (Gibbs & Candès 2021, ACI) moves with realised coverage.
+//!
+//! Errors are *scaled* — divided by the level the forecast was made at — so a growing series
+//! and its quiet nights weigh alike, and a residual learnt at night fits a busy afternoon.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use super::members::{Profile, RecentLevel, WeeklyNaive};
+use super::{BriefRule, Forecast, ForecastError, Forecaster, Mstl, SeasonalNaive, DAY};
+
+/// The candidates, in the order of every per-member array.
+pub const MEMBERS: [&str; 6] = [
+    "mstl",
+    "profile",
+    "seasonal-naive",
+    "weekly-naive",
+    "brief-rule",
+    "recent-level",
+];
+const N: usize = MEMBERS.len();
+
+/// Upper bounds (exclusive) of the horizon buckets, minutes ahead: each bucket has its own
+/// weights and interval, because the recent level wins the first minutes and a seasonal model
+/// the last.
+pub const BUCKET_ENDS: [usize; 4] = [5, 15, 30, usize::MAX];
+const B: usize = BUCKET_ENDS.len();
+
+fn bucket(h: usize) -> usize {
+    BUCKET_ENDS.iter().position(|&end| h < end).unwrap_or(B - 1)
+}
+
+/// Time constant of the error averages, minutes: two days, so a model that broke yesterday
+/// has lost most of its weight by tomorrow, whatever the forecast cadence.
+pub const ERROR_MEMORY_MINS: f64 = 2.0 * DAY as f64;
+
+/// ACI's step per forecast: how fast the interval's level follows the share of its minutes
+/// that fell outside (Gibbs & Candès use 0.005 per point; a forecast's minutes are not
+/// independent points).
+pub const ACI_GAMMA: f64 = 0.05;
+
+/// Scaled residuals kept per bucket for the interval.
+pub const RESIDUAL_WINDOW: usize = 600;
+
+/// Residuals a bucket needs before its conformal interval replaces the members' spread.
+pub const MIN_RESIDUALS: usize = 30;
+
+/// Every candidate's forecast at one origin.
+#[derive(Clone, Debug)]
+pub struct Members {
+    /// Per candidate (in [`MEMBERS`] order): its points, `None` when it could not forecast.
+    pub points: [Option<Vec<f64>>; N],
+    /// MSTL's interval, when it forecast.
+    pub mstl_band: Option<(Vec<f64>, Vec<f64>)>,
+    /// The error scale at this origin: the mean known demand over the last day.
+    pub scale: f64,
+    /// Minutes forecast.
+    pub horizon: usize,
+}
+
+/// Every candidate's forecast of the `horizon` minutes after `history`; pure. `level` is
+/// MSTL's interval level (the fallback band before the conformal one is calibrated).
+pub fn members(history: &[Option<f64>], horizon: usize, level: f64) -> Members {
+    let mstl = Mstl {
+        level,
+        ..Mstl::default()
+    }
+    .forecast(history, horizon)
+    .ok();
+    let run = |f: &dyn Forecaster| f.forecast(history, horizon).ok().map(|f| f.point);
+    let day: Vec<f64> = history.iter().rev().take(DAY).flatten().copied().collect();
+    let scale = if day.is_empty() {
+        0.0
+    } else {
+        day.iter().sum::<f64>() / day.len() as f64
+    };
+    Members {
+        mstl_band: mstl.as_ref().map(|f| (f.lower.clone(), f.upper.clone())),
+        points: [
+            mstl.map(|f| f.point),
+            run(&Profile),
+            run(&SeasonalNaive),
+            run(&WeeklyNaive),
+            run(&BriefRule),
+            run(&RecentLevel),
+        ],
+        scale,
+        horizon,
+    }
+}
+
+/// The last forecast, kept to be scored when its minutes arrive.
+#[derive(Clone, Debug)]
+struct Pending {
+    origin_minute: i64,
+    members: Members,
+    point: Vec<f64>,
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+}
+
+/// The ensemble's learnt state: per-candidate errors, the interval's residuals and levels.
+#[derive(Clone, Debug)]
+pub struct Adaptive {
+    level: f64,
+    /// Exponentially weighted mean scaled absolute error, per candidate and bucket (`None`:
+    /// not scored yet).
+    error: [[Option<f64>; B]; N],
+    last_scored_minute: Option<i64>,
+    residuals: [VecDeque<f64>; B],
+    /// ACI's current miscoverage per bucket (starts at 1 − level).
+    alpha: [f64; B],
+    pending: Option<Pending>,
+    /// Forecast points scored, and those inside the interval.
+    pub scored: u64,
+    /// Scored points inside the interval.
+    pub covered: u64,
+}
+
+/// One candidate's share of the combination, for reports and `/metrics`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Weight {
+    /// The candidate.
+    pub model: &'static str,
+    /// Its weight per horizon bucket (see [`BUCKET_ENDS`]); 0 when it could not forecast.
+    pub by_bucket: [f64; B],
+}
+
+impl Adaptive {
+    /// A fresh ensemble whose intervals aim at central coverage `level` (e.g. 0.9).
+    pub fn new(level: f64) -> Self {
+        Adaptive {
+            level,
+            error: [[None; B]; N],
+            last_scored_minute: None,
+            residuals: Default::default(),
+            alpha: [1.0 - level; B],
+            pending: None,
+            scored: 0,
+            covered: 0,
+        }
+    }
+
+    /// The interval's target central coverage.
+    pub fn level(&self) -> f64 {
+        self.level
+    }
+
+    /// Scores the last forecast on the minutes of `history` (whose first minute is
+    /// `first_minute`) that arrived since, once: the candidates' errors, the interval's
+    /// residuals and ACI's levels move. Returns `(point, actual, inside)` per scored minute,
+    /// for reports.
+    pub fn observe(
+        &mut self,
+        history: &[Option<f64>],
+        first_minute: i64,
+    ) -> Vec<(usize, f64, f64, bool)> {
+        let Some(p) = self.pending.take() else {
+            return Vec::new();
+        };
+        let mut scored = Vec::new();
+        let mut abs = [[(0.0, 0usize); B]; N];
+        let mut misses = [(0u32, 0u32); B];
+        for h in 0..p.point.len() {
+            let at = p.origin_minute + h as i64 - first_minute;
+            let Some(actual) = usize::try_from(at)
+                .ok()
+                .and_then(|i| history.get(i))
+                .copied()
+                .flatten()
+            else {
+                continue;
+            };
+            let b = bucket(h);
+            let s = scale_at(p.point[h], p.members.scale);
+            for (m, points) in p.members.points.iter().enumerate() {
+                if let Some(points) = points {
+                    abs[m][b].0 += (actual - points[h]).abs() / s;
+                    abs[m][b].1 += 1;
+                }
+            }
+            let inside = actual >= p.lower[h] && actual <= p.upper[h];
+            self.scored += 1;
+            self.covered += u64::from(inside);
+            misses[b].0 += u32::from(!inside);
+            misses[b].1 += 1;
+            let r = &mut self.residuals[b];
+            r.push_back((actual - p.point[h]) / s);
+            if r.len() > RESIDUAL_WINDOW {
+                r.pop_front();
+            }
+            scored.push((h, p.point[h], actual, inside));
+        }
+        // ACI, once per forecast and bucket (a forecast's minutes miss together: counted one
+        // by one they would swing the level by their number): misses lower the miscoverage
+        // level — a wider interval next time —, hits raise it.
+        let target = 1.0 - self.level;
+        for (b, &(missed, count)) in misses.iter().enumerate() {
+            if count > 0 {
+                let rate = f64::from(missed) / f64::from(count);
+                self.alpha[b] = (self.alpha[b] + ACI_GAMMA * (target - rate)).clamp(0.001, 0.5);
+            }
+        }
+        let since = self
+            .last_scored_minute
+            .map_or(ERROR_MEMORY_MINS, |m| (p.origin_minute - m) as f64);
+        let keep = (-since.max(1.0) / ERROR_MEMORY_MINS).exp();
+        for (m, row) in abs.iter().enumerate() {
+            for (b, &(sum, count)) in row.iter().enumerate() {
+                if count == 0 {
+                    continue;
+                }
+                let e = sum / count as f64;
+                let old = &mut self.error[m][b];
+                *old = Some(old.map_or(e, |o| keep * o + (1.0 - keep) * e));
+            }
+        }
+        if !scored.is_empty() {
+            self.last_scored_minute = Some(p.origin_minute);
+        }
+        scored
+    }
+
+    /// Each candidate's weight per bucket for a forecast whose available candidates are
+    /// `available`: the inverse square of its error average, normalised; a candidate not
+    /// scored yet counts with the median error of those that are (equal weights at first).
+    pub fn weights(&self, available: [bool; N]) -> [[f64; B]; N] {
+        let mut w = [[0.0; B]; N];
+        for b in 0..B {
+            let mut known: Vec<f64> = (0..N)
+                .filter(|&m| available[m])
+                .filter_map(|m| self.error[m][b])
+                .collect();
+            known.sort_by(f64::total_cmp);
+            let prior = known.get(known.len() / 2).copied().unwrap_or(1.0);
+            for m in (0..N).filter(|&m| available[m]) {
+                let e = self.error[m][b].unwrap_or(prior).max(1e-6);
+                w[m][b] = 1.0 / (e * e);
+            }
+            let total: f64 = (0..N).map(|m| w[m][b]).sum();
+            if total > 0.0 {
+                for row in &mut w {
+                    row[b] /= total;
+                }
+            }
+        }
+        w
+    }
+
+    /// The weights of the last forecast (equal before any), for reports.
+    pub fn last_weights(&self) -> Vec<Weight> {
+        let available = match &self.pending {
+            Some(p) => std::array::from_fn(|m| p.members.points[m].is_some()),
+            None => [true; N],
+        };
+        let w = self.weights(available);
+        (0..N)
+            .map(|m| Weight {
+                model: MEMBERS[m],
+                by_bucket: w[m],
+            })
+            .collect()
+    }
+
+    /// Combines `members` (forecast at `origin_minute`) into the forecast, with its interval;
+    /// it is kept to be scored by the next [`Adaptive::observe`].
+    pub fn combine(
+        &mut self,
+        members: Members,
+        origin_minute: i64,
+    ) -> Result<Forecast, ForecastError> {
+        let available: [bool; N] = std::array::from_fn(|m| members.points[m].is_some());
+        if !available.iter().any(|a| *a) {
+            return Err(ForecastError::ShortHistory {
+                model: "ensemble",
+                needed: 1,
+                got: 0,
+            });
+        }
+        let w = self.weights(available);
+        let horizon = members.horizon;
+        let mut point = vec![0.0; horizon];
+        let (mut lower, mut upper) = (vec![0.0; horizon], vec![0.0; horizon]);
+        for h in 0..horizon {
+            let b = bucket(h);
+            point[h] = members
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(m, p)| p.as_ref().map(|p| w[m][b] * p[h]))
+                .sum::<f64>()
+                .max(0.0);
+            let (lo, hi) = self.band(&members, h, point[h]);
+            lower[h] = lo.clamp(0.0, point[h]);
+            upper[h] = hi.max(point[h]);
+        }
+        self.pending = Some(Pending {
+            origin_minute,
+            members,
+            point: point.clone(),
+            lower: lower.clone(),
+            upper: upper.clone(),
+        });
+        Ok(Forecast {
+            point,
+            lower,
+            upper,
+        })
+    }
+
+    /// The interval at minute `h`: the point plus the scaled residuals' quantiles at ACI's
+    /// level, once the bucket has [`MIN_RESIDUALS`]; before, MSTL's band around the point
+    /// widened to the candidates' spread.
+    fn band(&self, members: &Members, h: usize, point: f64) -> (f64, f64) {
+        let b = bucket(h);
+        let r = &self.residuals[b];
+        if r.len() >= MIN_RESIDUALS {
+            let mut sorted: Vec<f64> = r.iter().copied().collect();
+            sorted.sort_by(f64::total_cmp);
+            let a = self.alpha[b];
+            let s = scale_at(point, members.scale);
+            return (
+                point + s * quantile(&sorted, a / 2.0),
+                point + s * quantile(&sorted, 1.0 - a / 2.0),
+            );
+        }
+        let spread = members.points.iter().flatten().map(|p| p[h]);
+        let (mut lo, mut hi) = spread.fold((point, point), |(l, u), v| (l.min(v), u.max(v)));
+        if let (Some((l, u)), Some(m)) = (&members.mstl_band, &members.points[0]) {
+            lo = lo.min(point - (m[h] - l[h]));
+            hi = hi.max(point + (u[h] - m[h]));
+        }
+        (lo, hi)
+    }
+
+    /// Learns weights and calibrates the interval on the history itself: forecasts at
+    /// `origins` earlier origins `step` minutes apart (the last ending at least a horizon
+    /// before the end) and scores each on what followed. What the daemon runs when it
+    /// starts with history, and `forecast` before it answers, so neither starts blind.
+    pub fn warm_up(
+        &mut self,
+        history: &[Option<f64>],
+        first_minute: i64,
+        horizon: usize,
+        step: usize,
+        origins: usize,
+    ) {
+        let n = history.len();
+        for k in (1..=origins).rev() {
+            let Some(origin) = n.checked_sub(horizon + (k - 1) * step) else {
+                continue;
+            };
+            if origin < DAY {
+                continue;
+            }
+            let m = members(&history[..origin], horizon, self.level);
+            if self.combine(m, first_minute + origin as i64).is_ok() {
+                self.observe(history, first_minute);
+            }
+        }
+    }
+}
+
+/// One forecast from a history alone, as `forecast` gives it: the ensemble warmed up on the
+/// history first ([`super::predictor::WARM_UP`]), so its weights and interval are the ones
+/// the daemon would have learnt; returns the forecast and the weights it used.
+pub fn forecast_once(
+    history: &[Option<f64>],
+    horizon: usize,
+    level: f64,
+) -> Result<(Forecast, Vec<Weight>), ForecastError> {
+    let history = &history[history.len().saturating_sub(super::HISTORY_MINUTES)..];
+    let w = super::predictor::WARM_UP;
+    let mut a = Adaptive::new(level);
+    a.warm_up(history, 0, w.horizon, w.step, w.origins);
+    let f = a.combine(members(history, horizon, level), history.len() as i64)?;
+    Ok((f, a.last_weights()))
+}
+
+/// The scale a residual at `point` is divided by: the point, floored at a tenth of the
+/// day's mean (so a forecast near zero does not blow its residual up).
+fn scale_at(point: f64, day_mean: f64) -> f64 {
+    point.max(0.1 * day_mean).max(1e-9)
+}
+
+/// The `q` quantile of `sorted` (nearest rank).
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((q * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1);
+    sorted[idx]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn members_of(points: [Option<Vec<f64>>; N]) -> Members {
+        let horizon = points.iter().flatten().next().map_or(0, |p| p.len());
+        Members {
+            points,
+            mstl_band: None,
+            scale: 100.0,
+            horizon,
+        }
+    }
+
+    #[test]
+    fn weights_move_to_the_candidate_that_was_right() {
+        let mut a = Adaptive::new(0.9);
+        let history: Vec<Option<f64>> = vec![Some(100.0); 200];
+        for origin in [0i64, 60, 120] {
+            let mut p: [Option<Vec<f64>>; N] = Default::default();
+            p[1] = Some(vec![100.0; 60]); // right
+            p[2] = Some(vec![150.0; 60]); // 50 % off
+            a.combine(members_of(p), origin).unwrap();
+            a.observe(&history, 0);
+        }
+        let w = a.weights([false, true, true, false, false, false]);
+        for b in 0..B {
+            assert!(w[1][b] > 0.99, "bucket {b}: {w:?}");
+            assert!((w[1][b] + w[2][b] - 1.0).abs() < 1e-9);
+        }
+        assert_eq!(w[0], [0.0; B], "unavailable candidates weigh nothing");
+    }
+
+    #[test]
+    fn coverage_recovers_when_the_noise_doubles() {
+        // A candidate that forecasts the mean exactly; the actuals scatter around it with sd
+        // 50 for 100 forecasts, then 100: the interval must follow, not stay at the old width.
+        let mut a = Adaptive::new(0.9);
+        let mut seed = 42u64;
+        let mut gauss = move || {
+            let mut u = || {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((seed >> 11) as f64 / (1u64 << 53) as f64).max(1e-12)
+            };
+            let (x, y) = (u(), u());
+            (-2.0 * x.ln()).sqrt() * (std::f64::consts::TAU * y).cos()
+        };
+        let mut late = (0u64, 0u64);
+        for k in 0..400i64 {
+            let sd = if k < 100 { 50.0 } else { 100.0 };
+            let origin = k * 60;
+            let history: Vec<Option<f64>> = (0..origin + 60)
+                .map(|i| (i >= origin).then(|| 1000.0 + sd * gauss()))
+                .collect();
+            let mut p: [Option<Vec<f64>>; N] = Default::default();
+            p[1] = Some(vec![1000.0; 60]);
+            a.combine(members_of(p), origin).unwrap();
+            let before = (a.scored, a.covered);
+            a.observe(&history, 0);
+            if k >= 300 {
+                late.0 += a.scored - before.0;
+                late.1 += a.covered - before.1;
+            }
+        }
+        let coverage = late.1 as f64 / late.0 as f64;
+        assert!(
+            (0.85..=0.95).contains(&coverage),
+            "coverage over the last 100 forecasts: {coverage:.3}"
+        );
+    }
+
+    #[test]
+    fn aci_widens_after_misses_and_narrows_after_hits() {
+        let mut a = Adaptive::new(0.9);
+        let start = a.alpha[3];
+        let history: Vec<Option<f64>> = vec![Some(1000.0); 100];
+        let mut p: [Option<Vec<f64>>; N] = Default::default();
+        p[1] = Some(vec![100.0; 60]);
+        a.combine(members_of(p), 0).unwrap();
+        let s = a.observe(&history, 0);
+        assert_eq!(s.len(), 60);
+        assert!(s.iter().all(|x| !x.3), "every minute outside");
+        assert!(a.alpha[3] < start, "misses lower the miscoverage level");
+    }
+}

@@ -1,0 +1,178 @@
+//! The ensemble's candidate forecasters beyond the three in `mod.rs`: each is cheap, pure, and
+//! strong where another is weak, so [`super::ensemble`] can weight them by their recent errors.
+//!
+//! - [`Profile`]: a *robust* daily profile (the median of the same minute over the last week),
+//!   scaled to the level of the last hour. The median keeps an event day from moving the
+//!   profile; the level ratio follows a level shift or a trend within the hour it shows.
+//! - [`WeeklyNaive`]: the same minute a week earlier (weekly cycles: weekends).
+//! - [`RecentLevel`]: the mean of the last minutes, flat (a random walk's best guess: strong at
+//!   the first minutes of the horizon, and after a change no seasonal model has seen yet).
+
+use super::{known_before, require, Forecast, ForecastError, Forecaster, DAY, WEEK};
+
+/// Days of the robust profile.
+pub const PROFILE_DAYS: usize = 7;
+
+/// Minutes over which [`Profile`] measures the current level against the profile's.
+pub const LEVEL_MINUTES: usize = 60;
+
+/// The level ratio's bounds: beyond them a ratio is more likely an outage or a burst than a
+/// level the next hour keeps.
+pub const LEVEL_RATIO_BOUNDS: (f64, f64) = (0.2, 5.0);
+
+/// Minutes [`RecentLevel`] averages.
+pub const RECENT_MINUTES: usize = 10;
+
+/// Median of the known values at `t − k·DAY`, k = 1..=days (`None` when none is known).
+fn profile_at(history: &[Option<f64>], t: usize, days: usize) -> Option<f64> {
+    let mut v: Vec<f64> = (1..=days)
+        .filter_map(|k| t.checked_sub(k * DAY))
+        .filter_map(|i| history.get(i).copied().flatten())
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len();
+    Some(if m % 2 == 1 {
+        v[m / 2]
+    } else {
+        0.5 * (v[m / 2 - 1] + v[m / 2])
+    })
+}
+
+/// The robust daily profile scaled to the last hour's level.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Profile;
+
+impl Profile {
+    /// The ratio of the last [`LEVEL_MINUTES`]' demand to the profile's for those minutes,
+    /// within [`LEVEL_RATIO_BOUNDS`]; 1 when either is unknown or zero.
+    pub fn level_ratio(history: &[Option<f64>], days: usize) -> f64 {
+        let n = history.len();
+        let (mut actual, mut expected) = (0.0, 0.0);
+        for t in n.saturating_sub(LEVEL_MINUTES)..n {
+            if let (Some(a), Some(p)) = (history[t], profile_at(history, t, days)) {
+                actual += a;
+                expected += p;
+            }
+        }
+        if actual <= 0.0 || expected <= 0.0 {
+            return 1.0;
+        }
+        (actual / expected).clamp(LEVEL_RATIO_BOUNDS.0, LEVEL_RATIO_BOUNDS.1)
+    }
+}
+
+impl Forecaster for Profile {
+    fn name(&self) -> &'static str {
+        "profile"
+    }
+
+    fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
+        let n = require(self.name(), history, DAY)?;
+        let days = (n / DAY).min(PROFILE_DAYS);
+        let ratio = Self::level_ratio(history, days);
+        let point = (0..horizon)
+            .map(|h| {
+                let t = n + h;
+                profile_at(history, t, days)
+                    .or_else(|| known_before(history, t - DAY))
+                    .unwrap_or(0.0)
+                    * ratio
+            })
+            .collect();
+        Ok(Forecast::point_only(point))
+    }
+}
+
+/// The value at the same minute one week earlier.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WeeklyNaive;
+
+impl Forecaster for WeeklyNaive {
+    fn name(&self) -> &'static str {
+        "weekly-naive"
+    }
+
+    fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
+        let n = require(self.name(), history, WEEK)?;
+        let point = (0..horizon)
+            .map(|h| {
+                let i = n - WEEK + h;
+                history[i]
+                    .or_else(|| known_before(history, i))
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        Ok(Forecast::point_only(point))
+    }
+}
+
+/// The mean of the last [`RECENT_MINUTES`] known minutes (within the last hour), flat.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RecentLevel;
+
+impl Forecaster for RecentLevel {
+    fn name(&self) -> &'static str {
+        "recent-level"
+    }
+
+    fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
+        let recent: Vec<f64> = history
+            .iter()
+            .rev()
+            .take(60)
+            .flatten()
+            .take(RECENT_MINUTES)
+            .copied()
+            .collect();
+        if recent.is_empty() {
+            return Err(ForecastError::ShortHistory {
+                model: self.name(),
+                needed: 1,
+                got: 0,
+            });
+        }
+        let level = recent.iter().sum::<f64>() / recent.len() as f64;
+        Ok(Forecast::point_only(vec![level; horizon]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_profile_ignores_one_event_day_and_follows_a_level_shift() {
+        // Seven days of a ramp 0..1440, one of them an event day at ×5.
+        let mut h: Vec<Option<f64>> = (0..7 * DAY).map(|i| Some((i % DAY) as f64)).collect();
+        for v in &mut h[3 * DAY..4 * DAY] {
+            *v = v.map(|x| 5.0 * x);
+        }
+        let f = Profile.forecast(&h, 3).unwrap();
+        assert_eq!(
+            f.point,
+            vec![0.0, 1.0, 2.0],
+            "the median skips the event day"
+        );
+        // The last hour at twice the profile: the forecast doubles.
+        let n = h.len();
+        for (i, v) in h.iter_mut().enumerate().skip(n - LEVEL_MINUTES) {
+            *v = Some(2.0 * (i % DAY) as f64);
+        }
+        assert!((Profile::level_ratio(&h, 6) - 2.0).abs() < 1e-9);
+        assert_eq!(Profile.forecast(&h, 2).unwrap().point, vec![0.0, 2.0]);
+    }
+
+    #[test]
+    fn weekly_naive_is_last_week_and_recent_level_the_last_minutes() {
+        let h: Vec<Option<f64>> = (0..WEEK + 5).map(|i| Some(i as f64)).collect();
+        assert_eq!(WeeklyNaive.forecast(&h, 2).unwrap().point, vec![5.0, 6.0]);
+        let mut g: Vec<Option<f64>> = vec![Some(1.0); 30];
+        g.extend(std::iter::repeat_n(Some(4.0), RECENT_MINUTES));
+        g.push(None);
+        assert_eq!(RecentLevel.forecast(&g, 2).unwrap().point, vec![4.0, 4.0]);
+        assert!(WeeklyNaive.forecast(&g, 2).is_err());
+    }
+}
