@@ -353,18 +353,31 @@ impl DemandForecast {
     /// The highest upper quantile over the minutes overlapping `[from, from + secs]`; `None`
     /// when the forecast does not reach that far (a stale forecast must not be trusted).
     pub fn peak_upper(&self, from: Timestamp, secs: f64) -> Option<f64> {
-        let first = (from.secs_since(self.start) / 60.0).floor().max(0.0) as usize;
-        let last = ((from.secs_since(self.start) + secs) / 60.0)
-            .floor()
-            .max(0.0) as usize;
-        if last >= self.upper.len() {
-            return None;
-        }
-        self.upper[first..=last]
+        self.upper_over(from, secs)?
             .iter()
             .copied()
             .filter(|v| v.is_finite())
             .reduce(f64::max)
+    }
+
+    /// The lowest upper quantile over the same minutes (a window reaching before the
+    /// forecast's start uses what it has).
+    pub fn low_upper(&self, from: Timestamp, secs: f64) -> Option<f64> {
+        self.upper_over(from, secs)?
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .reduce(f64::min)
+    }
+
+    /// The upper quantiles of the minutes overlapping `[from, from + secs]`, from the
+    /// forecast's start at the earliest; `None` when it does not reach `from + secs`.
+    fn upper_over(&self, from: Timestamp, secs: f64) -> Option<&[f64]> {
+        let first = (from.secs_since(self.start) / 60.0).floor().max(0.0) as usize;
+        let last = ((from.secs_since(self.start) + secs) / 60.0)
+            .floor()
+            .max(0.0) as usize;
+        (last < self.upper.len()).then(|| &self.upper[first..=last])
     }
 }
 

@@ -152,8 +152,17 @@ pub fn step(
     // The floor is for what reactive scaling cannot do — have capacity in service when a rise
     // arrives. On a flat or falling forecast the reactive policy follows the demand it measures,
     // and a floor sized on the upper quantile would only hold capacity over it (measured on
-    // `periodic`: +11 % cost for no SLO gained).
-    let rise_ahead = matches!((peak_demand, level_now), (Some(p), Some(n)) if p > n);
+    // `periodic`: +11 % cost for no SLO gained). A rise counts when it exceeds the tolerance
+    // (as a metric ratio must: the forecast's minute-to-minute wobble is not a rise), measured
+    // from the lowest forecast over the last lead — so the floor holds *through* the lead after
+    // the rise arrives, while the reactive signals, a rate window behind, catch up. Compared
+    // with the forecast for now alone, it let go at the step's first minute and capacity fell
+    // 5 → 2 units into a ×6 step (tests/simulator.rs, the daily step).
+    let base = forecast
+        .and_then(|f| f.low_upper(now.plus_secs(-lead_secs), lead_secs))
+        .or(level_now);
+    let rise_ahead =
+        matches!((peak_demand, base), (Some(p), Some(b)) if p > b * (1.0 + tolerance.max(0.0)));
     PredictiveStep {
         demand_per_unit: per_unit,
         mode: cfg.mode,
@@ -309,12 +318,13 @@ mod tests {
                 Some(3),
                 true,
             ),
+            // …and with a 10 % tolerance a 6 % rise over the lead is no rise at all.
             (
                 "rising, within 10 %",
                 &|m| 200.0 + 2.0 * m as f64,
                 0.1,
                 Some(2),
-                true,
+                false,
             ),
         ];
         for (name, f, tol, floor, applied) in cases {
@@ -331,6 +341,38 @@ mod tests {
                 (floor, applied),
                 "{name}: {s:?}"
             );
+        }
+    }
+
+    /// The floor holds through the lead after a forecast step arrives (the reactive signals
+    /// are a rate window behind it), and lets go once the step is older than the lead.
+    #[test]
+    fn the_floor_holds_through_the_lead_after_a_step_arrives() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let cfg = predictive(100.0, Some(300));
+        let cold = ColdStarts::default();
+        let step_at = |m: usize| if m >= 10 { 600.0 } else { 100.0 };
+        let f = DemandForecast {
+            start: t0,
+            point: (0..120).map(step_at).collect(),
+            upper: (0..120).map(step_at).collect(),
+        };
+        for (minute, applied) in [
+            (3.0, false),
+            (6.0, true),
+            (10.0, true),
+            (14.0, true),
+            (16.0, false),
+        ] {
+            let s = step(
+                &cfg,
+                cfg.demand_per_unit,
+                0.1,
+                Some(&f),
+                &cold,
+                t0.plus_secs(minute * 60.0),
+            );
+            assert_eq!(s.applied, applied, "minute {minute}: {s:?}");
         }
     }
 }
