@@ -544,6 +544,10 @@ struct SimArgs {
     /// exactly one cell, --csv and --decisions write that cell's minutes and decisions.
     #[arg(long, requires = "suite")]
     cells: Option<String>,
+    /// With --suite: also run each cell after 14 days in which its shape recurred daily, and
+    /// report what the policy's forecast ([fleets.predictive]) bought (about twice the time).
+    #[arg(long, requires = "suite")]
+    forecast_effect: bool,
     /// For a per-minute trace: draw token counts from this per-request trace instead of
     /// the built-in chat mix.
     #[arg(long, requires = "trace")]
@@ -750,6 +754,14 @@ fn robustness(a: &SimArgs, cfg: &Config, profiles: &[sim::perf::Profile]) -> any
     spec.seeds = a.seeds.clone();
     spec.cold_starts_secs = a.cold_starts.clone();
     spec.duration_secs = a.duration_secs;
+    spec.forecast_effect = a.forecast_effect;
+    if a.forecast_effect && fleet.predictive.is_none() {
+        return Err(InputError(format!(
+            "--forecast-effect: fleet {} has no [fleets.predictive]: there is no forecast to measure",
+            fleet.name
+        ))
+        .into());
+    }
     let cells: Vec<suite::Cell> = spec
         .cells()
         .into_iter()

@@ -23,11 +23,27 @@ pub const LEVEL_RATIO_BOUNDS: (f64, f64) = (0.2, 5.0);
 /// Minutes [`RecentLevel`] averages.
 pub const RECENT_MINUTES: usize = 10;
 
-/// Median of the known values at `t − k·DAY`, k = 1..=days (`None` when none is known).
+/// Minutes either side of the same minute averaged on each past day: a minute's own noise is
+/// not a shape worth repeating, and a profile that carries it wobbles from minute to minute.
+pub const PROFILE_SMOOTH_MINUTES: usize = 2;
+
+/// The mean of the known values within [`PROFILE_SMOOTH_MINUTES`] of `i`.
+fn smoothed(history: &[Option<f64>], i: usize) -> Option<f64> {
+    let lo = i.saturating_sub(PROFILE_SMOOTH_MINUTES);
+    let hi = (i + PROFILE_SMOOTH_MINUTES + 1).min(history.len());
+    let (sum, n) = history
+        .get(lo..hi)?
+        .iter()
+        .flatten()
+        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Median over k = 1..=days of the smoothed value at `t − k·DAY` (`None` when none is known).
 fn profile_at(history: &[Option<f64>], t: usize, days: usize) -> Option<f64> {
     let mut v: Vec<f64> = (1..=days)
         .filter_map(|k| t.checked_sub(k * DAY))
-        .filter_map(|i| history.get(i).copied().flatten())
+        .filter_map(|i| smoothed(history, i))
         .collect();
     if v.is_empty() {
         return None;
@@ -145,24 +161,27 @@ mod tests {
 
     #[test]
     fn the_profile_ignores_one_event_day_and_follows_a_level_shift() {
-        // Seven days of a ramp 0..1440, one of them an event day at ×5.
-        let mut h: Vec<Option<f64>> = (0..7 * DAY).map(|i| Some((i % DAY) as f64)).collect();
+        // Seven days and ten hours of a staircase (a step every 10 minutes), one day of them an
+        // event day at ×5; the forecast starts at 10:05, in the middle of a step.
+        let stairs = |i: usize| ((i % DAY) / 10) as f64;
+        let n = 7 * DAY + 605;
+        let mut h: Vec<Option<f64>> = (0..n).map(|i| Some(stairs(i))).collect();
         for v in &mut h[3 * DAY..4 * DAY] {
             *v = v.map(|x| 5.0 * x);
         }
         let f = Profile.forecast(&h, 3).unwrap();
-        assert_eq!(
-            f.point,
-            vec![0.0, 1.0, 2.0],
-            "the median skips the event day"
+        assert!(
+            f.point.iter().all(|p| (p - 60.0).abs() < 1e-9),
+            "the median skips the event day: {f:?}"
         );
         // The last hour at twice the profile: the forecast doubles.
-        let n = h.len();
         for (i, v) in h.iter_mut().enumerate().skip(n - LEVEL_MINUTES) {
-            *v = Some(2.0 * (i % DAY) as f64);
+            *v = Some(2.0 * stairs(i));
         }
-        assert!((Profile::level_ratio(&h, 6) - 2.0).abs() < 1e-9);
-        assert_eq!(Profile.forecast(&h, 2).unwrap().point, vec![0.0, 2.0]);
+        let ratio = Profile::level_ratio(&h, 7);
+        assert!((ratio - 2.0).abs() < 0.01, "{ratio}");
+        let f = Profile.forecast(&h, 2).unwrap();
+        assert!(f.point.iter().all(|p| (p - 120.0).abs() < 1.0), "{f:?}");
     }
 
     #[test]

@@ -125,7 +125,13 @@ pub struct SuiteSpec {
     pub peak_units: f64,
     /// Cap on each cell's length, seconds (`None`: each shape's own).
     pub duration_secs: Option<f64>,
+    /// Also run each cell after [`RECURRING_DAYS`] days in which its shape recurred daily, to
+    /// measure what the forecast (the policy's `[fleets.predictive]`) buys.
+    pub forecast_effect: bool,
 }
+
+/// Days of history in which a cell's shape recurred, for [`SuiteSpec::forecast_effect`].
+pub const RECURRING_DAYS: usize = 14;
 
 impl SuiteSpec {
     /// The full matrix: 6 shapes × 4 mixes × 4 cold starts × 3 seeds, peaking at 10 units or
@@ -138,6 +144,7 @@ impl SuiteSpec {
             seeds: vec![1, 2, 3],
             peak_units: (0.8 * fleet.max_units as f64).clamp(1.0, 10.0),
             duration_secs: None,
+            forecast_effect: false,
         }
     }
 
@@ -209,8 +216,40 @@ pub struct CellResult {
     pub goodput_tokens_per_usd: f64,
     /// The oracle's goodput per dollar.
     pub oracle_goodput_tokens_per_usd: f64,
+    /// With `forecast_effect`: the same cell after days in which its shape recurred.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring: Option<Recurring>,
     /// The full report of the cell (`simulate --json`'s keys).
     pub report: serde_json::Value,
+}
+
+/// A cell run again after [`RECURRING_DAYS`] days in which its shape recurred at the same
+/// hour: what the forecast buys when the traffic has been seen before. The cell as run has no
+/// history — no forecast — so it is the "without".
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Recurring {
+    /// Ours holds the SLO with the forecast.
+    pub held: bool,
+    /// Fraction of minutes over the TTFT SLO, with the forecast.
+    pub ttft_violation_minutes: f64,
+    /// P95 TTFT with the forecast, seconds.
+    pub p95_ttft_s: f64,
+    /// Cost with the forecast ÷ cost without.
+    pub cost_vs_without: f64,
+}
+
+/// `days` days of per-minute demand (requests per minute) in which `shape` (per second, at
+/// `peak_rps`) ran from midnight each day and the rest of the day stayed at its first
+/// minute's level.
+pub fn recurring_history(shape: &[f64], peak_rps: f64, days: usize) -> Vec<Option<f64>> {
+    let per_minute: Vec<f64> = shape
+        .chunks(60)
+        .map(|c| c.iter().sum::<f64>() / c.len() as f64 * 60.0 * peak_rps)
+        .collect();
+    let base = per_minute.first().copied().unwrap_or(0.0);
+    (0..days * 1440)
+        .map(|m| Some(per_minute.get(m % 1440).copied().unwrap_or(base)))
+        .collect()
 }
 
 /// How far the offered rate may move over a stretch that counts as steady.
@@ -253,6 +292,65 @@ pub struct Summary {
     pub max_cost_vs_oracle: f64,
     /// Flaps on steady stretches of the offered load, over every cell.
     pub plateau_flaps: u64,
+    /// With `forecast_effect`: per shape, the cells without and with a recurring history.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub forecast_effect: Vec<ShapeEffect>,
+}
+
+/// What the forecast bought on one shape's cells (with a recurring history vs without).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShapeEffect {
+    /// The shape.
+    pub shape: Shape,
+    /// Cells compared.
+    pub cells: usize,
+    /// Cells held without history (no forecast), and with.
+    pub held_without: usize,
+    /// Cells held with the recurring history.
+    pub held_with: usize,
+    /// Mean fraction of minutes over the TTFT SLO, without and with.
+    pub violation_minutes_without: f64,
+    /// With the recurring history.
+    pub violation_minutes_with: f64,
+    /// Median cost with ÷ cost without.
+    pub median_cost_with_vs_without: f64,
+}
+
+/// Per shape, the cells run both ways.
+fn forecast_effect(results: &[CellResult]) -> Vec<ShapeEffect> {
+    Shape::ALL
+        .iter()
+        .filter_map(|&shape| {
+            let both: Vec<(&CellResult, &Recurring)> = results
+                .iter()
+                .filter(|r| r.cell.shape == shape)
+                .filter_map(|r| r.recurring.as_ref().map(|w| (r, w)))
+                .collect();
+            if both.is_empty() {
+                return None;
+            }
+            let n = both.len() as f64;
+            let mut costs: Vec<f64> = both.iter().map(|(_, w)| w.cost_vs_without).collect();
+            costs.sort_by(f64::total_cmp);
+            Some(ShapeEffect {
+                shape,
+                cells: both.len(),
+                held_without: both.iter().filter(|(r, _)| r.held).count(),
+                held_with: both.iter().filter(|(_, w)| w.held).count(),
+                violation_minutes_without: both
+                    .iter()
+                    .map(|(r, _)| r.ttft_violation_minutes)
+                    .sum::<f64>()
+                    / n,
+                violation_minutes_with: both
+                    .iter()
+                    .map(|(_, w)| w.ttft_violation_minutes)
+                    .sum::<f64>()
+                    / n,
+                median_cost_with_vs_without: costs[costs.len() / 2],
+            })
+        })
+        .collect()
 }
 
 /// A cell's name: `shape/mix/cold-start/seed`.
@@ -448,8 +546,31 @@ pub fn run_cell(
     cell: &Cell,
 ) -> Result<CellResult, SimError> {
     let setup = cell_setup(fleet, profiles, model, traces, spec, cell)?;
+    let recurring_setup = (spec.forecast_effect && fleet.predictive.is_some()).then(|| {
+        let mut s = setup.clone();
+        let Source::Rate(profile, _) = &s.traffic.source else {
+            unreachable!("cells are rate profiles")
+        };
+        // The rates are the shape × the cell's peak, per second: the same minutes again.
+        s.history = recurring_history(&profile.rates, 1.0, RECURRING_DAYS);
+        s.baselines = false;
+        s
+    });
     let outcome = super::simulate(setup, &mut |_| {})?;
     let ours = outcome.figures(&outcome.ours);
+    let recurring = match recurring_setup {
+        Some(s) => {
+            let with = super::simulate(s, &mut |_| {})?;
+            let f = with.figures(&with.ours);
+            Some(Recurring {
+                held: holds(&f.slo),
+                ttft_violation_minutes: f.slo.ttft_violation_minutes,
+                p95_ttft_s: f.slo.p95_ttft_s,
+                cost_vs_without: f.cost.total_usd / ours.cost.total_usd.max(1e-9),
+            })
+        }
+        None => None,
+    };
     let oracle = outcome.baselines.get("oracle").map(|r| outcome.figures(r));
     let report = serde_json::to_value(outcome.report()).unwrap_or_default();
     Ok(CellResult {
@@ -467,6 +588,7 @@ pub fn run_cell(
         plateau_flaps: plateau_flaps(&outcome.ours.flap_spans, &shape_units(cell.shape, traces)),
         goodput_tokens_per_usd: ours.cost.goodput_tokens_per_usd,
         oracle_goodput_tokens_per_usd: oracle.map_or(0.0, |o| o.cost.goodput_tokens_per_usd),
+        recurring,
         report,
     })
 }
@@ -491,6 +613,7 @@ pub fn summarize(results: &[CellResult]) -> Summary {
         median_cost_vs_oracle: ratios.get(ratios.len() / 2).copied().unwrap_or(f64::NAN),
         max_cost_vs_oracle: ratios.last().copied().unwrap_or(f64::NAN),
         plateau_flaps: results.iter().map(|r| r.plateau_flaps).sum(),
+        forecast_effect: forecast_effect(results),
     }
 }
 
@@ -548,6 +671,26 @@ pub fn table(results: &[CellResult], summary: &Summary) -> String {
         "cost ÷ oracle: median {:.2}, max {:.2}; flaps on steady plateaus: {}",
         summary.median_cost_vs_oracle, summary.max_cost_vs_oracle, summary.plateau_flaps
     );
+    if !summary.forecast_effect.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nthe forecast's effect — each cell again after {RECURRING_DAYS} days in which its shape recurred daily:\n{:<15} {:>5} {:>14} {:>18} {:>12}",
+            "shape", "cells", "held w/o → w/", "viol.m w/o → w/", "cost w/÷w/o"
+        );
+        for e in &summary.forecast_effect {
+            let _ = writeln!(
+                s,
+                "{:<15} {:>5} {:>6} → {:<5} {:>7.2}% → {:<6.2}% {:>12.2}",
+                e.shape.name(),
+                e.cells,
+                e.held_without,
+                e.held_with,
+                100.0 * e.violation_minutes_without,
+                100.0 * e.violation_minutes_with,
+                e.median_cost_with_vs_without
+            );
+        }
+    }
     s
 }
 
@@ -607,6 +750,27 @@ pub fn html(results: &[CellResult], summary: &Summary, policy: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_recurring_history_repeats_the_shape_from_each_midnight() {
+        // Two hours per second: an hour at 1 request/s, an hour at 10.
+        let shape: Vec<f64> = (0..7200)
+            .map(|s| if s < 3600 { 1.0 } else { 10.0 })
+            .collect();
+        let h = recurring_history(&shape, 2.0, 3);
+        assert_eq!(h.len(), 3 * 1440);
+        for day in 0..3 {
+            let at = |m: usize| h[day * 1440 + m].unwrap();
+            assert_eq!(at(0), 120.0, "1/s × 2 × 60 s");
+            assert_eq!(at(60), 1200.0, "the step, at the same minute every day");
+            assert_eq!(at(119), 1200.0);
+            assert_eq!(
+                at(120),
+                120.0,
+                "the rest of the day at the first minute's level"
+            );
+        }
+    }
 
     #[test]
     fn shapes_peak_at_one_and_steps_are_ten_fold() {
