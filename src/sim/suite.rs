@@ -680,13 +680,13 @@ pub fn table(results: &[CellResult], summary: &Summary) -> String {
         for e in &summary.forecast_effect {
             let _ = writeln!(
                 s,
-                "{:<15} {:>5} {:>6} → {:<5} {:>7.2}% → {:<6.2}% {:>12.2}",
+                "{:<15} {:>5} {:>6} → {:<5} {:>8} → {:<7} {:>12.2}",
                 e.shape.name(),
                 e.cells,
                 e.held_without,
                 e.held_with,
-                100.0 * e.violation_minutes_without,
-                100.0 * e.violation_minutes_with,
+                format!("{:.2}%", 100.0 * e.violation_minutes_without),
+                format!("{:.2}%", 100.0 * e.violation_minutes_with),
                 e.median_cost_with_vs_without
             );
         }
