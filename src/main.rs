@@ -97,7 +97,8 @@ enum Command {
     ///
     /// Traffic: one of the built-in scenarios (traffic-spike, gradual-growth, periodic,
     /// sudden-drop, mixed-workload) or a trace file, either `t_s,prompt_tokens,output_tokens`
-    /// (one row per request) or `minute,requests` (one row per minute). See docs/simulator.md.
+    /// (one row per request), `minute,requests` (one row per minute) or `timestamp,value` (a
+    /// Prometheus or CloudWatch export). See docs/simulator.md.
     Simulate(Box<SimArgs>),
     /// Run the autoscaler: every tick, observe each fleet, decide, apply, and serve the state
     /// over HTTP (`/`, `/healthz`, `/metrics`, `/api/state`).
@@ -114,12 +115,12 @@ enum Command {
     /// Give the demand directly (--rps, --prompt-tokens, --output-tokens) or measure it from
     /// a per-request trace (--trace: its busiest minute, mean lengths and P95 prompt).
     Plan(Box<PlanArgs>),
-    /// Rolling-origin evaluation of next-hour demand forecasts on a `minute,requests` history
+    /// Rolling-origin evaluation of next-hour demand forecasts on a `minute,requests` or `timestamp,value` history
     /// (missing minutes are gaps): MAE of our forecaster (augurs MSTL) against the seasonal-naive
     /// forecast (same minute one day earlier) and the brief's rule, and the coverage of the
     /// calibrated 90 % interval.
     Backtest(Box<BacktestArgs>),
-    /// Forecast the next hour of a `minute,requests` history (missing minutes are gaps), or of a
+    /// Forecast the next hour of a `minute,requests` or `timestamp,value` history (missing minutes are gaps), or of a
     /// fleet's demand read from CloudWatch (--from-cloudwatch --config POLICY): our combined
     /// forecaster's point forecast and 90 % interval per minute.
     Forecast(Box<ForecastArgs>),
@@ -157,7 +158,7 @@ struct CalibrateArgs {
 /// Arguments of `forecast`.
 #[derive(clap::Args)]
 struct ForecastArgs {
-    /// The history: `minute,requests` CSV; the forecast starts at the minute after its last row.
+    /// The history: `minute,requests` or `timestamp,value` CSV; the forecast starts at the minute after its last row.
     #[arg(
         long,
         required_unless_present = "from_cloudwatch",
@@ -186,7 +187,7 @@ struct ForecastArgs {
 /// Arguments of `backtest`.
 #[derive(clap::Args)]
 struct BacktestArgs {
-    /// The history: `minute,requests` CSV.
+    /// The history: `minute,requests` or `timestamp,value` CSV.
     #[arg(long)]
     history: PathBuf,
     /// Minutes between forecast origins.
@@ -1124,7 +1125,7 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         Trace::PerMinute(m) => m,
         Trace::PerRequest(_) => {
             return Err(InputError(format!(
-                "{}: backtest needs a per-minute history (minute,requests)",
+                "{}: backtest needs a per-minute history (minute,requests or timestamp,value)",
                 a.history.display()
             ))
             .into())
@@ -1247,7 +1248,7 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
             Trace::PerMinute(m) => (m, None, path.display().to_string()),
             Trace::PerRequest(_) => {
                 return Err(InputError(format!(
-                    "{}: forecast needs a per-minute history (minute,requests)",
+                    "{}: forecast needs a per-minute history (minute,requests or timestamp,value)",
                     path.display()
                 ))
                 .into())

@@ -409,12 +409,13 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     let per_request = match header.as_slice() {
         ["t_s", "prompt_tokens", "output_tokens"] => true,
         ["minute", "requests"] => false,
+        ["timestamp", "value"] => return parse_timestamped(file, text),
         _ => {
             return Err(err(
                 1,
                 1,
                 format!(
-                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request) or `minute,requests` (one row per minute)",
+                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute) or `timestamp,value` (an export: Unix seconds or RFC 3339, the demand per minute)",
                     header.join(",")
                 ),
             ))
@@ -524,6 +525,90 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     })
 }
 
+/// A `timestamp,value` export — what Prometheus (`query_range`, Unix seconds) and CloudWatch
+/// (`GetMetricData`, RFC 3339) give: each row the demand per minute at that time. Rows are
+/// bucketed by minute from the first row's minute (several in one minute are averaged: a
+/// 15-second step); minutes without a row are gaps, never zeros.
+fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
+    let err = |line: usize, column: usize, message: String| TraceError {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    };
+    let mut sums: Vec<(f64, u32)> = Vec::new();
+    let (mut first_minute, mut last_secs) = (None::<i64>, f64::NEG_INFINITY);
+    for (i, line) in text.lines().enumerate().skip(1) {
+        let lineno = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((ts, value)) = line.split_once(',') else {
+            return Err(err(
+                lineno,
+                1,
+                "expected 2 columns (timestamp,value)".into(),
+            ));
+        };
+        let (ts, value) = (ts.trim(), value.trim());
+        let secs = match ts.parse::<f64>() {
+            Ok(v) if v.is_finite() => v,
+            _ => match crate::model::Timestamp::parse_rfc3339(ts) {
+                Ok(t) => t.millis() as f64 / 1000.0,
+                Err(_) => {
+                    return Err(err(
+                        lineno,
+                        1,
+                        format!("timestamp is {ts:?}; expected Unix seconds or RFC 3339 (2026-12-01T09:00:00Z)"),
+                    ))
+                }
+            },
+        };
+        if secs < last_secs {
+            return Err(err(
+                lineno,
+                1,
+                format!("timestamp {ts} comes before the row above; rows must be sorted by time"),
+            ));
+        }
+        last_secs = secs;
+        let column = ts.len() + 2;
+        let v = match value.parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => v,
+            _ => {
+                return Err(err(
+                    lineno,
+                    column,
+                    format!("value is {value:?}; expected a finite number ≥ 0"),
+                ))
+            }
+        };
+        let minute = (secs / 60.0).floor() as i64;
+        let first = *first_minute.get_or_insert(minute);
+        let m = usize::try_from(minute - first).unwrap_or(0);
+        if m >= MAX_TRACE_MINUTES {
+            return Err(err(
+                lineno,
+                1,
+                format!("timestamp {ts} is over a year ({MAX_TRACE_MINUTES} minutes) after the first row, the longest trace read"),
+            ));
+        }
+        if sums.len() <= m {
+            sums.resize(m + 1, (0.0, 0));
+        }
+        sums[m].0 += v;
+        sums[m].1 += 1;
+    }
+    if sums.is_empty() {
+        return Err(err(1, 1, "the file has a header but no rows".into()));
+    }
+    Ok(Trace::PerMinute(
+        sums.into_iter()
+            .map(|(sum, n)| (n > 0).then(|| sum / f64::from(n)))
+            .collect(),
+    ))
+}
+
 impl Trace {
     /// The traffic this trace replays. A per-minute trace draws token counts from `mix`.
     pub fn into_source(self, mix: TokenMix) -> Source {
@@ -552,6 +637,33 @@ impl Trace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamped_exports_become_minutes_with_gaps() {
+        // Prometheus: Unix seconds at a 30-second step; a missing minute stays a gap.
+        let prom = "timestamp,value\n1764579600,10\n1764579630,20\n1764579720,40\n";
+        let Trace::PerMinute(m) = parse_trace("p.csv", prom).unwrap() else {
+            panic!("per minute")
+        };
+        assert_eq!(m, vec![Some(15.0), None, Some(40.0)]);
+        // CloudWatch: RFC 3339.
+        let cw = "timestamp,value\n2026-12-01T09:00:00Z,5\n2026-12-01T09:01:00+00:00,7\n";
+        let Trace::PerMinute(m) = parse_trace("c.csv", cw).unwrap() else {
+            panic!("per minute")
+        };
+        assert_eq!(m, vec![Some(5.0), Some(7.0)]);
+        // Errors name the line and column and say what is valid.
+        for (text, line, column, says) in [
+            ("timestamp,value\nyesterday,5\n", 2, 1, "RFC 3339"),
+            ("timestamp,value\n60,5\n0,5\n", 3, 1, "sorted"),
+            ("timestamp,value\n60,-1\n", 2, 4, "≥ 0"),
+            ("timestamp,value\n60\n", 2, 1, "2 columns"),
+        ] {
+            let e = parse_trace("x.csv", text).unwrap_err();
+            assert_eq!((e.line, e.column), (line, column), "{e}");
+            assert!(e.to_string().contains(says), "{e}");
+        }
+    }
 
     #[test]
     fn poisson_rate_is_respected_and_replay_scales() {
