@@ -27,8 +27,10 @@
 //! - [`controller`]: [`controller::FleetController`] — one iteration of a fleet: `plan`
 //!   (decide, place, guard, order the pool changes, warm pools) and `commit` (what happened →
 //!   the state to keep). The daemon and the simulator both run it.
-//! - [`forecast`]: next-hour demand forecasts (augurs MSTL, seasonal-naive, the brief's rule)
-//!   and their rolling-origin backtest.
+//! - [`forecast`]: next-hour demand forecasts — a self-weighting ensemble (augurs MSTL, a
+//!   robust profile, naive, the brief's rule, the recent level) with adaptive conformal
+//!   intervals — and their rolling-origin backtest.
+//! - [`interop`]: a Kubernetes HPA or KEDA ScaledObject → a policy, and back.
 //! - [`cost`]: prices, right-sizing instance types for a demand ([`cost::rightsize`]),
 //!   profiles from a benchmark ([`cost::calibrate`]), and [`cost::load_policy`].
 //! - [`sim`]: the simulator — traffic, replica performance model, simulated cloud, baselines,
@@ -63,6 +65,7 @@ pub mod daemon;
 pub mod engine;
 pub mod forecast;
 pub mod http;
+pub mod interop;
 pub mod lease;
 pub mod model;
 pub mod placement;

@@ -115,20 +115,54 @@ enum Command {
     /// Give the demand directly (--rps, --prompt-tokens, --output-tokens) or measure it from
     /// a per-request trace (--trace: its busiest minute, mean lengths and P95 prompt).
     Plan(Box<PlanArgs>),
-    /// Rolling-origin evaluation of next-hour demand forecasts on a `minute,requests` or `timestamp,value` history
-    /// (missing minutes are gaps): MAE of our forecaster (augurs MSTL) against the seasonal-naive
-    /// forecast (same minute one day earlier) and the brief's rule, and the coverage of the
-    /// calibrated 90 % interval.
+    /// Rolling-origin evaluation of next-hour demand forecasts on a `minute,requests` or
+    /// `timestamp,value` history (missing minutes are gaps): MAE of our forecaster (a
+    /// self-weighting ensemble) against the seasonal-naive forecast (same minute one day
+    /// earlier), the brief's rule and each candidate alone, and the coverage of its adaptive
+    /// 90 % interval, per 7-day window.
     Backtest(Box<BacktestArgs>),
-    /// Forecast the next hour of a `minute,requests` or `timestamp,value` history (missing minutes are gaps), or of a
-    /// fleet's demand read from CloudWatch (--from-cloudwatch --config POLICY): our combined
-    /// forecaster's point forecast and 90 % interval per minute.
+    /// Forecast the next hour of a `minute,requests` or `timestamp,value` history (missing
+    /// minutes are gaps), or of a fleet's demand read from CloudWatch (--from-cloudwatch
+    /// --config POLICY): the ensemble's point forecast and 90 % interval per minute (--json adds
+    /// its weights).
     Forecast(Box<ForecastArgs>),
     /// A `[[profiles]]` table from your own measured vLLM throughput: reads the JSON files
     /// `vllm bench serve --save-result` writes (one server of the type, several
     /// --max-concurrency levels) and fits the decode step line and the prefill rate, which
     /// `token_work`, the "auto" targets and the simulator then use. See docs/tuning.md.
     Calibrate(Box<CalibrateArgs>),
+    /// A policy from a Kubernetes HorizontalPodAutoscaler (autoscaling/v2, v2beta2, v1) or a
+    /// KEDA ScaledObject YAML: every field mapped, every unmappable one listed as a comment
+    /// (what it was, why, what was done instead); pools to fill in. Panic off, so it scales as
+    /// the HPA did. See docs/porting.md.
+    Import(ImportArgs),
+    /// The nearest HPA (autoscaling/v2) or KEDA ScaledObject for a fleet of a policy, with
+    /// what cannot be expressed listed as comments.
+    Export(ExportArgs),
+}
+
+/// Arguments of `import`.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The HPA or ScaledObject YAML (`-` for standard input).
+    file: PathBuf,
+    /// Write the policy here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+}
+
+/// Arguments of `export`.
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// The TOML policy file.
+    #[arg(long, short, default_value = "config/example.toml")]
+    config: PathBuf,
+    /// The fleet (default: the first).
+    #[arg(long)]
+    fleet: Option<String>,
+    /// `hpa` (autoscaling/v2) or `keda` (keda.sh/v1alpha1).
+    #[arg(long, value_parser = ["hpa", "keda"])]
+    format: String,
 }
 
 /// Arguments of `calibrate`.
@@ -298,6 +332,8 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate(*args),
         Command::Backtest(args) => backtest(*args),
         Command::Forecast(args) => forecast_cmd(*args),
+        Command::Import(args) => import_cmd(args),
+        Command::Export(args) => export_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -331,6 +367,59 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn import_cmd(a: ImportArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::interop;
+    let (name, text) = if a.file.as_os_str() == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)?;
+        ("<stdin>".to_string(), t)
+    } else {
+        let t = std::fs::read_to_string(&a.file)
+            .map_err(|e| InputError(format!("{}: cannot read: {e}", a.file.display())))?;
+        (a.file.display().to_string(), t)
+    };
+    let draft = interop::import(&name, &text).map_err(|e| InputError(e.to_string()))?;
+    let policy = interop::toml_out::policy_toml(&draft, &name);
+    // What we write must be a valid policy: parse it before handing it over.
+    config::parse_str("<imported>", &policy)?;
+    match &a.output {
+        Some(p) => {
+            std::fs::write(p, &policy).with_context(|| format!("writing {}", p.display()))?;
+            eprintln!(
+                "wrote {} ({} metric(s), {} note(s)); next: fill in the pools, then llm-autoscaler check --config {}",
+                p.display(),
+                draft.metrics.len(),
+                draft.notes.len(),
+                p.display()
+            );
+        }
+        None => out_part!("{policy}"),
+    }
+    Ok(())
+}
+
+fn export_cmd(a: ExportArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::interop::{export, Format};
+    let cfg = load(&a.config)?;
+    let fleet = match &a.fleet {
+        Some(name) => cfg.fleets.iter().find(|f| &f.name == name).ok_or_else(|| {
+            let names: Vec<&str> = cfg.fleets.iter().map(|f| f.name.as_str()).collect();
+            InputError(format!(
+                "--fleet {name}: no such fleet; the policy has {}",
+                names.join(", ")
+            ))
+        })?,
+        None => &cfg.fleets[0],
+    };
+    let format = if a.format == "keda" {
+        Format::Keda
+    } else {
+        Format::Hpa
+    };
+    out_part!("{}", export(fleet, cfg.global.tick_secs, format));
+    Ok(())
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {

@@ -17,6 +17,7 @@ const CORE: &[&str] = &[
     "provider",
     "forecast",
     "cost",
+    "interop",
 ];
 
 /// What must not appear in core code.

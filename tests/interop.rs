@@ -1,0 +1,228 @@
+//! Import from and export to Kubernetes HPA and KEDA: the brief's own HPA becomes a policy that
+//! passes `check` and scales up and back down; a ScaledObject's triggers become metrics with
+//! their sources; a round trip keeps every mappable field; bad input is located.
+
+use llm_autoscaler::config::{self, Fleet, MetricSource, PolicyKind, SelectPolicy, Signal, Target};
+use llm_autoscaler::interop::{export, import, toml_out::policy_toml, Format};
+use llm_autoscaler::sim::{self, scenario, traffic::Traffic, SimSetup};
+use proptest::prelude::*;
+
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/interop/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Imports `text` and parses the policy it writes.
+fn imported(name: &str, text: &str) -> (Fleet, String) {
+    let draft = import(name, text).unwrap_or_else(|e| panic!("{e}"));
+    let toml = policy_toml(&draft, name);
+    let cfg = config::parse_str("imported.toml", &toml).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    (cfg.fleets[0].clone(), toml)
+}
+
+#[test]
+fn the_briefs_hpa_imports_checks_and_scales_up_and_back_down() {
+    let (fleet, toml) = imported("brief-hpa.yaml", &fixture("brief-hpa.yaml"));
+    assert_eq!((fleet.min_units, fleet.max_units), (2, 20));
+    let signals: Vec<(Signal, f64)> = fleet
+        .metrics
+        .iter()
+        .map(|m| (m.signal, m.target.figure()))
+        .collect();
+    assert_eq!(
+        signals,
+        vec![(Signal::QueueDepth, 10.0), (Signal::RequestRate, 50.0)],
+        "Pods metrics map by name; CPU and memory do not"
+    );
+    for what in ["Resource cpu", "Resource memory", "never goes down"] {
+        assert!(toml.contains(what), "the notes say {what:?}:\n{toml}");
+    }
+    assert!(!fleet.panic.enabled, "panic off: it scales as the HPA did");
+    let down = &fleet.behavior.scale_down;
+    assert_eq!(down.stabilization_window_secs, 300);
+    assert_eq!(down.policies.len(), 1);
+    assert_eq!(
+        (
+            down.policies[0].kind,
+            down.policies[0].value,
+            down.policies[0].period_secs
+        ),
+        (PolicyKind::Percent, 10, 60)
+    );
+    // In the simulator, on a spike: up, then back down (the port with CPU and memory stayed
+    // at its peak — the metrics without samples blocked every scale-down).
+    let s = scenario::builtin("traffic-spike", 1).unwrap();
+    let traffic = Traffic {
+        source: s.source,
+        scale: 1.0,
+        seed: 1,
+        duration_secs: s.duration_secs,
+    };
+    let mut setup = SimSetup::new("traffic-spike", traffic, s.spot, s.epoch, fleet, "imported");
+    setup.baselines = false;
+    let out = sim::simulate(setup, &mut |_| {}).unwrap();
+    let units: Vec<f64> = out.ours.minutes.iter().map(|m| m.desired_units).collect();
+    let peak = units.iter().copied().fold(0.0, f64::max);
+    let last = *units.last().unwrap();
+    assert!(peak > 2.0, "it scaled up: peak {peak}");
+    assert!(last < peak, "and back down: {last} after {peak}");
+}
+
+#[test]
+fn a_scaled_objects_triggers_become_metrics_with_their_sources() {
+    let (fleet, toml) = imported("keda.yaml", &fixture("keda.yaml"));
+    assert_eq!((fleet.min_units, fleet.max_units), (1, 16));
+    let m = &fleet.metrics;
+    assert_eq!(
+        m.len(),
+        3,
+        "prometheus, sqs, cloudwatch; cpu reported:\n{toml}"
+    );
+    assert_eq!(
+        (m[0].signal, m[0].name.as_str()),
+        (Signal::CustomFleet, "waiting")
+    );
+    assert!(
+        matches!(&m[0].source, Some(MetricSource::Promql { url, query })
+        if url == "http://prometheus.monitoring:9090" && query.contains("model_name=\"llama\""))
+    );
+    assert_eq!(m[0].target, Target::AverageValue { average_value: 8.0 });
+    assert_eq!(m[1].signal, Signal::ExternalQueueDepth);
+    assert!(
+        matches!(&m[1].source, Some(MetricSource::Sqs { queue_url }) if queue_url.ends_with("/llm-requests"))
+    );
+    assert_eq!(m[1].target, Target::AverageValue { average_value: 5.0 });
+    match &m[2].source {
+        Some(MetricSource::Cloudwatch {
+            namespace,
+            metric_name,
+            dimensions,
+            statistic,
+            period_secs,
+            ..
+        }) => {
+            assert_eq!(
+                (
+                    namespace.as_str(),
+                    metric_name.as_str(),
+                    statistic.as_str(),
+                    *period_secs
+                ),
+                ("AWS/ApplicationELB", "RequestCount", "Sum", 60)
+            );
+            assert_eq!(dimensions.len(), 2, "{dimensions:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fleet.behavior.scale_down.stabilization_window_secs, 120);
+    assert!(toml.contains("cpu trigger"), "{toml}");
+    assert!(toml.contains("tick_secs = 20"), "pollingInterval: {toml}");
+}
+
+#[test]
+fn bad_input_is_located_and_says_what_would_be_valid() {
+    let cases = [
+        ("kind: Deployment\napiVersion: apps/v1\n", "kind", "HorizontalPodAutoscaler"),
+        (
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nspec:\n  maxReplicas: 3\n  behavior:\n    scaleUp:\n      selectPolicy: Fastest\n",
+            "spec.behavior.scaleUp.selectPolicy",
+            "Max, Min or Disabled",
+        ),
+        (
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nspec:\n  maxReplicas: 3\n  metrics:\n    - type: Pods\n      pods:\n        metric: {name: q}\n        target: {type: AverageValue, averageValue: \"ten\"}\n",
+            "spec.metrics[0].pods.target.averageValue",
+            "quantity",
+        ),
+        (
+            "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nspec:\n  minReplicas: 5\n  maxReplicas: 3\n",
+            "spec",
+            "below the minimum",
+        ),
+        ("a: [1, 2\n", "not YAML", "line"),
+    ];
+    for (text, at, says) in cases {
+        let e = import("x.yaml", text).unwrap_err().to_string();
+        assert!(e.starts_with("x.yaml: "), "{e}");
+        assert!(e.contains(at) && e.contains(says), "{e}");
+    }
+}
+
+#[test]
+fn the_example_policy_exports_with_what_does_not_fit_listed() {
+    let cfg = config::load(std::path::Path::new("config/example.toml")).unwrap();
+    let f = &cfg.fleets[0];
+    let hpa = export(f, cfg.global.tick_secs, Format::Hpa);
+    for says in ["token_work", "panic", "pools:", "predictive floor"] {
+        assert!(hpa.contains(says), "{says}:\n{hpa}");
+    }
+    let keda = export(f, cfg.global.tick_secs, Format::Keda);
+    assert!(
+        keda.contains("kind: ScaledObject") && keda.contains("pollingInterval: 15"),
+        "{keda}"
+    );
+    // Both are documents we read back.
+    import("hpa.yaml", &hpa).unwrap();
+    import("keda.yaml", &keda).unwrap();
+}
+
+/// An HPA spec from parts, as YAML.
+fn hpa_yaml(min: u32, extra: u32, pods: &[(usize, u32)], down: Option<(u64, u32, u64)>) -> String {
+    const NAMES: [&str; 5] = [
+        "vllm_num_requests_waiting",
+        "requests_per_second",
+        "vllm_num_requests_running",
+        "kv_cache_usage_perc",
+        "my_custom_gauge",
+    ];
+    let mut s = format!(
+        "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: f\nspec:\n  scaleTargetRef: {{kind: Deployment, name: f}}\n  minReplicas: {min}\n  maxReplicas: {}\n  metrics:\n",
+        min + extra
+    );
+    for (i, (name, value)) in pods.iter().enumerate() {
+        s.push_str(&format!(
+            "    - type: Pods\n      pods:\n        metric: {{name: {}{i}}}\n        target: {{type: AverageValue, averageValue: \"{value}\"}}\n",
+            NAMES[*name]
+        ));
+    }
+    if let Some((window, pct, period)) = down {
+        s.push_str(&format!(
+            "  behavior:\n    scaleDown:\n      stabilizationWindowSeconds: {window}\n      selectPolicy: Min\n      policies: [{{type: Percent, value: {pct}, periodSeconds: {period}}}]\n"
+        ));
+    }
+    s
+}
+
+/// What a round trip must keep: bounds, each metric's name, signal and target, behavior.
+fn mappable(f: &Fleet) -> impl PartialEq + std::fmt::Debug {
+    (
+        f.min_units,
+        f.max_units,
+        f.metrics
+            .iter()
+            .map(|m| (m.name.clone(), m.signal, m.target))
+            .collect::<Vec<_>>(),
+        f.behavior.clone(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// import → export → import keeps every mappable field.
+    #[test]
+    fn import_export_import_keeps_every_mappable_field(
+        min in 1u32..10,
+        extra in 0u32..40,
+        pods in prop::collection::vec((0usize..5, 1u32..500), 1..4),
+        down in prop::option::of((0u64..3600, 1u32..100, 1u64..1800)),
+    ) {
+        let (first, _) = imported("a.yaml", &hpa_yaml(min, extra, &pods, down));
+        let yaml = export(&first, 15, Format::Hpa);
+        let (second, _) = imported("b.yaml", &yaml);
+        prop_assert_eq!(mappable(&first), mappable(&second));
+        prop_assert_eq!(second.behavior.scale_down.select_policy, if down.is_some() { SelectPolicy::Min } else { SelectPolicy::Max });
+    }
+}
