@@ -70,6 +70,8 @@ pub mod lease;
 pub mod model;
 pub mod placement;
 pub mod policy;
+#[cfg(feature = "aws")]
+pub mod probe;
 pub mod provider;
 #[cfg(feature = "aws")]
 pub mod scrape;

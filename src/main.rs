@@ -139,6 +139,30 @@ enum Command {
     /// The nearest HPA (autoscaling/v2) or KEDA ScaledObject for a fleet of a policy, with
     /// what cannot be expressed listed as comments.
     Export(ExportArgs),
+    /// What llm-autoscaler would read from one inference server's /metrics: each signal, the
+    /// series it came from and its value; with --interval-secs, token rates and TTFT p50/p95
+    /// between two scrapes; with --config, whether each per-instance metric of the policy is
+    /// there.
+    Probe(ProbeArgs),
+}
+
+/// Arguments of `probe`.
+#[derive(clap::Args)]
+struct ProbeArgs {
+    /// The server's metrics URL, e.g. http://10.0.1.7:8000/metrics.
+    url: String,
+    /// Scrape again this many seconds later, for rates and TTFT quantiles (0: once).
+    #[arg(long, default_value_t = 10)]
+    interval_secs: u64,
+    /// Check this policy's per-instance metrics (its first fleet, or --fleet).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The fleet whose metrics to check.
+    #[arg(long, requires = "config")]
+    fleet: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `import`.
@@ -334,6 +358,7 @@ fn main() -> ExitCode {
         Command::Forecast(args) => forecast_cmd(*args),
         Command::Import(args) => import_cmd(args),
         Command::Export(args) => export_cmd(args),
+        Command::Probe(args) => probe_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -419,6 +444,66 @@ fn export_cmd(a: ExportArgs) -> anyhow::Result<()> {
         Format::Hpa
     };
     out_part!("{}", export(fleet, cfg.global.tick_secs, format));
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
+fn probe_cmd(_a: ProbeArgs) -> anyhow::Result<()> {
+    Err(InputError(format!(
+        "{NO_AWS}: probe scrapes over HTTP with the same client"
+    ))
+    .into())
+}
+
+#[cfg(feature = "aws")]
+fn probe_cmd(a: ProbeArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::probe;
+    let metrics = match &a.config {
+        Some(path) => {
+            let cfg = load(path)?;
+            let fleet = match &a.fleet {
+                Some(name) => cfg
+                    .fleets
+                    .iter()
+                    .find(|f| &f.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        InputError(format!(
+                            "--fleet {name}: no such fleet in {}",
+                            path.display()
+                        ))
+                    })?,
+                None => cfg.fleets[0].clone(),
+            };
+            fleet.metrics
+        }
+        None => Vec::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let scraper = llm_autoscaler::scrape::Scraper::new(std::time::Duration::from_secs(5));
+    let first = runtime
+        .block_on(scraper.scrape_url(&a.url))
+        .map_err(|e| InputError(e.to_string()))?;
+    let later = if a.interval_secs > 0 {
+        eprintln!("scraped {}; again in {} s…", a.url, a.interval_secs);
+        std::thread::sleep(std::time::Duration::from_secs(a.interval_secs));
+        Some(
+            runtime
+                .block_on(scraper.scrape_url(&a.url))
+                .map_err(|e| InputError(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let secs = a.interval_secs as f64;
+    let report = probe::report(&first, later.as_ref().map(|l| (l, secs)), &metrics);
+    if a.json {
+        out!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        out_part!("{}", probe::render(&report, later.as_ref().map(|_| secs)));
+    }
     Ok(())
 }
 

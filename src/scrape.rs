@@ -273,14 +273,16 @@ struct Recipe {
 /// vLLM's names first, then TGI's.
 fn recipes(signal: Signal) -> &'static [Recipe] {
     match signal {
+        // The V1 name first: vLLM 0.10 still sends the deprecated V0 name beside it (the same
+        // value), and a V0 server sends only that.
         Signal::KvCacheUsage => &[
             Recipe {
-                terms: &["vllm:gpu_cache_usage_perc"],
+                terms: &["vllm:kv_cache_usage_perc"],
                 scale: 100.0,
                 mean: true,
             },
             Recipe {
-                terms: &["vllm:kv_cache_usage_perc"],
+                terms: &["vllm:gpu_cache_usage_perc"],
                 scale: 100.0,
                 mean: true,
             },
@@ -352,6 +354,15 @@ pub fn instance_value(
         let rest: f64 = r.terms[1..].iter().filter_map(|t| e.sum(t)).sum();
         Some((first + rest) * scale.unwrap_or(r.scale))
     })
+}
+
+/// The series a per-instance signal's default recipe read from `e` (the first recipe whose
+/// first series is there), for `probe`; `None` when none applies.
+pub fn recipe_series(e: &Exposition, signal: Signal) -> Option<&'static [&'static str]> {
+    recipes(signal)
+        .iter()
+        .find(|r| e.sum(r.terms[0]).is_some())
+        .map(|r| r.terms)
 }
 
 /// Whether a per-instance signal can be read without naming a metric (the rates and
@@ -568,6 +579,15 @@ impl Scraper {
         let raw = format!("http://{host}:{port}{path}");
         let url = reqwest::Url::parse(&raw).map_err(|e| ScrapeError::Transport {
             url: raw.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(parse(&self.get(url).await?))
+    }
+
+    /// Scrapes a full URL (`probe`): `http://host:port/metrics`.
+    pub async fn scrape_url(&self, raw: &str) -> Result<Exposition, ScrapeError> {
+        let url = reqwest::Url::parse(raw).map_err(|e| ScrapeError::Transport {
+            url: raw.to_string(),
             reason: e.to_string(),
         })?;
         Ok(parse(&self.get(url).await?))
