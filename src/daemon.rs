@@ -119,6 +119,10 @@ pub struct FleetStatus {
 pub struct Published {
     /// Ticks completed.
     pub ticks: u64,
+    /// Values published to CloudWatch (`metrics_namespace`).
+    pub exported_points_total: u64,
+    /// Ticks whose CloudWatch publication failed.
+    pub export_errors_total: u64,
     /// Time (the clock's) of the last completed tick.
     pub last_tick_at: Option<Timestamp>,
     /// Wall time of the last completed tick, for health.
@@ -613,6 +617,7 @@ impl<P: Provider> Daemon<P> {
             }
             Err(_) => warn!(tick, "end-of-tick work timed out; it is retried next tick"),
         }
+        self.export_metrics(&config, tick).await;
         self.persisted_tick();
         self.integrity_check(tick);
         self.published.ticks += 1;
@@ -894,6 +899,34 @@ impl<P: Provider> Daemon<P> {
             }
         }
         (outcome, first_error)
+    }
+
+    /// With `[global.aws] metrics_namespace`: publishes the tick's values (one batched call,
+    /// bounded by the call timeout). A failure is logged and counted; the next tick publishes
+    /// afresh (CloudWatch keeps no gap-filling promise, and neither do we).
+    async fn export_metrics(&mut self, config: &Config, tick: u64) {
+        let Some(ns) = config.global.aws.metrics_namespace.clone() else {
+            return;
+        };
+        let points = crate::telemetry::cloudwatch_points(&self.published);
+        if points.is_empty() {
+            return;
+        }
+        match tokio::time::timeout(self.opts.call_timeout, self.provider.export(&ns, &points)).await
+        {
+            Ok(Ok(())) => self.published.exported_points_total += points.len() as u64,
+            Ok(Err(e)) => {
+                self.published.export_errors_total += 1;
+                warn!(tick, error = %e, "publishing to CloudWatch failed; the next tick publishes afresh")
+            }
+            Err(_) => {
+                self.published.export_errors_total += 1;
+                warn!(
+                    tick,
+                    "publishing to CloudWatch timed out; the next tick publishes afresh"
+                )
+            }
+        }
     }
 
     /// The fleet's forecast at `now`: its history is loaded from the state database on first

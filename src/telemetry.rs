@@ -254,6 +254,26 @@ pub fn render_metrics(p: &Published) -> String {
         p.reload_failures_total as f64,
     );
     o.help(
+        "cloudwatch_export_points_total",
+        "counter",
+        "Values published to CloudWatch ([global.aws] metrics_namespace).",
+    );
+    o.sample(
+        "cloudwatch_export_points_total",
+        &[],
+        p.exported_points_total as f64,
+    );
+    o.help(
+        "cloudwatch_export_errors_total",
+        "counter",
+        "Ticks whose CloudWatch publication failed or timed out.",
+    );
+    o.sample(
+        "cloudwatch_export_errors_total",
+        &[],
+        p.export_errors_total as f64,
+    );
+    o.help(
         "build_info",
         "gauge",
         "1, labelled with the running build's version.",
@@ -599,4 +619,50 @@ fn render_provider(o: &mut Out, s: &crate::provider::ProviderStats) {
         o.help(name, "counter", help);
         o.sample(name, &[], n as f64);
     }
+}
+
+/// What a tick publishes to CloudWatch (`[global.aws] metrics_namespace`), per fleet with a
+/// decision: desired, in-service and pending units, each metric's current value
+/// (`Metric.<name>`), the forecast's peak at now + lead and its floor, P95 TTFT. What a fleet
+/// did not measure this tick is left out, never sent as zero.
+pub fn cloudwatch_points(p: &Published) -> Vec<crate::provider::ExportPoint> {
+    let mut out = Vec::new();
+    for (fleet, f) in &p.fleets {
+        let Some(d) = &f.decision else { continue };
+        let mut put = |name: String, value: f64, unit: &'static str| {
+            if value.is_finite() {
+                out.push(crate::provider::ExportPoint {
+                    fleet: fleet.clone(),
+                    name,
+                    value,
+                    unit,
+                    at: d.at,
+                });
+            }
+        };
+        put("DesiredUnits".into(), f64::from(d.desired_units), "Count");
+        put(
+            "InServiceUnits".into(),
+            f64::from(d.in_service_units),
+            "Count",
+        );
+        put("PendingUnits".into(), f64::from(d.pending_units), "Count");
+        for m in &d.metrics {
+            if let Some(v) = m.current {
+                put(format!("Metric.{}", m.name), v, "None");
+            }
+        }
+        if let Some(step) = &d.predictive {
+            if let Some(v) = step.peak_demand {
+                put("ForecastPeakDemand".into(), v, "None");
+            }
+            if let Some(v) = step.floor_units {
+                put("ForecastFloorUnits".into(), f64::from(v), "Count");
+            }
+        }
+        if let Some(lat) = f.latency {
+            put("TtftP95".into(), lat.ttft_p95_secs, "Seconds");
+        }
+    }
+    out
 }

@@ -409,6 +409,19 @@ data "aws_iam_policy_document" "controller" {
     ]
     resources = ["*"] # these Describe/Get calls do not support resource-level permissions
   }
+  dynamic "statement" {
+    for_each = var.metrics_namespace == null ? [] : [var.metrics_namespace]
+    content {
+      sid       = "PublishFleetMetrics"
+      actions   = ["cloudwatch:PutMetricData"]
+      resources = ["*"] # PutMetricData has no resource type; the namespace condition scopes it
+      condition {
+        test     = "StringEquals"
+        variable = "cloudwatch:namespace"
+        values   = [statement.value]
+      }
+    }
+  }
   statement {
     sid = "SteerFleet"
     actions = [

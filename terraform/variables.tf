@@ -137,6 +137,12 @@ variable "tags" {
   default     = {}
 }
 
+variable "metrics_namespace" {
+  description = "The CloudWatch namespace the daemon publishes each fleet's signals to ([global.aws] metrics_namespace); the controller role may put metrics in this namespace only. null: no publishing, no grant."
+  type        = string
+  default     = null
+}
+
 variable "ha_lease" {
   description = "Create the DynamoDB table an HA pair of daemons shares its leader lease in ([global.ha] table = the ha_lease_table output) and grant the controller role its two calls."
   type        = bool

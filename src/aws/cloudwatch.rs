@@ -203,6 +203,44 @@ pub async fn latest(
     Ok(samples)
 }
 
+/// Datums per `PutMetricData` call (AWS allows 1,000 and 1 MB; 500 keeps a call well under
+/// the size limit with long metric names).
+pub const PUT_BATCH: usize = 500;
+
+/// Publishes `points` under `namespace`, dimension `Fleet`, in batches of [`PUT_BATCH`].
+/// Returns the calls made.
+pub async fn put(
+    client: &aws_sdk_cloudwatch::Client,
+    namespace: &str,
+    points: &[crate::provider::ExportPoint],
+) -> Result<u64, ProviderError> {
+    use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
+    let mut calls = 0;
+    for chunk in points.chunks(PUT_BATCH) {
+        let data: Vec<MetricDatum> = chunk
+            .iter()
+            .map(|p| {
+                MetricDatum::builder()
+                    .metric_name(&p.name)
+                    .dimensions(Dimension::builder().name("Fleet").value(&p.fleet).build())
+                    .value(p.value)
+                    .unit(StandardUnit::from(p.unit))
+                    .timestamp(DateTime::from_millis(p.at.millis()))
+                    .build()
+            })
+            .collect();
+        calls += 1;
+        client
+            .put_metric_data()
+            .namespace(namespace)
+            .set_metric_data(Some(data))
+            .send()
+            .await
+            .map_err(|e| classify("PutMetricData", e))?;
+    }
+    Ok(calls)
+}
+
 /// Minutes asked per `GetMetricData` call when reading a history (a day: 1,440 datapoints, far
 /// under the call's 100,800, and a bounded answer time).
 pub const HISTORY_CHUNK_MINUTES: i64 = 1440;

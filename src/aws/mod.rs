@@ -55,6 +55,7 @@ pub const CALLS: &[&str] = &[
     "ec2:DescribeInstances",
     "ec2:DescribeSpotPriceHistory",
     "cloudwatch:GetMetricData",
+    "cloudwatch:PutMetricData",
     "sqs:GetQueueAttributes",
     "sqs:ReceiveMessage",
     "sqs:DeleteMessage",
@@ -626,6 +627,25 @@ impl Provider for AwsProvider {
             *self.stats.errors_total.entry("GetMetricData").or_default() += 1;
         }
         r.map(|(points, _)| points)
+    }
+
+    async fn export(
+        &mut self,
+        namespace: &str,
+        points: &[crate::provider::ExportPoint],
+    ) -> Result<(), ProviderError> {
+        let started = Instant::now();
+        let r = cloudwatch::put(&self.cloudwatch, namespace, points).await;
+        *self.stats.calls_total.entry("PutMetricData").or_default() += r.as_ref().map_or(1, |c| *c);
+        *self
+            .stats
+            .call_seconds_total
+            .entry("PutMetricData")
+            .or_default() += started.elapsed().as_secs_f64();
+        if r.is_err() {
+            *self.stats.errors_total.entry("PutMetricData").or_default() += 1;
+        }
+        r.map(|_| ())
     }
 
     async fn unit_prices(

@@ -48,6 +48,7 @@ const AWS_KEYS: &[&str] = &[
     "endpoint_url",
     "events_queue_url",
     "drain_timeout_secs",
+    "metrics_namespace",
 ];
 const SCRAPE_KEYS: &[&str] = &["port", "path", "timeout_ms"];
 const SOURCE_TYPES: &str = "\"scrape\", \"cloudwatch\", \"sqs\" or \"promql\"";
@@ -391,6 +392,7 @@ fn parse_aws(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> AwsSettings {
         drain_timeout_secs: s
             .int(ctx, "drain_timeout_secs", 0, 7200)
             .unwrap_or(AwsSettings::default().drain_timeout_secs),
+        metrics_namespace: s.string(ctx, "metrics_namespace"),
     };
     s.finish(ctx, AWS_KEYS);
     a

@@ -144,6 +144,11 @@ pub struct AwsSettings {
     /// released (its lifecycle action completed) after this long. Default 300; keep it below
     /// the lifecycle hook's heartbeat timeout.
     pub drain_timeout_secs: u64,
+    /// `metrics_namespace`: publish each fleet's signals (desired and in-service units, each
+    /// metric's current value, the forecast, P95 TTFT) to CloudWatch under this namespace,
+    /// dimension `Fleet`, every tick (`PutMetricData`), for teams that alarm and dashboard
+    /// there. Absent: nothing is published.
+    pub metrics_namespace: Option<String>,
 }
 
 /// `[global.scrape]`: every in-service instance's inference server is scraped at
@@ -168,6 +173,7 @@ impl Default for AwsSettings {
             endpoint_url: None,
             events_queue_url: None,
             drain_timeout_secs: 300,
+            metrics_namespace: None,
         }
     }
 }

@@ -65,6 +65,21 @@ pub struct ProviderStats {
     pub lifecycle_completed_total: u64,
 }
 
+/// One value a tick publishes to the cloud's metric store (CloudWatch), per fleet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExportPoint {
+    /// The fleet (the `Fleet` dimension).
+    pub fleet: String,
+    /// The metric's name, e.g. `DesiredUnits`, `Metric.token_work`.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+    /// CloudWatch's unit name: `Count`, `Seconds` or `None`.
+    pub unit: &'static str,
+    /// When it was measured.
+    pub at: Timestamp,
+}
+
 /// A cloud the daemon can observe and steer.
 pub trait Provider {
     /// The fleet as observed at `now` (for the simulated cloud: after advancing it to `now`).
@@ -113,6 +128,17 @@ pub trait Provider {
     {
         let _ = (fleet, now);
         async { Ok(std::collections::BTreeMap::new()) }
+    }
+
+    /// Publishes a tick's values to the cloud's metric store under `namespace` (the AWS
+    /// provider: CloudWatch `PutMetricData`). Default: nothing (the simulated cloud).
+    fn export(
+        &mut self,
+        namespace: &str,
+        points: &[ExportPoint],
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        let _ = (namespace, points);
+        async { Ok(()) }
     }
 
     /// Counters about the provider's own work (none for the simulated cloud).

@@ -1729,3 +1729,78 @@ async fn a_scale_in_held_by_a_terminate_hook_drains_before_it_goes() {
         "still held after its action was completed"
     );
 }
+
+/// With `metrics_namespace`, every tick publishes the fleet's signals to CloudWatch in one
+/// batched call, under the dimension `Fleet`: what the daemon decided and measured, nothing it
+/// did not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tick_publishes_the_fleets_signals_to_cloudwatch() {
+    let b = Bench::new("cwexport").await;
+    let path = b.policy("");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "drain_timeout_secs = 300",
+        "drain_timeout_secs = 300\nmetrics_namespace = \"LLMAutoscaler/Test\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    for _ in 0..2 {
+        d.tick().await;
+    }
+    let desired = d.published().fleets["cwexport"]
+        .decision
+        .as_ref()
+        .unwrap()
+        .desired_units;
+    b.proxy
+        .with(|s| assert_eq!(s.passed.get("PutMetricData"), Some(&2), "one call a tick"));
+    let listed =
+        b.cw.list_metrics()
+            .namespace("LLMAutoscaler/Test")
+            .send()
+            .await
+            .unwrap();
+    let mut names: Vec<&str> = listed
+        .metrics()
+        .iter()
+        .filter(|m| {
+            m.dimensions()
+                .iter()
+                .any(|dim| dim.name() == Some("Fleet") && dim.value() == Some("cwexport"))
+        })
+        .filter_map(|m| m.metric_name())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for want in [
+        "DesiredUnits",
+        "InServiceUnits",
+        "PendingUnits",
+        "Metric.external_queue_depth",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    let stats =
+        b.cw.get_metric_statistics()
+            .namespace("LLMAutoscaler/Test")
+            .metric_name("DesiredUnits")
+            .dimensions(Dimension::builder().name("Fleet").value("cwexport").build())
+            .start_time(DateTime::from_millis(now().plus_secs(-600.0).millis()))
+            .end_time(DateTime::from_millis(now().plus_secs(600.0).millis()))
+            .period(60)
+            .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
+            .send()
+            .await
+            .unwrap();
+    let max = stats
+        .datapoints()
+        .iter()
+        .filter_map(|p| p.maximum())
+        .fold(0.0, f64::max);
+    assert_eq!(max, f64::from(desired), "{stats:?}");
+    let metrics = llm_autoscaler::telemetry::render_metrics(d.published());
+    assert!(
+        metrics.contains("llm_autoscaler_cloudwatch_export_errors_total 0"),
+        "{metrics}"
+    );
+}
