@@ -67,6 +67,8 @@ pub mod forecast;
 pub mod http;
 pub mod interop;
 pub mod lease;
+#[cfg(feature = "aws")]
+pub mod loadgen;
 pub mod model;
 pub mod placement;
 pub mod policy;

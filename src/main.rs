@@ -144,6 +144,55 @@ enum Command {
     /// between two scrapes; with --config, whether each per-instance metric of the policy is
     /// there.
     Probe(ProbeArgs),
+    /// Replay a built-in scenario or a trace against a real OpenAI-compatible completions
+    /// endpoint (vLLM, SGLang, TGI), open loop, streaming: TTFT per request and its
+    /// p50/p95/p99, failures, and requests shed at --max-in-flight. Compare with what
+    /// `simulate` predicts for the same traffic.
+    Loadgen(LoadgenArgs),
+}
+
+/// Arguments of `loadgen`.
+#[derive(clap::Args)]
+struct LoadgenArgs {
+    /// The completions endpoint, e.g. http://10.0.1.7:8000/v1/completions.
+    #[arg(long)]
+    url: String,
+    /// A built-in scenario.
+    #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
+    scenario: Option<String>,
+    /// A trace: `t_s,prompt_tokens,output_tokens`, `minute,requests` or `timestamp,value`.
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// For a per-minute trace: token counts drawn from this per-request trace.
+    #[arg(long, requires = "trace")]
+    tokens_from: Option<PathBuf>,
+    /// Multiply the traffic rate (the shape stays).
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Seed of every random draw (the same requests as `simulate --seed`).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Replay only this many seconds.
+    #[arg(long)]
+    duration_secs: Option<f64>,
+    /// The served model's name.
+    #[arg(long, default_value = "default")]
+    model: String,
+    /// Requests in flight at most; a request beyond is shed (counted, not sent).
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
+    /// Per-request timeout, seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+    /// Refuse a run bringing more requests than this.
+    #[arg(long, default_value_t = 100_000.0)]
+    max_requests: f64,
+    /// Write every request's outcome here (CSV).
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write the figures as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Arguments of `probe`.
@@ -359,6 +408,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import_cmd(args),
         Command::Export(args) => export_cmd(args),
         Command::Probe(args) => probe_cmd(args),
+        Command::Loadgen(args) => loadgen_cmd(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -448,6 +498,78 @@ fn export_cmd(a: ExportArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(not(feature = "aws"))]
+fn loadgen_cmd(_a: LoadgenArgs) -> anyhow::Result<()> {
+    Err(InputError(format!("{NO_AWS}: loadgen sends HTTP with the same client")).into())
+}
+
+#[cfg(feature = "aws")]
+fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
+    use llm_autoscaler::loadgen;
+    let (name, source, duration, ..) = traffic_from(
+        a.scenario.as_deref(),
+        a.trace.as_deref(),
+        a.tokens_from.as_deref(),
+        a.seed,
+        a.scale,
+    )?;
+    let traffic = Traffic {
+        source,
+        scale: a.scale,
+        seed: a.seed,
+        duration_secs: a.duration_secs.unwrap_or(duration).min(duration),
+    };
+    traffic
+        .check_size(a.max_requests)
+        .map_err(|e| InputError(format!("{e} (loadgen --max-requests)")))?;
+    let spec = loadgen::LoadSpec {
+        url: a.url.clone(),
+        model: a.model.clone(),
+        max_in_flight: a.max_in_flight,
+        timeout: std::time::Duration::from_secs(a.timeout_secs.max(1)),
+    };
+    eprintln!(
+        "replaying {name} ({:.0} s, ~{:.0} requests) against {} …",
+        traffic.duration_secs,
+        traffic.expected_requests(),
+        a.url
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let tty = std::io::stderr().is_terminal();
+    let report = runtime.block_on(loadgen::run(&traffic, spec, &mut |done, due| {
+        if tty {
+            eprint!("\r{done}/{due} answered");
+        }
+    }));
+    if tty {
+        eprintln!();
+    }
+    let q = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3} s"));
+    out!(
+        "{name}: {} requests · {} ok · {} failed · {} shed at {} in flight\nTTFT p50 {} · p95 {} · p99 {}",
+        report.requests,
+        report.ok,
+        report.failed,
+        report.shed,
+        a.max_in_flight,
+        q(report.ttft_p50_s),
+        q(report.ttft_p95_s),
+        q(report.ttft_p99_s)
+    );
+    if let Some(p) = &a.csv {
+        std::fs::write(p, loadgen::csv(&report))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_string_pretty(&report)? + "\n")
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "aws"))]
 fn probe_cmd(_a: ProbeArgs) -> anyhow::Result<()> {
     Err(InputError(format!(
         "{NO_AWS}: probe scrapes over HTTP with the same client"
@@ -505,6 +627,80 @@ fn probe_cmd(a: ProbeArgs) -> anyhow::Result<()> {
         out_part!("{}", probe::render(&report, later.as_ref().map(|_| secs)));
     }
     Ok(())
+}
+
+/// What a run replays, from `--scenario` or `--trace` (with `--tokens-from`): its name, the
+/// source, its length, the spot model, the epoch and the demand history before it.
+type Chosen = (
+    String,
+    sim::traffic::Source,
+    f64,
+    SpotModel,
+    Timestamp,
+    Vec<Option<f64>>,
+);
+
+fn traffic_from(
+    scenario_name: Option<&str>,
+    trace: Option<&Path>,
+    tokens_from: Option<&Path>,
+    seed: u64,
+    scale: f64,
+) -> anyhow::Result<Chosen> {
+    if !(scale > 0.0 && scale.is_finite()) {
+        return Err(InputError(format!("--scale {scale} must be a number above 0")).into());
+    }
+    Ok(match (scenario_name, trace) {
+        (Some(name), _) => {
+            let s = scenario::builtin(name, seed).ok_or_else(|| {
+                InputError(format!(
+                    "unknown scenario \"{name}\"; valid: {}",
+                    scenario::NAMES.join(", ")
+                ))
+            })?;
+            let history = s.history.iter().map(|v| v.map(|r| r * scale)).collect();
+            (
+                s.name.to_string(),
+                s.source,
+                s.duration_secs,
+                s.spot,
+                s.epoch,
+                history,
+            )
+        }
+        (None, Some(path)) => {
+            let trace = read_trace(path)?;
+            let mix = match &tokens_from {
+                None => TokenMix::Chat { doc_share: 0.0 },
+                Some(p) => match read_trace(p)? {
+                    Trace::PerRequest(reqs) => TokenMix::Empirical(std::sync::Arc::new(
+                        reqs.iter().map(|r| (r.prompt_tokens, r.output_tokens)).collect(),
+                    )),
+                    Trace::PerMinute(_) => {
+                        return Err(InputError(format!(
+                            "{}: --tokens-from needs a per-request trace (t_s,prompt_tokens,output_tokens)",
+                            p.display()
+                        ))
+                        .into())
+                    }
+                },
+            };
+            let duration = trace.duration_secs();
+            let name = path
+                .file_stem()
+                .map_or("trace".into(), |s| s.to_string_lossy().to_string());
+            let epoch = Timestamp::parse_rfc3339("2026-11-30T00:00:00Z")?;
+            (
+                name,
+                trace.into_source(mix),
+                duration,
+                SpotModel::default(),
+                epoch,
+                Vec::new(),
+            )
+        }
+        (None, None) => unreachable!("clap requires --scenario or --trace"),
+    })
 }
 
 fn load(path: &Path) -> anyhow::Result<Config> {
@@ -782,60 +978,13 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
     if a.suite.is_some() {
         return robustness(&a, &cfg, &price_profiles);
     }
-    if !(a.scale > 0.0 && a.scale.is_finite()) {
-        return Err(InputError(format!("--scale {} must be a number above 0", a.scale)).into());
-    }
-    let (name, source, duration, spot, epoch, history) = match (&a.scenario, &a.trace) {
-        (Some(name), _) => {
-            let s = scenario::builtin(name, a.seed).ok_or_else(|| {
-                InputError(format!(
-                    "unknown scenario \"{name}\"; valid: {}",
-                    scenario::NAMES.join(", ")
-                ))
-            })?;
-            let history = s.history.iter().map(|v| v.map(|r| r * a.scale)).collect();
-            (
-                s.name.to_string(),
-                s.source,
-                s.duration_secs,
-                s.spot,
-                s.epoch,
-                history,
-            )
-        }
-        (None, Some(path)) => {
-            let trace = read_trace(path)?;
-            let mix = match &a.tokens_from {
-                None => TokenMix::Chat { doc_share: 0.0 },
-                Some(p) => match read_trace(p)? {
-                    Trace::PerRequest(reqs) => TokenMix::Empirical(std::sync::Arc::new(
-                        reqs.iter().map(|r| (r.prompt_tokens, r.output_tokens)).collect(),
-                    )),
-                    Trace::PerMinute(_) => {
-                        return Err(InputError(format!(
-                            "{}: --tokens-from needs a per-request trace (t_s,prompt_tokens,output_tokens)",
-                            p.display()
-                        ))
-                        .into())
-                    }
-                },
-            };
-            let duration = trace.duration_secs();
-            let name = path
-                .file_stem()
-                .map_or("trace".into(), |s| s.to_string_lossy().to_string());
-            let epoch = Timestamp::parse_rfc3339("2026-11-30T00:00:00Z")?;
-            (
-                name,
-                trace.into_source(mix),
-                duration,
-                SpotModel::default(),
-                epoch,
-                Vec::new(),
-            )
-        }
-        (None, None) => unreachable!("clap requires --scenario or --trace"),
-    };
+    let (name, source, duration, spot, epoch, history) = traffic_from(
+        a.scenario.as_deref(),
+        a.trace.as_deref(),
+        a.tokens_from.as_deref(),
+        a.seed,
+        a.scale,
+    )?;
     let duration_secs = a.duration_secs.unwrap_or(duration).min(duration);
     if duration_secs < 60.0 {
         return Err(InputError(format!(
