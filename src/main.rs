@@ -134,7 +134,7 @@ enum Command {
     /// A policy from a Kubernetes HorizontalPodAutoscaler (autoscaling/v2, v2beta2, v1) or a
     /// KEDA ScaledObject YAML: every field mapped, every unmappable one listed as a comment
     /// (what it was, why, what was done instead); pools to fill in. Panic off, so it scales as
-    /// the HPA did. See docs/porting.md.
+    /// the HPA did. See docs/interop.md.
     Import(ImportArgs),
     /// The nearest HPA (autoscaling/v2) or KEDA ScaledObject for a fleet of a policy, with
     /// what cannot be expressed listed as comments.

@@ -68,7 +68,7 @@ fn the_briefs_hpa_imports_checks_and_scales_up_and_back_down() {
     let peak = units.iter().copied().fold(0.0, f64::max);
     let last = *units.last().unwrap();
     assert!(peak > 2.0, "it scaled up: peak {peak}");
-    assert!(last < peak, "and back down: {last} after {peak}");
+    assert_eq!(last, 2.0, "and back to min_units after it: {units:?}");
 }
 
 #[test]
@@ -225,4 +225,49 @@ proptest! {
         prop_assert_eq!(mappable(&first), mappable(&second));
         prop_assert_eq!(second.behavior.scale_down.select_policy, if down.is_some() { SelectPolicy::Min } else { SelectPolicy::Max });
     }
+}
+
+/// KEDA's own SQS example: 20 messages at a queueLength of 5 is 4 replicas.
+#[test]
+fn an_imported_sqs_trigger_decides_as_keda_does() {
+    let yaml = r#"
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: sqs}
+spec:
+  scaleTargetRef: {name: worker}
+  minReplicaCount: 1
+  maxReplicaCount: 10
+  triggers:
+    - type: aws-sqs-queue
+      metadata:
+        queueURL: https://sqs.eu-west-1.amazonaws.com/123456789012/jobs
+        queueLength: "5"
+        awsRegion: eu-west-1
+"#;
+    use llm_autoscaler::engine::{decide, EngineState};
+    use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
+    let (fleet, _) = imported("sqs.yaml", yaml);
+    let now = Timestamp::from_secs(1_800_000_000);
+    let mut snap = Snapshot {
+        desired_units: 1,
+        instances: vec![Instance {
+            id: "i-1".into(),
+            pool: "on-demand".into(),
+            weight_units: 1,
+            state: LifecycleState::InService,
+            samples: Default::default(),
+            load: None,
+        }],
+        ..Snapshot::default()
+    };
+    snap.fleet_metrics.insert(
+        fleet.metrics[0].name.clone(),
+        Sample {
+            value: 20.0,
+            at: now,
+        },
+    );
+    let (d, _) = decide(&fleet, &snap, &EngineState::default(), now);
+    assert_eq!(d.desired_units, 4, "{}", d.summary);
 }
