@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::sim::stats::Slo;
 use crate::sim::traffic::{Request, Traffic};
 
 /// How to replay.
@@ -28,6 +29,8 @@ pub struct LoadSpec {
     pub max_in_flight: usize,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// The P95 TTFT objective the SLO block is judged against, seconds.
+    pub ttft_slo_secs: f64,
 }
 
 /// One request's outcome.
@@ -41,6 +44,8 @@ pub struct Outcome {
     pub output_tokens: u32,
     /// Seconds to the first streamed token (`None`: failed before one came).
     pub ttft_s: Option<f64>,
+    /// Mean seconds between streamed tokens after the first (`None` with fewer than two).
+    pub itl_s: Option<f64>,
     /// Seconds to the end of the stream.
     pub latency_s: Option<f64>,
     /// `ok`, `http <status>`, `timeout`, `transport`, or `shed`.
@@ -64,6 +69,11 @@ pub struct LoadReport {
     pub ttft_p95_s: Option<f64>,
     /// 99th percentile.
     pub ttft_p99_s: Option<f64>,
+    /// Median inter-token latency over the requests that streamed two tokens or more.
+    pub itl_p50_s: Option<f64>,
+    /// The SLO block with `simulate --json`'s keys, over the requests sent (shed ones are the
+    /// generator's, not the server's, and are left out).
+    pub slo: Slo,
     /// Every request, in arrival order.
     pub outcomes: Vec<Outcome>,
 }
@@ -89,19 +99,35 @@ fn quantile(v: &mut [f64], q: f64) -> Option<f64> {
 
 /// Sends one request and times it.
 async fn one(client: &reqwest::Client, spec: &LoadSpec, r: Request) -> Outcome {
-    let body = serde_json::json!({
-        "model": spec.model,
-        "prompt": prompt_of(r.prompt_tokens),
-        "max_tokens": r.output_tokens,
-        "ignore_eos": true,
-        "stream": true,
-    });
+    let chat = spec
+        .url
+        .trim_end_matches('/')
+        .ends_with("/chat/completions");
+    let prompt = prompt_of(r.prompt_tokens);
+    let body = if chat {
+        serde_json::json!({
+            "model": spec.model,
+            "messages": [{ "role": "user", "content": prompt }],
+            "max_tokens": r.output_tokens,
+            "ignore_eos": true,
+            "stream": true,
+        })
+    } else {
+        serde_json::json!({
+            "model": spec.model,
+            "prompt": prompt,
+            "max_tokens": r.output_tokens,
+            "ignore_eos": true,
+            "stream": true,
+        })
+    };
     let start = Instant::now();
     let mut out = Outcome {
         t_s: r.arrival_secs,
         prompt_tokens: r.prompt_tokens,
         output_tokens: r.output_tokens,
         ttft_s: None,
+        itl_s: None,
         latency_s: None,
         result: "ok".into(),
     };
@@ -129,30 +155,57 @@ async fn one(client: &reqwest::Client, spec: &LoadSpec, r: Request) -> Outcome {
             return out;
         }
     };
-    // Server-sent events: the first `data:` line that is not `[DONE]` carries the first token.
+    // Server-sent events, one JSON chunk per `data:` line; a token is a chunk with text
+    // (a chat stream's first chunk carries only the role). Lines may split across reads.
+    let mut pending = String::new();
+    let mut token_at: Vec<f64> = Vec::new();
     loop {
         match resp.chunk().await {
             Ok(Some(bytes)) => {
-                if out.ttft_s.is_none()
-                    && String::from_utf8_lossy(&bytes)
-                        .lines()
-                        .any(|l| l.starts_with("data:") && !l.contains("[DONE]"))
-                {
-                    out.ttft_s = Some(start.elapsed().as_secs_f64());
+                pending.push_str(&String::from_utf8_lossy(&bytes));
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    if has_token(line.trim(), chat) {
+                        token_at.push(start.elapsed().as_secs_f64());
+                    }
                 }
             }
             Ok(None) => break,
             Err(e) => {
                 out.result = failed(e).into();
+                out.ttft_s = token_at.first().copied();
                 return out;
             }
         }
     }
     out.latency_s = Some(start.elapsed().as_secs_f64());
+    out.ttft_s = token_at.first().copied();
+    out.itl_s = (token_at.len() >= 2)
+        .then(|| (token_at[token_at.len() - 1] - token_at[0]) / (token_at.len() - 1) as f64);
     if out.ttft_s.is_none() {
         out.result = "no tokens".into();
     }
     out
+}
+
+/// Whether an event-stream line carries generated text.
+fn has_token(line: &str, chat: bool) -> bool {
+    let Some(data) = line.strip_prefix("data:").map(str::trim) else {
+        return false;
+    };
+    if data == "[DONE]" {
+        return false;
+    }
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return false;
+    };
+    let choice = &v["choices"][0];
+    let text = if chat {
+        choice["delta"]["content"].as_str()
+    } else {
+        choice["text"].as_str()
+    };
+    text.is_some_and(|t| !t.is_empty())
 }
 
 /// Replays `traffic` against `spec.url`, calling `progress(done, due)` as requests finish.
@@ -181,6 +234,7 @@ pub async fn run(
                 prompt_tokens: r.prompt_tokens,
                 output_tokens: r.output_tokens,
                 ttft_s: None,
+                itl_s: None,
                 latency_s: None,
                 result: "shed".into(),
             });
@@ -205,6 +259,8 @@ pub async fn run(
     let mut outcomes = shed;
     outcomes.append(&mut finished);
     outcomes.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
+    let slo = slo_of(&outcomes, spec.ttft_slo_secs);
+    let mut itls: Vec<f64> = outcomes.iter().filter_map(|o| o.itl_s).collect();
     let mut ttfts: Vec<f64> = outcomes.iter().filter_map(|o| o.ttft_s).collect();
     let count = |f: &dyn Fn(&Outcome) -> bool| outcomes.iter().filter(|o| f(o)).count();
     LoadReport {
@@ -215,21 +271,88 @@ pub async fn run(
         ttft_p50_s: quantile(&mut ttfts, 0.5),
         ttft_p95_s: quantile(&mut ttfts, 0.95),
         ttft_p99_s: quantile(&mut ttfts, 0.99),
+        itl_p50_s: quantile(&mut itls, 0.5),
+        slo,
         outcomes,
     }
 }
 
-/// The per-request CSV: `t_s,prompt_tokens,output_tokens,ttft_s,latency_s,result`.
+/// The sent requests by minute of arrival.
+fn by_minute(outcomes: &[Outcome]) -> Vec<Vec<&Outcome>> {
+    let mut minutes: Vec<Vec<&Outcome>> = Vec::new();
+    for o in outcomes.iter().filter(|o| o.result != "shed") {
+        let m = (o.t_s / 60.0).floor().max(0.0) as usize;
+        if minutes.len() <= m {
+            minutes.resize_with(m + 1, Vec::new);
+        }
+        minutes[m].push(o);
+    }
+    minutes
+}
+
+/// The SLO block as `simulate` computes it: availability = minutes in which ≥ 99 % of the
+/// requests succeeded; violating minutes = minutes whose own P95 TTFT is over the objective.
+pub fn slo_of(outcomes: &[Outcome], ttft_slo_secs: f64) -> Slo {
+    let minutes = by_minute(outcomes);
+    let n = minutes.len().max(1) as f64;
+    let good = minutes
+        .iter()
+        .filter(|m| {
+            let ok = m.iter().filter(|o| o.result == "ok").count();
+            ok as f64 >= 0.99 * m.len() as f64
+        })
+        .count();
+    let violating = minutes
+        .iter()
+        .filter(|m| {
+            let mut t: Vec<f64> = m.iter().filter_map(|o| o.ttft_s).collect();
+            quantile(&mut t, 0.95).is_some_and(|p| p > ttft_slo_secs)
+        })
+        .count();
+    let sent: Vec<&Outcome> = minutes.iter().flatten().copied().collect();
+    let failed = sent.iter().filter(|o| o.result != "ok").count();
+    let mut ttfts: Vec<f64> = sent.iter().filter_map(|o| o.ttft_s).collect();
+    let p95 = quantile(&mut ttfts, 0.95).unwrap_or(0.0);
+    let availability = good as f64 / n;
+    let error_rate = failed as f64 / sent.len().max(1) as f64;
+    Slo {
+        availability,
+        error_rate,
+        p95_ttft_s: p95,
+        p99_ttft_s: quantile(&mut ttfts, 0.99).unwrap_or(0.0),
+        ttft_violation_minutes: violating as f64 / n,
+        met: availability > 0.999 && error_rate < 0.001 && p95 < ttft_slo_secs,
+    }
+}
+
+/// The per-minute CSV: `minute,requests,ok,failed,ttft_p95_s`.
+pub fn minutes_csv(r: &LoadReport) -> String {
+    let mut s = String::from("minute,requests,ok,failed,ttft_p95_s\n");
+    for (m, list) in by_minute(&r.outcomes).iter().enumerate() {
+        let mut t: Vec<f64> = list.iter().filter_map(|o| o.ttft_s).collect();
+        let ok = list.iter().filter(|o| o.result == "ok").count();
+        s.push_str(&format!(
+            "{m},{},{ok},{},{}\n",
+            list.len(),
+            list.len() - ok,
+            quantile(&mut t, 0.95).map_or(String::new(), |v| format!("{v:.4}"))
+        ));
+    }
+    s
+}
+
+/// The per-request CSV: `t_s,prompt_tokens,output_tokens,ttft_s,itl_s,latency_s,result`.
 pub fn csv(r: &LoadReport) -> String {
-    let mut s = String::from("t_s,prompt_tokens,output_tokens,ttft_s,latency_s,result\n");
+    let mut s = String::from("t_s,prompt_tokens,output_tokens,ttft_s,itl_s,latency_s,result\n");
     for o in &r.outcomes {
         let f = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         s.push_str(&format!(
-            "{:.3},{},{},{},{},{}\n",
+            "{:.3},{},{},{},{},{},{}\n",
             o.t_s,
             o.prompt_tokens,
             o.output_tokens,
             f(o.ttft_s),
+            f(o.itl_s),
             f(o.latency_s),
             o.result
         ));

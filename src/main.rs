@@ -154,9 +154,16 @@ enum Command {
 /// Arguments of `loadgen`.
 #[derive(clap::Args)]
 struct LoadgenArgs {
-    /// The completions endpoint, e.g. http://10.0.1.7:8000/v1/completions.
+    /// The endpoint: `…/v1/completions` or `…/v1/chat/completions`. Loopback by default: a
+    /// server elsewhere is load-tested only when named here explicitly.
+    #[arg(long, default_value = "http://127.0.0.1:8000/v1/completions")]
+    target: String,
+    /// The P95 TTFT objective the SLO block is judged against, seconds.
+    #[arg(long, default_value_t = 2.0)]
+    slo_ttft_secs: f64,
+    /// Write the per-minute figures here (CSV: minute,requests,ok,failed,ttft_p95_s).
     #[arg(long)]
-    url: String,
+    minutes_csv: Option<PathBuf>,
     /// A built-in scenario.
     #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
     scenario: Option<String>,
@@ -522,16 +529,17 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
         .check_size(a.max_requests)
         .map_err(|e| InputError(format!("{e} (loadgen --max-requests)")))?;
     let spec = loadgen::LoadSpec {
-        url: a.url.clone(),
+        url: a.target.clone(),
         model: a.model.clone(),
         max_in_flight: a.max_in_flight,
         timeout: std::time::Duration::from_secs(a.timeout_secs.max(1)),
+        ttft_slo_secs: a.slo_ttft_secs,
     };
     eprintln!(
         "replaying {name} ({:.0} s, ~{:.0} requests) against {} …",
         traffic.duration_secs,
         traffic.expected_requests(),
-        a.url
+        a.target
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -548,7 +556,7 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
     }
     let q = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3} s"));
     out!(
-        "{name}: {} requests · {} ok · {} failed · {} shed at {} in flight\nTTFT p50 {} · p95 {} · p99 {}",
+        "{name}: {} requests · {} ok · {} failed · {} shed at {} in flight\nTTFT p50 {} · p95 {} · p99 {} · inter-token p50 {}\nSLO: availability {:.4} · error rate {:.5} · violating minutes {:.4} · met {}",
         report.requests,
         report.ok,
         report.failed,
@@ -556,8 +564,17 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
         a.max_in_flight,
         q(report.ttft_p50_s),
         q(report.ttft_p95_s),
-        q(report.ttft_p99_s)
+        q(report.ttft_p99_s),
+        q(report.itl_p50_s),
+        report.slo.availability,
+        report.slo.error_rate,
+        report.slo.ttft_violation_minutes,
+        report.slo.met
     );
+    if let Some(p) = &a.minutes_csv {
+        std::fs::write(p, loadgen::minutes_csv(&report))
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
     if let Some(p) = &a.csv {
         std::fs::write(p, loadgen::csv(&report))
             .with_context(|| format!("writing {}", p.display()))?;
