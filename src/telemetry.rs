@@ -1,6 +1,7 @@
 //! Logging setup and the Prometheus exposition of what the daemon publishes. Every metric name
 //! starts with `llm_autoscaler_`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::daemon::Published;
@@ -662,6 +663,26 @@ pub fn cloudwatch_points(p: &Published) -> Vec<crate::provider::ExportPoint> {
         }
         if let Some(lat) = f.latency {
             put("TtftP95".into(), lat.ttft_p95_secs, "Seconds");
+        }
+        // Capacity by market, summed over the fleet's pools of each.
+        let mut by_market: BTreeMap<&str, f64> = BTreeMap::new();
+        for pool in f.pools.values() {
+            *by_market.entry(pool.market.as_str()).or_default() += f64::from(pool.in_service_units);
+        }
+        for (market, units) in by_market {
+            let name = if market == "spot" {
+                "InServiceUnitsSpot"
+            } else {
+                "InServiceUnitsOnDemand"
+            };
+            put(name.into(), units, "Count");
+        }
+        if let Some(spend) = &d.spend {
+            put(
+                "SpendRateUsdPerHour".into(),
+                spend.rate_usd_per_hour,
+                "None",
+            );
         }
     }
     out

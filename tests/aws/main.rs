@@ -1775,29 +1775,44 @@ async fn each_tick_publishes_the_fleets_signals_to_cloudwatch() {
     for want in [
         "DesiredUnits",
         "InServiceUnits",
+        "InServiceUnitsSpot",
+        "InServiceUnitsOnDemand",
         "PendingUnits",
         "Metric.external_queue_depth",
     ] {
         assert!(names.contains(&want), "{want} in {names:?}");
     }
-    let stats =
-        b.cw.get_metric_statistics()
-            .namespace("LLMAutoscaler/Test")
-            .metric_name("DesiredUnits")
-            .dimensions(Dimension::builder().name("Fleet").value("cwexport").build())
+    // Read back as a user's dashboard would: GetMetricData.
+    let query = aws_sdk_cloudwatch::types::MetricDataQuery::builder()
+        .id("d")
+        .metric_stat(
+            aws_sdk_cloudwatch::types::MetricStat::builder()
+                .metric(
+                    aws_sdk_cloudwatch::types::Metric::builder()
+                        .namespace("LLMAutoscaler/Test")
+                        .metric_name("DesiredUnits")
+                        .dimensions(Dimension::builder().name("Fleet").value("cwexport").build())
+                        .build(),
+                )
+                .period(60)
+                .stat("Maximum")
+                .build(),
+        )
+        .build();
+    let got =
+        b.cw.get_metric_data()
+            .metric_data_queries(query)
             .start_time(DateTime::from_millis(now().plus_secs(-600.0).millis()))
             .end_time(DateTime::from_millis(now().plus_secs(600.0).millis()))
-            .period(60)
-            .statistics(aws_sdk_cloudwatch::types::Statistic::Maximum)
             .send()
             .await
             .unwrap();
-    let max = stats
-        .datapoints()
+    let max = got
+        .metric_data_results()
         .iter()
-        .filter_map(|p| p.maximum())
-        .fold(0.0, f64::max);
-    assert_eq!(max, f64::from(desired), "{stats:?}");
+        .flat_map(|r| r.values())
+        .fold(0.0, |a: f64, v| a.max(*v));
+    assert_eq!(max, f64::from(desired), "{got:?}");
     let metrics = llm_autoscaler::telemetry::render_metrics(d.published());
     assert!(
         metrics.contains("llm_autoscaler_cloudwatch_export_errors_total 0"),
