@@ -1471,8 +1471,11 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
             .into())
         }
     };
-    if a.step_mins == 0 || a.horizon_mins == 0 {
-        return Err(InputError("--step-mins and --horizon-mins must be above 0".into()).into());
+    if a.step_mins == 0 || a.horizon_mins == 0 || a.horizon_mins > 1440 {
+        return Err(InputError(
+            "--step-mins must be above 0 and --horizon-mins from 1 to 1440".into(),
+        )
+        .into());
     }
     let cfg = Backtest {
         horizon: a.horizon_mins,

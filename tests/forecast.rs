@@ -91,6 +91,12 @@ fn short_history_falls_back_and_seasonal_naive_is_yesterday() {
             history[history.len() - DAY + 2].unwrap()
         ]
     );
+    // A horizon past a day (refit_mins up to 1440 + 2 h) repeats the last day, never reads
+    // past the history.
+    let long = SeasonalNaive.forecast(&history, 2 * DAY + 120).unwrap();
+    assert_eq!(long.point[DAY], long.point[0]);
+    let (f, _) = forecast_once(&history, 2 * DAY, 0.9).unwrap();
+    assert_eq!(f.point.len(), 2 * DAY);
     // 3 minutes: the recent level alone.
     let (f, _) = forecast_once(&[Some(10.0), None, Some(20.0)], 5, 0.9).unwrap();
     assert_eq!(f.point, vec![15.0; 5]);

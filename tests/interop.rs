@@ -182,6 +182,12 @@ fn hpa_yaml(min: u32, extra: u32, pods: &[(usize, u32)], down: Option<(u64, u32,
         min + extra
     );
     for (i, (name, value)) in pods.iter().enumerate() {
+        // vLLM's KV series is a 0–1 fraction: its targets are fractions too.
+        let value = if NAMES[*name].contains("kv_cache") {
+            format!("{}", f64::from(value % 1000) / 1000.0)
+        } else {
+            value.to_string()
+        };
         s.push_str(&format!(
             "    - type: Pods\n      pods:\n        metric: {{name: {}{i}}}\n        target: {{type: AverageValue, averageValue: \"{value}\"}}\n",
             NAMES[*name]
@@ -202,7 +208,20 @@ fn mappable(f: &Fleet) -> impl PartialEq + std::fmt::Debug {
         f.max_units,
         f.metrics
             .iter()
-            .map(|m| (m.name.clone(), m.signal, m.target))
+            // Equal to a part in a million: a KV target goes through × 100 and ÷ 100.
+            .map(|m| {
+                let kind = match m.target {
+                    Target::Utilization { .. } => "Utilization",
+                    Target::AverageValue { .. } => "AverageValue",
+                    Target::Value { .. } => "Value",
+                };
+                (
+                    m.name.clone(),
+                    m.signal,
+                    kind,
+                    (m.target.figure() * 1e6).round(),
+                )
+            })
             .collect::<Vec<_>>(),
         f.behavior.clone(),
     )
@@ -216,7 +235,7 @@ proptest! {
     fn import_export_import_keeps_every_mappable_field(
         min in 1u32..10,
         extra in 0u32..40,
-        pods in prop::collection::vec((0usize..5, 1u32..500), 1..4),
+        pods in prop::collection::vec((0usize..5, 1u32..1000), 1..4),
         down in prop::option::of((0u64..3600, 1u32..100, 1u64..1800)),
     ) {
         let (first, _) = imported("a.yaml", &hpa_yaml(min, extra, &pods, down));

@@ -130,8 +130,13 @@ impl Tally {
         }
     }
 
-    /// Adds the scored minutes of one forecast.
-    fn account(&mut self, made: &Made, scored: Vec<(usize, f64, f64, bool)>) {
+    /// Scores one forecast on its whole horizon. The figures may look ahead (they are the
+    /// evaluation); what the ensemble learns from is fed separately, only up to each origin.
+    fn account(&mut self, made: &Made, series: &[Option<f64>]) {
+        let f = &made.forecast;
+        let scored: Vec<(usize, f64)> = (0..f.point.len())
+            .filter_map(|h| Some((h, series.get(made.origin + h).copied().flatten()?)))
+            .collect();
         if scored.is_empty() {
             return;
         }
@@ -144,10 +149,10 @@ impl Tally {
                 coverage: 0.0,
             });
         }
-        let f = &made.forecast;
-        for (h, point, actual, inside) in scored {
+        for (h, actual) in scored {
+            let inside = actual >= f.lower[h] && actual <= f.upper[h];
             self.points += 1;
-            self.abs_ours += (actual - point).abs();
+            self.abs_ours += (actual - f.point[h]).abs();
             let e_naive = (actual - made.naive[h]).abs();
             self.abs_naive += e_naive;
             self.abs_brief += (actual - made.brief[h]).abs();
@@ -202,9 +207,6 @@ pub fn backtest(
     let brief = MEMBERS.iter().position(|m| *m == "brief-rule").unwrap();
     let mut ensemble = Adaptive::new(cfg.level);
     let mut t = Tally::new(cfg.window_days);
-    // The forecast made at the last origin, scored when the next origin comes (on what had
-    // arrived by then, as the daemon scores at its next refit).
-    let mut pending: Option<Made> = None;
     let mut warmed_up = false;
     let batch = cfg.jobs.max(1) * 4;
     for (done, chunk) in origins.chunks(batch).enumerate() {
@@ -223,9 +225,9 @@ pub fn backtest(
                 );
                 warmed_up = true;
             }
-            if let Some(made) = pending.take() {
-                t.account(&made, ensemble.observe(&series[..origin], 0));
-            }
+            // The ensemble learns from what has arrived by this origin, as the daemon does at
+            // each refit.
+            ensemble.observe(&series[..origin], 0);
             // Scored against the naive and the brief rule only where both forecast.
             let (Some(naive), Some(brief)) = (m.points[naive].clone(), m.points[brief].clone())
             else {
@@ -233,18 +235,16 @@ pub fn backtest(
             };
             let candidates = m.points.clone();
             if let Ok(forecast) = ensemble.combine(m, origin as i64) {
-                pending = Some(Made {
+                let made = Made {
                     origin,
                     forecast,
                     candidates,
                     naive,
                     brief,
-                });
+                };
+                t.account(&made, series);
             }
         }
-    }
-    if let Some(made) = pending.take() {
-        t.account(&made, ensemble.observe(series, 0));
     }
     progress(1.0);
     for w in &mut t.windows {

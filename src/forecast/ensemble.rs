@@ -98,7 +98,7 @@ pub fn members(history: &[Option<f64>], horizon: usize, level: f64) -> Members {
     }
 }
 
-/// The last forecast, kept to be scored when its minutes arrive.
+/// A forecast, kept to be scored as its minutes arrive.
 #[derive(Clone, Debug)]
 struct Pending {
     origin_minute: i64,
@@ -106,7 +106,12 @@ struct Pending {
     point: Vec<f64>,
     lower: Vec<f64>,
     upper: Vec<f64>,
+    /// Minutes ahead scored so far (`0..scored_upto`).
+    scored_upto: usize,
 }
+
+/// Forecasts kept for scoring at most: a horizon of 2 h 15 min refit every 15 minutes keeps 10.
+pub const MAX_PENDING: usize = 32;
 
 /// The ensemble's learnt state: per-candidate errors, the interval's residuals and levels.
 #[derive(Clone, Debug)]
@@ -119,7 +124,9 @@ pub struct Adaptive {
     residuals: [VecDeque<f64>; B],
     /// ACI's current miscoverage per bucket (starts at 1 − level).
     alpha: [f64; B],
-    pending: Option<Pending>,
+    /// Forecasts not yet scored over their whole horizon, oldest first (at most
+    /// [`MAX_PENDING`]).
+    pending: VecDeque<Pending>,
     /// Forecast points scored, and those inside the interval.
     pub scored: u64,
     /// Scored points inside the interval.
@@ -144,7 +151,7 @@ impl Adaptive {
             last_scored_minute: None,
             residuals: Default::default(),
             alpha: [1.0 - level; B],
-            pending: None,
+            pending: VecDeque::new(),
             scored: 0,
             covered: 0,
         }
@@ -155,52 +162,64 @@ impl Adaptive {
         self.level
     }
 
-    /// Scores the last forecast on the minutes of `history` (whose first minute is
-    /// `first_minute`) that arrived since, once: the candidates' errors, the interval's
-    /// residuals and ACI's levels move. Returns `(point, actual, inside)` per scored minute,
-    /// for reports.
+    /// Scores the forecasts still pending on the minutes of `history` (whose first minute is
+    /// `first_minute`) that arrived since they were last scored — each minute once, past data
+    /// only: the candidates' errors, the interval's residuals and ACI's levels move. A
+    /// forecast is dropped once its whole horizon has been scored, so every bucket learns,
+    /// however often forecasts are made. Returns `(h, point, actual, inside)` per scored
+    /// minute, for reports.
     pub fn observe(
         &mut self,
         history: &[Option<f64>],
         first_minute: i64,
     ) -> Vec<(usize, f64, f64, bool)> {
-        let Some(p) = self.pending.take() else {
-            return Vec::new();
-        };
+        let end_minute = first_minute + history.len() as i64;
         let mut scored = Vec::new();
         let mut abs = [[(0.0, 0usize); B]; N];
         let mut misses = [(0u32, 0u32); B];
-        for h in 0..p.point.len() {
-            let at = p.origin_minute + h as i64 - first_minute;
-            let Some(actual) = usize::try_from(at)
-                .ok()
-                .and_then(|i| history.get(i))
-                .copied()
-                .flatten()
-            else {
-                continue;
-            };
-            let b = bucket(h);
-            let s = scale_at(p.point[h], p.members.scale);
-            for (m, points) in p.members.points.iter().enumerate() {
-                if let Some(points) = points {
-                    abs[m][b].0 += (actual - points[h]).abs() / s;
-                    abs[m][b].1 += 1;
+        // The newest minute scored: the time of this update, for the errors' decay.
+        let mut newest = i64::MIN;
+        for p in &mut self.pending {
+            let upto = usize::try_from(end_minute - p.origin_minute)
+                .unwrap_or(0)
+                .min(p.point.len());
+            if upto > p.scored_upto {
+                newest = newest.max(p.origin_minute + upto as i64);
+            }
+            for h in p.scored_upto..upto {
+                let at = p.origin_minute + h as i64 - first_minute;
+                let Some(actual) = usize::try_from(at)
+                    .ok()
+                    .and_then(|i| history.get(i))
+                    .copied()
+                    .flatten()
+                else {
+                    continue;
+                };
+                let b = bucket(h);
+                let s = scale_at(p.point[h], p.members.scale);
+                for (m, points) in p.members.points.iter().enumerate() {
+                    if let Some(points) = points {
+                        abs[m][b].0 += (actual - points[h]).abs() / s;
+                        abs[m][b].1 += 1;
+                    }
                 }
+                let inside = actual >= p.lower[h] && actual <= p.upper[h];
+                misses[b].0 += u32::from(!inside);
+                misses[b].1 += 1;
+                let r = &mut self.residuals[b];
+                r.push_back((actual - p.point[h]) / s);
+                if r.len() > RESIDUAL_WINDOW {
+                    r.pop_front();
+                }
+                scored.push((h, p.point[h], actual, inside));
             }
-            let inside = actual >= p.lower[h] && actual <= p.upper[h];
-            self.scored += 1;
-            self.covered += u64::from(inside);
-            misses[b].0 += u32::from(!inside);
-            misses[b].1 += 1;
-            let r = &mut self.residuals[b];
-            r.push_back((actual - p.point[h]) / s);
-            if r.len() > RESIDUAL_WINDOW {
-                r.pop_front();
-            }
-            scored.push((h, p.point[h], actual, inside));
+            p.scored_upto = p.scored_upto.max(upto);
         }
-        // ACI, once per forecast and bucket (a forecast's minutes miss together: counted one
+        self.pending.retain(|p| p.scored_upto < p.point.len());
+        self.scored += scored.len() as u64;
+        self.covered += scored.iter().filter(|s| s.3).count() as u64;
+        // ACI, once per bucket per scoring (a forecast's minutes miss together: counted one
         // by one they would swing the level by their number): misses lower the miscoverage
         // level — a wider interval next time —, hits raise it.
         let target = 1.0 - self.level;
@@ -210,9 +229,12 @@ impl Adaptive {
                 self.alpha[b] = (self.alpha[b] + ACI_GAMMA * (target - rate)).clamp(0.001, 0.5);
             }
         }
+        if scored.is_empty() {
+            return scored;
+        }
         let since = self
             .last_scored_minute
-            .map_or(ERROR_MEMORY_MINS, |m| (p.origin_minute - m) as f64);
+            .map_or(ERROR_MEMORY_MINS, |m| (newest - m) as f64);
         let keep = (-since.max(1.0) / ERROR_MEMORY_MINS).exp();
         for (m, row) in abs.iter().enumerate() {
             for (b, &(sum, count)) in row.iter().enumerate() {
@@ -224,9 +246,7 @@ impl Adaptive {
                 *old = Some(old.map_or(e, |o| keep * o + (1.0 - keep) * e));
             }
         }
-        if !scored.is_empty() {
-            self.last_scored_minute = Some(p.origin_minute);
-        }
+        self.last_scored_minute = Some(newest);
         scored
     }
 
@@ -258,7 +278,7 @@ impl Adaptive {
 
     /// The weights of the last forecast (equal before any), for reports.
     pub fn last_weights(&self) -> Vec<Weight> {
-        let available = match &self.pending {
+        let available = match self.pending.back() {
             Some(p) => std::array::from_fn(|m| p.members.points[m].is_some()),
             None => [true; N],
         };
@@ -303,13 +323,17 @@ impl Adaptive {
             lower[h] = lo.clamp(0.0, point[h]);
             upper[h] = hi.max(point[h]);
         }
-        self.pending = Some(Pending {
+        self.pending.push_back(Pending {
             origin_minute,
             members,
             point: point.clone(),
             lower: lower.clone(),
             upper: upper.clone(),
+            scored_upto: 0,
         });
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_front();
+        }
         Ok(Forecast {
             point,
             lower,

@@ -115,7 +115,8 @@ impl Forecaster for WeeklyNaive {
         let n = require(self.name(), history, WEEK)?;
         let point = (0..horizon)
             .map(|h| {
-                let i = n - WEEK + h;
+                // Beyond a week ahead, the same minute of the last week again.
+                let i = n - WEEK + h % WEEK;
                 history[i]
                     .or_else(|| known_before(history, i))
                     .unwrap_or(0.0)

@@ -118,10 +118,12 @@ impl Forecaster for SeasonalNaive {
 
     fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
         let n = require(self.name(), history, DAY)?;
+        // Beyond a day ahead, the same minute of the last day again (not past the history).
         let point: Vec<f64> = (0..horizon)
             .map(|h| {
-                history[n - DAY + h]
-                    .or_else(|| known_before(history, n - DAY + h))
+                let i = n - DAY + h % DAY;
+                history[i]
+                    .or_else(|| known_before(history, i))
                     .unwrap_or(0.0)
             })
             .collect();

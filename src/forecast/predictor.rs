@@ -83,6 +83,10 @@ pub const WARM_UP: WarmUp = WarmUp {
     origins: 28,
 };
 
+/// Minutes of the previous forecast a refit keeps before its own start (at least the longest
+/// lead a fleet is likely to learn: a 10-minute cold start).
+pub const KEEP_PAST_MINUTES: i64 = 20;
+
 /// Minutes since the epoch of the minute holding `t`.
 pub fn minute_of(t: Timestamp) -> i64 {
     t.millis().div_euclid(60_000)
@@ -181,6 +185,29 @@ impl Predictor {
         self.tracked.len() >= TRACK_MINUTES && forecast > 0.0 && actual < OFF_TRACK_SHARE * forecast
     }
 
+    /// Prepends to a new forecast (starting at `start_minute`) what the previous one said for
+    /// the last [`KEEP_PAST_MINUTES`] before it, and returns the new start: the predictive
+    /// floor compares the forecast ahead with the lowest of the last lead, and a refit must
+    /// not erase the minutes just before a step from that window.
+    fn keep_recent_past(&self, f: &mut super::Forecast, start_minute: i64) -> i64 {
+        let Some(old) = &self.forecast else {
+            return start_minute;
+        };
+        let old_start = old.start.millis().div_euclid(60_000);
+        let from = (start_minute - KEEP_PAST_MINUTES).max(old_start);
+        let covered = old_start + old.upper.len() as i64 >= start_minute;
+        if !covered || from >= start_minute {
+            return start_minute;
+        }
+        let (a, b) = (
+            (from - old_start) as usize,
+            (start_minute - old_start) as usize,
+        );
+        f.point.splice(0..0, old.point[a..b].iter().copied());
+        f.upper.splice(0..0, old.upper[a..b].iter().copied());
+        from
+    }
+
     /// Where the predictor stands.
     pub fn status(&self) -> PredictorStatus {
         self.status
@@ -212,9 +239,8 @@ impl Predictor {
         if due {
             self.fitted_at = Some(minute);
             let horizon = (self.refit_mins + 120) as usize;
-            if self.warmed_up {
-                self.ensemble.observe(&self.history, self.first_minute);
-            } else {
+            self.ensemble.observe(&self.history, self.first_minute);
+            if !self.warmed_up {
                 self.ensemble.warm_up(
                     &self.history,
                     self.first_minute,
@@ -222,13 +248,15 @@ impl Predictor {
                     WARM_UP.step,
                     WARM_UP.origins,
                 );
-                self.warmed_up = true;
+                // Until a day and an hour of history give it an origin, it tries again.
+                self.warmed_up = self.ensemble.scored > 0;
             }
             let start_minute = self.first_minute + self.history.len() as i64;
             let m = members(&self.history, horizon, self.ensemble.level());
             match self.ensemble.combine(m, start_minute) {
-                Ok(f) => {
+                Ok(mut f) => {
                     self.fits += 1;
+                    let start_minute = self.keep_recent_past(&mut f, start_minute);
                     self.forecast = Some(DemandForecast {
                         start: Timestamp(start_minute * 60_000),
                         point: f.point,
@@ -351,5 +379,52 @@ mod tests {
         }
         assert!(p.forecast(Timestamp::from_secs(1470 * 60)).is_some());
         assert_eq!(p.status(), PredictorStatus::Ok);
+    }
+
+    /// A refit just after a step keeps the minutes before it: the floor's look-back over the
+    /// last lead still sees the step as a rise.
+    #[test]
+    fn a_refit_keeps_the_last_minutes_of_the_previous_forecast() {
+        let mut c = cfg(15);
+        c.history_days = 3;
+        let mut p = Predictor::new(&c);
+        // Two days and a half of a step at 09:00 (minute 540) each day: 100 → 600.
+        let level = |m: i64| {
+            if (540..1020).contains(&m.rem_euclid(1440)) {
+                600.0
+            } else {
+                100.0
+            }
+        };
+        let day2 = 2 * 1440;
+        for m in 0..day2 + 525 {
+            p.record(m, Some(level(m)));
+        }
+        let first = p
+            .forecast(Timestamp::from_secs((day2 + 527) * 60))
+            .cloned()
+            .unwrap();
+        assert_eq!(first.start, Timestamp::from_secs((day2 + 525) * 60));
+        for m in day2 + 525..day2 + 541 {
+            p.record(m, Some(level(m)));
+        }
+        // 15 minutes on, just after the step: a refit.
+        let now = Timestamp::from_secs((day2 + 543) * 60);
+        let f = p.forecast(now).cloned().unwrap();
+        assert_eq!(p.fits, 2);
+        // Twenty minutes back at most, and no further than the previous forecast reached.
+        let from = (day2 + 541 - KEEP_PAST_MINUTES).max(day2 + 525);
+        assert_eq!(f.start, Timestamp::from_secs(from * 60));
+        let kept = (day2 + 541 - from) as usize;
+        let old_i = (from - (day2 + 525)) as usize;
+        assert_eq!(
+            f.upper[..kept],
+            first.upper[old_i..old_i + kept],
+            "unchanged"
+        );
+        // Over the last five minutes, the lowest is the pre-step level's.
+        let low = f.low_upper(now.plus_secs(-300.0), 300.0).unwrap();
+        let ahead = f.peak_upper(now.plus_secs(120.0), 120.0).unwrap();
+        assert!(ahead > 2.0 * low, "{low} then {ahead}");
     }
 }

@@ -30,12 +30,13 @@ fn num(f: f64) -> Value {
     }
 }
 
-/// A quantity string, as HPA's `averageValue` / `value` are.
+/// A quantity string, as HPA's `averageValue` / `value` are: a plain decimal (Kubernetes
+/// reads `0.0125`; milli-units would round it).
 fn qty(f: f64) -> Value {
     Value::from(if f.fract() == 0.0 && f.abs() < 1e15 {
         format!("{f:.0}")
     } else {
-        format!("{}m", (f * 1000.0).round() as i64)
+        format!("{f}")
     })
 }
 
@@ -136,7 +137,18 @@ fn hpa_metric(m: &crate::config::MetricSpec, notes: &mut Vec<String>) -> Option<
         ));
         return None;
     }
-    let figure = m.target.figure();
+    // The policy's KV share is a percentage; the series behind a Pods metric, a fraction.
+    let figure = if m.signal == Signal::KvCacheUsage {
+        notes.push(format!(
+            "{}: kv_cache_usage {} % written as the fraction {} of vLLM's series",
+            m.name,
+            m.target.figure(),
+            m.target.figure() / 100.0
+        ));
+        m.target.figure() / 100.0
+    } else {
+        m.target.figure()
+    };
     let target = |pods: bool| match m.target {
         Target::Value { .. } if !pods => {
             map(vec![("type", Value::from("Value")), ("value", qty(figure))])
@@ -288,6 +300,9 @@ fn keda_trigger(m: &crate::config::MetricSpec, notes: &mut Vec<String>) -> Optio
 pub fn export(fleet: &Fleet, tick_secs: u64, format: Format) -> String {
     let mut notes = Vec::new();
     unexpressible(fleet, &mut notes);
+    if format == Format::Hpa && fleet.min_units == 0 {
+        notes.push("min_units 0: an HPA's minReplicas is at least 1 (KEDA scales to zero)".into());
+    }
     let target_ref = map(vec![
         ("apiVersion", Value::from("apps/v1")),
         ("kind", Value::from("Deployment")),

@@ -36,9 +36,10 @@ pub enum ImportError {
 
 /// The names of Pods metrics we recognise, as our signals: Prometheus-adapter names users give
 /// vLLM's and TGI's series (a name containing the key).
-const KNOWN_POD_METRICS: [(&str, &str); 8] = [
+const KNOWN_POD_METRICS: [(&str, &str); 9] = [
     ("num_requests_waiting", "queue_depth"),
-    ("queue", "queue_depth"),
+    ("queue_size", "queue_depth"),
+    ("queue_depth", "queue_depth"),
     ("num_requests_running", "concurrency"),
     ("concurrency", "concurrency"),
     ("requests_per_second", "request_rate"),
@@ -50,7 +51,7 @@ const KNOWN_POD_METRICS: [(&str, &str); 8] = [
 /// A Kubernetes quantity (`"10"`, `"500m"`, `"2k"`, `"1Gi"`) or a number.
 pub fn quantity(v: &Value) -> Option<f64> {
     if let Some(f) = v.as_f64() {
-        return Some(f);
+        return Some(f).filter(|f| f.is_finite());
     }
     let s = v.as_str()?.trim();
     let split = s
@@ -178,6 +179,21 @@ pub fn import(file: &str, text: &str) -> Result<Draft, ImportError> {
             "no metric that maps",
             "added token_work (the servers' token rates through the instance profile, target \"auto\"): it needs no hand-set number",
         );
+    }
+    // Two triggers or metrics of one name would be one metric twice: number the repeats.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for m in &mut draft.metrics {
+        let n = seen.entry(m.name.clone()).or_default();
+        *n += 1;
+        if *n > 1 {
+            let renamed = format!("{}-{}", m.name, n);
+            r.note(
+                &m.origin,
+                format!("a second metric named {}", m.name),
+                format!("named {renamed}"),
+            );
+            m.name = renamed;
+        }
     }
     draft.notes = r.notes;
     Ok(draft)
@@ -323,7 +339,18 @@ fn hpa_metric(r: &mut Reader, m: &Value, path: &str) -> Result<Option<DraftMetri
                 .find(|(k, _)| name.contains(k))
                 .map_or("custom_instance", |(_, s)| *s);
             let source = (signal == "custom_instance")
-                .then(|| format!("{{ type = \"scrape\", metric = \"{name}\" }}"));
+                .then(|| format!("{{ type = \"scrape\", metric = {} }}", toml_string(name)));
+            // vLLM's KV series is a 0–1 fraction; the policy's kv_cache_usage is a percentage.
+            let f = if signal == "kv_cache_usage" && f <= 1.0 {
+                r.note(
+                    path,
+                    format!("{name}: target {f}, a fraction"),
+                    format!("kv_cache_usage is a percentage: target {}", f * 100.0),
+                );
+                f * 100.0
+            } else {
+                f
+            };
             Ok(Some(DraftMetric {
                 name: name.to_string(),
                 signal,
@@ -383,9 +410,24 @@ fn hpa_metric(r: &mut Reader, m: &Value, path: &str) -> Result<Option<DraftMetri
     }
 }
 
-/// A TOML basic string.
+/// A TOML basic string: backslash, quote and every control character escaped (a KEDA
+/// `query: |` block ends in a newline).
 pub(crate) fn toml_string(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 fn rules(r: &mut Reader, v: &Value, path: &str) -> Result<Option<DraftRules>, ImportError> {

@@ -17,7 +17,8 @@ fn fmt_figure(f: f64) -> String {
     } else if f.fract() == 0.0 && f.abs() < 1e15 {
         format!("{f:.0}")
     } else {
-        format!("{f}")
+        // Rust's shortest round-trip form: `0.5`, `1e19` — both valid TOML floats.
+        format!("{f:?}")
     }
 }
 
