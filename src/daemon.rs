@@ -1002,7 +1002,9 @@ impl<P: Provider> Daemon<P> {
             .expect("inserted above");
         let forecast = p.forecast(now).cloned();
         let (held, fits, status) = (p.len(), p.fits, p.status());
-        let (weights, coverage) = (p.weights(), p.interval_coverage());
+        // Weights before the first fit would be the equal prior, not anything learnt.
+        let weights = if p.fits > 0 { p.weights() } else { Vec::new() };
+        let coverage = p.interval_coverage();
         let st = self.status(fleet);
         st.forecast_history_minutes = held;
         st.forecast_fits = fits;

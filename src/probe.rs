@@ -171,7 +171,7 @@ pub fn report(
                 if m.signal == Signal::RequestRate {
                     (
                         "the finished-requests counter".to_string(),
-                        c.map(|c| c.finished),
+                        scrape::finished_requests(now),
                     )
                 } else {
                     (

@@ -105,7 +105,9 @@ names! {
         ForecastOnly,
         /// The forecast floor is below the floor already in force.
         ForecastBelowFloor,
-        /// The forecast is flat or falling: no floor, the reactive stages follow the demand.
+        /// No rise ahead: the forecast at now + lead is within the tolerance of its lowest over
+        /// the last lead (flat, falling, or a rise already a lead old): no floor, the reactive
+        /// stages follow the demand.
         NoRiseAhead,
         /// The forecast floor raised the bounds.
         ForecastFloor,

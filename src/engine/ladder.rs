@@ -621,7 +621,7 @@ fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: U
             kind,
             Reason::NoRiseAhead,
             format!(
-                "{what}; not applied: no rise ahead (forecast now {:.1}), the reactive policy follows the demand",
+                "{what}; not applied: no rise ahead (forecast now {:.1}; a rise must exceed the tolerance over the lowest forecast of the last lead), the reactive policy follows the demand",
                 step.level_now.unwrap_or(f64::NAN)
             ),
         );

@@ -87,8 +87,8 @@ pub struct PredictiveStep {
     /// The highest upper-quantile demand within a minute of `now + lead`; `None` without a
     /// usable forecast.
     pub peak_demand: Option<f64>,
-    /// The upper-quantile demand forecast for now; the floor applies only while `peak_demand`
-    /// is above it (a rise ahead).
+    /// The upper-quantile demand forecast for now (shown beside the peak; the rise is
+    /// measured from the lowest forecast over the last lead).
     pub level_now: Option<f64>,
     /// The floor it implies, units (before the fleet's bounds).
     pub floor_units: Option<Units>,
