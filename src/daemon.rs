@@ -571,6 +571,9 @@ impl<P: Provider> Daemon<P> {
         match loaded {
             Ok(cfg) => {
                 info!(path = %self.opts.config_path.display(), fleets = cfg.fleets.len(), "policy reloaded");
+                for key in config::summary::startup_only_changes(&self.config.global, &cfg.global) {
+                    warn!(key, "global.{key} changed: it is read at start-up only; the running value stays until a restart");
+                }
                 if cfg.global.ha.as_ref() != self.elector.as_ref().map(|(ha, _)| ha) {
                     warn!("global.ha changed: joining or leaving an HA pair takes a restart; the running lease settings stay");
                 }

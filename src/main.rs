@@ -807,6 +807,9 @@ fn check_summary(path: &Path, cfg: &Config) {
     for f in &cfg.fleets {
         out_part!("{}", config::summary::fleet_summary(f));
     }
+    if let Some(w) = config::summary::exposure_warning(g) {
+        eprintln!("warning: {}: {w}", path.display());
+    }
 }
 
 fn read_input(path: &Path) -> anyhow::Result<String> {

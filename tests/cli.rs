@@ -43,6 +43,33 @@ fn check_accepts_the_examples_and_rejects_a_bad_file_with_exit_2() {
         "{err}"
     );
     assert!(err.contains("fleets: missing required key"), "{err}");
+
+    // A listener beyond loopback passes, with a warning: the state API has no authentication.
+    let open = std::fs::read_to_string("config/example.toml")
+        .unwrap()
+        .replace(
+            "http_listen = \"127.0.0.1:9464\"",
+            "http_listen = \"0.0.0.0:9464\"",
+        );
+    let open = tmp("open.toml", &open);
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&open)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning:")
+            && err.contains("0.0.0.0:9464")
+            && err.contains("without authentication"),
+        "{err}"
+    );
+    let quiet = bin()
+        .args(["check", "--config", "config/example.toml"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("warning:"));
 }
 
 #[test]

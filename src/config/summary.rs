@@ -130,3 +130,81 @@ pub fn fleet_summary(f: &Fleet) -> String {
     }
     out
 }
+
+/// The `[global]` keys read once at start-up: a reload (SIGHUP) that changes them has no
+/// effect until a restart, so the daemon says which.
+pub fn startup_only_changes(
+    running: &super::Global,
+    reloaded: &super::Global,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if running.tick_secs != reloaded.tick_secs {
+        out.push("tick_secs");
+    }
+    if running.http_listen != reloaded.http_listen {
+        out.push("http_listen");
+    }
+    if running.state_dir != reloaded.state_dir {
+        out.push("state_dir");
+    }
+    if running.provider != reloaded.provider {
+        out.push("provider");
+    }
+    out
+}
+
+/// A warning when `http_listen` binds beyond loopback: `/api/state` and the dashboard show
+/// fleet names, decisions and spend to whoever reaches the port, without authentication.
+pub fn exposure_warning(g: &super::Global) -> Option<String> {
+    let host = g
+        .http_listen
+        .rsplit_once(':')
+        .map_or(g.http_listen.as_str(), |(h, _)| h)
+        .trim_matches(|c| c == '[' || c == ']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| {
+        format!(
+            "global.http_listen = \"{}\" is reachable beyond this host: /api/state and the dashboard show fleet names, decisions and spend without authentication — bind 127.0.0.1 and let a local Prometheus or an SSH tunnel reach it, or restrict the port (security group, firewall)",
+            g.http_listen
+        )
+    })
+}
+
+#[cfg(test)]
+mod startup_tests {
+    use super::*;
+    use crate::config::Global;
+
+    #[test]
+    fn reloads_name_the_keys_that_need_a_restart() {
+        let a = Global::default();
+        let mut b = a.clone();
+        assert!(startup_only_changes(&a, &b).is_empty());
+        b.tick_secs = a.tick_secs + 5;
+        b.http_listen = "127.0.0.1:9999".into();
+        b.dry_run = !a.dry_run;
+        assert_eq!(
+            startup_only_changes(&a, &b),
+            vec!["tick_secs", "http_listen"]
+        );
+    }
+
+    #[test]
+    fn only_a_non_loopback_listener_is_warned_about() {
+        let mut g = Global::default();
+        for (listen, warned) in [
+            ("127.0.0.1:9464", false),
+            ("[::1]:9464", false),
+            ("localhost:9464", false),
+            ("0.0.0.0:9464", true),
+            ("10.0.1.5:9464", true),
+            ("[::]:9464", true),
+        ] {
+            g.http_listen = listen.into();
+            assert_eq!(exposure_warning(&g).is_some(), warned, "{listen}");
+        }
+    }
+}
