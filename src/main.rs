@@ -96,7 +96,7 @@ enum Command {
     /// oracle on the same traffic and seed.
     ///
     /// Traffic: one of the built-in scenarios (traffic-spike, gradual-growth, periodic,
-    /// sudden-drop, mixed-workload) or a trace file, either `t_s,prompt_tokens,output_tokens`
+    /// sudden-drop, mixed-workload, spot-shortage) or a trace file, either `t_s,prompt_tokens,output_tokens`
     /// (one row per request), `minute,requests` (one row per minute) or `timestamp,value` (a
     /// Prometheus or CloudWatch export). See docs/simulator.md.
     Simulate(Box<SimArgs>),

@@ -27,13 +27,15 @@ pub struct Scenario {
     pub history: Vec<Option<f64>>,
 }
 
-/// Names of the built-in scenarios.
-pub const NAMES: [&str; 5] = [
+/// Names of the built-in scenarios: the one list help texts and error messages use (a test
+/// checks each resolves, and that [`builtin`] knows no other).
+pub const NAMES: [&str; 6] = [
     "traffic-spike",
     "gradual-growth",
     "periodic",
     "sudden-drop",
     "mixed-workload",
+    "spot-shortage",
 ];
 
 /// Tuesday 2026-12-01 10:00 UTC (11:00 in Berlin): a business-hours start.
@@ -238,4 +240,17 @@ pub fn builtin(name: &str, seed: u64) -> Option<Scenario> {
         _ => return None,
     };
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_scenario_resolves() {
+        for name in NAMES {
+            assert!(builtin(name, 1).is_some(), "{name}");
+        }
+        assert!(builtin("spot_shortage", 1).is_none());
+    }
 }
