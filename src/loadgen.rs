@@ -52,6 +52,21 @@ pub struct Outcome {
     pub result: String,
 }
 
+impl Outcome {
+    /// A request not answered (yet): `result` until it is.
+    fn of(r: &Request, result: &str) -> Self {
+        Outcome {
+            t_s: r.arrival_secs,
+            prompt_tokens: r.prompt_tokens,
+            output_tokens: r.output_tokens,
+            ttft_s: None,
+            itl_s: None,
+            latency_s: None,
+            result: result.into(),
+        }
+    }
+}
+
 /// The run's figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LoadReport {
@@ -122,15 +137,7 @@ async fn one(client: &reqwest::Client, spec: &LoadSpec, r: Request) -> Outcome {
         })
     };
     let start = Instant::now();
-    let mut out = Outcome {
-        t_s: r.arrival_secs,
-        prompt_tokens: r.prompt_tokens,
-        output_tokens: r.output_tokens,
-        ttft_s: None,
-        itl_s: None,
-        latency_s: None,
-        result: "ok".into(),
-    };
+    let mut out = Outcome::of(&r, "ok");
     let failed = |e: reqwest::Error| {
         if e.is_timeout() {
             "timeout"
@@ -229,15 +236,7 @@ pub async fn run(
         due += 1;
         tokio::time::sleep_until(start + Duration::from_secs_f64(r.arrival_secs.max(0.0))).await;
         let Ok(permit) = gate.clone().try_acquire_owned() else {
-            shed.push(Outcome {
-                t_s: r.arrival_secs,
-                prompt_tokens: r.prompt_tokens,
-                output_tokens: r.output_tokens,
-                ttft_s: None,
-                itl_s: None,
-                latency_s: None,
-                result: "shed".into(),
-            });
+            shed.push(Outcome::of(&r, "shed"));
             continue;
         };
         let (client, spec) = (client.clone(), spec.clone());

@@ -112,17 +112,7 @@ impl Forecaster for WeeklyNaive {
     }
 
     fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
-        let n = require(self.name(), history, WEEK)?;
-        let point = (0..horizon)
-            .map(|h| {
-                // Beyond a week ahead, the same minute of the last week again.
-                let i = n - WEEK + h % WEEK;
-                history[i]
-                    .or_else(|| known_before(history, i))
-                    .unwrap_or(0.0)
-            })
-            .collect();
-        Ok(Forecast::point_only(point))
+        super::naive(self.name(), history, WEEK, horizon)
     }
 }
 

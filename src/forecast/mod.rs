@@ -117,18 +117,28 @@ impl Forecaster for SeasonalNaive {
     }
 
     fn forecast(&self, history: &[Option<f64>], horizon: usize) -> Result<Forecast, ForecastError> {
-        let n = require(self.name(), history, DAY)?;
-        // Beyond a day ahead, the same minute of the last day again (not past the history).
-        let point: Vec<f64> = (0..horizon)
-            .map(|h| {
-                let i = n - DAY + h % DAY;
-                history[i]
-                    .or_else(|| known_before(history, i))
-                    .unwrap_or(0.0)
-            })
-            .collect();
-        Ok(Forecast::point_only(point))
+        naive(self.name(), history, DAY, horizon)
     }
+}
+
+/// The value at the same minute one `period` earlier (a gap: the last known value before it);
+/// beyond a period ahead, the same minute of the last period again, never past the history.
+fn naive(
+    model: &'static str,
+    history: &[Option<f64>],
+    period: usize,
+    horizon: usize,
+) -> Result<Forecast, ForecastError> {
+    let n = require(model, history, period)?;
+    let point: Vec<f64> = (0..horizon)
+        .map(|h| {
+            let i = n - period + h % period;
+            history[i]
+                .or_else(|| known_before(history, i))
+                .unwrap_or(0.0)
+        })
+        .collect();
+    Ok(Forecast::point_only(point))
 }
 
 /// The brief's rule: 0.7 × the average at the same time of week (of day, with less than a
