@@ -119,7 +119,7 @@ pub struct FleetStatus {
 pub struct Published {
     /// Ticks completed.
     pub ticks: u64,
-    /// Values published to CloudWatch (`metrics_namespace`).
+    /// Values published to CloudWatch (`[global.cloudwatch_export]`).
     pub exported_points_total: u64,
     /// Ticks whose CloudWatch publication failed.
     pub export_errors_total: u64,
@@ -281,6 +281,13 @@ fn thread_cpu_secs() -> f64 {
         .map_or(0.0, |ns| ns / 1e9)
 }
 
+/// Whether a publish is due: `now` falls in a later `period_secs` window (aligned to the
+/// epoch, so a 60-s period gives one value per CloudWatch minute) than the last publish.
+fn export_due(last: Option<Timestamp>, now: Timestamp, period_secs: u64) -> bool {
+    let window = |t: Timestamp| t.millis().div_euclid(period_secs as i64 * 1000);
+    last.is_none_or(|l| window(now) > window(l))
+}
+
 /// Ticks to skip after `failures` consecutive failures: 1, 2, 4, … capped at 32, with ±25 %
 /// jitter (seeded by the tick, so runs stay reproducible) so fleets and replicas spread out.
 fn backoff_ticks(failures: u32, tick: u64, throttled: bool) -> u64 {
@@ -313,6 +320,8 @@ pub struct Daemon<P: Provider> {
     started: tokio::time::Instant,
     /// Whether a fleet's save failed in the tick under way.
     tick_save_failed: bool,
+    /// When values were last published to CloudWatch (`[global.cloudwatch_export]`).
+    last_export_at: Option<Timestamp>,
 }
 
 /// What one fleet's iteration came to.
@@ -404,6 +413,7 @@ impl<P: Provider> Daemon<P> {
             elector,
             started: tokio::time::Instant::now(),
             tick_save_failed: false,
+            last_export_at: None,
         })
     }
 
@@ -620,7 +630,7 @@ impl<P: Provider> Daemon<P> {
             }
             Err(_) => warn!(tick, "end-of-tick work timed out; it is retried next tick"),
         }
-        self.export_metrics(&config, tick).await;
+        self.export_metrics(&config, tick, now).await;
         self.persisted_tick();
         self.integrity_check(tick);
         self.published.ticks += 1;
@@ -904,29 +914,40 @@ impl<P: Provider> Daemon<P> {
         (outcome, first_error)
     }
 
-    /// With `[global.aws] metrics_namespace`: publishes the tick's values (one batched call,
-    /// bounded by the call timeout). A failure is logged and counted; the next tick publishes
-    /// afresh (CloudWatch keeps no gap-filling promise, and neither do we).
-    async fn export_metrics(&mut self, config: &Config, tick: u64) {
-        let Some(ns) = config.global.aws.metrics_namespace.clone() else {
+    /// With `[global.cloudwatch_export]`: publishes the tick's values once per period (one
+    /// batched call, bounded by the call timeout). A failure is logged and counted, and the
+    /// next tick in the same period tries again; CloudWatch keeps no gap-filling promise, and
+    /// neither do we.
+    async fn export_metrics(&mut self, config: &Config, tick: u64, now: Timestamp) {
+        let Some(settings) = &config.global.cloudwatch_export else {
             return;
         };
+        if !export_due(self.last_export_at, now, settings.period_secs) {
+            return;
+        }
         let points = crate::telemetry::cloudwatch_points(&self.published);
         if points.is_empty() {
             return;
         }
-        match tokio::time::timeout(self.opts.call_timeout, self.provider.export(&ns, &points)).await
+        match tokio::time::timeout(
+            self.opts.call_timeout,
+            self.provider.export(settings, &points),
+        )
+        .await
         {
-            Ok(Ok(())) => self.published.exported_points_total += points.len() as u64,
+            Ok(Ok(())) => {
+                self.published.exported_points_total += points.len() as u64;
+                self.last_export_at = Some(now);
+            }
             Ok(Err(e)) => {
                 self.published.export_errors_total += 1;
-                warn!(tick, error = %e, "publishing to CloudWatch failed; the next tick publishes afresh")
+                warn!(tick, error = %e, "publishing to CloudWatch failed; the next tick tries again")
             }
             Err(_) => {
                 self.published.export_errors_total += 1;
                 warn!(
                     tick,
-                    "publishing to CloudWatch timed out; the next tick publishes afresh"
+                    "publishing to CloudWatch timed out; the next tick tries again"
                 )
             }
         }
@@ -1066,6 +1087,29 @@ mod tests {
         assert!(crate::lease::MARGIN_SECS >= CALL_TIMEOUT.as_secs_f64() + 2.0);
     }
     use super::*;
+
+    #[test]
+    fn exports_once_per_aligned_period() {
+        let t = Timestamp::from_secs;
+        // (last publish, now, period, due)
+        let cases = [
+            (None, 0, 60, true),
+            (Some(0), 15, 60, false),
+            (Some(0), 59, 60, false),
+            (Some(0), 60, 60, true),
+            (Some(45), 61, 60, true), // a new minute, though only 16 s later
+            (Some(61), 119, 60, false), // same minute as the last
+            (Some(0), 10, 10, true),
+            (Some(100), 100, 10, false), // never twice in one tick
+        ];
+        for (last, now, period, due) in cases {
+            assert_eq!(
+                export_due(last.map(t), t(now), period),
+                due,
+                "last {last:?}, now {now}, period {period}"
+            );
+        }
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {

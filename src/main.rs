@@ -796,13 +796,9 @@ fn check_account(_: &Path, _: &Config) -> anyhow::Result<()> {
 fn check_summary(path: &Path, cfg: &Config) {
     let g = &cfg.global;
     out!(
-        "{}: ok — provider {:?}, tick {} s, dry-run {}, http {}, state in {}",
+        "{}: ok — {}",
         path.display(),
-        g.provider,
-        g.tick_secs,
-        g.dry_run,
-        g.http_listen,
-        g.state_dir.display()
+        config::summary::global_summary(g)
     );
     for f in &cfg.fleets {
         out_part!("{}", config::summary::fleet_summary(f));

@@ -257,7 +257,7 @@ pub fn render_metrics(p: &Published) -> String {
     o.help(
         "cloudwatch_export_points_total",
         "counter",
-        "Values published to CloudWatch ([global.aws] metrics_namespace).",
+        "Values published to CloudWatch ([global.cloudwatch_export]).",
     );
     o.sample(
         "cloudwatch_export_points_total",
@@ -622,7 +622,7 @@ fn render_provider(o: &mut Out, s: &crate::provider::ProviderStats) {
     }
 }
 
-/// What a tick publishes to CloudWatch (`[global.aws] metrics_namespace`), per fleet with a
+/// What a tick publishes to CloudWatch (`[global.cloudwatch_export]`), per fleet with a
 /// decision: desired, in-service and pending units, each metric's current value
 /// (`Metric.<name>`), the forecast's peak at now + lead and its floor, P95 TTFT. What a fleet
 /// did not measure this tick is left out, never sent as zero.

@@ -138,7 +138,7 @@ variable "tags" {
 }
 
 variable "metrics_namespace" {
-  description = "The CloudWatch namespace the daemon publishes each fleet's signals to ([global.aws] metrics_namespace); the controller role may put metrics in this namespace only. null: no publishing, no grant."
+  description = "The CloudWatch namespace the daemon publishes each fleet's signals to ([global.cloudwatch_export] namespace); the controller role may put metrics in this namespace only. null: no publishing, no grant."
   type        = string
   default     = null
 }

@@ -15,6 +15,8 @@ use serde_json::Value;
 const MINIMAL: &str = r#"
 [global.aws]
 [global.scrape]
+[global.cloudwatch_export]
+namespace = "n"
 [global.ha]
 table = "t"
 [[profiles]]
@@ -54,6 +56,7 @@ const POINTERS: &[(&str, &str)] = &[
     ("Global", "/global"),
     ("AwsSettings", "/global/aws"),
     ("ScrapeSettings", "/global/scrape"),
+    ("CloudWatchExport", "/global/cloudwatch_export"),
     ("HaSettings", "/global/ha"),
     ("Cloudwatch", "/fleets/0/metrics/1/source"),
     ("Fleet", "/fleets/0"),
@@ -198,9 +201,11 @@ fn each_types_default_is_what_the_parser_fills_in() {
     let cfg = config::parse_str("minimal.toml", MINIMAL).unwrap();
     let json = serde_json::to_value(&cfg).unwrap();
     let at = |p: &str| json.pointer(p).unwrap().clone();
-    // `[global.ha]` is present in MINIMAL (its own row below); absent, it is `None`.
+    // `[global.ha]` and `[global.cloudwatch_export]` are present in MINIMAL (their defaults
+    // are checked by the documented-defaults test above); absent, they are `None`.
     let mut global = at("/global");
     global["ha"] = Value::Null;
+    global["cloudwatch_export"] = Value::Null;
     let table: [(&str, Value, Value); 7] = [
         (
             "Global",

@@ -50,6 +50,25 @@ fn shipped_examples_parse() {
         .map(|s| s.max_factor)
         .collect();
     assert_eq!(factors, vec![None, Some(0.7), Some(0.7), Some(0.3)]);
+    // So is the commented [global.cloudwatch_export] example.
+    let start = text.find("# [global.cloudwatch_export]").unwrap();
+    let end = text.find("[global.scrape]").unwrap();
+    let block: String = text[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let cfg = config::parse_str(
+        "example+cloudwatch",
+        &format!("{}{block}\n{}", &text[..start], &text[end..]),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let export = cfg.global.cloudwatch_export.unwrap();
+    assert_eq!(export.namespace, "LLMAutoscaler");
+    assert_eq!(
+        export.dimensions,
+        vec![("Environment".into(), "prod".into())]
+    );
     // So is the commented [[profiles]] example.
     let start = text.find("# [[profiles]]").unwrap();
     let block: String = text[start..]
@@ -94,7 +113,7 @@ fn each_mistake_has_its_exact_message_and_location() {
         (
             "unknown global key",
             "[global]\ntick = 10\n",
-            "p.toml:2:1: global.tick: unknown key; valid keys here: aws, dry_run, ha, http_listen, provider, scrape, state_dir, tick_secs, unhealthy_after_ticks",
+            "p.toml:2:1: global.tick: unknown key; valid keys here: aws, cloudwatch_export, dry_run, ha, http_listen, provider, scrape, state_dir, tick_secs, unhealthy_after_ticks",
         ),
         (
             "ha without a table",
@@ -316,6 +335,62 @@ fn aws_settings_and_metric_sources_are_checked() {
         )),
         "{got:#?}"
     );
+}
+
+/// `[global.cloudwatch_export]` against CloudWatch's documented limits (`PutMetricData`'s
+/// namespace 1–255 not `AWS/`, `Dimension`'s name 1–255 / value 1–1024, 30 per metric): each
+/// mistake fails `check`, not every tick's call.
+#[test]
+fn cloudwatch_export_is_checked_against_cloudwatchs_limits() {
+    let with = |table: &str| format!("[global.cloudwatch_export]\n{table}\n{VALID_FLEET}");
+    let ok = config::parse_str(
+        "p.toml",
+        &with("namespace = \"LLM/Prod\"\ndimensions = { Environment = \"prod\", Team = \"ml\" }"),
+    )
+    .unwrap();
+    let e = ok.global.cloudwatch_export.unwrap();
+    assert_eq!(e.namespace, "LLM/Prod");
+    assert_eq!(
+        e.dimensions,
+        vec![
+            ("Environment".into(), "prod".into()),
+            ("Team".into(), "ml".into())
+        ]
+    );
+    assert_eq!((e.period_secs, e.high_resolution), (60, false));
+    assert!(config::parse_str("p.toml", VALID_FLEET)
+        .unwrap()
+        .global
+        .cloudwatch_export
+        .is_none());
+    let many: Vec<String> = (0..30).map(|i| format!("D{i} = \"v\"")).collect();
+    let many = format!("namespace = \"n\"\ndimensions = {{ {} }}", many.join(", "));
+    let long = "x".repeat(1025);
+    // (table body, expected problem)
+    let cases = [
+        ("period_secs = 60", "p.toml:1:1: global.cloudwatch_export.namespace: missing required key; a CloudWatch namespace such as \"LLMAutoscaler\""),
+        ("namespace = \"AWS/EC2\"", "p.toml:2:13: global.cloudwatch_export.namespace: namespace \"AWS/EC2\" begins with AWS/, which CloudWatch reserves for AWS's own services; 1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\""),
+        ("namespace = \" \"", "p.toml:2:13: global.cloudwatch_export.namespace: namespace \" \" is empty; 1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\""),
+        ("namespace = \"Flotte/é\"", "p.toml:2:13: global.cloudwatch_export.namespace: namespace \"Flotte/é\" contains 'é', which CloudWatch does not accept; 1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\""),
+        ("namespace = \"n\"\ndimensions = { Fleet = \"x\" }", "p.toml:3:14: global.cloudwatch_export.dimensions.Fleet: dimension name Fleet is the one every value already carries; a name of 1–255 and a value of 1–1024 printable ASCII characters, such as Environment = \"prod\""),
+        ("namespace = \"n\"\ndimensions = { \":x\" = \"y\" }", "p.toml:3:14: global.cloudwatch_export.dimensions.:x: dimension name \":x\" begins with :, which CloudWatch does not accept; a name of 1–255 and a value of 1–1024 printable ASCII characters, such as Environment = \"prod\""),
+        (&format!("namespace = \"n\"\ndimensions = {{ Env = \"{long}\" }}"), "p.toml:3:14: global.cloudwatch_export.dimensions.Env: dimension value \"{long}\" is 1025 characters long, over CloudWatch's 1024; a name of 1–255 and a value of 1–1024 printable ASCII characters, such as Environment = \"prod\""),
+        (&many, "p.toml:3:14: global.cloudwatch_export.dimensions: 30 dimensions; CloudWatch allows 30 per metric, one of them Fleet; at most 29"),
+        ("namespace = \"n\"\nperiod_secs = 10", "p.toml:3:15: global.cloudwatch_export.period_secs: period_secs = 10: standard-resolution values are kept per minute, so publishing more often pays for values no one can read; period_secs >= 60, or high_resolution = true"),
+        ("namespace = \"n\"\nperiod_secs = 0\nhigh_resolution = true", "p.toml:3:15: global.cloudwatch_export.period_secs: 0 is out of range; a whole number from 1 to 3600"),
+    ];
+    for (body, want) in cases {
+        let want = want.replace("{long}", &long);
+        let got = problems(&with(body));
+        assert_eq!(got, vec![want], "{body}");
+    }
+    // High resolution allows a 10-s period.
+    let hi = config::parse_str(
+        "p.toml",
+        &with("namespace = \"n\"\nperiod_secs = 10\nhigh_resolution = true"),
+    )
+    .unwrap();
+    assert_eq!(hi.global.cloudwatch_export.unwrap().period_secs, 10);
 }
 
 /// HPA's and KEDA's spellings, as a porter types them: each unknown key names ours.

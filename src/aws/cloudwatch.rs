@@ -207,14 +207,21 @@ pub async fn latest(
 /// the size limit with long metric names).
 pub const PUT_BATCH: usize = 500;
 
-/// Publishes `points` under `namespace`, dimension `Fleet`, in batches of [`PUT_BATCH`].
-/// Returns the calls made.
+/// Publishes `points` under the settings' namespace, dimension `Fleet` plus the settings'
+/// own, at one-second resolution when asked, in batches of [`PUT_BATCH`]. Returns the calls
+/// made.
 pub async fn put(
     client: &aws_sdk_cloudwatch::Client,
-    namespace: &str,
+    settings: &crate::config::CloudWatchExport,
     points: &[crate::provider::ExportPoint],
 ) -> Result<u64, ProviderError> {
     use aws_sdk_cloudwatch::types::{MetricDatum, StandardUnit};
+    let extra: Vec<Dimension> = settings
+        .dimensions
+        .iter()
+        .map(|(name, value)| Dimension::builder().name(name).value(value).build())
+        .collect();
+    let resolution = if settings.high_resolution { 1 } else { 60 };
     let mut calls = 0;
     for chunk in points.chunks(PUT_BATCH) {
         let data: Vec<MetricDatum> = chunk
@@ -222,17 +229,22 @@ pub async fn put(
             .map(|p| {
                 MetricDatum::builder()
                     .metric_name(&p.name)
-                    .dimensions(Dimension::builder().name("Fleet").value(&p.fleet).build())
+                    .set_dimensions(Some(
+                        std::iter::once(Dimension::builder().name("Fleet").value(&p.fleet).build())
+                            .chain(extra.iter().cloned())
+                            .collect(),
+                    ))
                     .value(p.value)
                     .unit(StandardUnit::from(p.unit))
                     .timestamp(DateTime::from_millis(p.at.millis()))
+                    .storage_resolution(resolution)
                     .build()
             })
             .collect();
         calls += 1;
         client
             .put_metric_data()
-            .namespace(namespace)
+            .namespace(&settings.namespace)
             .set_metric_data(Some(data))
             .send()
             .await

@@ -631,11 +631,11 @@ impl Provider for AwsProvider {
 
     async fn export(
         &mut self,
-        namespace: &str,
+        settings: &crate::config::CloudWatchExport,
         points: &[crate::provider::ExportPoint],
     ) -> Result<(), ProviderError> {
         let started = Instant::now();
-        let r = cloudwatch::put(&self.cloudwatch, namespace, points).await;
+        let r = cloudwatch::put(&self.cloudwatch, settings, points).await;
         *self.stats.calls_total.entry("PutMetricData").or_default() += r.as_ref().map_or(1, |c| *c);
         *self
             .stats

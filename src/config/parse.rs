@@ -40,6 +40,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "provider",
     "aws",
     "scrape",
+    "cloudwatch_export",
     "ha",
 ];
 const HA_KEYS: &[&str] = &["table", "lease_name", "lease_secs", "holder"];
@@ -48,8 +49,9 @@ const AWS_KEYS: &[&str] = &[
     "endpoint_url",
     "events_queue_url",
     "drain_timeout_secs",
-    "metrics_namespace",
 ];
+const CLOUDWATCH_EXPORT_KEYS: &[&str] =
+    &["namespace", "dimensions", "period_secs", "high_resolution"];
 const SCRAPE_KEYS: &[&str] = &["port", "path", "timeout_ms"];
 const SOURCE_TYPES: &str = "\"scrape\", \"cloudwatch\", \"sqs\" or \"promql\"";
 const FLEET_KEYS: &[&str] = &[
@@ -274,6 +276,7 @@ impl Default for Global {
             unhealthy_after_ticks: 20,
             aws: AwsSettings::default(),
             scrape: ScrapeSettings::default(),
+            cloudwatch_export: None,
             ha: None,
         }
     }
@@ -320,6 +323,9 @@ fn parse_global(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Global {
             .table(ctx, "scrape")
             .map(|t| parse_scrape(ctx, t))
             .unwrap_or(d.scrape),
+        cloudwatch_export: s
+            .table(ctx, "cloudwatch_export")
+            .and_then(|t| parse_cloudwatch_export(ctx, t)),
         ha: None,
     };
     let tick_secs = g.tick_secs;
@@ -392,10 +398,113 @@ fn parse_aws(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> AwsSettings {
         drain_timeout_secs: s
             .int(ctx, "drain_timeout_secs", 0, 7200)
             .unwrap_or(AwsSettings::default().drain_timeout_secs),
-        metrics_namespace: s.string(ctx, "metrics_namespace"),
     };
     s.finish(ctx, AWS_KEYS);
     a
+}
+
+/// CloudWatch's rule for a namespace or a dimension's name or value: printable ASCII (no
+/// control characters), at least one character that is not a space, at most `max` long.
+/// `None` when it passes, else what is wrong.
+fn cloudwatch_name_problem(v: &str, max: usize) -> Option<String> {
+    if v.trim().is_empty() {
+        Some("is empty".into())
+    } else if v.len() > max {
+        Some(format!(
+            "is {} characters long, over CloudWatch's {max}",
+            v.len()
+        ))
+    } else {
+        v.chars()
+            .find(|c| !c.is_ascii() || c.is_ascii_control())
+            .map(|c| format!("contains {c:?}, which CloudWatch does not accept"))
+    }
+}
+
+/// `[global.cloudwatch_export]`, checked against CloudWatch's documented limits
+/// (`PutMetricData`, `Dimension`: namespace 1–255, not `AWS/…`; 30 dimensions; names 1–255,
+/// values 1–1024; names not beginning with `:`) so a bad value fails at `check`, not as an
+/// `InvalidParameterValue` every tick.
+fn parse_cloudwatch_export(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<CloudWatchExport> {
+    let namespace = match s.string(ctx, "namespace") {
+        None => s.absent(
+            ctx,
+            "namespace",
+            "a CloudWatch namespace such as \"LLMAutoscaler\"",
+        ),
+        Some(n) => {
+            let problem = cloudwatch_name_problem(&n, 255).or_else(|| {
+                n.starts_with("AWS/").then(|| {
+                    "begins with AWS/, which CloudWatch reserves for AWS's own services".into()
+                })
+            });
+            if let Some(p) = problem {
+                ctx.report(
+                    s.value_span("namespace"),
+                    &s.key_path("namespace"),
+                    format!("namespace \"{n}\" {p}"),
+                    "1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\"",
+                );
+                None
+            } else {
+                Some(n)
+            }
+        }
+    };
+    let dimensions = s.string_map(ctx, "dimensions").unwrap_or_default();
+    for (name, value) in &dimensions {
+        let problem = if name == "Fleet" {
+            Some("name Fleet is the one every value already carries".to_string())
+        } else if name.starts_with(':') {
+            Some(format!(
+                "name \"{name}\" begins with :, which CloudWatch does not accept"
+            ))
+        } else {
+            cloudwatch_name_problem(name, 255)
+                .map(|p| format!("name \"{name}\" {p}"))
+                .or_else(|| {
+                    cloudwatch_name_problem(value, 1024).map(|p| format!("value \"{value}\" {p}"))
+                })
+        };
+        if let Some(p) = problem {
+            ctx.report(
+                s.value_span("dimensions"),
+                &format!("{}.{name}", s.key_path("dimensions")),
+                format!("dimension {p}"),
+                "a name of 1–255 and a value of 1–1024 printable ASCII characters, such as Environment = \"prod\"",
+            );
+        }
+    }
+    if dimensions.len() > CloudWatchExport::MAX_EXTRA_DIMENSIONS {
+        ctx.report(
+            s.value_span("dimensions"),
+            &s.key_path("dimensions"),
+            format!(
+                "{} dimensions; CloudWatch allows 30 per metric, one of them Fleet",
+                dimensions.len()
+            ),
+            format!("at most {}", CloudWatchExport::MAX_EXTRA_DIMENSIONS),
+        );
+    }
+    let high_resolution = s.bool(ctx, "high_resolution").unwrap_or(false);
+    let period_secs = s
+        .int(ctx, "period_secs", 1, 3600)
+        .unwrap_or(CloudWatchExport::DEFAULT_PERIOD_SECS);
+    if period_secs < 60 && !high_resolution {
+        ctx.report(
+            s.value_span("period_secs"),
+            &s.key_path("period_secs"),
+            format!("period_secs = {period_secs}: standard-resolution values are kept per minute, so publishing more often pays for values no one can read"),
+            "period_secs >= 60, or high_resolution = true",
+        );
+    }
+    s.finish(ctx, CLOUDWATCH_EXPORT_KEYS);
+    Some(CloudWatchExport {
+        namespace: namespace?,
+        dimensions,
+        period_secs,
+        high_resolution,
+    })
 }
 
 fn parse_scrape(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> ScrapeSettings {

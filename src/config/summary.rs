@@ -9,7 +9,7 @@ pub fn fleet_summary(f: &Fleet) -> String {
     let mut out = String::new();
     let _ =
         writeln!(out,
-        "fleet {}: {}..={} units, tolerance {}, stale after {} s, on-demand base {} + {} % above",
+        "fleet {}: {} to {} units, tolerance {}, stale after {} s, on-demand base {} + {} % above",
         f.name,
         f.min_units,
         f.max_units,
@@ -153,6 +153,39 @@ pub fn startup_only_changes(
     out
 }
 
+/// The `[global]` settings in a line, and CloudWatch publishing in another when it is on.
+pub fn global_summary(g: &super::Global) -> String {
+    let provider = match g.provider {
+        super::ProviderKind::Aws => "aws",
+        super::ProviderKind::Sim => "sim (the simulated cloud)",
+    };
+    let mut out = format!(
+        "provider {provider}, tick {} s, dry-run {}, http {}, state in {}",
+        g.tick_secs,
+        if g.dry_run { "on" } else { "off" },
+        g.http_listen,
+        g.state_dir.display()
+    );
+    if let Some(e) = &g.cloudwatch_export {
+        let dims: String = e
+            .dimensions
+            .iter()
+            .map(|(k, v)| format!(", {k}={v}"))
+            .collect();
+        let _ = write!(
+            out,
+            "\ncloudwatch export: namespace \"{}\", dimensions Fleet{dims}, once per {} s, {} resolution",
+            e.namespace,
+            e.period_secs,
+            if e.high_resolution { "1-s" } else { "standard (60-s)" }
+        );
+        if g.provider == super::ProviderKind::Sim {
+            out.push_str(" — provider sim publishes nothing");
+        }
+    }
+    out
+}
+
 /// A warning when `http_listen` binds beyond loopback: `/api/state` and the dashboard show
 /// fleet names, decisions and spend to whoever reaches the port, without authentication.
 pub fn exposure_warning(g: &super::Global) -> Option<String> {
@@ -190,6 +223,25 @@ mod startup_tests {
             startup_only_changes(&a, &b),
             vec!["tick_secs", "http_listen"]
         );
+    }
+
+    #[test]
+    fn the_global_line_speaks_the_policy_files_words() {
+        let mut g = Global::default();
+        assert_eq!(
+            global_summary(&g),
+            "provider sim (the simulated cloud), tick 15 s, dry-run off, http 127.0.0.1:9464, state in /var/lib/llm-autoscaler"
+        );
+        g.provider = crate::config::ProviderKind::Aws;
+        g.cloudwatch_export = Some(crate::config::CloudWatchExport {
+            namespace: "LLM".into(),
+            dimensions: vec![("Env".into(), "prod".into())],
+            period_secs: 60,
+            high_resolution: false,
+        });
+        assert!(global_summary(&g).ends_with(
+            "\ncloudwatch export: namespace \"LLM\", dimensions Fleet, Env=prod, once per 60 s, standard (60-s) resolution"
+        ));
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct Global {
     pub aws: AwsSettings,
     /// `[global.scrape]`: how the inference servers' Prometheus endpoints are scraped.
     pub scrape: ScrapeSettings,
+    /// `[global.cloudwatch_export]`: publish each fleet's signals to CloudWatch. Absent: off.
+    pub cloudwatch_export: Option<CloudWatchExport>,
     /// `[global.ha]`: run as one of an HA pair, actuating only while holding the leader lease.
     /// Absent: a single daemon (a second one on the same state directory is refused).
     pub ha: Option<HaSettings>,
@@ -144,11 +146,40 @@ pub struct AwsSettings {
     /// released (its lifecycle action completed) after this long. Default 300; keep it below
     /// the lifecycle hook's heartbeat timeout.
     pub drain_timeout_secs: u64,
-    /// `metrics_namespace`: publish each fleet's signals (desired and in-service units, each
-    /// metric's current value, the forecast, P95 TTFT) to CloudWatch under this namespace,
-    /// dimension `Fleet`, every tick (`PutMetricData`), for teams that alarm and dashboard
-    /// there. Absent: nothing is published.
-    pub metrics_namespace: Option<String>,
+}
+
+/// `[global.cloudwatch_export]`: publish each fleet's signals to CloudWatch (`PutMetricData`)
+/// for teams that alarm and dashboard there, or feed EC2's own policies — desired, in-service
+/// (by market) and pending units, each metric's current value (`Metric.<name>`), the
+/// forecast's peak and floor, P95 TTFT, the spend rate. Absent: nothing is published. Needs
+/// `provider = "aws"` to reach CloudWatch (the simulated cloud drops the values).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CloudWatchExport {
+    /// `namespace`: required, e.g. `"LLMAutoscaler"`. CloudWatch's rules: 1–255 printable
+    /// ASCII characters, not beginning with `AWS/` (reserved for AWS's own services). The
+    /// Terraform module's `metrics_namespace` variable grants `PutMetricData` in this one
+    /// namespace.
+    pub namespace: String,
+    /// `dimensions`: extra dimensions on every value besides `Fleet`, e.g.
+    /// `{ Environment = "prod" }`. At most 29 (CloudWatch allows 30 per metric); names 1–255,
+    /// values 1–1024 printable ASCII characters, a name not beginning with `:`. Default none.
+    pub dimensions: Vec<(String, String)>,
+    /// `period_secs`: publish at most once per this many seconds (the tick's latest values;
+    /// ticks are the clock, so the effective period rounds up to whole ticks). 1–3600; below
+    /// 60 needs `high_resolution`. Default 60 (CloudWatch's standard resolution: a value a
+    /// minute, all a standard-resolution alarm can read).
+    pub period_secs: u64,
+    /// `high_resolution`: store values at one-second resolution (`StorageResolution = 1`) so
+    /// alarms can use 10- and 30-second periods; CloudWatch charges high-resolution alarms
+    /// more. Default false.
+    pub high_resolution: bool,
+}
+
+impl CloudWatchExport {
+    /// Default `period_secs` (the one source of it: the parser and the docs read it here).
+    pub const DEFAULT_PERIOD_SECS: u64 = 60;
+    /// At most this many `dimensions` besides `Fleet` (CloudWatch allows 30 per metric).
+    pub const MAX_EXTRA_DIMENSIONS: usize = 29;
 }
 
 /// `[global.scrape]`: every in-service instance's inference server is scraped at
@@ -173,7 +204,6 @@ impl Default for AwsSettings {
             endpoint_url: None,
             events_queue_url: None,
             drain_timeout_secs: 300,
-            metrics_namespace: None,
         }
     }
 }

@@ -130,14 +130,14 @@ pub trait Provider {
         async { Ok(std::collections::BTreeMap::new()) }
     }
 
-    /// Publishes a tick's values to the cloud's metric store under `namespace` (the AWS
+    /// Publishes a tick's values to the cloud's metric store as `settings` say (the AWS
     /// provider: CloudWatch `PutMetricData`). Default: nothing (the simulated cloud).
     fn export(
         &mut self,
-        namespace: &str,
+        settings: &crate::config::CloudWatchExport,
         points: &[ExportPoint],
     ) -> impl Future<Output = Result<(), ProviderError>> + Send {
-        let _ = (namespace, points);
+        let _ = (settings, points);
         async { Ok(()) }
     }
 

@@ -1730,21 +1730,26 @@ async fn a_scale_in_held_by_a_terminate_hook_drains_before_it_goes() {
     );
 }
 
-/// With `metrics_namespace`, every tick publishes the fleet's signals to CloudWatch in one
-/// batched call, under the dimension `Fleet`: what the daemon decided and measured, nothing it
-/// did not.
+/// With `[global.cloudwatch_export]`, the fleet's signals go to CloudWatch in one batched call
+/// per period (aligned windows), under the dimension `Fleet` and the configured ones: what the
+/// daemon decided and measured, nothing it did not. A refused call is counted and retried on
+/// the next tick, not skipped until the next period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_tick_publishes_the_fleets_signals_to_cloudwatch() {
+async fn the_fleets_signals_are_published_to_cloudwatch_once_per_period() {
     let b = Bench::new("cwexport").await;
     let path = b.policy("");
     let text = std::fs::read_to_string(&path).unwrap().replace(
-        "drain_timeout_secs = 300",
-        "drain_timeout_secs = 300\nmetrics_namespace = \"LLMAutoscaler/Test\"",
+        "[global.aws]",
+        "[global.cloudwatch_export]\nnamespace = \"LLMAutoscaler/Test\"\n\
+         dimensions = { Environment = \"test\" }\nperiod_secs = 30\nhigh_resolution = true\n\n\
+         [global.aws]",
     );
     std::fs::write(&path, text).unwrap();
     let mut d = b.daemon(&path, false).await;
     b.fill_requests(40).await;
-    for _ in 0..2 {
+    b.proxy.inject("PutMetricData", &[Fault::Validation]);
+    // Five 15-s ticks span 60 s: three 30-s windows whatever the epoch.
+    for _ in 0..5 {
         d.tick().await;
     }
     let desired = d.published().fleets["cwexport"]
@@ -1752,8 +1757,20 @@ async fn each_tick_publishes_the_fleets_signals_to_cloudwatch() {
         .as_ref()
         .unwrap()
         .desired_units;
-    b.proxy
-        .with(|s| assert_eq!(s.passed.get("PutMetricData"), Some(&2), "one call a tick"));
+    b.proxy.with(|s| {
+        assert_eq!(
+            s.passed.get("PutMetricData"),
+            Some(&3),
+            "one call a window, the refused one retried: {:?}",
+            s.attempts
+        );
+        assert_eq!(
+            s.attempts.get("PutMetricData"),
+            Some(&4),
+            "{:?}",
+            s.attempts
+        );
+    });
     let listed =
         b.cw.list_metrics()
             .namespace("LLMAutoscaler/Test")
@@ -1764,9 +1781,12 @@ async fn each_tick_publishes_the_fleets_signals_to_cloudwatch() {
         .metrics()
         .iter()
         .filter(|m| {
-            m.dimensions()
-                .iter()
-                .any(|dim| dim.name() == Some("Fleet") && dim.value() == Some("cwexport"))
+            let has = |n, v| {
+                m.dimensions()
+                    .iter()
+                    .any(|dim| dim.name() == Some(n) && dim.value() == Some(v))
+            };
+            has("Fleet", "cwexport") && has("Environment", "test") && m.dimensions().len() == 2
         })
         .filter_map(|m| m.metric_name())
         .collect();
@@ -1792,6 +1812,12 @@ async fn each_tick_publishes_the_fleets_signals_to_cloudwatch() {
                         .namespace("LLMAutoscaler/Test")
                         .metric_name("DesiredUnits")
                         .dimensions(Dimension::builder().name("Fleet").value("cwexport").build())
+                        .dimensions(
+                            Dimension::builder()
+                                .name("Environment")
+                                .value("test")
+                                .build(),
+                        )
                         .build(),
                 )
                 .period(60)
@@ -1815,7 +1841,7 @@ async fn each_tick_publishes_the_fleets_signals_to_cloudwatch() {
     assert_eq!(max, f64::from(desired), "{got:?}");
     let metrics = llm_autoscaler::telemetry::render_metrics(d.published());
     assert!(
-        metrics.contains("llm_autoscaler_cloudwatch_export_errors_total 0"),
+        metrics.contains("llm_autoscaler_cloudwatch_export_errors_total 1"),
         "{metrics}"
     );
 }
