@@ -49,7 +49,8 @@
 //! - [`aws`]: the AWS provider — Auto Scaling, EC2, CloudWatch and SQS through the AWS SDK,
 //!   spot interruption and lifecycle events, drain before termination; the HA lease on
 //!   DynamoDB.
-//! - [`scrape`]: the inference servers' Prometheus metrics (vLLM, TGI) and PromQL queries.
+//! - [`scrape`]: the inference servers' Prometheus metrics (vLLM, TGI) and PromQL queries;
+//!   [`series`] (pure): which server series each signal reads.
 //!
 //! [`aws`] and [`scrape`] are the `aws` cargo feature (on by default): a build without it runs
 //! the daemon on the simulated cloud only, and compiles no AWS SDK.
@@ -77,6 +78,7 @@ pub mod probe;
 pub mod provider;
 #[cfg(feature = "aws")]
 pub mod scrape;
+pub mod series;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::config::Signal;
+use crate::series::{recipes, VLLM_GENERATION_TOKENS, VLLM_PROMPT_TOKENS, VLLM_REQUEST_SUCCESS};
 
 /// Why a scrape or a query failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -260,66 +261,6 @@ impl Histogram {
     }
 }
 
-/// How a per-instance signal is computed from an exposition when the policy names no metric.
-struct Recipe {
-    /// Summed; the first must be present for the recipe to apply.
-    terms: &'static [&'static str],
-    /// Multiplier (100 for 0–1 fractions).
-    scale: f64,
-    /// Averaged over label sets instead of summed (per-GPU utilisation, per-engine KV use).
-    mean: bool,
-}
-
-/// vLLM's names first, then TGI's.
-fn recipes(signal: Signal) -> &'static [Recipe] {
-    match signal {
-        // The V1 name first: vLLM 0.10 still sends the deprecated V0 name beside it (the same
-        // value), and a V0 server sends only that.
-        Signal::KvCacheUsage => &[
-            Recipe {
-                terms: &["vllm:kv_cache_usage_perc"],
-                scale: 100.0,
-                mean: true,
-            },
-            Recipe {
-                terms: &["vllm:gpu_cache_usage_perc"],
-                scale: 100.0,
-                mean: true,
-            },
-        ],
-        Signal::QueueDepth => &[
-            Recipe {
-                terms: &["vllm:num_requests_waiting"],
-                scale: 1.0,
-                mean: false,
-            },
-            Recipe {
-                terms: &["tgi_queue_size"],
-                scale: 1.0,
-                mean: false,
-            },
-        ],
-        Signal::Concurrency => &[
-            Recipe {
-                terms: &["vllm:num_requests_running", "vllm:num_requests_waiting"],
-                scale: 1.0,
-                mean: false,
-            },
-            Recipe {
-                terms: &["tgi_batch_current_size", "tgi_queue_size"],
-                scale: 1.0,
-                mean: false,
-            },
-        ],
-        Signal::GpuUtilization => &[Recipe {
-            terms: &["DCGM_FI_DEV_GPU_UTIL"],
-            scale: 1.0,
-            mean: true,
-        }],
-        _ => &[],
-    }
-}
-
 /// The TTFT histogram's name (vLLM), seconds.
 pub const TTFT_HISTOGRAM: &str = "vllm:time_to_first_token_seconds";
 
@@ -379,7 +320,7 @@ pub fn has_default(signal: Signal) -> bool {
 
 /// Requests an instance has finished since its server started (vLLM, then TGI): a counter.
 pub fn finished_requests(e: &Exposition) -> Option<f64> {
-    e.sum("vllm:request_success_total")
+    e.sum(VLLM_REQUEST_SUCCESS)
         .or_else(|| e.sum("tgi_request_success"))
 }
 
@@ -410,10 +351,10 @@ pub struct CounterReading {
 /// it has none of them.
 pub fn counter_reading(e: &Exposition, at: crate::model::Timestamp) -> Option<CounterReading> {
     let prompt = e
-        .sum("vllm:prompt_tokens_total")
+        .sum(VLLM_PROMPT_TOKENS)
         .or_else(|| e.sum("tgi_request_input_length_sum"));
     let generated = e
-        .sum("vllm:generation_tokens_total")
+        .sum(VLLM_GENERATION_TOKENS)
         .or_else(|| e.sum("tgi_request_generated_tokens_sum"));
     let finished = finished_requests(e);
     if prompt.is_none() && generated.is_none() && finished.is_none() {

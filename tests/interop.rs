@@ -168,6 +168,98 @@ fn the_example_policy_exports_with_what_does_not_fit_listed() {
     import("keda.yaml", &keda).unwrap();
 }
 
+/// Per-server metrics export as the series llm-autoscaler reads (vLLM's, or the named scrape
+/// metric): the Pods metric's note names it, the KEDA trigger queries it; a CloudWatch metric
+/// scaled by a constant moves the constant into KEDA's threshold.
+#[test]
+fn exports_name_the_series_each_metric_reads() {
+    let policy = |metric: &str| {
+        format!(
+            "[[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = 4\n\
+             [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6.xlarge\" }}]\n\
+             [[fleets.metrics]]\n{metric}\n"
+        )
+    };
+    // (metric, format, what the document must contain)
+    let cases = [
+        (
+            "signal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 5 }",
+            Format::Keda,
+            "query: sum(vllm:num_requests_waiting)",
+        ),
+        (
+            "signal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 5 }",
+            Format::Hpa,
+            "llm-autoscaler reads vllm:num_requests_waiting from each server — serve that series under the name queue_depth",
+        ),
+        (
+            "signal = \"generation_tokens_rate\"\ntarget = { type = \"AverageValue\", average_value = 900 }",
+            Format::Keda,
+            "query: sum(rate(vllm:generation_tokens_total[1m]))",
+        ),
+        (
+            "name = \"waiting\"\nsignal = \"custom_instance\"\ntarget = { type = \"AverageValue\", average_value = 3 }\n\
+             source = { type = \"scrape\", metric = \"tgi_queue_size\" }",
+            Format::Keda,
+            "query: sum(tgi_queue_size)",
+        ),
+        (
+            "signal = \"token_work\"\ntarget = { type = \"AverageValue\", average_value = 0.7 }",
+            Format::Keda,
+            "token_work: token_work has no single series to query; no KEDA trigger",
+        ),
+        (
+            "signal = \"fleet_request_rate\"\ntarget = { type = \"Value\", value = 10 }\n\
+             source = { type = \"cloudwatch\", namespace = \"AWS/ApplicationELB\", metric_name = \"RequestCount\", statistic = \"Sum\", expression = \"m1/60\" }",
+            Format::Keda,
+            "targetMetricValue: '600'",
+        ),
+        (
+            "signal = \"fleet_request_rate\"\ntarget = { type = \"Value\", value = 10 }\n\
+             source = { type = \"cloudwatch\", namespace = \"AWS/ApplicationELB\", metric_name = \"RequestCount\", statistic = \"Sum\", expression = \"RATE(m1)\" }",
+            Format::Keda,
+            "expression \"RATE(m1)\" (metric math over m1) has no KEDA equivalent",
+        ),
+    ];
+    for (metric, format, want) in cases {
+        let cfg = config::parse_str("p.toml", &policy(metric)).unwrap_or_else(|e| panic!("{e}"));
+        let doc = export(&cfg.fleets[0], 15, format);
+        assert!(
+            doc.contains(want),
+            "{metric} → {format:?}: want {want:?} in\n{doc}"
+        );
+        if !doc.contains("no KEDA trigger") {
+            import("again.yaml", &doc).unwrap_or_else(|e| panic!("{e}\n{doc}"));
+        }
+    }
+}
+
+/// KEDA's aws-cloudwatch `expression` is a Metrics Insights query we do not run: with a
+/// metricName the metric is read and the query noted; without, the trigger is noted, not mapped.
+#[test]
+fn a_metrics_insights_expression_is_noted_not_guessed() {
+    let keda = |extra: &str| {
+        format!(
+            "apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {{name: cw}}\nspec:\n  scaleTargetRef: {{name: w}}\n  maxReplicaCount: 5\n  triggers:\n    - type: aws-sqs-queue\n      metadata: {{queueURL: \"https://sqs.eu-west-1.amazonaws.com/1/q\", queueLength: \"5\"}}\n    - type: aws-cloudwatch\n      metadata:\n        namespace: AWS/SQS\n        expression: SELECT MAX(ApproximateNumberOfMessagesVisible) FROM \"AWS/SQS\"\n        targetMetricValue: \"2\"\n{extra}"
+        )
+    };
+    let (fleet, toml) = imported("cw.yaml", &keda(""));
+    assert_eq!(fleet.metrics.len(), 1, "only the SQS trigger: {toml}");
+    assert!(
+        toml.contains("a Metrics Insights query") && toml.contains("not mapped"),
+        "{toml}"
+    );
+    let (fleet, toml) = imported(
+        "cw.yaml",
+        &keda("        metricName: ApproximateNumberOfMessagesVisible\n        dimensionName: QueueName\n        dimensionValue: q\n"),
+    );
+    assert_eq!(fleet.metrics.len(), 2, "{toml}");
+    assert!(
+        toml.contains("read namespace, metricName and dimensions instead"),
+        "{toml}"
+    );
+}
+
 /// An HPA spec from parts, as YAML.
 fn hpa_yaml(min: u32, extra: u32, pods: &[(usize, u32)], down: Option<(u64, u32, u64)>) -> String {
     const NAMES: [&str; 5] = [

@@ -125,6 +125,29 @@ fn auto_note(m: &crate::config::MetricSpec) -> Option<String> {
     })
 }
 
+/// A per-instance metric's series as a Prometheus scraping the servers sees it: the policy's
+/// named scrape metric (× its scale), or the signal's default vLLM series
+/// ([`crate::series::fleet_promql`]). Returns the PromQL summing it over the servers and the
+/// series' names; `None` when there is no single series to name (`token_work`, a custom signal
+/// without a metric).
+fn instance_series(m: &crate::config::MetricSpec) -> Option<(String, Vec<String>)> {
+    match &m.source {
+        Some(MetricSource::Scrape {
+            metric: Some(name),
+            scale,
+            ..
+        }) => {
+            let q = match scale {
+                Some(k) if *k != 1.0 => format!("sum({name}) * {k}"),
+                _ => format!("sum({name})"),
+            };
+            Some((q, vec![name.clone()]))
+        }
+        _ => crate::series::fleet_promql(m.signal)
+            .map(|(q, series)| (q, series.iter().map(|s| s.to_string()).collect())),
+    }
+}
+
 fn hpa_metric(m: &crate::config::MetricSpec, notes: &mut Vec<String>) -> Option<Value> {
     if let Some(n) = auto_note(m) {
         notes.push(n);
@@ -158,6 +181,20 @@ fn hpa_metric(m: &crate::config::MetricSpec, notes: &mut Vec<String>) -> Option<
             ("averageValue", qty(figure)),
         ]),
     };
+    // A Pods metric keeps the policy's name (the name a metrics adapter serves; an imported
+    // HPA's own), and the note says which series it must be.
+    if m.signal.per_instance()
+        && !matches!(m.signal, Signal::CpuUtilization | Signal::MemoryUtilization)
+    {
+        if let Some((_, series)) = instance_series(m) {
+            notes.push(format!(
+                "{}: a Pods metric; llm-autoscaler reads {} from each server — serve that series under the name {} (prometheus-adapter: a counter's rate, `_total` dropped)",
+                m.name,
+                series.join(" + "),
+                m.name
+            ));
+        }
+    }
     let metric = map(vec![("name", Value::from(m.name.as_str()))]);
     Some(match m.signal {
         Signal::CpuUtilization | Signal::MemoryUtilization => {
@@ -240,10 +277,33 @@ fn keda_trigger(m: &crate::config::MetricSpec, notes: &mut Vec<String>) -> Optio
                 dimensions,
                 statistic,
                 period_secs,
-                ..
+                expression,
             }),
             _,
         ) => {
+            // KEDA's `expression` is a Metrics Insights query, not metric math over m1: a
+            // linear expression moves into the threshold instead, anything else is listed.
+            let threshold = match expression.as_deref().map(linear_factor) {
+                None => threshold,
+                Some(Some(k)) => {
+                    notes.push(format!(
+                        "{}: expression {:?} read as the metric itself, targetMetricValue {} × {}",
+                        m.name,
+                        expression.as_deref().unwrap_or_default(),
+                        figure,
+                        1.0 / k
+                    ));
+                    s(&format!("{}", figure / k))
+                }
+                Some(None) => {
+                    notes.push(format!(
+                        "{}: expression {:?} (metric math over m1) has no KEDA equivalent: the trigger reads the metric itself, so targetMetricValue needs the inverse of the expression applied by hand",
+                        m.name,
+                        expression.as_deref().unwrap_or_default()
+                    ));
+                    threshold
+                }
+            };
             let names: Vec<&str> = dimensions.iter().map(|(n, _)| n.as_str()).collect();
             let values: Vec<&str> = dimensions.iter().map(|(_, v)| v.as_str()).collect();
             Some(trigger(
@@ -271,20 +331,30 @@ fn keda_trigger(m: &crate::config::MetricSpec, notes: &mut Vec<String>) -> Optio
                 ("metadata", map(vec![("value", s(&format!("{figure}")))])),
             ]))
         }
-        (_, sig) if sig.per_instance() && sig != Signal::TokenWork => {
-            notes.push(format!(
-                "{}: read from each server by llm-autoscaler; as a KEDA trigger it needs a Prometheus that scrapes the pods (serverAddress is a placeholder)",
-                m.name
-            ));
-            Some(trigger(
-                "prometheus",
-                vec![
-                    ("serverAddress", s("http://prometheus:9090")),
-                    ("query", s(&format!("sum({})", m.name))),
-                    ("threshold", threshold),
-                ],
-            ))
-        }
+        (_, sig) if sig.per_instance() => match instance_series(m) {
+            Some((query, _)) => {
+                notes.push(format!(
+                    "{}: read from each server by llm-autoscaler; as a KEDA trigger it needs a Prometheus that scrapes the pods (serverAddress is a placeholder)",
+                    m.name
+                ));
+                Some(trigger(
+                    "prometheus",
+                    vec![
+                        ("serverAddress", s("http://prometheus:9090")),
+                        ("query", s(&query)),
+                        ("threshold", threshold),
+                    ],
+                ))
+            }
+            None => {
+                notes.push(format!(
+                    "{}: {} has no single series to query; no KEDA trigger",
+                    m.name,
+                    m.signal.name()
+                ));
+                None
+            }
+        },
         _ => {
             notes.push(format!(
                 "{}: {} has no KEDA trigger",
@@ -294,6 +364,19 @@ fn keda_trigger(m: &crate::config::MetricSpec, notes: &mut Vec<String>) -> Optio
             None
         }
     }
+}
+
+/// `k` when `expression` is `m1 * k`, `k * m1` or `m1 / (1/k)` — a metric scaled by a constant —
+/// else `None`.
+fn linear_factor(expression: &str) -> Option<f64> {
+    let e: String = expression.chars().filter(|c| !c.is_whitespace()).collect();
+    if let Some(k) = e.strip_prefix("m1/") {
+        return k.parse::<f64>().ok().filter(|k| *k != 0.0).map(|k| 1.0 / k);
+    }
+    if let Some(k) = e.strip_prefix("m1*").or_else(|| e.strip_suffix("*m1")) {
+        return k.parse::<f64>().ok().filter(|k| *k != 0.0);
+    }
+    None
 }
 
 /// The nearest `format` document for `fleet` (ticking every `tick_secs`), comments first.

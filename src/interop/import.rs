@@ -611,6 +611,23 @@ fn keda_trigger(r: &mut Reader, t: &Value, path: &str) -> Result<Option<DraftMet
             }))
         }
         "aws-cloudwatch" => {
+            // KEDA's `expression` is a CloudWatch Metrics Insights query (`SELECT … FROM …`);
+            // our source reads one metric, with optional metric math over it as `m1`.
+            if let Some(e) = meta("expression") {
+                let instead = if meta("metricName").is_some() {
+                    "read namespace, metricName and dimensions instead; if the query aggregated several series, write metric math over m1 in the source's expression"
+                } else {
+                    "not mapped: add a custom_fleet metric with { type = \"cloudwatch\", namespace = …, metric_name = …, dimensions = { … } } for the one series the query selects"
+                };
+                r.note(
+                    path,
+                    format!("aws-cloudwatch expression {e:?} (a Metrics Insights query)"),
+                    instead,
+                );
+                if meta("metricName").is_none() {
+                    return Ok(None);
+                }
+            }
             let ns = meta("namespace")
                 .ok_or_else(|| r.shape(&format!("{path}.metadata.namespace"), "missing"))?;
             let metric = meta("metricName")
