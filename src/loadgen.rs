@@ -91,6 +91,9 @@ pub struct LoadReport {
     pub slo: Slo,
     /// Every request, in arrival order.
     pub outcomes: Vec<Outcome>,
+    /// With `--compare-sim`: what the simulator predicts for the same arrivals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<crate::sim::predict::Prediction>,
 }
 
 /// A prompt of `n` words.
@@ -273,6 +276,7 @@ pub async fn run(
         itl_p50_s: quantile(&mut itls, 0.5),
         slo,
         outcomes,
+        predicted: None,
     }
 }
 
@@ -357,4 +361,170 @@ pub fn csv(r: &LoadReport) -> String {
         ));
     }
     s
+}
+
+/// The measured TTFT at percentiles 1 … 99 (empty when nothing answered).
+fn ttft_percentiles(r: &LoadReport) -> Vec<f64> {
+    let mut t: Vec<f64> = r.outcomes.iter().filter_map(|o| o.ttft_s).collect();
+    (1..=99)
+        .filter_map(|p| quantile(&mut t, f64::from(p) / 100.0))
+        .collect()
+}
+
+/// The prefill throughput the measurements imply: the median over answered requests of
+/// prompt tokens ÷ TTFT. At low load (no queueing) that is one server's prefill rate, the
+/// profile's `prefill_tokens_per_sec`; under load it reads low.
+pub fn implied_prefill_tokens_per_sec(r: &LoadReport) -> Option<f64> {
+    let mut rates: Vec<f64> = r
+        .outcomes
+        .iter()
+        .filter(|o| o.result == "ok")
+        .filter_map(|o| {
+            o.ttft_s
+                .filter(|t| *t > 0.0)
+                .map(|t| f64::from(o.prompt_tokens) / t)
+        })
+        .collect();
+    quantile(&mut rates, 0.5)
+}
+
+/// Measured beside predicted, as `loadgen --compare-sim` prints it, with the profile keys to
+/// change when they disagree.
+pub fn comparison(
+    r: &LoadReport,
+    p: &crate::sim::predict::Prediction,
+    profile: &crate::sim::perf::Profile,
+) -> String {
+    let secs = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3} s"));
+    let ratio = |m: Option<f64>, p: Option<f64>| match (m, p) {
+        (Some(m), Some(p)) if p > 0.0 => format!("{:.2}", m / p),
+        _ => "—".into(),
+    };
+    let mut out = format!(
+        "measured vs the simulator ({} × {} {}):\n{:<22}{:>12}{:>12}{:>16}\n",
+        p.servers, p.instance_type, profile.model, "", "measured", "predicted", "measured÷pred."
+    );
+    for (name, m, q) in [
+        ("TTFT p50", r.ttft_p50_s, p.ttft_p50_s),
+        ("TTFT p95", r.ttft_p95_s, p.ttft_p95_s),
+        ("TTFT p99", r.ttft_p99_s, p.ttft_p99_s),
+    ] {
+        out += &format!(
+            "{name:<22}{:>12}{:>12}{:>16}\n",
+            secs(m),
+            secs(q),
+            ratio(m, q)
+        );
+    }
+    out += &format!(
+        "{:<22}{:>12.5}{:>12.5}\n{:<22}{:>12.4}{:>12.4}\n{:<22}{:>12.4}{:>12.4}\n",
+        "error rate",
+        r.slo.error_rate,
+        p.slo.error_rate,
+        "availability",
+        r.slo.availability,
+        p.slo.availability,
+        "violating minutes",
+        r.slo.ttft_violation_minutes,
+        p.slo.ttft_violation_minutes
+    );
+    if let Some(rate) = implied_prefill_tokens_per_sec(r) {
+        out += &format!(
+            "prefill: {rate:.0} tokens/s implied (prompt ÷ TTFT, median; a server's rate at low load), profile {:.0}\n",
+            profile.prefill_tokens_per_sec
+        );
+    }
+    if let Some(itl) = r.itl_p50_s {
+        out += &format!(
+            "decode: inter-token p50 {:.1} ms measured; profile step {:.1} ms at batch 1, {:.1} ms at {}\n",
+            itl * 1000.0,
+            profile.decode_step_secs(1) * 1000.0,
+            profile.decode_step_secs(profile.max_seqs) * 1000.0,
+            profile.max_seqs
+        );
+    }
+    let off = match (r.ttft_p50_s, p.ttft_p50_s) {
+        (Some(m), Some(q)) if q > 0.0 => (m / q - 1.0).abs() > 0.2,
+        _ => false,
+    };
+    if off {
+        out += &format!(
+            "the profile is more than 20 % off at the median: override it in the policy file —\n  [[profiles]]\n  instance_type = \"{}\"\n  model = \"{}\"\n  prefill_tokens_per_sec = …   # the implied rate above, measured at low load\n",
+            profile.instance_type, profile.model
+        );
+    }
+    out
+}
+
+/// The HTML report: the summary (and the comparison), then per-minute load and failures, per-
+/// minute P95 TTFT against the SLO (and the prediction's), and the TTFT quantile curve.
+pub fn html(title: &str, summary: &str, r: &LoadReport, ttft_slo_secs: f64) -> String {
+    use crate::sim::chart::{line_chart, page, Series, PALETTE};
+    let minutes = by_minute(&r.outcomes);
+    let x: Vec<f64> = (0..minutes.len()).map(|m| m as f64).collect();
+    let sent: Vec<f64> = minutes.iter().map(|m| m.len() as f64 / 60.0).collect();
+    let failed: Vec<f64> = minutes
+        .iter()
+        .map(|m| m.iter().filter(|o| o.result != "ok").count() as f64 / 60.0)
+        .collect();
+    let p95: Vec<f64> = minutes
+        .iter()
+        .map(|m| {
+            let mut t: Vec<f64> = m.iter().filter_map(|o| o.ttft_s).collect();
+            quantile(&mut t, 0.95).unwrap_or(f64::NAN)
+        })
+        .collect();
+    let predicted_p95: Vec<f64> = r.predicted.as_ref().map_or_else(Vec::new, |p| {
+        (0..minutes.len())
+            .map(|m| {
+                p.minutes_ttft_p95_s
+                    .get(m)
+                    .copied()
+                    .flatten()
+                    .unwrap_or(f64::NAN)
+            })
+            .collect()
+    });
+    let mut p95_series: Vec<Series<'_>> = vec![("measured p95", PALETTE[0], &p95)];
+    if r.predicted.is_some() {
+        p95_series.push(("predicted p95", PALETTE[1], &predicted_p95));
+    }
+    let measured_q = ttft_percentiles(r);
+    let pct: Vec<f64> = (1..=measured_q.len()).map(|p| p as f64).collect();
+    let mut q_series: Vec<Series<'_>> = vec![("measured", PALETTE[0], &measured_q)];
+    if let Some(p) = &r.predicted {
+        if p.ttft_percentiles_s.len() == measured_q.len() {
+            q_series.push(("predicted", PALETTE[1], &p.ttft_percentiles_s));
+        }
+    }
+    let charts = [
+        line_chart(
+            "Requests sent and failed",
+            &x,
+            &[
+                ("sent/s", PALETTE[0], &sent),
+                ("failed/s", PALETTE[1], &failed),
+            ],
+            "minute",
+            "requests/s",
+            None,
+        ),
+        line_chart(
+            "P95 TTFT per minute; dashed: the SLO",
+            &x,
+            &p95_series,
+            "minute",
+            "seconds",
+            Some(ttft_slo_secs),
+        ),
+        line_chart(
+            "TTFT by percentile over the run",
+            &pct,
+            &q_series,
+            "percentile",
+            "seconds",
+            Some(ttft_slo_secs),
+        ),
+    ];
+    page(title, summary, &charts)
 }

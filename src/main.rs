@@ -148,7 +148,7 @@ enum Command {
     /// endpoint (vLLM, SGLang, TGI), open loop, streaming: TTFT per request and its
     /// p50/p95/p99, failures, and requests shed at --max-in-flight. Compare with what
     /// `simulate` predicts for the same traffic.
-    Loadgen(LoadgenArgs),
+    Loadgen(Box<LoadgenArgs>),
 }
 
 /// Arguments of `loadgen`.
@@ -200,6 +200,31 @@ struct LoadgenArgs {
     /// Write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write an HTML report here (per-minute load, failures and P95 TTFT, the TTFT curve; with
+    /// --compare-sim, the prediction beside each).
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Also run the simulator on the same arrivals (--servers replicas of --profile, no
+    /// autoscaling) and print predicted beside measured: how well the profile fits the servers.
+    #[arg(long, requires = "profile")]
+    compare_sim: bool,
+    /// The instance type whose performance profile the simulator uses (built in, or a
+    /// [[profiles]] entry of --config).
+    #[arg(long, requires = "compare_sim")]
+    profile: Option<String>,
+    /// The model class of the profile (8b, 70b).
+    #[arg(long, default_value = "8b")]
+    profile_model: String,
+    /// Servers behind --target (replicas the simulator runs).
+    #[arg(long, default_value_t = 1)]
+    servers: u32,
+    /// A policy file whose [[profiles]] override the built-in profiles.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The simulator's queue timeout: a request waiting longer for a replica is predicted to
+    /// fail, seconds.
+    #[arg(long, default_value_t = sim::QUEUE_TIMEOUT_SECS)]
+    queue_timeout_secs: f64,
 }
 
 /// Arguments of `probe`.
@@ -415,7 +440,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import_cmd(args),
         Command::Export(args) => export_cmd(args),
         Command::Probe(args) => probe_cmd(args),
-        Command::Loadgen(args) => loadgen_cmd(args),
+        Command::Loadgen(args) => loadgen_cmd(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -541,12 +566,37 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
         traffic.expected_requests(),
         a.target
     );
+    // Resolve the profile before sending anything: a typo should not cost a load test.
+    let profile = match (&a.profile, a.compare_sim) {
+        (Some(t), true) => {
+            let profiles = match &a.config {
+                Some(path) => {
+                    let cfg = load_with_profiles(path)?;
+                    sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?
+                }
+                None => sim::perf::builtin(),
+            };
+            let found = sim::perf::lookup(&profiles, t, &a.profile_model).cloned();
+            Some(found.ok_or_else(|| {
+                InputError(format!(
+                    "--profile {t} --profile-model {}: no such profile; known: {}",
+                    a.profile_model,
+                    profiles
+                        .iter()
+                        .map(|p| format!("{} ({})", p.instance_type, p.model))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?)
+        }
+        _ => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     let tty = std::io::stderr().is_terminal();
-    let report = runtime.block_on(loadgen::run(&traffic, spec, &mut |done, due| {
+    let mut report = runtime.block_on(loadgen::run(&traffic, spec, &mut |done, due| {
         if tty {
             eprint!("\r{done}/{due} answered");
         }
@@ -555,7 +605,7 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
         eprintln!();
     }
     let q = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3} s"));
-    out!(
+    let mut summary = format!(
         "{name}: {} requests · {} ok · {} failed · {} shed at {} in flight\nTTFT p50 {} · p95 {} · p99 {} · inter-token p50 {}\nSLO: availability {:.4} · error rate {:.5} · violating minutes {:.4} · met {}",
         report.requests,
         report.ok,
@@ -571,6 +621,35 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
         report.slo.ttft_violation_minutes,
         report.slo.met
     );
+    if let Some(profile) = &profile {
+        let predicted = sim::predict::fixed_fleet(
+            report.outcomes.iter().map(|o| sim::traffic::Request {
+                arrival_secs: o.t_s,
+                prompt_tokens: o.prompt_tokens,
+                output_tokens: o.output_tokens,
+            }),
+            profile,
+            a.servers.max(1),
+            traffic.duration_secs,
+            a.slo_ttft_secs,
+            a.queue_timeout_secs,
+        );
+        summary = format!(
+            "{summary}\n\n{}",
+            loadgen::comparison(&report, &predicted, profile)
+        );
+        report.predicted = Some(predicted);
+    }
+    out!("{}", summary.trim_end());
+    if let Some(p) = &a.html {
+        let page = loadgen::html(
+            &format!("llm-autoscaler loadgen · {name} → {}", a.target),
+            &summary,
+            &report,
+            a.slo_ttft_secs,
+        );
+        std::fs::write(p, page).with_context(|| format!("writing {}", p.display()))?;
+    }
     if let Some(p) = &a.minutes_csv {
         std::fs::write(p, loadgen::minutes_csv(&report))
             .with_context(|| format!("writing {}", p.display()))?;
@@ -957,7 +1036,7 @@ struct SimArgs {
     #[arg(long)]
     model: Option<String>,
     /// Requests waiting longer than this fail, seconds.
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = sim::QUEUE_TIMEOUT_SECS)]
     queue_timeout_secs: f64,
     /// Skip the baselines and the oracle (only the policy runs).
     #[arg(long)]

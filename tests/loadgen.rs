@@ -320,3 +320,95 @@ fn the_open_loop_sheds_past_max_in_flight_instead_of_waiting() {
         "in arrival order"
     );
 }
+
+/// `--compare-sim`: the simulator runs the arrivals the generator sent on `--servers` replicas
+/// of `--profile`. With a profile whose prefill rate matches the fake server's delay the two
+/// agree within 10 % and nothing is flagged; with the built-in profile (a faster prefill than
+/// this fake) the gap is printed with the override to write. The HTML report and the JSON
+/// carry the prediction.
+#[test]
+fn compare_sim_sets_the_prediction_beside_the_measurement() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!("loadgen-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Six 400-token prompts 0.5 s apart: one server is never busy when the next arrives.
+    let trace = dir.join("trace.csv");
+    let rows: String = (0..6)
+        .map(|i| format!("{:.1},400,5\n", f64::from(i) * 0.5))
+        .collect();
+    std::fs::write(&trace, format!("t_s,prompt_tokens,output_tokens\n{rows}")).unwrap();
+    // 400 tokens in the fake's 200 ms: 2,000 tokens/s.
+    let policy = dir.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[profiles]]\ninstance_type = \"g6.xlarge\"\nmodel = \"8b\"\nprefill_tokens_per_sec = 2000\n\
+         [[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = 2\n\
+         [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
+         [[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 4 }\n",
+    )
+    .unwrap();
+    let run = |config: Option<&std::path::Path>| {
+        let (url, server) = fake_server(6, false, |_| STREAM);
+        let (html, json) = (dir.join("report.html"), dir.join("report.json"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"));
+        cmd.args(["loadgen", "--target", &url, "--trace"])
+            .arg(&trace)
+            .args(["--compare-sim", "--profile", "g6.xlarge", "--servers", "1"])
+            .arg("--html")
+            .arg(&html)
+            .arg("--json")
+            .arg(&json);
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let out = cmd.output().unwrap();
+        server.join().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        (stdout, report, std::fs::read_to_string(&html).unwrap())
+    };
+
+    let (stdout, report, html) = run(Some(&policy));
+    assert!(
+        stdout.contains("measured vs the simulator (1 × g6.xlarge 8b)"),
+        "{stdout}"
+    );
+    let measured = report["ttft_p50_s"].as_f64().unwrap();
+    let predicted = report["predicted"]["ttft_p50_s"].as_f64().unwrap();
+    assert!(
+        (measured / predicted - 1.0).abs() < 0.1,
+        "measured {measured}, predicted {predicted}\n{stdout}"
+    );
+    assert!(!stdout.contains("more than 20 % off"), "{stdout}");
+    for key in [
+        "availability",
+        "error_rate",
+        "p95_ttft_s",
+        "ttft_violation_minutes",
+        "met",
+    ] {
+        assert!(
+            report["predicted"]["slo"].get(key).is_some(),
+            "{key}: {report}"
+        );
+    }
+    assert_eq!(report["predicted"]["requests"], 6);
+    assert_eq!(html.matches("<svg").count(), 3);
+    assert!(html.contains("predicted p95") && html.contains("measured vs the simulator"));
+
+    let (stdout, report, _) = run(None);
+    let builtin = report["predicted"]["ttft_p50_s"].as_f64().unwrap();
+    assert!(
+        builtin < 0.15,
+        "the built-in g6.xlarge prefills 400 tokens faster: {builtin}"
+    );
+    assert!(stdout.contains("more than 20 % off"), "{stdout}");
+    assert!(stdout.contains("instance_type = \"g6.xlarge\""), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}

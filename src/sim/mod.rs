@@ -12,8 +12,10 @@
 //! - [`stats`]: histograms, per-minute records, SLO and capacity metrics.
 //! - [`report`]: JSON, CSV, HTML and the summary table.
 
+pub mod chart;
 pub mod controllers;
 pub mod perf;
+pub mod predict;
 pub mod report;
 pub mod rng;
 pub mod scenario;
@@ -95,6 +97,10 @@ pub struct SimSetup {
     pub history: Vec<Option<f64>>,
 }
 
+/// Seconds a request may wait for a replica before it fails (a client's or a load balancer's
+/// patience): `simulate`'s and `loadgen --compare-sim`'s default.
+pub const QUEUE_TIMEOUT_SECS: f64 = 30.0;
+
 impl SimSetup {
     /// A setup with `simulate`'s defaults: an 8B model, the built-in profiles, 15 s ticks, a
     /// 30 s queue timeout, `required_units` at 80 % utilisation, baselines on, no decision log.
@@ -116,7 +122,7 @@ impl SimSetup {
             model: "8b".into(),
             profiles: perf::builtin(),
             tick_secs: 15.0,
-            queue_timeout_secs: 30.0,
+            queue_timeout_secs: QUEUE_TIMEOUT_SECS,
             target_utilization: 0.8,
             baselines: true,
             only_baselines: None,

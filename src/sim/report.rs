@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use super::chart::{line_chart, page, Series, PALETTE};
 use super::{Accounting, FleetEvents, Outcome, PolicyFigures, BASELINES};
 
 /// The JSON report.
@@ -183,8 +184,9 @@ impl Outcome {
         let desired: Vec<f64> = mins.iter().map(|m| m.desired_units).collect();
         let spot: Vec<f64> = mins.iter().map(|m| m.in_service_spot_units).collect();
         let od: Vec<f64> = mins.iter().map(|m| m.in_service_on_demand_units).collect();
+        // A minute that admitted nothing has no TTFT: a gap in the line, not a zero.
         let p = |f: fn(&super::stats::Minute) -> Option<f64>| -> Vec<f64> {
-            mins.iter().map(|m| f(m).unwrap_or(0.0)).collect()
+            mins.iter().map(|m| f(m).unwrap_or(f64::NAN)).collect()
         };
         let mut costs = vec![(
             "ours".to_string(),
@@ -198,134 +200,59 @@ impl Outcome {
                 ));
             }
         }
-        let mut html = String::new();
-        let _ = write!(
-            html,
-            "<!doctype html><html><head><meta charset=\"utf-8\"><title>llm-autoscaler · {}</title>\
-             <style>body{{font:14px system-ui,sans-serif;margin:24px;color:#222}}h2{{font-size:16px;margin:24px 0 4px}}\
-             pre{{background:#f6f6f6;padding:12px;overflow:auto;white-space:pre-wrap}}svg{{background:#fff;border:1px solid #ddd}}\
-             .legend span{{margin-right:14px}}</style></head><body><h1>llm-autoscaler simulation · {}</h1><pre>{}</pre>",
-            esc(&self.setup.scenario),
-            esc(&self.setup.scenario),
-            esc(&self.table())
-        );
-        html += &chart(
-            "Load (requests/s)",
-            &x,
-            &[("requests/s", "#555", &load)],
-            "minute",
-            None,
-        );
-        html += &chart(
-            "Units: required vs desired vs in service by market",
-            &x,
-            &[
-                ("required", "#d62728", &required),
-                ("desired", "#1f77b4", &desired),
-                ("in service, spot", "#2ca02c", &spot),
-                ("in service, on-demand", "#ff7f0e", &od),
-            ],
-            "minute",
-            None,
-        );
         let slo = self.setup.fleet.slo.ttft_p95_secs;
-        html += &chart(
-            "TTFT percentiles per minute (s); dashed: the P95 SLO",
-            &x,
-            &[
-                ("p50", "#2ca02c", &p(|m| m.ttft_p50_s)),
-                ("p95", "#ff7f0e", &p(|m| m.ttft_p95_s)),
-                ("p99", "#d62728", &p(|m| m.ttft_p99_s)),
-            ],
-            "minute",
-            Some(slo),
-        );
-        let palette = [
-            "#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#2ca02c",
-        ];
-        let series: Vec<(&str, &str, &[f64])> = costs
+        let series: Vec<Series<'_>> = costs
             .iter()
-            .zip(palette.iter().cycle())
+            .zip(PALETTE.iter())
             .map(|((n, v), c)| (n.as_str(), *c, v.as_slice()))
             .collect();
-        html += &chart(
-            "Cumulative cost of each policy (USD)",
-            &x,
-            &series,
-            "minute",
-            None,
-        );
-        html += "</body></html>\n";
-        html
+        let charts = [
+            line_chart(
+                "Load",
+                &x,
+                &[("requests/s", PALETTE[0], &load)],
+                "minute",
+                "requests/s",
+                None,
+            ),
+            line_chart(
+                "Units: required vs desired vs in service by market",
+                &x,
+                &[
+                    ("required", PALETTE[1], &required),
+                    ("desired", PALETTE[0], &desired),
+                    ("in service, spot", PALETTE[3], &spot),
+                    ("in service, on-demand", PALETTE[2], &od),
+                ],
+                "minute",
+                "units",
+                None,
+            ),
+            line_chart(
+                "TTFT percentiles per minute; dashed: the P95 SLO",
+                &x,
+                &[
+                    ("p50", PALETTE[3], &p(|m| m.ttft_p50_s)),
+                    ("p95", PALETTE[2], &p(|m| m.ttft_p95_s)),
+                    ("p99", PALETTE[1], &p(|m| m.ttft_p99_s)),
+                ],
+                "minute",
+                "seconds",
+                Some(slo),
+            ),
+            line_chart(
+                "Cumulative cost of each policy",
+                &x,
+                &series,
+                "minute",
+                "USD",
+                None,
+            ),
+        ];
+        page(
+            &format!("llm-autoscaler simulation · {}", self.setup.scenario),
+            &self.table(),
+            &charts,
+        )
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// A line chart as inline SVG, with an optional dashed reference line. Long series are thinned
-/// to ≤ 2,000 points per line (max of each bucket, so peaks stay visible).
-fn chart(
-    title: &str,
-    x: &[f64],
-    series: &[(&str, &str, &[f64])],
-    xlabel: &str,
-    reference: Option<f64>,
-) -> String {
-    let (w, h, pad) = (960.0, 260.0, 44.0);
-    let xmax = x.last().copied().unwrap_or(1.0).max(1.0);
-    let ymax = series
-        .iter()
-        .flat_map(|(_, _, ys)| ys.iter().copied())
-        .fold(reference.unwrap_or(0.0), f64::max)
-        .max(1e-9)
-        * 1.05;
-    let mut s = format!("<h2>{}</h2><div class=\"legend\">", esc(title));
-    for (name, color, _) in series {
-        let _ = write!(s, "<span style=\"color:{color}\">■ {}</span>", esc(name));
-    }
-    let _ = write!(s, "</div><svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" xmlns=\"http://www.w3.org/2000/svg\">");
-    let _ = write!(
-        s,
-        "<line x1=\"{pad}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#999\"/><line x1=\"{pad}\" y1=\"10\" x2=\"{pad}\" y2=\"{0}\" stroke=\"#999\"/>",
-        h - pad,
-        w - 10.0
-    );
-    let _ = write!(
-        s,
-        "<text x=\"4\" y=\"16\" font-size=\"11\">{ymax:.1}</text><text x=\"4\" y=\"{}\" font-size=\"11\">0</text><text x=\"{}\" y=\"{}\" font-size=\"11\" text-anchor=\"end\">{xlabel} {xmax:.0}</text>",
-        h - pad,
-        w - 10.0,
-        h - pad + 16.0
-    );
-    let sx = |v: f64| pad + v / xmax * (w - pad - 10.0);
-    let sy = |v: f64| h - pad - v / ymax * (h - pad - 10.0);
-    if let Some(r) = reference {
-        let _ = write!(
-            s,
-            "<line x1=\"{pad}\" y1=\"{0:.1}\" x2=\"{1}\" y2=\"{0:.1}\" stroke=\"#888\" stroke-dasharray=\"5,4\"/><text x=\"{2}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"end\">{r}</text>",
-            sy(r),
-            w - 10.0,
-            pad - 4.0,
-            sy(r) + 4.0
-        );
-    }
-    for (_, color, ys) in series {
-        let step = (ys.len() / 2000).max(1);
-        let mut pts = String::new();
-        for (i, chunk) in ys.chunks(step).enumerate() {
-            let y = chunk.iter().copied().fold(f64::MIN, f64::max);
-            let xi = x.get(i * step).copied().unwrap_or(0.0);
-            let _ = write!(pts, "{:.1},{:.1} ", sx(xi), sy(y));
-        }
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.3\" points=\"{}\"/>",
-            pts.trim_end()
-        );
-    }
-    s + "</svg>"
 }
