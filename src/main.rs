@@ -595,15 +595,14 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let tty = std::io::stderr().is_terminal();
+    // Arrivals keep their schedule, so the run's progress is the time elapsed.
+    let mut bar = ProgressBar::new();
+    let length = traffic.duration_secs.max(1.0);
     let mut report = runtime.block_on(loadgen::run(&traffic, spec, &mut |done, due| {
-        if tty {
-            eprint!("\r{done}/{due} answered");
-        }
+        let f = (bar.started.elapsed().as_secs_f64() / length).min(0.999);
+        bar.show(f, &format!("of the replay · {due} sent · {done} answered"));
     }));
-    if tty {
-        eprintln!();
-    }
+    bar.done();
     let q = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.3} s"));
     let mut summary = format!(
         "{name}: {} requests · {} ok · {} failed · {} shed at {} in flight\nTTFT p50 {} · p95 {} · p99 {} · inter-token p50 {}\nSLO: availability {:.4} · error rate {:.5} · violating minutes {:.4} · met {}",
@@ -887,6 +886,59 @@ fn check_summary(path: &Path, cfg: &Config) {
     }
 }
 
+/// A progress bar on standard error (only on a terminal): `[#####   ]  45 % what · 12 s left`.
+/// The time left is extrapolated from the time so far; 100 % is printed once, then a newline.
+struct ProgressBar {
+    tty: bool,
+    started: std::time::Instant,
+    finished: bool,
+}
+
+impl ProgressBar {
+    fn new() -> Self {
+        ProgressBar {
+            tty: std::io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// Shows `fraction` (0–1) done, described by `what`.
+    fn show(&mut self, fraction: f64, what: &str) {
+        if !self.tty || self.finished {
+            return;
+        }
+        let f = fraction.clamp(0.0, 1.0);
+        let n = (f * 30.0) as usize;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let left = if f >= 1.0 {
+            String::new()
+        } else if f > 0.01 && elapsed > 1.0 {
+            format!(" · {:.0} s left", elapsed * (1.0 - f) / f)
+        } else {
+            " · …".into()
+        };
+        eprint!(
+            "\r\x1b[2K[{}{}] {:>3.0} % {what}{left}",
+            "#".repeat(n),
+            " ".repeat(30 - n),
+            f * 100.0
+        );
+        if f >= 1.0 {
+            eprintln!();
+            self.finished = true;
+        }
+    }
+
+    /// Ends the bar's line if it was left unfinished.
+    fn done(&mut self) {
+        if self.tty && !self.finished {
+            eprintln!();
+            self.finished = true;
+        }
+    }
+}
+
 fn read_input(path: &Path) -> anyhow::Result<String> {
     if path == Path::new("-") {
         let mut s = String::new();
@@ -1114,7 +1166,6 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         record_decisions: a.decisions.is_some(),
         history,
     };
-    let tty = std::io::stdout().is_terminal();
     let runs = if setup.baselines {
         let spot = setup
             .fleet
@@ -1125,22 +1176,14 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
     } else {
         1.0
     };
-    let mut progress = |f: f64| {
-        if tty {
-            let n = (f * 40.0) as usize;
-            eprint!(
-                "\r[{}{}] {:>3.0}% of the policy's run (then {} baselines)",
-                "#".repeat(n),
-                " ".repeat(40 - n),
-                f * 100.0,
-                runs as u32 - 1
-            );
-            if f >= 1.0 {
-                eprintln!();
-            }
-        }
+    let mut bar = ProgressBar::new();
+    let what = if runs > 1.0 {
+        format!("of the policy's run (then {} baselines)", runs as u32 - 1)
+    } else {
+        "of the policy's run".into()
     };
-    let outcome = sim::simulate(setup, &mut progress)?;
+    let outcome = sim::simulate(setup, &mut |f| bar.show(f, &what))?;
+    bar.done();
     // A closed stdout (`| head`) is not an error: the files below still get written.
     let mut out = std::io::stdout();
     let _ = write!(out, "{}", outcome.table());
@@ -1561,16 +1604,10 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         jobs: a.jobs.max(1),
         ..Backtest::default()
     };
-    let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let report = forecast::backtest(&series, cfg, &mut |f| {
-        if tty {
-            eprint!("\r{:>3.0}% of origins", f * 100.0);
-        }
-    });
-    if tty {
-        eprintln!();
-    }
+    let mut bar = ProgressBar::new();
+    let report = forecast::backtest(&series, cfg, &mut |f| bar.show(f, "of origins"));
+    bar.done();
     let gaps = series.iter().filter(|v| v.is_none()).count();
     out!(
         "{}: {} minutes ({} gaps), {} origins every {} min, {} points, {:.1} s",

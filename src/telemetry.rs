@@ -8,12 +8,16 @@ use crate::daemon::Published;
 use crate::policy::hpa::MetricStatus;
 
 /// Installs the tracing subscriber: `RUST_LOG` filters (default `info`); JSON lines when
-/// `json`, human-readable otherwise.
+/// `json`, human-readable otherwise — coloured only on a terminal (and not with `NO_COLOR`), so
+/// a log redirected to a file or the journal carries no escape codes.
 pub fn init_tracing(json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

@@ -347,6 +347,8 @@ fn run_comes_up_healthy_serves_and_exits_0_on_sigterm() {
         .unwrap();
     assert!(status.success(), "exit {status:?}\n{log}");
     assert!(log.contains("shutting down"), "{log}");
+    // Logged to a pipe, as to a file or the journal: no colour escape codes.
+    assert!(!log.contains('\x1b'), "ANSI escapes in a piped log:\n{log}");
     eprintln!(
         "healthy after {up_after:?}, stopped {:?} after SIGTERM",
         stopped.elapsed()
