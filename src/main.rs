@@ -66,8 +66,9 @@ enum Command {
     ///
     /// Every problem is printed as FILE:LINE:COL: key.path: what is wrong; what would be valid.
     Check {
-        /// The TOML policy file.
-        #[arg(long, short, default_value = "config/example.toml")]
+        /// The TOML policy file. Default: $LLM_AUTOSCALER_CONFIG, else
+        /// /etc/llm-autoscaler/policy.toml when it exists, else the example in a checkout.
+        #[arg(long, short, default_value_os_t = default_policy("config/example.toml"))]
         config: PathBuf,
         /// Also check the policy against the live AWS account (the daemon's credential chain):
         /// groups exist and agree with the policy's bounds, warm pools, queues. Read-only.
@@ -81,8 +82,9 @@ enum Command {
     /// events, panic state). See docs/snapshot.md. Prints `{decision, state}` as JSON; feed the
     /// printed state into the next snapshot to step the engine.
     Decide {
-        /// The TOML policy file.
-        #[arg(long, short, default_value = "config/example.toml")]
+        /// The TOML policy file. Default: $LLM_AUTOSCALER_CONFIG, else
+        /// /etc/llm-autoscaler/policy.toml when it exists, else the example in a checkout.
+        #[arg(long, short, default_value_os_t = default_policy("config/example.toml"))]
         config: PathBuf,
         /// The JSON snapshot file (`-` for standard input).
         #[arg(long, short)]
@@ -259,8 +261,9 @@ struct ImportArgs {
 /// Arguments of `export`.
 #[derive(clap::Args)]
 struct ExportArgs {
-    /// The TOML policy file.
-    #[arg(long, short, default_value = "config/example.toml")]
+    /// The TOML policy file. Default: $LLM_AUTOSCALER_CONFIG, else
+    /// /etc/llm-autoscaler/policy.toml when it exists, else the example in a checkout.
+    #[arg(long, short, default_value_os_t = default_policy("config/example.toml"))]
     config: PathBuf,
     /// The fleet (default: the first).
     #[arg(long)]
@@ -347,7 +350,7 @@ struct BacktestArgs {
 #[derive(clap::Args)]
 struct PlanArgs {
     /// The TOML policy file (its first fleet's reference type and TTFT SLO; `[[profiles]]`).
-    #[arg(long, short, default_value = "config/example.toml")]
+    #[arg(long, short, default_value_os_t = default_policy("config/example.toml"))]
     config: PathBuf,
     /// Peak requests per second.
     #[arg(long, required_unless_present = "trace")]
@@ -375,8 +378,9 @@ struct PlanArgs {
 /// Arguments of `run`.
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The TOML policy file.
-    #[arg(long, short, default_value = "config/demo.toml")]
+    /// The TOML policy file. Default: $LLM_AUTOSCALER_CONFIG, else
+    /// /etc/llm-autoscaler/policy.toml when it exists, else the example in a checkout.
+    #[arg(long, short, default_value_os_t = default_policy("config/demo.toml"))]
     config: PathBuf,
     /// Listen address of the HTTP endpoint (overrides `global.http_listen`).
     #[arg(long)]
@@ -446,9 +450,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A policy that cannot be used, printed as its own message (exit 2).
-            let policy = e
-                .downcast_ref::<ConfigError>()
-                .map(ToString::to_string)
+            let config_error =
+                e.downcast_ref::<ConfigError>().or_else(|| match e
+                    .downcast_ref::<llm_autoscaler::cost::PolicyError>()
+                {
+                    Some(llm_autoscaler::cost::PolicyError::Config(c)) => Some(c),
+                    _ => None,
+                });
+            let policy = config_error
+                .map(|c| match c {
+                    ConfigError::Read { .. } => format!(
+                        "{c}\n(name the policy with --config PATH or LLM_AUTOSCALER_CONFIG; the installed one is {INSTALLED_POLICY})"
+                    ),
+                    _ => c.to_string(),
+                })
                 .or_else(|| {
                     e.downcast_ref::<sim::perf::IncompleteProfile>()
                         .map(ToString::to_string)
@@ -886,6 +901,21 @@ fn check_summary(path: &Path, cfg: &Config) {
     }
 }
 
+/// Where the installed policy lives (the systemd unit's `--config`).
+const INSTALLED_POLICY: &str = "/etc/llm-autoscaler/policy.toml";
+
+/// `--config` when none is given: `$LLM_AUTOSCALER_CONFIG`, else the installed policy when it
+/// exists, else `in_checkout` (a path relative to a source checkout, for the examples).
+fn default_policy(in_checkout: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os("LLM_AUTOSCALER_CONFIG").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    if Path::new(INSTALLED_POLICY).exists() {
+        return PathBuf::from(INSTALLED_POLICY);
+    }
+    PathBuf::from(in_checkout)
+}
+
 /// A progress bar on standard error (only on a terminal): `[#####   ]  45 % what · 12 s left`.
 /// The time left is extrapolated from the time so far; 100 % is printed once, then a newline.
 struct ProgressBar {
@@ -1026,7 +1056,7 @@ fn fleet_names(cfg: &Config) -> String {
 #[derive(clap::Args)]
 struct SimArgs {
     /// The TOML policy file; its first fleet is simulated.
-    #[arg(long, short, default_value = "config/example.toml")]
+    #[arg(long, short, default_value_os_t = default_policy("config/example.toml"))]
     config: PathBuf,
     /// A built-in scenario.
     #[arg(long, conflicts_with_all = ["trace", "suite"], required_unless_present_any = ["trace", "suite"])]

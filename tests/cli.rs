@@ -542,3 +542,34 @@ fn a_closed_stdout_ends_the_program_quietly() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// Outside a checkout, `check` finds the policy through `LLM_AUTOSCALER_CONFIG`; without it (and
+/// without an installed policy) it says where it looked and how to name one.
+#[test]
+fn the_policy_is_found_outside_a_checkout() {
+    if std::path::Path::new("/etc/llm-autoscaler/policy.toml").exists() {
+        eprintln!("skipped: an installed policy would be found first");
+        return;
+    }
+    let example = std::fs::canonicalize("config/example.toml").unwrap();
+    let elsewhere = std::env::temp_dir();
+    let out = stdout_of(
+        bin()
+            .arg("check")
+            .current_dir(&elsewhere)
+            .env("LLM_AUTOSCALER_CONFIG", &example),
+    );
+    assert!(String::from_utf8_lossy(&out).contains(": ok — provider aws"));
+    let out = bin()
+        .arg("check")
+        .current_dir(&elsewhere)
+        .env_remove("LLM_AUTOSCALER_CONFIG")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot read the policy file") && err.contains("LLM_AUTOSCALER_CONFIG"),
+        "{err}"
+    );
+}
