@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn failures_that_are_not_the_services_read_as_one_line() {
         type E = aws_sdk_autoscaling::operation::set_desired_capacity::SetDesiredCapacityError;
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "bad header\nvalue");
+        let io = std::io::Error::other("bad header\nvalue");
         let built: SdkError<E> = SdkError::construction_failure(io);
         assert_eq!(
             classify("SetDesiredCapacity g", built),
