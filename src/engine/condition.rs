@@ -135,6 +135,8 @@ names! {
         OutsideBounds,
         /// Demand rising steadily: the recommendation is where it will be one cold start on.
         RampAhead,
+        /// Demand rising, not steadily enough to size ahead: no capacity is released.
+        WorkRising,
     }
 }
 

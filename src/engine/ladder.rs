@@ -215,7 +215,8 @@ impl<'a> Ladder<'a> {
         let mut winner = best.map(|(_, m)| m.name.clone());
         if let Some(r) = self.ramp(&all).filter(|r| units.is_some_and(|u| *r > u)) {
             units = Some(r);
-            winner = Some("ramp-ahead".into());
+            let sized = self.ramp_step.is_some_and(|s| s.units.is_some());
+            winner = Some(if sized { "ramp-ahead" } else { "work-rising" }.into());
         }
         self.stages.metrics = units;
         Metrics {
@@ -253,7 +254,21 @@ impl<'a> Ladder<'a> {
             return None;
         }
         self.ramp_step = Some(step);
-        let units = step.units?;
+        let Some(units) = step.units else {
+            // Not steady enough to size ahead, but rising: release nothing into it.
+            if step.rising {
+                self.conditions.push(Condition::holds(
+                    ConditionType::Ramp,
+                    Reason::WorkRising,
+                    format!(
+                        "work rising {:.2} units a minute (fit R² {:.2}): no capacity released while it rises",
+                        step.slope_units_per_min, step.r2
+                    ),
+                ));
+                return Some(self.current);
+            }
+            return None;
+        };
         self.conditions.push(Condition::holds(
             ConditionType::Ramp,
             Reason::RampAhead,

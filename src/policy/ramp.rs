@@ -37,8 +37,16 @@ pub const MIN_POINTS_SHORT: usize = 6;
 pub const MIN_R2_SHORT: f64 = 0.8;
 /// … and the demand must have left the range it held before the short window by this factor.
 pub const BREAKOUT: f64 = 1.25;
-/// The share of the variance the linear fit must explain.
-pub const MIN_R2: f64 = 0.6;
+/// The share of the variance the linear fit must explain. Each point is a rate over the last
+/// minute ([`crate::model::RATE_WINDOW_SECS`]), so the window holds about five independent
+/// readings, not twenty: a slope is significant at 95 % (Student's t, 3 degrees of freedom,
+/// t = 3.18) when R² ≥ t² ÷ (t² + 3) = 0.77. At 0.6, noise on long-prompt plateaus passed as a
+/// ramp and bought back capacity just released (robustness matrix: 116 plateau flaps → 75).
+pub const MIN_R2: f64 = 0.77;
+/// A rise less certain than [`MIN_R2`] is not sized ahead, but capacity is not released while
+/// the work's five-minute trend points up this clearly: a release into a rise is bought back
+/// minutes later (a flap), and holding a unit a little longer costs less than a cold start.
+pub const HOLD_R2: f64 = 0.5;
 /// At most this share of the demand now is added.
 pub const MAX_SHARE: f64 = 0.5;
 /// At most this share on top when the short window saw a surge break out (doubling, as HPA's
@@ -70,6 +78,9 @@ pub struct RampStep {
     pub lead_secs: f64,
     /// The units it recommends, when the rise is steady enough to act on.
     pub units: Option<Units>,
+    /// Whether the work is rising — a positive five-minute slope explaining at least
+    /// [`HOLD_R2`] of the variance — so no capacity should be released.
+    pub rising: bool,
 }
 
 impl RampState {
@@ -127,16 +138,20 @@ impl RampState {
         let rise = slope * lead_secs;
         // Each point is a rate over the last minute, so consecutive points share most of their
         // requests: a few long prompts entering the window read as a clean rise for a minute.
-        // A rise within the estimate's own noise is not one.
-        let min_rise = (noise.max(0.0) * demand_units).max(0.5);
+        // A rise within the estimate's own noise is not one: the noise the request count implies,
+        // or the scatter the demand has shown around its trend over the window, the larger.
+        let observed = self.relative_noise().unwrap_or(0.0);
+        let min_rise = (noise.max(observed).max(0.0) * demand_units).max(0.5);
         let units = (steady && slope > 0.0 && rise >= min_rise)
             .then(|| (demand_units + rise.min(cap * demand_units)).ceil() as Units);
+        let rising = self.points.len() >= MIN_POINTS && long_slope > 0.0 && long_r2 >= HOLD_R2;
         RampStep {
             demand_units,
             slope_units_per_min: slope * 60.0,
             r2,
             lead_secs,
             units,
+            rising,
         }
     }
 }
@@ -248,6 +263,63 @@ mod tests {
     /// A surge out of a flat five minutes: over the long window it is a poor line (the flat
     /// part dominates), over the short one a clean one that leaves the earlier range — the ramp
     /// acts within six ticks of its start. Noise of the same size inside the range does not.
+    /// A plateau read as a rate over the last minute, sampled every 15 s: consecutive readings
+    /// share three quarters of their requests, so noise drifts in runs that a five-minute fit
+    /// can mistake for a slope. [`MIN_R2`] is a 2.5 % one-sided test on the window's five
+    /// independent readings: over six hours of such a plateau, at most that share of the
+    /// decisions sees a ramp (R² ≥ 0.6 saw one in 2.9 %).
+    #[test]
+    fn minute_rates_of_a_noisy_plateau_are_not_a_ramp() {
+        // Per-15-s work of a long-prompt mix: mean 1.0 unit, ±60 % (a few long prompts).
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut uniform = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let quarters: Vec<f64> = (0..1440).map(|_| 1.0 + 1.2 * (uniform() - 0.5)).collect();
+        let mut r = RampState::default();
+        let mut ramps = 0;
+        for k in 4..quarters.len() {
+            let minute_rate = quarters[k - 4..k].iter().sum::<f64>() * 2.5;
+            let step = r.observe(at(15.0 * k as f64), minute_rate, 180.0, 0.17);
+            ramps += usize::from(step.units.is_some());
+        }
+        let share = ramps as f64 / (quarters.len() - 4) as f64;
+        assert!(
+            share <= 0.025,
+            "{ramps} ramps on a plateau: {share:.4} of decisions"
+        );
+    }
+
+    /// A rise too noisy to size ahead still holds capacity: no release into it.
+    #[test]
+    fn a_noisy_rise_is_not_sized_ahead_but_releases_nothing() {
+        let wiggle = [
+            0.0, 0.9, -0.6, 0.7, -0.9, 0.4, 0.8, -0.7, 0.2, -0.4, 0.9, -0.8, 0.1, 0.6, -0.5, 0.3,
+            -0.2, 0.7, -0.9, 0.5, 0.0,
+        ];
+        let mut r = RampState::default();
+        let mut last = None;
+        for (k, w) in wiggle.iter().enumerate() {
+            let s = 15.0 * k as f64;
+            last = Some(r.observe(at(s), 5.0 + 0.25 * s / 60.0 + 0.4 * w, 300.0, 0.0));
+        }
+        let step = last.unwrap();
+        assert!((HOLD_R2..MIN_R2).contains(&step.r2), "{step:?}");
+        assert_eq!(step.units, None, "{step:?}");
+        assert!(step.rising, "{step:?}");
+        // Falling, as noisily: not rising.
+        let mut r = RampState::default();
+        let mut last = None;
+        for (k, w) in wiggle.iter().enumerate() {
+            let s = 15.0 * k as f64;
+            last = Some(r.observe(at(s), 10.0 - 0.25 * s / 60.0 + 0.4 * w, 300.0, 0.0));
+        }
+        assert!(!last.unwrap().rising);
+    }
+
     #[test]
     fn a_surge_out_of_a_flat_stretch_is_seen_by_the_short_window() {
         // Five flat minutes, then +0.3 units a tick; `noise` is the estimate's relative noise.
