@@ -32,6 +32,20 @@ done
 export LLM_AUTOSCALER_MOTO="http://127.0.0.1:$moto_port"
 echo "moto_server on $LLM_AUTOSCALER_MOTO"
 
+step "Chromium (headless, for the dashboard test in tests/http.rs)"
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+  else
+    echo "chromium not found: install Debian's chromium package and re-run" >&2
+    exit 1
+  fi
+fi
+LLM_AUTOSCALER_CHROMIUM=$(command -v chromium || command -v chromium-browser)
+export LLM_AUTOSCALER_CHROMIUM
+echo "chromium: $LLM_AUTOSCALER_CHROMIUM"
+
 # tests/http.rs opens ~2,600 loopback descriptors in one process (1,100 idle and 200 half-sent
 # connections, both ends).
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -119,6 +119,10 @@ pub struct FleetStatus {
 pub struct Published {
     /// Ticks completed.
     pub ticks: u64,
+    /// Each fleet's last three days, a point a minute, for the dashboard (`/api/history`):
+    /// shared with the HTTP thread, not copied per tick.
+    #[serde(skip)]
+    pub history: crate::history::Shared,
     /// Values published to CloudWatch (`[global.cloudwatch_export]`).
     pub exported_points_total: u64,
     /// Ticks whose CloudWatch publication failed.
@@ -281,6 +285,57 @@ fn thread_cpu_secs() -> f64 {
         .map_or(0.0, |ns| ns / 1e9)
 }
 
+/// The dashboard's history as the state database remembers it (a restarted daemon shows its
+/// past). A fleet whose log runs later than `now` (another timeline: a simulated run restarted)
+/// starts empty, as its engine state does; an unreadable log is logged and skipped.
+fn seed_history(store: &StateStore, config: &Config, now: Timestamp) -> crate::history::Shared {
+    use crate::history::{change_of, point_of, FleetHistory, CHANGES_KEPT, MINUTES_KEPT};
+    let mut all = BTreeMap::new();
+    for f in &config.fleets {
+        let (points, changes) = match store.history(&f.name, MINUTES_KEPT, CHANGES_KEPT) {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(fleet = %f.name, error = %e, "the decision log could not be read: the dashboard's history starts empty");
+                continue;
+            }
+        };
+        let parse = |rows: &[String]| -> Vec<serde_json::Value> {
+            rows.iter()
+                .filter_map(|r| serde_json::from_str(r).ok())
+                .collect()
+        };
+        let mut h = FleetHistory::default();
+        let mut changes = parse(&changes)
+            .into_iter()
+            .filter_map(|d| change_of(&d))
+            .peekable();
+        for d in parse(&points) {
+            let Some(p) = point_of(&d, None) else {
+                continue;
+            };
+            // Changes up to this point's time go in before it, in order.
+            let mut these = Vec::new();
+            while let Some(c) = changes.next_if(|c| c.at <= p.at) {
+                these.push(c);
+            }
+            h.record(p, None);
+            for c in these {
+                h.record_change(c);
+            }
+        }
+        for c in changes {
+            h.record_change(c);
+        }
+        if h.last_at()
+            .is_some_and(|t| t.secs_since(now) > crate::model::FUTURE_SKEW_ALLOWANCE_SECS)
+        {
+            continue;
+        }
+        all.insert(f.name.clone(), h);
+    }
+    std::sync::Arc::new(std::sync::RwLock::new(all))
+}
+
 /// Whether a publish is due: `now` falls in a later `period_secs` window (aligned to the
 /// epoch, so a 60-s period gives one value per CloudWatch minute) than the last publish.
 fn export_due(last: Option<Timestamp>, now: Timestamp, period_secs: u64) -> bool {
@@ -386,7 +441,9 @@ impl<P: Provider> Daemon<P> {
                 }
             }
         }
+        let history = seed_history(&store, &config, opts.clock.now(0));
         let published = Published {
+            history,
             interval_secs: opts.interval.as_secs_f64(),
             unhealthy_after_ticks: config.global.unhealthy_after_ticks,
             dry_run: opts.dry_run || config.global.dry_run,
@@ -706,6 +763,7 @@ impl<P: Provider> Daemon<P> {
         let started = Instant::now();
         let it = self.iterate(fleet, now).await;
         let dry_run = self.dry_run();
+        let history = self.published.history.clone();
         let st = self.status(fleet);
         st.last_tick_seconds = started.elapsed().as_secs_f64();
         st.applied = it.ok && !dry_run;
@@ -730,6 +788,16 @@ impl<P: Provider> Daemon<P> {
                     "{}",
                     decision.summary
                 );
+            }
+            if let Ok(v) = serde_json::to_value(&decision) {
+                let ttft = st.latency.map(|l| l.ttft_p95_secs);
+                if let (Some(point), Ok(mut h)) =
+                    (crate::history::point_of(&v, ttft), history.write())
+                {
+                    h.entry(fleet.name.clone())
+                        .or_default()
+                        .record(point, crate::history::change_of(&v));
+                }
             }
             st.decision = Some(decision);
         }

@@ -1,15 +1,16 @@
 //! The HTTP endpoint (127.0.0.1 by default): `/livez` from loop progress (the liveness probe,
 //! and what feeds systemd's watchdog), `/healthz` from loop progress *and* plans going through
 //! (readiness: a loop that ticks while AWS refuses every call is alive but not healthy),
-//! `/metrics` in the Prometheus exposition format, `/api/state` as JSON, and `/`, a live
-//! dashboard. It only reads what the loop publishes.
+//! `/metrics` in the Prometheus exposition format, `/api/state` as JSON, `/api/history` (each
+//! fleet's last three days, a point a minute, and its capacity changes), and `/`, a live
+//! dashboard with that history. It only reads what the loop publishes.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -146,6 +147,39 @@ async fn state(State(s): State<Served>) -> Json<Published> {
     Json((*s.rx.borrow().clone()).clone())
 }
 
+/// `/api/history` parameters.
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    /// One fleet; absent: every fleet.
+    fleet: Option<String>,
+    /// How far back from the fleet's newest point, hours (at most three days). Default 1.
+    hours: Option<f64>,
+}
+
+/// `/api/history?fleet=NAME&hours=H`: each fleet's points (one a minute) and capacity changes
+/// over the last `hours` before its newest point — the daemon's clock, not the browser's.
+async fn history(State(s): State<Served>, Query(q): Query<HistoryQuery>) -> Response {
+    let hours = q.hours.unwrap_or(1.0).clamp(0.0, 72.0);
+    let shared = s.rx.borrow().history.clone();
+    let Ok(all) = shared.read() else {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "history unavailable").into_response();
+    };
+    if let Some(f) = &q.fleet {
+        if !all.contains_key(f) {
+            return (StatusCode::NOT_FOUND, format!("no history for fleet {f:?}")).into_response();
+        }
+    }
+    let views: Vec<crate::history::View> = all
+        .iter()
+        .filter(|(name, _)| q.fleet.as_ref().is_none_or(|f| f == *name))
+        .filter_map(|(name, h)| {
+            let from = h.last_at()?.plus_secs(-hours * 3600.0);
+            Some(h.view(name, from))
+        })
+        .collect();
+    Json(views).into_response()
+}
+
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
@@ -218,6 +252,7 @@ async fn accept_loop(
         .route("/livez", get(livez))
         .route("/metrics", get(metrics))
         .route("/api/state", get(state))
+        .route("/api/history", get(history))
         .with_state(served.clone());
     let slots = Arc::new(Semaphore::new(max_connections));
     let (close_tx, close_rx) = watch::channel(false);

@@ -65,6 +65,7 @@ pub mod cost;
 pub mod daemon;
 pub mod engine;
 pub mod forecast;
+pub mod history;
 pub mod http;
 pub mod interop;
 pub mod lease;

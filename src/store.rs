@@ -446,4 +446,30 @@ impl StateStore {
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.sql(e))
     }
+
+    /// The fleet's logged decisions for the dashboard's history, oldest first: the last of each
+    /// minute over the newest `minutes` minutes that have one, and the last `changes` capacity
+    /// changes (JSON text each).
+    pub fn history(
+        &self,
+        fleet: &str,
+        minutes: usize,
+        changes: usize,
+    ) -> Result<(Vec<String>, Vec<String>), StoreError> {
+        // `at` is RFC 3339 (`2026-12-01T10:24:15Z`): its first 16 characters are its minute.
+        let per_minute = "SELECT decision FROM decisions WHERE id IN (
+                SELECT MAX(id) FROM decisions WHERE fleet = ?1 GROUP BY substr(at, 1, 16)
+                ORDER BY MAX(id) DESC LIMIT ?2) ORDER BY id";
+        let changed = "SELECT decision FROM (SELECT id, decision FROM decisions
+                WHERE fleet = ?1 AND action != 'hold' ORDER BY id DESC LIMIT ?2) ORDER BY id";
+        let read = |sql: &str, limit: usize| -> Result<Vec<String>, StoreError> {
+            let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql(e))?;
+            let rows = stmt
+                .query_map(params![fleet, limit as i64], |r| r.get(0))
+                .map_err(|e| self.sql(e))?;
+            rows.collect::<Result<Vec<String>, _>>()
+                .map_err(|e| self.sql(e))
+        };
+        Ok((read(per_minute, minutes)?, read(changed, changes)?))
+    }
 }

@@ -152,6 +152,11 @@ async fn a_restart_mid_surge_resumes_state_and_does_not_scale_down() {
         .clone()
         .unwrap();
     let started = d.state("demo-llama-8b").unwrap().started_at;
+    let view = |d: &Daemon<SimProvider>| {
+        d.published().history.read().unwrap()["demo-llama-8b"].view("demo-llama-8b", Timestamp(0))
+    };
+    let history_before = view(&d);
+    assert_eq!(history_before.points.len(), 31, "a point a minute");
     let provider = d.into_provider();
     // A new process: same cloud, same state directory.
     let (tx, _rx) = watch::channel(Arc::new(Published::default()));
@@ -167,6 +172,17 @@ async fn a_restart_mid_surge_resumes_state_and_does_not_scale_down() {
         started,
         "resumed, not fresh"
     );
+    // The dashboard's history is read back from the decision log: the same minutes, except
+    // the live TTFT, which the log does not keep.
+    let history_after = view(&d2);
+    assert_eq!(history_after.points.len(), history_before.points.len());
+    assert_eq!(history_after.changes, history_before.changes);
+    for (a, b) in history_after.points.iter().zip(&history_before.points) {
+        assert_eq!(
+            (a.at, a.desired_units, a.spot_units),
+            (b.at, b.desired_units, b.spot_units)
+        );
+    }
     d2.tick().await;
     let after = d2.published().fleets["demo-llama-8b"]
         .decision

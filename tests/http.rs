@@ -354,3 +354,149 @@ fn run_comes_up_healthy_serves_and_exits_0_on_sigterm() {
         stopped.elapsed()
     );
 }
+
+/// The browser Chromium is: `LLM_AUTOSCALER_CHROMIUM`, else `chromium` on the PATH (scripts/test.sh
+/// installs Debian's package).
+fn chromium() -> String {
+    if let Some(p) = std::env::var("LLM_AUTOSCALER_CHROMIUM")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        return p;
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v chromium || command -v chromium-browser"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|p| !p.is_empty());
+    found.expect(
+        "Chromium is needed for the dashboard test: apt-get install chromium (scripts/test.sh does), \
+         or set LLM_AUTOSCALER_CHROMIUM=/path/to/chromium",
+    )
+}
+
+/// Headless Chromium on `url`: the DOM after the page's scripts ran (`--dump-dom`), and a
+/// screenshot written to `png`.
+fn browse(url: &str, profile: &std::path::Path, png: &std::path::Path) -> String {
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=1280,1800",
+        "--virtual-time-budget=8000",
+    ];
+    // Bounded: a browser that hangs fails the test after a minute.
+    let run = |extra: &str| {
+        Command::new("timeout")
+            .arg("60")
+            .arg(chromium())
+            .args(common)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(extra)
+            .arg(url)
+            .stderr(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let dom = run("--dump-dom");
+    assert!(dom.status.success(), "chromium --dump-dom failed");
+    let shot = run(&format!("--screenshot={}", png.display()));
+    assert!(
+        shot.status.success() && png.exists(),
+        "chromium --screenshot failed"
+    );
+    String::from_utf8_lossy(&dom.stdout).to_string()
+}
+
+/// The dashboard in a real browser: a page opened after the daemon has run a while draws the
+/// past from `/api/history` — capacity, TTFT and spend over time, the decision log — not only
+/// what it saw since it opened; and the 3-day view of the same data draws too. Screenshots are
+/// left in the temp directory and named in the output.
+#[test]
+fn a_fresh_page_draws_the_fleets_history_in_chromium() {
+    let dir = std::env::temp_dir().join(format!("llm-autoscaler-dash-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let policy = dir.join("demo.toml");
+    let text = std::fs::read_to_string("config/demo.toml")
+        .unwrap()
+        .replace(
+            "state_dir = \"./state\"",
+            &format!("state_dir = \"{}\"", dir.join("state").display()),
+        );
+    std::fs::write(&policy, text).unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
+        .args(["run", "--config"])
+        .arg(&policy)
+        .args(["--http", &addr.to_string(), "--speed", "600"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the daemon has at least 40 minutes of history (at 600× a virtual minute passes in
+    // 0.1 s of wall time; bounded at 60 s).
+    let started = Instant::now();
+    let mut minutes = 0;
+    while started.elapsed() < Duration::from_secs(60) && minutes < 40 {
+        std::thread::sleep(Duration::from_millis(250));
+        if let Ok((200, body)) = get(addr, "/api/history?hours=72") {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            minutes = v[0]["points"].as_array().map_or(0, Vec::len);
+        }
+    }
+    assert!(
+        minutes >= 40,
+        "only {minutes} minutes of history after 60 s"
+    );
+    let url = format!("http://{addr}/");
+    let shot = dir.join("dashboard-1h.png");
+    let dom = browse(&url, &dir.join("profile"), &shot);
+    let shot_3d = dir.join("dashboard-3d.png");
+    let dom_3d = browse(&format!("{url}?hours=72"), &dir.join("profile"), &shot_3d);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    // Each series of the capacity chart holds the minutes from before the page opened.
+    let points_of = |series: &str| {
+        let at = dom
+            .find(&format!("data-series=\"{series}\""))
+            .unwrap_or_else(|| panic!("no {series} line in the page:\n{dom}"));
+        let tail = &dom[at..];
+        let points = &tail[tail.find("points=\"").unwrap() + 8..];
+        points[..points.find('"').unwrap()].split(' ').count()
+    };
+    for series in [
+        "desired_units",
+        "in_service_units",
+        "spot_units",
+        "ttft_p95_secs",
+        "spend_usd_per_hour",
+    ] {
+        let n = points_of(series);
+        assert!(n >= 30, "{series}: {n} points in the page");
+    }
+    assert!(
+        dom.contains(">UTC</text>") && dom.contains("Decision log ("),
+        "{dom}"
+    );
+    assert!(
+        dom.contains("class=\"change\""),
+        "no decision log row:\n{dom}"
+    );
+    // The 3-day view: the same minutes (fewer than three days exist), its button marked.
+    assert!(dom_3d.contains("data-h=\"72\" class=\"on\""), "{dom_3d}");
+    assert!(dom_3d.matches("data-series=\"desired_units\"").count() >= 1);
+    eprintln!(
+        "dashboard screenshots: {} and {}",
+        shot.display(),
+        shot_3d.display()
+    );
+}
