@@ -6,6 +6,17 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Installs a Debian package when root with apt (CI); otherwise says what to install and stops.
+apt_install() {
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -q --no-install-recommends "$1" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$1" >/dev/null; }
+  else
+    echo "$2 not found: install Debian's $1 package and re-run" >&2
+    exit 1
+  fi
+}
+
 step "toolchain"
 if ! command -v cargo >/dev/null; then
   echo "cargo not found: install Rust (https://rustup.rs) and re-run" >&2
@@ -34,13 +45,7 @@ echo "moto_server on $LLM_AUTOSCALER_MOTO"
 
 step "Chromium (headless, for the dashboard test in tests/http.rs)"
 if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }
-  else
-    echo "chromium not found: install Debian's chromium package and re-run" >&2
-    exit 1
-  fi
+  apt_install chromium chromium
 fi
 LLM_AUTOSCALER_CHROMIUM=$(command -v chromium || command -v chromium-browser)
 export LLM_AUTOSCALER_CHROMIUM
@@ -77,13 +82,7 @@ scripts/faults.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
 step "operations pack (promtool: alert rules, their unit tests, a live /metrics; the dashboard's series)"
 if ! command -v promtool >/dev/null; then
   # Debian's prometheus package carries promtool.
-  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-    apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
-      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
-  else
-    echo "promtool not found: install Debian's prometheus package (or Prometheus' release) and re-run" >&2
-    exit 1
-  fi
+  apt_install prometheus promtool
 fi
 scripts/ops-pack-check.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
 

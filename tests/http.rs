@@ -264,9 +264,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn run_comes_up_healthy_serves_and_exits_0_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("llm-autoscaler-run-{}", std::process::id()));
+/// A fresh directory and in it the demo policy, its state kept there: (directory, policy).
+fn demo_policy(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("llm-autoscaler-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let policy = dir.join("demo.toml");
@@ -277,6 +277,12 @@ fn run_comes_up_healthy_serves_and_exits_0_on_sigterm() {
             &format!("state_dir = \"{}\"", dir.join("state").display()),
         );
     std::fs::write(&policy, text).unwrap();
+    (dir, policy)
+}
+
+#[test]
+fn run_comes_up_healthy_serves_and_exits_0_on_sigterm() {
+    let (dir, policy) = demo_policy("run");
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
@@ -420,17 +426,7 @@ fn browse(url: &str, profile: &std::path::Path, png: &std::path::Path) -> String
 /// left in the temp directory and named in the output.
 #[test]
 fn a_fresh_page_draws_the_fleets_history_in_chromium() {
-    let dir = std::env::temp_dir().join(format!("llm-autoscaler-dash-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("demo.toml");
-    let text = std::fs::read_to_string("config/demo.toml")
-        .unwrap()
-        .replace(
-            "state_dir = \"./state\"",
-            &format!("state_dir = \"{}\"", dir.join("state").display()),
-        );
-    std::fs::write(&policy, text).unwrap();
+    let (dir, policy) = demo_policy("dash");
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
         .args(["run", "--config"])
