@@ -90,8 +90,12 @@ enum Command {
         #[arg(long, short)]
         snapshot: PathBuf,
         /// Print only the one-line summary instead of JSON.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "describe")]
         summary: bool,
+        /// Print the decision as `kubectl describe hpa` shows an autoscaler (fields, metrics,
+        /// stages, pools, conditions; figures rounded) instead of JSON.
+        #[arg(long)]
+        describe: bool,
     },
     /// Replay traffic against a simulated GPU fleet driven by the real engine, and compare the
     /// policy with the baselines (static-peak, hpa-cpu, seed-queue, target-tracking) and the
@@ -434,7 +438,8 @@ fn main() -> ExitCode {
             config,
             snapshot,
             summary,
-        } => decide(&config, &snapshot, summary),
+            describe,
+        } => decide(&config, &snapshot, summary, describe),
         Command::Simulate(args) => simulate(*args),
         Command::Run(args) => run(*args),
         Command::Plan(args) => plan(*args),
@@ -981,7 +986,12 @@ fn read_input(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-fn decide(config_path: &Path, snapshot_path: &Path, summary: bool) -> anyhow::Result<()> {
+fn decide(
+    config_path: &Path,
+    snapshot_path: &Path,
+    summary: bool,
+    describe: bool,
+) -> anyhow::Result<()> {
     let cfg = load_with_profiles(config_path)?;
     let text = read_input(snapshot_path)?;
     let input: DecideInput = serde_json::from_str(&text).map_err(|e| {
@@ -1034,6 +1044,8 @@ fn decide(config_path: &Path, snapshot_path: &Path, summary: bool) -> anyhow::Re
     let (decision, state) = engine::decide(fleet, &input.snapshot, &state, input.now);
     if summary {
         out!("{}", decision.summary);
+    } else if describe {
+        out_part!("{}", engine::describe::describe(&decision));
     } else {
         let out = DecideOutput {
             decision: &decision,

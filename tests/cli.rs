@@ -92,6 +92,33 @@ fn decide_reads_the_documented_example_snapshot() {
     assert!(!d["summary"].as_str().unwrap().is_empty());
 }
 
+/// `decide --describe`: the same decision as `kubectl describe hpa` lays one out — fields, a
+/// metrics table with rounded figures, pools, conditions.
+#[test]
+fn decide_describes_the_decision_for_people() {
+    let out = stdout_of(bin().args([
+        "decide",
+        "--config",
+        "config/example.toml",
+        "--snapshot",
+        "docs/examples/snapshot.json",
+        "--describe",
+    ]));
+    let text = String::from_utf8_lossy(&out);
+    for want in [
+        "Fleet:              llama-8b",
+        "Units:              current 5 → desired 6 (in service 4, booting 1)",
+        "Winning metric:     token_work",
+        "  token_work      token_work      1.35 / 0.7      6      valid",
+        "65.9 / 70",
+        "  Type            Status  Reason",
+        "ScalingActive   True    ValidMetricFound",
+    ] {
+        assert!(text.contains(want), "{want:?} in\n{text}");
+    }
+    assert!(!text.contains("65.89999"), "{text}");
+}
+
 /// docs/snapshot.md lists every condition type and every reason the engine can emit — the
 /// doc once listed 6 kinds while the code emitted 10.
 #[test]

@@ -27,6 +27,7 @@
 //! headroom) is taken out of the observed pools and out of the counts HPA's arithmetic uses.
 
 mod condition;
+pub mod describe;
 pub mod input;
 pub mod ladder;
 mod state;
