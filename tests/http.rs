@@ -282,7 +282,7 @@ fn demo_policy(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
 
 #[test]
 fn run_comes_up_healthy_serves_and_exits_0_on_sigterm() {
-    let (dir, policy) = demo_policy("run");
+    let (_dir, policy) = demo_policy("run");
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
