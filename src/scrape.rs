@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use crate::config::Signal;
+pub use crate::series::has_default;
 use crate::series::{recipes, VLLM_GENERATION_TOKENS, VLLM_PROMPT_TOKENS, VLLM_REQUEST_SUCCESS};
 
 /// Why a scrape or a query failed.
@@ -304,18 +305,6 @@ pub fn recipe_series(e: &Exposition, signal: Signal) -> Option<&'static [&'stati
         .iter()
         .find(|r| e.sum(r.terms[0]).is_some())
         .map(|r| r.terms)
-}
-
-/// Whether a per-instance signal can be read without naming a metric (the rates and
-/// `token_work` come from the work counters, [`counter_reading`]).
-pub fn has_default(signal: Signal) -> bool {
-    matches!(
-        signal,
-        Signal::RequestRate
-            | Signal::PromptTokensRate
-            | Signal::GenerationTokensRate
-            | Signal::TokenWork
-    ) || !recipes(signal).is_empty()
 }
 
 /// Requests an instance has finished since its server started (vLLM, then TGI): a counter.

@@ -65,6 +65,20 @@ pub(crate) fn recipes(signal: Signal) -> &'static [Recipe] {
     }
 }
 
+/// Whether a per-instance signal can be read from an inference server without naming a
+/// metric: a default recipe's series, or the work counters (the rates and `token_work`).
+/// CPU and memory have none — a vLLM or TGI server does not expose them — so on AWS they need
+/// an exporter's metric named in the policy.
+pub fn has_default(signal: Signal) -> bool {
+    matches!(
+        signal,
+        Signal::RequestRate
+            | Signal::PromptTokensRate
+            | Signal::GenerationTokensRate
+            | Signal::TokenWork
+    ) || !recipes(signal).is_empty()
+}
+
 /// vLLM's counter of requests finished.
 pub const VLLM_REQUEST_SUCCESS: &str = "vllm:request_success_total";
 /// vLLM's counter of prompt tokens prefilled.

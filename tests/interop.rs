@@ -23,6 +23,21 @@ fn imported(name: &str, text: &str) -> (Fleet, String) {
     (cfg.fleets[0].clone(), toml)
 }
 
+/// The fleet's desired units, minute by minute, on the traffic-spike scenario (the policy only).
+fn spike_units(fleet: Fleet) -> Vec<f64> {
+    let s = scenario::builtin("traffic-spike", 1).unwrap();
+    let traffic = Traffic {
+        source: s.source,
+        scale: 1.0,
+        seed: 1,
+        duration_secs: s.duration_secs,
+    };
+    let mut setup = SimSetup::new("traffic-spike", traffic, s.spot, s.epoch, fleet, "port");
+    setup.baselines = false;
+    let out = sim::simulate(setup, &mut |_| {}).unwrap();
+    out.ours.minutes.iter().map(|m| m.desired_units).collect()
+}
+
 #[test]
 fn the_briefs_hpa_imports_checks_and_scales_up_and_back_down() {
     let (fleet, toml) = imported("brief-hpa.yaml", &fixture("brief-hpa.yaml"));
@@ -54,17 +69,7 @@ fn the_briefs_hpa_imports_checks_and_scales_up_and_back_down() {
     );
     // In the simulator, on a spike: up, then back down (the port with CPU and memory stayed
     // at its peak — the metrics without samples blocked every scale-down).
-    let s = scenario::builtin("traffic-spike", 1).unwrap();
-    let traffic = Traffic {
-        source: s.source,
-        scale: 1.0,
-        seed: 1,
-        duration_secs: s.duration_secs,
-    };
-    let mut setup = SimSetup::new("traffic-spike", traffic, s.spot, s.epoch, fleet, "imported");
-    setup.baselines = false;
-    let out = sim::simulate(setup, &mut |_| {}).unwrap();
-    let units: Vec<f64> = out.ours.minutes.iter().map(|m| m.desired_units).collect();
+    let units = spike_units(fleet);
     let peak = units.iter().copied().fold(0.0, f64::max);
     let last = *units.last().unwrap();
     assert!(peak > 2.0, "it scaled up: peak {peak}");
@@ -120,6 +125,50 @@ fn a_scaled_objects_triggers_become_metrics_with_their_sources() {
     assert_eq!(fleet.behavior.scale_down.stabilization_window_secs, 120);
     assert!(toml.contains("cpu trigger"), "{toml}");
     assert!(toml.contains("tick_secs = 20"), "pollingInterval: {toml}");
+}
+
+/// The brief's HPA ported by hand, CPU and memory included: on AWS, `check` refuses the two
+/// metrics no inference server exposes, at their own keys; on the simulator (which models an
+/// inference server's CPU and host memory) the port scales up on the spike and back to its
+/// minimum — the metrics never reach 70 % and 80 %, so they never hold capacity up.
+#[test]
+fn the_briefs_port_with_cpu_and_memory_is_refused_on_aws_and_scales_down_simulated() {
+    let port = |provider: &str| {
+        format!(
+            "[global]\nprovider = \"{provider}\"\n\
+             [[fleets]]\nname = \"llm\"\nmin_units = 2\nmax_units = 20\n\
+             [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6e.xlarge\" }}]\n\
+             [[fleets.metrics]]\nsignal = \"cpu_utilization\"\ntarget = {{ type = \"Utilization\", average_utilization = 70 }}\n\
+             [[fleets.metrics]]\nsignal = \"memory_utilization\"\ntarget = {{ type = \"Utilization\", average_utilization = 80 }}\n\
+             [[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = {{ type = \"AverageValue\", average_value = 10 }}\n\
+             [[fleets.metrics]]\nsignal = \"request_rate\"\ntarget = {{ type = \"AverageValue\", average_value = 50 }}\n"
+        )
+    };
+    let e = config::parse_str("port.toml", &port("aws")).unwrap_err();
+    let lines: Vec<String> = e.problems().iter().map(|p| p.to_string()).collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[0].starts_with("port.toml:11:1: fleets[0].metrics[0].source: with provider = \"aws\", per-instance signal \"cpu_utilization\" has no default series"), "{lines:#?}");
+    assert!(lines[1].starts_with("port.toml:14:1: fleets[0].metrics[1].source: with provider = \"aws\", per-instance signal \"memory_utilization\""), "{lines:#?}");
+    // Named, they pass.
+    let named = port("aws").replace(
+        "average_utilization = 70 }",
+        "average_utilization = 70 }\nsource = { type = \"scrape\", metric = \"cpu_busy_percent\", port = 9100 }",
+    );
+    let named = named.replace(
+        "average_utilization = 80 }",
+        "average_utilization = 80 }\nsource = { type = \"scrape\", metric = \"memory_used_percent\", port = 9100 }",
+    );
+    config::parse_str("named.toml", &named).unwrap_or_else(|e| panic!("{e}"));
+
+    let cfg = config::parse_str("port.toml", &port("sim")).unwrap();
+    let units = spike_units(cfg.fleets[0].clone());
+    let peak = units.iter().copied().fold(0.0, f64::max);
+    assert!(peak > 2.0, "it scaled up: peak {peak}");
+    assert_eq!(
+        *units.last().unwrap(),
+        2.0,
+        "and back to min_units: {units:?}"
+    );
 }
 
 #[test]

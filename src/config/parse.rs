@@ -1093,6 +1093,32 @@ fn parse_metric(
         );
     }
     if let Some(sig) = signal {
+        // A per-instance signal without a default series (CPU, memory: inference servers do
+        // not expose them) can never have a sample on AWS unless a metric is named — and a
+        // metric without samples blocks every scale-down.
+        let named = matches!(
+            &source,
+            Some(MetricSource::Scrape {
+                metric: Some(_),
+                ..
+            })
+        );
+        if provider == ProviderKind::Aws
+            && sig.per_instance()
+            && sig != Signal::CustomInstance
+            && !crate::series::has_default(sig)
+            && !named
+        {
+            ctx.report(
+                s.span(),
+                &s.key_path("source"),
+                format!(
+                    "with provider = \"aws\", per-instance signal \"{}\" has no default series: vLLM and TGI servers do not expose it, so it would never have a sample and no scale-down would ever happen",
+                    sig.name()
+                ),
+                "name an exporter's gauge in percent on each instance, e.g. source = { type = \"scrape\", metric = \"…\", port = 9100 }, or drop the metric (an LLM server's CPU and memory say little about its GPU's load)",
+            );
+        }
         let needs_source = !sig.per_instance() && sig != Signal::TtftP95Secs;
         if provider == ProviderKind::Aws && needs_source && !s.has("source") {
             s.missing(

@@ -44,6 +44,8 @@ pub fn observe(fleet: &Fleet, world: &World, at: Timestamp) -> Snapshot {
                 for m in fleet.metrics.iter().filter(|m| m.signal.per_instance()) {
                     let value = match (m.signal, &load) {
                         (Signal::GpuUtilization, _) => world.gpu_utilization_pct(i),
+                        (Signal::CpuUtilization, _) => world.cpu_utilization_pct(i),
+                        (Signal::MemoryUtilization, _) => world.memory_utilization_pct(i),
                         (Signal::KvCacheUsage, _) => world.kv_cache_pct(i),
                         // vLLM's num_requests_waiting: not yet prefilled on this replica,
                         // plus this replica's share of the gateway queue.

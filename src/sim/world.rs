@@ -80,6 +80,13 @@ impl Default for SpotModel {
     }
 }
 
+/// CPU of an idle inference server, percent of the instance ([`World::cpu_utilization_pct`]).
+pub const CPU_IDLE_PCT: f64 = 5.0;
+/// CPU percent per percent of GPU busy time (one of four vCPUs).
+pub const CPU_PER_GPU_BUSY: f64 = 0.25;
+/// Host memory an inference server holds, percent ([`World::memory_utilization_pct`]).
+pub const HOST_MEMORY_PCT: f64 = 35.0;
+
 /// Seconds a scale-in drain may last before the instance is terminated anyway.
 pub const DRAIN_TIMEOUT_SECS: f64 = 120.0;
 /// The spot interruption notice, seconds.
@@ -1250,6 +1257,21 @@ impl World {
     pub fn gpu_utilization_pct(&self, inst: &Instance) -> f64 {
         let busy = inst.busy_acc + inst.busy_since.map_or(0.0, |s| self.now - s);
         (100.0 * busy / self.tick_secs).min(100.0)
+    }
+
+    /// CPU utilisation of an instance, percent — a model: an inference server's engine loop
+    /// (scheduling, tokenisation, streaming) keeps about one of a GPU instance's four vCPUs
+    /// busy while the GPU is ([`CPU_PER_GPU_BUSY`]), and polls at [`CPU_IDLE_PCT`] when idle.
+    /// It follows the GPU's busy time, never its throughput: why it makes a poor LLM signal.
+    pub fn cpu_utilization_pct(&self, inst: &Instance) -> f64 {
+        CPU_IDLE_PCT + CPU_PER_GPU_BUSY * self.gpu_utilization_pct(inst)
+    }
+
+    /// Host memory utilisation of an instance, percent — a model: the server holds the model's
+    /// weights while loading and its CUDA context, a flat [`HOST_MEMORY_PCT`] whatever the load
+    /// (the KV cache lives on the GPU).
+    pub fn memory_utilization_pct(&self, _inst: &Instance) -> f64 {
+        HOST_MEMORY_PCT
     }
 
     /// Requests admitted to an instance whose prefill has not started (with vLLM's scheduler
