@@ -74,6 +74,10 @@ enum Command {
         /// groups exist and agree with the policy's bounds, warm pools, queues. Read-only.
         #[arg(long)]
         aws: bool,
+        /// Print the resolved policy (every default filled in, profiles applied) as JSON instead
+        /// of the summary.
+        #[arg(long)]
+        json: bool,
     },
     /// What-if: run the engine once on a JSON snapshot and print the decision with its reasons.
     ///
@@ -433,7 +437,7 @@ struct InputError(String);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Check { config, aws } => check(&config, aws),
+        Command::Check { config, aws, json } => check(&config, aws, json),
         Command::Decide {
             config,
             snapshot,
@@ -833,9 +837,13 @@ fn load_with_profiles(path: &Path) -> anyhow::Result<Config> {
 #[error("{0}")]
 struct AccountMismatch(String);
 
-fn check(path: &Path, aws: bool) -> anyhow::Result<()> {
+fn check(path: &Path, aws: bool, json: bool) -> anyhow::Result<()> {
     let cfg = load_with_profiles(path)?;
-    check_summary(path, &cfg);
+    if json {
+        out!("{}", serde_json::to_string_pretty(&cfg)?);
+    } else {
+        check_summary(path, &cfg);
+    }
     if aws {
         check_account(path, &cfg)?;
     }

@@ -600,3 +600,49 @@ fn the_policy_is_found_outside_a_checkout() {
         "{err}"
     );
 }
+
+/// `check --json` prints the policy as the daemon will run it, every default filled in; written
+/// back as TOML (nulls dropped, an "auto" target as "auto", the derived work model left out) it
+/// is the same policy.
+#[test]
+fn check_json_is_the_resolved_policy_and_round_trips() {
+    let out = stdout_of(bin().args(["check", "--json", "--config", "config/example.toml"]));
+    let resolved: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(resolved["global"]["tick_secs"], 15);
+    assert_eq!(resolved["fleets"][0]["name"], "llama-8b");
+    // A default the file does not set, filled in.
+    assert_eq!(resolved["global"]["unhealthy_after_ticks"], 20);
+    fn as_policy(v: &serde_json::Value) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        match v {
+            Value::Null => None,
+            Value::Array(a) => Some(Value::Array(a.iter().filter_map(as_policy).collect())),
+            Value::Object(o) => {
+                // Derived, not written: `auto_target` (the target's figure says "auto") and the
+                // capacity's work model (from the profile).
+                let mut m: serde_json::Map<String, Value> = o
+                    .iter()
+                    .filter(|(k, _)| {
+                        k.as_str() != "auto_target"
+                            && !(k.as_str() == "model" && o.contains_key("learn"))
+                    })
+                    .filter_map(|(k, v)| Some((k.clone(), as_policy(v)?)))
+                    .collect();
+                if o.get("auto_target") == Some(&Value::Bool(true)) {
+                    if let Some(Value::Object(t)) = m.get_mut("target") {
+                        for (_, v) in t.iter_mut().filter(|(k, _)| k.as_str() != "type") {
+                            *v = Value::String("auto".into());
+                        }
+                    }
+                }
+                Some(Value::Object(m))
+            }
+            other => Some(other.clone()),
+        }
+    }
+    let toml_text = toml::to_string(&as_policy(&resolved).unwrap()).unwrap();
+    let path = tmp("resolved.toml", &toml_text);
+    let again = stdout_of(bin().args(["check", "--json", "--config"]).arg(&path));
+    let again: serde_json::Value = serde_json::from_slice(&again).unwrap();
+    assert_eq!(again, resolved, "as TOML:\n{toml_text}");
+}

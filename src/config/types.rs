@@ -148,6 +148,20 @@ pub struct AwsSettings {
     pub drain_timeout_secs: u64,
 }
 
+/// Name → value pairs (kept in file order) serialized as the table the policy file writes them
+/// as, so `check --json` reads back as TOML.
+fn pairs_as_table<S: serde::Serializer>(
+    pairs: &[(String, String)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        m.serialize_entry(k, v)?;
+    }
+    m.end()
+}
+
 /// `[global.cloudwatch_export]`: publish each fleet's signals to CloudWatch (`PutMetricData`)
 /// for teams that alarm and dashboard there, or feed EC2's own policies — desired, in-service
 /// (by market) and pending units, each metric's current value (`Metric.<name>`), the
@@ -163,6 +177,7 @@ pub struct CloudWatchExport {
     /// `dimensions`: extra dimensions on every value besides `Fleet`, e.g.
     /// `{ Environment = "prod" }`. At most 29 (CloudWatch allows 30 per metric); names 1–255,
     /// values 1–1024 printable ASCII characters, a name not beginning with `:`. Default none.
+    #[serde(serialize_with = "pairs_as_table")]
     pub dimensions: Vec<(String, String)>,
     /// `period_secs`: publish at most once per this many seconds (the tick's latest values;
     /// ticks are the clock, so the effective period rounds up to whole ticks). 1–3600; below
@@ -246,6 +261,7 @@ pub enum MetricSource {
         /// `metric_name`.
         metric_name: String,
         /// `dimensions`: name → value.
+        #[serde(serialize_with = "pairs_as_table")]
         dimensions: Vec<(String, String)>,
         /// `statistic`: `Sum`, `Average`, `Maximum`, `Minimum`, `SampleCount` or `pNN`.
         /// Default `Average`.
