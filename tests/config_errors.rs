@@ -172,8 +172,8 @@ fn each_mistake_has_its_exact_message_and_location() {
         ),
         (
             "bad select_policy",
-            "[fleets.behavior.scale_up]\nselect_policy = \"max\"\n",
-            "p.toml:2:17: fleets[0].behavior.scale_up.select_policy: unknown value \"max\"; one of \"Max\", \"Min\", \"Disabled\"",
+            "[fleets.behavior.scale_up]\nselect_policy = \"Maximum\"\n",
+            "p.toml:2:17: fleets[0].behavior.scale_up.select_policy: unknown value \"Maximum\"; one of \"Max\", \"Min\", \"Disabled\"",
         ),
         (
             "bad cron",
@@ -391,6 +391,31 @@ fn cloudwatch_export_is_checked_against_cloudwatchs_limits() {
     )
     .unwrap();
     assert_eq!(hi.global.cloudwatch_export.unwrap().period_secs, 10);
+}
+
+/// Enumerated values are read whatever their case and separators: HPA's CamelCase and TOML's
+/// snake_case both work.
+#[test]
+fn choices_ignore_case_and_separators() {
+    let text = VALID_FLEET
+        .replace("market = \"on-demand\"", "market = \"ON_DEMAND\"")
+        .replace("type = \"AverageValue\"", "type = \"averageValue\"")
+        + "[fleets.behavior.scale_up]\nselect_policy = \"max\"\npolicies = [{ type = \"Pods\", value = 4, period_secs = 15 }]\n";
+    let cfg = config::parse_str("p.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let f = &cfg.fleets[0];
+    assert_eq!(f.pools[0].market, llm_autoscaler::model::Market::OnDemand);
+    assert_eq!(f.behavior.scale_up.select_policy, config::SelectPolicy::Max);
+    assert_eq!(
+        f.behavior.scale_up.policies[0].kind,
+        config::PolicyKind::Pods
+    );
+    assert!(matches!(
+        f.metrics[0].target,
+        config::Target::AverageValue { .. }
+    ));
+    // A value that is no choice in any spelling is still refused, with the valid ones.
+    let bad = VALID_FLEET.replace("market = \"on-demand\"", "market = \"reserved\"");
+    assert!(problems(&bad)[0].contains("unknown value \"reserved\""));
 }
 
 /// HPA's and KEDA's spellings, as a porter types them: each unknown key names ours.

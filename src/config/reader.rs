@@ -318,7 +318,15 @@ impl<'t, 'i> Section<'t, 'i> {
             self.wrong_type(ctx, key, v, &valid);
             return None;
         };
-        match choices.iter().find(|(n, _)| *n == s.as_ref()) {
+        // Case and separators do not matter ("Max", "max"; "on-demand", "on_demand"): HPA
+        // writes CamelCase, TOML habit is snake_case, and no two choices differ only so.
+        let norm = |x: &str| -> String {
+            x.chars()
+                .filter(|c| !matches!(c, '-' | '_'))
+                .map(|c| c.to_ascii_lowercase())
+                .collect()
+        };
+        match choices.iter().find(|(n, _)| norm(n) == norm(s.as_ref())) {
             Some((_, t)) => Some(*t),
             None => {
                 ctx.report(
