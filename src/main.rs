@@ -912,6 +912,9 @@ fn check_summary(path: &Path, cfg: &Config) {
     if let Some(w) = config::summary::exposure_warning(g) {
         eprintln!("warning: {}: {w}", path.display());
     }
+    for w in config::summary::sample_warnings(cfg) {
+        eprintln!("warning: {}: {w}", path.display());
+    }
 }
 
 /// Where the installed policy lives (the systemd unit's `--config`).

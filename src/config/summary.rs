@@ -90,7 +90,7 @@ pub fn fleet_summary(f: &Fleet) -> String {
     if f.panic.enabled {
         let _ = writeln!(
             out,
-            "  panic: at {}× in-service capacity, stable window {} s",
+            "  panic: at {}× in-service capacity, stable window {} s — scale-ups then skip the rate policies and nothing scales down until it ends (enabled = false scales as an HPA would)",
             f.panic.threshold, f.panic.stable_window_secs
         );
     }
@@ -186,6 +186,29 @@ pub fn global_summary(g: &super::Global) -> String {
     out
 }
 
+/// Warnings about metrics that can never have a sample where the policy runs — each would
+/// block every scale-down (HPA's rule: no scale-down while a metric is invalid). On AWS the
+/// parser already refuses those it can tell; on the simulated cloud, custom signals have no
+/// model.
+pub fn sample_warnings(cfg: &super::Config) -> Vec<String> {
+    use super::{ProviderKind, Signal};
+    if cfg.global.provider != ProviderKind::Sim {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (i, f) in cfg.fleets.iter().enumerate() {
+        for (j, m) in f.metrics.iter().enumerate() {
+            if matches!(m.signal, Signal::CustomInstance | Signal::CustomFleet) {
+                out.push(format!(
+                    "fleets[{i}].metrics[{j}] ({}): the simulated cloud has no samples for custom signals, so this metric stays invalid and the fleet never scales down there (on AWS it reads its source)",
+                    m.name
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// A warning when `http_listen` binds beyond loopback: `/api/state` and the dashboard show
 /// fleet names, decisions and spend to whoever reaches the port, without authentication.
 pub fn exposure_warning(g: &super::Global) -> Option<String> {
@@ -242,6 +265,24 @@ mod startup_tests {
         assert!(global_summary(&g).ends_with(
             "\ncloudwatch export: namespace \"LLM\", dimensions Fleet, Env=prod, once per 60 s, standard (60-s) resolution"
         ));
+    }
+
+    #[test]
+    fn custom_signals_are_warned_about_on_the_simulated_cloud_only() {
+        let text = "[[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = 4\n\
+            [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }]\n\
+            [[fleets.metrics]]\nsignal = \"queue_depth\"\ntarget = { type = \"AverageValue\", average_value = 4 }\n\
+            [[fleets.metrics]]\nname = \"lag\"\nsignal = \"custom_fleet\"\ntarget = { type = \"Value\", value = 4 }\n\
+            source = { type = \"promql\", url = \"http://p:9090\", query = \"lag\" }\n";
+        let cfg = crate::config::parse_str("p.toml", text).unwrap();
+        let w = sample_warnings(&cfg);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("fleets[0].metrics[1] (lag): the simulated cloud has no samples"));
+        let on_aws = format!("[global]\nprovider = \"aws\"\n{text}")
+            .replace("signal = \"queue_depth\"", "signal = \"kv_cache_usage\"")
+            .replace("average_value = 4 }\n\n", "average_value = 4 }\n");
+        let cfg = crate::config::parse_str("p.toml", &on_aws).unwrap_or_else(|e| panic!("{e}"));
+        assert!(sample_warnings(&cfg).is_empty());
     }
 
     #[test]
