@@ -329,6 +329,10 @@ struct ForecastArgs {
     /// Minutes to forecast.
     #[arg(long, default_value_t = 60)]
     horizon_mins: usize,
+    /// The demand one unit serves (requests a minute, as the history counts): the summary then
+    /// says how many units the forecast peak and its 90 % upper bound need.
+    #[arg(long)]
+    demand_per_unit: Option<f64>,
     /// Write `{start_minute, point, lower, upper}` as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -1752,6 +1756,51 @@ fn cloudwatch_history(
     Ok((h.series, h.next_minute_at))
 }
 
+/// What the forecast says, in a line or two: its peak and when, the 90 % upper bound there,
+/// against the last hour's; with the demand a unit serves, the units each needs.
+fn forecast_summary(
+    history: &[Option<f64>],
+    point: &[f64],
+    upper: &[f64],
+    demand_per_unit: Option<f64>,
+) -> String {
+    let Some((at, peak)) = point
+        .iter()
+        .copied()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+    else {
+        return "no forecast".into();
+    };
+    let last_hour = history
+        .iter()
+        .rev()
+        .take(60)
+        .flatten()
+        .copied()
+        .fold(f64::NAN, f64::max);
+    let mut s = format!(
+        "next {} min: peak {peak:.1} at +{} min (90 % upper bound {:.1}); the last hour's peak {}",
+        point.len(),
+        at + 1,
+        upper[at],
+        if last_hour.is_nan() {
+            "unknown (no data)".to_string()
+        } else {
+            format!("{last_hour:.1}")
+        }
+    );
+    if let Some(d) = demand_per_unit.filter(|d| *d > 0.0) {
+        let top = upper.iter().copied().fold(0.0, f64::max);
+        s.push_str(&format!(
+            "\nunits at {d} a unit: {} for the peak, {} for the 90 % upper bound",
+            (peak / d).ceil(),
+            (top / d).ceil()
+        ));
+    }
+    s
+}
+
 fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
     use llm_autoscaler::forecast::ensemble::forecast_once;
     let (series, start_at, what) = match &a.history {
@@ -1780,6 +1829,10 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
     let (f, weights) = forecast_once(&series, a.horizon_mins, 0.9)
         .map_err(|e| InputError(format!("{what}: {e}")))?;
     let start = series.len();
+    eprintln!(
+        "{}",
+        forecast_summary(&series, &f.point, &f.upper, a.demand_per_unit)
+    );
     out!("minute,point,lower_90,upper_90");
     for h in 0..a.horizon_mins {
         out!(

@@ -646,3 +646,38 @@ fn check_json_is_the_resolved_policy_and_round_trips() {
     let again: serde_json::Value = serde_json::from_slice(&again).unwrap();
     assert_eq!(again, resolved, "as TOML:\n{toml_text}");
 }
+
+/// `forecast` sums its answer up on standard error (the CSV stays machine-readable): the
+/// peak, when, its upper bound, the last hour's, and with a unit's demand the units needed.
+#[test]
+fn forecast_sums_up_the_next_hour() {
+    // Two days of a daily cycle, 60–140 requests a minute, as `minute,requests`.
+    let rows: String = (0..2880)
+        .map(|m| {
+            let v = 100.0 + 40.0 * (std::f64::consts::TAU * f64::from(m) / 1440.0).sin();
+            format!("{m},{v:.1}\n")
+        })
+        .collect();
+    let path = tmp("daily.csv", &format!("minute,requests\n{rows}"));
+    let out = bin()
+        .args(["forecast", "--history"])
+        .arg(&path)
+        .args(["--demand-per-unit", "25"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 61, "a header and 60 minutes");
+    // The last hour climbs back to 99.8; the next one goes on to 100 + 40 sin(2π/24) = 110.35
+    // at its end.
+    assert!(err.contains("the last hour's peak 99.8"), "{err}");
+    let peak: f64 = err
+        .split("peak ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap();
+    assert!((peak - 110.35).abs() < 3.0, "{err}");
+    assert!(err.contains("units at 25 a unit: 5 for the peak"), "{err}");
+}
