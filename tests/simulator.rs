@@ -436,6 +436,20 @@ fn prediction_brings_capacity_in_before_a_step_that_recurs_daily() {
     );
     assert!(viol(&r_on) < 0.5 * viol(&r_off), "{r_on}\nvs\n{r_off}");
     assert!(cost(&r_on) <= 1.1 * cost(&r_off), "{r_on}\nvs\n{r_off}");
+    // The report's forecast band: each minute's forecast made five minutes before it, in
+    // place — the step at 09:00 is in the forecast of 09:02, not in that of 08:55.
+    let band = |m: usize| on.ours.forecast_band[m].map(|(point, _)| point).unwrap();
+    assert!(band(9 * 60 + 2) > 1000.0, "{}", band(9 * 60 + 2));
+    assert!(band(8 * 60 + 55) < 500.0, "{}", band(8 * 60 + 55));
+    let (html_on, html_off) = (on.html(), off.html());
+    assert!(html_on.contains("forecast, 90 % upper bound"));
+    assert!(!html_off.contains("forecast, 90 % upper bound"));
+    // Without baselines, savings were not measured, and the table says so.
+    assert!(
+        on.table().contains("savings>30% not measured"),
+        "{}",
+        on.table()
+    );
 }
 
 /// The cost optimizer's acceptance, on the scenarios that run in seconds (`periodic`'s three

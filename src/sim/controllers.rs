@@ -146,7 +146,13 @@ pub struct PolicyController {
     pub flap_spans: Vec<(f64, f64)>,
     /// Every decision as a JSON line, when recording.
     pub log: Option<Vec<String>>,
+    /// Per minute of the run: the forecast of its requests made [`BAND_AHEAD_MINUTES`] before
+    /// it (point and 90 % upper bound), for the report's load plot.
+    pub band: Vec<Option<(f64, f64)>>,
 }
+
+/// How far ahead of a minute the report's forecast band was made, minutes.
+pub const BAND_AHEAD_MINUTES: i64 = 5;
 
 impl PolicyController {
     /// A controller for `fleet`; run time 0 is `epoch`.
@@ -161,6 +167,7 @@ impl PolicyController {
             flaps: 0,
             flap_spans: Vec::new(),
             log: None,
+            band: Vec::new(),
         }
     }
 
@@ -200,11 +207,35 @@ impl PolicyController {
     }
 }
 
+impl PolicyController {
+    /// Keeps, for the run minute [`BAND_AHEAD_MINUTES`] after `at`'s, the first forecast of it.
+    fn record_band(&mut self, f: &crate::model::DemandForecast, at: Timestamp) {
+        let zero = minute_of(self.epoch);
+        let target = minute_of(at) + BAND_AHEAD_MINUTES;
+        let (Ok(run_minute), Ok(idx)) = (
+            usize::try_from(target - zero),
+            usize::try_from(target - minute_of(f.start)),
+        ) else {
+            return;
+        };
+        let (Some(&point), Some(&upper)) = (f.point.get(idx), f.upper.get(idx)) else {
+            return;
+        };
+        if self.band.len() <= run_minute {
+            self.band.resize(run_minute + 1, None);
+        }
+        self.band[run_minute].get_or_insert((point, upper));
+    }
+}
+
 impl Controller for PolicyController {
     fn tick(&mut self, now_secs: f64, world: &mut World) {
         let at = self.epoch.plus_secs(now_secs);
         let mut snap = observe(&self.fleet, world, at);
         snap.forecast = self.forecast(at, world);
+        if let Some(f) = &snap.forecast {
+            self.record_band(f, at);
+        }
         let down_before = self.controller.state().flaps.last_scale_down;
         let plan = self.controller.plan(&self.fleet, &snap, at, false);
         let outcome = apply_plan(&plan, &snap, world);

@@ -206,6 +206,9 @@ pub struct Run {
     pub flaps: u64,
     /// Each flap's scale-down and buy-back, seconds of the run.
     pub flap_spans: Vec<(f64, f64)>,
+    /// With prediction: each minute's forecast (requests, point and 90 % upper bound) made
+    /// [`controllers::BAND_AHEAD_MINUTES`] before it.
+    pub forecast_band: Vec<Option<(f64, f64)>>,
 }
 
 impl Run {
@@ -399,6 +402,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
     ours.changes = ctl.changes;
     ours.flaps = ctl.flaps;
     ours.flap_spans = std::mem::take(&mut ctl.flap_spans);
+    ours.forecast_band = std::mem::take(&mut ctl.band);
     let decisions = ctl.log.take().unwrap_or_default();
     // The policy's run measured the offered load; the baselines and the report use it.
     let loads = ours.world.loads.clone();
@@ -576,6 +580,7 @@ fn run_one(
         changes: 0,
         flaps: 0,
         flap_spans: Vec::new(),
+        forecast_band: Vec::new(),
     }
 }
 
