@@ -70,12 +70,72 @@ pub struct Members {
 /// Every candidate's forecast of the `horizon` minutes after `history`; pure. `level` is
 /// MSTL's interval level (the fallback band before the conformal one is calibrated).
 pub fn members(history: &[Option<f64>], horizon: usize, level: f64) -> Members {
-    let mstl = Mstl {
+    let mstl = fit_mstl(history, horizon, level);
+    members_with(history, horizon, mstl)
+}
+
+fn fit_mstl(history: &[Option<f64>], horizon: usize, level: f64) -> Option<Forecast> {
+    Mstl {
         level,
         ..Mstl::default()
     }
     .forecast(history, horizon)
-    .ok();
+    .ok()
+}
+
+/// Minutes an MSTL fit is reused for (see [`MstlCache`]).
+pub const MSTL_REUSE_MINUTES: i64 = 60;
+
+/// MSTL's last fit, reused by the refits that follow it within [`MSTL_REUSE_MINUTES`]: its
+/// fit is most of a refit's CPU (the other candidates are a few passes over the history), and
+/// a seasonal decomposition of up to two weeks barely moves in an hour, while the level and
+/// profile candidates — refit every time — follow the last minutes. Each fit forecasts that
+/// much further, and a reuse reads it from the minutes since.
+#[derive(Clone, Debug, Default)]
+pub struct MstlCache {
+    /// The minute after the history it was fitted on, and its forecast from there.
+    fit: Option<(i64, Forecast)>,
+    /// Fits made (for the benchmarks and tests).
+    pub fits: u64,
+}
+
+/// [`members`] with MSTL from `cache` when its fit is recent enough; `end_minute` is the minute
+/// after `history`'s last.
+pub fn members_cached(
+    history: &[Option<f64>],
+    end_minute: i64,
+    horizon: usize,
+    level: f64,
+    cache: &mut MstlCache,
+) -> Members {
+    let reused = cache.fit.as_ref().and_then(|(at, f)| {
+        let ahead = end_minute - at;
+        if !(0..MSTL_REUSE_MINUTES).contains(&ahead) {
+            return None;
+        }
+        let from = ahead as usize;
+        (f.point.len() >= from + horizon).then(|| Forecast {
+            point: f.point[from..from + horizon].to_vec(),
+            lower: f.lower[from..from + horizon].to_vec(),
+            upper: f.upper[from..from + horizon].to_vec(),
+        })
+    });
+    let mstl = reused.or_else(|| {
+        let longer = horizon + MSTL_REUSE_MINUTES as usize;
+        let f = fit_mstl(history, longer, level)?;
+        cache.fits += 1;
+        let head = Forecast {
+            point: f.point[..horizon].to_vec(),
+            lower: f.lower[..horizon].to_vec(),
+            upper: f.upper[..horizon].to_vec(),
+        };
+        cache.fit = Some((end_minute, f));
+        Some(head)
+    });
+    members_with(history, horizon, mstl)
+}
+
+fn members_with(history: &[Option<f64>], horizon: usize, mstl: Option<Forecast>) -> Members {
     let run = |f: &dyn Forecaster| f.forecast(history, horizon).ok().map(|f| f.point);
     let day: Vec<f64> = history.iter().rev().take(DAY).flatten().copied().collect();
     let scale = if day.is_empty() {
@@ -427,6 +487,35 @@ pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mstl_is_fitted_once_an_hour_and_read_forward_between() {
+        let day: Vec<Option<f64>> = (0..3 * DAY)
+            .map(|m| Some(100.0 + 40.0 * (std::f64::consts::TAU * m as f64 / DAY as f64).sin()))
+            .collect();
+        let mut cache = MstlCache::default();
+        let end = 3 * DAY as i64;
+        let first = members_cached(&day[..], end, 60, 0.9, &mut cache);
+        assert_eq!(cache.fits, 1);
+        // 15 minutes later: the same fit, read from its 16th minute.
+        let later: Vec<Option<f64>> = day[15..]
+            .iter()
+            .copied()
+            .chain((0..15).map(|m| day[m]))
+            .collect();
+        let reused = members_cached(&later, end + 15, 60, 0.9, &mut cache);
+        assert_eq!(cache.fits, 1, "reused");
+        let (a, b) = (
+            first.points[0].as_ref().unwrap(),
+            reused.points[0].as_ref().unwrap(),
+        );
+        assert_eq!(&a[15..], &b[..45]);
+        // The other candidates are refit on the newer history.
+        assert_ne!(first.points[1], reused.points[1]);
+        // An hour on, MSTL is fitted afresh.
+        members_cached(&later, end + 60, 60, 0.9, &mut cache);
+        assert_eq!(cache.fits, 2);
+    }
+
     use super::*;
 
     fn members_of(points: [Option<Vec<f64>>; N]) -> Members {

@@ -3,7 +3,8 @@
 //!
 //! Pure (no clock, no I/O): the caller records complete minutes and asks for the forecast at
 //! `now`. A refit happens when none exists or the last is `refit_mins` old, so the CPU spent
-//! is bounded (one fit of at most two weeks per fleet per `refit_mins`). Each forecast covers
+//! is bounded (one fit of at most two weeks per fleet per `refit_mins`; MSTL, most of a fit's
+//! CPU, at most once an hour — [`super::ensemble::MstlCache`]). Each forecast covers
 //! `refit_mins` + 2 hours, so until the next refit the next hour (and any lead) is covered.
 //!
 //! Two guards keep a forecast from holding capacity it should not:
@@ -15,7 +16,7 @@
 
 use std::collections::VecDeque;
 
-use super::ensemble::{members, Adaptive, Weight};
+use super::ensemble::{members_cached, Adaptive, MstlCache, Weight};
 use super::{DAY, HISTORY_MINUTES};
 
 /// Minutes of actual-vs-forecast demand the off-track guard looks at.
@@ -52,6 +53,8 @@ pub struct Predictor {
     refit_mins: i64,
     /// The ensemble's learnt weights and interval (warmed up on the history at the first fit).
     ensemble: Adaptive,
+    /// MSTL's last fit, reused by the refits of the next hour.
+    mstl: MstlCache,
     warmed_up: bool,
     /// The minute the current forecast was fitted at.
     fitted_at: Option<i64>,
@@ -112,6 +115,7 @@ impl Predictor {
             refit_mins: cfg.refit_mins.max(1) as i64,
             // A central interval at 2q − 1 has the q quantile as its upper bound.
             ensemble: Adaptive::new(2.0 * cfg.quantile - 1.0),
+            mstl: MstlCache::default(),
             warmed_up: false,
             fitted_at: None,
             forecast: None,
@@ -252,7 +256,13 @@ impl Predictor {
                 self.warmed_up = self.ensemble.scored > 0;
             }
             let start_minute = self.first_minute + self.history.len() as i64;
-            let m = members(&self.history, horizon, self.ensemble.level());
+            let m = members_cached(
+                &self.history,
+                start_minute,
+                horizon,
+                self.ensemble.level(),
+                &mut self.mstl,
+            );
             match self.ensemble.combine(m, start_minute) {
                 Ok(mut f) => {
                     self.fits += 1;
