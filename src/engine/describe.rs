@@ -56,6 +56,26 @@ fn table(rows: &[Vec<String>]) -> String {
 
 /// The decision, described.
 pub fn describe(d: &Decision) -> String {
+    let mut out = fields(d);
+    out.push_str("Metrics:\n");
+    out.push_str(&metrics_table(d));
+    out.push_str("Pools:\n");
+    out.push_str(&pools_table(d));
+    if !d.warm_pools.is_empty() {
+        let warm: Vec<String> = d
+            .warm_pools
+            .iter()
+            .map(|w| format!("{} {}", w.pool, w.min_size))
+            .collect();
+        let _ = writeln!(out, "{:<20}{}", "Warm pools:", warm.join(", "));
+    }
+    out.push_str("Conditions:\n");
+    out.push_str(&conditions_table(d));
+    out
+}
+
+/// The `Name: value` lines.
+fn fields(d: &Decision) -> String {
     let mut out = String::new();
     let mut field = |name: &str, value: String| {
         let _ = writeln!(out, "{:<20}{value}", format!("{name}:"));
@@ -145,7 +165,10 @@ pub fn describe(d: &Decision) -> String {
             ),
         );
     }
-    out.push_str("Metrics:\n");
+    out
+}
+
+fn metrics_table(d: &Decision) -> String {
     let mut rows = vec![vec![
         "Name".to_string(),
         "Signal".into(),
@@ -171,8 +194,10 @@ pub fn describe(d: &Decision) -> String {
             status,
         ]);
     }
-    out.push_str(&table(&rows));
-    out.push_str("Pools:\n");
+    table(&rows)
+}
+
+fn pools_table(d: &Decision) -> String {
     let mut rows = vec![vec![
         "Pool".to_string(),
         "Market".into(),
@@ -189,16 +214,10 @@ pub fn describe(d: &Decision) -> String {
             p.own_units.to_string(),
         ]);
     }
-    out.push_str(&table(&rows));
-    if !d.warm_pools.is_empty() {
-        let warm: Vec<String> = d
-            .warm_pools
-            .iter()
-            .map(|w| format!("{} {}", w.pool, w.min_size))
-            .collect();
-        let _ = writeln!(out, "{:<20}{}", "Warm pools:", warm.join(", "));
-    }
-    out.push_str("Conditions:\n");
+    table(&rows)
+}
+
+fn conditions_table(d: &Decision) -> String {
     let mut rows = vec![vec![
         "Type".to_string(),
         "Status".into(),
@@ -213,8 +232,7 @@ pub fn describe(d: &Decision) -> String {
             c.message.clone(),
         ]);
     }
-    out.push_str(&table(&rows));
-    out
+    table(&rows)
 }
 
 #[cfg(test)]
