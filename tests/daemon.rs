@@ -758,3 +758,31 @@ async fn a_simulated_run_restarted_at_its_start_decides_as_the_first_did() {
     let second = run(cfg).await;
     assert_eq!(first, second);
 }
+
+/// The demo run twice on the same state directory: the simulated clock starts over, and the
+/// second run holds the same capacity at the same virtual time as the first — a state saved
+/// later than the clock (the first run's) is not resumed as if it were the past.
+#[tokio::test(start_paused = true)]
+async fn the_demo_run_twice_holds_the_same_capacity_at_the_same_virtual_time() {
+    let dir = tmpdir("twice");
+    let (cfg, path) = demo(&dir);
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (p, epoch) = provider("periodic");
+        let (mut d, _rx) = daemon(cfg.clone(), p, &path, epoch, false);
+        let mut desired = Vec::new();
+        // An hour of virtual time.
+        for _ in 0..240 {
+            d.tick().await;
+            desired.push(
+                d.published().fleets["demo-llama-8b"]
+                    .decision
+                    .as_ref()
+                    .map(|x| x.desired_units),
+            );
+        }
+        runs.push(desired);
+    }
+    assert!(runs[0].iter().flatten().any(|&u| u > 0));
+    assert_eq!(runs[0], runs[1]);
+}
