@@ -496,3 +496,69 @@ fn a_fresh_page_draws_the_fleets_history_in_chromium() {
         shot_3d.display()
     );
 }
+
+/// A three-day `simulate` report, opened in Chromium: its charts are drawn with hours on the
+/// time axis, titled axes, and a legend that names our policy first. The screenshot is left
+/// in the temp directory and named in the output.
+#[test]
+fn a_three_day_report_reads_in_hours_in_chromium() {
+    let (dir, _) = demo_policy("report");
+    // Three days of a daily cycle, 40–120 requests a minute.
+    let rows: String = (0..3 * 1440)
+        .map(|m| {
+            let v = 80.0 + 40.0 * (std::f64::consts::TAU * f64::from(m) / 1440.0).sin();
+            format!("{m},{v:.0}\n")
+        })
+        .collect();
+    let trace = dir.join("three-days.csv");
+    std::fs::write(&trace, format!("minute,requests\n{rows}")).unwrap();
+    let html = dir.join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
+        .args(["simulate", "--config", "config/example.toml", "--trace"])
+        .arg(&trace)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shot = dir.join("report-3d.png");
+    let dom = browse(
+        &format!("file://{}", html.display()),
+        &dir.join("profile"),
+        &shot,
+    );
+    assert_eq!(dom.matches("<svg").count(), 4, "{dom}");
+    assert!(
+        dom.matches(">hour</text>").count() == 4,
+        "every chart in hours"
+    );
+    for title in [
+        ">requests/s</text>",
+        ">units</text>",
+        ">seconds</text>",
+        ">USD</text>",
+    ] {
+        assert!(dom.contains(title), "axis title {title}");
+    }
+    // The cost chart's legend: ours first, then each baseline in its own colour.
+    let legend_at = dom.find("Cumulative cost of each policy").unwrap();
+    let legend = &dom[legend_at..legend_at + 1200];
+    assert!(legend.contains("■ ours"), "{legend}");
+    let colours: Vec<&str> = legend
+        .split("style=\"color:")
+        .skip(1)
+        .map(|c| c.split('"').next().unwrap())
+        .collect();
+    let mut unique = colours.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert!(
+        colours.len() >= 6 && unique.len() == colours.len(),
+        "{colours:?}"
+    );
+    eprintln!("report screenshot: {}", shot.display());
+}
