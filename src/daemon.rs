@@ -336,11 +336,12 @@ fn seed_history(store: &StateStore, config: &Config, now: Timestamp) -> crate::h
     std::sync::Arc::new(std::sync::RwLock::new(all))
 }
 
-/// Whether a publish is due: `now` falls in a later `period_secs` window (aligned to the
-/// epoch, so a 60-s period gives one value per CloudWatch minute) than the last publish.
+/// Whether a publish is due: `now` falls in another `period_secs` window (aligned to the
+/// epoch, so a 60-s period gives one value per CloudWatch minute) than the last publish — a
+/// later one, or an earlier one after the clock stepped back.
 fn export_due(last: Option<Timestamp>, now: Timestamp, period_secs: u64) -> bool {
     let window = |t: Timestamp| t.millis().div_euclid(period_secs as i64 * 1000);
-    last.is_none_or(|l| window(now) > window(l))
+    last.is_none_or(|l| window(now) != window(l))
 }
 
 /// Ticks to skip after `failures` consecutive failures: 1, 2, 4, … capped at 32, with ±25 %
@@ -794,9 +795,13 @@ impl<P: Provider> Daemon<P> {
                 if let (Some(point), Ok(mut h)) =
                     (crate::history::point_of(&v, ttft), history.write())
                 {
+                    // A refused plan changed nothing; a dry run's change is shown (once).
+                    let change = (it.ok || dry_run)
+                        .then(|| crate::history::change_of(&v))
+                        .flatten();
                     h.entry(fleet.name.clone())
                         .or_default()
-                        .record(point, crate::history::change_of(&v));
+                        .record(point, change);
                 }
             }
             st.decision = Some(decision);
@@ -1169,6 +1174,7 @@ mod tests {
             (Some(61), 119, 60, false), // same minute as the last
             (Some(0), 10, 10, true),
             (Some(100), 100, 10, false), // never twice in one tick
+            (Some(600), 60, 60, true),   // the clock stepped back: publish, do not wait
         ];
         for (last, now, period, due) in cases {
             assert_eq!(

@@ -147,17 +147,24 @@ pub fn change_of(decision: &Value) -> Option<Change> {
 impl FleetHistory {
     /// Takes in one decision: its point replaces the last one when both fall in the same
     /// minute (a minute shows its latest state), and a change is kept. Older than
-    /// [`MINUTES_KEPT`] and [`CHANGES_KEPT`] is forgotten. A decision older than the newest
-    /// point (a clock step back) starts the history afresh rather than draw backwards.
+    /// [`MINUTES_KEPT`] and [`CHANGES_KEPT`] is forgotten. A point behind the newest by more
+    /// than the clock skew the daemon tolerates (a clock stepped back, a simulated run
+    /// restarted) starts the history afresh rather than draw backwards; within it, the
+    /// newest points at or after it are replaced.
     pub fn record(&mut self, point: Point, change: Option<Change>) {
         let minute = |t: Timestamp| t.millis().div_euclid(60_000);
-        if let Some(last) = self.points.back() {
-            if point.at < last.at {
-                self.points.clear();
-                self.changes.clear();
-            } else if minute(last.at) == minute(point.at) {
-                self.points.pop_back();
-            }
+        if self.points.back().is_some_and(|last| {
+            last.at.secs_since(point.at) > crate::model::FUTURE_SKEW_ALLOWANCE_SECS
+        }) {
+            self.points.clear();
+            self.changes.clear();
+        }
+        while self
+            .points
+            .back()
+            .is_some_and(|last| last.at >= point.at || minute(last.at) == minute(point.at))
+        {
+            self.points.pop_back();
         }
         let horizon = point.at.plus_secs(-(MINUTES_KEPT as f64) * 60.0);
         self.points.push_back(point);
@@ -170,8 +177,16 @@ impl FleetHistory {
     }
 
     /// Keeps a change on its own (read back from the log, where changes are kept longer than
-    /// a minute's last decision shows).
+    /// a minute's last decision shows). The same change again right after it is the first not
+    /// having taken effect (a dry run, a refused plan asks again each tick): kept once.
     pub fn record_change(&mut self, change: Change) {
+        if self
+            .changes
+            .back()
+            .is_some_and(|l| (l.from_units, l.to_units) == (change.from_units, change.to_units))
+        {
+            return;
+        }
         self.changes.push_back(change);
         while self.changes.len() > CHANGES_KEPT {
             self.changes.pop_front();
@@ -243,6 +258,13 @@ mod tests {
             (4, 6, "scale_up")
         );
         assert!(change_of(&decision("2026-12-01T10:00:30Z", 6, 6, "hold")).is_none());
+        // Asked again (it did not take effect): kept once.
+        let mut h = FleetHistory::default();
+        for at in ["2026-12-01T10:00:15Z", "2026-12-01T10:00:30Z"] {
+            let d = decision(at, 4, 6, "scale_up");
+            h.record(point_of(&d, None).unwrap(), change_of(&d));
+        }
+        assert_eq!(h.view("f", Timestamp(0)).changes.len(), 1);
         assert!(point_of(&serde_json::json!({"at": "yesterday"}), None).is_none());
     }
 
@@ -258,11 +280,18 @@ mod tests {
         }
         let v = h.view("f", Timestamp(0));
         assert_eq!(v.points.len(), MINUTES_KEPT);
+        assert!(v.changes.is_empty(), "holds are not changes");
         // Each minute shows its last tick.
         assert!(v.points.iter().all(|p| p.at.millis() % 60_000 == 45_000));
         assert!(v.points.windows(2).all(|w| w[0].at < w[1].at));
         let last_hour = h.view("f", h.last_at().unwrap().plus_secs(-3600.0));
         assert_eq!(last_hour.points.len(), 61);
+        // A few seconds back (within the clock skew tolerated): the newest minute is replaced,
+        // the rest kept.
+        let newest = h.last_at().unwrap();
+        let d = decision(&newest.plus_secs(-5.0).to_string(), 2, 2, "hold");
+        h.record(point_of(&d, None).unwrap(), None);
+        assert_eq!(h.view("f", Timestamp(0)).points.len(), MINUTES_KEPT);
         // A clock step back starts afresh.
         let d = decision("2026-12-01T00:00:00Z", 2, 2, "hold");
         h.record(point_of(&d, None).unwrap(), None);

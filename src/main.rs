@@ -650,11 +650,16 @@ fn loadgen_cmd(a: LoadgenArgs) -> anyhow::Result<()> {
     );
     if let Some(profile) = &profile {
         let predicted = sim::predict::fixed_fleet(
-            report.outcomes.iter().map(|o| sim::traffic::Request {
-                arrival_secs: o.t_s,
-                prompt_tokens: o.prompt_tokens,
-                output_tokens: o.output_tokens,
-            }),
+            // What the servers saw: shed requests never left the generator.
+            report
+                .outcomes
+                .iter()
+                .filter(|o| o.result != "shed")
+                .map(|o| sim::traffic::Request {
+                    arrival_secs: o.t_s,
+                    prompt_tokens: o.prompt_tokens,
+                    output_tokens: o.output_tokens,
+                }),
             profile,
             a.servers.max(1),
             traffic.duration_secs,

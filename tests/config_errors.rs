@@ -370,6 +370,7 @@ fn cloudwatch_export_is_checked_against_cloudwatchs_limits() {
     let cases = [
         ("period_secs = 60", "p.toml:1:1: global.cloudwatch_export.namespace: missing required key; a CloudWatch namespace such as \"LLMAutoscaler\""),
         ("namespace = \"AWS/EC2\"", "p.toml:2:13: global.cloudwatch_export.namespace: namespace \"AWS/EC2\" begins with AWS/, which CloudWatch reserves for AWS's own services; 1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\""),
+        ("namespace = \":x\"", "p.toml:2:13: global.cloudwatch_export.namespace: namespace \":x\" begins with :, which CloudWatch does not accept; 1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\""),
         ("namespace = \" \"", "p.toml:2:13: global.cloudwatch_export.namespace: namespace \" \" is empty; 1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\""),
         ("namespace = \"Flotte/é\"", "p.toml:2:13: global.cloudwatch_export.namespace: namespace \"Flotte/é\" contains 'é', which CloudWatch does not accept; 1–255 printable ASCII characters not beginning with AWS/, such as \"LLMAutoscaler\""),
         ("namespace = \"n\"\ndimensions = { Fleet = \"x\" }", "p.toml:3:14: global.cloudwatch_export.dimensions.Fleet: dimension name Fleet is the one every value already carries; a name of 1–255 and a value of 1–1024 printable ASCII characters, such as Environment = \"prod\""),

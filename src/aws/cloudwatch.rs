@@ -203,9 +203,21 @@ pub async fn latest(
     Ok(samples)
 }
 
-/// Datums per `PutMetricData` call (AWS allows 1,000 and 1 MB; 500 keeps a call well under
-/// the size limit with long metric names).
+/// Datums per `PutMetricData` call at most (AWS allows 1,000 and 1 MB).
 pub const PUT_BATCH: usize = 500;
+
+/// Datums per call for points carrying `dimensions` besides `Fleet`: [`PUT_BATCH`], fewer when
+/// long dimensions would take a call past half of CloudWatch's 1 MB request limit (a datum's
+/// names and values, its fleet and metric name, and ~200 bytes of encoding each).
+pub fn batch_size(dimensions: &[(String, String)], longest_name: usize) -> usize {
+    let per_datum = 200
+        + longest_name
+        + dimensions
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 40)
+            .sum::<usize>();
+    (500_000 / per_datum).clamp(1, PUT_BATCH)
+}
 
 /// Publishes `points` under the settings' namespace, dimension `Fleet` plus the settings'
 /// own, at one-second resolution when asked, in batches of [`PUT_BATCH`]. Returns the calls
@@ -222,8 +234,13 @@ pub async fn put(
         .map(|(name, value)| Dimension::builder().name(name).value(value).build())
         .collect();
     let resolution = if settings.high_resolution { 1 } else { 60 };
+    let longest = points
+        .iter()
+        .map(|p| p.name.len() + p.fleet.len())
+        .max()
+        .unwrap_or(0);
     let mut calls = 0;
-    for chunk in points.chunks(PUT_BATCH) {
+    for chunk in points.chunks(batch_size(&settings.dimensions, longest)) {
         let data: Vec<MetricDatum> = chunk
             .iter()
             .map(|p| {
@@ -319,6 +336,19 @@ pub async fn history(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_dimensions_make_smaller_batches() {
+        assert_eq!(batch_size(&[], 40), PUT_BATCH);
+        let env = vec![("Environment".to_string(), "prod".to_string())];
+        assert_eq!(batch_size(&env, 40), PUT_BATCH);
+        // 29 dimensions with 1,024-character values: ~31 KB a datum, 16 to stay under 0.5 MB.
+        let long: Vec<(String, String)> = (0..29)
+            .map(|i| (format!("D{i}"), "v".repeat(1024)))
+            .collect();
+        let n = batch_size(&long, 40);
+        assert!((10..=20).contains(&n), "{n}");
+    }
 
     #[test]
     fn start_times_align_to_the_period() {

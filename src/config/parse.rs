@@ -422,7 +422,7 @@ fn cloudwatch_name_problem(v: &str, max: usize) -> Option<String> {
 }
 
 /// `[global.cloudwatch_export]`, checked against CloudWatch's documented limits
-/// (`PutMetricData`, `Dimension`: namespace 1–255, not `AWS/…`; 30 dimensions; names 1–255,
+/// (`PutMetricData`, `Dimension`: namespace 1–255, not `AWS/…` nor `:…`; 30 dimensions; names 1–255,
 /// values 1–1024; names not beginning with `:`) so a bad value fails at `check`, not as an
 /// `InvalidParameterValue` every tick.
 fn parse_cloudwatch_export(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<CloudWatchExport> {
@@ -433,11 +433,16 @@ fn parse_cloudwatch_export(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Clou
             "a CloudWatch namespace such as \"LLMAutoscaler\"",
         ),
         Some(n) => {
-            let problem = cloudwatch_name_problem(&n, 255).or_else(|| {
-                n.starts_with("AWS/").then(|| {
-                    "begins with AWS/, which CloudWatch reserves for AWS's own services".into()
+            let problem = cloudwatch_name_problem(&n, 255)
+                .or_else(|| {
+                    n.starts_with("AWS/").then(|| {
+                        "begins with AWS/, which CloudWatch reserves for AWS's own services".into()
+                    })
                 })
-            });
+                .or_else(|| {
+                    n.starts_with(':')
+                        .then(|| "begins with :, which CloudWatch does not accept".into())
+                });
             if let Some(p) = problem {
                 ctx.report(
                     s.value_span("namespace"),

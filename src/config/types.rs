@@ -179,8 +179,9 @@ pub struct CloudWatchExport {
     /// values 1–1024 printable ASCII characters, a name not beginning with `:`. Default none.
     #[serde(serialize_with = "pairs_as_table")]
     pub dimensions: Vec<(String, String)>,
-    /// `period_secs`: publish at most once per this many seconds (the tick's latest values;
-    /// ticks are the clock, so the effective period rounds up to whole ticks). 1–3600; below
+    /// `period_secs`: publish once per window of this many seconds, aligned to the epoch (the
+    /// first tick in each publishes its latest values; two publishes may be less than a
+    /// period apart across a window's edge, never two in one window). 1–3600; below
     /// 60 needs `high_resolution`. Default 60 (CloudWatch's standard resolution: a value a
     /// minute, all a standard-resolution alarm can read).
     pub period_secs: u64,

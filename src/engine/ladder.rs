@@ -216,6 +216,17 @@ impl<'a> Ladder<'a> {
         if let Some(r) = self.ramp(&all).filter(|r| units.is_some_and(|u| *r > u)) {
             units = Some(r);
             let sized = self.ramp_step.is_some_and(|s| s.units.is_some());
+            if !sized {
+                let step = self.ramp_step.expect("set with a hold");
+                self.conditions.push(Condition::holds(
+                    ConditionType::Ramp,
+                    Reason::WorkRising,
+                    format!(
+                        "work rising {:.2} units a minute (fit R² {:.2}): {r} units, what it needs one cold start on, are not released",
+                        step.slope_units_per_min, step.r2
+                    ),
+                ));
+            }
             winner = Some(if sized { "ramp-ahead" } else { "work-rising" }.into());
         }
         self.stages.metrics = units;
@@ -255,19 +266,9 @@ impl<'a> Ladder<'a> {
         }
         self.ramp_step = Some(step);
         let Some(units) = step.units else {
-            // Not steady enough to size ahead, but rising: release nothing into it.
-            if step.rising {
-                self.conditions.push(Condition::holds(
-                    ConditionType::Ramp,
-                    Reason::WorkRising,
-                    format!(
-                        "work rising {:.2} units a minute (fit R² {:.2}): no capacity released while it rises",
-                        step.slope_units_per_min, step.r2
-                    ),
-                ));
-                return Some(self.current);
-            }
-            return None;
+            // Not steady enough to size ahead, but rising: what the rise will need is not
+            // released (the caller says so when it bites).
+            return step.hold_units.map(|h| h.min(self.current));
         };
         self.conditions.push(Condition::holds(
             ConditionType::Ramp,

@@ -99,6 +99,14 @@ pub struct MstlCache {
     pub fits: u64,
 }
 
+impl MstlCache {
+    /// Drops the fit: the next refit fits MSTL afresh (a forecast gone off track must not be
+    /// read forward).
+    pub fn forget(&mut self) {
+        self.fit = None;
+    }
+}
+
 /// [`members`] with MSTL from `cache` when its fit is recent enough; `end_minute` is the minute
 /// after `history`'s last.
 pub fn members_cached(

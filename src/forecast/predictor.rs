@@ -241,6 +241,9 @@ impl Predictor {
         let since_fit = self.fitted_at.map_or(i64::MAX, |at| minute - at);
         let due = since_fit >= self.refit_mins || (off_track && since_fit >= TRACK_MINUTES as i64);
         if due {
+            if off_track {
+                self.mstl.forget();
+            }
             self.fitted_at = Some(minute);
             let horizon = (self.refit_mins + 120) as usize;
             self.ensemble.observe(&self.history, self.first_minute);

@@ -43,9 +43,10 @@ pub const BREAKOUT: f64 = 1.25;
 /// t = 3.18) when R² ≥ t² ÷ (t² + 3) = 0.77. At 0.6, noise on long-prompt plateaus passed as a
 /// ramp and bought back capacity just released (robustness matrix: 116 plateau flaps → 75).
 pub const MIN_R2: f64 = 0.77;
-/// A rise less certain than [`MIN_R2`] is not sized ahead, but capacity is not released while
-/// the work's five-minute trend points up this clearly: a release into a rise is bought back
-/// minutes later (a flap), and holding a unit a little longer costs less than a cold start.
+/// A rise less certain than [`MIN_R2`] is not sized ahead, but while the work's five-minute
+/// trend points up this clearly, capacity the trend will need one lead on is not released: a
+/// release into a rise is bought back minutes later (a flap), and holding a unit a little
+/// longer costs less than a cold start. Capacity above that is released as usual.
 pub const HOLD_R2: f64 = 0.5;
 /// At most this share of the demand now is added.
 pub const MAX_SHARE: f64 = 0.5;
@@ -78,9 +79,10 @@ pub struct RampStep {
     pub lead_secs: f64,
     /// The units it recommends, when the rise is steady enough to act on.
     pub units: Option<Units>,
-    /// Whether the work is rising — a positive five-minute slope explaining at least
-    /// [`HOLD_R2`] of the variance — so no capacity should be released.
-    pub rising: bool,
+    /// While the work is rising — a positive five-minute slope explaining at least [`HOLD_R2`]
+    /// of the variance — the units that rise will need one lead on (its own line, unsized by
+    /// the caps): capacity above it may still go, below it is not released.
+    pub hold_units: Option<Units>,
 }
 
 impl RampState {
@@ -144,14 +146,16 @@ impl RampState {
         let min_rise = (noise.max(observed).max(0.0) * demand_units).max(0.5);
         let units = (steady && slope > 0.0 && rise >= min_rise)
             .then(|| (demand_units + rise.min(cap * demand_units)).ceil() as Units);
-        let rising = self.points.len() >= MIN_POINTS && long_slope > 0.0 && long_r2 >= HOLD_R2;
+        let hold_units =
+            (self.points.len() >= MIN_POINTS && long_slope > 0.0 && long_r2 >= HOLD_R2)
+                .then(|| (demand_units + long_slope * lead_secs).ceil() as Units);
         RampStep {
             demand_units,
             slope_units_per_min: slope * 60.0,
             r2,
             lead_secs,
             units,
-            rising,
+            hold_units,
         }
     }
 }
@@ -260,9 +264,6 @@ mod tests {
         assert_eq!(last.unwrap().units, Some(9));
     }
 
-    /// A surge out of a flat five minutes: over the long window it is a poor line (the flat
-    /// part dominates), over the short one a clean one that leaves the earlier range — the ramp
-    /// acts within six ticks of its start. Noise of the same size inside the range does not.
     /// A plateau read as a rate over the last minute, sampled every 15 s: consecutive readings
     /// share three quarters of their requests, so noise drifts in runs that a five-minute fit
     /// can mistake for a slope. [`MIN_R2`] is a 2.5 % one-sided test on the window's five
@@ -309,7 +310,10 @@ mod tests {
         let step = last.unwrap();
         assert!((HOLD_R2..MIN_R2).contains(&step.r2), "{step:?}");
         assert_eq!(step.units, None, "{step:?}");
-        assert!(step.rising, "{step:?}");
+        // What the rise needs a lead on: 5 + 0.25 × 5 minutes of window … ahead, no more.
+        let hold = step.hold_units.unwrap();
+        let projected = step.demand_units + step.slope_units_per_min * 5.0;
+        assert_eq!(hold, projected.ceil() as Units, "{step:?}");
         // Falling, as noisily: not rising.
         let mut r = RampState::default();
         let mut last = None;
@@ -317,9 +321,12 @@ mod tests {
             let s = 15.0 * k as f64;
             last = Some(r.observe(at(s), 10.0 - 0.25 * s / 60.0 + 0.4 * w, 300.0, 0.0));
         }
-        assert!(!last.unwrap().rising);
+        assert_eq!(last.unwrap().hold_units, None);
     }
 
+    /// A surge out of a flat five minutes: over the long window it is a poor line (the flat
+    /// part dominates), over the short one a clean one that leaves the earlier range — the ramp
+    /// acts within six ticks of its start. Noise of the same size inside the range does not.
     #[test]
     fn a_surge_out_of_a_flat_stretch_is_seen_by_the_short_window() {
         // Five flat minutes, then +0.3 units a tick; `noise` is the estimate's relative noise.
