@@ -294,7 +294,8 @@ mod tests {
         );
     }
 
-    /// A rise too noisy to size ahead still holds capacity: no release into it.
+    /// A rise too noisy to size ahead still keeps what it will need a lead on: no release into
+    /// it, and no more held than that.
     #[test]
     fn a_noisy_rise_is_not_sized_ahead_but_releases_nothing() {
         let wiggle = [
@@ -310,7 +311,7 @@ mod tests {
         let step = last.unwrap();
         assert!((HOLD_R2..MIN_R2).contains(&step.r2), "{step:?}");
         assert_eq!(step.units, None, "{step:?}");
-        // What the rise needs a lead on: 5 + 0.25 × 5 minutes of window … ahead, no more.
+        // The demand now plus its slope over the 300-s lead, no more.
         let hold = step.hold_units.unwrap();
         let projected = step.demand_units + step.slope_units_per_min * 5.0;
         assert_eq!(hold, projected.ceil() as Units, "{step:?}");
