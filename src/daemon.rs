@@ -305,6 +305,7 @@ fn seed_history(store: &StateStore, config: &Config, now: Timestamp) -> crate::h
                 .collect()
         };
         let mut h = FleetHistory::default();
+        h.ttft_slo_secs = Some(f.slo.ttft_p95_secs);
         let mut changes = parse(&changes)
             .into_iter()
             .filter_map(|d| change_of(&d))
@@ -799,9 +800,9 @@ impl<P: Provider> Daemon<P> {
                     let change = (it.ok || dry_run)
                         .then(|| crate::history::change_of(&v))
                         .flatten();
-                    h.entry(fleet.name.clone())
-                        .or_default()
-                        .record(point, change);
+                    let fh = h.entry(fleet.name.clone()).or_default();
+                    fh.ttft_slo_secs = Some(fleet.slo.ttft_p95_secs);
+                    fh.record(point, change);
                 }
             }
             st.decision = Some(decision);

@@ -64,6 +64,8 @@ pub struct Change {
 pub struct FleetHistory {
     points: VecDeque<Point>,
     changes: VecDeque<Change>,
+    /// The fleet's P95 TTFT objective, seconds (the dashboard draws it on the TTFT chart).
+    pub ttft_slo_secs: Option<f64>,
 }
 
 /// What `/api/history` answers for a fleet.
@@ -75,6 +77,8 @@ pub struct View {
     pub points: Vec<Point>,
     /// Changes since the asked start, newest first.
     pub changes: Vec<Change>,
+    /// The fleet's P95 TTFT objective, seconds.
+    pub ttft_slo_secs: Option<f64>,
 }
 
 /// Every fleet's history, shared by the loop (writer) and the HTTP thread (reader).
@@ -210,6 +214,7 @@ impl FleetHistory {
                 .filter(|c| c.at >= from)
                 .cloned()
                 .collect(),
+            ttft_slo_secs: self.ttft_slo_secs,
         }
     }
 

@@ -487,6 +487,11 @@ fn a_fresh_page_draws_the_fleets_history_in_chromium() {
         dom.contains("class=\"change\""),
         "no decision log row:\n{dom}"
     );
+    // The TTFT chart carries the fleet's objective (the demo's: the default 2 s).
+    assert!(
+        dom.contains("class=\"slo\"") && dom.contains("objective 2 s"),
+        "{dom}"
+    );
     // The 3-day view: the same minutes (fewer than three days exist), its button marked.
     assert!(dom_3d.contains("data-h=\"72\" class=\"on\""), "{dom_3d}");
     assert!(dom_3d.matches("data-series=\"desired_units\"").count() >= 1);
