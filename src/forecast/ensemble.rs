@@ -122,21 +122,13 @@ pub fn members_cached(
             return None;
         }
         let from = ahead as usize;
-        (f.point.len() >= from + horizon).then(|| Forecast {
-            point: f.point[from..from + horizon].to_vec(),
-            lower: f.lower[from..from + horizon].to_vec(),
-            upper: f.upper[from..from + horizon].to_vec(),
-        })
+        (f.point.len() >= from + horizon).then(|| f.window(from, horizon))
     });
     let mstl = reused.or_else(|| {
         let longer = horizon + MSTL_REUSE_MINUTES as usize;
         let f = fit_mstl(history, longer, level)?;
         cache.fits += 1;
-        let head = Forecast {
-            point: f.point[..horizon].to_vec(),
-            lower: f.lower[..horizon].to_vec(),
-            upper: f.upper[..horizon].to_vec(),
-        };
+        let head = f.window(0, horizon);
         cache.fit = Some((end_minute, f));
         Some(head)
     });

@@ -85,6 +85,17 @@ impl Forecast {
             point,
         }
     }
+
+    /// Minutes `from .. from + len` of this forecast (all three series); the caller checks
+    /// that they exist.
+    pub(crate) fn window(&self, from: usize, len: usize) -> Self {
+        let cut = |v: &[f64]| v[from..from + len].to_vec();
+        Forecast {
+            point: cut(&self.point),
+            lower: cut(&self.lower),
+            upper: cut(&self.upper),
+        }
+    }
 }
 
 /// The history's length, or `ShortHistory` when it has fewer than `needed` minutes.
