@@ -1314,8 +1314,9 @@ fn robustness(a: &SimArgs, cfg: &Config, profiles: &[sim::perf::Profile]) -> any
             std::fs::write(p, lines).with_context(|| format!("writing {}", p.display()))?;
         }
     }
-    let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
+    // On a terminal the bar (with time left); in a log, a line per cell.
+    let mut bar = ProgressBar::new();
     let mut results = Vec::with_capacity(cells.len());
     for (i, cell) in cells.iter().enumerate() {
         let r = suite::run_cell(fleet, profiles, &fleet.model, &traces, &spec, cell)?;
@@ -1333,16 +1334,14 @@ fn robustness(a: &SimArgs, cfg: &Config, profiles: &[sim::perf::Profile]) -> any
             },
             started.elapsed().as_secs_f64()
         );
-        if tty {
-            eprint!("\r\x1b[2K{line}");
+        if bar.tty {
+            bar.show((i + 1) as f64 / cells.len() as f64, &line);
         } else {
             eprintln!("{line}");
         }
         results.push(r);
     }
-    if tty {
-        eprintln!();
-    }
+    bar.done();
     let summary = suite::summarize(&results);
     let mut out = std::io::stdout();
     let _ = write!(out, "{}", suite::table(&results, &summary));
