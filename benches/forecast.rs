@@ -9,11 +9,17 @@ use llm_autoscaler::forecast::ensemble::{members, Adaptive};
 use llm_autoscaler::forecast::{Forecaster, SeasonalNaive};
 use llm_autoscaler::sim::traffic::{parse_trace, Trace};
 
+#[path = "../tests/common/traces.rs"]
+mod traces;
+
 fn bench(c: &mut Criterion) {
-    let dir = std::env::var("LLM_AUTOSCALER_TRACES")
-        .unwrap_or_else(|_| format!("{}/../shared/traces", env!("CARGO_MANIFEST_DIR")));
-    let path = format!("{dir}/servegen_m-small_per_minute.csv");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // The trace is not in the repository (tests/common/traces.rs): without it, nothing to time.
+    let Some(dir) = traces::shared_traces("benches/forecast.rs") else {
+        return;
+    };
+    let path = dir.join("servegen_m-small_per_minute.csv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let path = path.display().to_string();
     let Trace::PerMinute(series) = parse_trace(&path, &text).unwrap() else {
         panic!("per-minute trace expected")
     };

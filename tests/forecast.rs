@@ -7,20 +7,24 @@ use llm_autoscaler::forecast::{
 };
 use llm_autoscaler::sim::traffic::{parse_trace, Trace};
 
-fn series(name: &str) -> Vec<Option<f64>> {
-    let dir = std::env::var("LLM_AUTOSCALER_TRACES")
-        .unwrap_or_else(|_| format!("{}/../shared/traces", env!("CARGO_MANIFEST_DIR")));
-    let path = format!("{dir}/{name}");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    match parse_trace(&path, &text).unwrap() {
-        Trace::PerMinute(m) => m,
+#[path = "common/traces.rs"]
+mod traces;
+
+/// A per-minute trace from the shared traces; `None` where they are absent (the test skips).
+fn series(test: &str, name: &str) -> Option<Vec<Option<f64>>> {
+    let path = traces::shared_traces(test)?.join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    match parse_trace(&path.display().to_string(), &text).unwrap() {
+        Trace::PerMinute(m) => Some(m),
         Trace::PerRequest(_) => panic!("per-minute trace expected"),
     }
 }
 
 #[test]
 fn backtest_on_servegen_beats_seasonal_naive_with_calibrated_intervals() {
-    let s = series("servegen_m-small_per_minute.csv");
+    let Some(s) = series("backtest_on_servegen", "servegen_m-small_per_minute.csv") else {
+        return;
+    };
     let r = backtest(
         &s,
         Backtest {
@@ -50,7 +54,9 @@ fn backtest_on_servegen_beats_seasonal_naive_with_calibrated_intervals() {
 
 #[test]
 fn gaps_stay_gaps() {
-    let s = series("nasa_http_1995_per_minute.csv");
+    let Some(s) = series("gaps_stay_gaps", "nasa_http_1995_per_minute.csv") else {
+        return;
+    };
     let gaps = s.iter().filter(|v| v.is_none()).count();
     assert!(gaps > 7000, "NASA has whole days missing: {gaps}");
     // A history that ends inside the July gap still forecasts, from filled values for fitting.

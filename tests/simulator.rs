@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+#[path = "common/traces.rs"]
+mod traces;
+
 use llm_autoscaler::config;
 use llm_autoscaler::model::Timestamp;
 use llm_autoscaler::sim::{
@@ -200,8 +203,10 @@ fn trace_setup(name: &str, source: Source, duration_secs: f64, scale: f64) -> Si
 #[test]
 fn real_traces_replay() {
     // CI clones the repository with a copy of shared/ beside it.
-    let dir = std::env::var("LLM_AUTOSCALER_TRACES")
-        .unwrap_or_else(|_| format!("{}/../shared/traces", env!("CARGO_MANIFEST_DIR")));
+    let Some(dir) = traces::shared_traces("real_traces_replay") else {
+        return;
+    };
+    let dir = dir.display();
     let (Some(conv), Some(servegen)) = (
         trace(&format!("{dir}/azure_llm_2023_conv.csv")),
         trace(&format!("{dir}/servegen_m-small_per_minute.csv")),
