@@ -84,6 +84,12 @@ cargo test --all-targets --locked 2>&1 | tee "$test_log"
 step "the demo's build (no AWS feature: the simulated cloud alone, as scripts/demo.sh builds it)"
 cargo build --locked --no-default-features --bin llm-autoscaler
 
+step "release artifacts (scripts/release.sh on the debug build: tarball + .deb, installed into a throwaway root)"
+release_dir=$(mktemp -d)
+scripts/release.sh --binary "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler" --out "$release_dir"
+scripts/release-check.sh "$release_dir"
+rm -rf "$release_dir"
+
 step "fault suite (the daemon binary, faults injected from outside: docs/reliability.md)"
 scripts/faults.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"
 
