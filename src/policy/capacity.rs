@@ -482,4 +482,147 @@ mod tests {
             }
         }
     }
+
+    /// A fleet of `g6e.xlarge` on `token_work` with the correction on, 1–`max` units.
+    fn learning_fleet(max: u32) -> Fleet {
+        let text = format!(
+            "[[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = {max}\n\
+             [[fleets.pools]]\nname = \"p\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"g6e.xlarge\" }}]\n\
+             [[fleets.metrics]]\nsignal = \"token_work\"\n\
+             target = {{ type = \"AverageValue\", average_value = \"auto\" }}\n"
+        );
+        let mut f = crate::config::parse_str("p.toml", &text)
+            .unwrap()
+            .fleets
+            .remove(0);
+        resolve_fleet(&mut f, &builtin()).unwrap();
+        assert!(f.capacity.learn, "learn is on by default");
+        f
+    }
+
+    /// `in_service` servers each prefilling `busy` of a unit's prompt capacity, and the fleet's
+    /// P95 TTFT and queue wait measured at `at`.
+    fn latency_snapshot(in_service: u32, busy: f64, ttft: f64, wait: f64, at: i64) -> Snapshot {
+        let m = g6e();
+        let load = ServerLoad {
+            prompt_tokens_per_sec: busy * m.prefill_tokens_per_sec,
+            requests_per_sec: 1.0,
+            window_secs: 60.0,
+            at: Timestamp(at * 1000),
+            ..ServerLoad::default()
+        };
+        Snapshot {
+            desired_units: in_service,
+            instances: (0..in_service)
+                .map(|i| crate::model::Instance {
+                    id: format!("i-{i}"),
+                    pool: "p".into(),
+                    weight_units: 1,
+                    state: LifecycleState::InService,
+                    samples: Default::default(),
+                    load: Some(load),
+                })
+                .collect(),
+            latency: Some(FleetLatency {
+                ttft_p95_secs: ttft,
+                queue_wait_p95_secs: wait,
+                at: Timestamp(at * 1000),
+            }),
+            ..Snapshot::default()
+        }
+    }
+
+    /// The correction moves only on evidence: queueing TTFT over the SLO with the decided
+    /// capacity in service, below the ceiling, confirmed; given back only while busy at the
+    /// corrected target with TTFT well under the SLO; bounded to `MIN_CORRECTION..=1`.
+    #[test]
+    fn the_correction_learns_from_queueing_only() {
+        /// Identical latency samples, and the factor they must leave.
+        struct Case {
+            what: &'static str,
+            decided: u32,
+            in_service: u32,
+            busy: f64,
+            ttft: f64,
+            wait: f64,
+            samples: i64,
+            want: f64,
+        }
+        let confirmed = (1.0 - DECREASE) * (1.0 - DECREASE);
+        #[rustfmt::skip]
+        let cases = [
+            Case { what: "queueing over the SLO: lowered at the third sample in a row, again at the fourth", decided: 4, in_service: 4, busy: 0.7, ttft: 3.0, wait: 1.5, samples: 4, want: confirmed },
+            Case { what: "two samples are not evidence", decided: 4, in_service: 4, busy: 0.7, ttft: 3.0, wait: 1.5, samples: 2, want: 1.0 },
+            Case { what: "a long prefill with nothing queued: more replicas would not help", decided: 4, in_service: 4, busy: 0.7, ttft: 3.0, wait: 0.1, samples: 6, want: 1.0 },
+            Case { what: "capacity still booting: its backlog is not evidence", decided: 6, in_service: 4, busy: 0.7, ttft: 3.0, wait: 1.5, samples: 6, want: 1.0 },
+            Case { what: "at max_units the policy caps capacity, whatever a unit does", decided: 4, in_service: 4, busy: 0.7, ttft: 3.0, wait: 1.5, samples: 6, want: 1.0 },
+            Case { what: "fast and busy from the start: nothing to give back above 1", decided: 4, in_service: 4, busy: 0.7, ttft: 0.3, wait: 0.0, samples: 6, want: 1.0 },
+            Case { what: "a low TTFT alone never lowers capacity", decided: 4, in_service: 4, busy: 0.1, ttft: 0.3, wait: 0.0, samples: 6, want: 1.0 },
+            Case { what: "the floor: the profile overstates a unit by 2x at most", decided: 4, in_service: 4, busy: 0.7, ttft: 3.0, wait: 1.5, samples: 40, want: MIN_CORRECTION },
+        ];
+        for c in cases {
+            let max = if c.what.starts_with("at max_units") {
+                4
+            } else {
+                12
+            };
+            let fleet = learning_fleet(max);
+            let mut k = Correction::default();
+            let mut got = k.factor;
+            for i in 0..c.samples {
+                let snap = latency_snapshot(c.in_service, c.busy, c.ttft, c.wait, 15 * i);
+                got = learn(&mut k, &fleet, &snap, c.decided, Timestamp(15_000 * i));
+            }
+            assert!(
+                (got - c.want).abs() < 1e-9,
+                "{}: {got}, want {}",
+                c.what,
+                c.want
+            );
+        }
+    }
+
+    /// Lowered, the correction is given back a hundredth a sample while the fleet runs at its
+    /// corrected target with TTFT under half the SLO — never for a sample taken twice, a stale
+    /// one or one from the future.
+    #[test]
+    fn the_correction_is_given_back_on_evidence_and_each_sample_counts_once() {
+        let fleet = learning_fleet(12);
+        let lowered = Correction {
+            factor: 0.8,
+            ..Correction::default()
+        };
+        let aim = fleet.capacity.target_utilization * 0.8;
+        // (what, busy per unit, ttft, sample at, now, want)
+        let cases: &[(&str, f64, f64, i64, i64, f64)] = &[
+            (
+                "busy at the corrected aim, fast",
+                aim,
+                0.5,
+                0,
+                0,
+                0.8 + INCREASE,
+            ),
+            ("idle units prove nothing", 0.3 * aim, 0.5, 0, 0, 0.8),
+            ("TTFT over half the SLO", aim, 1.5, 0, 0, 0.8),
+            ("stale", aim, 0.5, 0, 600, 0.8),
+            ("from the future", aim, 0.5, 600, 0, 0.8),
+        ];
+        for &(what, busy, ttft, at, now, want) in cases {
+            let mut c = lowered.clone();
+            let snap = latency_snapshot(4, busy, ttft, 0.0, at);
+            let got = learn(&mut c, &fleet, &snap, 4, Timestamp(now * 1000));
+            assert!((got - want).abs() < 1e-9, "{what}: {got}, want {want}");
+            // The same sample again moves nothing.
+            let again = learn(&mut c, &fleet, &snap, 4, Timestamp(now * 1000));
+            assert_eq!(again, got, "{what}: a sample counts once");
+        }
+        // Given back up to the profile, never above it.
+        let mut c = lowered;
+        for i in 0..100 {
+            let snap = latency_snapshot(4, 0.7, 0.5, 0.0, 15 * i);
+            learn(&mut c, &fleet, &snap, 4, Timestamp(15_000 * i));
+        }
+        assert_eq!(c.factor, 1.0);
+    }
 }
