@@ -868,7 +868,12 @@ fn check_account(path: &Path, cfg: &Config) -> anyhow::Result<()> {
         .build()?;
     let findings = runtime.block_on(async {
         let sdk = llm_autoscaler::aws::sdk_config(&cfg.global.aws, daemon::CALL_TIMEOUT).await;
-        doctor(cfg, &sdk).await
+        doctor(
+            cfg,
+            &sdk,
+            llm_autoscaler::model::Timestamp::from_datetime(&chrono::Utc::now()),
+        )
+        .await
     });
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut errors = Vec::new();

@@ -15,7 +15,7 @@ use crate::provider::ProviderError;
 pub const SETTLE_SECS: f64 = 60.0;
 
 /// How many periods back a tick looks for the newest datapoint.
-const LOOKBACK_PERIODS: f64 = 5.0;
+pub const LOOKBACK_PERIODS: f64 = 5.0;
 
 /// `t` rounded down to a multiple of `period_secs` since the epoch.
 pub fn align_down(t: Timestamp, period_secs: u64) -> Timestamp {

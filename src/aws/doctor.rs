@@ -6,15 +6,22 @@
 //! What is checked, per fleet: every pool's group exists; the policy and the group agree on
 //! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
 //! the fleet runs at a size the policy did not choose); a warm pool the policy sizes exists and
-//! caps its prepared capacity; the events queue and every SQS metric source exist; with
-//! `[global.ha]`, the lease table can be read. Read-only, and only calls the daemon's role
-//! already has (`DescribeAutoScalingGroups`, `GetQueueAttributes`, `GetItem`).
+//! caps its prepared capacity; the events queue and every SQS metric source exist; every
+//! CloudWatch metric source answers — the daemon's own `GetMetricData` query, one metric at a
+//! time so a refusal names its metric, and a warning when it holds no datapoint in its lookback
+//! (the metric would count as missing, which blocks scale-down); with `[global.ha]`, the lease
+//! table can be read. Read-only, and only calls the daemon's role already has
+//! (`DescribeAutoScalingGroups`, `GetQueueAttributes`, `GetMetricData`, `GetItem`): a denied
+//! call is reported where its value is, so the read half of the role is checked by use. The
+//! write half (`SetDesiredCapacity`, `PutWarmPool`, …) is not: Auto Scaling has no dry run, and
+//! `iam:SimulatePrincipalPolicy`, which could answer without acting, is not served by the test
+//! endpoint (moto), so it would ship untested.
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 
 use crate::config::{Config, Fleet, MetricSource, Pool};
-use crate::model::Market;
+use crate::model::{Market, Timestamp};
 use crate::provider::ProviderStats;
 
 use super::sdk_call;
@@ -44,9 +51,10 @@ pub struct Finding {
 }
 
 /// Every finding for `cfg` in the account `sdk` reaches.
-pub async fn doctor(cfg: &Config, sdk: &SdkConfig) -> Vec<Finding> {
+pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Finding> {
     let asg = aws_sdk_autoscaling::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
+    let cw = aws_sdk_cloudwatch::Client::new(sdk);
     let mut stats = ProviderStats::default();
     let mut out = Vec::new();
     if let Some(url) = &cfg.global.aws.events_queue_url {
@@ -88,9 +96,50 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig) -> Vec<Finding> {
                     });
                 }
             }
+            if let Some(source @ MetricSource::Cloudwatch { metric_name, .. }) = &metric.source {
+                let key = format!("fleets[{f}].metrics[{m}].source.metric_name");
+                out.extend(
+                    cloudwatch_finding(&cw, &metric.name, source, now)
+                        .await
+                        .map(|(severity, problem, remedy)| Finding {
+                            severity,
+                            key,
+                            value: metric_name.clone(),
+                            problem,
+                            remedy,
+                        }),
+                );
+            }
         }
     }
     out
+}
+
+/// What is wrong with a CloudWatch metric source, if anything: the daemon's own query for it
+/// alone, at `now`.
+async fn cloudwatch_finding(
+    cw: &aws_sdk_cloudwatch::Client,
+    name: &str,
+    source: &MetricSource,
+    now: Timestamp,
+) -> Option<(Severity, String, String)> {
+    let query = [super::cloudwatch::Query { name, source }];
+    match super::cloudwatch::latest(cw, &query, now).await {
+        Err(e) => Some((
+            Severity::Error,
+            format!("CloudWatch does not answer for metric {name}: {e}"),
+            "a metric of this account and region, readable by the daemon's role (cloudwatch:GetMetricData)".into(),
+        )),
+        Ok(samples) if samples.is_empty() => Some((
+            Severity::Warning,
+            format!(
+                "metric {name} has no datapoint in the last {} periods: it would count as missing, and a missing metric blocks scale-down",
+                super::cloudwatch::LOOKBACK_PERIODS
+            ),
+            "compare namespace, metric_name, dimensions and statistic with the console's metric browser (names and dimension values are case-sensitive); a metric published less often than period_secs needs a longer period".into(),
+        )),
+        Ok(_) => None,
+    }
 }
 
 async fn queue_missing(

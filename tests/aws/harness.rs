@@ -103,6 +103,8 @@ pub enum Fault {
     ServerError,
     /// HTTP 400 `ValidationError` (what AWS answers, e.g., outside a group's bounds).
     Validation,
+    /// HTTP 403 `AccessDenied` (the role lacks the action).
+    AccessDenied,
 }
 
 /// What the proxy saw and what it is told to do.
@@ -418,6 +420,12 @@ async fn handle(
             )
         }
         Some(Fault::Validation) => return validation_error("injected validation error"),
+        Some(Fault::AccessDenied) => {
+            return xml(
+                StatusCode::FORBIDDEN,
+                format!("<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/llm-autoscaler/i-0 is not authorized to perform: {action}</Message></Error><RequestId>d</RequestId></ErrorResponse>"),
+            )
+        }
         None => {}
     }
     if action == "SetDesiredCapacity" {

@@ -1463,6 +1463,18 @@ async fn an_ha_pair_on_dynamodb_has_one_acting_leader_through_partition_and_deat
     assert_eq!(ha.token, Some(3), "a (1), b (2), a again (3)");
 }
 
+/// `llm-autoscaler check --aws --config path`, with the test credentials.
+fn check_aws(path: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
+        .args(["check", "--aws", "--config"])
+        .arg(path)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap()
+}
+
 /// The deployment issue's point 2: the module's on-demand group has MinSize 2 while the policy
 /// may put 0 units there. `check --aws` says so at the group's name in the policy, with both
 /// remedies, and exits 2; once the group agrees, it passes.
@@ -1481,16 +1493,7 @@ async fn check_aws_reports_a_group_min_the_policy_would_go_below() {
             .send()
     };
     set_min(2).await.unwrap();
-    let run = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
-            .args(["check", "--aws", "--config"])
-            .arg(&path)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap()
-    };
+    let run = || check_aws(&path);
     let out = run();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
@@ -1532,6 +1535,58 @@ async fn check_aws_reports_a_group_min_the_policy_would_go_below() {
         err.contains("global.ha.table: the lease cannot be read"),
         "{err}"
     );
+}
+
+/// `check --aws` queries each CloudWatch metric source as the daemon would: one with recent
+/// datapoints passes, one with none is a warning at its `metric_name` (it would count as
+/// missing and block scale-down), one the role may not read is an error there, exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_aws_queries_every_cloudwatch_source() {
+    let b = Bench::new("cwdoctor").await;
+    let metric = |name: &str, metric_name: &str| {
+        format!(
+            "[[fleets.metrics]]\nname = \"{name}\"\nsignal = \"fleet_request_rate\"\n\
+             target = {{ type = \"Value\", value = 100 }}\nstale_after_secs = 300\n\
+             source = {{ type = \"cloudwatch\", namespace = \"Test/Doctor\", metric_name = \"{metric_name}\", statistic = \"Sum\", period_secs = 60 }}\n"
+        )
+    };
+    let path = b.policy_sized(
+        "min_units = 0\nmax_units = 30\non_demand_base_units = 0",
+        &(metric("published", "RequestCount") + &metric("silent", "RequestCountTypo")),
+    );
+    let minute = now().millis() / 60_000;
+    b.put_per_minute("Test/Doctor", None, &[minute - 3, minute - 2], |_| 50.0)
+        .await;
+    let run = || check_aws(&path);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "only warnings: {err}");
+    let silent = line_of("\"RequestCountTypo\"");
+    assert!(
+        err.contains(&format!("warning: {}:{silent}:", path.display()))
+            && err.contains("fleets[0].metrics[3].source.metric_name: metric silent has no datapoint in the last 5 periods"),
+        "{err}"
+    );
+    assert!(!err.contains("metrics[2]"), "it has data: {err}");
+    // The role may not read CloudWatch: each source is an error at its own line.
+    b.proxy
+        .inject("GetMetricData", &[Fault::AccessDenied, Fault::AccessDenied]);
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    for (i, name, metric_name) in [
+        (2, "published", "RequestCount"),
+        (3, "silent", "RequestCountTypo"),
+    ] {
+        let want = format!("policy.toml:{}:", line_of(&format!("\"{metric_name}\"")));
+        let at = err
+            .lines()
+            .find(|l| l.contains(&format!("fleets[0].metrics[{i}].source.metric_name: CloudWatch does not answer for metric {name}")))
+            .unwrap_or_else(|| panic!("{name}: {err}"));
+        assert!(at.contains(&want) && at.contains("AccessDenied"), "{at}");
+    }
 }
 
 /// Two fleets, one daemon, one shared events queue (the Terraform module's two-fleet layout):
