@@ -6,7 +6,8 @@
 //! What is checked, per fleet: every pool's group exists; the policy and the group agree on
 //! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
 //! the fleet runs at a size the policy did not choose); a warm pool the policy sizes exists and
-//! caps its prepared capacity; the events queue and every SQS metric source exist; every
+//! caps its prepared capacity; the events queue and every SQS metric source exist, and the
+//! events queue's policy lets EventBridge send to it; every
 //! CloudWatch metric source answers — the daemon's own `GetMetricData` query, one metric at a
 //! time so a refusal names its metric, and a warning when it holds no datapoint in its lookback
 //! (the metric would count as missing, which blocks scale-down); with `[global.ha]`, the lease
@@ -58,14 +59,25 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
     let mut stats = ProviderStats::default();
     let mut out = Vec::new();
     if let Some(url) = &cfg.global.aws.events_queue_url {
+        let finding = |severity, problem, remedy: &str| Finding {
+            severity,
+            key: "global.aws.events_queue_url".into(),
+            value: url.clone(),
+            problem,
+            remedy: remedy.into(),
+        };
         if let Some(why) = queue_missing(&sqs, &mut stats, url).await {
-            out.push(Finding {
-                severity: Severity::Error,
-                key: "global.aws.events_queue_url".into(),
-                value: url.clone(),
-                problem: format!("the events queue cannot be read: {why}"),
-                remedy: "the Terraform module's events_queue_url output".into(),
-            });
+            out.push(finding(
+                Severity::Error,
+                format!("the events queue cannot be read: {why}"),
+                "the Terraform module's events_queue_url output",
+            ));
+        } else if !events_may_send(&sqs, &mut stats, url).await {
+            out.push(finding(
+                Severity::Warning,
+                "the events queue's policy does not let EventBridge (events.amazonaws.com) send to it: spot interruption warnings and lifecycle events would never arrive, and terminating instances would wait out their hooks".into(),
+                "a queue policy allowing sqs:SendMessage to the service principal events.amazonaws.com (the Terraform module writes one on the queue it creates)",
+            ));
         }
     }
     if let Some(ha) = &cfg.global.ha {
@@ -140,6 +152,62 @@ async fn cloudwatch_finding(
         )),
         Ok(_) => None,
     }
+}
+
+/// Whether the queue's policy lets EventBridge deliver to it: a statement allowing
+/// `sqs:SendMessage` (or `sqs:*`, `*`) to the service `events.amazonaws.com` (or to `*`). Its
+/// conditions (the rules' ARNs) are not evaluated. An unreadable policy counts as none.
+async fn events_may_send(sqs: &aws_sdk_sqs::Client, stats: &mut ProviderStats, url: &str) -> bool {
+    let call = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::Policy)
+        .send();
+    let Ok(out) = sdk_call(stats, "GetQueueAttributes", url, call).await else {
+        return false;
+    };
+    out.attributes()
+        .and_then(|a| a.get(&QueueAttributeName::Policy))
+        .is_some_and(|p| policy_allows_events(p))
+}
+
+/// See [`events_may_send`]; the policy document as JSON text.
+pub fn policy_allows_events(policy: &str) -> bool {
+    use serde_json::Value;
+    let Ok(doc) = serde_json::from_str::<Value>(policy) else {
+        return false;
+    };
+    // A field that may be one string or a list of them.
+    fn any_of(v: Option<&Value>, pred: impl Fn(&str) -> bool) -> bool {
+        match v {
+            Some(Value::String(s)) => pred(s),
+            Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).any(pred),
+            _ => false,
+        }
+    }
+    let statements = match doc.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => return false,
+    };
+    statements.iter().any(|st| {
+        let allow = st.get("Effect").and_then(Value::as_str) == Some("Allow");
+        let action = any_of(st.get("Action"), |a| {
+            matches!(
+                a.to_ascii_lowercase().as_str(),
+                "sqs:sendmessage" | "sqs:*" | "*"
+            )
+        });
+        let principal = match st.get("Principal") {
+            Some(Value::String(s)) => s == "*",
+            Some(p) => {
+                any_of(p.get("Service"), |s| s == "events.amazonaws.com")
+                    || any_of(p.get("AWS"), |s| s == "*")
+            }
+            None => false,
+        };
+        allow && action && principal
+    })
 }
 
 async fn queue_missing(
@@ -270,4 +338,31 @@ async fn check_pool(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::policy_allows_events;
+
+    #[test]
+    fn a_queue_policy_lets_eventbridge_send_or_not() {
+        let events = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"events.amazonaws.com"},"Action":"sqs:SendMessage","Resource":"arn:aws:sqs:us-east-1:1:q","Condition":{"ArnLike":{"aws:SourceArn":"arn:aws:events:*:1:rule/llm-autoscaler-*"}}}]}"#;
+        let cases = [
+            ("the Terraform module's policy", events.to_string(), true),
+            (
+                "lists and wildcards",
+                r#"{"Statement":{"Effect":"Allow","Principal":{"Service":["sns.amazonaws.com","events.amazonaws.com"]},"Action":["sqs:*"]}}"#.into(),
+                true,
+            ),
+            ("anyone", r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*"}]}"#.into(), true),
+            ("a denial", events.replace("Allow", "Deny"), false),
+            ("another service", events.replace("events.amazonaws", "sns.amazonaws"), false),
+            ("receive only", events.replace("sqs:SendMessage", "sqs:ReceiveMessage"), false),
+            ("not JSON", "{".into(), false),
+            ("no statement", "{}".into(), false),
+        ];
+        for (what, policy, want) in cases {
+            assert_eq!(policy_allows_events(&policy), want, "{what}");
+        }
+    }
 }

@@ -1589,6 +1589,57 @@ async fn check_aws_queries_every_cloudwatch_source() {
     }
 }
 
+/// `check --aws` reads the events queue's policy: without a statement letting EventBridge send
+/// to it, no interruption warning or lifecycle event would ever arrive — a warning at
+/// `events_queue_url`; with the Terraform module's statement, none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
+    let b = Bench::new("evpolicy").await;
+    let path = b.policy_sized(
+        "min_units = 0\nmax_units = 30\non_demand_base_units = 0",
+        "",
+    );
+    let warning = "global.aws.events_queue_url: the events queue's policy does not let EventBridge";
+    let out = check_aws(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "a warning: {err}");
+    let line = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(&b.events_url))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("{}:{line}:", path.display())) && err.contains(warning),
+        "{err}"
+    );
+    let arn = b
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&b.events_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"Service":"events.amazonaws.com"}},"Action":"sqs:SendMessage","Resource":"{arn}"}}]}}"#
+    );
+    b.sqs
+        .set_queue_attributes()
+        .queue_url(&b.events_url)
+        .attributes(QueueAttributeName::Policy, policy)
+        .send()
+        .await
+        .unwrap();
+    let out = check_aws(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains(warning), "{err}");
+}
+
 /// Two fleets, one daemon, one shared events queue (the Terraform module's two-fleet layout):
 /// an interruption warning for the second fleet's instance reaches only that fleet, in the
 /// tick that reads it, and its message is deleted once handled.
