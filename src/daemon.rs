@@ -311,7 +311,7 @@ fn seed_history(store: &StateStore, config: &Config, now: Timestamp) -> crate::h
             .filter_map(|d| change_of(&d))
             .peekable();
         for d in parse(&points) {
-            let Some(p) = point_of(&d, None) else {
+            let Some(p) = point_of(&d) else {
                 continue;
             };
             // Changes up to this point's time go in before it, in order.
@@ -792,10 +792,7 @@ impl<P: Provider> Daemon<P> {
                 );
             }
             if let Ok(v) = serde_json::to_value(&decision) {
-                let ttft = st.latency.map(|l| l.ttft_p95_secs);
-                if let (Some(point), Ok(mut h)) =
-                    (crate::history::point_of(&v, ttft), history.write())
-                {
+                if let (Some(point), Ok(mut h)) = (crate::history::point_of(&v), history.write()) {
                     // A refused plan changed nothing; a dry run's change is shown (once).
                     let change = (it.ok || dry_run)
                         .then(|| crate::history::change_of(&v))

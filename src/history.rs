@@ -89,8 +89,8 @@ fn units(v: &Value, key: &str) -> Option<u64> {
 }
 
 /// The point a logged decision gives (its JSON, as `decide` prints and the state database
-/// keeps); `None` when it lacks the core fields.
-pub fn point_of(decision: &Value, ttft_p95_secs: Option<f64>) -> Option<Point> {
+/// keeps) — the same live and read back after a restart; `None` when it lacks the core fields.
+pub fn point_of(decision: &Value) -> Option<Point> {
     let at = Timestamp::parse_rfc3339(decision.get("at")?.as_str()?).ok()?;
     let (mut spot, mut on_demand) = (0, 0);
     for p in decision
@@ -121,7 +121,10 @@ pub fn point_of(decision: &Value, ttft_p95_secs: Option<f64>) -> Option<Point> {
         wanted_units: decision.get("stages").and_then(|s| units(s, "metrics")),
         forecast_peak_units: peak,
         forecast_floor_units: predictive.and_then(|p| units(p, "floor_units")),
-        ttft_p95_secs,
+        ttft_p95_secs: decision
+            .get("latency")
+            .and_then(|l| l.get("ttft_p95_secs"))
+            .and_then(Value::as_f64),
         spend_usd_per_hour: decision
             .get("spend")
             .and_then(|s| s.get("rate_usd_per_hour"))
@@ -235,6 +238,7 @@ mod tests {
             "stages": { "metrics": desired },
             "predictive": { "peak_demand": 300.0, "demand_per_unit": 100.0, "floor_units": 3 },
             "spend": { "rate_usd_per_hour": 1.5 },
+            "latency": { "ttft_p95_secs": 0.4, "queue_wait_p95_secs": 0.1, "at": at },
             "pools": [ { "pool": "spot", "market": "spot", "desired_units": desired - 1 },
                        { "pool": "od", "market": "on_demand", "desired_units": 1 } ],
             "summary": format!("{current} → {desired}")
@@ -244,7 +248,7 @@ mod tests {
     #[test]
     fn a_logged_decision_reads_as_a_point_and_a_change() {
         let d = decision("2026-12-01T10:00:15Z", 4, 6, "scale_up");
-        let p = point_of(&d, Some(0.4)).unwrap();
+        let p = point_of(&d).unwrap();
         assert_eq!(
             (
                 p.desired_units,
@@ -257,6 +261,7 @@ mod tests {
         assert_eq!(p.forecast_peak_units, Some(3.0));
         assert_eq!((p.forecast_floor_units, p.wanted_units), (Some(3), Some(6)));
         assert_eq!(p.spend_usd_per_hour, Some(1.5));
+        assert_eq!(p.ttft_p95_secs, Some(0.4));
         let c = change_of(&d).unwrap();
         assert_eq!(
             (c.from_units, c.to_units, c.action.as_str()),
@@ -267,10 +272,10 @@ mod tests {
         let mut h = FleetHistory::default();
         for at in ["2026-12-01T10:00:15Z", "2026-12-01T10:00:30Z"] {
             let d = decision(at, 4, 6, "scale_up");
-            h.record(point_of(&d, None).unwrap(), change_of(&d));
+            h.record(point_of(&d).unwrap(), change_of(&d));
         }
         assert_eq!(h.view("f", Timestamp(0)).changes.len(), 1);
-        assert!(point_of(&serde_json::json!({"at": "yesterday"}), None).is_none());
+        assert!(point_of(&serde_json::json!({"at": "yesterday"})).is_none());
     }
 
     #[test]
@@ -281,7 +286,7 @@ mod tests {
         for k in 0..(4 * 1440 * 4) {
             let at = start.plus_secs(15.0 * k as f64);
             let d = decision(&at.to_string(), 2, 2 + (k % 2) as u64, "hold");
-            h.record(point_of(&d, None).unwrap(), change_of(&d));
+            h.record(point_of(&d).unwrap(), change_of(&d));
         }
         let v = h.view("f", Timestamp(0));
         assert_eq!(v.points.len(), MINUTES_KEPT);
@@ -295,11 +300,11 @@ mod tests {
         // the rest kept.
         let newest = h.last_at().unwrap();
         let d = decision(&newest.plus_secs(-5.0).to_string(), 2, 2, "hold");
-        h.record(point_of(&d, None).unwrap(), None);
+        h.record(point_of(&d).unwrap(), None);
         assert_eq!(h.view("f", Timestamp(0)).points.len(), MINUTES_KEPT);
         // A clock step back starts afresh.
         let d = decision("2026-12-01T00:00:00Z", 2, 2, "hold");
-        h.record(point_of(&d, None).unwrap(), None);
+        h.record(point_of(&d).unwrap(), None);
         assert_eq!(h.view("f", Timestamp(0)).points.len(), 1);
     }
 }

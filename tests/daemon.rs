@@ -172,17 +172,26 @@ async fn a_restart_mid_surge_resumes_state_and_does_not_scale_down() {
         started,
         "resumed, not fresh"
     );
-    // The dashboard's history is read back from the decision log: the same minutes, except
-    // the live TTFT, which the log does not keep.
+    // The dashboard's history is read back from the decision log: the same minutes, TTFT
+    // included (each decision carries the latency it saw).
     let history_after = view(&d2);
     assert_eq!(history_after.points.len(), history_before.points.len());
     assert_eq!(history_after.changes, history_before.changes);
     for (a, b) in history_after.points.iter().zip(&history_before.points) {
         assert_eq!(
-            (a.at, a.desired_units, a.spot_units),
-            (b.at, b.desired_units, b.spot_units)
+            (a.at, a.desired_units, a.spot_units, a.ttft_p95_secs),
+            (b.at, b.desired_units, b.spot_units, b.ttft_p95_secs)
         );
     }
+    assert!(
+        history_after
+            .points
+            .iter()
+            .filter(|p| p.ttft_p95_secs.is_some())
+            .count()
+            >= 25,
+        "TTFT measured in most minutes and read back"
+    );
     d2.tick().await;
     let after = d2.published().fleets["demo-llama-8b"]
         .decision

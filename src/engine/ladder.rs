@@ -512,6 +512,7 @@ impl<'a> Ladder<'a> {
             action,
             in_service_units: self.snap.in_service_units(),
             pending_units: self.snap.pending_units(),
+            latency: self.snap.latency,
             metrics: metrics.all,
             winning_metric: metrics.winner,
             bounds,

@@ -117,6 +117,10 @@ pub struct Decision {
     pub in_service_units: Units,
     /// Units booting when deciding.
     pub pending_units: Units,
+    /// The fleet's P95 TTFT and queue wait as measured, when its servers report them (what
+    /// the capacity correction learns from; the decision log keeps them for the dashboard).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<crate::model::FleetLatency>,
     /// Each metric's calculation.
     pub metrics: Vec<MetricRecommendation>,
     /// The metric whose recommendation won, if any.
