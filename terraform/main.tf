@@ -306,6 +306,8 @@ locals {
 
 data "aws_caller_identity" "current" {}
 
+data "aws_partition" "current" {}
+
 resource "aws_sqs_queue" "events" {
   count                      = local.owns_queue ? 1 : 0
   name                       = "${var.name}-events"
@@ -443,6 +445,13 @@ data "aws_iam_policy_document" "controller" {
       actions   = ["dynamodb:GetItem", "dynamodb:PutItem"]
       resources = [aws_dynamodb_table.lease[0].arn]
     }
+  }
+  statement {
+    # `llm-autoscaler check --aws` asks IAM what this role may call (the write calls cannot be
+    # tried without acting); read-only, and only about the role itself.
+    sid       = "SimulateOwnPermissions"
+    actions   = ["iam:SimulatePrincipalPolicy"]
+    resources = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${local.controller_role}"]
   }
   dynamic "statement" {
     for_each = length(var.metric_queue_arns) > 0 ? [1] : []

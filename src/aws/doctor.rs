@@ -11,12 +11,12 @@
 //! CloudWatch metric source answers — the daemon's own `GetMetricData` query, one metric at a
 //! time so a refusal names its metric, and a warning when it holds no datapoint in its lookback
 //! (the metric would count as missing, which blocks scale-down); with `[global.ha]`, the lease
-//! table can be read. Read-only, and only calls the daemon's role already has
-//! (`DescribeAutoScalingGroups`, `GetQueueAttributes`, `GetMetricData`, `GetItem`): a denied
-//! call is reported where its value is, so the read half of the role is checked by use. The
-//! write half (`SetDesiredCapacity`, `PutWarmPool`, …) is not: Auto Scaling has no dry run, and
-//! `iam:SimulatePrincipalPolicy`, which could answer without acting, is not served by the test
-//! endpoint (moto), so it would ship untested.
+//! table can be read; and the credentials may make every call the policy will have the daemon
+//! make, each on its resource — asked of IAM (`permissions`: `sts:GetCallerIdentity`, then
+//! `iam:SimulatePrincipalPolicy` on the role itself), since the writes cannot be tried without
+//! acting. Read-only, and only calls the daemon's role already has (`DescribeAutoScalingGroups`,
+//! `GetQueueAttributes`, `GetMetricData`, `GetItem`, `SimulatePrincipalPolicy`); a denied call is
+//! reported at the policy value it concerns.
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -25,7 +25,7 @@ use crate::config::{Config, Fleet, MetricSource, Pool};
 use crate::model::{Market, Timestamp};
 use crate::provider::ProviderStats;
 
-use super::sdk_call;
+use super::{permissions, sdk_call};
 
 /// How much a finding matters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,10 +92,15 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
             });
         }
     }
+    let mut group_arns = Vec::new();
     for (f, fleet) in cfg.fleets.iter().enumerate() {
+        let mut arns = Vec::new();
         for (p, pool) in fleet.pools.iter().enumerate() {
-            out.extend(check_pool(&asg, &mut stats, fleet, f, pool, p).await);
+            let (findings, arn) = check_pool(&asg, &mut stats, fleet, f, pool, p).await;
+            out.extend(findings);
+            arns.push(arn);
         }
+        group_arns.push(arns);
         for (m, metric) in fleet.metrics.iter().enumerate() {
             if let Some(MetricSource::Sqs { queue_url }) = &metric.source {
                 if let Some(why) = queue_missing(&sqs, &mut stats, queue_url).await {
@@ -124,7 +129,57 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
             }
         }
     }
+    out.extend(permission_findings(cfg, sdk, &mut stats, &group_arns).await);
     out
+}
+
+/// The calls the daemon will make that its credentials may not (`permissions`), each at the
+/// policy value it concerns; one warning when IAM cannot be asked.
+async fn permission_findings(
+    cfg: &Config,
+    sdk: &SdkConfig,
+    stats: &mut ProviderStats,
+    group_arns: &[Vec<Option<String>>],
+) -> Vec<Finding> {
+    let not_simulated = |why: String| {
+        vec![Finding {
+            severity: Severity::Warning,
+            key: "global.provider".into(),
+            value: "aws".into(),
+            problem: format!("the credentials' permissions for the calls that change the fleet were not checked: {why}"),
+            remedy: "let the daemon's role call iam:SimulatePrincipalPolicy on itself (the Terraform module does)".into(),
+        }]
+    };
+    let me = match permissions::whoami(sdk, stats).await {
+        Ok(me) => me,
+        Err(e) => return not_simulated(e),
+    };
+    let Some(principal) = me.principal else {
+        return not_simulated(format!("{} is neither a role nor a user", me.arn));
+    };
+    let region = sdk.region().map_or("us-east-1", |r| r.as_ref());
+    let needed = permissions::needed(cfg, group_arns, &me.partition, region, &me.account);
+    let verdicts = match permissions::simulate(sdk, stats, &principal, &needed).await {
+        Ok(v) => v,
+        Err(e) => return not_simulated(e),
+    };
+    needed
+        .into_iter()
+        .zip(verdicts)
+        .filter_map(|(n, v)| match v {
+            permissions::Verdict::Allowed => None,
+            permissions::Verdict::Denied(why) => Some(Finding {
+                severity: Severity::Error,
+                key: n.key,
+                value: n.value,
+                problem: format!(
+                    "{principal} may not call {} on {} ({why})",
+                    n.action, n.resource
+                ),
+                remedy: "grant it to the daemon's role (the Terraform module's policy grants every call the daemon makes: docs/daemon.md)".into(),
+            }),
+        })
+        .collect()
 }
 
 /// What is wrong with a CloudWatch metric source, if anything: the daemon's own query for it
@@ -255,7 +310,7 @@ async fn check_pool(
     f: usize,
     pool: &Pool,
     p: usize,
-) -> Vec<Finding> {
+) -> (Vec<Finding>, Option<String>) {
     let key = format!("fleets[{f}].pools[{p}].asg_name");
     let finding = |severity, problem: String, remedy: String| Finding {
         severity,
@@ -270,26 +325,24 @@ async fn check_pool(
         .send();
     let group = match sdk_call(stats, "DescribeAutoScalingGroups", &pool.asg_name, call).await {
         Err(e) => {
-            return vec![finding(
-                Severity::Error,
-                format!("the group cannot be read: {e}"),
-                "check the region and the daemon's credentials".into(),
-            )]
+            let why = format!("the group cannot be read: {e}");
+            let remedy = "check the region and the daemon's credentials".into();
+            return (vec![finding(Severity::Error, why, remedy)], None);
         }
         Ok(out) => match out.auto_scaling_groups().first() {
             Some(g) => g.clone(),
             None => {
-                return vec![finding(
-                    Severity::Error,
-                    format!(
-                        "no Auto Scaling Group named \"{}\" in this region",
-                        pool.asg_name
-                    ),
-                    "the Terraform module's on_demand_asg_name / spot_asg_name outputs".into(),
-                )]
+                let why = format!(
+                    "no Auto Scaling Group named \"{}\" in this region",
+                    pool.asg_name
+                );
+                let remedy =
+                    "the Terraform module's on_demand_asg_name / spot_asg_name outputs".into();
+                return (vec![finding(Severity::Error, why, remedy)], None);
             }
         },
     };
+    let arn = group.auto_scaling_group_arn().map(str::to_string);
     let (min, max) = (
         group.min_size().unwrap_or(0).max(0) as u32,
         group.max_size().unwrap_or(0).max(0) as u32,
@@ -337,7 +390,7 @@ async fn check_pool(
             Some(_) => {}
         }
     }
-    out
+    (out, arn)
 }
 
 #[cfg(test)]

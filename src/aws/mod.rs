@@ -24,6 +24,7 @@ pub mod doctor;
 pub mod error;
 pub mod events;
 mod lease;
+pub mod permissions;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -61,6 +62,8 @@ pub const CALLS: &[&str] = &[
     "sqs:DeleteMessage",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
+    // `check --aws` only: what the role may call, asked of IAM about itself.
+    "iam:SimulatePrincipalPolicy",
 ];
 
 /// How long a spot price is used before it is asked again, seconds.

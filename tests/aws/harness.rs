@@ -35,6 +35,9 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
+#[path = "iam_sim.rs"]
+mod iam_sim;
+
 /// The moto endpoint for this test binary.
 pub fn moto() -> String {
     static URL: OnceLock<String> = OnceLock::new();
@@ -449,6 +452,15 @@ async fn handle(
                 return validation_error(&message);
             }
         }
+    }
+    if action == "SimulatePrincipalPolicy" {
+        // moto does not serve it: answered here from the principal's policies in moto.
+        let iam = aws_sdk_iam::Client::new(&sdk(&upstream).await);
+        let (status, body) = iam_sim::answer(&iam, &params).await;
+        if status == 200 {
+            *st.lock().unwrap().passed.entry(action).or_default() += 1;
+        }
+        return xml(StatusCode::from_u16(status).unwrap(), body);
     }
     if action == "PutLifecycleHook" {
         // The group's instances when the hook is put: those it holds are the ones that come

@@ -1463,13 +1463,33 @@ async fn an_ha_pair_on_dynamodb_has_one_acting_leader_through_partition_and_deat
     assert_eq!(ha.token, Some(3), "a (1), b (2), a again (3)");
 }
 
+/// The 1-based line of the policy file at `path` that first contains `needle`.
+fn line_of(path: &Path, needle: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains(needle))
+        .unwrap()
+        + 1
+}
+
 /// `llm-autoscaler check --aws --config path`, with the test credentials.
 fn check_aws(path: &Path) -> std::process::Output {
+    check_aws_as(
+        path,
+        &[
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ],
+    )
+}
+
+/// `llm-autoscaler check --aws --config path` with these credentials in the environment.
+fn check_aws_as(path: &Path, credentials: &[(&str, &str)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
         .args(["check", "--aws", "--config"])
         .arg(path)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(credentials.iter().copied())
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .unwrap()
@@ -1497,12 +1517,7 @@ async fn check_aws_reports_a_group_min_the_policy_would_go_below() {
     let out = run();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    let line = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains("\"doctor-od\""))
-        .unwrap()
-        + 1;
+    let line = line_of(&path, "\"doctor-od\"");
     let want = format!(
         "policy.toml:{line}:12: fleets[0].pools[0].asg_name: the group's MinSize is 2 but the policy may set pool \"od\" as low as 0 units"
     );
@@ -1558,12 +1573,10 @@ async fn check_aws_queries_every_cloudwatch_source() {
     b.put_per_minute("Test/Doctor", None, &[minute - 3, minute - 2], |_| 50.0)
         .await;
     let run = || check_aws(&path);
-    let text = std::fs::read_to_string(&path).unwrap();
-    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
     let out = run();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "only warnings: {err}");
-    let silent = line_of("\"RequestCountTypo\"");
+    let silent = line_of(&path, "\"RequestCountTypo\"");
     assert!(
         err.contains(&format!("warning: {}:{silent}:", path.display()))
             && err.contains("fleets[0].metrics[3].source.metric_name: metric silent has no datapoint in the last 5 periods"),
@@ -1580,7 +1593,10 @@ async fn check_aws_queries_every_cloudwatch_source() {
         (2, "published", "RequestCount"),
         (3, "silent", "RequestCountTypo"),
     ] {
-        let want = format!("policy.toml:{}:", line_of(&format!("\"{metric_name}\"")));
+        let want = format!(
+            "policy.toml:{}:",
+            line_of(&path, &format!("\"{metric_name}\""))
+        );
         let at = err
             .lines()
             .find(|l| l.contains(&format!("fleets[0].metrics[{i}].source.metric_name: CloudWatch does not answer for metric {name}")))
@@ -1603,12 +1619,7 @@ async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
     let out = check_aws(&path);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "a warning: {err}");
-    let line = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .position(|l| l.contains(&b.events_url))
-        .unwrap()
-        + 1;
+    let line = line_of(&path, &b.events_url);
     assert!(
         err.contains(&format!("{}:{line}:", path.display())) && err.contains(warning),
         "{err}"
@@ -1638,6 +1649,114 @@ async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains(warning), "{err}");
+}
+
+/// `check --aws` asks IAM what the daemon's role may call — through the test endpoint's
+/// `SimulatePrincipalPolicy` (moto has none; tests/aws/iam_sim.rs evaluates the role's policies
+/// in moto as AWS documents). A role that may steer only the on-demand group is refused at the
+/// spot pool's `asg_name`, for each write the daemon would make there, exit 2; granted both
+/// groups, it passes. Credentials that are no role or user cannot be simulated: a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_aws_asks_iam_what_the_role_may_call() {
+    let b = Bench::new("perm").await;
+    let path = b.policy_sized(
+        "min_units = 0\nmax_units = 30\non_demand_base_units = 0",
+        "",
+    );
+    let direct = harness::sdk(&harness::moto()).await;
+    let iam = aws_sdk_iam::Client::new(&direct);
+    let arn_of = |group: String| {
+        let asg = b.asg.clone();
+        async move {
+            asg.describe_auto_scaling_groups()
+                .auto_scaling_group_names(group)
+                .send()
+                .await
+                .unwrap()
+                .auto_scaling_groups()[0]
+                .auto_scaling_group_arn()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let (od, spot) = (
+        arn_of("perm-od".into()).await,
+        arn_of("perm-spot".into()).await,
+    );
+    let grant = |groups: &[&str]| {
+        serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["autoscaling:Describe*", "ec2:Describe*", "cloudwatch:GetMetricData", "sqs:*", "iam:SimulatePrincipalPolicy"], "Resource": "*"},
+            {"Effect": "Allow", "Action": ["autoscaling:SetDesiredCapacity", "autoscaling:PutWarmPool", "autoscaling:CompleteLifecycleAction"], "Resource": groups},
+        ]})
+        .to_string()
+    };
+    iam.create_role()
+        .role_name("perm-daemon")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    let put = |doc: String| {
+        iam.put_role_policy()
+            .role_name("perm-daemon")
+            .policy_name("llm-autoscaler")
+            .policy_document(doc)
+            .send()
+    };
+    put(grant(&[&od])).await.unwrap();
+    let creds = aws_sdk_sts::Client::new(&direct)
+        .assume_role()
+        .role_arn("arn:aws:iam::123456789012:role/perm-daemon")
+        .role_session_name("i-0control")
+        .send()
+        .await
+        .unwrap()
+        .credentials()
+        .unwrap()
+        .clone();
+    let run = || {
+        check_aws_as(
+            &path,
+            &[
+                ("AWS_ACCESS_KEY_ID", creds.access_key_id()),
+                ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key()),
+                ("AWS_SESSION_TOKEN", creds.session_token()),
+            ],
+        )
+    };
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = line_of(&path, "\"perm-spot\"");
+    for action in ["SetDesiredCapacity", "CompleteLifecycleAction"] {
+        let want = format!(
+            "policy.toml:{line}:12: fleets[0].pools[1].asg_name: arn:aws:iam::123456789012:role/perm-daemon may not call autoscaling:{action} on {spot} (implicitDeny)"
+        );
+        assert!(err.contains(&want), "want {want}\nin {err}");
+    }
+    assert!(
+        !err.contains("pools[0].asg_name: arn:aws:iam"),
+        "the on-demand group is granted: {err}"
+    );
+    assert_eq!(
+        b.proxy
+            .with(|s| s.passed.get("SimulatePrincipalPolicy").copied()),
+        Some(4),
+        "one question per resource: the reads on *, the two groups, the events queue"
+    );
+    put(grant(&[&od, &spot])).await.unwrap();
+    let out = run();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("may not call"), "{err}");
+    // The test's own static credentials are moto's default user, whom IAM does not know.
+    let out = check_aws(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("global.provider: the credentials' permissions for the calls that change the fleet were not checked"),
+        "{err}"
+    );
 }
 
 /// Two fleets, one daemon, one shared events queue (the Terraform module's two-fleet layout):
