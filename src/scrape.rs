@@ -476,6 +476,15 @@ impl Scraper {
 
     async fn get(&self, url: reqwest::Url) -> Result<String, ScrapeError> {
         let shown = url.to_string();
+        match self.fetch(url).await? {
+            (200..=299, body) => Ok(body),
+            (status, _) => Err(ScrapeError::Status { url: shown, status }),
+        }
+    }
+
+    /// The status and body of a GET, whatever the status.
+    async fn fetch(&self, url: reqwest::Url) -> Result<(u16, String), ScrapeError> {
+        let shown = url.to_string();
         let err = |e: reqwest::Error| {
             if e.is_timeout() {
                 ScrapeError::Timeout {
@@ -490,13 +499,8 @@ impl Scraper {
             }
         };
         let resp = self.client.get(url).send().await.map_err(err)?;
-        if !resp.status().is_success() {
-            return Err(ScrapeError::Status {
-                url: shown,
-                status: resp.status().as_u16(),
-            });
-        }
-        resp.text().await.map_err(err)
+        let status = resp.status().as_u16();
+        Ok((status, resp.text().await.map_err(err)?))
     }
 
     /// Scrapes `http://host:port{path}`.
@@ -532,8 +536,19 @@ impl Scraper {
             reason: e.to_string(),
         })?;
         url.query_pairs_mut().append_pair("query", query);
-        let body = self.get(url).await?;
-        promql_value(&body).map_err(|reason| ScrapeError::BadAnswer { url: raw, reason })
+        let shown = url.to_string();
+        // Prometheus says why in the body of a 400 (bad query), 422 (failed) or 503 (timeout).
+        let (status, body) = self.fetch(url).await?;
+        let ok = (200..=299).contains(&status);
+        match promql_value(&body) {
+            Ok(v) if ok => Ok(v),
+            Err(reason) if ok => Err(ScrapeError::BadAnswer { url: raw, reason }),
+            Err(reason) if body.trim_start().starts_with('{') => Err(ScrapeError::BadAnswer {
+                url: raw,
+                reason: format!("HTTP {status}, {reason}"),
+            }),
+            _ => Err(ScrapeError::Status { url: shown, status }),
+        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
 //! the fleet runs at a size the policy did not choose); a warm pool the policy sizes exists and
 //! caps its prepared capacity; the events queue and every SQS metric source exist, and the
-//! events queue's policy lets EventBridge send to it; every
+//! events queue's policy lets EventBridge send to it; every PromQL source answers one number;
+//! every
 //! CloudWatch metric source answers — the daemon's own `GetMetricData` query, one metric at a
 //! time so a refusal names its metric, and a warning when it holds no datapoint in its lookback
 //! (the metric would count as missing, which blocks scale-down); with `[global.ha]`, the lease
@@ -56,6 +57,9 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
     let asg = aws_sdk_autoscaling::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let cw = aws_sdk_cloudwatch::Client::new(sdk);
+    let scraper = crate::scrape::Scraper::new(std::time::Duration::from_millis(
+        cfg.global.scrape.timeout_ms,
+    ));
     let mut stats = ProviderStats::default();
     let mut out = Vec::new();
     if let Some(url) = &cfg.global.aws.events_queue_url {
@@ -110,6 +114,17 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
                         value: queue_url.clone(),
                         problem: format!("the request queue cannot be read: {why}"),
                         remedy: "an existing queue's URL, readable by the daemon's role (metric_queue_arns in the Terraform module)".into(),
+                    });
+                }
+            }
+            if let Some(MetricSource::Promql { url, query }) = &metric.source {
+                if let Err(e) = scraper.promql(url, query).await {
+                    out.push(Finding {
+                        severity: Severity::Error,
+                        key: format!("fleets[{f}].metrics[{m}].source.query"),
+                        value: query.clone(),
+                        problem: format!("the PromQL source does not answer one number for metric {}: {e}", metric.name),
+                        remedy: "a query that returns one scalar or one series (sum(…) or max(…) over the fleet), at a Prometheus the control VM can reach".into(),
                     });
                 }
             }

@@ -1759,6 +1759,59 @@ async fn check_aws_asks_iam_what_the_role_may_call() {
     );
 }
 
+/// `check --aws` asks each PromQL source as the daemon would: a query answering one number
+/// passes; one the server refuses is an error at its `query`, exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_aws_asks_each_promql_source() {
+    let b = Bench::new("promdoctor").await;
+    // A loopback Prometheus: `sum(up)` is one series; anything else a parse error.
+    let app = axum::Router::new().route(
+        "/api/v1/query",
+        axum::routing::get(
+            |q: axum::extract::Query<std::collections::BTreeMap<String, String>>| async move {
+                if q.get("query").map(String::as_str) == Some("sum(up)") {
+                    (
+                        axum::http::StatusCode::OK,
+                        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"3"]}]}}"#,
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::BAD_REQUEST,
+                        r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected end of input"}"#,
+                    )
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let prom = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let metric = |name: &str, query: &str| {
+        format!(
+            "[[fleets.metrics]]\nname = \"{name}\"\nsignal = \"fleet_request_rate\"\n\
+             target = {{ type = \"Value\", value = 100 }}\n\
+             source = {{ type = \"promql\", url = \"{prom}\", query = \"{query}\" }}\n"
+        )
+    };
+    let path = b.policy_sized(
+        "min_units = 0\nmax_units = 30\non_demand_base_units = 0",
+        &(metric("up", "sum(up)") + &metric("typo", "sum(rate(")),
+    );
+    let out = check_aws(&path);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let want = format!("policy.toml:{}:", line_of(&path, "\"sum(rate(\""));
+    let at = err
+        .lines()
+        .find(|l| l.contains("fleets[0].metrics[3].source.query: the PromQL source does not answer one number for metric typo"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(at.contains(&want) && at.contains("parse error"), "{at}");
+    assert!(
+        !err.contains("metrics[2].source.query"),
+        "sum(up) answers: {err}"
+    );
+}
+
 /// Two fleets, one daemon, one shared events queue (the Terraform module's two-fleet layout):
 /// an interruption warning for the second fleet's instance reaches only that fleet, in the
 /// tick that reads it, and its message is deleted once handled.
