@@ -447,6 +447,13 @@ data "aws_iam_policy_document" "controller" {
     }
   }
   statement {
+    # `llm-autoscaler check --aws` reads which rules feed the events queue (read-only; these
+    # calls take rule ARNs, which ListRuleNamesByTarget cannot know in advance).
+    sid       = "ReadEventRules"
+    actions   = ["events:ListRuleNamesByTarget", "events:DescribeRule"]
+    resources = ["arn:${data.aws_partition.current.partition}:events:*:${data.aws_caller_identity.current.account_id}:rule/*"]
+  }
+  statement {
     # `llm-autoscaler check --aws` asks IAM what this role may call (the write calls cannot be
     # tried without acting); read-only, and only about the role itself.
     sid       = "SimulateOwnPermissions"

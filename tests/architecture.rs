@@ -102,7 +102,16 @@ fn the_iam_policy_grants_exactly_the_calls_the_aws_provider_makes() {
         .split('"')
         .filter(|s| {
             s.split_once(':').is_some_and(|(svc, api)| {
-                ["autoscaling", "ec2", "cloudwatch", "sqs", "dynamodb", "iam"].contains(&svc)
+                [
+                    "autoscaling",
+                    "ec2",
+                    "cloudwatch",
+                    "sqs",
+                    "dynamodb",
+                    "iam",
+                    "events",
+                ]
+                .contains(&svc)
                     && api.starts_with(|c: char| c.is_ascii_uppercase())
             })
         })

@@ -7,7 +7,9 @@
 //! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
 //! the fleet runs at a size the policy did not choose); a warm pool the policy sizes exists and
 //! caps its prepared capacity; the events queue and every SQS metric source exist, and the
-//! events queue's policy lets EventBridge send to it; every PromQL source answers one number;
+//! events queue's policy lets EventBridge send to it, and enabled rules send it what the daemon
+//! reads (spot interruption warnings and rebalance recommendations for a spot fleet, each
+//! group's terminate lifecycle actions); every PromQL source answers one number;
 //! every
 //! CloudWatch metric source answers — the daemon's own `GetMetricData` query, one metric at a
 //! time so a refusal names its metric, and a warning when it holds no datapoint in its lookback
@@ -26,7 +28,7 @@ use crate::config::{Config, Fleet, MetricSource, Pool};
 use crate::model::{Market, Timestamp};
 use crate::provider::ProviderStats;
 
-use super::{permissions, sdk_call};
+use super::{event_rules, permissions, sdk_call};
 
 /// How much a finding matters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,12 +78,19 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
                 format!("the events queue cannot be read: {why}"),
                 "the Terraform module's events_queue_url output",
             ));
-        } else if !events_may_send(&sqs, &mut stats, url).await {
-            out.push(finding(
-                Severity::Warning,
-                "the events queue's policy does not let EventBridge (events.amazonaws.com) send to it: spot interruption warnings and lifecycle events would never arrive, and terminating instances would wait out their hooks".into(),
-                "a queue policy allowing sqs:SendMessage to the service principal events.amazonaws.com (the Terraform module writes one on the queue it creates)",
-            ));
+        } else {
+            let (policy, arn) = events_queue_attributes(&sqs, &mut stats, url).await;
+            if !policy.as_deref().is_some_and(policy_allows_events) {
+                out.push(finding(
+                    Severity::Warning,
+                    "the events queue's policy does not let EventBridge (events.amazonaws.com) send to it: spot interruption warnings and lifecycle events would never arrive, and terminating instances would wait out their hooks".into(),
+                    "a queue policy allowing sqs:SendMessage to the service principal events.amazonaws.com (the Terraform module writes one on the queue it creates)",
+                ));
+            }
+            if let Some(arn) = arn {
+                let events = aws_sdk_eventbridge::Client::new(sdk);
+                out.extend(rule_findings(cfg, &events, &mut stats, url, &arn).await);
+            }
         }
     }
     if let Some(ha) = &cfg.global.ha {
@@ -224,24 +233,107 @@ async fn cloudwatch_finding(
     }
 }
 
-/// Whether the queue's policy lets EventBridge deliver to it: a statement allowing
-/// `sqs:SendMessage` (or `sqs:*`, `*`) to the service `events.amazonaws.com` (or to `*`). Its
-/// conditions (the rules' ARNs) are not evaluated. An unreadable policy counts as none.
-async fn events_may_send(sqs: &aws_sdk_sqs::Client, stats: &mut ProviderStats, url: &str) -> bool {
+/// The events queue's policy and ARN; `None` each where unreadable (an unreadable policy
+/// counts as none).
+async fn events_queue_attributes(
+    sqs: &aws_sdk_sqs::Client,
+    stats: &mut ProviderStats,
+    url: &str,
+) -> (Option<String>, Option<String>) {
     let call = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::Policy)
+        .attribute_names(QueueAttributeName::QueueArn)
         .send();
     let Ok(out) = sdk_call(stats, "GetQueueAttributes", url, call).await else {
-        return false;
+        return (None, None);
     };
-    out.attributes()
-        .and_then(|a| a.get(&QueueAttributeName::Policy))
-        .is_some_and(|p| policy_allows_events(p))
+    let get = |k: &QueueAttributeName| out.attributes().and_then(|a| a.get(k)).cloned();
+    (
+        get(&QueueAttributeName::Policy),
+        get(&QueueAttributeName::QueueArn),
+    )
 }
 
-/// See [`events_may_send`]; the policy document as JSON text.
+/// The events the daemon reads that no enabled EventBridge rule sends to the events queue
+/// (`event_rules`): a spot fleet's interruption warnings and rebalance recommendations (at
+/// the queue), each group's terminate lifecycle actions (at the group's name).
+async fn rule_findings(
+    cfg: &Config,
+    events: &aws_sdk_eventbridge::Client,
+    stats: &mut ProviderStats,
+    url: &str,
+    arn: &str,
+) -> Vec<Finding> {
+    use event_rules::{delivers, Wanted};
+    let patterns = match event_rules::patterns_to(events, stats, arn).await {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![Finding {
+                severity: Severity::Warning,
+                key: "global.aws.events_queue_url".into(),
+                value: url.into(),
+                problem: format!("the EventBridge rules feeding the events queue could not be read: {e}"),
+                remedy: "let the daemon's role call events:ListRuleNamesByTarget and events:DescribeRule (the Terraform module does)".into(),
+            }]
+        }
+    };
+    let missing = |w: Wanted<'_>| !patterns.iter().any(|p| delivers(p, w));
+    let mut out = Vec::new();
+    let spot = cfg
+        .fleets
+        .iter()
+        .any(|f| f.pools.iter().any(|p| p.market == Market::Spot));
+    let ec2: Vec<&str> = [
+        "EC2 Spot Instance Interruption Warning",
+        "EC2 Instance Rebalance Recommendation",
+    ]
+    .into_iter()
+    .filter(|t| {
+        spot && missing(Wanted {
+            source: "aws.ec2",
+            detail_type: t,
+            group: None,
+        })
+    })
+    .collect();
+    if !ec2.is_empty() {
+        out.push(Finding {
+            severity: Severity::Warning,
+            key: "global.aws.events_queue_url".into(),
+            value: url.into(),
+            problem: format!(
+                "no enabled EventBridge rule sends {} to the events queue: the daemon would see an interrupted spot instance only once it is gone",
+                ec2.join(" or ")
+            ),
+            remedy: "a rule on source aws.ec2 with these detail-types, targeting the queue (the Terraform module's)".into(),
+        });
+    }
+    for (f, fleet) in cfg.fleets.iter().enumerate() {
+        for (p, pool) in fleet.pools.iter().enumerate() {
+            let wanted = Wanted {
+                source: "aws.autoscaling",
+                detail_type: "EC2 Instance-terminate Lifecycle Action",
+                group: Some(&pool.asg_name),
+            };
+            if missing(wanted) {
+                out.push(Finding {
+                    severity: Severity::Warning,
+                    key: format!("fleets[{f}].pools[{p}].asg_name"),
+                    value: pool.asg_name.clone(),
+                    problem: "no enabled EventBridge rule sends this group's terminate lifecycle actions to the events queue: its terminating instances would wait out their hook's timeout, requests in flight unknown to the daemon".into(),
+                    remedy: "a rule on source aws.autoscaling, detail-type EC2 Instance-terminate Lifecycle Action, naming the group in detail.AutoScalingGroupName (the Terraform module's)".into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Whether a queue policy (JSON text) lets EventBridge deliver to the queue: a statement
+/// allowing `sqs:SendMessage` (or `sqs:*`, `*`) to the service `events.amazonaws.com` (or to
+/// `*`). Its conditions (the rules' ARNs) are not evaluated.
 pub fn policy_allows_events(policy: &str) -> bool {
     use serde_json::Value;
     let Ok(doc) = serde_json::from_str::<Value>(policy) else {

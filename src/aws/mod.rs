@@ -22,6 +22,7 @@
 pub mod cloudwatch;
 pub mod doctor;
 pub mod error;
+pub mod event_rules;
 pub mod events;
 mod lease;
 pub mod permissions;
@@ -62,7 +63,10 @@ pub const CALLS: &[&str] = &[
     "sqs:DeleteMessage",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
-    // `check --aws` only: what the role may call, asked of IAM about itself.
+    // `check --aws` only: the rules feeding the events queue, and what the role may call,
+    // asked of IAM about itself.
+    "events:ListRuleNamesByTarget",
+    "events:DescribeRule",
     "iam:SimulatePrincipalPolicy",
 ];
 

@@ -1484,6 +1484,14 @@ fn check_aws(path: &Path) -> std::process::Output {
     )
 }
 
+/// `check_aws`, which must pass (warnings allowed): its stderr.
+fn check_aws_passes(path: &Path) -> String {
+    let out = check_aws(path);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    err
+}
+
 /// `llm-autoscaler check --aws --config path` with these credentials in the environment.
 fn check_aws_as(path: &Path, credentials: &[(&str, &str)]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_llm-autoscaler"))
@@ -1607,7 +1615,9 @@ async fn check_aws_queries_every_cloudwatch_source() {
 
 /// `check --aws` reads the events queue's policy: without a statement letting EventBridge send
 /// to it, no interruption warning or lifecycle event would ever arrive — a warning at
-/// `events_queue_url`; with the Terraform module's statement, none.
+/// `events_queue_url`; with the Terraform module's statement, none. Then the rules that feed
+/// it: without one for the spot events, a warning at the queue; without one naming a group's
+/// lifecycle actions, a warning at that group's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
     let b = Bench::new("evpolicy").await;
@@ -1616,9 +1626,7 @@ async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
         "",
     );
     let warning = "global.aws.events_queue_url: the events queue's policy does not let EventBridge";
-    let out = check_aws(&path);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "a warning: {err}");
+    let err = check_aws_passes(&path);
     let line = line_of(&path, &b.events_url);
     assert!(
         err.contains(&format!("{}:{line}:", path.display())) && err.contains(warning),
@@ -1645,10 +1653,68 @@ async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
         .send()
         .await
         .unwrap();
-    let out = check_aws(&path);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let err = check_aws_passes(&path);
     assert!(!err.contains(warning), "{err}");
+    // No rule feeds the queue yet: the spot warnings, and each group's lifecycle actions.
+    let ec2 = "global.aws.events_queue_url: no enabled EventBridge rule sends EC2 Spot Instance Interruption Warning or EC2 Instance Rebalance Recommendation to the events queue";
+    let hooks = "no enabled EventBridge rule sends this group's terminate lifecycle actions";
+    let at = |group: &str| {
+        format!(
+            "{}:{}:12: {}.asg_name: {hooks}",
+            path.display(),
+            line_of(&path, &format!("\"{group}\"")),
+            if group.ends_with("od") {
+                "fleets[0].pools[0]"
+            } else {
+                "fleets[0].pools[1]"
+            }
+        )
+    };
+    assert!(err.contains(ec2), "{err}");
+    assert!(
+        err.contains(&at("evpolicy-od")) && err.contains(&at("evpolicy-spot")),
+        "{err}"
+    );
+    // The module's EC2 rules, and a lifecycle rule that names the on-demand group only.
+    let events = aws_sdk_eventbridge::Client::new(&harness::sdk(&harness::moto()).await);
+    let rules = [
+        (
+            "ec2",
+            r#"{"source":["aws.ec2"],"detail-type":["EC2 Spot Instance Interruption Warning","EC2 Instance Rebalance Recommendation"]}"#,
+        ),
+        (
+            "hooks",
+            r#"{"source":["aws.autoscaling"],"detail-type":["EC2 Instance-terminate Lifecycle Action"],"detail":{"AutoScalingGroupName":["evpolicy-od"]}}"#,
+        ),
+    ];
+    for (name, pattern) in rules {
+        events
+            .put_rule()
+            .name(name)
+            .event_pattern(pattern)
+            .send()
+            .await
+            .unwrap();
+        events
+            .put_targets()
+            .rule(name)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("q")
+                    .arn(&arn)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let err = check_aws_passes(&path);
+    assert!(!err.contains(ec2), "{err}");
+    assert!(
+        !err.contains(&at("evpolicy-od")) && err.contains(&at("evpolicy-spot")),
+        "{err}"
+    );
 }
 
 /// `check --aws` asks IAM what the daemon's role may call — through the test endpoint's
@@ -1750,9 +1816,7 @@ async fn check_aws_asks_iam_what_the_role_may_call() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(!err.contains("may not call"), "{err}");
     // The test's own static credentials are moto's default user, whom IAM does not know.
-    let out = check_aws(&path);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{err}");
+    let err = check_aws_passes(&path);
     assert!(
         err.contains("global.provider: the credentials' permissions for the calls that change the fleet were not checked"),
         "{err}"
