@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the release artifacts that scripts/release.sh wrote to DIR, as a user would meet them:
-# the tarball's checksum and contents, its binary runs, install.sh parses; the .deb's fields and
+# the tarball's checksum and contents, its binary runs and has the AWS provider, install.sh
+# parses; the .deb's fields and
 # contents, then a real `dpkg -i` into a throwaway root (chrootless: the maintainer scripts honour
 # DPKG_ROOT), an upgrade over it that keeps an edited policy, `dpkg --remove` that keeps it and
 # `--purge` that deletes it. Nothing outside a temp dir is touched, and no root is needed.
@@ -21,6 +22,10 @@ for f in llm-autoscaler llm-autoscaler.service policy.example.toml install.sh RE
   [ -e "$t/$f" ] || fail "tarball lacks $f"
 done
 [ "$("$t/llm-autoscaler" --version)" = "llm-autoscaler $version" ] || fail "tarball binary --version"
+# The artifact is the daemon for AWS: a build without the provider says so on any AWS command.
+if "$t/llm-autoscaler" probe --interval-secs 0 http://127.0.0.1:9/metrics 2>&1 | grep -q "no AWS provider"; then
+  fail "the binary was built without the aws feature"
+fi
 bash -n "$t/install.sh" || fail "install.sh does not parse"
 echo "tarball: checksum, contents, binary $version, install.sh: ok"
 
@@ -34,7 +39,7 @@ field() { dpkg-deb --field "$deb" "$1"; }
 field Depends | grep -q '^libc6 (>= [0-9.]*), libgcc-s1$' || fail "Depends: $(field Depends)"
 contents=$(dpkg-deb --contents "$deb" | awk '{ print $6 }')
 for f in ./usr/bin/llm-autoscaler ./usr/lib/systemd/system/llm-autoscaler.service \
-  ./usr/share/doc/llm-autoscaler/policy.example.toml; do
+  ./usr/share/llm-autoscaler/policy.example.toml ./usr/share/doc/llm-autoscaler/README.md; do
   grep -qx "$f" <<<"$contents" || fail ".deb lacks $f"
 done
 # No file of the package is owned by anyone but root.
@@ -44,8 +49,8 @@ dpkg-deb --contents "$deb" | awk '$2 != "root/root" { bad = 1 } END { exit bad }
 r="$work/root"
 mkdir -p "$r/var/lib/dpkg/info" "$r/var/lib/dpkg/updates" "$r/var/lib/dpkg/triggers"
 touch "$r/var/lib/dpkg/status"
-dpkg_root() {
-  dpkg --root="$r" --force-not-root --force-script-chrootless --force-depends \
+dpkg_root() { # dpkg looks for ldconfig and start-stop-daemon, in sbin, before installing
+  PATH="$PATH:/usr/sbin:/sbin" dpkg --root="$r" --force-not-root --force-script-chrootless --force-depends \
     --log=/dev/null "$@" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg $*"; }
 }
 dpkg_root -i "$deb"
@@ -54,7 +59,7 @@ exec_start=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$unit")
 [ "$exec_start" = /usr/bin/llm-autoscaler ] || fail "the unit starts $exec_start"
 [ -x "$r$exec_start" ] || fail "the unit's binary is not installed"
 [ "$("$r/usr/bin/llm-autoscaler" --version)" = "llm-autoscaler $version" ] || fail "--version"
-cmp -s "$r/etc/llm-autoscaler/policy.toml" "$r/usr/share/doc/llm-autoscaler/policy.example.toml" \
+cmp -s "$r/etc/llm-autoscaler/policy.toml" "$r/usr/share/llm-autoscaler/policy.example.toml" \
   || fail "the first install writes the policy from the example"
 "$r/usr/bin/llm-autoscaler" check --config "$r/etc/llm-autoscaler/policy.toml" >/dev/null \
   || fail "the installed binary rejects the installed policy"

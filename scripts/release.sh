@@ -5,8 +5,10 @@
 #     deploy/install.sh (installs under /usr/local; what the control-vm module's user data runs);
 #   dist/llm-autoscaler_<version>_<debian arch>.deb — the same as a Debian package (binary in
 #     /usr/bin, unit in /usr/lib/systemd/system, policy example and operations pack in
-#     /usr/share/doc/llm-autoscaler; a first install writes /etc/llm-autoscaler/policy.toml from
-#     the example, which is yours from then on: upgrades and removal keep it, purge deletes it);
+#     /usr/share/llm-autoscaler (the example: /usr/share/doc may be stripped, as on minimal
+#     images) and /usr/share/doc/llm-autoscaler; a first install writes
+#     /etc/llm-autoscaler/policy.toml from the example, which is yours from then on: upgrades and
+#     removal keep it, purge deletes it);
 # each with a .sha256 beside it. Upload them where the control VM can read them (the control-vm
 # Terraform module takes an S3 bucket and key); docs/deploy.md walks through it.
 #
@@ -16,15 +18,17 @@
 #   --out DIR      where the artifacts go; default dist/
 # The .deb needs dpkg-deb (Debian, Ubuntu); without it only the tarball is built.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-binary="" out="dist"
+binary="" out=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --binary) binary="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
+    # Relative to where the script was run from.
+    --binary) binary=$(realpath "$2"); shift 2 ;;
+    --out) mkdir -p "$2"; out=$(realpath "$2"); shift 2 ;;
     *) echo "usage: scripts/release.sh [--binary PATH] [--out DIR]" >&2; exit 2 ;;
   esac
 done
+cd "$(dirname "$0")/.."
+out=${out:-dist}
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 arch=$(uname -m)
 name="llm-autoscaler-$version-$arch-linux"
@@ -60,14 +64,17 @@ debarch=$(dpkg --print-architecture)
 deb="llm-autoscaler_${version}_$debarch.deb"
 root="$stage/deb"
 doc="$root/usr/share/doc/llm-autoscaler"
-install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/systemd/system" "$doc"
+share="$root/usr/share/llm-autoscaler"
+install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/systemd/system" "$doc" "$share"
 install -m 0755 "$stage/$name/llm-autoscaler" "$root/usr/bin/llm-autoscaler"
 # The unit names the binary's and the README's place; the package puts them under /usr.
 sed -e 's|/usr/local/bin/llm-autoscaler|/usr/bin/llm-autoscaler|' \
     -e 's|/usr/local/share/doc/llm-autoscaler|/usr/share/doc/llm-autoscaler|' \
     systemd/llm-autoscaler.service > "$root/usr/lib/systemd/system/llm-autoscaler.service"
 chmod 0644 "$root/usr/lib/systemd/system/llm-autoscaler.service"
-install -m 0644 config/example.toml "$doc/policy.example.toml"
+# The example the first install copies lives outside /usr/share/doc, which minimal images
+# (Ubuntu's Docker and minimal cloud images) do not install.
+install -m 0644 config/example.toml "$share/policy.example.toml"
 install -m 0644 README.md "$doc/README.md"
 cp -r deploy/grafana deploy/prometheus "$doc/"
 find "$doc" -type d -exec chmod 0755 {} + && find "$doc" -type f -exec chmod 0644 {} +
@@ -98,7 +105,7 @@ set -e
 if [ "$1" = configure ]; then
   install -d -m 0755 "$DPKG_ROOT/etc/llm-autoscaler"
   if [ ! -e "$DPKG_ROOT/etc/llm-autoscaler/policy.toml" ]; then
-    install -m 0644 "$DPKG_ROOT/usr/share/doc/llm-autoscaler/policy.example.toml" \
+    install -m 0644 "$DPKG_ROOT/usr/share/llm-autoscaler/policy.example.toml" \
       "$DPKG_ROOT/etc/llm-autoscaler/policy.toml"
     echo "llm-autoscaler: wrote /etc/llm-autoscaler/policy.toml from the example: edit it, run" \
       "'llm-autoscaler check --aws --config /etc/llm-autoscaler/policy.toml'," \

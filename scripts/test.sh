@@ -75,20 +75,20 @@ test_log=$(mktemp)
 # tests that replay one skip (tests/common/traces.rs), unless LLM_AUTOSCALER_REQUIRE_TRACES is set.
 traces_dir="${LLM_AUTOSCALER_TRACES:-../shared/traces}"
 traces_note=""
-if [ ! -d "$traces_dir" ]; then
+if [ ! -d "$traces_dir" ] && [ -z "${LLM_AUTOSCALER_REQUIRE_TRACES:-}" ]; then
   traces_note=" (3 real-trace tests skipped: no traces at $traces_dir)"
   echo "no traces at $traces_dir: the 3 tests that replay a real trace will skip"
 fi
 cargo test --all-targets --locked 2>&1 | tee "$test_log"
-
-step "the demo's build (no AWS feature: the simulated cloud alone, as scripts/demo.sh builds it)"
-cargo build --locked --no-default-features --bin llm-autoscaler
 
 step "release artifacts (scripts/release.sh on the debug build: tarball + .deb, installed into a throwaway root)"
 release_dir=$(mktemp -d)
 scripts/release.sh --binary "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler" --out "$release_dir"
 scripts/release-check.sh "$release_dir"
 rm -rf "$release_dir"
+
+step "the demo's build (no AWS feature: the simulated cloud alone, as scripts/demo.sh builds it)"
+cargo build --locked --no-default-features --bin llm-autoscaler
 
 step "fault suite (the daemon binary, faults injected from outside: docs/reliability.md)"
 scripts/faults.sh "${CARGO_TARGET_DIR:-target}/debug/llm-autoscaler"

@@ -878,12 +878,8 @@ fn check_account(path: &Path, cfg: &Config) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let mut errors = Vec::new();
     for f in &findings {
-        // The value's first quoted occurrence in the file: where the reader will fix it.
-        let (line, column) = text
-            .lines()
-            .enumerate()
-            .find_map(|(n, l)| l.find(&format!("\"{}\"", f.value)).map(|c| (n + 1, c + 1)))
-            .unwrap_or((1, 1));
+        // Where the finding's key is written: where the reader will fix it.
+        let (line, column) = llm_autoscaler::config::locate(&text, &f.key).unwrap_or((1, 1));
         let located = format!(
             "{}:{line}:{column}: {}: {}; {}",
             path.display(),

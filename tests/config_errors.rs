@@ -481,3 +481,40 @@ fn the_default_lease_outlasts_a_long_tick() {
     assert_eq!(cfg(15), 30);
     assert_eq!(cfg(30), 42);
 }
+
+/// `check --aws` places each finding where its key is written: by path, not by searching for
+/// its value (two fleets may name the same metric; a PromQL query holds escaped quotes).
+#[test]
+fn a_key_path_is_located_where_it_is_written() {
+    let text = r#"[global]
+tick_secs = 15
+[[fleets]]
+name = "a"
+[[fleets.metrics]]
+source = { type = "cloudwatch", metric_name = "RequestCount" }
+[[fleets]]
+name = "b"
+[[fleets.metrics]]
+source = { type = "cloudwatch", metric_name = "RequestCount" }
+[[fleets.metrics]]
+source = { type = "promql", url = "http://p", query = "sum(x{fleet=\"b\"})" }
+"#;
+    // (path, line, column)
+    let cases = [
+        ("fleets[0].metrics[0].source.metric_name", 6, 47),
+        ("fleets[1].metrics[0].source.metric_name", 10, 47),
+        ("fleets[1].metrics[1].source.query", 12, 55),
+        ("fleets[1].name", 8, 8),
+        // Not written (a default): the deepest table or array on the path that is.
+        ("global.provider", 1, 1),
+        ("fleets[1].metrics[7].source", 9, 1),
+    ];
+    for (path, line, column) in cases {
+        assert_eq!(
+            llm_autoscaler::config::locate(text, path),
+            Some((line, column)),
+            "{path}"
+        );
+    }
+    assert_eq!(llm_autoscaler::config::locate("a = [", "a"), None);
+}

@@ -11,8 +11,8 @@
 //! reads (spot interruption warnings and rebalance recommendations for a spot fleet, each
 //! group's terminate lifecycle actions); every PromQL source answers one number;
 //! every
-//! CloudWatch metric source answers — the daemon's own `GetMetricData` query, one metric at a
-//! time so a refusal names its metric, and a warning when it holds no datapoint in its lookback
+//! CloudWatch metric source answers — the daemon's `GetMetricData` query, for one metric at a
+//! time so a refusal names its metric (and so over that metric's own lookback), and a warning when it holds no datapoint in its lookback
 //! (the metric would count as missing, which blocks scale-down); with `[global.ha]`, the lease
 //! table can be read; and the credentials may make every call the policy will have the daemon
 //! make, each on its resource — asked of IAM (`permissions`: `sts:GetCallerIdentity`, then
@@ -190,18 +190,28 @@ async fn permission_findings(
     needed
         .into_iter()
         .zip(verdicts)
-        .filter_map(|(n, v)| match v {
-            permissions::Verdict::Allowed => None,
-            permissions::Verdict::Denied(why) => Some(Finding {
-                severity: Severity::Error,
+        .filter_map(|(n, v)| {
+            let (severity, problem) = match v {
+                permissions::Verdict::Allowed => return None,
+                permissions::Verdict::Denied(why) => (
+                    Severity::Error,
+                    format!("{principal} may not call {} on {} ({why})", n.action, n.resource),
+                ),
+                permissions::Verdict::Undecided(why) => (
+                    Severity::Warning,
+                    format!(
+                        "whether {principal} may call {} on {} is not known: {why}",
+                        n.action, n.resource
+                    ),
+                ),
+            };
+            Some(Finding {
+                severity,
                 key: n.key,
                 value: n.value,
-                problem: format!(
-                    "{principal} may not call {} on {} ({why})",
-                    n.action, n.resource
-                ),
+                problem,
                 remedy: "grant it to the daemon's role (the Terraform module's policy grants every call the daemon makes: docs/daemon.md)".into(),
-            }),
+            })
         })
         .collect()
 }
@@ -285,18 +295,22 @@ async fn rule_findings(
         .fleets
         .iter()
         .any(|f| f.pools.iter().any(|p| p.market == Market::Spot));
+    // (detail-type, read for spot fleets only)
     let ec2: Vec<&str> = [
-        "EC2 Spot Instance Interruption Warning",
-        "EC2 Instance Rebalance Recommendation",
+        ("EC2 Spot Instance Interruption Warning", true),
+        ("EC2 Instance Rebalance Recommendation", true),
+        ("EC2 Instance State-change Notification", false),
     ]
     .into_iter()
-    .filter(|t| {
-        spot && missing(Wanted {
-            source: "aws.ec2",
-            detail_type: t,
-            group: None,
-        })
+    .filter(|(t, spot_only)| {
+        (spot || !spot_only)
+            && missing(Wanted {
+                source: "aws.ec2",
+                detail_type: t,
+                group: None,
+            })
     })
+    .map(|(t, _)| t)
     .collect();
     if !ec2.is_empty() {
         out.push(Finding {
@@ -304,7 +318,7 @@ async fn rule_findings(
             key: "global.aws.events_queue_url".into(),
             value: url.into(),
             problem: format!(
-                "no enabled EventBridge rule sends {} to the events queue: the daemon would see an interrupted spot instance only once it is gone",
+                "no enabled EventBridge rule sends {} to the events queue: the daemon would see an interrupted or stopped instance only once it is gone",
                 ec2.join(" or ")
             ),
             remedy: "a rule on source aws.ec2 with these detail-types, targeting the queue (the Terraform module's)".into(),
@@ -352,24 +366,30 @@ pub fn policy_allows_events(policy: &str) -> bool {
         Some(one @ Value::Object(_)) => vec![one.clone()],
         _ => return false,
     };
-    statements.iter().any(|st| {
-        let allow = st.get("Effect").and_then(Value::as_str) == Some("Allow");
-        let action = any_of(st.get("Action"), |a| {
-            matches!(
-                a.to_ascii_lowercase().as_str(),
-                "sqs:sendmessage" | "sqs:*" | "*"
-            )
-        });
-        let principal = match st.get("Principal") {
-            Some(Value::String(s)) => s == "*",
-            Some(p) => {
-                any_of(p.get("Service"), |s| s == "events.amazonaws.com")
-                    || any_of(p.get("AWS"), |s| s == "*")
-            }
-            None => false,
-        };
-        allow && action && principal
-    })
+    // `sqs:SendMessage`, `sqs:Send*`, `sqs:*`, `*`: a trailing wildcard, without regard to case.
+    let sends = |a: &str| {
+        let a = a.to_ascii_lowercase();
+        match a.strip_suffix('*') {
+            Some(prefix) => "sqs:sendmessage".starts_with(prefix),
+            None => a == "sqs:sendmessage",
+        }
+    };
+    let to_events = |st: &Value| match st.get("Principal") {
+        Some(Value::String(s)) => s == "*",
+        Some(p) => {
+            any_of(p.get("Service"), |s| s == "events.amazonaws.com")
+                || any_of(p.get("AWS"), |s| s == "*")
+        }
+        None => false,
+    };
+    let applies = |effect: &str| {
+        statements.iter().any(|st| {
+            st.get("Effect").and_then(Value::as_str) == Some(effect)
+                && any_of(st.get("Action"), sends)
+                && to_events(st)
+        })
+    };
+    applies("Allow") && !applies("Deny")
 }
 
 async fn queue_missing(
@@ -518,6 +538,12 @@ mod tests {
             ("a denial", events.replace("Allow", "Deny"), false),
             ("another service", events.replace("events.amazonaws", "sns.amazonaws"), false),
             ("receive only", events.replace("sqs:SendMessage", "sqs:ReceiveMessage"), false),
+            ("a wildcard", events.replace("sqs:SendMessage", "sqs:Send*"), true),
+            (
+                "allowed, then denied",
+                events.replace("}]}", r#"},{"Effect":"Deny","Principal":"*","Action":"sqs:*"}]}"#),
+                false,
+            ),
             ("not JSON", "{".into(), false),
             ("no statement", "{}".into(), false),
         ];

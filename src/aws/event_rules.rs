@@ -1,7 +1,8 @@
 //! `check --aws`: do EventBridge rules deliver what the daemon needs to the events queue? The
 //! rules that target the queue (`ListRuleNamesByTarget`), each enabled one's pattern
 //! (`DescribeRule`), matched against the events the daemon reads: a spot fleet's interruption
-//! warnings and rebalance recommendations, and each group's terminate lifecycle actions. The
+//! warnings and rebalance recommendations, every fleet's instance state changes, and each
+//! group's terminate lifecycle actions. The
 //! match follows EventBridge's pattern rules for the fields those events are told apart by
 //! (`source`, `detail-type`, `detail.AutoScalingGroupName`): a listed field must list the
 //! event's value (exactly, or by a `prefix` filter); an unlisted one matches anything. Other
@@ -84,7 +85,10 @@ pub async fn patterns_to(
         let rule = sdk_call(stats, "DescribeRule", &name, call)
             .await
             .map_err(|e| e.to_string())?;
-        let enabled = rule.state().is_none_or(|s| s.as_str() == "ENABLED");
+        // ENABLED, or ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS.
+        let enabled = rule
+            .state()
+            .is_none_or(|s| s.as_str().starts_with("ENABLED"));
         if let (true, Some(p)) = (enabled, rule.event_pattern()) {
             patterns.push(p.to_string());
         }

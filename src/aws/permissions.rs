@@ -6,9 +6,11 @@
 //! policies for each call on the resource it will concern (the group, the queue, the table),
 //! with the context keys the Terraform module's grant conditions on (`cloudwatch:namespace`).
 //!
-//! Limits, as AWS documents them for the simulator: service control policies and resource
-//! policies are not evaluated, and an assumed role's ARN carries no path (a role under a path
-//! is not found and the check says so).
+//! Limits: the simulator applies the principal's identity policies, its permissions boundary
+//! and the organization's SCPs, but no resource policy (none is passed); an assumed role's ARN
+//! carries no path (a role under a path is not found, and the check says so); a grant that
+//! tests a condition key the check cannot supply (a resource tag) is reported as undecided — a
+//! warning — not as denied.
 
 use aws_config::SdkConfig;
 use aws_sdk_iam::types::{ContextEntry, ContextKeyTypeEnum, PolicyEvaluationDecisionType};
@@ -160,6 +162,9 @@ pub enum Verdict {
     Allowed,
     /// Denied: `explicitDeny` or `implicitDeny`.
     Denied(String),
+    /// Not decided: the grant tests context keys the check did not supply (named), or IAM
+    /// returned no result for the call.
+    Undecided(String),
 }
 
 /// Who the credentials are.
@@ -200,7 +205,8 @@ pub async fn simulate(
     needed: &[Needed],
 ) -> Result<Vec<Verdict>, String> {
     let iam = aws_sdk_iam::Client::new(sdk);
-    let mut verdicts = vec![Verdict::Allowed; needed.len()];
+    let mut verdicts =
+        vec![Verdict::Undecided("IAM returned no result for it".into()); needed.len()];
     /// Calls sharing a resource and a context: one request.
     struct Question<'a> {
         resource: &'a str,
@@ -246,13 +252,20 @@ pub async fn simulate(
             .map_err(|e| e.to_string())?;
         for r in out.evaluation_results() {
             let decision = r.eval_decision();
+            let missing = r.missing_context_values();
+            let verdict = match decision {
+                PolicyEvaluationDecisionType::Allowed => Verdict::Allowed,
+                // Denied only for want of keys a real call would carry: not evidence.
+                PolicyEvaluationDecisionType::ImplicitDeny if !missing.is_empty() => {
+                    Verdict::Undecided(format!("the grant tests {}", missing.join(", ")))
+                }
+                other => Verdict::Denied(other.as_str().to_string()),
+            };
             for &i in members
                 .iter()
                 .filter(|&&i| needed[i].action.eq_ignore_ascii_case(r.eval_action_name()))
             {
-                if *decision != PolicyEvaluationDecisionType::Allowed {
-                    verdicts[i] = Verdict::Denied(decision.as_str().to_string());
-                }
+                verdicts[i] = verdict.clone();
             }
         }
     }

@@ -95,6 +95,47 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse_str(&path.display().to_string(), &text)
 }
 
+/// 1-based line and column where the value at `key_path` (`fleets[0].metrics[3].source.query`)
+/// is written in the policy `text`; where the path leaves the file (a default), the deepest
+/// table or array on it that is written; `None` for a text that does not parse.
+pub fn locate(text: &str, key_path: &str) -> Option<(usize, usize)> {
+    use toml::de::DeValue;
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut span = doc.span();
+    let mut here = doc.get_ref();
+    // `a.b[2].c` → a, b, [2], c.
+    let segments = key_path
+        .split('.')
+        .flat_map(|part| {
+            let (name, index) = part.split_once('[').unwrap_or((part, ""));
+            std::iter::once(Ok(name))
+                .chain(index.trim_end_matches(']').parse::<usize>().ok().map(Err))
+        })
+        .collect::<Vec<Result<&str, usize>>>();
+    let mut i = 0;
+    while i < segments.len() {
+        let Ok(name) = segments[i] else { break };
+        let Some(value) = here.get(name) else { break };
+        span = value.span();
+        let mut value = value.get_ref();
+        if let (Some(Err(n)), DeValue::Array(items)) = (segments.get(i + 1), value) {
+            let Some(item) = items.get(*n) else { break };
+            span = item.span();
+            value = item.get_ref();
+            i += 1;
+        }
+        i += 1;
+        match value {
+            DeValue::Table(t) => here = t,
+            _ => break,
+        }
+    }
+    let start = span.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let line_start = text[..start].rfind('\n').map_or(0, |p| p + 1);
+    Some((line, text[line_start..start].chars().count() + 1))
+}
+
 /// Validates a policy given as text; `file` is used in messages only.
 pub fn parse_str(file: &str, text: &str) -> Result<Config, ConfigError> {
     let mut ctx = reader::Ctx::new(file, text);

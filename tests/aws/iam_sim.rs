@@ -5,10 +5,11 @@
 //! explicit `Deny` wins, else an `Allow` that matches, else `implicitDeny`. A statement matches
 //! when its `Action` (or `NotAction`) and `Resource` (or `NotResource`) match — `*` and `?`
 //! wildcards, actions case-insensitive — and each of its conditions holds on the request's
-//! context entries: `StringEquals`, `StringLike`, `ArnEquals`, `ArnLike` (a key the request
-//! does not carry fails the condition, as in the simulator). Other condition operators fail
-//! too: a stricter answer than AWS's, never a laxer one. Permission boundaries, resource
-//! policies and SCPs are not modelled — nor does `SimulatePrincipalPolicy` evaluate the last two.
+//! context entries: `StringEquals`, `StringLike`, `ArnEquals`, `ArnLike` (keys without regard
+//! to case; a key the request does not carry fails the condition, as in the simulator). A
+//! statement with another operator is taken to apply when it denies and not when it allows: a
+//! stricter answer than AWS's, never a laxer one. Permission boundaries and SCPs, which AWS's
+//! simulator applies, are not modelled (moto holds neither for these tests).
 
 use std::collections::BTreeMap;
 
@@ -19,13 +20,13 @@ fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -60,23 +61,31 @@ fn matches_any(patterns: &[String], text: &str, case_insensitive: bool) -> bool 
     })
 }
 
-fn conditions_hold(st: &Value, context: &BTreeMap<String, Vec<String>>) -> bool {
+/// Whether a statement's conditions hold. An operator this evaluator does not know is taken to
+/// hold for a `Deny` and not for an `Allow`: the answer errs towards denial, never towards
+/// access. Condition keys are matched without regard to case, as AWS does.
+fn conditions_hold(st: &Value, context: &BTreeMap<String, Vec<String>>, deny: bool) -> bool {
     let Some(Value::Object(ops)) = st.get("Condition") else {
         return true;
     };
     ops.iter().all(|(op, keys)| {
         let Value::Object(keys) = keys else {
-            return false;
+            return deny;
         };
+        if !matches!(
+            op.as_str(),
+            "StringEquals" | "ArnEquals" | "StringLike" | "ArnLike"
+        ) {
+            return deny;
+        }
         keys.iter().all(|(key, wanted)| {
             let wanted = strings(Some(wanted));
-            let Some(have) = context.get(key) else {
+            let Some((_, have)) = context.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)) else {
                 return false;
             };
             have.iter().any(|h| match op.as_str() {
                 "StringEquals" | "ArnEquals" => wanted.contains(h),
-                "StringLike" | "ArnLike" => matches_any(&wanted, h, false),
-                _ => false,
+                _ => matches_any(&wanted, h, false),
             })
         })
     })
@@ -96,7 +105,8 @@ fn statement_matches(
         Some(r) => matches_any(&strings(Some(r)), resource, false),
         None => !matches_any(&strings(st.get("NotResource")), resource, false),
     };
-    action_ok && resource_ok && conditions_hold(st, context)
+    let deny = st.get("Effect").and_then(Value::as_str) == Some("Deny");
+    action_ok && resource_ok && conditions_hold(st, context, deny)
 }
 
 /// `allowed`, `explicitDeny` or `implicitDeny` for `action` on `resource` under `policies`
@@ -309,5 +319,32 @@ mod tests {
             );
         }
         assert!(glob("a*b?d", "axxbcd") && !glob("a*b?d", "axxbd") && glob("*", ""));
+        assert!(glob("*x", "*ax"), "a literal * in the text");
+        // A deny this evaluator cannot read still denies; an allow it cannot read does not allow.
+        let region_fence = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringNotEquals":{"aws:RequestedRegion":"us-east-1"}}}]}"#;
+        let any = "sqs:DeleteMessage";
+        assert_eq!(
+            evaluate(&[region_fence.to_string()], any, "*", &none),
+            "explicitDeny"
+        );
+        let tls_only = r#"{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#;
+        assert_eq!(
+            evaluate(&[tls_only.to_string()], any, "*", &none),
+            "implicitDeny"
+        );
+        // Condition keys in any case.
+        let upper = BTreeMap::from([(
+            "CloudWatch:Namespace".to_string(),
+            vec!["LLMAutoscaler".to_string()],
+        )]);
+        assert_eq!(
+            evaluate(
+                &[grant.to_string()],
+                "cloudwatch:PutMetricData",
+                "*",
+                &upper
+            ),
+            "allowed"
+        );
     }
 }

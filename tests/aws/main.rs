@@ -1656,7 +1656,7 @@ async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
     let err = check_aws_passes(&path);
     assert!(!err.contains(warning), "{err}");
     // No rule feeds the queue yet: the spot warnings, and each group's lifecycle actions.
-    let ec2 = "global.aws.events_queue_url: no enabled EventBridge rule sends EC2 Spot Instance Interruption Warning or EC2 Instance Rebalance Recommendation to the events queue";
+    let ec2 = "global.aws.events_queue_url: no enabled EventBridge rule sends EC2 Spot Instance Interruption Warning or EC2 Instance Rebalance Recommendation or EC2 Instance State-change Notification to the events queue";
     let hooks = "no enabled EventBridge rule sends this group's terminate lifecycle actions";
     let at = |group: &str| {
         format!(
@@ -1680,7 +1680,7 @@ async fn check_aws_warns_when_eventbridge_cannot_deliver_events() {
     let rules = [
         (
             "ec2",
-            r#"{"source":["aws.ec2"],"detail-type":["EC2 Spot Instance Interruption Warning","EC2 Instance Rebalance Recommendation"]}"#,
+            r#"{"source":["aws.ec2"],"detail-type":["EC2 Spot Instance Interruption Warning","EC2 Instance Rebalance Recommendation","EC2 Instance State-change Notification"]}"#,
         ),
         (
             "hooks",
@@ -1859,12 +1859,16 @@ async fn check_aws_asks_each_promql_source() {
     };
     let path = b.policy_sized(
         "min_units = 0\nmax_units = 30\non_demand_base_units = 0",
-        &(metric("up", "sum(up)") + &metric("typo", "sum(rate(")),
+        // As TOML holds it: a label matcher's quotes escaped.
+        &(metric("up", "sum(up)") + &metric("typo", r#"sum(rate(x{fleet=\"a\"}"#)),
     );
     let out = check_aws(&path);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    let want = format!("policy.toml:{}:", line_of(&path, "\"sum(rate(\""));
+    let want = format!(
+        "policy.toml:{}:",
+        line_of(&path, r#""sum(rate(x{fleet=\"a\"}""#)
+    );
     let at = err
         .lines()
         .find(|l| l.contains("fleets[0].metrics[3].source.query: the PromQL source does not answer one number for metric typo"))

@@ -25,7 +25,10 @@ pub fn shared_traces(test: &str) -> Option<PathBuf> {
         "{test}: the shared traces are required here and not at {} (set LLM_AUTOSCALER_TRACES)",
         dir.display()
     );
-    eprintln!(
+    // Straight to the process's stderr: libtest captures `eprintln!` of a passing test.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "SKIPPED {test}: no traces at {} (clone shared/ beside the repository or set \
          LLM_AUTOSCALER_TRACES)",
         dir.display()
