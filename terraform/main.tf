@@ -447,10 +447,16 @@ data "aws_iam_policy_document" "controller" {
     }
   }
   statement {
-    # `llm-autoscaler check --aws` reads which rules feed the events queue (read-only; these
-    # calls take rule ARNs, which ListRuleNamesByTarget cannot know in advance).
+    # `llm-autoscaler check --aws` reads which rules feed the events queue (read-only): the
+    # names of the rules targeting it (the call names a target, not a rule: `*`) ...
+    sid       = "ListEventRules"
+    actions   = ["events:ListRuleNamesByTarget"]
+    resources = ["*"]
+  }
+  statement {
+    # ... and each one's pattern.
     sid       = "ReadEventRules"
-    actions   = ["events:ListRuleNamesByTarget", "events:DescribeRule"]
+    actions   = ["events:DescribeRule"]
     resources = ["arn:${data.aws_partition.current.partition}:events:*:${data.aws_caller_identity.current.account_id}:rule/*"]
   }
   statement {
