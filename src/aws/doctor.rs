@@ -1,7 +1,7 @@
 //! `check --aws`: the policy against the live account, through the daemon's own credential
 //! chain and calls — what `check` cannot see from the file alone. Each finding names the
-//! policy value it concerns (a group name, a queue URL), so the caller can locate it in the file
-//! like a config error.
+//! policy key it concerns (`fleets[0].pools[1].asg_name`), so the caller can locate it in the
+//! file like a config error.
 //!
 //! What is checked, per fleet: every pool's group exists; the policy and the group agree on
 //! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
@@ -19,7 +19,7 @@
 //! `iam:SimulatePrincipalPolicy` on the role itself), since the writes cannot be tried without
 //! acting. Read-only, and only calls the daemon's role already has (`DescribeAutoScalingGroups`,
 //! `GetQueueAttributes`, `GetMetricData`, `GetItem`, `SimulatePrincipalPolicy`); a denied call is
-//! reported at the policy value it concerns.
+//! reported at the policy key it concerns.
 
 use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
@@ -46,8 +46,6 @@ pub struct Finding {
     pub severity: Severity,
     /// The policy key it concerns, as a path (`fleets[0].pools[1].asg_name`).
     pub key: String,
-    /// The policy value it concerns (what the caller locates in the file).
-    pub value: String,
     /// What is wrong.
     pub problem: String,
     /// What would fix it.
@@ -68,7 +66,6 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
         let finding = |severity, problem, remedy: &str| Finding {
             severity,
             key: "global.aws.events_queue_url".into(),
-            value: url.clone(),
             problem,
             remedy: remedy.into(),
         };
@@ -89,7 +86,7 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
             }
             if let Some(arn) = arn {
                 let events = aws_sdk_eventbridge::Client::new(sdk);
-                out.extend(rule_findings(cfg, &events, &mut stats, url, &arn).await);
+                out.extend(rule_findings(cfg, &events, &mut stats, &arn).await);
             }
         }
     }
@@ -99,7 +96,6 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
             out.push(Finding {
                 severity: Severity::Error,
                 key: "global.ha.table".into(),
-                value: ha.table.clone(),
                 problem: format!("the lease cannot be read: {e} — both daemons would only follow"),
                 remedy: "the Terraform module's ha_lease_table output (ha_lease = true)".into(),
             });
@@ -120,7 +116,6 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
                     out.push(Finding {
                         severity: Severity::Error,
                         key: format!("fleets[{f}].metrics[{m}].source.queue_url"),
-                        value: queue_url.clone(),
                         problem: format!("the request queue cannot be read: {why}"),
                         remedy: "an existing queue's URL, readable by the daemon's role (metric_queue_arns in the Terraform module)".into(),
                     });
@@ -131,13 +126,12 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
                     out.push(Finding {
                         severity: Severity::Error,
                         key: format!("fleets[{f}].metrics[{m}].source.query"),
-                        value: query.clone(),
                         problem: format!("the PromQL source does not answer one number for metric {}: {e}", metric.name),
                         remedy: "a query that returns one scalar or one series (sum(…) or max(…) over the fleet), at a Prometheus the control VM can reach".into(),
                     });
                 }
             }
-            if let Some(source @ MetricSource::Cloudwatch { metric_name, .. }) = &metric.source {
+            if let Some(source @ MetricSource::Cloudwatch { .. }) = &metric.source {
                 let key = format!("fleets[{f}].metrics[{m}].source.metric_name");
                 out.extend(
                     cloudwatch_finding(&cw, &metric.name, source, now)
@@ -145,7 +139,6 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
                         .map(|(severity, problem, remedy)| Finding {
                             severity,
                             key,
-                            value: metric_name.clone(),
                             problem,
                             remedy,
                         }),
@@ -158,7 +151,7 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
 }
 
 /// The calls the daemon will make that its credentials may not (`permissions`), each at the
-/// policy value it concerns; one warning when IAM cannot be asked.
+/// policy key it concerns; one warning when IAM cannot be asked.
 async fn permission_findings(
     cfg: &Config,
     sdk: &SdkConfig,
@@ -169,7 +162,6 @@ async fn permission_findings(
         vec![Finding {
             severity: Severity::Warning,
             key: "global.provider".into(),
-            value: "aws".into(),
             problem: format!("the credentials' permissions for the calls that change the fleet were not checked: {why}"),
             remedy: "let the daemon's role call iam:SimulatePrincipalPolicy on itself (the Terraform module does)".into(),
         }]
@@ -208,7 +200,6 @@ async fn permission_findings(
             Some(Finding {
                 severity,
                 key: n.key,
-                value: n.value,
                 problem,
                 remedy: "grant it to the daemon's role (the Terraform module's policy grants every call the daemon makes: docs/daemon.md)".into(),
             })
@@ -273,7 +264,6 @@ async fn rule_findings(
     cfg: &Config,
     events: &aws_sdk_eventbridge::Client,
     stats: &mut ProviderStats,
-    url: &str,
     arn: &str,
 ) -> Vec<Finding> {
     use event_rules::{delivers, Wanted};
@@ -283,7 +273,6 @@ async fn rule_findings(
             return vec![Finding {
                 severity: Severity::Warning,
                 key: "global.aws.events_queue_url".into(),
-                value: url.into(),
                 problem: format!("the EventBridge rules feeding the events queue could not be read: {e}"),
                 remedy: "let the daemon's role call events:ListRuleNamesByTarget and events:DescribeRule (the Terraform module does)".into(),
             }]
@@ -316,7 +305,6 @@ async fn rule_findings(
         out.push(Finding {
             severity: Severity::Warning,
             key: "global.aws.events_queue_url".into(),
-            value: url.into(),
             problem: format!(
                 "no enabled EventBridge rule sends {} to the events queue: the daemon would see an interrupted or stopped instance only once it is gone",
                 ec2.join(" or ")
@@ -335,7 +323,6 @@ async fn rule_findings(
                 out.push(Finding {
                     severity: Severity::Warning,
                     key: format!("fleets[{f}].pools[{p}].asg_name"),
-                    value: pool.asg_name.clone(),
                     problem: "no enabled EventBridge rule sends this group's terminate lifecycle actions to the events queue: its terminating instances would wait out their hook's timeout, requests in flight unknown to the daemon".into(),
                     remedy: "a rule on source aws.autoscaling, detail-type EC2 Instance-terminate Lifecycle Action, naming the group in detail.AutoScalingGroupName (the Terraform module's)".into(),
                 });
@@ -442,7 +429,6 @@ async fn check_pool(
     let finding = |severity, problem: String, remedy: String| Finding {
         severity,
         key: key.clone(),
-        value: pool.asg_name.clone(),
         problem,
         remedy,
     };

@@ -30,8 +30,6 @@ pub struct Needed {
     pub resource: String,
     /// The policy key naming it (`fleets[0].pools[1].asg_name`).
     pub key: String,
-    /// The policy value naming it (what the caller locates in the file).
-    pub value: String,
     /// Condition keys the grant may test: (key, value).
     pub context: Vec<(&'static str, String)>,
 }
@@ -90,11 +88,10 @@ pub fn needed(
     region: &str,
     account: &str,
 ) -> Vec<Needed> {
-    let global = |action, resource: &str, key: &str, value: &str| Needed {
+    let need = |action, resource: &str, key: &str| Needed {
         action,
         resource: resource.into(),
         key: key.into(),
-        value: value.into(),
         context: Vec::new(),
     };
     let mut out = Vec::new();
@@ -105,7 +102,7 @@ pub fn needed(
         "ec2:DescribeSpotPriceHistory",
         "cloudwatch:GetMetricData",
     ] {
-        out.push(global(action, "*", "global.provider", "aws"));
+        out.push(need(action, "*", "global.provider"));
     }
     for (f, fleet) in cfg.fleets.iter().enumerate() {
         for (p, pool) in fleet.pools.iter().enumerate() {
@@ -121,25 +118,24 @@ pub fn needed(
                 actions.push("autoscaling:CompleteLifecycleAction");
             }
             for action in actions {
-                out.push(global(action, arn, &key, &pool.asg_name));
+                out.push(need(action, arn, &key));
             }
         }
     }
     if let Some(url) = &cfg.global.aws.events_queue_url {
         if let Some(arn) = queue_arn(url, partition, region) {
             for action in ["sqs:ReceiveMessage", "sqs:DeleteMessage"] {
-                out.push(global(action, &arn, "global.aws.events_queue_url", url));
+                out.push(need(action, &arn, "global.aws.events_queue_url"));
             }
         }
     }
     if let Some(export) = &cfg.global.cloudwatch_export {
         out.push(Needed {
             context: vec![("cloudwatch:namespace", export.namespace.clone())],
-            ..global(
+            ..need(
                 "cloudwatch:PutMetricData",
                 "*",
                 "global.cloudwatch_export.namespace",
-                &export.namespace,
             )
         });
     }
@@ -149,7 +145,7 @@ pub fn needed(
             ha.table
         );
         for action in ["dynamodb:GetItem", "dynamodb:PutItem"] {
-            out.push(global(action, &arn, "global.ha.table", &ha.table));
+            out.push(need(action, &arn, "global.ha.table"));
         }
     }
     out
