@@ -69,24 +69,24 @@ pub async fn doctor(cfg: &Config, sdk: &SdkConfig, now: Timestamp) -> Vec<Findin
             problem,
             remedy: remedy.into(),
         };
-        if let Some(why) = queue_missing(&sqs, &mut stats, url).await {
-            out.push(finding(
+        match events_queue_attributes(&sqs, &mut stats, url).await {
+            Err(why) => out.push(finding(
                 Severity::Error,
                 format!("the events queue cannot be read: {why}"),
                 "the Terraform module's events_queue_url output",
-            ));
-        } else {
-            let (policy, arn) = events_queue_attributes(&sqs, &mut stats, url).await;
-            if !policy.as_deref().is_some_and(policy_allows_events) {
-                out.push(finding(
+            )),
+            Ok((policy, arn)) => {
+                if !policy.as_deref().is_some_and(policy_allows_events) {
+                    out.push(finding(
                     Severity::Warning,
                     "the events queue's policy does not let EventBridge (events.amazonaws.com) send to it: spot interruption warnings and lifecycle events would never arrive, and terminating instances would wait out their hooks".into(),
                     "a queue policy allowing sqs:SendMessage to the service principal events.amazonaws.com (the Terraform module writes one on the queue it creates)",
                 ));
-            }
-            if let Some(arn) = arn {
-                let events = aws_sdk_eventbridge::Client::new(sdk);
-                out.extend(rule_findings(cfg, &events, &mut stats, &arn).await);
+                }
+                if let Some(arn) = arn {
+                    let events = aws_sdk_eventbridge::Client::new(sdk);
+                    out.extend(rule_findings(cfg, &events, &mut stats, &arn).await);
+                }
             }
         }
     }
@@ -234,32 +234,33 @@ async fn cloudwatch_finding(
     }
 }
 
-/// The events queue's policy and ARN; `None` each where unreadable (an unreadable policy
-/// counts as none).
+/// The events queue's policy and ARN (`None` each where it has none), in one read — its
+/// failure says the queue cannot be read at all.
 async fn events_queue_attributes(
     sqs: &aws_sdk_sqs::Client,
     stats: &mut ProviderStats,
     url: &str,
-) -> (Option<String>, Option<String>) {
+) -> Result<(Option<String>, Option<String>), String> {
     let call = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::Policy)
         .attribute_names(QueueAttributeName::QueueArn)
         .send();
-    let Ok(out) = sdk_call(stats, "GetQueueAttributes", url, call).await else {
-        return (None, None);
-    };
+    let out = sdk_call(stats, "GetQueueAttributes", url, call)
+        .await
+        .map_err(|e| e.to_string())?;
     let get = |k: &QueueAttributeName| out.attributes().and_then(|a| a.get(k)).cloned();
-    (
+    Ok((
         get(&QueueAttributeName::Policy),
         get(&QueueAttributeName::QueueArn),
-    )
+    ))
 }
 
 /// The events the daemon reads that no enabled EventBridge rule sends to the events queue
-/// (`event_rules`): a spot fleet's interruption warnings and rebalance recommendations (at
-/// the queue), each group's terminate lifecycle actions (at the group's name).
+/// (`event_rules`): a spot fleet's interruption warnings and rebalance recommendations and any
+/// fleet's state changes (at the queue), each group's terminate lifecycle actions (at the
+/// group's name).
 async fn rule_findings(
     cfg: &Config,
     events: &aws_sdk_eventbridge::Client,
