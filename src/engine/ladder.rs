@@ -40,6 +40,8 @@ pub struct Ladder<'a> {
     ramp_step: Option<crate::policy::ramp::RampStep>,
     /// The work estimate's relative noise from the requests counted (scale-down and ramp).
     count_noise: f64,
+    /// The requests the in-service servers had over the last minute (ramp-ahead's surge test).
+    requests: Option<f64>,
 }
 
 /// The metrics stage's outcome.
@@ -123,6 +125,7 @@ impl<'a> Ladder<'a> {
             scale_down_window_secs: fleet.behavior.scale_down.stabilization_window_secs,
             ramp_step: None,
             count_noise,
+            requests: capacity::request_activity(snap),
         }
     }
 
@@ -260,7 +263,7 @@ impl<'a> Ladder<'a> {
         let step = self
             .st
             .ramp
-            .observe(self.now, demand, lead, self.count_noise);
+            .observe(self.now, demand, self.requests, lead, self.count_noise);
         if !self.fleet.capacity.ramp_ahead || !rates_settled(&self.st, self.now) {
             return None;
         }

@@ -159,6 +159,15 @@ pub fn work_noise(snap: &Snapshot) -> f64 {
     NOISE_Z / finished.max(1.0).sqrt()
 }
 
+/// The requests the fleet's in-service servers had over their last rate window: those they
+/// finished, plus those waiting now (a backlog is requests that came and were not served);
+/// `None` when no server reports its load.
+pub fn request_activity(snap: &Snapshot) -> Option<f64> {
+    in_service_loads(snap)
+        .map(|(l, _)| l.requests_per_sec * l.window_secs + l.waiting)
+        .reduce(|a, b| a + b)
+}
+
 /// The share of the target a capacity-model scale-down lands at (see [`NOISE_Z`]): the work's
 /// upper bound is `1 + max(count_noise, observed)` times the estimate — what the request count
 /// implies ([`work_noise`]), or one standard deviation of what the work has shown around its
@@ -530,6 +539,27 @@ mod tests {
             }),
             ..Snapshot::default()
         }
+    }
+
+    /// The requests the fleet had over the last minute: each in-service server's finished
+    /// requests over its rate window plus those waiting now; none without a load.
+    #[test]
+    fn request_activity_counts_finished_and_waiting_requests() {
+        let mut snap = latency_snapshot(3, 0.5, 0.5, 0.0, 100);
+        // 1 request/s over 60 s on each of three servers.
+        assert_eq!(request_activity(&snap), Some(180.0));
+        snap.instances[0].load.as_mut().unwrap().waiting = 25.0;
+        assert_eq!(request_activity(&snap), Some(205.0));
+        snap.instances[1].state = LifecycleState::Pending;
+        assert_eq!(
+            request_activity(&snap),
+            Some(145.0),
+            "pending servers are not counted"
+        );
+        for i in &mut snap.instances {
+            i.load = None;
+        }
+        assert_eq!(request_activity(&snap), None);
     }
 
     /// The correction moves only on evidence: queueing TTFT over the SLO with the decided

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! ramp = demand now + slope × lead        (slope: least squares over the last window, or over
-//!                                           the last 90 s when a surge breaks out of the range)
+//!                                           the last 90 s when a surge breaks out of the range,
+//!                                           the requests' as well as the work's)
 //! ```
 //!
 //! only when the rise is steady (the fit explains at least [`MIN_R2`] of the variance — noise
@@ -35,8 +36,15 @@ pub const SHORT_WINDOW_SECS: f64 = 90.0;
 pub const MIN_POINTS_SHORT: usize = 6;
 /// The share of the variance the short window's fit must explain.
 pub const MIN_R2_SHORT: f64 = 0.8;
-/// … and the demand must have left the range it held before the short window by this factor.
+/// … and the demand must have left the range it held before the short window by this factor,
+/// and the requests theirs by two standard deviations of a Poisson count ([`REQUESTS_Z`]).
 pub const BREAKOUT: f64 = 1.25;
+/// How far (in √count, a Poisson count's standard deviation) the requests of the last minute
+/// must exceed the highest count before the short window to confirm a surge of the work. Long
+/// prompts make a minute's work noisy while its request count is not: without this test the
+/// short window bought back released capacity on long-context and long-document plateaus
+/// (robustness matrix: 71 plateau flaps; 41 with it; 52 at one deviation).
+pub const REQUESTS_Z: f64 = 2.0;
 /// The share of the variance the linear fit must explain. Each point is a rate over the last
 /// minute ([`crate::model::RATE_WINDOW_SECS`]), so the window holds about five independent
 /// readings, not twenty: a slope is significant at 95 % (Student's t, 3 degrees of freedom,
@@ -64,6 +72,9 @@ pub struct RampState {
     pub points: Vec<(Timestamp, f64)>,
     /// The largest rise of the demand within the window, units, and when it was seen.
     pub largest_step: Option<(f64, Timestamp)>,
+    /// (when, requests the fleet had over the last minute) over the last window: a surge of
+    /// the work is confirmed by one of the requests.
+    pub request_points: Vec<(Timestamp, f64)>,
 }
 
 /// What the ramp concluded in one decision.
@@ -86,19 +97,27 @@ pub struct RampStep {
 }
 
 impl RampState {
-    /// Takes in the demand at `now` and returns the ramp's view of it; `noise` is the demand
+    /// Takes in the demand at `now` — with the requests the fleet had over the last minute
+    /// (`capacity::request_activity`; `None` where no server reports them, and a surge is then
+    /// judged on the work alone) — and returns the ramp's view of it; `noise` is the demand
     /// estimate's relative noise (`capacity::work_noise`): a projected rise smaller than
     /// `noise × demand` is not acted on.
     pub fn observe(
         &mut self,
         now: Timestamp,
         demand_units: f64,
+        requests: Option<f64>,
         lead_secs: f64,
         noise: f64,
     ) -> RampStep {
-        self.points
-            .retain(|(t, _)| now.secs_since(*t) < WINDOW_SECS && now.secs_since(*t) >= 0.0);
+        let in_window =
+            |t: &Timestamp| now.secs_since(*t) < WINDOW_SECS && now.secs_since(*t) >= 0.0;
+        self.points.retain(|(t, _)| in_window(t));
         self.points.push((now, demand_units));
+        self.request_points.retain(|(t, _)| in_window(t));
+        if let Some(r) = requests {
+            self.request_points.push((now, r));
+        }
         let low = self
             .points
             .iter()
@@ -122,13 +141,16 @@ impl RampState {
         let long = (self.points.len() >= MIN_POINTS && long_r2 >= MIN_R2).then_some(long_slope);
         // Noise fits a short line now and then; a surge also leaves the range the demand held
         // before it.
-        let before_high = self
-            .points
-            .iter()
-            .filter(|(t, _)| now.secs_since(*t) >= SHORT_WINDOW_SECS)
-            .map(|(_, d)| *d)
-            .fold(f64::NEG_INFINITY, f64::max);
+        let before_high = high_before_short_window(&self.points, now);
         let breakout = before_high.is_finite() && demand_units > BREAKOUT * before_high;
+        // A few long prompts lift a minute's work out of its range with no more requests than
+        // before; a surge of load brings more requests than the window has seen.
+        let requests_before_high = high_before_short_window(&self.request_points, now);
+        let more_requests = requests.is_none_or(|r| {
+            !requests_before_high.is_finite()
+                || r > requests_before_high + REQUESTS_Z * requests_before_high.max(0.0).sqrt()
+        });
+        let breakout = breakout && more_requests;
         let short = (recent.len() >= MIN_POINTS_SHORT && short_r2 >= MIN_R2_SHORT && breakout)
             .then_some(short_slope);
         // The steeper of the windows that show a steady rise; the long one is reported otherwise.
@@ -194,6 +216,15 @@ impl RampState {
     }
 }
 
+/// The highest value of `points` older than the short window (−∞ when none is).
+fn high_before_short_window(points: &[(Timestamp, f64)], now: Timestamp) -> f64 {
+    points
+        .iter()
+        .filter(|(t, _)| now.secs_since(*t) >= SHORT_WINDOW_SECS)
+        .map(|(_, v)| *v)
+        .fold(f64::NEG_INFINITY, f64::max)
+}
+
 /// Least-squares slope (units per second) and R² of `points`.
 fn fit(points: &[(Timestamp, f64)], now: Timestamp) -> (f64, f64) {
     let n = points.len() as f64;
@@ -231,7 +262,7 @@ mod tests {
         let mut last = None;
         for k in 0..=20 {
             let s = 15.0 * k as f64;
-            last = Some(r.observe(at(s), 4.0 + 0.3 * s / 60.0, 300.0, 0.0));
+            last = Some(r.observe(at(s), 4.0 + 0.3 * s / 60.0, None, 300.0, 0.0));
         }
         let step = last.unwrap();
         assert!((step.slope_units_per_min - 0.3).abs() < 1e-9, "{step:?}");
@@ -242,14 +273,14 @@ mod tests {
         let steps: Vec<RampStep> = noisy
             .iter()
             .enumerate()
-            .map(|(k, v)| r.observe(at(15.0 * k as f64), *v, 300.0, 0.0))
+            .map(|(k, v)| r.observe(at(15.0 * k as f64), *v, None, 300.0, 0.0))
             .collect();
         assert!(steps.iter().all(|s| s.units.is_none()), "{steps:?}");
         // A rise then a drop inside the window: not steady.
         let mut r = RampState::default();
         for k in 0..20 {
             let v = if k < 14 { 2.0 + 0.5 * k as f64 } else { 2.0 };
-            let s = r.observe(at(15.0 * k as f64), v, 300.0, 0.0);
+            let s = r.observe(at(15.0 * k as f64), v, None, 300.0, 0.0);
             if k >= 16 {
                 assert_eq!(s.units, None, "{k}: {s:?}");
             }
@@ -259,7 +290,7 @@ mod tests {
         let mut r = RampState::default();
         let mut last = None;
         for k in 0..=10 {
-            last = Some(r.observe(at(15.0 * k as f64), 2.0 + 0.4 * k as f64, 600.0, 0.0));
+            last = Some(r.observe(at(15.0 * k as f64), 2.0 + 0.4 * k as f64, None, 600.0, 0.0));
         }
         assert_eq!(last.unwrap().units, Some(9));
     }
@@ -284,7 +315,7 @@ mod tests {
         let mut ramps = 0;
         for k in 4..quarters.len() {
             let minute_rate = quarters[k - 4..k].iter().sum::<f64>() * 2.5;
-            let step = r.observe(at(15.0 * k as f64), minute_rate, 180.0, 0.17);
+            let step = r.observe(at(15.0 * k as f64), minute_rate, None, 180.0, 0.17);
             ramps += usize::from(step.units.is_some());
         }
         let share = ramps as f64 / (quarters.len() - 4) as f64;
@@ -306,7 +337,7 @@ mod tests {
         let mut last = None;
         for (k, w) in wiggle.iter().enumerate() {
             let s = 15.0 * k as f64;
-            last = Some(r.observe(at(s), 5.0 + 0.25 * s / 60.0 + 0.4 * w, 300.0, 0.0));
+            last = Some(r.observe(at(s), 5.0 + 0.25 * s / 60.0 + 0.4 * w, None, 300.0, 0.0));
         }
         let step = last.unwrap();
         assert!((HOLD_R2..MIN_R2).contains(&step.r2), "{step:?}");
@@ -320,9 +351,64 @@ mod tests {
         let mut last = None;
         for (k, w) in wiggle.iter().enumerate() {
             let s = 15.0 * k as f64;
-            last = Some(r.observe(at(s), 10.0 - 0.25 * s / 60.0 + 0.4 * w, 300.0, 0.0));
+            last = Some(r.observe(at(s), 10.0 - 0.25 * s / 60.0 + 0.4 * w, None, 300.0, 0.0));
         }
         assert_eq!(last.unwrap().hold_units, None);
+    }
+
+    /// A surge of the work is sized ahead only when the requests rose out of their range as
+    /// well (by two Poisson deviations): a few long prompts lift a minute's work with no more
+    /// requests; a surge of load brings them.
+    #[test]
+    fn a_surge_of_work_needs_more_requests_to_be_sized_ahead() {
+        // The work as in the test above: five flat minutes near 1 unit, then +0.3 a tick.
+        // Requests: 100 a minute on the flat stretch (±2), then as given per surge tick k.
+        /// The requests counted at the surge's tick `k`.
+        type Requests = fn(usize) -> Option<f64>;
+        let cases: [(&str, Requests, bool); 4] = [
+            ("no request counts: the work alone", |_| None, true),
+            (
+                "requests grow with the work",
+                |k| Some(100.0 * (1.1 + 0.3 * (k + 1) as f64)),
+                true,
+            ),
+            (
+                "requests flat: longer prompts",
+                |k| Some(100.0 + (k % 2) as f64),
+                false,
+            ),
+            // 2 × √102 ≈ 20 above the earlier high of 102: 115 is within the count's noise.
+            (
+                "requests up by less than their noise",
+                |_| Some(115.0),
+                false,
+            ),
+        ];
+        for (name, requests, acts) in cases {
+            let mut r = RampState::default();
+            for k in 0..20 {
+                let flat_requests = requests(0).map(|_| 100.0 + (k % 3) as f64);
+                r.observe(
+                    at(15.0 * k as f64),
+                    1.0 + 0.05 * (k % 3) as f64,
+                    flat_requests,
+                    150.0,
+                    0.0,
+                );
+            }
+            let sized = (0..8).any(|k| {
+                r.observe(
+                    at(300.0 + 15.0 * k as f64),
+                    1.1 + 0.3 * (k + 1) as f64,
+                    requests(k),
+                    150.0,
+                    0.0,
+                )
+                .units
+                .is_some()
+            });
+            assert_eq!(sized, acts, "{name}");
+        }
     }
 
     /// A surge out of a flat five minutes: over the long window it is a poor line (the flat
@@ -337,6 +423,7 @@ mod tests {
                 let flat = r.observe(
                     at(15.0 * k as f64),
                     1.0 + 0.05 * (k % 3) as f64,
+                    None,
                     150.0,
                     noise,
                 );
@@ -347,6 +434,7 @@ mod tests {
                     r.observe(
                         at(300.0 + 15.0 * k as f64),
                         1.1 + 0.3 * (k + 1) as f64,
+                        None,
                         150.0,
                         noise,
                     )
@@ -378,7 +466,7 @@ mod tests {
                     0.3 * (8 - k % 8) as f64
                 };
             assert_eq!(
-                r.observe(at(15.0 * k as f64), v, 150.0, 0.0).units,
+                r.observe(at(15.0 * k as f64), v, None, 150.0, 0.0).units,
                 None,
                 "{k}"
             );
@@ -392,10 +480,11 @@ mod tests {
         let mut ramp = RampState::default();
         let mut flat = RampState::default();
         for k in 0..20 {
-            ramp.observe(at(15.0 * k as f64), 2.0 + 0.2 * k as f64, 150.0, 0.0);
+            ramp.observe(at(15.0 * k as f64), 2.0 + 0.2 * k as f64, None, 150.0, 0.0);
             flat.observe(
                 at(15.0 * k as f64),
                 if k % 2 == 0 { 4.0 } else { 6.0 },
+                None,
                 150.0,
                 0.0,
             );
@@ -414,6 +503,7 @@ mod tests {
             r.observe(
                 at(15.0 * k as f64),
                 if k < 6 { 1.0 } else { 9.0 },
+                None,
                 150.0,
                 0.0,
             );
@@ -424,13 +514,14 @@ mod tests {
             r.observe(
                 at(3600.0 + 15.0 * k as f64),
                 2.0 + (k % 2) as f64,
+                None,
                 150.0,
                 0.0,
             );
         }
         assert_eq!(r.largest_step.map(|s| s.0), Some(8.0));
         // … three days after it was last seen do.
-        r.observe(at(3.0 * 86_400.0 + 600.0), 2.0, 150.0, 0.0);
+        r.observe(at(3.0 * 86_400.0 + 600.0), 2.0, None, 150.0, 0.0);
         assert!(r.largest_step.is_some_and(|s| s.0 < 8.0));
     }
 }
