@@ -314,12 +314,14 @@ impl<'a> Ladder<'a> {
     }
 
     /// Stage 4: the stabilization windows — the scale-down one lengthened after recent flaps
-    /// ([`crate::policy::flaps`]); the recommendation is recorded for later windows.
+    /// and on a noisy work ([`crate::policy::flaps`]); the recommendation is recorded for later
+    /// windows.
     pub fn stabilize(&mut self, proposal: Units) -> Units {
         let fleet = self.fleet;
         let b = &fleet.behavior;
         let base = b.scale_down.stabilization_window_secs;
-        self.scale_down_window_secs = self.st.flaps.scale_down_window_secs(base);
+        let noise = self.st.ramp.minute_to_minute_noise().unwrap_or(0.0);
+        self.scale_down_window_secs = self.st.flaps.scale_down_window_secs(base, noise);
         let lengthened;
         let behavior = if self.scale_down_window_secs == base {
             b
@@ -364,9 +366,10 @@ impl<'a> Ladder<'a> {
         } else {
             let lengthened = if self.scale_down_window_secs > base {
                 format!(
-                    " (window {} s: lengthened after {} recent flaps)",
+                    " (window {} s: lengthened after {} recent flaps, or by the work's noise of ±{:.0} % a minute)",
                     self.scale_down_window_secs,
-                    self.st.flaps.recent.len()
+                    self.st.flaps.recent.len(),
+                    100.0 * self.st.ramp.minute_to_minute_noise().unwrap_or(0.0)
                 )
             } else {
                 String::new()

@@ -183,6 +183,34 @@ impl RampState {
 }
 
 impl RampState {
+    /// The demand's scatter from one minute to the next, relative to its mean: from the
+    /// window's independent minute rates (points a minute apart), the median deviation of
+    /// their differences from the differences' median (× 1.4826 ÷ √2, a standard deviation
+    /// for normal noise). The medians let a trend (every difference alike) and one step or
+    /// drop inside the window (a single large difference) through as what they are, not as
+    /// noise. `None` with fewer than three differences.
+    pub fn minute_to_minute_noise(&self) -> Option<f64> {
+        let mut minutes: Vec<f64> = Vec::new();
+        let mut last: Option<Timestamp> = None;
+        for &(t, d) in self.points.iter().rev() {
+            if last.is_none_or(|l| l.secs_since(t) >= crate::model::RATE_WINDOW_SECS) {
+                minutes.push(d);
+                last = Some(t);
+            }
+        }
+        if minutes.len() < 4 {
+            return None;
+        }
+        let mean = minutes.iter().sum::<f64>() / minutes.len() as f64;
+        if mean <= 0.0 {
+            return None;
+        }
+        let diffs: Vec<f64> = minutes.windows(2).map(|w| w[0] - w[1]).collect();
+        let trend = median(diffs.clone());
+        let mad = median(diffs.iter().map(|d| (d - trend).abs()).collect());
+        Some(mad * 1.4826 / std::f64::consts::SQRT_2 / mean)
+    }
+
     /// The demand's own noise over the window, relative to its mean: the standard deviation of
     /// its residuals around the fitted line (a trend is not noise) ÷ its mean; `None` with
     /// fewer than [`MIN_POINTS`]. Bursty mixes show it where a request count does not (a few
@@ -213,6 +241,17 @@ impl RampState {
             })
             .sum();
         Some((residual / (n - 2) as f64).sqrt() / mean)
+    }
+}
+
+/// The median of `v` (not empty).
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
@@ -493,6 +532,52 @@ mod tests {
         let n = flat.relative_noise().unwrap();
         assert!((0.19..0.22).contains(&n), "{n}");
         assert_eq!(RampState::default().relative_noise(), None);
+    }
+
+    /// The minute-to-minute noise leaves out a trend and a single step or drop — each reads as
+    /// differences alike, or as one odd difference — and sees a work that swings every minute.
+    #[test]
+    fn minute_to_minute_noise_is_the_swing_not_the_trend_or_a_step() {
+        /// Five minutes of 15-s points whose value at tick `k` is given.
+        fn noise(value: fn(usize) -> f64, ticks: usize) -> Option<f64> {
+            let mut r = RampState::default();
+            for k in 0..ticks {
+                r.observe(at(15.0 * k as f64), value(k), None, 150.0, 0.0);
+            }
+            r.minute_to_minute_noise()
+        }
+        let near = |got: Option<f64>, lo: f64, hi: f64, what: &str| {
+            assert!(
+                got.is_some_and(|n| (lo..hi).contains(&n)),
+                "{what}: {got:?}"
+            );
+        };
+        near(
+            noise(|k| 2.0 + 0.2 * k as f64, 20),
+            0.0,
+            1e-9,
+            "a clean ramp",
+        );
+        near(
+            noise(|k| if k < 10 { 1.0 } else { 9.0 }, 20),
+            0.0,
+            1e-9,
+            "a step",
+        );
+        near(
+            noise(|k| if k < 12 { 9.0 } else { 1.0 }, 20),
+            0.0,
+            1e-9,
+            "a drop",
+        );
+        // 4, 6, 4, 6, 4 a minute: differences of 2 around a level of 4.8 — 2 × 1.4826 ÷ √2 ÷ 4.8.
+        near(
+            noise(|k| if (k / 4) % 2 == 0 { 4.0 } else { 6.0 }, 20),
+            0.43,
+            0.44,
+            "a swing every minute",
+        );
+        assert_eq!(noise(|_| 5.0, 8), None, "two minutes are too few");
     }
 
     #[test]
