@@ -320,7 +320,7 @@ impl<'a> Ladder<'a> {
         let fleet = self.fleet;
         let b = &fleet.behavior;
         let base = b.scale_down.stabilization_window_secs;
-        let noise = self.st.ramp.minute_to_minute_noise().unwrap_or(0.0);
+        let noise = self.st.ramp.minute_to_minute_noise(self.now).unwrap_or(0.0);
         self.scale_down_window_secs = self.st.flaps.scale_down_window_secs(base, noise);
         let lengthened;
         let behavior = if self.scale_down_window_secs == base {
@@ -365,12 +365,16 @@ impl<'a> Ladder<'a> {
             )
         } else {
             let lengthened = if self.scale_down_window_secs > base {
-                format!(
-                    " (window {} s: lengthened after {} recent flaps, or by the work's noise of ±{:.0} % a minute)",
-                    self.scale_down_window_secs,
-                    self.st.flaps.recent.len(),
-                    100.0 * self.st.ramp.minute_to_minute_noise().unwrap_or(0.0)
-                )
+                let flaps = self.st.flaps.recent.len();
+                let why = if self.st.flaps.scale_down_window_secs(base, 0.0) == self.scale_down_window_secs {
+                    format!("after {flaps} recent flaps")
+                } else {
+                    format!(
+                        "by the work's swing of ±{:.0} % a minute",
+                        100.0 * self.st.ramp.minute_to_minute_noise(self.now).unwrap_or(0.0)
+                    )
+                };
+                format!(" (window {} s: lengthened {why})", self.scale_down_window_secs)
             } else {
                 String::new()
             };

@@ -142,7 +142,7 @@ pub struct Decision {
     /// The spot fallback's cover, when on.
     pub cover: Option<Cover>,
     /// The scale-down stabilization window in force, seconds: the policy's, lengthened after
-    /// recent flaps.
+    /// recent flaps or by a work that swings from minute to minute (`policy::flaps`).
     pub scale_down_window_secs: u64,
     /// Flaps since the engine started (a scale-down bought back within ten minutes).
     pub flaps_total: u64,

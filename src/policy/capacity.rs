@@ -159,12 +159,13 @@ pub fn work_noise(snap: &Snapshot) -> f64 {
     NOISE_Z / finished.max(1.0).sqrt()
 }
 
-/// The requests the fleet's in-service servers had over their last rate window: those they
-/// finished, plus those waiting now (a backlog is requests that came and were not served);
-/// `None` when no server reports its load.
+/// The requests the fleet's in-service servers had in a minute: those they finished (their
+/// rate over the last minute — a window stretched by a missed scrape or cut short by a new
+/// server still counts per minute), plus those waiting now (a backlog is requests that came
+/// and were not served); `None` when no server reports its load.
 pub fn request_activity(snap: &Snapshot) -> Option<f64> {
     in_service_loads(snap)
-        .map(|(l, _)| l.requests_per_sec * l.window_secs + l.waiting)
+        .map(|(l, _)| l.requests_per_sec * crate::model::RATE_WINDOW_SECS + l.waiting)
         .reduce(|a, b| a + b)
 }
 
@@ -549,6 +550,9 @@ mod tests {
         // 1 request/s over 60 s on each of three servers.
         assert_eq!(request_activity(&snap), Some(180.0));
         snap.instances[0].load.as_mut().unwrap().waiting = 25.0;
+        assert_eq!(request_activity(&snap), Some(205.0));
+        // A rate taken over 75 s (a missed scrape) still counts per minute.
+        snap.instances[2].load.as_mut().unwrap().window_secs = 75.0;
         assert_eq!(request_activity(&snap), Some(205.0));
         snap.instances[1].state = LifecycleState::Pending;
         assert_eq!(
