@@ -370,7 +370,7 @@ impl<'a> Ladder<'a> {
                     format!("after {flaps} recent flaps")
                 } else {
                     format!(
-                        "by the work's swing of ±{:.0} % a minute",
+                        "by the work's swing of ±{:.1} % a minute",
                         100.0 * self.st.ramp.minute_to_minute_noise(self.now).unwrap_or(0.0)
                     )
                 };
