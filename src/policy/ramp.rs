@@ -79,8 +79,8 @@ pub struct RampState {
     /// (when, requests the fleet had over the last minute) over the last window: a surge of
     /// the work is confirmed by one of the requests.
     pub request_points: Vec<(Timestamp, f64)>,
-    /// (when, demand in units) a minute apart or more, over the last [`NOISE_WINDOW_SECS`]:
-    /// independent minute rates, for the work's minute-to-minute noise.
+    /// (when, demand in units) a minute apart (less a second of slack), over the last
+    /// [`NOISE_WINDOW_SECS`]: independent minute rates, for the work's minute-to-minute noise.
     pub minute_points: Vec<(Timestamp, f64)>,
 }
 
