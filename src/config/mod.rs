@@ -130,10 +130,7 @@ pub fn locate(text: &str, key_path: &str) -> Option<(usize, usize)> {
             _ => break,
         }
     }
-    let start = span.start.min(text.len());
-    let line = text[..start].matches('\n').count() + 1;
-    let line_start = text[..start].rfind('\n').map_or(0, |p| p + 1);
-    Some((line, text[line_start..start].chars().count() + 1))
+    Some(reader::Ctx::new("", text).line_col(span.start))
 }
 
 /// Validates a policy given as text; `file` is used in messages only.

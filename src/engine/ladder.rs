@@ -369,10 +369,7 @@ impl<'a> Ladder<'a> {
                 let why = if self.st.flaps.scale_down_window_secs(base, 0.0) == self.scale_down_window_secs {
                     format!("after {flaps} recent flaps")
                 } else {
-                    format!(
-                        "by the work's swing of ±{:.1} % a minute",
-                        100.0 * self.st.ramp.minute_to_minute_noise(self.now).unwrap_or(0.0)
-                    )
+                    format!("by the work's swing of ±{:.1} % a minute", 100.0 * noise)
                 };
                 format!(" (window {} s: lengthened {why})", self.scale_down_window_secs)
             } else {
