@@ -542,6 +542,10 @@ async fn every_pool_change_is_logged_with_its_reason() {
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // The other tests of this binary run the same `info!` sites on other threads with no
+    // subscriber; a site they registered while this one was being set is cached as never
+    // enabled (tracing's per-site interest): recompute it with this subscriber in place.
+    tracing::callsite::rebuild_interest_cache();
 
     let dir = tmpdir("logged");
     let (cfg, path) = demo(&dir);
