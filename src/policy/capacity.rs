@@ -25,8 +25,9 @@
 //! P95 wait is a material part of it) with the decided capacity in service, for
 //! [`CONFIRM_SAMPLES`] samples in a row (a cold start's backlog draining is not evidence), the
 //! capacity counted per unit falls by a tenth per sample, to half the profile's at most; it is
-//! given back a hundredth per sample only while the fleet runs at its corrected target with TTFT under half the SLO
-//! — evidence that the unit does that much — and never above the profile. A low TTFT alone
+//! given back a hundredth per sample only while the fleet runs at its corrected target with next
+//! to no queueing (P95 wait under [`CALM_SHARE`] of the SLO) — evidence that the unit does that
+//! much — and never above the profile. A low TTFT alone
 //! never lowers capacity, and TTFT that more replicas cannot lower (a long prefill, nothing
 //! queued) never raises it.
 
@@ -40,10 +41,14 @@ use crate::sim::perf::Profile;
 pub const MIN_CORRECTION: f64 = 0.5;
 /// Multiplicative decrease per decision with queueing TTFT over the SLO.
 pub const DECREASE: f64 = 0.1;
-/// Additive increase per decision with the fleet busy and TTFT under half the SLO.
+/// Additive increase per decision with the fleet busy and next to no queueing.
 pub const INCREASE: f64 = 0.01;
 /// Queue wait above this share of the SLO makes TTFT over the SLO a capacity problem.
 pub const QUEUE_SHARE: f64 = 0.25;
+/// Queue wait under this share of the SLO, with the fleet busy at its corrected target, gives
+/// capacity back: half the wait that counts as queueing ([`QUEUE_SHARE`]), so a wait between
+/// the two moves the correction neither way.
+pub const CALM_SHARE: f64 = 0.5 * QUEUE_SHARE;
 /// Consecutive latency samples over the SLO before the correction moves.
 pub const CONFIRM_SAMPLES: u32 = 3;
 
@@ -325,10 +330,12 @@ pub fn learn(
         return c.factor;
     }
     c.over_streak = 0;
-    // Busy at the corrected target with TTFT well under the SLO: the unit does that much.
+    // Busy at the corrected target with next to no queueing: the unit does that much. Judged on
+    // the wait, as the decrease is: a long prompt's prefill sets a TTFT floor that capacity does
+    // not move, and on one above half the SLO a TTFT test never gave a unit back.
     let busy = served_units(&m, snap) / ready.max(1) as f64;
     let aim = fleet.capacity.target_utilization * c.factor;
-    if lat.ttft_p95_secs < 0.5 * slo && busy >= 0.9 * aim {
+    if lat.queue_wait_p95_secs < CALM_SHARE * slo && busy >= 0.9 * aim {
         c.factor = (c.factor + INCREASE).min(1.0);
     }
     c.factor
@@ -617,8 +624,8 @@ mod tests {
     }
 
     /// Lowered, the correction is given back a hundredth a sample while the fleet runs at its
-    /// corrected target with TTFT under half the SLO — never for a sample taken twice, a stale
-    /// one or one from the future.
+    /// corrected target with next to no queueing, whatever its TTFT (a long prefill's floor is
+    /// not capacity) — never for a sample taken twice, a stale one or one from the future.
     #[test]
     fn the_correction_is_given_back_on_evidence_and_each_sample_counts_once() {
         let fleet = learning_fleet(12);
@@ -627,24 +634,37 @@ mod tests {
             ..Correction::default()
         };
         let aim = fleet.capacity.target_utilization * 0.8;
-        // (what, busy per unit, ttft, sample at, now, want)
-        let cases: &[(&str, f64, f64, i64, i64, f64)] = &[
+        let slo = fleet.slo.ttft_p95_secs;
+        let back = 0.8 + INCREASE;
+        // (what, busy per unit, ttft, queue wait, sample at, now, want)
+        let cases: &[(&str, f64, f64, f64, i64, i64, f64)] = &[
+            ("busy at the corrected aim, fast", aim, 0.5, 0.0, 0, 0, back),
+            ("idle units prove nothing", 0.3 * aim, 0.5, 0.0, 0, 0, 0.8),
             (
-                "busy at the corrected aim, fast",
+                "a long prefill's TTFT, nothing queued",
                 aim,
-                0.5,
+                1.5,
+                0.0,
                 0,
                 0,
-                0.8 + INCREASE,
+                back,
             ),
-            ("idle units prove nothing", 0.3 * aim, 0.5, 0, 0, 0.8),
-            ("TTFT over half the SLO", aim, 1.5, 0, 0, 0.8),
-            ("stale", aim, 0.5, 0, 600, 0.8),
-            ("from the future", aim, 0.5, 600, 0, 0.8),
+            ("over the SLO on prefills alone", aim, 2.5, 0.1, 0, 0, back),
+            (
+                "some queueing, short of the decrease",
+                aim,
+                1.5,
+                0.2 * slo,
+                0,
+                0,
+                0.8,
+            ),
+            ("stale", aim, 0.5, 0.0, 0, 600, 0.8),
+            ("from the future", aim, 0.5, 0.0, 600, 0, 0.8),
         ];
-        for &(what, busy, ttft, at, now, want) in cases {
+        for &(what, busy, ttft, wait, at, now, want) in cases {
             let mut c = lowered.clone();
-            let snap = latency_snapshot(4, busy, ttft, 0.0, at);
+            let snap = latency_snapshot(4, busy, ttft, wait, at);
             let got = learn(&mut c, &fleet, &snap, 4, Timestamp(now * 1000));
             assert!((got - want).abs() < 1e-9, "{what}: {got}, want {want}");
             // The same sample again moves nothing.
