@@ -27,9 +27,8 @@
 //! capacity counted per unit falls by a tenth per sample, to half the profile's at most; it is
 //! given back a hundredth per sample only while the fleet runs at its corrected target with next
 //! to no queueing (P95 wait under [`CALM_SHARE`] of the SLO) — evidence that the unit does that
-//! much — and never above the profile. A low TTFT alone
-//! never lowers capacity, and TTFT that more replicas cannot lower (a long prefill, nothing
-//! queued) never raises it.
+//! much — and never above the profile. A low TTFT alone never lowers capacity, and TTFT that
+//! more replicas cannot lower (a long prefill, nothing queued) never raises it.
 
 use serde::{Deserialize, Serialize};
 
