@@ -112,7 +112,10 @@ impl<'a> Ladder<'a> {
                     .unwrap_or(fleet.tolerance),
                 excluded_live_units: extras.live_units,
                 excluded_ready_units: extras.ready_units,
-                work: fleet.capacity.model.map(|m| (m, fleet.slo.ttft_p95_secs)),
+                work: fleet
+                    .capacity
+                    .model
+                    .map(|m| (m, capacity::backlog_horizon_secs(fleet, snap, now))),
                 correction,
                 scale_down_share,
             },

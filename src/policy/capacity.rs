@@ -13,9 +13,11 @@
 //! where `P` and `G` are its prompt and generated tokens per second, `b` the batch its KV cache
 //! allows at the context its running sequences hold (KV in use ÷ running: long contexts shrink
 //! the batch and make each generated token dearer), `w` the work of one of its requests
-//! (its busy time ÷ the requests it finished) and `drain` the TTFT SLO: the waiting requests'
-//! work, to be done within one SLO — less what the server's idle time clears in that time (a
-//! few requests that arrive together on a half-idle server are no shortage). Counted in units
+//! (its busy time ÷ the requests it finished) and `drain` the queue's age — its P95 wait, at
+//! least the TTFT SLO ([`backlog_horizon_secs`]): the waiting requests' work over the time it
+//! took to build up is the demand the servers do not take in — less what the server's idle
+//! time clears in that time (a few requests that arrive together on a half-idle server are no
+//! shortage). Counted in units
 //! (an instance of weight 2 is two units), `token_work`'s recommendation is
 //! `⌈Σ busy ÷ (target_utilization × correction)⌉` — what the work needs, however it is split
 //! into requests.
@@ -124,6 +126,22 @@ pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f
     let spare = (1.0 - served).max(0.0) * drain;
     let backlog = (per(load.waiting) * per_request - spare).max(0.0) / drain;
     (served + backlog) * replicas * m.reference_weight_units as f64
+}
+
+/// The time over which `token_work` counts the waiting requests' work: the age of the queue
+/// (the fleet's P95 wait before a prefill starts, from a usable latency sample), and at least
+/// the TTFT SLO. By Little's law a queue of `N` requests that have waited `W` grows by about
+/// `N ÷ W` requests a second beyond what the servers take in, so its work over its age is the
+/// demand they do not serve — the capacity a backlog adds. Spread over the SLO alone, a queue
+/// thirty seconds old counted fifteen times its inflow, and the fleet ordered capacity that
+/// booted after the queue had gone (a three-minute burst that four units serve bought forty).
+pub fn backlog_horizon_secs(fleet: &Fleet, snap: &Snapshot, now: Timestamp) -> f64 {
+    let slo = fleet.slo.ttft_p95_secs;
+    snap.latency
+        .filter(|l| {
+            crate::model::usable(now, l.at, fleet.stale_after_secs, l.queue_wait_p95_secs).is_ok()
+        })
+        .map_or(slo, |l| slo.max(l.queue_wait_p95_secs))
 }
 
 /// The requests' work is measured over a minute (the servers' counter rates); with few
@@ -546,6 +564,45 @@ mod tests {
             }),
             ..Snapshot::default()
         }
+    }
+
+    /// A backlog's work is spread over the queue's age — the P95 wait of a usable sample, at
+    /// least the SLO — so a saturated server's queue reads as the inflow it did not take in
+    /// (Little's law), not as its size over the SLO.
+    #[test]
+    fn a_backlog_counts_over_the_queues_age() {
+        let fleet = learning_fleet(12);
+        let slo = fleet.slo.ttft_p95_secs;
+        let now = Timestamp(1_000_000);
+        let stale = 1000 - fleet.stale_after_secs as i64 - 1;
+        // (why, P95 wait, sample taken at, want)
+        let cases = [
+            ("nothing waits", 0.0, 1000, slo),
+            ("a wait under the SLO", 0.5, 1000, slo),
+            ("a queue 30 s old", 30.0, 1000, 30.0),
+            ("a stale sample", 30.0, stale, slo),
+            ("a sample from the future", 30.0, 1600, slo),
+            ("a NaN wait", f64::NAN, 1000, slo),
+        ];
+        for (why, wait, at, want) in cases {
+            let snap = latency_snapshot(2, 1.0, 31.0, wait, at);
+            assert_eq!(backlog_horizon_secs(&fleet, &snap, now), want, "{why}");
+        }
+        let mut snap = latency_snapshot(2, 1.0, 31.0, 30.0, 1000);
+        snap.latency = None;
+        assert_eq!(backlog_horizon_secs(&fleet, &snap, now), slo, "no latency");
+        // A saturated server (one request a second, a second of work each) with 30 requests
+        // that waited 30 s: one request a second more came than it took in — one more unit.
+        let m = g6e();
+        let load = ServerLoad {
+            waiting: 30.0,
+            ..latency_snapshot(1, 1.0, 31.0, 30.0, 1000).instances[0]
+                .load
+                .unwrap()
+        };
+        assert!((busy_units(&m, &load, 1, 30.0) - 2.0).abs() < 1e-9);
+        // Over the SLO the same queue read as fifteen more units.
+        assert!((busy_units(&m, &load, 1, slo) - (1.0 + 30.0 / slo)).abs() < 1e-9);
     }
 
     /// The requests the fleet had over the last minute: each in-service server's finished

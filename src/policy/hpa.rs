@@ -82,7 +82,8 @@ pub struct CalcInput {
     pub excluded_live_units: Units,
     /// In-service units placement added beyond the fleet's own (left out of the ready count).
     pub excluded_ready_units: Units,
-    /// The capacity model, for `token_work` (with the drain time of waiting work, seconds).
+    /// The capacity model, for `token_work`, with the time its waiting requests' work is spread
+    /// over, seconds ([`crate::policy::capacity::backlog_horizon_secs`]).
     pub work: Option<(crate::config::WorkModel, f64)>,
     /// Capacity counted per unit ÷ the profile's ([`crate::policy::capacity::Correction`]):
     /// capacity-model targets are scaled by it.
