@@ -370,7 +370,12 @@ impl<'a> Ladder<'a> {
             let lengthened = if self.scale_down_window_secs > base {
                 let flaps = self.st.flaps.recent.len();
                 let why = if self.st.flaps.scale_down_window_secs(base, 0.0) == self.scale_down_window_secs {
-                    format!("after {flaps} recent flaps")
+                    match self.st.flaps.longest_gap {
+                        Some((gap, _)) if base + gap == self.scale_down_window_secs => format!(
+                            "after {flaps} recent flaps, the longest bought back {gap} s after its scale-down"
+                        ),
+                        _ => format!("after {flaps} recent flaps"),
+                    }
                 } else {
                     format!("by the work's swing of ±{:.1} % a minute", 100.0 * noise)
                 };

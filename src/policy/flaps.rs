@@ -2,7 +2,12 @@
 //! and bought back, usually a cold start later than it was needed. Each one is counted, and
 //! recent flaps lengthen the scale-down stabilization window: after `n` flaps within the last
 //! [`FLAP_MEMORY_SECS`], the window is `(1 + n)` times the policy's, at most
-//! [`MAX_WINDOW_FACTOR`] times (a fleet whose load really fell still scales down, later).
+//! [`MAX_WINDOW_FACTOR`] times (a fleet whose load really fell still scales down, later) — and
+//! at least the policy's window plus the longest gap between a scale-down and its buy-back in
+//! that time: the capacity was wanted again that long after it went, so it is kept that long
+//! (bursts every quarter of an hour, shorter than a cold start, were released between each two
+//! and bought back a cold start late into the next; at most `FLAP_WINDOW_SECS` more, since a
+//! longer gap is no flap).
 //!
 //! A noisy work lengthens it before any flap: by `1 + NOISE_WINDOW_GAIN × noise` times, the
 //! noise being the work's minute-to-minute scatter relative to its level over the last ten
@@ -40,6 +45,9 @@ pub struct FlapState {
     pub recent: Vec<Timestamp>,
     /// Flaps since the engine started.
     pub total: u64,
+    /// The longest gap from a scale-down to its buy-back among recent flaps (seconds, when
+    /// bought back); it lengthens the window for [`FLAP_MEMORY_SECS`].
+    pub longest_gap: Option<(u64, Timestamp)>,
 }
 
 impl FlapState {
@@ -47,6 +55,9 @@ impl FlapState {
     pub fn observe(&mut self, now: Timestamp, current: u32, desired: u32) -> bool {
         self.recent
             .retain(|t| now.secs_since(*t) < FLAP_MEMORY_SECS);
+        self.longest_gap = self
+            .longest_gap
+            .filter(|(_, t)| now.secs_since(*t) < FLAP_MEMORY_SECS);
         if desired < current {
             self.last_scale_down = Some(now);
             return false;
@@ -58,6 +69,12 @@ impl FlapState {
         if flap {
             self.total += 1;
             self.recent.push(now);
+            let gap = self
+                .last_scale_down
+                .map_or(0, |t| now.secs_since(t).max(0.0).round() as u64);
+            if self.longest_gap.is_none_or(|(g, _)| gap >= g) {
+                self.longest_gap = Some((gap, now));
+            }
             // One flap per scale-down: the buy-back that follows is the same episode.
             self.last_scale_down = None;
         }
@@ -65,10 +82,12 @@ impl FlapState {
     }
 
     /// The scale-down window to use for a policy window of `base_secs`, the work's relative
-    /// minute-to-minute noise being `noise`: the longer of what recent flaps and the noise ask
-    /// for, at most [`MAX_WINDOW_FACTOR`] times the policy's.
+    /// minute-to-minute noise being `noise`: the longest of what the count of recent flaps asks
+    /// for and what the noise asks for (each at most [`MAX_WINDOW_FACTOR`] times the policy's),
+    /// and the policy's window plus the longest recent flap's gap.
     pub fn scale_down_window_secs(&self, base_secs: u64, noise: f64) -> u64 {
         let after_flaps = base_secs * (1 + self.recent.len() as u64).min(MAX_WINDOW_FACTOR);
+        let after_flaps = after_flaps.max(base_secs + self.longest_gap.map_or(0, |(gap, _)| gap));
         let factor = (1.0 + NOISE_WINDOW_GAIN * noise.max(0.0)).min(MAX_WINDOW_FACTOR as f64);
         after_flaps.max((base_secs as f64 * factor).round() as u64)
     }
@@ -97,7 +116,8 @@ mod tests {
             assert_eq!(f.observe(t(s), cur, des), want, "at {s}");
         }
         assert_eq!(f.total, 2);
-        assert_eq!(f.scale_down_window_secs(120, 0.0), 360);
+        // Two flaps: three times the window — or the window plus the longest gap (300 s).
+        assert_eq!(f.scale_down_window_secs(120, 0.0), 420);
         // An hour later they are forgotten; the count stays.
         f.observe(t(5000.0), 10, 10);
         assert_eq!(f.scale_down_window_secs(120, 0.0), 120);
@@ -108,6 +128,30 @@ mod tests {
             f.observe(t(6010.0 + 20.0 * k as f64), 9, 10);
         }
         assert_eq!(f.scale_down_window_secs(120, 0.0), 120 * MAX_WINDOW_FACTOR);
+    }
+
+    /// Bursts shorter than a cold start, a quarter of an hour apart: released between each
+    /// two, bought back 500 s later. The next window keeps the capacity that long after the
+    /// work falls — past four times the policy's — for an hour after the flap.
+    #[test]
+    fn a_flaps_gap_keeps_the_capacity_that_long_next_time() {
+        let t = |s: f64| Timestamp::from_secs(1_800_000_000).plus_secs(s);
+        let mut f = FlapState::default();
+        f.observe(t(0.0), 8, 3);
+        assert!(f.observe(t(500.0), 3, 8));
+        assert_eq!(f.longest_gap, Some((500, t(500.0))));
+        assert_eq!(f.scale_down_window_secs(120, 0.0), 620);
+        // A shorter gap later does not shorten it; a longer one lengthens it.
+        f.observe(t(900.0), 8, 3);
+        assert!(f.observe(t(1000.0), 3, 8));
+        assert_eq!(f.scale_down_window_secs(120, 0.0), 620);
+        f.observe(t(1100.0), 8, 3);
+        assert!(f.observe(t(1650.0), 3, 8));
+        assert_eq!(f.scale_down_window_secs(120, 0.0), 670);
+        // An hour after the longest, it is forgotten with the flaps.
+        f.observe(t(1650.0 + FLAP_MEMORY_SECS), 8, 8);
+        assert_eq!(f.longest_gap, None);
+        assert_eq!(f.scale_down_window_secs(120, 0.0), 120);
     }
 
     #[test]
