@@ -37,17 +37,13 @@ pub const MIN_POINTS_SHORT: usize = 6;
 /// The share of the variance the short window's fit must explain.
 pub const MIN_R2_SHORT: f64 = 0.8;
 /// … and the demand must have left the range it held before the short window by this factor,
-/// and the requests theirs by two standard deviations of their count ([`REQUESTS_Z`]).
+/// and the requests theirs by two standard deviations of a Poisson count ([`REQUESTS_Z`]).
 pub const BREAKOUT: f64 = 1.25;
-/// How far (in standard deviations of the count) the requests of the last minute must exceed
-/// the highest count before the short window to confirm a surge of the work. Long prompts make
-/// a minute's work noisy while its request count is not: without this test the short window
-/// bought back released capacity on long-context and long-document plateaus (robustness
-/// matrix: 71 plateau flaps; 41 with it; 52 at one deviation). The deviation is a Poisson
-/// count's, √count, or the requests' own minute-to-minute scatter over the last ten minutes
-/// when larger: real traffic's counts swing more than a Poisson count's (twelve hours of the
-/// NASA web trace ×6: a scatter of 63 requests a minute at a mean of 317, where √317 is 18), so
-/// a Poisson bound alone confirmed its ordinary swings as surges.
+/// How far (in √count, a Poisson count's standard deviation) the requests of the last minute
+/// must exceed the highest count before the short window to confirm a surge of the work. Long
+/// prompts make a minute's work noisy while its request count is not: without this test the
+/// short window bought back released capacity on long-context and long-document plateaus
+/// (robustness matrix: 71 plateau flaps; 41 with it; 52 at one deviation).
 pub const REQUESTS_Z: f64 = 2.0;
 /// The share of the variance the linear fit must explain. Each point is a rate over the last
 /// minute ([`crate::model::RATE_WINDOW_SECS`]), so the window holds about five independent
@@ -86,9 +82,6 @@ pub struct RampState {
     /// (when, demand in units) a minute apart (less a second of slack), over the last
     /// [`NOISE_WINDOW_SECS`]: independent minute rates, for the work's minute-to-minute noise.
     pub minute_points: Vec<(Timestamp, f64)>,
-    /// (when, requests the fleet had over the last minute) a minute apart, over the last
-    /// [`NOISE_WINDOW_SECS`]: the requests' own minute-to-minute scatter, for the surge test.
-    pub minute_requests: Vec<(Timestamp, f64)>,
 }
 
 /// What the ramp concluded in one decision.
@@ -128,11 +121,17 @@ impl RampState {
             |t: &Timestamp| now.secs_since(*t) < WINDOW_SECS && now.secs_since(*t) >= 0.0;
         self.points.retain(|(t, _)| in_window(t));
         self.points.push((now, demand_units));
-        push_minute(&mut self.minute_points, now, demand_units);
-        let requests = requests.filter(|r| r.is_finite());
-        if let Some(r) = requests {
-            push_minute(&mut self.minute_requests, now, r);
+        self.minute_points
+            .retain(|(t, _)| now.secs_since(*t) < NOISE_WINDOW_SECS && now.secs_since(*t) >= 0.0);
+        // A second's slack: ticks on the wall clock land a few milliseconds early now and then.
+        if self
+            .minute_points
+            .last()
+            .is_none_or(|(t, _)| now.secs_since(*t) >= crate::model::RATE_WINDOW_SECS - 1.0)
+        {
+            self.minute_points.push((now, demand_units));
         }
+        let requests = requests.filter(|r| r.is_finite());
         self.request_points.retain(|(t, _)| in_window(t));
         if let Some(r) = requests {
             self.request_points.push((now, r));
@@ -165,10 +164,9 @@ impl RampState {
         // A few long prompts lift a minute's work out of its range with no more requests than
         // before; a surge of load brings more requests than the window has seen.
         let requests_before_high = high_before_short_window(&self.request_points, now);
-        let requests_scatter = minute_scatter(&self.minute_requests, now).unwrap_or(0.0);
         let more_requests = requests.is_none_or(|r| {
-            let sd = requests_before_high.max(0.0).sqrt().max(requests_scatter);
-            !requests_before_high.is_finite() || r > requests_before_high + REQUESTS_Z * sd
+            !requests_before_high.is_finite()
+                || r > requests_before_high + REQUESTS_Z * requests_before_high.max(0.0).sqrt()
         });
         let breakout = breakout && more_requests;
         let short = (recent.len() >= MIN_POINTS_SHORT && short_r2 >= MIN_R2_SHORT && breakout)
@@ -214,9 +212,23 @@ impl RampState {
     /// level floored at one unit, at the same cost. `None` with fewer than four differences,
     /// or no work.
     pub fn minute_to_minute_noise(&self, now: Timestamp) -> Option<f64> {
-        let scatter = minute_scatter(&self.minute_points, now)?;
-        let level = mean_over_noise_window(&self.minute_points, now)?;
-        (level > 0.0).then(|| scatter / level)
+        let minutes: Vec<f64> = self
+            .minute_points
+            .iter()
+            .filter(|(t, _)| now.secs_since(*t) < NOISE_WINDOW_SECS && now.secs_since(*t) >= 0.0)
+            .map(|(_, d)| *d)
+            .collect();
+        if minutes.len() < 5 {
+            return None;
+        }
+        let level = minutes.iter().sum::<f64>() / minutes.len() as f64;
+        if level <= 0.0 {
+            return None;
+        }
+        let diffs: Vec<f64> = minutes.windows(2).map(|w| w[1] - w[0]).collect();
+        let trend = median(diffs.clone());
+        let mad = median(diffs.iter().map(|d| (d - trend).abs()).collect());
+        Some(mad * 1.4826 / std::f64::consts::SQRT_2 / level)
     }
 
     /// The demand's own noise over the window, relative to its mean: the standard deviation of
@@ -250,50 +262,6 @@ impl RampState {
             .sum();
         Some((residual / (n - 2) as f64).sqrt() / mean)
     }
-}
-
-/// Appends `value` to `points` when the last one is a minute old (less a second of slack: ticks
-/// on the wall clock land a few milliseconds early now and then), keeping
-/// [`NOISE_WINDOW_SECS`].
-fn push_minute(points: &mut Vec<(Timestamp, f64)>, now: Timestamp, value: f64) {
-    points.retain(|(t, _)| now.secs_since(*t) < NOISE_WINDOW_SECS && now.secs_since(*t) >= 0.0);
-    if points
-        .last()
-        .is_none_or(|(t, _)| now.secs_since(*t) >= crate::model::RATE_WINDOW_SECS - 1.0)
-    {
-        points.push((now, value));
-    }
-}
-
-/// The values of `points` within [`NOISE_WINDOW_SECS`] of `now`.
-fn in_noise_window(points: &[(Timestamp, f64)], now: Timestamp) -> Vec<f64> {
-    points
-        .iter()
-        .filter(|(t, _)| now.secs_since(*t) < NOISE_WINDOW_SECS && now.secs_since(*t) >= 0.0)
-        .map(|(_, v)| *v)
-        .collect()
-}
-
-/// Their mean, with at least five of them.
-fn mean_over_noise_window(points: &[(Timestamp, f64)], now: Timestamp) -> Option<f64> {
-    let v = in_noise_window(points, now);
-    (v.len() >= 5).then(|| v.iter().sum::<f64>() / v.len() as f64)
-}
-
-/// The scatter from one minute to the next of minute-spaced `points` over the last
-/// [`NOISE_WINDOW_SECS`], as a standard deviation: the median deviation of their differences
-/// from the differences' median, × 1.4826 ÷ √2. The medians pass over a trend (every difference
-/// alike) and a step or a drop (one or two odd differences among nine). `None` with fewer than
-/// four differences.
-fn minute_scatter(points: &[(Timestamp, f64)], now: Timestamp) -> Option<f64> {
-    let minutes = in_noise_window(points, now);
-    if minutes.len() < 5 {
-        return None;
-    }
-    let diffs: Vec<f64> = minutes.windows(2).map(|w| w[1] - w[0]).collect();
-    let trend = median(diffs.clone());
-    let mad = median(diffs.iter().map(|d| (d - trend).abs()).collect());
-    Some(mad * 1.4826 / std::f64::consts::SQRT_2)
 }
 
 /// The median of `v` (not empty).
@@ -488,75 +456,18 @@ mod tests {
                     0.0,
                 );
             }
-            assert_eq!(sized_on_surge(&mut r, 300.0, requests), acts, "{name}");
-        }
-    }
-
-    /// Whether eight ticks of a surge of the work (+0.3 units a tick from 1.1) from
-    /// `start_secs`, with `requests(k)` counted at tick `k`, are sized ahead.
-    fn sized_on_surge(
-        r: &mut RampState,
-        start_secs: f64,
-        requests: impl Fn(usize) -> Option<f64>,
-    ) -> bool {
-        (0..8).any(|k| {
-            r.observe(
-                at(start_secs + 15.0 * k as f64),
-                1.1 + 0.3 * (k + 1) as f64,
-                requests(k),
-                150.0,
-                0.0,
-            )
-            .units
-            .is_some()
-        })
-    }
-
-    /// Real traffic's request counts swing more from minute to minute than a Poisson count's
-    /// √n: a rise within the requests' own scatter confirms no surge of the work, one beyond it
-    /// does. (The swinging stretch: 90–145 requests a minute, a scatter of about 26 where
-    /// √145 is 12: two Poisson deviations above its high are 169, two of its own 197.)
-    #[test]
-    fn a_surge_needs_more_requests_than_their_own_scatter() {
-        // (why, the flat stretch's requests in minute m, requests during the surge, acts)
-        type Flat = fn(usize) -> f64;
-        let swinging: Flat = |m| {
-            [
-                100.0, 140.0, 110.0, 90.0, 135.0, 95.0, 125.0, 105.0, 145.0, 100.0,
-            ][m % 10]
-        };
-        let cases: [(&str, Flat, f64, bool); 3] = [
-            (
-                "steady counts: two Poisson deviations",
-                |_| 100.0,
-                130.0,
-                true,
-            ),
-            (
-                "swinging counts: within their scatter",
-                swinging,
-                185.0,
-                false,
-            ),
-            ("swinging counts: beyond it", swinging, 260.0, true),
-        ];
-        for (why, flat, surge, acts) in cases {
-            let mut r = RampState::default();
-            for k in 0..40 {
-                let t = 15.0 * k as f64;
+            let sized = (0..8).any(|k| {
                 r.observe(
-                    at(t),
-                    1.0 + 0.05 * (k % 3) as f64,
-                    Some(flat(k / 4)),
+                    at(300.0 + 15.0 * k as f64),
+                    1.1 + 0.3 * (k + 1) as f64,
+                    requests(k),
                     150.0,
                     0.0,
-                );
-            }
-            assert_eq!(
-                sized_on_surge(&mut r, 600.0, |_| Some(surge)),
-                acts,
-                "{why}"
-            );
+                )
+                .units
+                .is_some()
+            });
+            assert_eq!(sized, acts, "{name}");
         }
     }
 
