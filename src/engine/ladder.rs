@@ -271,7 +271,7 @@ impl<'a> Ladder<'a> {
             return None;
         }
         self.ramp_step = Some(step);
-        let Some(units) = step.units else {
+        let Some(units) = step.units_beyond(self.current, self.calc.tolerance) else {
             // Not steady enough to size ahead, but rising: what the rise will need is not
             // released (the caller says so when it bites).
             return step.hold_units.map(|h| h.min(self.current));
