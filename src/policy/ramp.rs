@@ -37,7 +37,8 @@ pub const MIN_POINTS_SHORT: usize = 6;
 /// The share of the variance the short window's fit must explain.
 pub const MIN_R2_SHORT: f64 = 0.8;
 /// … and the demand must have left the range it held before the short window by this factor,
-/// and the requests theirs by two standard deviations of a Poisson count ([`REQUESTS_Z`]).
+/// and the requests theirs by the same factor and by two standard deviations of a Poisson count
+/// ([`REQUESTS_Z`]).
 pub const BREAKOUT: f64 = 1.25;
 /// How far (in √count, a Poisson count's standard deviation) the requests of the last minute
 /// must exceed the highest count before the short window to confirm a surge of the work. Long
@@ -178,11 +179,15 @@ impl RampState {
         let before_high = high_before_short_window(&self.points, now);
         let breakout = before_high.is_finite() && demand_units > BREAKOUT * before_high;
         // A few long prompts lift a minute's work out of its range with no more requests than
-        // before; a surge of load brings more requests than the window has seen.
+        // before; a surge of load brings more requests than the window has seen — out of their
+        // range as the work left its own (a Poisson count's high minute, 2.6 deviations over a
+        // plateau's mean, had confirmed a few long documents as a surge: sized to 2.5× the
+        // work, released six minutes later), and beyond their own noise where counts are few.
         let requests_before_high = high_before_short_window(&self.request_points, now);
         let more_requests = requests.is_none_or(|r| {
+            let high = requests_before_high.max(0.0);
             !requests_before_high.is_finite()
-                || r > requests_before_high + REQUESTS_Z * requests_before_high.max(0.0).sqrt()
+                || r > (BREAKOUT * high).max(high + REQUESTS_Z * high.sqrt())
         });
         let breakout = breakout && more_requests;
         let short = (recent.len() >= MIN_POINTS_SHORT && short_r2 >= MIN_R2_SHORT && breakout)
@@ -435,15 +440,15 @@ mod tests {
     }
 
     /// A surge of the work is sized ahead only when the requests rose out of their range as
-    /// well (by two Poisson deviations): a few long prompts lift a minute's work with no more
-    /// requests; a surge of load brings them.
+    /// well (by the breakout factor and by two Poisson deviations): a few long prompts lift a
+    /// minute's work with no more requests; a surge of load brings them.
     #[test]
     fn a_surge_of_work_needs_more_requests_to_be_sized_ahead() {
         // The work as in the test above: five flat minutes near 1 unit, then +0.3 a tick.
         // Requests: 100 a minute on the flat stretch (±2), then as given per surge tick k.
         /// The requests counted at the surge's tick `k`.
         type Requests = fn(usize) -> Option<f64>;
-        let cases: [(&str, Requests, bool); 4] = [
+        let cases: [(&str, Requests, bool); 6] = [
             ("no request counts: the work alone", |_| None, true),
             (
                 "requests grow with the work",
@@ -460,6 +465,18 @@ mod tests {
                 "requests up by less than their noise",
                 |_| Some(115.0),
                 false,
+            ),
+            // 2.4 deviations over the high, but not out of its range as the work left its own
+            // (1.25 × 102 = 127.5): a Poisson count's high minute under a few long documents.
+            (
+                "requests up by their noise, not by the surge's factor",
+                |_| Some(126.0),
+                false,
+            ),
+            (
+                "requests out of their range by the surge's factor",
+                |_| Some(130.0),
+                true,
             ),
         ];
         for (name, requests, acts) in cases {
