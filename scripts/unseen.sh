@@ -7,7 +7,9 @@
 #
 # Shapes (requests per minute): a ×5 step held 30 min; a ×20 step held 25 min; a linear
 # ×12 growth over 3 h; 3-minute ×3 bursts every 15 min (shorter than a cold start); 12 h of the
-# NASA HTTP 1995 per-minute trace ×6. Mixes: the built-in chat mix and the token counts of
+# NASA HTTP 1995 per-minute trace ×6; the 12 h of World Cup 98 that hold its busiest minute
+# (the first whole hour from which 12 h reach it; the peak 11× the window's median),
+# scaled to a peak of 900 requests a minute. Mixes: the built-in chat mix and the token counts of
 # Azure conversation, Mooncake (long context) and Azure code. max_units is raised to 40 so that
 # every shape's peak fits (the example's 12 would cap the long-context peaks).
 set -euo pipefail
@@ -21,15 +23,17 @@ while [ $# -gt 0 ]; do
   esac
 done
 t=../shared/traces
-[ -f "$t/nasa_http_1995_per_minute.csv" ] || { echo "unseen.sh: $t/nasa_http_1995_per_minute.csv not found (../shared/traces)" >&2; exit 1; }
+for f in nasa_http_1995_per_minute.csv worldcup98_per_minute.csv; do
+  [ -f "$t/$f" ] || { echo "unseen.sh: $t/$f not found (../shared/traces)" >&2; exit 1; }
+done
 cargo build --release --locked --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/llm-autoscaler"
 out=target/unseen; mkdir -p "$out"
 sed -E 's/^max_units = [0-9]+ /max_units = 40 /' "$config" > "$out/policy-40.toml"
 grep -q '^max_units = 40 ' "$out/policy-40.toml" || { echo "unseen.sh: no max_units line to raise in $config" >&2; exit 1; }
-python3 - "$out" "$t/nasa_http_1995_per_minute.csv" <<'PY'
-import csv, sys
-out, nasa = sys.argv[1], sys.argv[2]
+python3 - "$out" "$t/nasa_http_1995_per_minute.csv" "$t/worldcup98_per_minute.csv" <<'PY'
+import csv, math, sys
+out, nasa, worldcup = sys.argv[1], sys.argv[2], sys.argv[3]
 def write(name, per_min):
     with open(f"{out}/{name}.csv", "w") as f:
         f.write("minute,requests\n")
@@ -40,9 +44,13 @@ write("growth-x12", [60 + 660 * i / 180 for i in range(180)] + [720] * 20)
 write("bursts-3min", [720 if i % 15 < 3 else 240 for i in range(120)])
 rows = list(csv.DictReader(open(nasa)))
 write("nasa-12h", [float(r["requests"]) * 6 for r in rows[600:1320]])
+wc = [float(r["requests"]) for r in csv.DictReader(open(worldcup))]
+busiest = max(range(len(wc)), key=lambda i: wc[i])
+start = max(0, math.ceil((busiest - 719) / 60) * 60)
+write("worldcup-12h", [v * 900 / wc[busiest] for v in wc[start:start + 720]])
 PY
 runs=()
-for shape in step-x5 step-x20 growth-x12 bursts-3min nasa-12h; do
+for shape in step-x5 step-x20 growth-x12 bursts-3min nasa-12h worldcup-12h; do
   for mix in chat azure-conv mooncake azure-code; do
     case $mix in
       chat) tokens=() ;;
