@@ -14,6 +14,13 @@
 //! stabilization windows and rate policies still apply. The lead is the fleet's own observed
 //! p95 launch → in-service time (the default until three have been seen).
 //!
+//! The ramp scores itself: each projection (one a minute at most) is checked one lead later,
+//! and the share of its rise that the demand reached in the meantime enters the ramp's
+//! **skill**, an average over about five outcomes; the rise projected now is scaled by it. On
+//! the matrix's ramps the demand gets there and the skill stays near one; on a real trace's
+//! minute-to-minute swings and on bursts shorter than a cold start it falls, and the ramp buys
+//! less ahead of them.
+//!
 //! The same history keeps the **largest step** the demand has taken within the window over the
 //! last [`STEP_MEMORY_SECS`]: placement sizes the on-demand warm pools on it (a stopped warm
 //! instance costs its volume only, and starts in about half a cold start), so the next step of
@@ -83,7 +90,19 @@ pub struct RampState {
     /// (when, demand in units) a minute apart (less a second of slack), over the last
     /// [`NOISE_WINDOW_SECS`]: independent minute rates, for the work's minute-to-minute noise.
     pub minute_points: Vec<(Timestamp, f64)>,
+    /// Projections awaiting their outcome, one a minute at most: (when due — one lead after
+    /// it was made —, the demand then, the rise it projected before the skill scaled it, the
+    /// highest demand since), units.
+    pub checks: Vec<(Timestamp, f64, f64, f64)>,
+    /// The share of its projected rises the demand reached within their lead lately, an
+    /// average over about five outcomes ([`SKILL_WEIGHT`]); `None` before the first, taken as
+    /// all. The rise projected is scaled by it: the ramp's own feedback.
+    pub skill: Option<f64>,
 }
+
+/// Weight of each outcome in the skill: an exponential average over about five projections
+/// (a minute apart at least, so about the last five minutes of projecting).
+pub const SKILL_WEIGHT: f64 = 0.2;
 
 /// What the ramp concluded in one decision.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -104,6 +123,9 @@ pub struct RampStep {
     /// of the variance — the units that rise will need one lead on (its own line, unsized by
     /// the caps): capacity above it may still go, below it is not released.
     pub hold_units: Option<Units>,
+    /// The share of its projected rises that came true lately ([`RampState::skill`]), which
+    /// the rise it projects now is scaled by.
+    pub skill: f64,
 }
 
 impl RampStep {
@@ -148,6 +170,7 @@ impl RampState {
         {
             self.minute_points.push((now, demand_units));
         }
+        self.settle_checks(now, demand_units);
         let requests = requests.filter(|r| r.is_finite());
         self.request_points.retain(|(t, _)| in_window(t));
         if let Some(r) = requests {
@@ -198,7 +221,8 @@ impl RampState {
             _ => (long_slope, long_r2, MAX_SHARE),
         };
         let steady = long.is_some() || short.is_some();
-        let rise = slope * lead_secs;
+        let raw_rise = slope * lead_secs;
+        let rise = raw_rise * self.skill.unwrap_or(1.0);
         // Each point is a rate over the last minute, so consecutive points share most of their
         // requests: a few long prompts entering the window read as a clean rise for a minute.
         // A rise within the estimate's own noise is not one: the noise the request count implies,
@@ -208,6 +232,15 @@ impl RampState {
         let projected_units = (steady && slope > 0.0 && rise >= min_rise)
             .then(|| demand_units + rise.min(cap * demand_units));
         let units = projected_units.map(|p| p.ceil() as Units);
+        // Every rise the ramp would project at full skill is checked, acted on or not: a skill
+        // that only heard of the projections it acted on could not recover once low.
+        if steady && slope > 0.0 && raw_rise >= min_rise {
+            self.record_check(
+                now.plus_secs(lead_secs),
+                demand_units,
+                raw_rise.min(cap * demand_units),
+            );
+        }
         let hold_units =
             (self.points.len() >= MIN_POINTS && long_slope > 0.0 && long_r2 >= HOLD_R2)
                 .then(|| (demand_units + long_slope * lead_secs).ceil() as Units);
@@ -219,11 +252,48 @@ impl RampState {
             units,
             projected_units,
             hold_units,
+            skill: self.skill.unwrap_or(1.0),
         }
     }
 }
 
 impl RampState {
+    /// Settles the projections due at `now` into the skill (see [`RampState::checks`]).
+    fn settle_checks(&mut self, now: Timestamp, demand_units: f64) {
+        // Outcomes of earlier projections: how much of each projected rise the demand reached
+        // before it was due. The highest demand, not the demand at the due time: the capacity
+        // a rise bought was needed if the demand got there, even if it fell back since (a
+        // sawtooth's tooth). Real traffic's swings of a few minutes, which a five-minute fit
+        // takes for rises, mostly do not get there.
+        if demand_units.is_finite() {
+            for c in &mut self.checks {
+                c.3 = c.3.max(demand_units);
+            }
+        }
+        let due: Vec<(Timestamp, f64, f64, f64)> = self
+            .checks
+            .iter()
+            .copied()
+            .filter(|(at, ..)| now.secs_since(*at) >= 0.0)
+            .collect();
+        self.checks.retain(|(at, ..)| now.secs_since(*at) < 0.0);
+        for (_, base, rise, high) in due {
+            if rise > 0.0 {
+                let realized = ((high - base) / rise).clamp(0.0, 1.0);
+                let s = self.skill.unwrap_or(1.0);
+                self.skill = Some(s + SKILL_WEIGHT * (realized - s));
+            }
+        }
+    }
+
+    /// Records a projection to check at `due`, one a minute at most.
+    fn record_check(&mut self, due: Timestamp, demand_units: f64, rise: f64) {
+        let last = self.checks.last().map(|(at, ..)| *at);
+        if last.is_none_or(|at| due.secs_since(at) >= 60.0) {
+            self.checks.push((due, demand_units, rise, demand_units));
+        }
+    }
+
     /// The demand's scatter from one minute to the next at `now`, relative to its level: from
     /// the independent minute rates of the last [`NOISE_WINDOW_SECS`], the median deviation of
     /// their differences from the differences' median (× 1.4826 ÷ √2, a standard deviation for
@@ -506,6 +576,50 @@ mod tests {
         }
     }
 
+    /// The ramp scores its projections one lead on: a rise the demand reached keeps the skill
+    /// at one; a rise that stalled where it was projected from lowers it, and the next rise is
+    /// projected that much shorter.
+    #[test]
+    fn projections_the_demand_does_not_reach_lower_the_skill() {
+        // (case, demand at tick k of 15 s: a five-minute rise, then what follows, skill after)
+        type Demand = fn(usize) -> f64;
+        let rise = |k: usize| 2.0 + 0.1 * k.min(20) as f64;
+        let cases: [(&str, Demand, bool); 2] = [
+            ("the rise goes on", |k| 2.0 + 0.1 * k as f64, true),
+            (
+                "the rise stalls where it was projected from",
+                |k| 2.0 + 0.1 * k.min(20) as f64,
+                false,
+            ),
+        ];
+        for (name, demand, keeps) in cases {
+            let mut r = RampState::default();
+            for k in 0..=60 {
+                r.observe(at(15.0 * k as f64), demand(k), None, 300.0, 0.0);
+            }
+            let skill = r.skill.expect("projections checked");
+            assert_eq!(skill > 0.95, keeps, "{name}: skill {skill}");
+        }
+        // After the stall, the same rise again is projected shorter than by a fresh ramp.
+        let mut stalled = RampState::default();
+        for k in 0..=60 {
+            stalled.observe(at(15.0 * k as f64), rise(k), None, 300.0, 0.0);
+        }
+        let mut fresh = RampState::default();
+        let (mut a, mut b) = (None, None);
+        for k in 0..=20 {
+            let t = 15.0 * (61 + k) as f64;
+            a = stalled
+                .observe(at(t), rise(k), None, 300.0, 0.0)
+                .projected_units;
+            b = fresh
+                .observe(at(t), rise(k), None, 300.0, 0.0)
+                .projected_units;
+        }
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a < b, "after the stall {a}, fresh {b}");
+    }
+
     /// A projection within the tolerance of the capacity in place changes nothing, as a
     /// metric's ratio within it does not; beyond it, the ramp sizes on its rounded-up units.
     #[test]
@@ -518,6 +632,7 @@ mod tests {
             units: projected.map(|p| p.ceil() as Units),
             projected_units: projected,
             hold_units: None,
+            skill: 1.0,
         };
         // (projected units, current units, want)
         let cases = [
