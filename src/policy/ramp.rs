@@ -90,14 +90,25 @@ pub struct RampState {
     /// (when, demand in units) a minute apart (less a second of slack), over the last
     /// [`NOISE_WINDOW_SECS`]: independent minute rates, for the work's minute-to-minute noise.
     pub minute_points: Vec<(Timestamp, f64)>,
-    /// Projections awaiting their outcome, one a minute at most: (when due — one lead after
-    /// it was made —, the demand then, the rise it projected before the skill scaled it, the
-    /// highest demand since), units.
-    pub checks: Vec<(Timestamp, f64, f64, f64)>,
+    /// Projections awaiting their outcome, one a minute at most.
+    pub checks: Vec<ProjectionCheck>,
     /// The share of its projected rises the demand reached within their lead lately, an
     /// average over about five outcomes ([`SKILL_WEIGHT`]); `None` before the first, taken as
     /// all. The rise projected is scaled by it: the ramp's own feedback.
     pub skill: Option<f64>,
+}
+
+/// A projection awaiting its outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProjectionCheck {
+    /// When it is scored: one lead after it was made.
+    pub due: Timestamp,
+    /// The demand when it was made, units.
+    pub from_units: f64,
+    /// The rise it projected before the skill scaled it, units.
+    pub rise_units: f64,
+    /// The highest demand seen since it was made, units.
+    pub high_units: f64,
 }
 
 /// Weight of each outcome in the skill: an exponential average over about five projections
@@ -135,10 +146,9 @@ impl RampStep {
     /// floor of two units, a real trace's swings from 1.1 to a projected 2.1 units of demand
     /// bought a third 22 times in 12 hours (NASA ×6, chat).
     pub fn units_beyond(&self, current: Units, tolerance: f64) -> Option<Units> {
-        let projected = self.projected_units?;
-        (projected > current as f64 * (1.0 + tolerance))
-            .then_some(self.units)
-            .flatten()
+        self.projected_units
+            .filter(|p| *p > current as f64 * (1.0 + tolerance))
+            .map(|p| p.ceil() as Units)
     }
 }
 
@@ -204,8 +214,8 @@ impl RampState {
         // A few long prompts lift a minute's work out of its range with no more requests than
         // before; a surge of load brings more requests than the window has seen — out of their
         // range as the work left its own (a Poisson count's high minute, 2.6 deviations over a
-        // plateau's mean, had confirmed a few long documents as a surge: sized to 2.5× the
-        // work, released six minutes later), and beyond their own noise where counts are few.
+        // plateau's mean, had confirmed a few long documents as a surge: 5 units bought for 2.2,
+        // released six minutes later), and beyond their own noise where counts are few.
         let requests_before_high = high_before_short_window(&self.request_points, now);
         let more_requests = requests.is_none_or(|r| {
             let high = requests_before_high.max(0.0);
@@ -229,12 +239,13 @@ impl RampState {
         // or the scatter the demand has shown around its trend over the window, the larger.
         let observed = self.relative_noise().unwrap_or(0.0);
         let min_rise = (noise.max(observed).max(0.0) * demand_units).max(0.5);
-        let projected_units = (steady && slope > 0.0 && rise >= min_rise)
-            .then(|| demand_units + rise.min(cap * demand_units));
+        let rising = steady && slope > 0.0;
+        let projected_units =
+            (rising && rise >= min_rise).then(|| demand_units + rise.min(cap * demand_units));
         let units = projected_units.map(|p| p.ceil() as Units);
         // Every rise the ramp would project at full skill is checked, acted on or not: a skill
         // that only heard of the projections it acted on could not recover once low.
-        if steady && slope > 0.0 && raw_rise >= min_rise {
+        if rising && raw_rise >= min_rise {
             self.record_check(
                 now.plus_secs(lead_secs),
                 demand_units,
@@ -267,30 +278,34 @@ impl RampState {
         // takes for rises, mostly do not get there.
         if demand_units.is_finite() {
             for c in &mut self.checks {
-                c.3 = c.3.max(demand_units);
+                c.high_units = c.high_units.max(demand_units);
             }
         }
-        let due: Vec<(Timestamp, f64, f64, f64)> = self
+        let (due, pending): (Vec<_>, Vec<_>) = self
             .checks
-            .iter()
-            .copied()
-            .filter(|(at, ..)| now.secs_since(*at) >= 0.0)
-            .collect();
-        self.checks.retain(|(at, ..)| now.secs_since(*at) < 0.0);
-        for (_, base, rise, high) in due {
-            if rise > 0.0 {
-                let realized = ((high - base) / rise).clamp(0.0, 1.0);
-                let s = self.skill.unwrap_or(1.0);
-                self.skill = Some(s + SKILL_WEIGHT * (realized - s));
-            }
+            .drain(..)
+            .partition(|c| now.secs_since(c.due) >= 0.0);
+        self.checks = pending;
+        for c in due.iter().filter(|c| c.rise_units > 0.0) {
+            let realized = ((c.high_units - c.from_units) / c.rise_units).clamp(0.0, 1.0);
+            let s = self.skill.unwrap_or(1.0);
+            self.skill = Some(s + SKILL_WEIGHT * (realized - s));
         }
     }
 
     /// Records a projection to check at `due`, one a minute at most.
     fn record_check(&mut self, due: Timestamp, demand_units: f64, rise: f64) {
-        let last = self.checks.last().map(|(at, ..)| *at);
-        if last.is_none_or(|at| due.secs_since(at) >= 60.0) {
-            self.checks.push((due, demand_units, rise, demand_units));
+        if self
+            .checks
+            .last()
+            .is_none_or(|c| due.secs_since(c.due) >= 60.0)
+        {
+            self.checks.push(ProjectionCheck {
+                due,
+                from_units: demand_units,
+                rise_units: rise,
+                high_units: demand_units,
+            });
         }
     }
 
