@@ -1438,9 +1438,29 @@ async fn an_ha_pair_on_dynamodb_has_one_acting_leader_through_partition_and_deat
         "partition: b leads {:?} after a was cut off ({rounds} rounds)",
         cut.elapsed()
     );
+    // The new leader acts within three rounds. Not necessarily in the first: the tick in which
+    // b took the lease may already have set what the work asks, and one more unit of work
+    // does not always move the recommendation (here once: 140 messages queued, "hold at 26
+    // units; external_queue_depth wants 26"): b then holds, as a leader should. A CI run
+    // failed on that one round.
     let before = calls(&proxy_b);
-    round!(true, true);
-    assert!(calls(&proxy_b) > before, "the new leader acts");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        round!(true, true);
+        if calls(&proxy_b) > before {
+            break;
+        }
+        held.extend(
+            b.published()
+                .fleets
+                .values()
+                .filter_map(|f| f.decision.as_ref().map(|d| d.summary.clone())),
+        );
+    }
+    assert!(
+        calls(&proxy_b) > before,
+        "the new leader never acted: {held:?}"
+    );
     // b dies; a's DynamoDB comes back: a takes over within the lease and a tick.
     bench.proxy.state.lock().unwrap().faults.clear();
     let died = std::time::Instant::now();
