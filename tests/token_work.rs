@@ -151,6 +151,76 @@ fn a_steady_plateau_of_token_work_with_a_drained_queue_never_scales_down() {
         state = next;
     }
     // 3 units of work: released within ten minutes to 3 ÷ 0.6 = 5 units, widened by the
-    // noise margin when as few as ~50 requests a minute carry the work (3 ÷ (0.6 ÷ 1.28) → 7).
-    assert!(desired <= 7, "{desired} units after the work halved");
+    // noise margin when as few as ~50 requests a minute carry the work (3 ÷ (0.6 ÷ 1.28) → 7),
+    // and to 8 by the prefill queue in the documents' phase: 1.2 requests a second of 2.5 s
+    // prefills each (×1.28 for the noise) wait over 0.5 s at their P95 on 7 units
+    // (`capacity::queueing_floor_units`).
+    assert!(desired <= 8, "{desired} units after the work halved");
+}
+
+/// The same work, once as long prompts and once as short ones: three units serving 0.6
+/// requests a second of a second's prefill each keep them 20 % busy, and their utilisation
+/// alone would release two. Two servers would make 14 % of the requests wait behind a long
+/// prefill (P95 wait over a quarter of the SLO), so the fleet keeps the three its prefill
+/// queue needs (`capacity::queueing_floor_units`); twenty times as many requests a twentieth
+/// as long queue next to nothing and are released to the utilisation's answer. And while the latency
+/// shows TTFT over the SLO because requests queue, nothing is released at all.
+#[test]
+fn a_scale_down_keeps_the_units_the_prefill_queue_needs() {
+    let f = token_fleet();
+    let prefill = f
+        .capacity
+        .model
+        .expect("the capacity model")
+        .prefill_tokens_per_sec;
+    // (requests a second per server, latency over the SLO?, units wanted after 15 minutes)
+    let cases = [
+        (0.2, false, Some(3)),
+        (4.0, false, None),
+        (4.0, true, Some(3)),
+    ];
+    for (requests, queueing, want) in cases {
+        let mut state = EngineState::default();
+        let mut desired = 3u32;
+        let mut floor = None;
+        for tick in 0..60 {
+            let now = t(15 * tick);
+            let loads: Vec<Load> = (0..desired)
+                .map(|_| {
+                    (
+                        0.6 * prefill / f64::from(desired),
+                        0.0,
+                        requests * 3.0 / f64::from(desired),
+                        0.0,
+                        1.0,
+                        0.05,
+                    )
+                })
+                .collect();
+            let mut snap = snapshot(&loads, now);
+            snap.desired_units = desired;
+            if queueing {
+                snap.latency = Some(llm_autoscaler::model::FleetLatency {
+                    ttft_p95_secs: 2.0 * f.slo.ttft_p95_secs,
+                    queue_wait_p95_secs: f.slo.ttft_p95_secs,
+                    at: now,
+                });
+            }
+            let (d, next) = decide(&f, &snap, &state, now);
+            floor = d.capacity.and_then(|c| c.queue_floor_units);
+            desired = d.desired_units;
+            state = next;
+        }
+        match want {
+            Some(units) => assert_eq!(desired, units, "{requests}/s, queueing {queueing}"),
+            None => assert!(
+                desired < 3,
+                "{requests}/s: {desired} units, floor {floor:?}"
+            ),
+        }
+        if !queueing {
+            let expected = if requests < 1.0 { 3 } else { 1 };
+            assert_eq!(floor, Some(expected), "{requests}/s");
+        }
+    }
 }

@@ -86,6 +86,12 @@ impl<'a> Ladder<'a> {
         let count_noise = capacity::work_noise(snap);
         let scale_down_share =
             capacity::scale_down_share(fleet, count_noise, st.ramp.relative_noise());
+        let queueing_over_slo = st.correction.over_streak > 0;
+        let queue_floor_units = fleet.capacity.model.and_then(|m| {
+            let noise = count_noise.max(st.ramp.relative_noise().unwrap_or(0.0));
+            let slo = fleet.slo.ttft_p95_secs;
+            capacity::queueing_floor_units(&m, snap, slo, correction, noise, fleet.max_units)
+        });
         if let (Some(p), Some(m)) = (&fleet.predictive, fleet.capacity.model) {
             if p.demand_per_unit.is_none() && settled {
                 let (per_min, busy) = capacity::settled_demand(&m, snap);
@@ -118,6 +124,8 @@ impl<'a> Ladder<'a> {
                     .map(|m| (m, capacity::backlog_horizon_secs(fleet, snap, now))),
                 correction,
                 scale_down_share,
+                queue_floor_units,
+                queueing_over_slo,
             },
             conditions,
             stages: Stages::default(),
@@ -560,6 +568,7 @@ impl<'a> Ladder<'a> {
             prefill_tokens_per_sec_per_unit: m.prefill_tokens_per_sec * k,
             decode_tokens_per_sec_per_unit: capacity::decode_tokens_per_sec(&m) * k,
             served_busy_units: capacity::served_units(&m, self.snap),
+            queue_floor_units: self.calc.queue_floor_units,
         })
     }
 

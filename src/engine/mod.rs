@@ -97,6 +97,9 @@ pub struct CapacityStep {
     pub decode_tokens_per_sec_per_unit: f64,
     /// Units the in-service instances' served work keeps busy (no backlog).
     pub served_busy_units: f64,
+    /// The fewest units whose prefill queue keeps its P95 wait within a quarter of the SLO: a
+    /// scale-down goes no lower (`None`: nothing finished to size it on).
+    pub queue_floor_units: Option<Units>,
 }
 
 /// A decision for one fleet, with everything that explains it.

@@ -204,6 +204,40 @@ pub fn scale_down_share(fleet: &Fleet, count_noise: f64, observed_noise: Option<
     base / (1.0 + count_noise.max(observed))
 }
 
+/// The P95 (the SLO's quantile) of the prefill queue's wait a scale-down may leave: the wait
+/// above which [`learn`] counts TTFT over the SLO as a capacity problem ([`QUEUE_SHARE`]).
+pub const QUEUE_QUANTILE: f64 = 0.95;
+
+/// The fewest units whose prefill queue keeps its P95 wait within [`QUEUE_SHARE`] of the SLO,
+/// for the requests the in-service servers finish — times `1 + noise`, the work's relative
+/// noise, as a scale-down sizes on the work's upper bound ([`scale_down_share`]) — and their
+/// mean prompt at the corrected prefill speed ([`crate::policy::queueing`]): a scale-down goes
+/// no lower. `None` without a request finished or a prompt token counted.
+pub fn queueing_floor_units(
+    m: &WorkModel,
+    snap: &Snapshot,
+    slo_secs: f64,
+    correction: f64,
+    noise: f64,
+    max_units: Units,
+) -> Option<Units> {
+    let (requests, prompt) = in_service_loads(snap).fold((0.0, 0.0), |(r, p), (l, _)| {
+        (r + l.requests_per_sec, p + l.prompt_tokens_per_sec)
+    });
+    let speed = m.prefill_tokens_per_sec * correction;
+    if !(requests > 0.0 && prompt > 0.0 && speed > 0.0) {
+        return None;
+    }
+    let service_secs = prompt / requests / speed;
+    Some(crate::policy::queueing::servers_for_wait(
+        requests * (1.0 + noise.max(0.0)),
+        service_secs,
+        QUEUE_SHARE * slo_secs,
+        QUEUE_QUANTILE,
+        max_units,
+    ))
+}
+
 /// The served part only (no backlog): units the fleet's in-service instances keep busy.
 pub fn served_units(m: &WorkModel, snap: &Snapshot) -> f64 {
     in_service_loads(snap)

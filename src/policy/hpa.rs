@@ -91,6 +91,13 @@ pub struct CalcInput {
     /// `scale_down_utilization ÷ target_utilization`: a scale-down on a capacity-model target
     /// lands where the work would use this share of the target (1: at the target, as HPA).
     pub scale_down_share: f64,
+    /// The fewest units whose prefill queue keeps its wait within the SLO's share
+    /// ([`crate::policy::capacity::queueing_floor_units`]): a capacity-model scale-down goes
+    /// no lower.
+    pub queue_floor_units: Option<Units>,
+    /// The latest latency sample shows TTFT over the SLO because requests queue: a
+    /// capacity-model scale-down waits.
+    pub queueing_over_slo: bool,
 }
 
 impl CalcInput {
@@ -106,6 +113,8 @@ impl CalcInput {
             work: None,
             correction: 1.0,
             scale_down_share: 1.0,
+            queue_floor_units: None,
+            queueing_over_slo: false,
         }
     }
 }
@@ -169,7 +178,14 @@ pub fn recommend(spec: &MetricSpec, snap: &Snapshot, input: CalcInput) -> Metric
                 fleet_level(spec, target, snap, input, &mut lower);
             }
             let at_down = lower.recommendation.unwrap_or(r);
-            rec.recommendation = Some(at_down.clamp(r, input.current_units));
+            // Nor below the fleet whose prefill queue keeps its wait within the SLO: a small
+            // fleet queues more at the same utilisation.
+            let queue_floor = input.queue_floor_units.unwrap_or(0);
+            rec.recommendation = Some(if input.queueing_over_slo {
+                input.current_units
+            } else {
+                at_down.max(queue_floor).clamp(r, input.current_units)
+            });
         }
     }
     if spec.signal.scale_up_only() && rec.status == MetricStatus::Valid {

@@ -9,5 +9,6 @@ pub mod flaps;
 pub mod hpa;
 pub mod panic;
 pub mod predictive;
+pub mod queueing;
 pub mod ramp;
 pub mod schedule;
