@@ -73,6 +73,13 @@ pub const MAX_SHARE_SURGE: f64 = 1.0;
 /// minute rates, so the one or two differences a step or a drop makes (a rate over the last
 /// minute spreads it over two) are outliers the medians pass over.
 pub const NOISE_WINDOW_SECS: f64 = 600.0;
+/// A steady rise of the work is a ramp of the load only when the requests rise with it, by at
+/// least this share of its relative slope: a few long prompts more than usual lift the work
+/// for minutes with the request count flat, and a five-minute fit takes that for a ramp (on
+/// the robustness matrix's daily cycle of 25 % long documents, a buy of two units four minutes
+/// after one was released). A shift of the mix to longer prompts at the same request rate is
+/// still met, reactively.
+pub const REQUESTS_AGREE: f64 = 0.5;
 /// How long the largest step is remembered, seconds (three days).
 pub const STEP_MEMORY_SECS: f64 = 3.0 * 86_400.0;
 
@@ -206,7 +213,10 @@ impl RampState {
             .filter(|(t, _)| now.secs_since(*t) < SHORT_WINDOW_SECS)
             .collect();
         let (short_slope, short_r2) = fit(&recent, now);
-        let long = (self.points.len() >= MIN_POINTS && long_r2 >= MIN_R2).then_some(long_slope);
+        let long = (self.points.len() >= MIN_POINTS
+            && long_r2 >= MIN_R2
+            && self.requests_rise_with(long_slope, now))
+        .then_some(long_slope);
         // Noise fits a short line now and then; a surge also leaves the range the demand held
         // before it.
         let before_high = high_before_short_window(&self.points, now);
@@ -384,6 +394,24 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+impl RampState {
+    /// Whether the requests rise with a rise of the work of `slope` (units a second): their
+    /// five-minute slope, relative to their mean, at least [`REQUESTS_AGREE`] of the work's
+    /// relative to its own. True where no server reports requests, or too few readings.
+    fn requests_rise_with(&self, slope: f64, now: Timestamp) -> bool {
+        let mean = |p: &[(Timestamp, f64)]| p.iter().map(|(_, v)| v).sum::<f64>() / p.len() as f64;
+        if self.request_points.len() < MIN_POINTS || self.points.is_empty() {
+            return true;
+        }
+        let (requests, work) = (mean(&self.request_points), mean(&self.points));
+        if !(requests > 0.0 && work > 0.0) {
+            return true;
+        }
+        let (request_slope, _) = fit(&self.request_points, now);
+        request_slope / requests >= REQUESTS_AGREE * slope / work
+    }
+}
+
 /// The highest value of `points` older than the short window (−∞ when none is).
 fn high_before_short_window(points: &[(Timestamp, f64)], now: Timestamp) -> f64 {
     points
@@ -522,6 +550,38 @@ mod tests {
             last = Some(r.observe(at(s), 10.0 - 0.25 * s / 60.0 + 0.4 * w, None, 300.0, 0.0));
         }
         assert_eq!(last.unwrap().hold_units, None);
+    }
+
+    /// A steady rise of the work is a ramp of the load only when the requests rise with it.
+    #[test]
+    fn a_rise_of_the_work_needs_the_requests_to_rise_with_it() {
+        // The work rises 0.3 units a minute from 4 for five minutes (+37 % over the window);
+        // the requests a minute, from 400, as given.
+        type Requests = fn(f64) -> Option<f64>;
+        let cases: [(&str, Requests, bool); 4] = [
+            ("no request counts: the work alone", |_| None, true),
+            (
+                "requests rise in proportion",
+                |m| Some(400.0 * (1.0 + 0.075 * m)),
+                true,
+            ),
+            ("requests flat: longer prompts", |_| Some(400.0), false),
+            (
+                "requests rise a quarter as fast",
+                |m| Some(400.0 * (1.0 + 0.019 * m)),
+                false,
+            ),
+        ];
+        for (what, requests, sized) in cases {
+            let mut r = RampState::default();
+            let mut last = None;
+            for k in 0..=20 {
+                let m = 0.25 * k as f64;
+                last = Some(r.observe(at(60.0 * m), 4.0 + 0.3 * m, requests(m), 300.0, 0.0));
+            }
+            let step = last.unwrap();
+            assert_eq!(step.units.is_some(), sized, "{what}: {step:?}");
+        }
     }
 
     /// A surge of the work is sized ahead only when the requests rose out of their range as
