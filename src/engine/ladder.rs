@@ -84,11 +84,10 @@ impl<'a> Ladder<'a> {
         let correction = capacity::learn(&mut st.correction, fleet, snap, current, now);
         let settled = rates_settled(&st, now);
         let count_noise = capacity::work_noise(snap);
-        let scale_down_share =
-            capacity::scale_down_share(fleet, count_noise, st.ramp.relative_noise());
+        let noise = capacity::upper_noise(count_noise, st.ramp.relative_noise());
+        let scale_down_share = capacity::scale_down_share(fleet, noise);
         let queueing_over_slo = st.correction.over_streak > 0;
         let queue_floor_units = fleet.capacity.model.and_then(|m| {
-            let noise = count_noise.max(st.ramp.relative_noise().unwrap_or(0.0));
             let slo = fleet.slo.ttft_p95_secs;
             capacity::queueing_floor_units(&m, snap, slo, correction, noise, fleet.max_units)
         });

@@ -191,17 +191,22 @@ pub fn request_activity(snap: &Snapshot) -> Option<f64> {
         .reduce(|a, b| a + b)
 }
 
+/// The work estimate's relative noise a scale-down sizes on: `max(count_noise, observed)` —
+/// what the request count implies ([`work_noise`]), or one standard deviation of what the work
+/// has shown around its trend over the last minutes (`observed_noise`, relative; bursty mixes
+/// show it where a count does not).
+pub fn upper_noise(count_noise: f64, observed_noise: Option<f64>) -> f64 {
+    count_noise.max(observed_noise.unwrap_or(0.0).max(0.0))
+}
+
 /// The share of the target a capacity-model scale-down lands at (see [`NOISE_Z`]): the work's
-/// upper bound is `1 + max(count_noise, observed)` times the estimate — what the request count
-/// implies ([`work_noise`]), or one standard deviation of what the work has shown around its
-/// trend over the last minutes (`observed_noise`, relative; bursty mixes show it where a count
-/// does not). Measured on the robustness matrix against the count alone: 119 cells held
-/// instead of 116, plateau flaps 116 instead of 121, the same median cost; two deviations (Z)
-/// bought the same cells and cost 37 % more on mixed-workload.
-pub fn scale_down_share(fleet: &Fleet, count_noise: f64, observed_noise: Option<f64>) -> f64 {
+/// upper bound is `1 + noise` times the estimate ([`upper_noise`]). Measured on the robustness
+/// matrix against the count alone: 119 cells held instead of 116, plateau flaps 116 instead of
+/// 121, the same median cost; two deviations (Z) bought the same cells and cost 37 % more on
+/// mixed-workload.
+pub fn scale_down_share(fleet: &Fleet, noise: f64) -> f64 {
     let base = fleet.capacity.scale_down_utilization / fleet.capacity.target_utilization;
-    let observed = observed_noise.unwrap_or(0.0).max(0.0);
-    base / (1.0 + count_noise.max(observed))
+    base / (1.0 + noise)
 }
 
 /// The P95 (the SLO's quantile) of the prefill queue's wait a scale-down may leave: the wait
@@ -209,8 +214,8 @@ pub fn scale_down_share(fleet: &Fleet, count_noise: f64, observed_noise: Option<
 pub const QUEUE_QUANTILE: f64 = 0.95;
 
 /// The fewest units whose prefill queue keeps its P95 wait within [`QUEUE_SHARE`] of the SLO,
-/// for the requests the in-service servers finish — times `1 + noise`, the work's relative
-/// noise, as a scale-down sizes on the work's upper bound ([`scale_down_share`]) — and their
+/// for the requests the in-service servers finish — times `1 + noise` ([`upper_noise`]), as a
+/// scale-down sizes on the work's upper bound ([`scale_down_share`]) — and their
 /// mean prompt at the corrected prefill speed ([`crate::policy::queueing`]): a scale-down goes
 /// no lower. `None` without a request finished or a prompt token counted.
 pub fn queueing_floor_units(

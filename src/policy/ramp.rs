@@ -279,6 +279,22 @@ impl RampState {
 }
 
 impl RampState {
+    /// Whether the requests rise with a rise of the work of `slope` (units a second): their
+    /// five-minute slope, relative to their mean, at least [`REQUESTS_AGREE`] of the work's
+    /// relative to its own. True where no server reports requests, or too few readings.
+    fn requests_rise_with(&self, slope: f64, now: Timestamp) -> bool {
+        let mean = |p: &[(Timestamp, f64)]| p.iter().map(|(_, v)| v).sum::<f64>() / p.len() as f64;
+        if self.request_points.len() < MIN_POINTS || self.points.is_empty() {
+            return true;
+        }
+        let (requests, work) = (mean(&self.request_points), mean(&self.points));
+        if !(requests > 0.0 && work > 0.0) {
+            return true;
+        }
+        let (request_slope, _) = fit(&self.request_points, now);
+        request_slope / requests >= REQUESTS_AGREE * slope / work
+    }
+
     /// Settles the projections due at `now` into the skill (see [`RampState::checks`]).
     fn settle_checks(&mut self, now: Timestamp, demand_units: f64) {
         // Outcomes of earlier projections: how much of each projected rise the demand reached
@@ -391,24 +407,6 @@ fn median(mut v: Vec<f64>) -> f64 {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
-impl RampState {
-    /// Whether the requests rise with a rise of the work of `slope` (units a second): their
-    /// five-minute slope, relative to their mean, at least [`REQUESTS_AGREE`] of the work's
-    /// relative to its own. True where no server reports requests, or too few readings.
-    fn requests_rise_with(&self, slope: f64, now: Timestamp) -> bool {
-        let mean = |p: &[(Timestamp, f64)]| p.iter().map(|(_, v)| v).sum::<f64>() / p.len() as f64;
-        if self.request_points.len() < MIN_POINTS || self.points.is_empty() {
-            return true;
-        }
-        let (requests, work) = (mean(&self.request_points), mean(&self.points));
-        if !(requests > 0.0 && work > 0.0) {
-            return true;
-        }
-        let (request_slope, _) = fit(&self.request_points, now);
-        request_slope / requests >= REQUESTS_AGREE * slope / work
     }
 }
 
