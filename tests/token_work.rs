@@ -164,7 +164,8 @@ fn a_steady_plateau_of_token_work_with_a_drained_queue_never_scales_down() {
 /// prefill (P95 wait over a quarter of the SLO), so the fleet keeps the three its prefill
 /// queue needs (`capacity::queueing_floor_units`); twenty times as many requests a twentieth
 /// as long queue next to nothing and are released to the utilisation's answer. And while the latency
-/// shows TTFT over the SLO because requests queue, nothing is released at all.
+/// shows the P95 wait over its budget (a quarter of the SLO) at this size, nothing is released
+/// at all, whether TTFT is over the SLO yet or not.
 #[test]
 fn a_scale_down_keeps_the_units_the_prefill_queue_needs() {
     let f = token_fleet();
@@ -173,13 +174,16 @@ fn a_scale_down_keeps_the_units_the_prefill_queue_needs() {
         .model
         .expect("the capacity model")
         .prefill_tokens_per_sec;
-    // (requests a second per server, latency over the SLO?, units wanted after 15 minutes)
+    // (requests a second per server, the latency's P95 TTFT and wait ÷ the SLO, units wanted
+    // after 15 minutes)
     let cases = [
-        (0.2, false, Some(3)),
-        (4.0, false, None),
-        (4.0, true, Some(3)),
+        (0.2, None, Some(3)),
+        (4.0, None, None),
+        (4.0, Some((2.0, 1.0)), Some(3)), // TTFT over the SLO because requests queue
+        (4.0, Some((0.9, 0.3)), Some(3)), // TTFT within it, the wait over its budget
+        (4.0, Some((0.9, 0.2)), None),    // the wait within its budget
     ];
-    for (requests, queueing, want) in cases {
+    for (requests, latency, want) in cases {
         let mut state = EngineState::default();
         let mut desired = 3u32;
         let mut floor = None;
@@ -199,10 +203,10 @@ fn a_scale_down_keeps_the_units_the_prefill_queue_needs() {
                 .collect();
             let mut snap = snapshot(&loads, now);
             snap.desired_units = desired;
-            if queueing {
+            if let Some((ttft, wait)) = latency {
                 snap.latency = Some(llm_autoscaler::model::FleetLatency {
-                    ttft_p95_secs: 2.0 * f.slo.ttft_p95_secs,
-                    queue_wait_p95_secs: f.slo.ttft_p95_secs,
+                    ttft_p95_secs: ttft * f.slo.ttft_p95_secs,
+                    queue_wait_p95_secs: wait * f.slo.ttft_p95_secs,
                     at: now,
                 });
             }
@@ -212,13 +216,13 @@ fn a_scale_down_keeps_the_units_the_prefill_queue_needs() {
             state = next;
         }
         match want {
-            Some(units) => assert_eq!(desired, units, "{requests}/s, queueing {queueing}"),
+            Some(units) => assert_eq!(desired, units, "{requests}/s, latency {latency:?}"),
             None => assert!(
                 desired < 3,
-                "{requests}/s: {desired} units, floor {floor:?}"
+                "{requests}/s, latency {latency:?}: {desired} units, floor {floor:?}"
             ),
         }
-        if !queueing {
+        if latency.is_none() {
             let expected = if requests < 1.0 { 3 } else { 1 };
             assert_eq!(floor, Some(expected), "{requests}/s");
         }

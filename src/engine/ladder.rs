@@ -86,10 +86,10 @@ impl<'a> Ladder<'a> {
         let count_noise = capacity::work_noise(snap);
         let noise = capacity::upper_noise(count_noise, st.ramp.relative_noise());
         let scale_down_share = capacity::scale_down_share(fleet, noise);
-        let queueing_over_slo = st.correction.over_streak > 0;
+        let queue_over_budget = capacity::queue_over_budget(fleet, snap, now);
         let queue_floor_units = fleet.capacity.model.and_then(|m| {
             let slo = fleet.slo.ttft_p95_secs;
-            capacity::queueing_floor_units(&m, snap, slo, correction, noise, fleet.max_units)
+            capacity::queueing_floor_units(&m, snap, slo, &st.correction, noise, fleet.max_units)
         });
         if let (Some(p), Some(m)) = (&fleet.predictive, fleet.capacity.model) {
             if p.demand_per_unit.is_none() && settled {
@@ -124,7 +124,7 @@ impl<'a> Ladder<'a> {
                 correction,
                 scale_down_share,
                 queue_floor_units,
-                queueing_over_slo,
+                queue_over_budget,
             },
             conditions,
             stages: Stages::default(),
@@ -568,6 +568,7 @@ impl<'a> Ladder<'a> {
             decode_tokens_per_sec_per_unit: capacity::decode_tokens_per_sec(&m) * k,
             served_busy_units: capacity::served_units(&m, self.snap),
             queue_floor_units: self.calc.queue_floor_units,
+            queue_factor: self.st.correction.queue_factor,
         })
     }
 

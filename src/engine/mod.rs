@@ -100,6 +100,9 @@ pub struct CapacityStep {
     /// The fewest units whose prefill queue keeps its P95 wait within a quarter of the SLO: a
     /// scale-down goes no lower (`None`: nothing finished to size it on).
     pub queue_floor_units: Option<Units>,
+    /// How much longer the fleet's P95 prefill wait has been than Erlang's C predicts (1: as
+    /// predicted); the queue floor stretches its wait by it.
+    pub queue_factor: f64,
 }
 
 /// A decision for one fleet, with everything that explains it.

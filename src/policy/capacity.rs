@@ -31,6 +31,11 @@
 //! to no queueing (P95 wait under [`CALM_SHARE`] of the SLO) — evidence that the unit does that
 //! much — and never above the profile. A low TTFT alone never lowers capacity, and TTFT that
 //! more replicas cannot lower (a long prefill, nothing queued) never raises it.
+//!
+//! A capacity-model scale-down also keeps the units its **prefill queue** needs
+//! ([`queueing_floor_units`]: Erlang's C, its wait's tail stretched by the factor the fleet's
+//! observed P95 waits showed over Erlang's prediction), and waits altogether while the latest
+//! P95 wait is already over the queue's budget at this size ([`queue_over_budget`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +58,12 @@ pub const CALM_SHARE: f64 = 0.5 * QUEUE_SHARE;
 /// Consecutive latency samples over the SLO before the correction moves.
 pub const CONFIRM_SAMPLES: u32 = 3;
 
+/// The prefill queue's tail factor is at most this: Allen–Cunneen's `(1 + Cs²) ÷ 2` for
+/// prefill times whose squared coefficient of variation is 7 — long documents among chat.
+pub const MAX_QUEUE_FACTOR: f64 = 4.0;
+/// The weight of one latency sample in the queue's tail factor: about the last ten samples.
+pub const QUEUE_FACTOR_WEIGHT: f64 = 0.1;
+
 /// What the correction remembers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -63,6 +74,9 @@ pub struct Correction {
     pub last_latency_at: Option<Timestamp>,
     /// Consecutive samples with queueing TTFT over the SLO.
     pub over_streak: u32,
+    /// The prefill queue's observed P95 wait ÷ Erlang's C's at the fleet's size — its tail
+    /// factor, `1..=MAX_QUEUE_FACTOR`, averaged over samples ([`learn_queue_factor`]).
+    pub queue_factor: f64,
 }
 
 impl Default for Correction {
@@ -71,6 +85,7 @@ impl Default for Correction {
             factor: 1.0,
             last_latency_at: None,
             over_streak: 0,
+            queue_factor: 1.0,
         }
     }
 }
@@ -216,29 +231,24 @@ pub const QUEUE_QUANTILE: f64 = 0.95;
 /// The fewest units whose prefill queue keeps its P95 wait within [`QUEUE_SHARE`] of the SLO,
 /// for the requests the in-service servers finish — times `1 + noise` ([`upper_noise`]), as a
 /// scale-down sizes on the work's upper bound ([`scale_down_share`]) — and their
-/// mean prompt at the corrected prefill speed ([`crate::policy::queueing`]): a scale-down goes
-/// no lower. `None` without a request finished or a prompt token counted.
+/// mean prompt at the corrected prefill speed, the wait's tail stretched by the factor the
+/// fleet's own waits showed (`Correction::queue_factor`; [`crate::policy::queueing`]): a
+/// scale-down goes no lower. `None` without a request finished or a prompt token counted.
 pub fn queueing_floor_units(
     m: &WorkModel,
     snap: &Snapshot,
     slo_secs: f64,
-    correction: f64,
+    correction: &Correction,
     noise: f64,
     max_units: Units,
 ) -> Option<Units> {
-    let (requests, prompt) = in_service_loads(snap).fold((0.0, 0.0), |(r, p), (l, _)| {
-        (r + l.requests_per_sec, p + l.prompt_tokens_per_sec)
-    });
-    let speed = m.prefill_tokens_per_sec * correction;
-    if !(requests > 0.0 && prompt > 0.0 && speed > 0.0) {
-        return None;
-    }
-    let service_secs = prompt / requests / speed;
+    let (requests, service_secs) = prefill_queue(m, snap, correction.factor)?;
     Some(crate::policy::queueing::servers_for_wait(
         requests * (1.0 + noise.max(0.0)),
         service_secs,
         QUEUE_SHARE * slo_secs,
         QUEUE_QUANTILE,
+        correction.queue_factor,
         max_units,
     ))
 }
@@ -375,6 +385,7 @@ pub fn learn(
     c.last_latency_at = Some(lat.at);
     let ready: Units = snap.in_service_units();
     let slo = fleet.slo.ttft_p95_secs;
+    learn_queue_factor(c, &m, snap, &lat, ready, slo);
     // Queueing with the decided capacity in service, below the ceiling: the model overstates a
     // unit. (At max_units the policy caps capacity, whatever a unit does.)
     let below_ceiling = current_units < fleet.max_units;
@@ -395,6 +406,68 @@ pub fn learn(
         c.factor = (c.factor + INCREASE).min(1.0);
     }
     c.factor
+}
+
+/// The prefill queue as Erlang's C sees it from the in-service servers' counts: (requests a
+/// second, mean prefill seconds at the corrected speed). `None` without a request finished or
+/// a prompt token counted.
+fn prefill_queue(m: &WorkModel, snap: &Snapshot, correction: f64) -> Option<(f64, f64)> {
+    let (requests, prompt) = in_service_loads(snap).fold((0.0, 0.0), |(r, p), (l, _)| {
+        (r + l.requests_per_sec, p + l.prompt_tokens_per_sec)
+    });
+    let speed = m.prefill_tokens_per_sec * correction;
+    (requests > 0.0 && prompt > 0.0 && speed > 0.0).then(|| (requests, prompt / requests / speed))
+}
+
+/// Takes one latency sample into the queue's tail factor: the P95 wait observed ÷ the one
+/// Erlang's C predicts with the servers in service, `1..=MAX_QUEUE_FACTOR`. Where Erlang's C
+/// predicts no P95 wait at all, a wait that counts as queueing ([`QUEUE_SHARE`] of the SLO)
+/// is a sample of the most, and a smaller one of none (1): the model held. Prompts spread
+/// wider than exponentially (a long document ahead of short questions) wait longer than
+/// M/M/c says, and a scale-down sized on M/M/c alone was bought back when the waits showed.
+fn learn_queue_factor(
+    c: &mut Correction,
+    m: &WorkModel,
+    snap: &Snapshot,
+    lat: &FleetLatency,
+    ready: Units,
+    slo: f64,
+) {
+    let Some((rate, service)) = prefill_queue(m, snap, c.factor) else {
+        return;
+    };
+    if ready == 0 || !lat.queue_wait_p95_secs.is_finite() {
+        return;
+    }
+    let load = rate * service;
+    let predicted =
+        crate::policy::queueing::wait_quantile_secs(ready, load, service, QUEUE_QUANTILE, 1.0);
+    if !predicted.is_finite() {
+        return;
+    }
+    let observed = lat.queue_wait_p95_secs.max(0.0);
+    let sample = if predicted > 0.0 {
+        observed / predicted
+    } else if observed > QUEUE_SHARE * slo {
+        MAX_QUEUE_FACTOR
+    } else {
+        1.0
+    };
+    let sample = sample.clamp(1.0, MAX_QUEUE_FACTOR);
+    c.queue_factor = (c.queue_factor + QUEUE_FACTOR_WEIGHT * (sample - c.queue_factor))
+        .clamp(1.0, MAX_QUEUE_FACTOR);
+}
+
+/// Whether the fleet's latest usable latency sample shows its P95 prefill wait over the
+/// queue's budget, [`QUEUE_SHARE`] of the SLO: the wait at this size is already longer than a
+/// scale-down may leave, and fewer servers only queue longer — whatever a model of the queue
+/// predicts (the waits of long-context fleets ran past the budget at sizes Erlang's C, even
+/// stretched, found enough, and a scale-down was bought back minutes later).
+pub fn queue_over_budget(fleet: &Fleet, snap: &Snapshot, now: Timestamp) -> bool {
+    snap.latency.is_some_and(|l| {
+        crate::model::usable(now, l.at, fleet.stale_after_secs, l.ttft_p95_secs).is_ok()
+            && l.queue_wait_p95_secs > QUEUE_SHARE * fleet.slo.ttft_p95_secs
+    })
 }
 
 fn queueing_over_slo(lat: &FleetLatency, slo: f64) -> bool {
@@ -666,6 +739,95 @@ mod tests {
             i.load = None;
         }
         assert_eq!(request_activity(&snap), None);
+    }
+
+    /// The queue's tail factor is the fleet's P95 prefill wait over Erlang's C's at its size,
+    /// from 1 to [`MAX_QUEUE_FACTOR`], a tenth of the way per sample.
+    #[test]
+    fn the_queue_factor_is_the_observed_wait_over_erlangs() {
+        let fleet = learning_fleet(12);
+        // Two servers, each finishing a request a second of 0.3 s prefill: Erlang's C says
+        // 14 % wait and a P95 wait of about 0.2 s.
+        let predicted = crate::policy::queueing::wait_quantile_secs(2, 0.6, 0.3, 0.95, 1.0);
+        assert!(predicted > 0.1 && predicted < 0.3, "{predicted}");
+        let settled = |k: f64| 1.0 + (k - 1.0) * (1.0 - (1.0 - QUEUE_FACTOR_WEIGHT).powi(60));
+        // (why, servers, busy each, observed P95 wait, samples, want)
+        let cases = [
+            (
+                "twice the predicted wait",
+                2,
+                0.3,
+                2.0 * predicted,
+                60,
+                settled(2.0),
+            ),
+            ("the predicted wait", 2, 0.3, predicted, 60, 1.0),
+            (
+                "shorter than predicted: never below 1",
+                2,
+                0.3,
+                0.0,
+                60,
+                1.0,
+            ),
+            (
+                "one sample moves it a tenth of the way",
+                2,
+                0.3,
+                3.0 * predicted,
+                1,
+                1.2,
+            ),
+            (
+                "far beyond: at most the cap",
+                2,
+                0.3,
+                100.0 * predicted,
+                60,
+                settled(MAX_QUEUE_FACTOR),
+            ),
+            (
+                "none predicted, queueing seen: the cap",
+                4,
+                0.1,
+                1.0,
+                60,
+                settled(MAX_QUEUE_FACTOR),
+            ),
+            ("none predicted, a short wait seen: 1", 4, 0.1, 0.2, 60, 1.0),
+        ];
+        for (why, servers, busy, wait, samples, want) in cases {
+            let mut k = Correction::default();
+            for i in 0..samples {
+                let snap = latency_snapshot(servers, busy, 1.0, wait, 15 * i);
+                learn(&mut k, &fleet, &snap, servers, Timestamp(15_000 * i));
+            }
+            assert!(
+                (k.queue_factor - want).abs() < 1e-9,
+                "{why}: {}, want {want}",
+                k.queue_factor
+            );
+        }
+    }
+
+    /// The queue floor stretches its wait by the learned factor: three servers finishing three
+    /// requests a second of 0.2 s prefill need two by Erlang's C, three when waits run four
+    /// times as long.
+    #[test]
+    fn the_queue_floor_stretches_the_wait_by_the_learned_factor() {
+        let fleet = learning_fleet(12);
+        let m = g6e();
+        let snap = latency_snapshot(3, 0.2, 1.0, 0.0, 0);
+        let slo = fleet.slo.ttft_p95_secs;
+        let floor = |queue_factor: f64| {
+            let c = Correction {
+                queue_factor,
+                ..Correction::default()
+            };
+            queueing_floor_units(&m, &snap, slo, &c, 0.0, 12)
+        };
+        assert_eq!(floor(1.0), Some(2));
+        assert_eq!(floor(MAX_QUEUE_FACTOR), Some(3));
     }
 
     /// The correction moves only on evidence: queueing TTFT over the SLO with the decided

@@ -95,9 +95,10 @@ pub struct CalcInput {
     /// ([`crate::policy::capacity::queueing_floor_units`]): a capacity-model scale-down goes
     /// no lower.
     pub queue_floor_units: Option<Units>,
-    /// The latest latency sample shows TTFT over the SLO because requests queue: a
-    /// capacity-model scale-down waits.
-    pub queueing_over_slo: bool,
+    /// The latest latency sample shows the P95 prefill wait already over the queue's budget
+    /// at this size ([`crate::policy::capacity::queue_over_budget`]): a capacity-model
+    /// scale-down, which could only lengthen it, waits.
+    pub queue_over_budget: bool,
 }
 
 impl CalcInput {
@@ -114,7 +115,7 @@ impl CalcInput {
             correction: 1.0,
             scale_down_share: 1.0,
             queue_floor_units: None,
-            queueing_over_slo: false,
+            queue_over_budget: false,
         }
     }
 }
@@ -181,7 +182,7 @@ pub fn recommend(spec: &MetricSpec, snap: &Snapshot, input: CalcInput) -> Metric
             // Nor below the fleet whose prefill queue keeps its wait within the SLO: a small
             // fleet queues more at the same utilisation.
             let queue_floor = input.queue_floor_units.unwrap_or(0);
-            rec.recommendation = Some(if input.queueing_over_slo {
+            rec.recommendation = Some(if input.queue_over_budget {
                 input.current_units
             } else {
                 at_down.max(queue_floor).clamp(r, input.current_units)

@@ -12,8 +12,9 @@
 //!
 //! Deviations from the textbook, and why they are acceptable here: requests are routed to the
 //! least busy server rather than held in one queue (join-shortest-queue, close to M/M/c in its
-//! waits); prefill times are spread like their prompts, not exponentially (a heavier tail
-//! waits longer — the SLO feedback, `capacity::learn`, still corrects what remains); a
+//! waits); prefill times are spread like their prompts, not exponentially — a heavier tail
+//! waits longer, so the wait's tail is stretched by a factor (Allen–Cunneen's `(1 + Cs²) ÷ 2`)
+//! that the fleet learns from its own waits (`capacity::Correction::queue_factor`); a
 //! server is a unit (an instance of two units counts as two servers of half its speed).
 //!
 //! Pure arithmetic: no state, no I/O.
@@ -41,10 +42,18 @@ pub fn wait_probability(servers: Units, load: f64) -> f64 {
 
 /// The `quantile` (e.g. 0.95) of the wait, seconds, with `servers` servers, an offered load of
 /// `load` and a mean service time of `service_secs`: a waiting request's wait is exponential
-/// with mean `service ÷ (servers − load)`, so `P(W > t) = C · e^{−(servers − load)·t/service}`.
-/// Zero when fewer than `1 − quantile` of the requests wait at all; infinite when the load
-/// reaches the servers.
-pub fn wait_quantile_secs(servers: Units, load: f64, service_secs: f64, quantile: f64) -> f64 {
+/// with mean `service ÷ (servers − load)`, so `P(W > t) = C · e^{−(servers − load)·t/service}`
+/// — stretched by `tail_factor` (1 for M/M/c; Allen–Cunneen's `(1 + Cs²) ÷ 2` for service
+/// times spread more than exponentially, as long prompts among short ones are). Zero when
+/// fewer than `1 − quantile` of the requests wait at all; infinite when the load reaches the
+/// servers.
+pub fn wait_quantile_secs(
+    servers: Units,
+    load: f64,
+    service_secs: f64,
+    quantile: f64,
+    tail_factor: f64,
+) -> f64 {
     let c = f64::from(servers);
     if load >= c {
         return f64::INFINITY;
@@ -54,17 +63,18 @@ pub fn wait_quantile_secs(servers: Units, load: f64, service_secs: f64, quantile
     if waits <= tail {
         return 0.0;
     }
-    service_secs / (c - load) * (waits / tail).ln()
+    tail_factor * service_secs / (c - load) * (waits / tail).ln()
 }
 
 /// The fewest servers (from one, up to `max`) whose `quantile` wait stays within
-/// `max_wait_secs`, for `rate_per_sec` arrivals of mean service time `service_secs`; `max`
-/// when none does.
+/// `max_wait_secs`, for `rate_per_sec` arrivals of mean service time `service_secs`, the wait's
+/// tail stretched by `tail_factor` ([`wait_quantile_secs`]); `max` when none does.
 pub fn servers_for_wait(
     rate_per_sec: f64,
     service_secs: f64,
     max_wait_secs: f64,
     quantile: f64,
+    tail_factor: f64,
     max: Units,
 ) -> Units {
     let load = rate_per_sec * service_secs;
@@ -74,7 +84,9 @@ pub fn servers_for_wait(
     // The load itself (rounded down) never suffices; start there.
     let from = (load.floor() as Units).clamp(1, max.max(1));
     (from..=max)
-        .find(|&c| wait_quantile_secs(c, load, service_secs, quantile) <= max_wait_secs)
+        .find(|&c| {
+            wait_quantile_secs(c, load, service_secs, quantile, tail_factor) <= max_wait_secs
+        })
         .unwrap_or(max)
 }
 
@@ -107,18 +119,18 @@ mod tests {
     #[test]
     fn the_wait_quantile_is_zero_when_few_wait_and_grows_as_the_servers_fill() {
         // Two servers, 0.6 requests a second of one second each: 14 % wait.
-        let p95 = wait_quantile_secs(2, 0.6, 1.0, 0.95);
+        let p95 = wait_quantile_secs(2, 0.6, 1.0, 0.95, 1.0);
         let want = 1.0 / 1.4 * (wait_probability(2, 0.6) / 0.05).ln();
         assert!(
             (p95 - want).abs() < 1e-12 && p95 > 0.7 && p95 < 0.75,
             "{p95}"
         );
         // Three: 2.5 % wait, so the P95 waits nothing.
-        assert_eq!(wait_quantile_secs(3, 0.6, 1.0, 0.95), 0.0);
-        assert_eq!(wait_quantile_secs(2, 2.0, 1.0, 0.95), f64::INFINITY);
+        assert_eq!(wait_quantile_secs(3, 0.6, 1.0, 0.95, 1.0), 0.0);
+        assert_eq!(wait_quantile_secs(2, 2.0, 1.0, 0.95, 1.0), f64::INFINITY);
         let mut last = 0.0;
         for a in [0.2, 0.6, 1.0, 1.4, 1.8] {
-            let w = wait_quantile_secs(2, a, 1.0, 0.95);
+            let w = wait_quantile_secs(2, a, 1.0, 0.95, 1.0);
             assert!(w >= last, "{a}: {w} < {last}");
             last = w;
         }
@@ -138,12 +150,12 @@ mod tests {
             (50.0, 1.0, 0.5, 20, 20),
         ];
         for (rate, service, wait, max, want) in cases {
-            let got = servers_for_wait(rate, service, wait, 0.95, max);
+            let got = servers_for_wait(rate, service, wait, 0.95, 1.0, max);
             assert_eq!(got, want, "{rate}/s × {service} s, ≤ {wait} s");
             if got < max {
-                assert!(wait_quantile_secs(got, rate * service, service, 0.95) <= wait);
+                assert!(wait_quantile_secs(got, rate * service, service, 0.95, 1.0) <= wait);
                 if got > 1 {
-                    assert!(wait_quantile_secs(got - 1, rate * service, service, 0.95) > wait);
+                    assert!(wait_quantile_secs(got - 1, rate * service, service, 0.95, 1.0) > wait);
                 }
             }
         }
