@@ -131,8 +131,12 @@ fn fleet_objectives(o: &mut Out, p: &Published) {
         "gauge",
         "When the pool's desired capacity was last set successfully (the clock's time).",
     );
+    capacity_help(o);
     for (name, f) in &p.fleets {
         let l = [("fleet", name.as_str())];
+        if let Some(c) = f.decision.as_ref().and_then(|d| d.capacity.as_ref()) {
+            capacity_samples(o, &l, c);
+        }
         if let Some(step) = f.decision.as_ref().and_then(|d| d.predictive.as_ref()) {
             if let Some(v) = step.peak_demand {
                 o.sample("forecast_peak_demand", &l, v);
@@ -179,6 +183,40 @@ fn fleet_objectives(o: &mut Out, p: &Published) {
             );
         }
     }
+}
+
+/// What the capacity model learned and sizes on, per fleet with one: the SLO feedback an
+/// operator watches to see whether the profile holds for their servers.
+fn capacity_help(o: &mut Out) {
+    o.help(
+        "capacity_correction_ratio",
+        "gauge",
+        "Capacity counted per unit / the profile's, learned from queueing over the TTFT SLO (1: the profile as is; 0.5 at least).",
+    );
+    o.help(
+        "capacity_queue_factor_ratio",
+        "gauge",
+        "The fleet's P95 prefill wait / Erlang's C prediction, learned (1 to 4); the queue floor stretches its wait by it.",
+    );
+    o.help(
+        "capacity_queue_floor_units",
+        "gauge",
+        "The fewest units whose prefill queue keeps its P95 wait within a quarter of the SLO; a capacity-model scale-down goes no lower.",
+    );
+    o.help(
+        "capacity_served_busy_units",
+        "gauge",
+        "Units the in-service servers' served work keeps busy (no backlog), through the capacity model.",
+    );
+}
+
+fn capacity_samples(o: &mut Out, l: &[(&str, &str)], c: &crate::engine::CapacityStep) {
+    o.sample("capacity_correction_ratio", l, c.correction);
+    o.sample("capacity_queue_factor_ratio", l, c.queue_factor);
+    if let Some(u) = c.queue_floor_units {
+        o.sample("capacity_queue_floor_units", l, f64::from(u));
+    }
+    o.sample("capacity_served_busy_units", l, c.served_busy_units);
 }
 
 /// The HA lease, with `[global.ha]`.

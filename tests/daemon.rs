@@ -410,6 +410,23 @@ async fn on_the_simulated_cloud_the_daemon_forecasts_from_backfilled_history() {
         line.rsplit(' ').next().unwrap().parse::<f64>().unwrap() > 0.0,
         "{line}"
     );
+    // The capacity model's learned values are published for the dashboard, within their
+    // bounds: the correction in 0.5..=1, the queue's tail factor in 1..=4.
+    let gauge = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("llm_autoscaler_{name}{{fleet=\"demo-llama-8b\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} is not published:\n{metrics}"))
+    };
+    let correction = gauge("capacity_correction_ratio");
+    assert!((0.5..=1.0).contains(&correction), "correction {correction}");
+    let queue_factor = gauge("capacity_queue_factor_ratio");
+    assert!(
+        (1.0..=4.0).contains(&queue_factor),
+        "queue factor {queue_factor}"
+    );
+    assert!(gauge("capacity_served_busy_units") >= 0.0);
     // The ensemble warmed up on the backfilled history: weights per model and horizon sum to
     // one, and the interval's realised coverage is published.
     let weights: Vec<f64> = metrics
