@@ -55,6 +55,12 @@ pub const QUEUE_SHARE: f64 = 0.25;
 /// capacity back: half the wait that counts as queueing ([`QUEUE_SHARE`]), so a wait between
 /// the two moves the correction neither way.
 pub const CALM_SHARE: f64 = 0.5 * QUEUE_SHARE;
+/// The queue's budget: a P95 wait over [`QUEUE_SHARE`] of the SLO counts as queueing — for the
+/// correction, the queue floor, the tail factor and the wait before a scale-down alike.
+fn over_queue_budget(wait_secs: f64, slo_secs: f64) -> bool {
+    wait_secs > QUEUE_SHARE * slo_secs
+}
+
 /// Consecutive latency samples over the SLO before the correction moves.
 pub const CONFIRM_SAMPLES: u32 = 3;
 
@@ -448,7 +454,7 @@ fn learn_queue_factor(
     let observed = lat.queue_wait_p95_secs.max(0.0);
     let sample = if predicted > 0.0 {
         observed / predicted
-    } else if observed > QUEUE_SHARE * slo {
+    } else if over_queue_budget(observed, slo) {
         MAX_QUEUE_FACTOR
     } else {
         1.0
@@ -466,12 +472,12 @@ fn learn_queue_factor(
 pub fn queue_over_budget(fleet: &Fleet, snap: &Snapshot, now: Timestamp) -> bool {
     snap.latency.is_some_and(|l| {
         crate::model::usable(now, l.at, fleet.stale_after_secs, l.ttft_p95_secs).is_ok()
-            && l.queue_wait_p95_secs > QUEUE_SHARE * fleet.slo.ttft_p95_secs
+            && over_queue_budget(l.queue_wait_p95_secs, fleet.slo.ttft_p95_secs)
     })
 }
 
 fn queueing_over_slo(lat: &FleetLatency, slo: f64) -> bool {
-    lat.ttft_p95_secs > slo && lat.queue_wait_p95_secs > QUEUE_SHARE * slo
+    lat.ttft_p95_secs > slo && over_queue_budget(lat.queue_wait_p95_secs, slo)
 }
 
 #[cfg(test)]
