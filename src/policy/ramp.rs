@@ -241,7 +241,11 @@ impl RampState {
             _ => (long_slope, long_r2, MAX_SHARE),
         };
         let steady = long.is_some() || short.is_some();
-        let raw_rise = slope * lead_secs;
+        // A level shift read through the minute's rate is a one-minute ramp: extrapolated over
+        // a cold start, a ×3 burst bought as for ×6. Where a shift explains the window at least
+        // as well as a rise that goes on, the rise projected is what is left of the shift.
+        let shift = level_shift(&self.points);
+        let raw_rise = shift.map_or(slope * lead_secs, |level| (level - demand_units).max(0.0));
         let rise = raw_rise * self.skill.unwrap_or(1.0);
         // Each point is a rate over the last minute, so consecutive points share most of their
         // requests: a few long prompts entering the window read as a clean rise for a minute.
@@ -262,9 +266,12 @@ impl RampState {
                 raw_rise.min(cap * demand_units),
             );
         }
-        let hold_units =
-            (self.points.len() >= MIN_POINTS && long_slope > 0.0 && long_r2 >= HOLD_R2)
-                .then(|| (demand_units + long_slope * lead_secs).ceil() as Units);
+        // A shift is not a trend: once the rate has revealed it, nothing more is on its way.
+        let hold_units = (self.points.len() >= MIN_POINTS
+            && long_slope > 0.0
+            && long_r2 >= HOLD_R2
+            && shift.is_none())
+        .then(|| (demand_units + long_slope * lead_secs).ceil() as Units);
         RampStep {
             demand_units,
             slope_units_per_min: slope * 60.0,
@@ -419,26 +426,95 @@ fn high_before_short_window(points: &[(Timestamp, f64)], now: Timestamp) -> f64 
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
+/// The level the demand is shifting to, when the window reads as a level shift seen through
+/// the rate window rather than as a rise that goes on.
+///
+/// Each point is a rate over the last [`crate::model::RATE_WINDOW_SECS`], so a step of the
+/// load at `s` reads as a straight rise from `s` to one rate window later and flat after it,
+/// while a ramp starting at `s` keeps rising. Both are fitted for every onset `s` in the window
+/// (flat before it, three parameters each) and the smaller squared error wins; a tie — nothing
+/// yet past one rate window after the onset — goes to the shift, whose level is then the
+/// rise's own line carried to the window's end: exactly the step's height while the rate is
+/// still revealing it. `None` when the ramp explains the window better, or no shift upward
+/// does.
+pub fn level_shift(points: &[(Timestamp, f64)]) -> Option<f64> {
+    let window = crate::model::RATE_WINDOW_SECS;
+    // The best fit of `shape` (of the seconds since the onset) over every onset with at least
+    // two readings of the level before it: (the level at shape 1, squared error).
+    let best = |shape: &dyn Fn(f64) -> f64| -> Option<(f64, f64)> {
+        points
+            .iter()
+            .filter_map(|(onset, _)| {
+                let xs: Vec<f64> = points
+                    .iter()
+                    .map(|(t, _)| shape(t.secs_since(*onset)))
+                    .collect();
+                (xs.iter().filter(|x| **x <= 0.0).count() >= 2).then(|| regress(&xs, points))?
+            })
+            .min_by(|a, b| a.2.total_cmp(&b.2))
+            .map(|(intercept, slope, sse)| (intercept + slope, sse))
+    };
+    let (level, shift_sse) = best(&|dt| (dt / window).clamp(0.0, 1.0))?;
+    let (_, ramp_sse) = best(&|dt| dt.max(0.0) / window)?;
+    (shift_sse <= ramp_sse * (1.0 + 1e-9) + 1e-12).then_some(level)
+}
+
+/// Least squares of `points`' values on `xs`: intercept, slope and squared error; `None` when
+/// `xs` do not vary or the slope is not positive.
+fn regress(xs: &[f64], points: &[(Timestamp, f64)]) -> Option<(f64, f64, f64)> {
+    let m = Moments::of(xs, points);
+    if m.sxx <= 1e-12 || m.sxy <= 0.0 {
+        return None;
+    }
+    let slope = m.sxy / m.sxx;
+    Some((
+        m.my - slope * m.mx,
+        slope,
+        (m.syy - m.sxy * m.sxy / m.sxx).max(0.0),
+    ))
+}
+
+/// The means and centred sums of squares and products of `xs` and `points`' values.
+struct Moments {
+    mx: f64,
+    my: f64,
+    sxx: f64,
+    sxy: f64,
+    syy: f64,
+}
+
+impl Moments {
+    fn of(xs: &[f64], points: &[(Timestamp, f64)]) -> Moments {
+        let n = xs.len() as f64;
+        let mx = xs.iter().sum::<f64>() / n;
+        let my = points.iter().map(|(_, y)| y).sum::<f64>() / n;
+        let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
+        for (x, (_, y)) in xs.iter().zip(points) {
+            sxx += (x - mx) * (x - mx);
+            sxy += (x - mx) * (y - my);
+            syy += (y - my) * (y - my);
+        }
+        Moments {
+            mx,
+            my,
+            sxx,
+            sxy,
+            syy,
+        }
+    }
+}
+
 /// Least-squares slope (units per second) and R² of `points`.
 fn fit(points: &[(Timestamp, f64)], now: Timestamp) -> (f64, f64) {
-    let n = points.len() as f64;
     if points.len() < 2 {
         return (0.0, 0.0);
     }
     let xs: Vec<f64> = points.iter().map(|(t, _)| t.secs_since(now)).collect();
-    let mx = xs.iter().sum::<f64>() / n;
-    let my = points.iter().map(|(_, y)| y).sum::<f64>() / n;
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (x, (_, y)) in xs.iter().zip(points) {
-        sxy += (x - mx) * (y - my);
-        sxx += (x - mx) * (x - mx);
-        syy += (y - my) * (y - my);
-    }
-    if sxx <= 0.0 || syy <= 0.0 {
+    let m = Moments::of(&xs, points);
+    if m.sxx <= 0.0 || m.syy <= 0.0 {
         return (0.0, 0.0);
     }
-    let slope = sxy / sxx;
-    (slope, sxy * sxy / (sxx * syy))
+    (m.sxy / m.sxx, m.sxy * m.sxy / (m.sxx * m.syy))
 }
 
 #[cfg(test)]
@@ -785,6 +861,84 @@ mod tests {
                 "{k}"
             );
         }
+    }
+
+    /// A step of the load read as a rate over the last minute is a one-minute rise, then flat;
+    /// a ramp keeps rising. A step is sized at its own height — also while the rate is still
+    /// revealing it — and a ramp one lead ahead.
+    #[test]
+    fn a_step_seen_through_the_minute_rate_is_sized_at_its_height_not_extrapolated() {
+        // Per-second load `load(t)` (units), read every 15 s as its mean over the last minute.
+        let minute_rate = |load: &dyn Fn(f64) -> f64, t: f64| -> f64 {
+            (0..60).map(|s| load(t - s as f64)).sum::<f64>() / 60.0
+        };
+        type Load = fn(f64) -> f64;
+        // (what, load from t = 0, the step's height or None for a ramp, ticks after the
+        // onset at t = 300 s)
+        let cases: [(&str, Load, Option<f64>, usize); 5] = [
+            (
+                "×3 step, half revealed",
+                |t| if t < 300.0 { 1.2 } else { 3.6 },
+                Some(3.6),
+                2,
+            ),
+            (
+                "×3 step, revealed",
+                |t| if t < 300.0 { 1.2 } else { 3.6 },
+                Some(3.6),
+                5,
+            ),
+            (
+                "×10 step, a tick in",
+                |t| if t < 300.0 { 1.0 } else { 10.0 },
+                Some(10.0),
+                1,
+            ),
+            (
+                "a steep ramp, 2 min in",
+                |t| 1.0 + (t - 300.0).max(0.0) / 30.0,
+                None,
+                8,
+            ),
+            (
+                "a steep ramp, 3 min in",
+                |t| 1.0 + (t - 300.0).max(0.0) / 30.0,
+                None,
+                12,
+            ),
+        ];
+        for (what, load, height, ticks) in cases {
+            let points: Vec<(Timestamp, f64)> = (1..=20 + ticks)
+                .map(|k| 15.0 * k as f64)
+                .filter(|t| 300.0 + 15.0 * ticks as f64 - t < WINDOW_SECS)
+                .map(|t| (at(t), minute_rate(&load, t)))
+                .collect();
+            match (level_shift(&points), height) {
+                // The onset is known to a tick: a tick in, the height to a tenth.
+                (Some(level), Some(h)) => assert!((level - h).abs() < 0.1 * h, "{what}: {level}"),
+                (None, None) => {}
+                (got, want) => panic!("{what}: {got:?}, want {want:?}"),
+            }
+        }
+        // Through the ramp's state: a ×3 burst (1.2 → 3.6 units) is never sized past its
+        // height while the rate reveals it or after (a 180-s lead extrapolating its one-minute
+        // rise had bought 7 units); a ramp as steep is sized ahead.
+        let steps = |load: &dyn Fn(f64) -> f64, ticks: usize| -> Vec<RampStep> {
+            let mut r = RampState::default();
+            (1..=20 + ticks)
+                .map(|k| 15.0 * k as f64)
+                .map(|t| r.observe(at(t), minute_rate(load, t), None, 180.0, 0.0))
+                .collect()
+        };
+        let burst = steps(&|t| if t < 300.0 { 1.2 } else { 3.6 }, 12);
+        let most = burst.iter().filter_map(|s| s.units).max();
+        assert!(most.is_none_or(|u| u <= 4), "{burst:?}");
+        let ramp = steps(&|t| 1.0 + (t - 300.0).max(0.0) / 30.0, 8);
+        let last = ramp.last().unwrap();
+        assert!(
+            last.projected_units.unwrap() > last.demand_units + 2.0,
+            "{last:?}"
+        );
     }
 
     /// The noise is the scatter around the trend, not the trend: a clean ramp has none, a flat
