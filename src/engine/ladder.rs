@@ -82,6 +82,8 @@ impl<'a> Ladder<'a> {
             st.cold_starts.observe(snap, now);
         }
         let correction = capacity::learn(&mut st.correction, fleet, snap, current, now);
+        capacity::observe_queue(&mut st.correction, fleet, snap, now);
+        let queueing_since = st.correction.queueing_since;
         let settled = rates_settled(&st, now);
         let count_noise = capacity::work_noise(snap);
         let noise = capacity::upper_noise(count_noise, st.ramp.relative_noise());
@@ -117,10 +119,12 @@ impl<'a> Ladder<'a> {
                     .unwrap_or(fleet.tolerance),
                 excluded_live_units: extras.live_units,
                 excluded_ready_units: extras.ready_units,
-                work: fleet
-                    .capacity
-                    .model
-                    .map(|m| (m, capacity::backlog_horizon_secs(fleet, snap, now))),
+                work: fleet.capacity.model.map(|m| {
+                    (
+                        m,
+                        capacity::backlog_horizon_secs(fleet, snap, queueing_since, now),
+                    )
+                }),
                 correction,
                 scale_down_share,
                 queue_floor_units,

@@ -83,6 +83,10 @@ pub struct Correction {
     /// The prefill queue's observed P95 wait ÷ Erlang's C's at the fleet's size — its tail
     /// factor, `1..=MAX_QUEUE_FACTOR`, averaged over samples ([`learn_queue_factor`]).
     pub queue_factor: f64,
+    /// When the fleet's P95 wait went over the queue's budget and has stayed over it since
+    /// (the sample's time); `None` while it is within it, or no usable sample says
+    /// ([`observe_queue`]). Its age is how long the backlog has been building.
+    pub queueing_since: Option<Timestamp>,
 }
 
 impl Default for Correction {
@@ -92,6 +96,7 @@ impl Default for Correction {
             last_latency_at: None,
             over_streak: 0,
             queue_factor: 1.0,
+            queueing_since: None,
         }
     }
 }
@@ -156,13 +161,45 @@ pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f
 /// demand they do not serve — the capacity a backlog adds. Spread over the SLO alone, a queue
 /// thirty seconds old counted fifteen times its inflow, and the fleet ordered capacity that
 /// booted after the queue had gone (a three-minute burst that four units serve bought forty).
-pub fn backlog_horizon_secs(fleet: &Fleet, snap: &Snapshot, now: Timestamp) -> f64 {
+///
+/// The P95 wait is that of the requests the servers *took in* over the sample's window: while a
+/// queue grows it trails the queue's true age, which is at least the time since the waits went
+/// over the queue's budget and stayed there (`queueing_since`). Over the wait alone, a queue that
+/// had built for two minutes was spread over the 25 s its served requests had waited, and a
+/// three-minute ×3 burst that four units serve bought 23 on top of two.
+pub fn backlog_horizon_secs(
+    fleet: &Fleet,
+    snap: &Snapshot,
+    queueing_since: Option<Timestamp>,
+    now: Timestamp,
+) -> f64 {
     let slo = fleet.slo.ttft_p95_secs;
     snap.latency
         .filter(|l| {
             crate::model::usable(now, l.at, fleet.stale_after_secs, l.queue_wait_p95_secs).is_ok()
         })
-        .map_or(slo, |l| slo.max(l.queue_wait_p95_secs))
+        .map_or(slo, |l| {
+            // From sample to sample: a sample's own delay is no age of the queue.
+            let age = queueing_since.map_or(0.0, |s| l.at.secs_since(s).max(0.0));
+            slo.max(l.queue_wait_p95_secs).max(age)
+        })
+}
+
+/// Keeps [`Correction::queueing_since`]: set at the first usable sample whose P95 wait is over
+/// the queue's budget, kept while the samples stay over it, cleared by one within it — or by
+/// none usable (a missing or stale sample is no evidence of an old queue; a young one counts
+/// more of the backlog, which errs towards capacity).
+pub fn observe_queue(c: &mut Correction, fleet: &Fleet, snap: &Snapshot, now: Timestamp) {
+    let slo = fleet.slo.ttft_p95_secs;
+    let sample = snap.latency.filter(|l| {
+        crate::model::usable(now, l.at, fleet.stale_after_secs, l.queue_wait_p95_secs).is_ok()
+    });
+    c.queueing_since = match sample {
+        Some(l) if over_queue_budget(l.queue_wait_p95_secs, slo) => {
+            Some(c.queueing_since.unwrap_or(l.at))
+        }
+        _ => None,
+    };
 }
 
 /// The requests' work is measured over a minute (the servers' counter rates); with few
@@ -704,11 +741,19 @@ mod tests {
         ];
         for (why, wait, at, want) in cases {
             let snap = latency_snapshot(2, 1.0, 31.0, wait, at);
-            assert_eq!(backlog_horizon_secs(&fleet, &snap, now), want, "{why}");
+            assert_eq!(
+                backlog_horizon_secs(&fleet, &snap, None, now),
+                want,
+                "{why}"
+            );
         }
         let mut snap = latency_snapshot(2, 1.0, 31.0, 30.0, 1000);
         snap.latency = None;
-        assert_eq!(backlog_horizon_secs(&fleet, &snap, now), slo, "no latency");
+        assert_eq!(
+            backlog_horizon_secs(&fleet, &snap, None, now),
+            slo,
+            "no latency"
+        );
         // A saturated server (one request a second, a second of work each) with 30 requests
         // that waited 30 s: one request a second more came than it took in — one more unit.
         let m = g6e();
@@ -721,6 +766,55 @@ mod tests {
         assert!((busy_units(&m, &load, 1, 30.0) - 2.0).abs() < 1e-9);
         // Over the SLO the same queue read as fifteen more units.
         assert!((busy_units(&m, &load, 1, slo) - (1.0 + 30.0 / slo)).abs() < 1e-9);
+    }
+
+    /// The queue's age: from the first sample over the queue's budget to the latest, while the
+    /// samples stay over it; a sample within it, or none usable, starts over. A queue that has built for
+    /// two minutes counts its backlog over two minutes, though its served requests waited 25 s.
+    #[test]
+    fn the_queue_is_as_old_as_its_waits_have_been_over_budget() {
+        let fleet = learning_fleet(12);
+        let slo = fleet.slo.ttft_p95_secs;
+        let stale = fleet.stale_after_secs as i64 + 1;
+        /// (why, P95 wait, the sample's age at the decision, the decision's time, the queue
+        /// since, the backlog's horizon), seconds.
+        type Case = (&'static str, f64, i64, i64, Option<i64>, f64);
+        let cases: [Case; 7] = [
+            ("within the budget", 0.4, 0, 1000, None, slo),
+            (
+                "over it: starts at the sample",
+                3.0,
+                5,
+                1000,
+                Some(995),
+                3.0,
+            ),
+            ("still over: the age grows", 25.0, 0, 1120, Some(995), 125.0),
+            ("a stale sample: starts over", 25.0, stale, 1135, None, slo),
+            ("over again", 25.0, 0, 1150, Some(1150), 25.0),
+            (
+                "a wait older than the episode",
+                40.0,
+                0,
+                1165,
+                Some(1150),
+                40.0,
+            ),
+            ("back within the budget", 0.2, 0, 1180, None, slo),
+        ];
+        let mut c = Correction::default();
+        for (why, wait, age, now, since, horizon) in cases {
+            let snap = latency_snapshot(2, 1.0, wait + 0.5, wait, now - age);
+            let now = Timestamp(now * 1000);
+            observe_queue(&mut c, &fleet, &snap, now);
+            assert_eq!(
+                c.queueing_since,
+                since.map(|s| Timestamp(s * 1000)),
+                "{why}"
+            );
+            let got = backlog_horizon_secs(&fleet, &snap, c.queueing_since, now);
+            assert_eq!(got, horizon, "{why}");
+        }
     }
 
     /// The requests the fleet had over the last minute: each in-service server's finished
