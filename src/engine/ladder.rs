@@ -462,7 +462,10 @@ impl<'a> Ladder<'a> {
         let Some(prices) = budget::unit_prices(self.fleet) else {
             return desired;
         };
-        let warm = budget::warm_volumes_usd_per_hour(self.fleet);
+        // The warm pools as this decision's placement will size them (`finish`).
+        let sizes = placement::warm_pool_sizes(self.fleet, self.largest_step_units());
+        let kept = |pool: &str| sizes.iter().find(|w| w.pool == pool).map(|w| w.min_size);
+        let warm = budget::warm_volumes_usd_per_hour(self.fleet, &kept);
         self.spend = Some(budget::accrue(
             &mut self.st.ledger,
             &prices,
@@ -514,7 +517,7 @@ impl<'a> Ladder<'a> {
             burst: self.panic_step.is_some_and(|p| p.over_threshold),
             lead_secs: self.st.cold_starts.p95_secs().unwrap_or(DEFAULT_LEAD_SECS),
             headroom_cap: self.headroom_cap(desired),
-            largest_step_units: self.st.ramp.largest_step.map_or(0.0, |s| s.0),
+            largest_step_units: self.largest_step_units(),
         };
         let placed = placement::place(self.fleet, self.snap, &mut self.st.market, input);
         for t in &placed.pools {
@@ -559,6 +562,11 @@ impl<'a> Ladder<'a> {
             summary,
         };
         (decision, self.st)
+    }
+
+    /// The largest step the demand has taken lately, units (the warm pools are sized on it).
+    fn largest_step_units(&self) -> f64 {
+        self.st.ramp.largest_step.map_or(0.0, |s| s.0)
     }
 
     /// The capacity model as used, for the decision.

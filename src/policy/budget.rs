@@ -77,16 +77,23 @@ pub fn unit_prices(fleet: &Fleet) -> Option<BTreeMap<&str, f64>> {
         .collect()
 }
 
-/// What each pool's warm pool costs per hour while stopped: `min_size` instances × their
-/// volumes' `volume_usd_per_hour` (a pool's actual warm count can differ while it refills or
-/// when sized from the forecast; its floor is what the policy keeps).
-pub fn warm_volumes_usd_per_hour(fleet: &Fleet) -> BTreeMap<&str, f64> {
+/// What each pool's warm pool costs per hour while stopped: the instances the engine keeps
+/// warm in it (`warm_instances`, its placed size — placement raises `min_size` to the largest
+/// step lately; `min_size` where it has none) × their volumes' `volume_usd_per_hour`. A pool's
+/// actual warm count can differ while it refills. Billed at the configured `min_size`, the
+/// ledger missed a third warm instance's volume for the hour it was kept, 7.5 % of the bill of
+/// the example on `gradual-growth` with volumes priced high (tests/budget.rs).
+pub fn warm_volumes_usd_per_hour<'a>(
+    fleet: &'a Fleet,
+    warm_instances: &dyn Fn(&str) -> Option<u32>,
+) -> BTreeMap<&'a str, f64> {
     fleet
         .pools
         .iter()
         .filter_map(|p| {
             let w = p.warm_pool.as_ref()?;
-            Some((p.name.as_str(), w.min_size as f64 * w.volume_usd_per_hour))
+            let kept = warm_instances(&p.name).unwrap_or(w.min_size);
+            Some((p.name.as_str(), kept as f64 * w.volume_usd_per_hour))
         })
         .collect()
 }
@@ -229,5 +236,30 @@ mod tests {
         assert!((hours_left_in_month(t) - 1.0).abs() < 1e-9);
         let dec = Timestamp::parse_rfc3339("2026-12-31T12:00:00Z").unwrap();
         assert!((hours_left_in_month(dec) - 12.0).abs() < 1e-9);
+    }
+
+    /// The warm volumes billed are those of the instances the engine keeps warm, not the
+    /// configured floor: the example keeps two warm at $0.0219 an hour each, raised to three
+    /// when the demand stepped by three units.
+    #[test]
+    fn warm_volumes_are_billed_at_the_size_the_engine_keeps() {
+        let cfg = crate::config::load(std::path::Path::new("config/example.toml")).unwrap();
+        let fleet = &cfg.fleets[0];
+        let per = 0.0219;
+        // (why, instances placed in the on-demand pool's warm pool, its cost per hour)
+        let cases: [(&str, Option<u32>, f64); 3] = [
+            ("no size placed: the floor", None, 2.0 * per),
+            ("raised to a step of three", Some(3), 3.0 * per),
+            ("none kept", Some(0), 0.0),
+        ];
+        for (why, placed, want) in cases {
+            let got =
+                warm_volumes_usd_per_hour(fleet, &|pool| placed.filter(|_| pool == "on-demand"));
+            assert!((got["on-demand"] - want).abs() < 1e-12, "{why}: {got:?}");
+            assert!(
+                !got.contains_key("spot"),
+                "{why}: the spot pool has no warm pool"
+            );
+        }
     }
 }
