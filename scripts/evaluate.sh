@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the six built-in scenarios (and, with --traces, replays of the shared real traces) with
 # the example policy and every baseline, and prints a Markdown table of the results.
-# Usage: scripts/evaluate.sh [--seed N] [--traces] [--config FILE]    (reports land in target/eval/)
+# Usage: [BIN=path] scripts/evaluate.sh [--seed N] [--traces] [--config FILE]    (reports land in target/eval/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed=1; traces=0; config=config/example.toml
@@ -13,8 +13,9 @@ while [ $# -gt 0 ]; do
     *) echo "usage: $0 [--seed N] [--traces] [--config FILE]" >&2; exit 2 ;;
   esac
 done
-cargo build --release --locked --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/llm-autoscaler"
+# BIN=path measures that binary instead of building this checkout (a before/after pair).
+if [ -z "${BIN:-}" ]; then cargo build --release --locked --quiet; fi
+bin="${BIN:-${CARGO_TARGET_DIR:-target}/release/llm-autoscaler}"
 out=target/eval; mkdir -p "$out"
 runs=()
 for s in traffic-spike gradual-growth periodic sudden-drop mixed-workload spot-shortage; do

@@ -3,7 +3,7 @@
 # written here, token mixes from the shared traces — with a policy and the oracle and static-peak
 # baselines, and prints a Markdown table. It is a check that a policy generalises, not a score
 # to tune on: a change that helps the matrix and hurts these is fitted to the matrix.
-# Usage: scripts/unseen.sh [--seed N] [--config FILE]    (traces and reports land in target/unseen/)
+# Usage: [BIN=path] scripts/unseen.sh [--seed N] [--config FILE]    (traces and reports land in target/unseen/)
 #
 # Shapes (requests per minute): a ×5 step held 30 min; a ×20 step held 25 min; a linear
 # ×12 growth over 3 h; 3-minute ×3 bursts every 15 min (shorter than a cold start); 12 h of the
@@ -26,8 +26,9 @@ t=../shared/traces
 for f in nasa_http_1995_per_minute.csv worldcup98_per_minute.csv; do
   [ -f "$t/$f" ] || { echo "unseen.sh: $t/$f not found (../shared/traces)" >&2; exit 1; }
 done
-cargo build --release --locked --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/llm-autoscaler"
+# BIN=path measures that binary instead of building this checkout (a before/after pair).
+if [ -z "${BIN:-}" ]; then cargo build --release --locked --quiet; fi
+bin="${BIN:-${CARGO_TARGET_DIR:-target}/release/llm-autoscaler}"
 out=target/unseen; mkdir -p "$out"
 sed -E 's/^max_units = [0-9]+ /max_units = 40 /' "$config" > "$out/policy-40.toml"
 grep -q '^max_units = 40 ' "$out/policy-40.toml" || { echo "unseen.sh: no max_units line to raise in $config" >&2; exit 1; }
