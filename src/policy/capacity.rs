@@ -769,8 +769,9 @@ mod tests {
     }
 
     /// The queue's age: from the first sample over the queue's budget to the latest, while the
-    /// samples stay over it; a sample within it, or none usable, starts over. A queue that has built for
-    /// two minutes counts its backlog over two minutes, though its served requests waited 25 s.
+    /// samples stay over it; a sample within it, or none usable, starts over. A queue that has
+    /// built for two minutes counts its backlog over two minutes, though its served requests
+    /// waited 25 s.
     #[test]
     fn the_queue_is_as_old_as_its_waits_have_been_over_budget() {
         let fleet = learning_fleet(12);
