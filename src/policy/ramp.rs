@@ -244,7 +244,12 @@ impl RampState {
         // A level shift read through the minute's rate is a one-minute ramp: extrapolated over
         // a cold start, a ×3 burst bought as for ×6. Where a shift explains the window at least
         // as well as a rise that goes on, the rise projected is what is left of the shift.
-        let shift = level_shift(&self.points);
+        let rising = steady && slope > 0.0;
+        let trending = self.points.len() >= MIN_POINTS && long_slope > 0.0 && long_r2 >= HOLD_R2;
+        // Only a rise to project or a trend to hold asks (a fit at every onset of the window).
+        let shift = (rising || trending)
+            .then(|| level_shift(&self.points))
+            .flatten();
         let raw_rise = shift.map_or(slope * lead_secs, |level| (level - demand_units).max(0.0));
         let rise = raw_rise * self.skill.unwrap_or(1.0);
         // Each point is a rate over the last minute, so consecutive points share most of their
@@ -253,7 +258,6 @@ impl RampState {
         // or the scatter the demand has shown around its trend over the window, the larger.
         let observed = self.relative_noise().unwrap_or(0.0);
         let min_rise = (noise.max(observed).max(0.0) * demand_units).max(0.5);
-        let rising = steady && slope > 0.0;
         let projected_units =
             (rising && rise >= min_rise).then(|| demand_units + rise.min(cap * demand_units));
         let units = projected_units.map(|p| p.ceil() as Units);
@@ -267,11 +271,8 @@ impl RampState {
             );
         }
         // A shift is not a trend: once the rate has revealed it, nothing more is on its way.
-        let hold_units = (self.points.len() >= MIN_POINTS
-            && long_slope > 0.0
-            && long_r2 >= HOLD_R2
-            && shift.is_none())
-        .then(|| (demand_units + long_slope * lead_secs).ceil() as Units);
+        let hold_units = (trending && shift.is_none())
+            .then(|| (demand_units + long_slope * lead_secs).ceil() as Units);
         RampStep {
             demand_units,
             slope_units_per_min: slope * 60.0,
@@ -445,11 +446,9 @@ pub fn level_shift(points: &[(Timestamp, f64)]) -> Option<f64> {
         points
             .iter()
             .filter_map(|(onset, _)| {
-                let xs: Vec<f64> = points
-                    .iter()
-                    .map(|(t, _)| shape(t.secs_since(*onset)))
-                    .collect();
-                (xs.iter().filter(|x| **x <= 0.0).count() >= 2).then(|| regress(&xs, points))?
+                let x = |t: Timestamp| shape(t.secs_since(*onset));
+                let before = points.iter().filter(|(t, _)| x(*t) <= 0.0).count();
+                (before >= 2).then(|| regress(points, x))?
             })
             .min_by(|a, b| a.2.total_cmp(&b.2))
             .map(|(intercept, slope, sse)| (intercept + slope, sse))
@@ -459,10 +458,10 @@ pub fn level_shift(points: &[(Timestamp, f64)]) -> Option<f64> {
     (shift_sse <= ramp_sse * (1.0 + 1e-9) + 1e-12).then_some(level)
 }
 
-/// Least squares of `points`' values on `xs`: intercept, slope and squared error; `None` when
-/// `xs` do not vary or the slope is not positive.
-fn regress(xs: &[f64], points: &[(Timestamp, f64)]) -> Option<(f64, f64, f64)> {
-    let m = Moments::of(xs, points);
+/// Least squares of `points`' values on `x` of their times: intercept, slope and squared
+/// error; `None` when `x` does not vary or the slope is not positive.
+fn regress(points: &[(Timestamp, f64)], x: impl Fn(Timestamp) -> f64) -> Option<(f64, f64, f64)> {
+    let m = Moments::of(points, x);
     if m.sxx <= 1e-12 || m.sxy <= 0.0 {
         return None;
     }
@@ -474,7 +473,8 @@ fn regress(xs: &[f64], points: &[(Timestamp, f64)]) -> Option<(f64, f64, f64)> {
     ))
 }
 
-/// The means and centred sums of squares and products of `xs` and `points`' values.
+/// The means and centred sums of squares and products of `x` of `points`' times and their
+/// values (computed in place: the engine fits every onset of the window each decision).
 struct Moments {
     mx: f64,
     my: f64,
@@ -484,12 +484,13 @@ struct Moments {
 }
 
 impl Moments {
-    fn of(xs: &[f64], points: &[(Timestamp, f64)]) -> Moments {
-        let n = xs.len() as f64;
-        let mx = xs.iter().sum::<f64>() / n;
+    fn of(points: &[(Timestamp, f64)], x: impl Fn(Timestamp) -> f64) -> Moments {
+        let n = points.len() as f64;
+        let mx = points.iter().map(|(t, _)| x(*t)).sum::<f64>() / n;
         let my = points.iter().map(|(_, y)| y).sum::<f64>() / n;
         let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
-        for (x, (_, y)) in xs.iter().zip(points) {
+        for (t, y) in points {
+            let x = x(*t);
             sxx += (x - mx) * (x - mx);
             sxy += (x - mx) * (y - my);
             syy += (y - my) * (y - my);
@@ -509,8 +510,7 @@ fn fit(points: &[(Timestamp, f64)], now: Timestamp) -> (f64, f64) {
     if points.len() < 2 {
         return (0.0, 0.0);
     }
-    let xs: Vec<f64> = points.iter().map(|(t, _)| t.secs_since(now)).collect();
-    let m = Moments::of(&xs, points);
+    let m = Moments::of(points, |t| t.secs_since(now));
     if m.sxx <= 0.0 || m.syy <= 0.0 {
         return (0.0, 0.0);
     }
