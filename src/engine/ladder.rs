@@ -119,11 +119,15 @@ impl<'a> Ladder<'a> {
                     .unwrap_or(fleet.tolerance),
                 excluded_live_units: extras.live_units,
                 excluded_ready_units: extras.ready_units,
-                work: fleet.capacity.model.map(|m| {
-                    (
-                        m,
-                        capacity::backlog_horizon_secs(fleet, snap, queueing_since, now),
-                    )
+                work: fleet.capacity.model.map(|model| capacity::WorkInput {
+                    model,
+                    backlog_horizon_secs: capacity::backlog_horizon_secs(
+                        fleet,
+                        snap,
+                        queueing_since,
+                        now,
+                    ),
+                    fleet_window_secs: capacity::fleet_window_secs(snap),
                 }),
                 correction,
                 scale_down_share,
@@ -571,7 +575,7 @@ impl<'a> Ladder<'a> {
 
     /// The capacity model as used, for the decision.
     fn capacity_step(&self) -> Option<CapacityStep> {
-        let (m, _) = self.calc.work?;
+        let m = self.calc.work?.model;
         let k = self.calc.correction;
         Some(CapacityStep {
             target_utilization: self.fleet.capacity.target_utilization,

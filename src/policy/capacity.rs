@@ -20,7 +20,9 @@
 //! shortage). Counted in units
 //! (an instance of weight 2 is two units), `token_work`'s recommendation is
 //! `⌈Σ busy ÷ (target_utilization × correction)⌉` — what the work needs, however it is split
-//! into requests.
+//! into requests. The sum is over one common window: a server that came into service within
+//! the others' minute adds its served work for the share of it its rates cover
+//! ([`window_busy_units`]).
 //!
 //! The **correction** (`[fleets.capacity] learn`) is the SLO's feedback, relative to the model
 //! and with its own stabilisation: while TTFT is over the SLO *because requests queue* (their
@@ -152,6 +154,49 @@ pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f
     let spare = (1.0 - served).max(0.0) * drain;
     let backlog = (per(load.waiting) * per_request - spare).max(0.0) / drain;
     (served + backlog) * replicas * m.reference_weight_units as f64
+}
+
+/// What `token_work` reads an instance's load through: the capacity model, the time its
+/// waiting requests' work is spread over ([`backlog_horizon_secs`]) and the fleet's common
+/// rate window ([`fleet_window_secs`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WorkInput {
+    /// The capacity model.
+    pub model: WorkModel,
+    /// Seconds the waiting requests' work is spread over.
+    pub backlog_horizon_secs: f64,
+    /// The window the fleet's rates cover, seconds.
+    pub fleet_window_secs: f64,
+}
+
+/// The window the fleet's rates cover in common: the longest an in-service server's rates
+/// cover, at most the rate window (a window stretched by a missed scrape is still a minute's
+/// rate). Every server's is short just after the engine (or the simulation) starts, and then
+/// the fleet's window is as short.
+pub fn fleet_window_secs(snap: &Snapshot) -> f64 {
+    in_service_loads(snap)
+        .map(|(l, _)| l.window_secs)
+        .fold(0.0, f64::max)
+        .min(crate::model::RATE_WINDOW_SECS)
+}
+
+/// An instance's share of the fleet's work over the fleet's common window: its busy units
+/// ([`busy_units`]) with the served part counted for the share of that window its own rates
+/// cover. The fleet's work is the sum of its servers' over one common window: a server in
+/// service for fifteen seconds of the others' minute did a quarter of a minute's work in it.
+/// Counted at its full rate beside the others' minute averages, the same demand is counted
+/// twice for a minute — the older servers' windows still hold what the newcomer now serves,
+/// and a least-busy router fills an empty server first — and a fleet growing 3 → 4 units read
+/// 5.2 units of work for 3.5 and bought two more. Its backlog (requests waiting now) is counted
+/// whole.
+pub fn window_busy_units(load: &ServerLoad, weight: Units, w: &WorkInput) -> f64 {
+    let cover = if w.fleet_window_secs > 0.0 {
+        (load.window_secs / w.fleet_window_secs).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    busy_units(&w.model, load, weight, w.backlog_horizon_secs)
+        - (1.0 - cover) * served_of(&w.model, *load, weight)
 }
 
 /// The time over which `token_work` counts the waiting requests' work: the age of the queue
@@ -566,6 +611,60 @@ mod tests {
         let one = busy_units(&m, &load(3000.0, 900.0, 3.0, 2.0, 40.0, 0.2), 1, 2.0);
         let two = busy_units(&m, &load(6000.0, 1800.0, 6.0, 4.0, 80.0, 0.2), 2, 2.0);
         assert!((two - 2.0 * one).abs() < 1e-9, "{one} {two}");
+    }
+
+    #[test]
+    fn a_new_server_counts_for_the_share_of_the_minute_its_rates_cover() {
+        let m = g6e();
+        let load = |prompt: f64, waiting: f64, window_secs: f64| ServerLoad {
+            prompt_tokens_per_sec: prompt,
+            requests_per_sec: prompt / 1000.0,
+            waiting,
+            running: 1.0,
+            window_secs,
+            ..ServerLoad::default()
+        };
+        // (prompt tokens/s, waiting, window, want): the served part times the window's share
+        // of the minute; a window stretched by a missed scrape is a whole minute; a backlog is
+        // counted whole (what the server's spare time cannot clear in 2 s: 5 waiting of
+        // 1,000 tokens at 0.5 busy is 0.5 s of work less 1 s of idle time, none; 40 is 4 s
+        // less 1 s, 1.5 units).
+        let table = [
+            (5000.0, 0.0, 60.0, 0.5),
+            (5000.0, 0.0, 75.0, 0.5),
+            (5000.0, 0.0, 15.0, 0.125),
+            (5000.0, 5.0, 15.0, 0.125),
+            (5000.0, 40.0, 15.0, 0.125 + 1.5),
+            (5000.0, 40.0, 60.0, 0.5 + 1.5),
+        ];
+        let w = WorkInput {
+            model: m,
+            backlog_horizon_secs: 2.0,
+            fleet_window_secs: 60.0,
+        };
+        for (prompt, waiting, window, want) in table {
+            let got = window_busy_units(&load(prompt, waiting, window), 1, &w);
+            assert!(
+                (got - want).abs() < 1e-9,
+                "{prompt} {waiting} {window}: {got}"
+            );
+        }
+        // A fleet of 3 carrying 22,500 prompt tokens/s grows to 4 fifteen seconds ago: the
+        // old servers' minutes hold 45 s at 7,500 and 15 s at 5,625 tokens/s, the newcomer
+        // 15 s at 5,625. Together they are the fleet's minute — 2.25 units — not 2.67.
+        let old = load(0.75 * 7500.0 + 0.25 * 5625.0, 0.0, 60.0);
+        let new = load(5625.0, 0.0, 15.0);
+        let fleet = 3.0 * window_busy_units(&old, 1, &w) + window_busy_units(&new, 1, &w);
+        assert!((fleet - 2.25).abs() < 1e-9, "{fleet}");
+        // Just after the engine starts every server's rates cover 15 s: so does the fleet's
+        // window, and each counts whole.
+        let started = WorkInput {
+            fleet_window_secs: 15.0,
+            ..w
+        };
+        assert!((window_busy_units(&new, 1, &started) - 0.5625).abs() < 1e-9);
+        let naive = 3.0 * busy_units(&m, &old, 1, 2.0) + busy_units(&m, &new, 1, 2.0);
+        assert!(naive > 2.6, "{naive}");
     }
 
     #[test]

@@ -83,8 +83,8 @@ pub struct CalcInput {
     /// In-service units placement added beyond the fleet's own (left out of the ready count).
     pub excluded_ready_units: Units,
     /// The capacity model, for `token_work`, with the time its waiting requests' work is spread
-    /// over, seconds ([`crate::policy::capacity::backlog_horizon_secs`]).
-    pub work: Option<(crate::config::WorkModel, f64)>,
+    /// over and the fleet's common rate window ([`crate::policy::capacity::WorkInput`]).
+    pub work: Option<crate::policy::capacity::WorkInput>,
     /// Capacity counted per unit ÷ the profile's ([`crate::policy::capacity::Correction`]):
     /// capacity-model targets are scaled by it.
     pub correction: f64,
@@ -234,9 +234,9 @@ fn sample_of(
     input: CalcInput,
 ) -> Option<(f64, Timestamp)> {
     if spec.signal == crate::config::Signal::TokenWork {
-        let (model, drain) = input.work?;
+        let work = input.work?;
         let load = inst.load?;
-        let busy = crate::policy::capacity::busy_units(&model, &load, inst.weight_units, drain);
+        let busy = crate::policy::capacity::window_busy_units(&load, inst.weight_units, &work);
         return Some((busy, load.at));
     }
     inst.samples.get(&spec.name).map(|s| (s.value, s.at))
