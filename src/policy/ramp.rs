@@ -3,10 +3,13 @@
 //! been rising steadily, size on where it will be one cold start ahead:
 //!
 //! ```text
-//! ramp = demand now + slope × lead        (slope: least squares over the last window, or over
-//!                                           the last 90 s when a surge breaks out of the range,
-//!                                           the requests' as well as the work's)
+//! ramp = demand now + slope × (lead + 30 s)   (slope: least squares over the last window, or
+//!                                               over the last 90 s when a surge breaks out of
+//!                                               the range, the requests' as well as the work's)
 //! ```
+//!
+//! — the demand "now" is a rate over the last minute, on a steady rise the demand of half a
+//! minute ago.
 //!
 //! only when the rise is steady (the fit explains at least [`MIN_R2`] of the variance — noise
 //! and a drop inside the window are not a ramp) and worth at least half a unit, at most
@@ -250,7 +253,10 @@ impl RampState {
         let shift = (rising || trending)
             .then(|| level_shift(&self.points))
             .flatten();
-        let raw_rise = shift.map_or(slope * lead_secs, |level| (level - demand_units).max(0.0));
+        // A rate over the last minute is, on a steady rise, the demand half a minute ago: what
+        // capacity launched now meets is the demand one lead *and* half a window on.
+        let ahead_secs = lead_secs + 0.5 * crate::model::RATE_WINDOW_SECS;
+        let raw_rise = shift.map_or(slope * ahead_secs, |level| (level - demand_units).max(0.0));
         let rise = raw_rise * self.skill.unwrap_or(1.0);
         // Each point is a rate over the last minute, so consecutive points share most of their
         // requests: a few long prompts entering the window read as a clean rise for a minute.
@@ -265,14 +271,14 @@ impl RampState {
         // that only heard of the projections it acted on could not recover once low.
         if rising && raw_rise >= min_rise {
             self.record_check(
-                now.plus_secs(lead_secs),
+                now.plus_secs(ahead_secs),
                 demand_units,
                 raw_rise.min(cap * demand_units),
             );
         }
         // A shift is not a trend: once the rate has revealed it, nothing more is on its way.
         let hold_units = (trending && shift.is_none())
-            .then(|| (demand_units + long_slope * lead_secs).ceil() as Units);
+            .then(|| (demand_units + long_slope * ahead_secs).ceil() as Units);
         RampStep {
             demand_units,
             slope_units_per_min: slope * 60.0,
@@ -526,8 +532,9 @@ mod tests {
     }
 
     #[test]
-    fn a_steady_rise_is_projected_one_lead_ahead_noise_and_drops_are_not() {
-        // 0.3 units a minute for five minutes, a 300 s lead: +1.5 units.
+    fn a_steady_rise_is_projected_a_lead_and_half_a_window_ahead_noise_and_drops_are_not() {
+        // 0.3 units a minute for five minutes, a 300 s lead and half the minute's rate window
+        // (the reading now is the demand of 30 s ago): +1.65 units on 5.5.
         let mut r = RampState::default();
         let mut last = None;
         for k in 0..=20 {
@@ -536,7 +543,9 @@ mod tests {
         }
         let step = last.unwrap();
         assert!((step.slope_units_per_min - 0.3).abs() < 1e-9, "{step:?}");
-        assert_eq!(step.units, Some((5.5f64 + 1.5).ceil() as Units));
+        let projected = step.projected_units.unwrap();
+        assert!((projected - (5.5 + 0.3 * 5.5)).abs() < 1e-9, "{step:?}");
+        assert_eq!(step.units, Some(8));
         // Flat with noise: no ramp.
         let mut r = RampState::default();
         let noisy = [5.0, 5.6, 4.7, 5.3, 4.9, 5.4, 4.8, 5.2, 5.1, 4.6, 5.5, 5.0];
