@@ -253,9 +253,7 @@ impl RampState {
         let shift = (rising || trending)
             .then(|| level_shift(&self.points))
             .flatten();
-        // A rate over the last minute is, on a steady rise, the demand half a minute ago: what
-        // capacity launched now meets is the demand one lead *and* half a window on.
-        let ahead_secs = lead_secs + 0.5 * crate::model::RATE_WINDOW_SECS;
+        let ahead_secs = projection_horizon_secs(lead_secs);
         let raw_rise = shift.map_or(slope * ahead_secs, |level| (level - demand_units).max(0.0));
         let rise = raw_rise * self.skill.unwrap_or(1.0);
         // Each point is a rate over the last minute, so consecutive points share most of their
@@ -290,6 +288,13 @@ impl RampState {
             skill: self.skill.unwrap_or(1.0),
         }
     }
+}
+
+/// How far ahead a rise is projected: a rate over the last minute is, on a steady rise, the
+/// demand of half a minute ago, so what capacity launched now meets is the demand one lead
+/// *and* half a rate window on.
+fn projection_horizon_secs(lead_secs: f64) -> f64 {
+    lead_secs + 0.5 * crate::model::RATE_WINDOW_SECS
 }
 
 impl RampState {
