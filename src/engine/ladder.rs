@@ -295,7 +295,7 @@ impl<'a> Ladder<'a> {
             ConditionType::Ramp,
             Reason::RampAhead,
             format!(
-                "work rising {:.2} units a minute (fit R² {:.2}): {:.1} units now, {units} one cold start ({:.0} s) ahead",
+                "work rising {:.2} units a minute (fit R² {:.2}): {:.1} units now, {units} a cold start ({:.0} s) and half the rate window ahead",
                 step.slope_units_per_min, step.r2, step.demand_units, step.lead_secs
             ),
         ));

@@ -17,12 +17,12 @@
 //! stabilization windows and rate policies still apply. The lead is the fleet's own observed
 //! p95 launch → in-service time (the default until three have been seen).
 //!
-//! The ramp scores itself: each projection (one a minute at most) is checked one lead later,
-//! and the share of its rise that the demand reached in the meantime enters the ramp's
-//! **skill**, an average over about five outcomes; the rise projected now is scaled by it. On
-//! the matrix's ramps the demand gets there and the skill stays near one; on a real trace's
-//! minute-to-minute swings and on bursts shorter than a cold start it falls, and the ramp buys
-//! less ahead of them.
+//! The ramp scores itself: each projection (one a minute at most) is checked as far ahead as
+//! it looked, and the share of its rise that the demand reached in the meantime enters the
+//! ramp's **skill**, an average over about five outcomes; the rise projected now is scaled by
+//! it. On the matrix's ramps the demand gets there and the skill stays near one; on a real
+//! trace's minute-to-minute swings and on bursts shorter than a cold start it falls, and the
+//! ramp buys less ahead of them.
 //!
 //! The same history keeps the **largest step** the demand has taken within the window over the
 //! last [`STEP_MEMORY_SECS`]: placement sizes the on-demand warm pools on it (a stopped warm
@@ -111,7 +111,7 @@ pub struct RampState {
 /// A projection awaiting its outcome.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProjectionCheck {
-    /// When it is scored: one lead after it was made.
+    /// When it is scored: as far ahead as it looked (a lead and half a rate window).
     pub due: Timestamp,
     /// The demand when it was made, units.
     pub from_units: f64,
@@ -138,11 +138,12 @@ pub struct RampStep {
     pub lead_secs: f64,
     /// The units it recommends, when the rise is steady enough to act on.
     pub units: Option<Units>,
-    /// The demand it projects one lead ahead, units (before rounding up to `units`).
+    /// The demand it projects a lead and half a rate window ahead, units (before rounding up to
+    /// `units`).
     pub projected_units: Option<f64>,
     /// While the work is rising — a positive five-minute slope explaining at least [`HOLD_R2`]
-    /// of the variance — the units that rise will need one lead on (its own line, unsized by
-    /// the caps): capacity above it may still go, below it is not released.
+    /// of the variance — the units that rise will need a lead and half a window on (its own
+    /// line, unsized by the caps): capacity above it may still go, below it is not released.
     pub hold_units: Option<Units>,
     /// The share of its projected rises that came true lately ([`RampState::skill`]), which
     /// the rise it projects now is scaled by.
