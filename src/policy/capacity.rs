@@ -133,6 +133,20 @@ pub fn decode_tokens_per_sec(m: &WorkModel) -> f64 {
 /// Units an instance of `weight` keeps busy with `load`, its waiting requests' work spread
 /// over `drain_secs`.
 pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f64) -> f64 {
+    let b = busy_parts(m, load, weight, drain_secs);
+    (b.served + b.backlog) * b.units
+}
+
+/// An instance's work in the capacity model: per reference replica, the share of its time its
+/// served tokens take and the backlog its idle time cannot clear; `units`, the replicas'
+/// units (its busy units are `(served + backlog) × units`).
+struct BusyParts {
+    served: f64,
+    backlog: f64,
+    units: f64,
+}
+
+fn busy_parts(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f64) -> BusyParts {
     // The instance as `weight / reference` reference replicas sharing its load evenly.
     let replicas = weight.max(1) as f64 / m.reference_weight_units as f64;
     let per = |x: f64| x / replicas;
@@ -153,7 +167,11 @@ pub fn busy_units(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f
     let drain = drain_secs.max(0.1);
     let spare = (1.0 - served).max(0.0) * drain;
     let backlog = (per(load.waiting) * per_request - spare).max(0.0) / drain;
-    (served + backlog) * replicas * m.reference_weight_units as f64
+    BusyParts {
+        served,
+        backlog,
+        units: replicas * m.reference_weight_units as f64,
+    }
 }
 
 /// What `token_work` reads an instance's load through: the capacity model, the time its
@@ -195,8 +213,8 @@ pub fn window_busy_units(load: &ServerLoad, weight: Units, w: &WorkInput) -> f64
     } else {
         1.0
     };
-    busy_units(&w.model, load, weight, w.backlog_horizon_secs)
-        - (1.0 - cover) * served_of(&w.model, *load, weight)
+    let b = busy_parts(&w.model, load, weight, w.backlog_horizon_secs);
+    (cover * b.served + b.backlog) * b.units
 }
 
 /// The time over which `token_work` counts the waiting requests' work: the age of the queue
@@ -219,15 +237,19 @@ pub fn backlog_horizon_secs(
     now: Timestamp,
 ) -> f64 {
     let slo = fleet.slo.ttft_p95_secs;
-    snap.latency
-        .filter(|l| {
-            crate::model::usable(now, l.at, fleet.stale_after_secs, l.queue_wait_p95_secs).is_ok()
-        })
-        .map_or(slo, |l| {
-            // From sample to sample: a sample's own delay is no age of the queue.
-            let age = queueing_since.map_or(0.0, |s| l.at.secs_since(s).max(0.0));
-            slo.max(l.queue_wait_p95_secs).max(age)
-        })
+    usable_wait_sample(fleet, snap, now).map_or(slo, |l| {
+        // From sample to sample: a sample's own delay is no age of the queue.
+        let age = queueing_since.map_or(0.0, |s| l.at.secs_since(s).max(0.0));
+        slo.max(l.queue_wait_p95_secs).max(age)
+    })
+}
+
+/// The fleet's latency sample when its P95 wait is usable at `now` (neither stale, nor from
+/// the future, nor missing).
+fn usable_wait_sample(fleet: &Fleet, snap: &Snapshot, now: Timestamp) -> Option<FleetLatency> {
+    snap.latency.filter(|l| {
+        crate::model::usable(now, l.at, fleet.stale_after_secs, l.queue_wait_p95_secs).is_ok()
+    })
 }
 
 /// Keeps [`Correction::queueing_since`]: set at the first usable sample whose P95 wait is over
@@ -236,10 +258,7 @@ pub fn backlog_horizon_secs(
 /// more of the backlog, which errs towards capacity).
 pub fn observe_queue(c: &mut Correction, fleet: &Fleet, snap: &Snapshot, now: Timestamp) {
     let slo = fleet.slo.ttft_p95_secs;
-    let sample = snap.latency.filter(|l| {
-        crate::model::usable(now, l.at, fleet.stale_after_secs, l.queue_wait_p95_secs).is_ok()
-    });
-    c.queueing_since = match sample {
+    c.queueing_since = match usable_wait_sample(fleet, snap, now) {
         Some(l) if over_queue_budget(l.queue_wait_p95_secs, slo) => {
             Some(c.queueing_since.unwrap_or(l.at))
         }
