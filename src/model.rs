@@ -392,10 +392,20 @@ impl Snapshot {
         self.units_in(|s| s == LifecycleState::Pending)
     }
 
-    /// Units that exist and are not on their way out (pending + in service): HPA's
-    /// `status.replicas`.
-    pub fn live_units(&self) -> Units {
-        self.units_in(|s| matches!(s, LifecycleState::Pending | LifecycleState::InService))
+    /// Units their Auto Scaling Groups count toward desired capacity and do not let go of by
+    /// our choice — pending, in service and interrupted (a warned spot instance stays in its
+    /// group until EC2 reclaims it, and the group replaces it only then): HPA's
+    /// `status.replicas`. Without the interrupted units, a warning at `max_units` (the cover
+    /// takes the warned unit's place, the group terminates a healthy instance of its choosing)
+    /// read as one unit fewer running, and HPA's "within tolerance → keep the running pods" gave
+    /// that unit up for good (`tests/placement_properties.rs`).
+    pub fn status_units(&self) -> Units {
+        self.units_in(|s| {
+            matches!(
+                s,
+                LifecycleState::Pending | LifecycleState::InService | LifecycleState::Interrupted
+            )
+        })
     }
 
     fn units_in(&self, pred: impl Fn(LifecycleState) -> bool) -> Units {
@@ -464,6 +474,6 @@ mod tests {
         };
         assert_eq!(s.in_service_units(), 5);
         assert_eq!(s.pending_units(), 2);
-        assert_eq!(s.live_units(), 7);
+        assert_eq!(s.status_units(), 8);
     }
 }

@@ -117,7 +117,7 @@ impl<'a> Ladder<'a> {
                     .scale_down
                     .tolerance
                     .unwrap_or(fleet.tolerance),
-                excluded_live_units: extras.live_units,
+                excluded_status_units: extras.status_units,
                 excluded_ready_units: extras.ready_units,
                 work: fleet.capacity.model.map(|model| capacity::WorkInput {
                     model,

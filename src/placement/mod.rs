@@ -102,12 +102,13 @@ pub struct AppliedPool {
 }
 
 /// Capacity that placement put beyond the fleet's own, as observed now: the engine leaves it
-/// out of the counts HPA's arithmetic uses (live and ready units), so a cover is never read as
-/// demand.
+/// out of the counts HPA's arithmetic uses (status and ready units), so a cover is never read
+/// as demand.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extras {
-    /// Live (booting + in service) units beyond the fleet's own capacity.
-    pub live_units: Units,
+    /// Status units (booting, in service and interrupted: `Snapshot::status_units`) beyond the
+    /// fleet's own capacity.
+    pub status_units: Units,
     /// In-service units beyond the fleet's own capacity.
     pub ready_units: Units,
 }
@@ -143,10 +144,11 @@ impl MarketState {
             .map_or(0, |a| a.extra_units)
     }
 
-    /// Live and in-service units beyond the fleet's own capacity `own` that placement put
-    /// there (see [`Extras`]). Only what exceeds `own` is left out: a cover that stands in for
-    /// a warned instance keeps the fleet at its size and is counted; a cover still running
-    /// next to the warned instance's replacement is not.
+    /// Status and in-service units beyond the fleet's own capacity `own` that placement put
+    /// there (see [`Extras`]). Only what exceeds `own` is left out: a warned instance still in
+    /// its group, or the cover standing in for it, keeps the fleet at its size and is counted;
+    /// both together, or a cover still running next to the warned instance's replacement, are
+    /// one unit too many.
     pub fn extras(&self, snap: &Snapshot, own: Units) -> Extras {
         let placed: i64 = snap
             .pool_desired_units
@@ -155,7 +157,7 @@ impl MarketState {
             .sum();
         let beyond = |units: Units| (units.saturating_sub(own) as i64).min(placed) as Units;
         Extras {
-            live_units: beyond(snap.live_units()),
+            status_units: beyond(snap.status_units()),
             ready_units: beyond(snap.in_service_units()),
         }
     }

@@ -14,11 +14,11 @@
 //! Deviations, on purpose:
 //! - A *scale-up-only* signal (P95 TTFT) abstains when at or below its target: a low latency
 //!   does not say how many replicas would still be enough.
-//! - A fleet-level `Value` metric with no instance in service scales the *live* (booting +
-//!   in-service) units instead of HPA's zero ready pods, which would recommend 0 while a queue
-//!   builds during a cold start.
+//! - A fleet-level `Value` metric with no instance in service scales the *status* (booting,
+//!   in-service and interrupted: `Snapshot::status_units`) units instead of HPA's zero ready
+//!   pods, which would recommend 0 while a queue builds during a cold start.
 //! - Capacity that market placement put beyond the fleet's own (on-demand covering warned
-//!   spot, spot headroom) is left out of the ready and live counts fleet-level metrics scale
+//!   spot, spot headroom) is left out of the ready and status counts fleet-level metrics scale
 //!   (`CalcInput::excluded_*`): it serves, but it is not the fleet's desired capacity, and
 //!   counting it would turn a cover into a permanent scale-up (HPA's "within tolerance → keep
 //!   the running pods").
@@ -78,8 +78,8 @@ pub struct CalcInput {
     /// HPA's tolerance for a ratio below 1 (scale-down): `behavior.scaleDown.tolerance`
     /// (Kubernetes 1.33's configurable tolerance), else the same as `tolerance`.
     pub tolerance_down: f64,
-    /// Live units placement added beyond the fleet's own (left out of the live count).
-    pub excluded_live_units: Units,
+    /// Status units placement added beyond the fleet's own (left out of the status count).
+    pub excluded_status_units: Units,
     /// In-service units placement added beyond the fleet's own (left out of the ready count).
     pub excluded_ready_units: Units,
     /// The capacity model, for `token_work`, with the time its waiting requests' work is spread
@@ -109,7 +109,7 @@ impl CalcInput {
             current_units,
             tolerance,
             tolerance_down: tolerance,
-            excluded_live_units: 0,
+            excluded_status_units: 0,
             excluded_ready_units: 0,
             work: None,
             correction: 1.0,
@@ -350,7 +350,9 @@ fn fleet_level(
         .in_service_units()
         .saturating_sub(input.excluded_ready_units);
     rec.unready_units = snap.pending_units();
-    let live = snap.live_units().saturating_sub(input.excluded_live_units);
+    let status = snap
+        .status_units()
+        .saturating_sub(input.excluded_status_units);
     let sample = match snap.fleet_metrics.get(&spec.name) {
         None => {
             rec.status = MetricStatus::Invalid(match snap.metric_errors.get(&spec.name) {
@@ -371,12 +373,12 @@ fn fleet_level(
     match target {
         Target::AverageValue { average_value } => {
             // GetExternalPerPodMetricReplicas: compares with the *status* replicas.
-            let ratio = sample / (average_value * live as f64);
+            let ratio = sample / (average_value * status as f64);
             rec.ratio = Some(ratio);
-            rec.recommendation = Some(if !input.within(ratio) || live == 0 {
+            rec.recommendation = Some(if !input.within(ratio) || status == 0 {
                 (sample / average_value).ceil() as Units
             } else {
-                live
+                status
             });
         }
         Target::Value { value }
@@ -394,7 +396,7 @@ fn fleet_level(
                 let base = if rec.ready_units > 0 {
                     rec.ready_units
                 } else {
-                    live
+                    status
                 };
                 (ratio * base as f64).ceil() as Units
             });
