@@ -279,7 +279,8 @@ impl FleetController {
             next.flaps = prev.flaps.clone();
             let (at, current) = (plan.decision.at, plan.decision.current_units);
             engine::ladder::record_event(&mut next, fleet, at, current, realised);
-            next.flaps.observe(at, current, realised);
+            next.flaps
+                .observe(at, current, realised, plan.decision.scale_down_window_secs);
         }
         self.state = next;
         &self.state

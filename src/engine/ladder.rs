@@ -37,6 +37,8 @@ pub struct Ladder<'a> {
     spend: Option<Spend>,
     budget_step: Option<BudgetStep>,
     scale_down_window_secs: u64,
+    /// What the release kept after recent flaps, when that held capacity.
+    kept_after_flaps: Option<crate::policy::flaps::KeptAfterFlaps>,
     ramp_step: Option<crate::policy::ramp::RampStep>,
     /// The work estimate's relative noise from the requests counted (scale-down and ramp).
     count_noise: f64,
@@ -141,6 +143,7 @@ impl<'a> Ladder<'a> {
             spend: None,
             budget_step: None,
             scale_down_window_secs: fleet.behavior.scale_down.stabilization_window_secs,
+            kept_after_flaps: None,
             ramp_step: None,
             count_noise,
             requests: capacity::request_activity(snap),
@@ -356,10 +359,11 @@ impl<'a> Ladder<'a> {
             proposal,
             behavior,
         );
+        let stabilized = self.keep_after_flaps(stabilized, base);
         let keep_secs = b
             .scale_up
             .stabilization_window_secs
-            .max(base * crate::policy::flaps::MAX_WINDOW_FACTOR) as f64;
+            .max(crate::policy::flaps::max_window_secs(base)) as f64;
         let now = self.now;
         self.st
             .recommendations
@@ -382,22 +386,7 @@ impl<'a> Ladder<'a> {
                 "recent recommendations were lower than current one, applying the lowest recent recommendation",
             )
         } else {
-            let lengthened = if self.scale_down_window_secs > base {
-                let flaps = self.st.flaps.recent.len();
-                let why = if self.st.flaps.scale_down_window_secs(base, 0.0) == self.scale_down_window_secs {
-                    match self.st.flaps.longest_gap {
-                        Some((gap, _)) if base + gap == self.scale_down_window_secs => format!(
-                            "after {flaps} recent flaps, the longest bought back {gap} s after its scale-down"
-                        ),
-                        _ => format!("after {flaps} recent flaps"),
-                    }
-                } else {
-                    format!("by the work's swing of ±{:.1} % a minute", 100.0 * noise)
-                };
-                format!(" (window {} s: lengthened {why})", self.scale_down_window_secs)
-            } else {
-                String::new()
-            };
+            let lengthened = self.lengthened_window_message(base, noise);
             Condition::holds(
                 ConditionType::AbleToScale,
                 Reason::ScaleDownStabilized,
@@ -405,6 +394,56 @@ impl<'a> Ladder<'a> {
             )
         });
         stabilized
+    }
+
+    /// A release keeps the capacity recent flaps bought back, as long after it was last wanted
+    /// as they showed it wanted again ([`crate::policy::flaps`]); the window that governs a
+    /// release below that level is the one a later flap measures its gap from.
+    fn keep_after_flaps(&mut self, stabilized: Units, base: u64) -> Units {
+        if stabilized >= self.current {
+            return stabilized;
+        }
+        let Some(kept) = self
+            .st
+            .flaps
+            .kept_after_flaps(base, &self.st.recommendations, self.now)
+            .filter(|k| k.window_secs > self.scale_down_window_secs)
+        else {
+            return stabilized;
+        };
+        if stabilized < kept.level_units {
+            self.scale_down_window_secs = kept.window_secs;
+        }
+        let units = stabilized.max(kept.units.min(self.current));
+        if units > stabilized {
+            self.kept_after_flaps = Some(kept);
+        }
+        units
+    }
+
+    /// Why the scale-down window is longer than the policy's, for the condition (empty when
+    /// it is not).
+    fn lengthened_window_message(&self, base: u64, noise: f64) -> String {
+        if let Some(k) = self.kept_after_flaps {
+            return format!(
+                " (keeping {} of the {} units a recent flap bought back: wanted again {} s after it was last wanted, so kept {} s)",
+                k.units, k.level_units, k.gap_secs, k.window_secs
+            );
+        }
+        if self.scale_down_window_secs <= base {
+            return String::new();
+        }
+        let flaps = self.st.flaps.recent.len();
+        let why = if self.st.flaps.scale_down_window_secs(base, 0.0) == self.scale_down_window_secs
+        {
+            format!("after {flaps} recent flaps")
+        } else {
+            format!("by the work's swing of ±{:.1} % a minute", 100.0 * noise)
+        };
+        format!(
+            " (window {} s: lengthened {why})",
+            self.scale_down_window_secs
+        )
     }
 
     /// Stage 5: the rate policies, and the bounds.
@@ -509,7 +548,9 @@ impl<'a> Ladder<'a> {
     ) -> (Decision, EngineState) {
         let (now, current) = (self.now, self.current);
         record_event(&mut self.st, self.fleet, now, current, desired);
-        self.st.flaps.observe(now, current, desired);
+        self.st
+            .flaps
+            .observe(now, current, desired, self.scale_down_window_secs);
         let action = match desired.cmp(&current) {
             std::cmp::Ordering::Greater => Action::ScaleUp,
             std::cmp::Ordering::Less => Action::ScaleDown,

@@ -30,7 +30,7 @@ pub struct ScaleEvent {
 }
 
 /// `true` when `at` is strictly after `now - window_secs` (Go's `After(cutoff)`).
-fn within(at: Timestamp, now: Timestamp, window_secs: u64) -> bool {
+pub(crate) fn within(at: Timestamp, now: Timestamp, window_secs: u64) -> bool {
     at.millis() > now.millis() - (window_secs as i64) * 1000
 }
 

@@ -2,21 +2,30 @@
 //! and bought back, usually a cold start later than it was needed. Each one is counted, and
 //! recent flaps lengthen the scale-down stabilization window: after `n` flaps within the last
 //! [`FLAP_MEMORY_SECS`], the window is `(1 + n)` times the policy's, at most
-//! [`MAX_WINDOW_FACTOR`] times (a fleet whose load really fell still scales down, later) — and
-//! at least the policy's window plus the longest gap between a scale-down and its buy-back in
-//! that time: the capacity was wanted again that long after it went, so it is kept that long
-//! (bursts every quarter of an hour, shorter than a cold start, were released between each two
-//! and bought back a cold start late into the next; at most `FLAP_WINDOW_SECS` more, since a
-//! longer gap is no flap).
+//! [`MAX_WINDOW_FACTOR`] times (a fleet whose load really fell still scales down, later).
 //!
-//! A noisy work lengthens it before any flap: by `1 + NOISE_WINDOW_GAIN × noise` times, the
-//! noise being the work's minute-to-minute scatter relative to its level over the last ten
+//! A flap also measures how long the capacity it bought back stayed unwanted: from the last
+//! recommendation that wanted it — at least the window in force before the release that let it
+//! go — to the buy-back. For [`FLAP_MEMORY_SECS`], a release keeps the highest capacity a recent
+//! flap bought back for that long, the longest recent one, after it was last wanted, and the
+//! policy's window more (the time a rise takes to show in a recommendation), at most
+//! [`max_window_secs`] ([`FlapState::kept_after_flaps`]). Bursts every quarter of an hour,
+//! shorter than a cold start, were released between each two and bought back a cold start late
+//! into the next: measured from the release alone, the gap fell short of the quarter hour by
+//! the window that had kept the capacity until then, and the fleet met every other burst at
+//! its floor. Only the level bought back is kept that long, not the recommendations above it:
+//! a burst's queue and ramp-ahead order more than the next burst needs, and that capacity
+//! arrives after the burst has gone.
+//!
+//! A noisy work lengthens the window before any flap: by `1 + NOISE_WINDOW_GAIN × noise` times,
+//! the noise being the work's minute-to-minute scatter relative to its level over the last ten
 //! minutes (`RampState::minute_to_minute_noise`) — a few long prompts a minute make the highest
 //! recommendation of two minutes a poor bound on the next ten's.
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::Timestamp;
+use crate::model::{Timestamp, Units};
+use crate::policy::behavior::{within, TimedRecommendation};
 
 /// A scale-up this soon after a scale-down is a flap, seconds.
 pub const FLAP_WINDOW_SECS: f64 = 600.0;
@@ -35,31 +44,67 @@ pub const MAX_WINDOW_FACTOR: u64 = 4;
 /// three cells fewer held than at 0.
 pub const NOISE_WINDOW_GAIN: f64 = 2.0;
 
+/// The longest a release keeps capacity after flaps for a policy window of `base_secs`
+/// (the count of flaps' cap plus the longest gap a flap can have); the engine keeps its
+/// recommendations this long.
+pub fn max_window_secs(base_secs: u64) -> u64 {
+    base_secs * MAX_WINDOW_FACTOR + FLAP_WINDOW_SECS as u64
+}
+
+/// What a release keeps after recent flaps ([`FlapState::kept_after_flaps`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeptAfterFlaps {
+    /// The units kept: the highest recommendation within the window, at most the level.
+    pub units: Units,
+    /// The highest capacity a recent flap bought back.
+    pub level_units: Units,
+    /// How long after it was last wanted it is kept, seconds.
+    pub window_secs: u64,
+    /// How long after it was last wanted the longest recent flap wanted it again, seconds.
+    pub gap_secs: u64,
+}
+
 /// What the flap counter remembers.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct FlapState {
     /// The last scale-down, when one happened.
     pub last_scale_down: Option<Timestamp>,
+    /// The scale-down window in force at the last scale-down, seconds: no recommendation within
+    /// it wanted the capacity that scale-down released.
+    pub last_scale_down_window_secs: u64,
     /// When recent flaps happened (within [`FLAP_MEMORY_SECS`]).
     pub recent: Vec<Timestamp>,
     /// Flaps since the engine started.
     pub total: u64,
-    /// The longest gap from a scale-down to its buy-back among recent flaps (seconds, when
-    /// bought back); it lengthens the window for [`FLAP_MEMORY_SECS`].
+    /// The longest gap among recent flaps from when the capacity was last wanted (the window in
+    /// force at its scale-down, before it) to its buy-back (seconds, when bought back).
     pub longest_gap: Option<(u64, Timestamp)>,
+    /// The highest capacity a recent flap bought back (units, when).
+    pub bought_back: Option<(Units, Timestamp)>,
 }
 
 impl FlapState {
-    /// Takes in a decision's change of capacity at `now`; true when it is a flap.
-    pub fn observe(&mut self, now: Timestamp, current: u32, desired: u32) -> bool {
+    /// Takes in a decision's change of capacity at `now`, made with a scale-down window of
+    /// `window_secs`; true when it is a flap.
+    pub fn observe(
+        &mut self,
+        now: Timestamp,
+        current: Units,
+        desired: Units,
+        window_secs: u64,
+    ) -> bool {
         self.recent
             .retain(|t| now.secs_since(*t) < FLAP_MEMORY_SECS);
         self.longest_gap = self
             .longest_gap
             .filter(|(_, t)| now.secs_since(*t) < FLAP_MEMORY_SECS);
+        self.bought_back = self
+            .bought_back
+            .filter(|(_, t)| now.secs_since(*t) < FLAP_MEMORY_SECS);
         if desired < current {
             self.last_scale_down = Some(now);
+            self.last_scale_down_window_secs = window_secs;
             return false;
         }
         let flap = desired > current
@@ -69,11 +114,15 @@ impl FlapState {
         if flap {
             self.total += 1;
             self.recent.push(now);
-            let gap = self
-                .last_scale_down
-                .map_or(0, |t| now.secs_since(t).max(0.0).round() as u64);
+            let gap = self.last_scale_down_window_secs
+                + self
+                    .last_scale_down
+                    .map_or(0, |t| now.secs_since(t).max(0.0).round() as u64);
             if self.longest_gap.is_none_or(|(g, _)| gap >= g) {
                 self.longest_gap = Some((gap, now));
+            }
+            if self.bought_back.is_none_or(|(u, _)| desired >= u) {
+                self.bought_back = Some((desired, now));
             }
             // One flap per scale-down: the buy-back that follows is the same episode.
             self.last_scale_down = None;
@@ -81,13 +130,36 @@ impl FlapState {
         flap
     }
 
+    /// What a release keeps after recent flaps: the highest capacity they bought back, for the
+    /// policy's window (`base_secs`) and the longest recent gap after the last recommendation
+    /// that wanted it, at most [`max_window_secs`]; `None` without a recent flap.
+    pub fn kept_after_flaps(
+        &self,
+        base_secs: u64,
+        recommendations: &[TimedRecommendation],
+        now: Timestamp,
+    ) -> Option<KeptAfterFlaps> {
+        let (gap_secs, _) = self.longest_gap?;
+        let (level_units, _) = self.bought_back?;
+        let window_secs = (base_secs + gap_secs).min(max_window_secs(base_secs));
+        let units = recommendations
+            .iter()
+            .filter(|r| within(r.at, now, window_secs))
+            .map(|r| r.units.min(level_units))
+            .max()?;
+        Some(KeptAfterFlaps {
+            units,
+            level_units,
+            window_secs,
+            gap_secs,
+        })
+    }
+
     /// The scale-down window to use for a policy window of `base_secs`, the work's relative
     /// minute-to-minute noise being `noise`: the longest of what the count of recent flaps asks
-    /// for and what the noise asks for (each at most [`MAX_WINDOW_FACTOR`] times the policy's),
-    /// and the policy's window plus the longest recent flap's gap.
+    /// for and what the noise asks for (each at most [`MAX_WINDOW_FACTOR`] times the policy's).
     pub fn scale_down_window_secs(&self, base_secs: u64, noise: f64) -> u64 {
         let after_flaps = base_secs * (1 + self.recent.len() as u64).min(MAX_WINDOW_FACTOR);
-        let after_flaps = after_flaps.max(base_secs + self.longest_gap.map_or(0, |(gap, _)| gap));
         let factor = (1.0 + NOISE_WINDOW_GAIN * noise.max(0.0)).min(MAX_WINDOW_FACTOR as f64);
         after_flaps.max((base_secs as f64 * factor).round() as u64)
     }
@@ -113,44 +185,100 @@ mod tests {
             (1300.0, 10, 11, true),
         ];
         for (s, cur, des, want) in table {
-            assert_eq!(f.observe(t(s), cur, des), want, "at {s}");
+            assert_eq!(f.observe(t(s), cur, des, 120), want, "at {s}");
         }
         assert_eq!(f.total, 2);
-        // Two flaps: three times the window — or the window plus the longest gap (300 s).
-        assert_eq!(f.scale_down_window_secs(120, 0.0), 420);
+        // Two flaps: three times the window.
+        assert_eq!(f.scale_down_window_secs(120, 0.0), 360);
         // An hour later they are forgotten; the count stays.
-        f.observe(t(5000.0), 10, 10);
+        f.observe(t(5000.0), 10, 10, 360);
         assert_eq!(f.scale_down_window_secs(120, 0.0), 120);
         assert_eq!(f.total, 2);
         // The window never grows past its cap.
         for k in 0..10 {
-            f.observe(t(6000.0 + 20.0 * k as f64), 10, 9);
-            f.observe(t(6010.0 + 20.0 * k as f64), 9, 10);
+            f.observe(t(6000.0 + 20.0 * k as f64), 10, 9, 120);
+            f.observe(t(6010.0 + 20.0 * k as f64), 9, 10, 120);
         }
         assert_eq!(f.scale_down_window_secs(120, 0.0), 120 * MAX_WINDOW_FACTOR);
     }
 
-    /// Bursts shorter than a cold start, a quarter of an hour apart: released between each
-    /// two, bought back 500 s later. The next window keeps the capacity that long after the
-    /// work falls — past four times the policy's — for an hour after the flap.
+    /// Bursts shorter than a cold start, a quarter of an hour apart: 8 units wanted until
+    /// second 0, released by a 120 s window at 120, bought back at 600 — wanted again 600 s
+    /// after they were last wanted. For an hour after, a release keeps the level bought back
+    /// for the policy's window and that gap (720 s) after the last recommendation that wanted
+    /// it, and no more than that level; the longest recent gap counts, up to the cap.
     #[test]
-    fn a_flaps_gap_keeps_the_capacity_that_long_next_time() {
+    fn a_flap_keeps_what_it_bought_back_as_long_as_it_was_unwanted() {
         let t = |s: f64| Timestamp::from_secs(1_800_000_000).plus_secs(s);
+        let recs = |r: &[(f64, Units)]| -> Vec<TimedRecommendation> {
+            r.iter()
+                .map(|&(s, units)| TimedRecommendation { at: t(s), units })
+                .collect()
+        };
         let mut f = FlapState::default();
-        f.observe(t(0.0), 8, 3);
-        assert!(f.observe(t(500.0), 3, 8));
-        assert_eq!(f.longest_gap, Some((500, t(500.0))));
-        assert_eq!(f.scale_down_window_secs(120, 0.0), 620);
-        // A shorter gap later does not shorten it; a longer one lengthens it.
-        f.observe(t(900.0), 8, 3);
-        assert!(f.observe(t(1000.0), 3, 8));
-        assert_eq!(f.scale_down_window_secs(120, 0.0), 620);
-        f.observe(t(1100.0), 8, 3);
-        assert!(f.observe(t(1650.0), 3, 8));
-        assert_eq!(f.scale_down_window_secs(120, 0.0), 670);
-        // An hour after the longest, it is forgotten with the flaps.
-        f.observe(t(1650.0 + FLAP_MEMORY_SECS), 8, 8);
-        assert_eq!(f.longest_gap, None);
+        assert_eq!(f.kept_after_flaps(120, &recs(&[(0.0, 8)]), t(60.0)), None);
+        f.observe(t(120.0), 8, 3, 120);
+        assert!(f.observe(t(600.0), 3, 8, 120));
+        assert_eq!(f.longest_gap, Some((600, t(600.0))));
+        // (what, recommendations, now, units kept)
+        let burst = [(600.0, 8), (700.0, 12), (800.0, 3)];
+        type Recs<'a> = &'a [(f64, Units)];
+        let cases: &[(&str, Recs, f64, Option<Units>)] = &[
+            (
+                "the burst's 12 count as the 8 bought back",
+                &burst,
+                900.0,
+                Some(8),
+            ),
+            (
+                "kept 720 s after it was last wanted",
+                &burst,
+                1419.0,
+                Some(8),
+            ),
+            ("then released", &burst, 1421.0, Some(3)),
+            (
+                "less than the level is kept as it was",
+                &[(600.0, 5)],
+                900.0,
+                Some(5),
+            ),
+            (
+                "nothing recommended within the window",
+                &[(0.0, 8)],
+                900.0,
+                None,
+            ),
+        ];
+        for &(what, r, now, want) in cases {
+            let got = f.kept_after_flaps(120, &recs(r), t(now)).map(|k| k.units);
+            assert_eq!(got, want, "{what}");
+        }
+        let kept = f.kept_after_flaps(120, &recs(&burst), t(900.0)).unwrap();
+        assert_eq!(
+            (kept.level_units, kept.window_secs, kept.gap_secs),
+            (8, 720, 600)
+        );
+        // A shorter gap later does not shorten it; a longer one (released by an 840 s window,
+        // bought back 400 s later) lengthens it, up to the cap; a higher level raises it.
+        f.observe(t(1500.0), 8, 3, 720);
+        assert!(f.observe(t(1560.0), 3, 6, 720));
+        let gap =
+            |f: &FlapState, now: f64| f.kept_after_flaps(120, &recs(&[(now - 1.0, 9)]), t(now));
+        assert_eq!(
+            gap(&f, 1600.0).map(|k| (k.window_secs, k.level_units)),
+            Some((900, 8))
+        );
+        f.observe(t(2000.0), 8, 3, 840);
+        assert!(f.observe(t(2400.0), 3, 9, 840));
+        let k = gap(&f, 2500.0).unwrap();
+        assert_eq!(
+            (k.gap_secs, k.window_secs, k.level_units),
+            (1240, max_window_secs(120), 9)
+        );
+        // An hour after the last, they are forgotten with the flaps.
+        f.observe(t(2400.0 + FLAP_MEMORY_SECS), 9, 9, 120);
+        assert_eq!(gap(&f, 2401.0 + FLAP_MEMORY_SECS), None);
         assert_eq!(f.scale_down_window_secs(120, 0.0), 120);
     }
 
@@ -159,8 +287,8 @@ mod tests {
         let t = |s: f64| Timestamp::from_secs(1_800_000_000).plus_secs(s);
         let quiet = FlapState::default();
         let mut flapped = FlapState::default();
-        flapped.observe(t(0.0), 10, 8);
-        flapped.observe(t(60.0), 8, 10);
+        flapped.observe(t(0.0), 10, 8, 120);
+        flapped.observe(t(60.0), 8, 10, 120);
         // (flaps, noise, window for a 120 s policy window)
         let table = [
             (&quiet, 0.0, 120),   // steady work, no flap: the policy's window
