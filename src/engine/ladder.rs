@@ -13,6 +13,7 @@ use crate::placement::{self, PlaceInput, DEFAULT_LEAD_SECS};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
 use crate::policy::budget::{self, BudgetStep, Spend};
 use crate::policy::capacity;
+use crate::policy::flaps::KeptAfterFlaps;
 use crate::policy::hpa::{self, CalcInput, MetricRecommendation, MetricStatus};
 use crate::policy::panic::{self, PanicState, PanicStep};
 use crate::policy::predictive::{self, PredictiveStep};
@@ -37,8 +38,9 @@ pub struct Ladder<'a> {
     spend: Option<Spend>,
     budget_step: Option<BudgetStep>,
     scale_down_window_secs: u64,
-    /// What the release kept after recent flaps, when that held capacity.
-    kept_after_flaps: Option<crate::policy::flaps::KeptAfterFlaps>,
+    /// What a release below the level recent flaps bought back kept (its `units`: what the
+    /// release goes to at least), when that window governed it.
+    kept_after_flaps: Option<KeptAfterFlaps>,
     ramp_step: Option<crate::policy::ramp::RampStep>,
     /// The work estimate's relative noise from the requests counted (scale-down and ramp).
     count_noise: f64,
@@ -411,18 +413,17 @@ impl<'a> Ladder<'a> {
         else {
             return stabilized;
         };
+        let units = stabilized.max(kept.units.min(self.current));
         if stabilized < kept.level_units {
             self.scale_down_window_secs = kept.window_secs;
-        }
-        let units = stabilized.max(kept.units.min(self.current));
-        if units > stabilized {
-            self.kept_after_flaps = Some(kept);
+            self.kept_after_flaps = Some(KeptAfterFlaps { units, ..kept });
         }
         units
     }
 
     /// Why the scale-down window is longer than the policy's, for the condition (empty when
-    /// it is not).
+    /// it is not). A release below what recent flaps bought back is governed by their window
+    /// (set with it in [`Self::keep_after_flaps`]), whether or not it kept anything.
     fn lengthened_window_message(&self, base: u64, noise: f64) -> String {
         if let Some(k) = self.kept_after_flaps {
             return format!(
