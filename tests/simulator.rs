@@ -426,22 +426,15 @@ fn prediction_on_a_smooth_ramp_loses_nothing_for_at_most_five_percent_more_cost(
     assert!(on.ours.changes > 0);
 }
 
-/// Where the forecast earns its keep: a step that recurs every day at 09:00 (×6 within a
-/// minute, until 17:00), which no reactive signal sees coming. With 14 days of that history
-/// the floor brings the capacity in before nine; without it the first minutes of the step
-/// queue for a cold start.
-#[test]
-fn prediction_brings_capacity_in_before_a_step_that_recurs_daily() {
-    let rate = |minute: usize| {
-        let h = (minute % 1440) / 60;
-        if (9..17).contains(&h) {
-            24.0
-        } else {
-            4.0
-        }
-    };
+/// The example policy on `hours` of chat at `rate` requests/s per minute from 2026-12-01
+/// 00:00, with 14 days of per-minute demand history from `history` (requests a minute).
+fn rate_setup(
+    name: &str,
+    rate: impl Fn(usize) -> f64,
+    hours: usize,
+    history: impl Fn(usize) -> f64,
+) -> SimSetup {
     let cfg = config::load(Path::new("config/example.toml")).unwrap();
-    let hours = 12;
     let traffic = Traffic {
         source: Source::Rate(
             llm_autoscaler::sim::traffic::RateProfile {
@@ -456,15 +449,33 @@ fn prediction_brings_capacity_in_before_a_step_that_recurs_daily() {
         duration_secs: (hours * 3600) as f64,
     };
     let epoch = Timestamp::parse_rfc3339("2026-12-01T00:00:00Z").unwrap();
-    let mut on = SimSetup::new(
-        "daily-step",
+    let mut setup = SimSetup::new(
+        name,
         traffic,
         SpotModel::default(),
         epoch,
         cfg.fleets[0].clone(),
         "config/example.toml",
     );
-    on.history = (0..14 * 1440).map(|m| Some(60.0 * rate(m))).collect();
+    setup.history = (0..14 * 1440).map(|m| Some(history(m))).collect();
+    setup
+}
+
+/// Where the forecast earns its keep: a step that recurs every day at 09:00 (×6 within a
+/// minute, until 17:00), which no reactive signal sees coming. With 14 days of that history
+/// the floor brings the capacity in before nine; without it the first minutes of the step
+/// queue for a cold start.
+#[test]
+fn prediction_brings_capacity_in_before_a_step_that_recurs_daily() {
+    let rate = |minute: usize| {
+        let h = (minute % 1440) / 60;
+        if (9..17).contains(&h) {
+            24.0
+        } else {
+            4.0
+        }
+    };
+    let mut on = rate_setup("daily-step", rate, 12, |m| 60.0 * rate(m));
     on.baselines = false;
     let mut off = on.clone();
     off.fleet.predictive = None;
@@ -506,6 +517,54 @@ fn prediction_brings_capacity_in_before_a_step_that_recurs_daily() {
         on.table().contains("savings>30% not measured"),
         "{}",
         on.table()
+    );
+}
+
+/// An outage upstream: the traffic stops for twenty minutes and comes back at once, at the
+/// rate the fourteen days of history and the forecast expect. Held through the silence
+/// (`silence_hold_mins`, default an hour) the capacity is there when it returns; taken for
+/// demand (0), the fleet is released to its floor within minutes and the returning traffic
+/// queues for a cold start — where every minute of the ServeGen replay under 99 % served was.
+#[test]
+fn a_silence_upstream_is_held_through_and_the_returning_traffic_meets_its_capacity() {
+    let rate = |minute: usize| {
+        if (120..140).contains(&minute) {
+            0.0
+        } else {
+            20.0
+        }
+    };
+    // Fourteen days of history at the same 20 requests/s, silence-free.
+    let mut held = rate_setup("silence", rate, 4, |_| 60.0 * 20.0);
+    held.baselines = false;
+    assert_eq!(
+        held.fleet.predictive.as_ref().unwrap().silence_hold_mins,
+        60
+    );
+    let mut released = held.clone();
+    released
+        .fleet
+        .predictive
+        .as_mut()
+        .unwrap()
+        .silence_hold_mins = 0;
+    let (held, released) = (run(held), run(released));
+    let minutes = |o: &Outcome| {
+        o.ours.minutes[140..150]
+            .iter()
+            .map(|m| (m.ttft_p95_s.unwrap_or(0.0), m.in_service_units()))
+            .collect::<Vec<_>>()
+    };
+    let (h, r) = (minutes(&held), minutes(&released));
+    println!("the ten minutes after the silence (P95 TTFT s, units in service):\n held {h:?}\n released {r:?}");
+    let worst = |m: &[(f64, f64)]| m.iter().map(|(p, _)| *p).fold(0.0, f64::max);
+    assert!(worst(&r) > 2.0, "released, the return queues: {r:?}");
+    assert!(worst(&h) < 2.0, "held, the return is served: {h:?}");
+    // Held: the units in service at the return are the forecast's, not the floor's.
+    let units_at_return = |m: &[(f64, f64)]| m[0].1;
+    assert!(
+        units_at_return(&h) > units_at_return(&r) + 1.0,
+        "{h:?} vs {r:?}"
     );
 }
 

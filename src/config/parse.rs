@@ -92,6 +92,7 @@ const PREDICTIVE_KEYS: &[&str] = &[
     "history_days",
     "refit_mins",
     "warm_pool_from_forecast",
+    "silence_hold_mins",
     "source",
 ];
 const POOL_KEYS: &[&str] = &[
@@ -974,6 +975,7 @@ fn parse_predictive(
         history_days: s.int(ctx, "history_days", 1, 15).unwrap_or(14),
         refit_mins: s.int(ctx, "refit_mins", 1, 1440).unwrap_or(15),
         warm_pool_from_forecast: s.bool(ctx, "warm_pool_from_forecast").unwrap_or(false),
+        silence_hold_mins: s.int(ctx, "silence_hold_mins", 0, 1440).unwrap_or(60),
         source,
     };
     s.finish(ctx, PREDICTIVE_KEYS);

@@ -119,13 +119,14 @@ pub fn fleet_summary(f: &Fleet) -> String {
             |l| format!("{l} s"),
         );
         let _ = writeln!(out,
-            "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min",
+            "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min, a silence held {} min",
             p.mode,
             p.quantile * 100.0,
             p.demand_per_unit
                 .map_or_else(|| "the learned demand".to_string(), |d| d.to_string()),
             p.history_days,
-            p.refit_mins
+            p.refit_mins,
+            p.silence_hold_mins
         );
     }
     out

@@ -111,6 +111,10 @@ names! {
         NoRiseAhead,
         /// The forecast floor raised the bounds.
         ForecastFloor,
+        /// No request has reached the servers while the forecast expects traffic (an outage
+        /// upstream, by its look): the forecast floor holds its capacity through the silence,
+        /// for at most `silence_hold_mins`.
+        SilenceHeld,
         /// The budget capped a scale-up.
         BudgetLimited,
         /// Running capacity alone is over budget.

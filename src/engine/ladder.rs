@@ -158,12 +158,15 @@ impl<'a> Ladder<'a> {
         let mut bounds = schedule::bounds(self.fleet, self.now);
         if let Some(cfg) = &self.fleet.predictive {
             let per_unit = cfg.demand_per_unit.or(self.st.demand_per_unit);
+            let silent_secs =
+                predictive::observe_silence(&mut self.st.silence, self.requests, self.now);
             let step = predictive::step(
                 cfg,
                 per_unit,
                 self.calc.tolerance,
                 self.snap.forecast.as_ref(),
                 &self.st.cold_starts,
+                silent_secs,
                 self.now,
             );
             self.conditions.push(predictive_condition(
@@ -735,6 +738,15 @@ fn predictive_condition(step: &PredictiveStep, bounds: &mut Bounds, max_units: U
     }
     bounds.min_units = floor;
     bounds.max_units = bounds.max_units.max(floor);
+    if let Some(silent) = step.silent_secs {
+        return Condition::holds(
+            kind,
+            Reason::SilenceHeld,
+            format!(
+                "{what}: floor raised to {floor} — no request has reached the servers for {silent:.0} s while the forecast expects traffic; held through the silence (silence_hold_mins), since traffic an outage upstream held back comes back at once"
+            ),
+        );
+    }
     Condition::holds(
         kind,
         Reason::ForecastFloor,

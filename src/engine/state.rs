@@ -58,6 +58,9 @@ pub struct EngineState {
     pub ramp: RampState,
     /// The predictive floor's demand per unit, learned (`demand_per_unit = "auto"`).
     pub demand_per_unit: Option<f64>,
+    /// The latest silence at the fleet's servers (the predictive floor holds the forecast's
+    /// capacity through one, `silence_hold_mins`).
+    pub silence: Option<crate::policy::predictive::Silence>,
 }
 
 impl Default for EngineState {
@@ -76,6 +79,7 @@ impl Default for EngineState {
             correction: Correction::default(),
             ramp: RampState::default(),
             demand_per_unit: None,
+            silence: None,
         }
     }
 }

@@ -11,8 +11,14 @@
 //! - under a day of history there is no forecast (a level or trend fitted on minutes, held for
 //!   an hour, pinned capacity through every sudden drop in simulation): reactive only;
 //! - *off track*: when the last [`TRACK_MINUTES`] minutes brought less than
-//!   [`OFF_TRACK_SHARE`] of the demand the forecast said (an outage, a holiday, a lost
-//!   customer), the forecast is withheld and refit, at most every [`TRACK_MINUTES`].
+//!   [`OFF_TRACK_SHARE`] of the demand the forecast said (a holiday, a lost customer), the
+//!   forecast is withheld and refit, at most every [`TRACK_MINUTES`].
+//!
+//! A *silence* — minutes with next to no demand ([`SILENT_SHARE`]) where the forecast expected
+//! traffic — is different: what an outage upstream looks like, after which the traffic comes
+//! back all at once. For up to `silence_hold_mins` such minutes are gaps, neither fitted nor
+//! tracked, so the forecast stays and the engine's floor can hold its capacity through the
+//! silence (`policy::predictive`); a longer silence is demand again.
 
 use std::collections::VecDeque;
 
@@ -24,6 +30,10 @@ pub const TRACK_MINUTES: usize = 15;
 
 /// Below this share of the forecast demand, the forecast is off track.
 pub const OFF_TRACK_SHARE: f64 = 0.6;
+
+/// A minute with at most this share of the demand its forecast expected is silent: not less
+/// traffic but next to none (a hundredth) — what an outage upstream of the fleet looks like.
+pub const SILENT_SHARE: f64 = 0.01;
 
 /// Why a predictor gives no forecast, or that it gives one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +71,10 @@ pub struct Predictor {
     forecast: Option<DemandForecast>,
     /// The last minutes' `(actual, forecast point)` where a forecast covered them.
     tracked: VecDeque<(f64, f64)>,
+    /// Silent minutes in a row ([`SILENT_SHARE`]), gaps between them not counted.
+    silent_minutes: u64,
+    /// `silence_hold_mins`: how many silent minutes in a row are taken for a gap.
+    silence_hold_mins: u64,
     status: PredictorStatus,
     /// Fits made.
     pub fits: u64,
@@ -120,6 +134,8 @@ impl Predictor {
             fitted_at: None,
             forecast: None,
             tracked: VecDeque::new(),
+            silent_minutes: 0,
+            silence_hold_mins: cfg.silence_hold_mins,
             status: PredictorStatus::ShortHistory,
             fits: 0,
             fit_failures: 0,
@@ -163,14 +179,19 @@ impl Predictor {
                 self.history.extend(std::iter::repeat_n(None, gap));
             }
         }
-        self.history.push(value);
-        if let (Some(actual), Some(f)) = (value, &self.forecast) {
+        let expected = self.forecast.as_ref().and_then(|f| {
             let i = minute - f.start.millis().div_euclid(60_000);
-            if let Some(point) = usize::try_from(i).ok().and_then(|i| f.point.get(i)) {
-                self.tracked.push_back((actual, *point));
-                if self.tracked.len() > TRACK_MINUTES {
-                    self.tracked.pop_front();
-                }
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| f.point.get(i))
+                .copied()
+        });
+        let value = self.outside_silence(value, expected);
+        self.history.push(value);
+        if let (Some(actual), Some(point)) = (value, expected) {
+            self.tracked.push_back((actual, point));
+            if self.tracked.len() > TRACK_MINUTES {
+                self.tracked.pop_front();
             }
         }
         if self.history.len() > self.max_minutes {
@@ -178,6 +199,24 @@ impl Predictor {
             self.history.drain(..drop);
         }
         self.first_minute = minute + 1 - self.history.len() as i64;
+    }
+
+    /// `value`, or a gap when it is a minute of a silence held through: next to no demand
+    /// ([`SILENT_SHARE`] of the forecast's) within `silence_hold_mins` of the silence's first
+    /// minute. An outage upstream is not demand: fitted, it would teach the seasonal members
+    /// that the hour has none, and tracked, it would withhold the forecast (off track) that the
+    /// floor holds capacity on until the traffic comes back. A silence past the hold is demand
+    /// again — recorded, tracked, off track after [`TRACK_MINUTES`].
+    fn outside_silence(&mut self, value: Option<f64>, expected: Option<f64>) -> Option<f64> {
+        let (Some(v), Some(p)) = (value, expected) else {
+            return value;
+        };
+        if !(p > 0.0 && v <= SILENT_SHARE * p) {
+            self.silent_minutes = 0;
+            return value;
+        }
+        self.silent_minutes += 1;
+        (self.silent_minutes > self.silence_hold_mins).then_some(v)
     }
 
     /// Whether the last minutes brought far less demand than the forecast said.
@@ -310,6 +349,7 @@ mod tests {
             history_days: 1,
             refit_mins,
             warm_pool_from_forecast: false,
+            silence_hold_mins: 60,
             source: None,
         }
     }
@@ -377,7 +417,7 @@ mod tests {
             p.record(m, Some(1000.0));
         }
         assert!(p.forecast(Timestamp::from_secs(1440 * 60)).is_some());
-        // An outage: a tenth of the demand for 15 minutes.
+        // A collapse: a tenth of the demand for 15 minutes.
         for m in 1440..1455 {
             p.record(m, Some(100.0));
             let at = Timestamp::from_secs((m + 1) * 60);
@@ -392,6 +432,45 @@ mod tests {
         }
         assert!(p.forecast(Timestamp::from_secs(1470 * 60)).is_some());
         assert_eq!(p.status(), PredictorStatus::Ok);
+    }
+
+    /// A silence — at most a hundredth of the demand the forecast expects — is a gap for
+    /// `silence_hold_mins` minutes in a row: neither fitted nor tracked, so the forecast
+    /// stays; past the hold it is demand again, and off track once 15 minutes are tracked.
+    #[test]
+    fn a_silence_is_a_gap_for_the_hold_and_demand_after_it() {
+        let mut c = cfg(60);
+        c.silence_hold_mins = 20;
+        let mut p = Predictor::new(&c);
+        for m in 0..1440 {
+            p.record(m, Some(1000.0));
+        }
+        assert!(p.forecast(Timestamp::from_secs(1440 * 60)).is_some());
+        // (minute, demand, recorded as)
+        let minutes = [
+            (1440, 10.0, None),       // a hundredth: silent
+            (1441, 20.0, Some(20.0)), // two: demand, and the run starts over
+            (1442, 0.0, None),
+            (1443, 0.0, None),
+        ];
+        for (m, v, want) in minutes {
+            p.record(m, Some(v));
+            assert_eq!(p.since(m).next(), Some((m, want)), "minute {m}");
+        }
+        for m in 1444..1490 {
+            p.record(m, Some(0.0));
+            let got = p.forecast(Timestamp::from_secs((m + 1) * 60)).is_some();
+            // Minutes 1442–1461 are the hold's twenty; 1462 on are recorded and tracked, with
+            // 1441's 20 requests the fifteenth tracked minute is 1475.
+            assert_eq!(got, m < 1475, "minute {m}: {:?}", p.status());
+        }
+        let recorded: Vec<_> = p.since(1442).map(|(_, v)| v).collect();
+        assert!(recorded[..20].iter().all(Option::is_none), "{recorded:?}");
+        assert!(
+            recorded[20..].iter().all(|v| *v == Some(0.0)),
+            "{recorded:?}"
+        );
+        assert_eq!(p.status(), PredictorStatus::OffTrack);
     }
 
     /// A refit just after a step keeps the minutes before it: the floor's look-back over the

@@ -94,9 +94,64 @@ pub struct PredictiveStep {
     pub floor_units: Option<Units>,
     /// Units the forecast peak of the next hour needs (for warm pools).
     pub next_hour_units: Option<Units>,
-    /// Whether the floor was applied (mode `forecast_and_scale`, a forecast at hand and a rise
-    /// ahead).
+    /// How long no request has reached the fleet's servers, seconds, while that silence is
+    /// held through (within `silence_hold_mins`); `None` otherwise.
+    pub silent_secs: Option<f64>,
+    /// Whether the floor was applied (mode `forecast_and_scale`, a forecast at hand, and a rise
+    /// ahead or a silence held through).
     pub applied: bool,
+}
+
+/// A silence at the fleet's servers: since when none had a request over the last minute, and
+/// when one had again.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Silence {
+    /// The first decision that saw no request.
+    pub since: Timestamp,
+    /// The first decision that saw one again; `None` while the silence lasts.
+    pub ended: Option<Timestamp>,
+}
+
+/// Takes in the requests the fleet's in-service servers had over the last minute
+/// (`capacity::request_activity`) and returns how long the silence held through lasted,
+/// seconds — while it lasts, and for a rate window after the traffic comes back: a minute's
+/// rates take a minute to read the traffic in full, and the recommendations of the silence
+/// would release the capacity held for it the moment the floor let go (ServeGen: 7 → 3 units
+/// at the first decision with traffic, bought back 15 s later). Unknown load (no server
+/// reports it) neither starts nor ends a silence, and is not one.
+pub fn observe_silence(
+    silence: &mut Option<Silence>,
+    requests: Option<f64>,
+    now: Timestamp,
+) -> Option<f64> {
+    match (requests, *silence) {
+        (None, _) => None,
+        (Some(r), s) if r <= 0.0 => {
+            let s = match s {
+                Some(s) if s.ended.is_none() => s,
+                _ => Silence {
+                    since: now,
+                    ended: None,
+                },
+            };
+            *silence = Some(s);
+            Some(now.secs_since(s.since))
+        }
+        (Some(_), None) => None,
+        (Some(_), Some(s)) => {
+            let ended = s.ended.unwrap_or(now);
+            if now.secs_since(ended) < crate::model::RATE_WINDOW_SECS {
+                *silence = Some(Silence {
+                    ended: Some(ended),
+                    ..s
+                });
+                Some(ended.secs_since(s.since))
+            } else {
+                *silence = None;
+                None
+            }
+        }
+    }
 }
 
 /// Weight of one observation in the learned demand per unit.
@@ -120,13 +175,15 @@ pub fn learn_demand_per_unit(
 }
 
 /// The floor for `now`, with `demand_per_unit` the policy's or the learned one (`None`: no
-/// floor yet).
+/// floor yet) and `silent_secs` how long no request has reached the servers
+/// ([`observe_silence`]).
 pub fn step(
     cfg: &Predictive,
     demand_per_unit: Option<f64>,
     tolerance: f64,
     forecast: Option<&DemandForecast>,
     cold: &ColdStarts,
+    silent_secs: Option<f64>,
     now: Timestamp,
 ) -> PredictiveStep {
     let (lead_secs, lead_from) = match (cfg.lead_secs, cold.p95_secs()) {
@@ -163,6 +220,14 @@ pub fn step(
         .or(level_now);
     let rise_ahead =
         matches!((peak_demand, base), (Some(p), Some(b)) if p > b * (1.0 + tolerance.max(0.0)));
+    // A silence where the forecast expects traffic is held through, a rise ahead or not: the
+    // traffic an outage upstream held back comes back within a minute, an instant step from
+    // the floor that no reactive policy meets (Netflix's Scryer names the case; the 14-day
+    // ServeGen trace has twelve, and every minute of our replay under 99 % served followed
+    // one). The forecast for a lead on is what it sizes, so a silence at a daily low holds
+    // little.
+    let hold_secs = cfg.silence_hold_mins as f64 * 60.0;
+    let silent_secs = silent_secs.filter(|s| hold_secs > 0.0 && *s <= hold_secs);
     PredictiveStep {
         demand_per_unit: per_unit,
         mode: cfg.mode,
@@ -173,9 +238,10 @@ pub fn step(
         floor_units,
         next_hour_units: next_hour.and_then(units),
         level_now,
+        silent_secs,
         applied: cfg.mode == PredictiveMode::ForecastAndScale
             && floor_units.is_some()
-            && rise_ahead,
+            && (rise_ahead || silent_secs.is_some()),
     }
 }
 
@@ -248,6 +314,7 @@ mod tests {
             history_days: 14,
             refit_mins: 60,
             warm_pool_from_forecast: false,
+            silence_hold_mins: 60,
             source: None,
         }
     }
@@ -264,29 +331,32 @@ mod tests {
         };
         let mut cfg = predictive(110.0, None);
         let cold = ColdStarts::default();
-        let s = step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, t0);
+        let s = step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, None, t0);
         assert_eq!((s.lead_secs, s.lead_from), (300.0, "default"));
         assert_eq!(s.floor_units, Some(10), "1000 / 110 rounded up");
         assert!(s.applied);
         // A shorter lead does not see the spike yet.
         cfg.lead_secs = Some(120);
         assert_eq!(
-            step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, t0).floor_units,
+            step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, None, t0).floor_units,
             Some(1)
         );
         // Forecast-only reports and does not apply; no forecast, no floor.
         cfg.mode = PredictiveMode::ForecastOnly;
         cfg.lead_secs = None;
-        let s = step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, t0);
+        let s = step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, None, t0);
         assert_eq!((s.floor_units, s.applied), (Some(10), false));
-        let s = step(&cfg, cfg.demand_per_unit, 0.0, None, &cold, t0);
+        let s = step(&cfg, cfg.demand_per_unit, 0.0, None, &cold, None, t0);
         assert_eq!((s.floor_units, s.applied), (None, false));
         // A forecast that no longer reaches the lead's end is not trusted.
         let late = t0.plus_secs(118.0 * 60.0);
         // Not learned yet: no floor.
-        assert_eq!(step(&cfg, None, 0.0, Some(&f), &cold, t0).floor_units, None);
         assert_eq!(
-            step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, late).floor_units,
+            step(&cfg, None, 0.0, Some(&f), &cold, None, t0).floor_units,
+            None
+        );
+        assert_eq!(
+            step(&cfg, cfg.demand_per_unit, 0.0, Some(&f), &cold, None, late).floor_units,
             None
         );
     }
@@ -334,6 +404,7 @@ mod tests {
                 tol,
                 Some(&forecast(f)),
                 &cold,
+                None,
                 t0,
             );
             assert_eq!(
@@ -370,9 +441,112 @@ mod tests {
                 0.1,
                 Some(&f),
                 &cold,
+                None,
                 t0.plus_secs(minute * 60.0),
             );
             assert_eq!(s.applied, applied, "minute {minute}: {s:?}");
         }
+    }
+
+    /// A silence — no request at the servers — starts when the first decision sees none and
+    /// is held for a rate window after the first that sees one again; unknown load neither
+    /// starts nor ends it.
+    #[test]
+    fn a_silence_lasts_from_the_first_decision_without_requests_to_a_minute_after_one() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let mut silence = None;
+        // (seconds after t0, requests over the last minute, silent for)
+        let ticks = [
+            (0.0, Some(120.0), None),
+            (15.0, Some(0.0), Some(0.0)),
+            (30.0, None, None),
+            (45.0, Some(0.0), Some(30.0)),
+            (60.0, Some(0.0), Some(45.0)),
+            (75.0, Some(3.0), Some(60.0)), // traffic is back: held a minute more
+            (90.0, Some(30.0), Some(60.0)),
+            (120.0, Some(0.0), Some(0.0)), // silent again: a new silence
+            (135.0, Some(60.0), Some(15.0)),
+            (194.0, Some(60.0), Some(15.0)),
+            (195.0, Some(60.0), None), // a minute after: over
+            (210.0, Some(60.0), None),
+        ];
+        for (at, requests, want) in ticks {
+            let got = observe_silence(&mut silence, requests, t0.plus_secs(at));
+            assert_eq!(got, want, "at {at} s, requests {requests:?}");
+        }
+    }
+
+    /// A silence is held through on a flat forecast — no rise ahead — for `silence_hold_mins`
+    /// and no longer, at the forecast's capacity a lead on; `forecast_only` reports it alone.
+    #[test]
+    fn a_silence_holds_the_forecasts_capacity_for_the_hold_and_no_longer() {
+        let t0 = Timestamp::from_secs(1_800_000_000);
+        let mut cfg = predictive(100.0, Some(300));
+        cfg.silence_hold_mins = 30;
+        let cold = ColdStarts::default();
+        let f = DemandForecast {
+            start: t0,
+            point: vec![600.0; 120],
+            upper: vec![600.0; 120],
+        };
+        // (case, silent for, mode, applied)
+        let cases = [
+            (
+                "traffic flowing",
+                None,
+                PredictiveMode::ForecastAndScale,
+                false,
+            ),
+            (
+                "silent a minute",
+                Some(60.0),
+                PredictiveMode::ForecastAndScale,
+                true,
+            ),
+            (
+                "silent the whole hold",
+                Some(1800.0),
+                PredictiveMode::ForecastAndScale,
+                true,
+            ),
+            (
+                "silent past the hold",
+                Some(1801.0),
+                PredictiveMode::ForecastAndScale,
+                false,
+            ),
+            (
+                "forecast only",
+                Some(60.0),
+                PredictiveMode::ForecastOnly,
+                false,
+            ),
+        ];
+        for (name, silent, mode, applied) in cases {
+            cfg.mode = mode;
+            let s = step(&cfg, cfg.demand_per_unit, 0.1, Some(&f), &cold, silent, t0);
+            assert_eq!(
+                (s.applied, s.floor_units),
+                (applied, Some(6)),
+                "{name}: {s:?}"
+            );
+            assert_eq!(
+                s.silent_secs.is_some(),
+                silent.is_some_and(|s| s <= 1800.0),
+                "{name}"
+            );
+        }
+        cfg.mode = PredictiveMode::ForecastAndScale;
+        cfg.silence_hold_mins = 0;
+        let s = step(
+            &cfg,
+            cfg.demand_per_unit,
+            0.1,
+            Some(&f),
+            &cold,
+            Some(60.0),
+            t0,
+        );
+        assert!(!s.applied, "silence_hold_mins = 0 holds nothing: {s:?}");
     }
 }
