@@ -111,9 +111,10 @@ names! {
         NoRiseAhead,
         /// The forecast floor raised the bounds.
         ForecastFloor,
-        /// No request has reached the servers while the forecast expects traffic (an outage
-        /// upstream, by its look): the forecast floor holds its capacity through the silence,
-        /// for at most `silence_hold_mins`.
+        /// No request has reached the servers (an outage upstream, by its look): the forecast
+        /// floor holds its capacity through the silence (`Predictive`), or with no forecast
+        /// floor the capacity running is held as on missing data (`ScalingActive` false), for
+        /// at most `silence_hold_mins`.
         SilenceHeld,
         /// The budget capped a scale-up.
         BudgetLimited,

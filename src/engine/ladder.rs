@@ -46,6 +46,9 @@ pub struct Ladder<'a> {
     count_noise: f64,
     /// The requests the in-service servers had over the last minute (ramp-ahead's surge test).
     requests: Option<f64>,
+    /// How long no request has reached the servers, seconds, while that silence is held
+    /// through with no forecast floor to hold it ([`Ladder::hold`]).
+    silence_held_secs: Option<f64>,
 }
 
 /// The metrics stage's outcome.
@@ -149,6 +152,7 @@ impl<'a> Ladder<'a> {
             ramp_step: None,
             count_noise,
             requests: capacity::request_activity(snap),
+            silence_held_secs: None,
         }
     }
 
@@ -174,6 +178,9 @@ impl<'a> Ladder<'a> {
                 &mut bounds,
                 self.fleet.max_units,
             ));
+            // With no forecast floor to hold it (no forecast yet, no demand per unit, or
+            // `forecast_only`), a silence is held like missing data ([`Ladder::hold`]).
+            self.silence_held_secs = step.silent_secs.filter(|_| !step.applied);
             self.predictive_step = Some(step);
         }
         if !bounds.active_schedules.is_empty() {
@@ -311,10 +318,14 @@ impl<'a> Ladder<'a> {
     }
 
     /// Stage 3: capacity outside the bounds goes to the bound; missing or stale data holds
-    /// (no scale-down). `None` when the decision goes on to the next stages.
+    /// (no scale-down), and so does a silence no forecast floor holds. `None` when the decision
+    /// goes on to the next stages.
     pub fn hold(&mut self, metrics: &Metrics, bounds: &Bounds) -> Option<Units> {
         let current = self.current;
         let held = metrics.invalid > 0 && metrics.units.is_none_or(|u| u < current);
+        let silence_held = self
+            .silence_held_secs
+            .filter(|_| metrics.units.is_none_or(|u| u < current));
         if metrics.invalid > 0 {
             self.conditions.push(invalid_condition(&metrics.all, held));
         }
@@ -334,9 +345,46 @@ impl<'a> Ladder<'a> {
             self.conditions
                 .push(limited("current capacity above the schedule's ceiling"));
             Some(bounds.max_units)
+        } else if let Some(silent) = silence_held {
+            // No request at the servers reads as zero work, but nothing says the demand went:
+            // an outage upstream looks the same, and the traffic it held back returns at once,
+            // a step from wherever the fleet was let down to (the NASA trace's four silent
+            // minutes, then ×9 within two). Held as missing data is, and recorded as a
+            // recommendation, so the scale-down window keeps the capacity past the silence's
+            // end as it would any recent need: its first minute of traffic is partial.
+            let units = current.max(bounds.min_units);
+            self.conditions.push(Condition {
+                kind: ConditionType::ScalingActive,
+                status: false,
+                reason: Reason::SilenceHeld,
+                message: format!(
+                    "no request has reached the servers for {silent:.0} s and no forecast says what to expect — holding {units} units as on missing data (silence_hold_mins)"
+                ),
+            });
+            self.record_recommendation(units);
+            Some(units)
         } else {
             None
         }
+    }
+
+    /// Records a recommendation for later stabilization windows, forgetting those no window
+    /// can reach.
+    fn record_recommendation(&mut self, units: Units) {
+        let b = &self.fleet.behavior;
+        let keep_secs =
+            b.scale_up
+                .stabilization_window_secs
+                .max(crate::policy::flaps::max_window_secs(
+                    b.scale_down.stabilization_window_secs,
+                )) as f64;
+        let now = self.now;
+        self.st
+            .recommendations
+            .retain(|r| r.at.plus_secs(keep_secs) > now);
+        self.st
+            .recommendations
+            .push(TimedRecommendation { at: now, units });
     }
 
     /// Stage 4: the stabilization windows — the scale-down one lengthened after recent flaps
@@ -365,18 +413,7 @@ impl<'a> Ladder<'a> {
             behavior,
         );
         let stabilized = self.keep_after_flaps(stabilized, base);
-        let keep_secs = b
-            .scale_up
-            .stabilization_window_secs
-            .max(crate::policy::flaps::max_window_secs(base)) as f64;
-        let now = self.now;
-        self.st
-            .recommendations
-            .retain(|r| r.at.plus_secs(keep_secs) > now);
-        self.st.recommendations.push(TimedRecommendation {
-            at: now,
-            units: proposal,
-        });
+        self.record_recommendation(proposal);
         self.stages.stabilized = Some(stabilized);
         self.conditions.push(if stabilized == proposal {
             Condition::holds(
