@@ -9,9 +9,12 @@
 # ×12 growth over 3 h; 3-minute ×3 bursts every 15 min (shorter than a cold start); 12 h of the
 # NASA HTTP 1995 per-minute trace ×6; the 12 h of World Cup 98 that hold its busiest minute
 # (the first whole hour from which 12 h reach it; the peak 11× the window's median),
-# scaled to a peak of 900 requests a minute. Mixes: the built-in chat mix and the token counts of
-# Azure conversation, Mooncake (long context) and Azure code. max_units is raised to 40 so that
-# every shape's peak fits (the example's 12 would cap the long-context peaks).
+# scaled to a peak of 900 requests a minute. Mixes: the built-in chat mix, the token counts of
+# Azure conversation, Mooncake (long context) and Azure code, and two drawn here that no trace
+# in ../shared has: long answers (prompts ~300, outputs ~1,200 tokens — a reasoning model's
+# shape, where decode and the KV cache bind, not prefill) and retrieval (prompts ~4,000, outputs
+# ~120). max_units is raised to 40 so that every shape's peak fits (the example's 12 would cap
+# the long-context peaks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seed=1; config=config/example.toml
@@ -33,7 +36,7 @@ out=target/unseen; mkdir -p "$out"
 sed -E 's/^max_units = [0-9]+ /max_units = 40 /' "$config" > "$out/policy-40.toml"
 grep -q '^max_units = 40 ' "$out/policy-40.toml" || { echo "unseen.sh: no max_units line to raise in $config" >&2; exit 1; }
 python3 - "$out" "$t/nasa_http_1995_per_minute.csv" "$t/worldcup98_per_minute.csv" <<'PY'
-import csv, math, sys
+import csv, math, random, sys
 out, nasa, worldcup = sys.argv[1], sys.argv[2], sys.argv[3]
 def write(name, per_min):
     with open(f"{out}/{name}.csv", "w") as f:
@@ -49,15 +52,28 @@ wc = [float(r["requests"]) for r in csv.DictReader(open(worldcup))]
 busiest = max(range(len(wc)), key=lambda i: wc[i])
 start = max(0, math.ceil((busiest - 719) / 60) * 60)
 write("worldcup-12h", [v * 900 / wc[busiest] for v in wc[start:start + 720]])
+# Token mixes no shared trace has, log-normal lengths from a fixed seed (a per-request file
+# whose arrival times --tokens-from ignores).
+rng = random.Random(1)
+def lengths(name, prompt_median, prompt_sigma, output_median, output_sigma, cap):
+    def draw(median, sigma):
+        return int(min(cap, max(4, rng.lognormvariate(math.log(median), sigma))))
+    with open(f"{out}/tokens-{name}.csv", "w") as f:
+        f.write("t_s,prompt_tokens,output_tokens\n")
+        f.writelines(f"{i / 10:.1f},{draw(prompt_median, prompt_sigma)},{draw(output_median, output_sigma)}\n"
+                     for i in range(20_000))
+lengths("long-answers", 300, 0.8, 1200, 0.6, 4096)
+lengths("retrieval", 4000, 0.5, 120, 0.7, 16_000)
 PY
 runs=()
 for shape in step-x5 step-x20 growth-x12 bursts-3min nasa-12h worldcup-12h; do
-  for mix in chat azure-conv mooncake azure-code; do
+  for mix in chat azure-conv mooncake azure-code long-answers retrieval; do
     case $mix in
       chat) tokens=() ;;
       azure-conv) tokens=(--tokens-from "$t/azure_llm_2023_conv.csv") ;;
       mooncake) tokens=(--tokens-from "$t/mooncake_conversation.csv") ;;
       azure-code) tokens=(--tokens-from "$t/azure_llm_2023_code.csv") ;;
+      long-answers|retrieval) tokens=(--tokens-from "$out/tokens-$mix.csv") ;;
     esac
     $bin simulate --config "$out/policy-40.toml" --trace "$out/$shape.csv" "${tokens[@]}" \
       --seed "$seed" --json "$out/$shape-$mix.json" >/dev/null
