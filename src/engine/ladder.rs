@@ -348,8 +348,9 @@ impl<'a> Ladder<'a> {
         } else if let Some(silent) = silence_held {
             // No request at the servers reads as zero work, but nothing says the demand went:
             // an outage upstream looks the same, and the traffic it held back returns at once,
-            // a step from wherever the fleet was let down to (the NASA trace's four silent
-            // minutes, then ×9 within two). Held as missing data is, and recorded as a
+            // a step from wherever the fleet was let down to (the NASA log's outage in
+            // `scripts/unseen.sh`: six silent minutes in twelve, then ~400 requests a minute
+            // at once). Held as missing data is, and recorded as a
             // recommendation, so the scale-down window keeps the capacity past the silence's
             // end as it would any recent need: its first minute of traffic is partial.
             let units = current.max(bounds.min_units);
