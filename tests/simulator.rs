@@ -535,17 +535,9 @@ fn held_and_released(
     minutes: std::ops::Range<usize>,
 ) -> (Vec<MinuteSeen>, Vec<MinuteSeen>) {
     held.baselines = false;
-    assert_eq!(
-        held.fleet.predictive.as_ref().unwrap().silence_hold_mins,
-        60
-    );
+    assert_eq!(held.fleet.silence_hold_mins, 60);
     let mut released = held.clone();
-    released
-        .fleet
-        .predictive
-        .as_mut()
-        .unwrap()
-        .silence_hold_mins = 0;
+    released.fleet.silence_hold_mins = 0;
     let of = |o: Outcome| {
         o.ours.minutes[minutes.clone()]
             .iter()

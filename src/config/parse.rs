@@ -61,6 +61,7 @@ const FLEET_KEYS: &[&str] = &[
     "max_units",
     "tolerance",
     "stale_after_secs",
+    "silence_hold_mins",
     "on_demand_base_units",
     "on_demand_percentage_above_base",
     "spot_fallback_hold_secs",
@@ -92,7 +93,6 @@ const PREDICTIVE_KEYS: &[&str] = &[
     "history_days",
     "refit_mins",
     "warm_pool_from_forecast",
-    "silence_hold_mins",
     "source",
 ];
 const POOL_KEYS: &[&str] = &[
@@ -713,6 +713,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         )
         .unwrap_or(0.1);
     let stale_after_secs = s.int(ctx, "stale_after_secs", 1, 86_400).unwrap_or(60);
+    let silence_hold_mins = s.int(ctx, "silence_hold_mins", 0, 1440).unwrap_or(60);
 
     let pools = match s.tables(ctx, "pools") {
         Some(list) if !list.is_empty() => parse_each(ctx, list, parse_pool),
@@ -863,6 +864,7 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         max_units: max_units?,
         tolerance,
         stale_after_secs,
+        silence_hold_mins,
         on_demand_base_units,
         on_demand_percentage_above_base,
         spot_fallback_hold_secs,
@@ -975,7 +977,6 @@ fn parse_predictive(
         history_days: s.int(ctx, "history_days", 1, 15).unwrap_or(14),
         refit_mins: s.int(ctx, "refit_mins", 1, 1440).unwrap_or(15),
         warm_pool_from_forecast: s.bool(ctx, "warm_pool_from_forecast").unwrap_or(false),
-        silence_hold_mins: s.int(ctx, "silence_hold_mins", 0, 1440).unwrap_or(60),
         source,
     };
     s.finish(ctx, PREDICTIVE_KEYS);

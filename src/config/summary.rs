@@ -9,12 +9,13 @@ pub fn fleet_summary(f: &Fleet) -> String {
     let mut out = String::new();
     let _ =
         writeln!(out,
-        "fleet {}: {} to {} units, tolerance {}, stale after {} s, on-demand base {} + {} % above",
+        "fleet {}: {} to {} units, tolerance {}, stale after {} s, a silence held {} min, on-demand base {} + {} % above",
         f.name,
         f.min_units,
         f.max_units,
         f.tolerance,
         f.stale_after_secs,
+        f.silence_hold_mins,
         f.on_demand_base_units,
         f.on_demand_percentage_above_base
     );
@@ -119,14 +120,13 @@ pub fn fleet_summary(f: &Fleet) -> String {
             |l| format!("{l} s"),
         );
         let _ = writeln!(out,
-            "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min, a silence held {} min",
+            "  predictive ({:?}): p{:.0} of the forecast ÷ {} per unit, lead {lead}, {} days of history, refit every {} min",
             p.mode,
             p.quantile * 100.0,
             p.demand_per_unit
                 .map_or_else(|| "the learned demand".to_string(), |d| d.to_string()),
             p.history_days,
-            p.refit_mins,
-            p.silence_hold_mins
+            p.refit_mins
         );
     }
     out

@@ -307,6 +307,13 @@ pub struct Fleet {
     /// A sample stamped more than `FUTURE_SKEW_ALLOWANCE_SECS` (10 s) ahead of now is treated
     /// as missing too, whatever this says.
     pub stale_after_secs: u64,
+    /// `silence_hold_mins`: when no request reaches the fleet's servers — an outage upstream,
+    /// by its look, after which the traffic comes back all at once — the capacity is held for
+    /// up to this many minutes, as on missing data: with `[fleets.predictive]` and a forecast
+    /// that expects traffic, the forecast's, through its floor (and the forecaster takes those
+    /// minutes for a gap, not for demand); otherwise the capacity running. 0: a silence is
+    /// demand like any other (released after the scale-down window). Default 60.
+    pub silence_hold_mins: u64,
     /// `on_demand_base_units`: units always bought on-demand (EC2 MixedInstancesPolicy
     /// `OnDemandBaseCapacity`). Default 0.
     pub on_demand_base_units: Units,
@@ -458,13 +465,6 @@ pub struct Predictive {
     /// (at least the peak's units above current capacity, within the pool's
     /// `max_prepared_units`; never below the pool's `min_size`). Default false.
     pub warm_pool_from_forecast: bool,
-    /// `silence_hold_mins`: when no request reaches the fleet's servers — an outage upstream,
-    /// by its look, after which the traffic comes back all at once — the capacity is held for
-    /// up to this many minutes: the forecast's, through its floor, while the forecast expects
-    /// traffic (and the forecaster takes those minutes for a gap, not for demand); with no
-    /// forecast floor, the capacity running, held as on missing data. 0: a silence is demand
-    /// like any other (released after the scale-down window). Default 60.
-    pub silence_hold_mins: u64,
     /// `source`: where the AWS provider reads the per-minute demand history (a CloudWatch
     /// metric with `period_secs = 60`, e.g. the load balancer's `RequestCount` `Sum`). The
     /// simulated cloud counts arrivals itself.

@@ -160,10 +160,16 @@ impl<'a> Ladder<'a> {
     /// forecast floor.
     pub fn bounds(&mut self) -> Bounds {
         let mut bounds = schedule::bounds(self.fleet, self.now);
+        let silent_secs = predictive::silence_held(
+            predictive::observe_silence(&mut self.st.silence, self.requests, self.now),
+            self.fleet.silence_hold_mins,
+        );
+        // With no forecast floor to hold it (no `[fleets.predictive]`, no forecast yet, no
+        // demand per unit, or `forecast_only`), a silence is held like missing data
+        // ([`Ladder::hold`]).
+        self.silence_held_secs = silent_secs;
         if let Some(cfg) = &self.fleet.predictive {
             let per_unit = cfg.demand_per_unit.or(self.st.demand_per_unit);
-            let silent_secs =
-                predictive::observe_silence(&mut self.st.silence, self.requests, self.now);
             let step = predictive::step(
                 cfg,
                 per_unit,
@@ -178,9 +184,9 @@ impl<'a> Ladder<'a> {
                 &mut bounds,
                 self.fleet.max_units,
             ));
-            // With no forecast floor to hold it (no forecast yet, no demand per unit, or
-            // `forecast_only`), a silence is held like missing data ([`Ladder::hold`]).
-            self.silence_held_secs = step.silent_secs.filter(|_| !step.applied);
+            if step.applied {
+                self.silence_held_secs = None;
+            }
             self.predictive_step = Some(step);
         }
         if !bounds.active_schedules.is_empty() {

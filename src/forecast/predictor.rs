@@ -120,8 +120,8 @@ pub fn settled_minute(now: Timestamp) -> i64 {
 }
 
 impl Predictor {
-    /// An empty predictor for the policy's settings.
-    pub fn new(cfg: &Predictive) -> Self {
+    /// An empty predictor for the policy's settings and the fleet's `silence_hold_mins`.
+    pub fn new(cfg: &Predictive, silence_hold_mins: u64) -> Self {
         Predictor {
             first_minute: 0,
             history: Vec::new(),
@@ -135,7 +135,7 @@ impl Predictor {
             forecast: None,
             tracked: VecDeque::new(),
             silent_minutes: 0,
-            silence_hold_mins: cfg.silence_hold_mins,
+            silence_hold_mins,
             status: PredictorStatus::ShortHistory,
             fits: 0,
             fit_failures: 0,
@@ -349,14 +349,13 @@ mod tests {
             history_days: 1,
             refit_mins,
             warm_pool_from_forecast: false,
-            silence_hold_mins: 60,
             source: None,
         }
     }
 
     #[test]
     fn history_keeps_gaps_as_gaps_and_is_bounded() {
-        let mut p = Predictor::new(&cfg(60));
+        let mut p = Predictor::new(&cfg(60), 60);
         p.record(100, Some(5.0));
         p.record(103, Some(7.0));
         p.record(102, Some(9.0)); // late: ignored
@@ -383,7 +382,7 @@ mod tests {
 
     #[test]
     fn refits_on_schedule_and_forecasts_from_the_next_minute() {
-        let mut p = Predictor::new(&cfg(30));
+        let mut p = Predictor::new(&cfg(30), 60);
         assert!(
             p.forecast(Timestamp::from_secs(6000)).is_none(),
             "no history, no forecast"
@@ -412,7 +411,7 @@ mod tests {
 
     #[test]
     fn a_forecast_far_above_what_came_is_withheld_and_refit() {
-        let mut p = Predictor::new(&cfg(60));
+        let mut p = Predictor::new(&cfg(60), 60);
         for m in 0..1440 {
             p.record(m, Some(1000.0));
         }
@@ -439,9 +438,7 @@ mod tests {
     /// stays; past the hold it is demand again, and off track once 15 minutes are tracked.
     #[test]
     fn a_silence_is_a_gap_for_the_hold_and_demand_after_it() {
-        let mut c = cfg(60);
-        c.silence_hold_mins = 20;
-        let mut p = Predictor::new(&c);
+        let mut p = Predictor::new(&cfg(60), 20);
         for m in 0..1440 {
             p.record(m, Some(1000.0));
         }
@@ -479,7 +476,7 @@ mod tests {
     fn a_refit_keeps_the_last_minutes_of_the_previous_forecast() {
         let mut c = cfg(15);
         c.history_days = 3;
-        let mut p = Predictor::new(&c);
+        let mut p = Predictor::new(&c, 60);
         // Two days and a half of a step at 09:00 (minute 540) each day: 100 → 600.
         let level = |m: i64| {
             if (540..1020).contains(&m.rem_euclid(1440)) {

@@ -154,6 +154,13 @@ pub fn observe_silence(
     }
 }
 
+/// How long a silence has lasted while it is held through — within `hold_mins`
+/// (`[fleets] silence_hold_mins`; 0 holds none) — from [`observe_silence`]'s count.
+pub fn silence_held(silent_secs: Option<f64>, hold_mins: u64) -> Option<f64> {
+    let hold_secs = hold_mins as f64 * 60.0;
+    silent_secs.filter(|s| hold_secs > 0.0 && *s <= hold_secs)
+}
+
 /// Weight of one observation in the learned demand per unit.
 const LEARN_WEIGHT: f64 = 0.05;
 
@@ -175,8 +182,8 @@ pub fn learn_demand_per_unit(
 }
 
 /// The floor for `now`, with `demand_per_unit` the policy's or the learned one (`None`: no
-/// floor yet) and `silent_secs` how long no request has reached the servers
-/// ([`observe_silence`]).
+/// floor yet) and `silent_secs` how long no request has reached the servers, while that
+/// silence is held through ([`silence_held`]).
 pub fn step(
     cfg: &Predictive,
     demand_per_unit: Option<f64>,
@@ -226,8 +233,6 @@ pub fn step(
     // ServeGen trace has twelve, and every minute of our replay under 99 % served followed
     // one). The forecast for a lead on is what it sizes, so a silence at a daily low holds
     // little.
-    let hold_secs = cfg.silence_hold_mins as f64 * 60.0;
-    let silent_secs = silent_secs.filter(|s| hold_secs > 0.0 && *s <= hold_secs);
     PredictiveStep {
         demand_per_unit: per_unit,
         mode: cfg.mode,
@@ -314,7 +319,6 @@ mod tests {
             history_days: 14,
             refit_mins: 60,
             warm_pool_from_forecast: false,
-            silence_hold_mins: 60,
             source: None,
         }
     }
@@ -482,7 +486,7 @@ mod tests {
     fn a_silence_holds_the_forecasts_capacity_for_the_hold_and_no_longer() {
         let t0 = Timestamp::from_secs(1_800_000_000);
         let mut cfg = predictive(100.0, Some(300));
-        cfg.silence_hold_mins = 30;
+        let hold_mins = 30;
         let cold = ColdStarts::default();
         let f = DemandForecast {
             start: t0,
@@ -524,7 +528,8 @@ mod tests {
         ];
         for (name, silent, mode, applied) in cases {
             cfg.mode = mode;
-            let s = step(&cfg, cfg.demand_per_unit, 0.1, Some(&f), &cold, silent, t0);
+            let held = silence_held(silent, hold_mins);
+            let s = step(&cfg, cfg.demand_per_unit, 0.1, Some(&f), &cold, held, t0);
             assert_eq!(
                 (s.applied, s.floor_units),
                 (applied, Some(6)),
@@ -537,16 +542,8 @@ mod tests {
             );
         }
         cfg.mode = PredictiveMode::ForecastAndScale;
-        cfg.silence_hold_mins = 0;
-        let s = step(
-            &cfg,
-            cfg.demand_per_unit,
-            0.1,
-            Some(&f),
-            &cold,
-            Some(60.0),
-            t0,
-        );
+        let held = silence_held(Some(60.0), 0);
+        let s = step(&cfg, cfg.demand_per_unit, 0.1, Some(&f), &cold, held, t0);
         assert!(!s.applied, "silence_hold_mins = 0 holds nothing: {s:?}");
     }
 }

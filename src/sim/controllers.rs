@@ -158,7 +158,10 @@ impl PolicyController {
     /// A controller for `fleet`; run time 0 is `epoch`.
     pub fn new(fleet: Fleet, epoch: Timestamp) -> Self {
         PolicyController {
-            predictor: fleet.predictive.as_ref().map(Predictor::new),
+            predictor: fleet
+                .predictive
+                .as_ref()
+                .map(|p| Predictor::new(p, fleet.silence_hold_mins)),
             next_minute: 0,
             fleet,
             controller: FleetController::new(EngineState::default()),

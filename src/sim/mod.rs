@@ -535,10 +535,11 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
     })
 }
 
-/// HPA defaults on GPU utilisation, target 70 %, on-demand: a policy file like a user's.
+/// HPA defaults on GPU utilisation, target 70 %, on-demand: a policy file like a user's, with
+/// what HPA does not have switched off (Knative's panic mode, the silence hold).
 fn hpa_policy(reference: &Profile, min: u32, max: u32) -> Result<Fleet, SimError> {
     let text = format!(
-        "[[fleets]]\nname = \"hpa-cpu\"\nmin_units = {min}\nmax_units = {max}\n\
+        "[[fleets]]\nname = \"hpa-cpu\"\nmin_units = {min}\nmax_units = {max}\nsilence_hold_mins = 0\n\
          [[fleets.pools]]\nname = \"on-demand\"\nmarket = \"on-demand\"\ninstance_types = [{{ type = \"{}\" }}]\n\
          [[fleets.metrics]]\nsignal = \"gpu_utilization\"\ntarget = {{ type = \"Utilization\", average_utilization = 70 }}\n\
          [fleets.panic]\nenabled = false\n",
