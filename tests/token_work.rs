@@ -228,3 +228,53 @@ fn a_scale_down_keeps_the_units_the_prefill_queue_needs() {
         }
     }
 }
+
+/// A silence at the servers — six units, not a request for twelve minutes — is held as missing
+/// data while the servers' own counts are all that reads the demand (`silence_hold_mins`,
+/// default an hour): an outage upstream looks the same, and its traffic comes back at once.
+/// Switched off, or with a fleet-level demand signal that reads (an SQS queue, drained), the
+/// fleet releases capacity once the scale-down window lets it: the queue says there is no work.
+#[test]
+fn a_silence_at_the_servers_is_held_unless_a_signal_upstream_reads_the_demand() {
+    let sqs = "[[fleets.metrics]]\nname = \"m\"\nsignal = \"external_queue_depth\"\n\
+               target = { type = \"AverageValue\", average_value = 5 }\n";
+    // (case, extra policy, fleet-level queue sample, held)
+    let cases = [
+        ("servers only", "", None, true),
+        ("hold off", "silence_hold_mins = 0\n", None, false),
+        ("a drained SQS queue", sqs, Some(0.0), false),
+    ];
+    for (name, extra, queue, held) in cases {
+        let (top, metric) = if extra.starts_with("[[") {
+            ("", extra)
+        } else {
+            (extra, "")
+        };
+        let mut f = fleet(&format!(
+            "min_units = 1\nmax_units = 200\n{top}[[fleets.metrics]]\nsignal = \"token_work\"\n\
+             target = {{ type = \"AverageValue\", average_value = \"auto\" }}\n{metric}"
+        ));
+        capacity::resolve_fleet(&mut f, &perf::builtin()).unwrap();
+        let silent: Vec<Load> = vec![(0.0, 0.0, 0.0, 0.0, 0.0, 0.0); 6];
+        let mut state = EngineState::default();
+        let mut last = None;
+        for tick in 0..48 {
+            let now = t(tick * 15);
+            let mut snap = snapshot(&silent, now);
+            if let Some(v) = queue {
+                snap = common::with_fleet_metric(snap, v, now);
+            }
+            let (d, st) = decide(&f, &snap, &state, now);
+            state = st;
+            last = Some(d);
+        }
+        let d = last.unwrap();
+        assert_eq!(d.desired_units == 6, held, "{name}: {}", d.summary);
+        assert_eq!(
+            d.has(llm_autoscaler::engine::Reason::SilenceHeld),
+            held,
+            "{name}: {}",
+            d.summary
+        );
+    }
+}

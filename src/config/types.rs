@@ -311,8 +311,10 @@ pub struct Fleet {
     /// by its look, after which the traffic comes back all at once — the capacity is held for
     /// up to this many minutes, as on missing data: with `[fleets.predictive]` and a forecast
     /// that expects traffic, the forecast's, through its floor (and the forecaster takes those
-    /// minutes for a gap, not for demand); otherwise the capacity running. 0: a silence is
-    /// demand like any other (released after the scale-down window). Default 60.
+    /// minutes for a gap, not for demand); otherwise the capacity running — unless a
+    /// fleet-level demand metric (an external queue, the load balancer's count) reads, which
+    /// then says what the demand is. 0: a silence is demand like any other (released after the
+    /// scale-down window). Default 60.
     pub silence_hold_mins: u64,
     /// `on_demand_base_units`: units always bought on-demand (EC2 MixedInstancesPolicy
     /// `OnDemandBaseCapacity`). Default 0.

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{
     Action, CapacityStep, Condition, ConditionType, Decision, EngineState, Reason, Stages,
 };
-use crate::config::{Fleet, PredictiveMode};
+use crate::config::{Fleet, PredictiveMode, Signal};
 use crate::model::{Snapshot, Timestamp, Units};
 use crate::placement::{self, PlaceInput, DEFAULT_LEAD_SECS};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
@@ -329,9 +329,9 @@ impl<'a> Ladder<'a> {
     pub fn hold(&mut self, metrics: &Metrics, bounds: &Bounds) -> Option<Units> {
         let current = self.current;
         let held = metrics.invalid > 0 && metrics.units.is_none_or(|u| u < current);
-        let silence_held = self
-            .silence_held_secs
-            .filter(|_| metrics.units.is_none_or(|u| u < current));
+        let silence_held = self.silence_held_secs.filter(|_| {
+            !self.demand_read_upstream(&metrics.all) && metrics.units.is_none_or(|u| u < current)
+        });
         if metrics.invalid > 0 {
             self.conditions.push(invalid_condition(&metrics.all, held));
         }
@@ -373,6 +373,17 @@ impl<'a> Ladder<'a> {
         } else {
             None
         }
+    }
+
+    /// Whether a fleet-level demand signal (an external queue, the load balancer's request
+    /// count, a PromQL sum) reads: then it, not the servers' silence, says what the demand is
+    /// — an SQS-fed fleet whose queue has drained has no work, not an outage to wait out.
+    fn demand_read_upstream(&self, all: &[MetricRecommendation]) -> bool {
+        self.fleet.metrics.iter().zip(all).any(|(spec, m)| {
+            !spec.signal.per_instance()
+                && spec.signal != Signal::TtftP95Secs
+                && m.status == MetricStatus::Valid
+        })
     }
 
     /// Records a recommendation for later stabilization windows, forgetting those no window
