@@ -1037,7 +1037,7 @@ impl<P: Provider> Daemon<P> {
         let oldest = minute_of(now) - cfg.history_days as i64 * 1440;
         let settled = settled_minute(now);
         if !self.predictors.contains_key(&fleet.name) {
-            let mut p = Predictor::new(cfg, fleet.silence_hold_mins);
+            let mut p = Predictor::new(cfg, fleet.forecast_silence_gap_mins());
             match self.store.load_demand(&fleet.name, oldest) {
                 Ok(rows) => rows.into_iter().for_each(|(m, v)| p.record(m, v)),
                 Err(e) => warn!(error = %e, "could not read the stored demand history"),

@@ -8,7 +8,9 @@ mod common;
 use common::{fleet, t};
 use llm_autoscaler::config::Fleet;
 use llm_autoscaler::engine::{decide, Decision, EngineState};
-use llm_autoscaler::model::{Instance, LifecycleState, ServerLoad, Snapshot, Timestamp};
+use llm_autoscaler::model::{
+    DemandForecast, Instance, LifecycleState, ServerLoad, Snapshot, Timestamp,
+};
 use llm_autoscaler::policy::capacity;
 use llm_autoscaler::sim::perf;
 use proptest::prelude::*;
@@ -229,30 +231,53 @@ fn a_scale_down_keeps_the_units_the_prefill_queue_needs() {
     }
 }
 
-/// A silence at the servers — six units, not a request for twelve minutes — is held as missing
-/// data while the servers' own counts are all that reads the demand (`silence_hold_mins`,
-/// default an hour): an outage upstream looks the same, and its traffic comes back at once.
-/// Switched off, or with a fleet-level demand signal that reads (an SQS queue, drained), the
-/// fleet releases capacity once the scale-down window lets it: the queue says there is no work.
+/// A silence at the servers — six units, not a request for twelve minutes — is held while the
+/// servers' own counts are all that reads the demand (`silence_hold_mins`, default an hour): as
+/// missing data with no forecast, at the forecast floor with one (a flat forecast of six
+/// units' demand, no rise ahead: the floor holds for the silence alone). An outage upstream
+/// looks the same, and its traffic comes back at once. Switched off, or with a fleet-level
+/// demand signal that reads (an SQS queue, drained), the fleet releases capacity once the
+/// scale-down window lets it — with a forecast too: the queue says there is no work.
 #[test]
 fn a_silence_at_the_servers_is_held_unless_a_signal_upstream_reads_the_demand() {
     let sqs = "[[fleets.metrics]]\nname = \"m\"\nsignal = \"external_queue_depth\"\n\
                target = { type = \"AverageValue\", average_value = 5 }\n";
-    // (case, extra policy, fleet-level queue sample, held)
+    let predictive = "[fleets.predictive]\ndemand_per_unit = 100\n";
+    // (case, top-level keys, extra metric, fleet-level queue sample, a forecast, held)
     let cases = [
-        ("servers only", "", None, true),
-        ("hold off", "silence_hold_mins = 0\n", None, false),
-        ("a drained SQS queue", sqs, Some(0.0), false),
+        ("servers only", "", "", None, false, true),
+        (
+            "hold off",
+            "silence_hold_mins = 0\n",
+            "",
+            None,
+            false,
+            false,
+        ),
+        ("a drained SQS queue", "", sqs, Some(0.0), false, false),
+        ("servers only, a forecast", "", "", None, true, true),
+        (
+            "hold off, a forecast",
+            "silence_hold_mins = 0\n",
+            "",
+            None,
+            true,
+            false,
+        ),
+        (
+            "a drained SQS queue, a forecast",
+            "",
+            sqs,
+            Some(0.0),
+            true,
+            false,
+        ),
     ];
-    for (name, extra, queue, held) in cases {
-        let (top, metric) = if extra.starts_with("[[") {
-            ("", extra)
-        } else {
-            (extra, "")
-        };
+    for (name, top, metric, queue, forecast, held) in cases {
+        let tail = if forecast { predictive } else { "" };
         let mut f = fleet(&format!(
             "min_units = 1\nmax_units = 200\n{top}[[fleets.metrics]]\nsignal = \"token_work\"\n\
-             target = {{ type = \"AverageValue\", average_value = \"auto\" }}\n{metric}"
+             target = {{ type = \"AverageValue\", average_value = \"auto\" }}\n{metric}{tail}"
         ));
         capacity::resolve_fleet(&mut f, &perf::builtin()).unwrap();
         let silent: Vec<Load> = vec![(0.0, 0.0, 0.0, 0.0, 0.0, 0.0); 6];
@@ -263,6 +288,14 @@ fn a_silence_at_the_servers_is_held_unless_a_signal_upstream_reads_the_demand() 
             let mut snap = snapshot(&silent, now);
             if let Some(v) = queue {
                 snap = common::with_fleet_metric(snap, v, now);
+            }
+            if forecast {
+                // 600 requests a minute, flat, from an hour before the first tick on.
+                snap.forecast = Some(DemandForecast {
+                    start: t(0).plus_secs(-3600.0),
+                    point: vec![600.0; 300],
+                    upper: vec![600.0; 300],
+                });
             }
             let (d, st) = decide(&f, &snap, &state, now);
             state = st;
@@ -276,5 +309,47 @@ fn a_silence_at_the_servers_is_held_unless_a_signal_upstream_reads_the_demand() 
             "{name}: {}",
             d.summary
         );
+    }
+}
+
+/// The forecaster takes a silence for a gap where the hold would hold it — a fleet whose
+/// demand only its servers read — and learns it as demand where a metric reads the demand
+/// upstream: the servers' latency is no such metric.
+#[test]
+fn the_forecaster_learns_a_silence_as_demand_where_a_metric_reads_it_upstream() {
+    let metric = |signal: &str| {
+        format!(
+            "[[fleets.metrics]]\nname = \"m\"\nsignal = \"{signal}\"\n\
+             target = {{ type = \"Value\", value = 5 }}\n"
+        )
+    };
+    // (case, top-level keys, extra metric, gap minutes)
+    let cases = [
+        ("servers only", String::new(), String::new(), 60),
+        (
+            "hold off",
+            "silence_hold_mins = 0\n".into(),
+            String::new(),
+            0,
+        ),
+        (
+            "an SQS queue",
+            String::new(),
+            metric("external_queue_depth"),
+            0,
+        ),
+        (
+            "the servers' TTFT",
+            String::new(),
+            metric("ttft_p95_secs"),
+            60,
+        ),
+    ];
+    for (name, top, extra, gap) in cases {
+        let f = fleet(&format!(
+            "min_units = 1\nmax_units = 200\n{top}[[fleets.metrics]]\nsignal = \"token_work\"\n\
+             target = {{ type = \"AverageValue\", average_value = \"auto\" }}\n{extra}"
+        ));
+        assert_eq!(f.forecast_silence_gap_mins(), gap, "{name}");
     }
 }

@@ -313,7 +313,8 @@ pub struct Fleet {
     /// that expects traffic, the forecast's, through its floor (and the forecaster takes those
     /// minutes for a gap, not for demand); otherwise the capacity running — unless a
     /// fleet-level demand metric (an external queue, the load balancer's count) reads, which
-    /// then says what the demand is. 0: a silence is demand like any other (released after the
+    /// then says what the demand is, both ways (and a fleet with one has its silent minutes
+    /// forecast as demand). 0: a silence is demand like any other (released after the
     /// scale-down window). Default 60.
     pub silence_hold_mins: u64,
     /// `on_demand_base_units`: units always bought on-demand (EC2 MixedInstancesPolicy
@@ -615,6 +616,14 @@ impl Signal {
                 | Signal::TokenWork
                 | Signal::CustomInstance
         )
+    }
+
+    /// Whether it reads the fleet's demand upstream of its servers — an external queue, the load
+    /// balancer's count, a PromQL or CloudWatch sum — rather than from each server or as the
+    /// servers' latency: while such a signal reads, no request at the servers is no demand,
+    /// not an outage to wait out (`silence_hold_mins`).
+    pub fn reads_demand_upstream(self) -> bool {
+        !self.per_instance() && self != Signal::TtftP95Secs
     }
 
     /// Whether its target may be `"auto"`: derived from the capacity model (the instance
@@ -919,5 +928,21 @@ impl Fleet {
     /// The pool named `name`.
     pub fn pool(&self, name: &str) -> Option<&Pool> {
         self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// The silent minutes in a row the forecaster takes for a gap rather than for demand:
+    /// `silence_hold_mins`, but none for a fleet with a metric that reads its demand upstream
+    /// ([`Signal::reads_demand_upstream`]) — there a silence at the servers is mostly no work
+    /// (a drained queue), which the forecast should learn.
+    pub fn forecast_silence_gap_mins(&self) -> u64 {
+        if self
+            .metrics
+            .iter()
+            .any(|m| m.signal.reads_demand_upstream())
+        {
+            0
+        } else {
+            self.silence_hold_mins
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::{
     Action, CapacityStep, Condition, ConditionType, Decision, EngineState, Reason, Stages,
 };
-use crate::config::{Fleet, PredictiveMode, Signal};
+use crate::config::{Fleet, PredictiveMode};
 use crate::model::{Snapshot, Timestamp, Units};
 use crate::placement::{self, PlaceInput, DEFAULT_LEAD_SECS};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
@@ -163,7 +163,8 @@ impl<'a> Ladder<'a> {
         let silent_secs = predictive::silence_held(
             predictive::observe_silence(&mut self.st.silence, self.requests, self.now),
             self.fleet.silence_hold_mins,
-        );
+        )
+        .filter(|_| !self.demand_read_upstream());
         // With no forecast floor to hold it (no `[fleets.predictive]`, no forecast yet, no
         // demand per unit, or `forecast_only`), a silence is held like missing data
         // ([`Ladder::hold`]).
@@ -329,9 +330,9 @@ impl<'a> Ladder<'a> {
     pub fn hold(&mut self, metrics: &Metrics, bounds: &Bounds) -> Option<Units> {
         let current = self.current;
         let held = metrics.invalid > 0 && metrics.units.is_none_or(|u| u < current);
-        let silence_held = self.silence_held_secs.filter(|_| {
-            !self.demand_read_upstream(&metrics.all) && metrics.units.is_none_or(|u| u < current)
-        });
+        let silence_held = self
+            .silence_held_secs
+            .filter(|_| metrics.units.is_none_or(|u| u < current));
         if metrics.invalid > 0 {
             self.conditions.push(invalid_condition(&metrics.all, held));
         }
@@ -377,13 +378,15 @@ impl<'a> Ladder<'a> {
 
     /// Whether a fleet-level demand signal (an external queue, the load balancer's request
     /// count, a PromQL sum) reads: then it, not the servers' silence, says what the demand is
-    /// — an SQS-fed fleet whose queue has drained has no work, not an outage to wait out.
-    fn demand_read_upstream(&self, all: &[MetricRecommendation]) -> bool {
-        self.fleet.metrics.iter().zip(all).any(|(spec, m)| {
-            !spec.signal.per_instance()
-                && spec.signal != Signal::TtftP95Secs
-                && m.status == MetricStatus::Valid
-        })
+    /// — an SQS-fed fleet whose queue has drained has no work, not an outage to wait out —
+    /// and no silence is held, by the forecast floor or as missing data. Asked only during a
+    /// silence, before the metrics stage: it computes those metrics' recommendations itself.
+    fn demand_read_upstream(&self) -> bool {
+        self.fleet
+            .metrics
+            .iter()
+            .filter(|spec| spec.signal.reads_demand_upstream())
+            .any(|spec| hpa::recommend(spec, self.snap, self.calc).status == MetricStatus::Valid)
     }
 
     /// Records a recommendation for later stabilization windows, forgetting those no window

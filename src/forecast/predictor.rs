@@ -120,7 +120,8 @@ pub fn settled_minute(now: Timestamp) -> i64 {
 }
 
 impl Predictor {
-    /// An empty predictor for the policy's settings and the fleet's `silence_hold_mins`.
+    /// An empty predictor for the policy's settings, taking up to `silence_hold_mins` silent
+    /// minutes in a row for a gap (the fleet's [`crate::config::Fleet::forecast_silence_gap_mins`]).
     pub fn new(cfg: &Predictive, silence_hold_mins: u64) -> Self {
         Predictor {
             first_minute: 0,

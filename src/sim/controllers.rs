@@ -161,7 +161,7 @@ impl PolicyController {
             predictor: fleet
                 .predictive
                 .as_ref()
-                .map(|p| Predictor::new(p, fleet.silence_hold_mins)),
+                .map(|p| Predictor::new(p, fleet.forecast_silence_gap_mins())),
             next_minute: 0,
             fleet,
             controller: FleetController::new(EngineState::default()),
