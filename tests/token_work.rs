@@ -309,6 +309,9 @@ fn a_silence_at_the_servers_is_held_unless_a_signal_upstream_reads_the_demand() 
             "{name}: {}",
             d.summary
         );
+        // With a forecast, the floor is what holds (a flat forecast has no rise ahead).
+        let floor_applied = d.predictive.as_ref().is_some_and(|p| p.applied);
+        assert_eq!(floor_applied, forecast && held, "{name}: {}", d.summary);
     }
 }
 
