@@ -388,8 +388,10 @@ impl fmt::Display for Trace {
     }
 }
 
-/// Parses a trace in either CSV form; the header line says which.
+/// Parses a trace in either CSV form; the header line says which. A leading byte-order mark
+/// (what a spreadsheet's "CSV UTF-8" export writes) and Windows line ends are read past.
 pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let err = |line: usize, column: usize, message: String| TraceError {
         file: file.to_string(),
         line,
@@ -733,6 +735,39 @@ mod tests {
         assert!((draws[10_000].1 as f64 / CHAT.1 - 1.0).abs() < 0.03);
         assert!((inverse_normal_cdf(0.975) - 1.959964).abs() < 1e-6);
         assert!((inverse_normal_cdf(0.01) + 2.326348).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_spreadsheets_byte_order_mark_and_windows_line_ends_are_read_past() {
+        // (trace, the minutes it holds)
+        let cases = [
+            (
+                "\u{feff}minute,requests\r\n0,100\r\n\r\n1,120\r\n",
+                vec![Some(100.0), Some(120.0)],
+            ),
+            (
+                "\u{feff}timestamp,value\r\n60,5\r\n120,7\r\n",
+                vec![Some(5.0), Some(7.0)],
+            ),
+            ("minute,requests\r\n0,3\r\n", vec![Some(3.0)]),
+        ];
+        for (text, want) in cases {
+            let Trace::PerMinute(m) = parse_trace("s.csv", text).unwrap() else {
+                panic!("per minute: {text:?}")
+            };
+            assert_eq!(m, want, "{text:?}");
+        }
+        let Trace::PerRequest(r) = parse_trace(
+            "s.csv",
+            "\u{feff}t_s,prompt_tokens,output_tokens\r\n0.5,10,5\r\n",
+        )
+        .unwrap() else {
+            panic!("per request")
+        };
+        assert_eq!(r.len(), 1);
+        // A mark anywhere else is no header.
+        let e = parse_trace("s.csv", "minute,\u{feff}requests\n0,1\n").unwrap_err();
+        assert_eq!((e.line, e.column), (1, 1), "{e}");
     }
 
     #[test]
