@@ -331,7 +331,7 @@ pub struct Fleet {
     /// pool) covers the spot units still booting, as for failed launches. Default false.
     pub burst_on_demand: bool,
     /// `spot_headroom_max_fraction`: spot capacity kept beyond need to absorb interruptions,
-    /// sized from the fleet's own interruption rate (`policy::headroom`), at most this fraction
+    /// sized from the fleet's own interruption rate (`placement::headroom`), at most this fraction
     /// of the spot target (0–1). Default 0: off.
     pub spot_headroom_max_fraction: f64,
     /// `[[fleets.pools]]`: the Auto Scaling Groups that make up the fleet.
@@ -376,8 +376,9 @@ pub struct CapacitySettings {
     pub ramp_ahead: bool,
     /// `learn`: correct the profile from what the fleet shows — lower the capacity counted per
     /// unit while TTFT is over the SLO because requests queue (AIMD: a tenth per latency sample, down
-    /// to half), and give it back only while the fleet runs busy with TTFT well under the SLO
-    /// (a hundredth per sample, never above the profile). Default true.
+    /// to half), and give it back only while the fleet runs busy at its corrected target with
+    /// its P95 queue wait under an eighth of the SLO, whatever the TTFT (a hundredth per sample,
+    /// never above the profile). Default true.
     pub learn: bool,
     /// The reference type's work model, filled in from its profile when the policy is loaded
     /// for `run`, `simulate` or `decide`; `None` before (or with no profile for the type).
