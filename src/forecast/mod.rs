@@ -227,6 +227,15 @@ impl Default for Mstl {
     }
 }
 
+impl Mstl {
+    /// Whether a fit on `history_minutes` of history has a weekly season besides the daily
+    /// one (two weeks of the history it fits): a different model from the daily-only fit of a
+    /// shorter history, which the ensemble scores apart.
+    pub fn fits_weekly(&self, history_minutes: usize) -> bool {
+        history_minutes.min(self.max_history) >= 2 * WEEK
+    }
+}
+
 impl Forecaster for Mstl {
     fn name(&self) -> &'static str {
         "mstl"
@@ -265,7 +274,7 @@ impl Forecaster for Mstl {
             .map(|c| c.iter().sum::<f64>() / block as f64)
             .collect();
         let blocks = winsorize(blocks, DAY / block);
-        let periods = if y.len() >= 2 * WEEK {
+        let periods = if self.fits_weekly(n) {
             vec![DAY / block, WEEK / block]
         } else {
             vec![DAY / block]
