@@ -244,10 +244,10 @@ fn the_weights_leave_a_candidate_the_series_breaks() {
 }
 
 /// Forecasts at exactly one and two weeks of history, where a candidate first becomes
-/// available — the week-ago forecast at one week, MSTL's weekly season at two — are as good as
-/// those a couple of hours either side: a newcomer weighs as the worst candidate scored until
-/// its own forecasts have been scored, and MSTL's weekly fit does not inherit its daily fit's
-/// record. A steady growth (×6 over two weeks, 3 % noise): with the median's weight for the
+/// available — the week-ago forecast at one week, MSTL's weekly season at two — stay within
+/// 5 %, as those two hours either side do: a newcomer weighs as the worst candidate scored
+/// until its own forecasts have been scored, and MSTL's weekly fit does not inherit its daily
+/// fit's record. A steady growth (×6 over two weeks, 3 % noise): with the median's weight for the
 /// unscored week-ago forecast (a week behind the growth), the forecast at one week was 18.3 %
 /// off (0.6 and 0.7 % two hours either side; 2.5 % now), and at two weeks 4.5 % (0.0 % now).
 #[test]
