@@ -588,24 +588,21 @@ mod tests {
     #[test]
     fn a_newcomer_weighs_as_the_worst_scored_candidate_until_scored_itself() {
         let history: Vec<Option<f64>> = vec![Some(100.0); 400];
-        let scored = |mstl_weekly: bool| {
+        // Three forecasts with MSTL's daily fit, off by 10, 10 and 50 (each scaled by the
+        // combined forecast's point); the week-ago forecast not available yet.
+        let scored = || {
             let mut a = Adaptive::new(0.9);
             for origin in [0i64, 60, 120] {
                 let mut p: [Option<Vec<f64>>; N] = Default::default();
-                // Off by 10, 10 and 50 (each scaled by the combined forecast's point).
                 p[MSTL] = Some(vec![90.0; 60]);
                 p[1] = Some(vec![110.0; 60]);
                 p[2] = Some(vec![150.0; 60]);
-                let m = Members {
-                    mstl_weekly,
-                    ..members_of(p)
-                };
-                a.combine(m, origin).unwrap();
+                a.combine(members_of(p), origin).unwrap();
                 a.observe(&history, 0);
             }
             a
         };
-        let daily = scored(false);
+        let daily = scored();
         let all = [true, true, true, true, false, false];
         // (what, the ensemble, MSTL weekly now, MSTL's weight against the worst one's — the
         // inverse square of its error — and the week-ago forecast's, never scored)
@@ -628,7 +625,7 @@ mod tests {
             }
         }
         // Scored as weekly from then on: its own record again, the daily one's gone.
-        let mut a = scored(false);
+        let mut a = scored();
         let mut p: [Option<Vec<f64>>; N] = Default::default();
         p[MSTL] = Some(vec![125.0; 60]); // off by 25, the worst one's 50
         p[2] = Some(vec![150.0; 60]);
