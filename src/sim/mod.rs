@@ -182,6 +182,9 @@ pub struct FleetEvents {
     pub spot_interruptions: u64,
     /// Decisions that changed desired capacity.
     pub capacity_changes: u64,
+    /// Sequences preempted because a replica's KV cache was full (vLLM recomputes them): a
+    /// fleet run too close to its KV capacity for its outputs' length.
+    pub preemptions: u64,
 }
 
 /// A finished run of one policy.
@@ -229,6 +232,7 @@ impl Run {
             failed_launches: self.world.pools.iter().map(|p| p.failed_launches).sum(),
             spot_interruptions: self.world.spot_interruptions,
             capacity_changes: self.changes,
+            preemptions: self.world.preemptions,
         }
     }
 }

@@ -88,15 +88,7 @@ pub fn fixed_fleet(
 mod tests {
     use super::*;
 
-    fn evenly(n: usize, gap_secs: f64, prompt: u32, output: u32) -> Vec<Request> {
-        (0..n)
-            .map(|i| Request {
-                arrival_secs: i as f64 * gap_secs,
-                prompt_tokens: prompt,
-                output_tokens: output,
-            })
-            .collect()
-    }
+    use crate::sim::traffic::evenly;
 
     #[test]
     fn an_idle_server_answers_in_its_prefill_time() {

@@ -636,6 +636,19 @@ impl Trace {
     }
 }
 
+/// `n` requests of `prompt` and `output` tokens, one every `gap_secs` seconds from t = 0 (for
+/// tests).
+#[cfg(test)]
+pub(crate) fn evenly(n: usize, gap_secs: f64, prompt: u32, output: u32) -> Vec<Request> {
+    (0..n)
+        .map(|i| Request {
+            arrival_secs: i as f64 * gap_secs,
+            prompt_tokens: prompt,
+            output_tokens: output,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

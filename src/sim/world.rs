@@ -9,7 +9,11 @@
 //! Replicas: continuous batching as in [`super::perf`]. Decode progress is kept as a virtual
 //! clock per replica — tokens produced per running sequence — that advances at
 //! 1 ÷ step time and stands still while a prefill runs, so each admission or completion costs
-//! O(log batch) and no per-token events exist. Routing: least outstanding requests over
+//! O(log batch) and no per-token events exist. The KV cache is paged as vLLM's: a sequence
+//! holds its prompt and what it has generated (their sum over the replica is one linear
+//! function of the clock), the replica admits while a prompt fits beside two more steps of
+//! every sequence, and when the next step no longer fits, the latest admitted sequence is
+//! preempted and recomputed later (an event at the clock the cache fills, like a completion). Routing: least outstanding requests over
 //! accepting replicas, one admission queue; a request that waits longer than the queue timeout
 //! fails; requests on a terminated replica are retried once.
 
@@ -117,13 +121,24 @@ struct Req {
     ttft_recorded: bool,
     /// Its first token came within the TTFT SLO (goodput counts its output tokens).
     on_time: bool,
+    /// Preempted after its first token (vLLM's recompute): back in the queue with what it had
+    /// generated added to its prompt. Its stream stalls from `queued_at`, and the queue
+    /// timeout counts from then.
+    preempted: bool,
+    /// When it went back into the queue, if preempted.
+    queued_at: f64,
+    /// Output tokens it had generated before its preemptions (goodput counts them).
+    resumed_tokens: u32,
+    /// The decode clock of its replica when it was admitted: it holds its prompt plus
+    /// `v − v_start` generated tokens of KV cache.
+    v_start: f64,
+    /// Which admission this is (unique over the run): entries of the replica's finish heap and
+    /// admission stack left by a preempted sequence are told apart by it.
+    stamp: u64,
 }
 
-impl Req {
-    fn kv(&self) -> u64 {
-        self.prompt as u64 + self.output as u64
-    }
-}
+/// The stamp of a freed slot: no admission's.
+const FREED: u64 = u64::MAX;
 
 /// Total order on non-negative finite f64 through its bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -178,8 +193,13 @@ pub struct Instance {
     pub usd_per_sec: f64,
     /// Running sequences.
     pub running: u32,
-    /// KV tokens reserved by running sequences.
-    pub kv_used: u64,
+    /// Σ (prompt − v_start) over the running sequences: they hold `kv_base + running × v`
+    /// tokens of KV cache at decode clock `v` (a sequence's cache grows a token per step, as
+    /// vLLM allocates its blocks; none is reserved for the output at admission).
+    kv_base: f64,
+    /// Running sequences' slots and stamps in admission order: vLLM preempts the latest
+    /// admitted when the KV cache is full. Entries of finished sequences are skipped when met.
+    admitted: Vec<(u32, u64)>,
     perf: ReplicaPerf,
     /// Time of the pending valid completion event, if any.
     scheduled_at: Option<f64>,
@@ -188,7 +208,7 @@ pub struct Instance {
     v: f64,
     last: f64,
     prefill_free_at: f64,
-    finish: BinaryHeap<Reverse<(Key, u32)>>,
+    finish: BinaryHeap<Reverse<(Key, u32, u64)>>,
     gen: u32,
     busy_since: Option<f64>,
     busy_acc: f64,
@@ -282,6 +302,8 @@ pub struct World {
     queue: VecDeque<Req>,
     seqs: Vec<Req>,
     free_slots: Vec<u32>,
+    /// Admissions so far: the next one's stamp.
+    admissions: u64,
     serving: Vec<u32>,
     /// Per-minute results so far.
     pub minutes: Vec<Minute>,
@@ -312,6 +334,8 @@ pub struct World {
     units_now: [u32; 4],
     /// Spot instances that received an interruption notice.
     pub spot_interruptions: u64,
+    /// Sequences preempted because a replica's KV cache was full (vLLM's recompute).
+    pub preemptions: u64,
     /// The next minute to close.
     minute_idx: usize,
     /// TTFT SLO for goodput, seconds (requests whose first token came later add no goodput).
@@ -387,6 +411,7 @@ impl World {
             queue: VecDeque::new(),
             seqs: Vec::new(),
             free_slots: Vec::new(),
+            admissions: 0,
             serving: Vec::new(),
             minutes: vec![Minute::default(); minutes],
             loads: vec![MinuteLoad::default(); minutes],
@@ -406,6 +431,7 @@ impl World {
             pool_live_units: Vec::new(),
             units_now: [0; 4],
             spot_interruptions: 0,
+            preemptions: 0,
             minute_idx: 0,
             next_progress: 0.0,
             ttft_slo_secs: 2.0,
@@ -581,7 +607,8 @@ impl World {
             terminated_at: None,
             usd_per_sec,
             running: 0,
-            kv_used: 0,
+            kv_base: 0.0,
+            admitted: Vec::new(),
             perf: ReplicaPerf::of(&self.pools[pool].spec.profile),
             scheduled_at: None,
             prefill_starts: VecDeque::new(),
@@ -744,9 +771,12 @@ impl World {
         self.add_burn(market, -price);
         // Requests still running are retried once elsewhere.
         let heap = std::mem::take(&mut self.instances[id as usize].finish);
-        for Reverse((_, slot)) in heap.into_vec() {
+        for Reverse((_, slot, stamp)) in heap.into_vec() {
             let mut r = self.seqs[slot as usize];
-            self.free_slots.push(slot);
+            if r.stamp != stamp {
+                continue; // preempted earlier: it is in the queue already
+            }
+            self.free_slot(slot);
             if r.retried {
                 self.fail(r.arrival);
             } else {
@@ -756,7 +786,8 @@ impl World {
         }
         let inst = &mut self.instances[id as usize];
         inst.running = 0;
-        inst.kv_used = 0;
+        inst.kv_base = 0.0;
+        inst.admitted.clear();
         inst.prefill_starts.clear();
         if let Some(since) = inst.busy_since.take() {
             inst.busy_acc += now - since;
@@ -806,18 +837,48 @@ impl World {
         inst.last = now;
     }
 
+    /// The replica's decode clock at `now` (as [`Self::advance_decode`] would bring it).
+    fn decode_clock(inst: &Instance, now: f64) -> f64 {
+        if inst.running == 0 {
+            return inst.v;
+        }
+        let from = if inst.prefill_free_at > inst.last {
+            inst.prefill_free_at.min(now)
+        } else {
+            inst.last
+        };
+        inst.v + (now - from).max(0.0) / inst.perf.step_secs(inst.running)
+    }
+
+    /// KV-cache tokens the replica's running sequences hold at `now`.
+    fn kv_tokens(inst: &Instance, now: f64) -> f64 {
+        (inst.kv_base + inst.running as f64 * Self::decode_clock(inst, now)).max(0.0)
+    }
+
+    /// The decode clock at which the running sequences' next step no longer fits the KV cache
+    /// (each needs one more token): a sequence is preempted there. Half a token early, so that
+    /// the event finds the cache full despite rounding; a lone sequence is never preempted.
+    fn kv_full_clock(inst: &Instance) -> Option<f64> {
+        (inst.running > 1).then(|| {
+            let n = inst.running as f64;
+            (inst.perf.kv_cache_tokens as f64 - 0.5 - inst.kv_base - n) / n
+        })
+    }
+
     /// Schedules the replica's next completion. A pending event that is not later than the
     /// new time is kept: it fires early, finds nothing finished and reschedules, which is
     /// cheaper than a heap push on every admission.
     fn reschedule(&mut self, id: u32) {
         let now = self.now;
         let inst = &mut self.instances[id as usize];
-        let Some(Reverse((k, _))) = inst.finish.peek() else {
+        let Some(Reverse((k, _, _))) = inst.finish.peek() else {
             inst.gen += 1;
             inst.scheduled_at = None;
             return;
         };
-        let vmin = f64::from_bits(k.0);
+        // The next completion, or the step the KV cache runs out at if sooner.
+        let vmin = Self::kv_full_clock(inst)
+            .map_or(f64::from_bits(k.0), |full| f64::from_bits(k.0).min(full));
         let at = now.max(inst.prefill_free_at)
             + (vmin - inst.v).max(0.0) * inst.perf.step_secs(inst.running);
         if inst.scheduled_at.is_some_and(|t| t >= now && t <= at) {
@@ -831,7 +892,13 @@ impl World {
 
     fn can_admit(&self, id: u32, r: &Req) -> bool {
         let inst = &self.instances[id as usize];
-        inst.running < inst.perf.max_seqs && inst.kv_used + r.kv() <= inst.perf.kv_cache_tokens
+        // vLLM allocates a sequence's prompt blocks at admission and its output's as it
+        // decodes; it admits while the prompt fits beside two more steps of every sequence (a
+        // watermark: an admission never preempts at once).
+        let n = (inst.running + 1) as f64;
+        inst.running < inst.perf.max_seqs
+            && Self::kv_tokens(inst, self.now) + r.prompt as f64 + 2.0 * n
+                <= inst.perf.kv_cache_tokens as f64
     }
 
     fn record_ttft(&mut self, arrival: f64, ttft: f64) {
@@ -860,10 +927,16 @@ impl World {
                 inst.busy_since = Some(now);
             }
             inst.running += 1;
-            inst.kv_used += r.kv();
-            inst.routed += 1;
-            inst.tick_prompt_tokens += r.prompt as u64;
+            r.v_start = inst.v;
+            r.stamp = self.admissions;
+            inst.kv_base += r.prompt as f64 - inst.v;
+            if !r.preempted {
+                // vLLM counts a request and its prompt once: a recompute is neither.
+                inst.routed += 1;
+                inst.tick_prompt_tokens += r.prompt as u64;
+            }
         }
+        self.admissions += 1;
         if !r.ttft_recorded && r.arrival < self.end {
             self.record_ttft(r.arrival, first_token - r.arrival);
             let wait = (first_token
@@ -885,7 +958,14 @@ impl World {
         };
         let inst = &mut self.instances[id as usize];
         let vfinish = inst.v + r.output as f64;
-        inst.finish.push(Reverse((key(vfinish), slot)));
+        inst.finish.push(Reverse((key(vfinish), slot, r.stamp)));
+        inst.admitted.push((slot, r.stamp));
+        if inst.admitted.len() > 2 * inst.perf.max_seqs as usize + 16 {
+            // Forget the finished sequences' entries (a busy replica never empties).
+            let seqs = &self.seqs;
+            inst.admitted
+                .retain(|&(slot, stamp)| seqs[slot as usize].stamp == stamp);
+        }
         self.reschedule(id);
     }
 
@@ -899,13 +979,14 @@ impl World {
         if let Some(m) = self.minutes.get_mut((r.arrival / 60.0) as usize) {
             m.succeeded += 1;
             if r.on_time {
-                m.good_output_tokens += r.output as u64;
+                m.good_output_tokens += (r.output + r.resumed_tokens) as u64;
             }
         }
     }
 
     fn expired(&self, r: &Req) -> bool {
-        self.now - r.arrival > self.queue_timeout
+        let since = if r.preempted { r.queued_at } else { r.arrival };
+        self.now - since > self.queue_timeout
     }
 
     /// Fills replica `id` from the head of the queue.
@@ -969,6 +1050,11 @@ impl World {
             retried: false,
             ttft_recorded: false,
             on_time: false,
+            preempted: false,
+            queued_at: 0.0,
+            resumed_tokens: 0,
+            v_start: 0.0,
+            stamp: 0,
         };
         // FIFO: nobody jumps a non-empty queue.
         if self.queue.is_empty() {
@@ -985,7 +1071,7 @@ impl World {
         Self::advance_decode(&mut self.instances[id as usize], now);
         loop {
             let inst = &mut self.instances[id as usize];
-            let Some(&Reverse((k, slot))) = inst.finish.peek() else {
+            let Some(&Reverse((k, slot, stamp))) = inst.finish.peek() else {
                 break;
             };
             if f64::from_bits(k.0) > inst.v + 1e-6 {
@@ -993,16 +1079,17 @@ impl World {
             }
             inst.finish.pop();
             let r = self.seqs[slot as usize];
-            inst.running -= 1;
-            inst.kv_used -= r.kv();
-            inst.tick_finished += 1;
-            if inst.running == 0 {
-                if let Some(since) = inst.busy_since.take() {
-                    inst.busy_acc += now - since;
-                }
+            if r.stamp != stamp {
+                continue; // preempted: it left the replica then
             }
-            self.free_slots.push(slot);
+            Self::release(inst, &r, now);
+            inst.tick_finished += 1;
+            self.free_slot(slot);
             self.succeed(&r);
+        }
+        if self.preempt_while_full(id) {
+            // The preempted go to whichever replica has room first.
+            self.dispatch_queue();
         }
         match self.instances[id as usize].state {
             InstState::InService => self.dispatch_to(id),
@@ -1013,6 +1100,61 @@ impl World {
             _ => {}
         }
         self.reschedule(id);
+    }
+
+    /// Frees a sequence's slot; the entries its replica still keeps of it no longer match it.
+    fn free_slot(&mut self, slot: u32) {
+        self.seqs[slot as usize].stamp = FREED;
+        self.free_slots.push(slot);
+    }
+
+    /// A running sequence leaves replica `inst` (finished or preempted): its KV cache is freed.
+    fn release(inst: &mut Instance, r: &Req, now: f64) {
+        inst.running -= 1;
+        inst.kv_base -= r.prompt as f64 - r.v_start;
+        if inst.running == 0 {
+            // Exact again (the sum drifts by rounding over a long run).
+            inst.kv_base = 0.0;
+            inst.admitted.clear();
+            if let Some(since) = inst.busy_since.take() {
+                inst.busy_acc += now - since;
+            }
+        }
+    }
+
+    /// While the running sequences' next step does not fit replica `id`'s KV cache, preempts
+    /// the latest admitted (vLLM's recompute): it frees its cache and goes back to the head of
+    /// the queue with the tokens it generated added to its prompt, to be prefilled again.
+    fn preempt_while_full(&mut self, id: u32) -> bool {
+        let now = self.now;
+        let mut any = false;
+        loop {
+            let inst = &mut self.instances[id as usize];
+            let cap = inst.perf.kv_cache_tokens as f64;
+            if inst.running <= 1 || Self::kv_tokens(inst, now) + inst.running as f64 <= cap - 1.0 {
+                return any;
+            }
+            let Some((slot, stamp)) = inst.admitted.pop() else {
+                return any;
+            };
+            let r = self.seqs[slot as usize];
+            if r.stamp != stamp {
+                continue; // finished already
+            }
+            Self::release(inst, &r, now);
+            let generated = ((inst.v - r.v_start).max(0.0) as u32).min(r.output.saturating_sub(1));
+            self.preemptions += 1;
+            any = true;
+            self.free_slot(slot);
+            self.queue.push_front(Req {
+                prompt: r.prompt + generated,
+                output: r.output - generated,
+                preempted: true,
+                queued_at: now,
+                resumed_tokens: r.resumed_tokens + generated,
+                ..r
+            });
+        }
     }
 
     // ---- the loop -----------------------------------------------------------------------------
@@ -1289,7 +1431,11 @@ impl World {
 
     /// KV-cache use, percent.
     pub fn kv_cache_pct(&self, inst: &Instance) -> f64 {
-        100.0 * inst.kv_used as f64 / self.pools[inst.pool].spec.profile.kv_cache_tokens as f64
+        if inst.state == InstState::Terminated {
+            return 0.0;
+        }
+        100.0 * Self::kv_tokens(inst, self.now)
+            / self.pools[inst.pool].spec.profile.kv_cache_tokens as f64
     }
 
     /// Requests routed to an instance per second over the last tick.
@@ -1370,5 +1516,161 @@ impl World {
     pub fn arrivals_in_minute(&self, minute: usize) -> Option<u32> {
         let complete = (self.now / 60.0) as usize;
         (minute < complete).then(|| self.minutes.get(minute).map_or(0, |m| m.arrived))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Market;
+    use crate::sim::traffic::evenly;
+
+    /// One on-demand replica in service from the start, with a KV cache of `kv` tokens, and no
+    /// spot events.
+    fn one_replica(kv: u64) -> World {
+        let mut profile = super::super::perf::builtin()
+            .into_iter()
+            .find(|p| p.instance_type == "g6e.xlarge" && p.model == "8b")
+            .unwrap();
+        profile.kv_cache_tokens = kv;
+        let pool = PoolSpec {
+            name: "p".into(),
+            market: Market::OnDemand,
+            profile,
+            weight_units: 1,
+            warm_pool_min: 0,
+            exposed_to_spot_events: false,
+        };
+        let mut w = World::new(
+            vec![pool],
+            &[1],
+            SpotModel::default(),
+            1,
+            3600.0,
+            15.0,
+            30.0,
+        );
+        w.queue_timeout = 3600.0;
+        w
+    }
+
+    /// Runs `reqs` on `w` to `until` in 15 s ticks, looking every quarter second: the highest
+    /// KV use seen and the most sequences running.
+    fn replay(w: &mut World, reqs: Vec<Request>, until: f64) -> (f64, u32) {
+        let mut it = reqs.into_iter().peekable();
+        let (mut kv_high, mut running_high) = (0.0f64, 0u32);
+        for step in 0..=(until * 4.0) as u32 {
+            let t = step as f64 / 4.0;
+            w.advance(t, &mut it, &mut |_| {});
+            let inst = &w.instances[0];
+            kv_high = kv_high.max(w.kv_cache_pct(inst));
+            running_high = running_high.max(inst.running);
+            if step % 60 == 0 {
+                w.tick_start();
+                w.tick_end();
+            }
+        }
+        (kv_high, running_high)
+    }
+
+    /// vLLM's KV cache, as the replica models it: a sequence's output takes cache as it is
+    /// generated, not at admission, so more sequences run than whole-output reservations would
+    /// allow; when the cache fills, the latest admitted is preempted and recomputed later — and
+    /// every request still finishes, with every output token it generated counted once.
+    #[test]
+    fn the_kv_cache_fills_as_tokens_are_generated_and_preempts_the_latest_when_full() {
+        // (why, requests, prompt, output, KV tokens, preemptions expected, most running at
+        // least, most running at most)
+        let cases = [
+            (
+                "short outputs never fill it",
+                40,
+                100,
+                10,
+                20_000,
+                false,
+                40,
+                40,
+            ),
+            // Whole outputs reserved, 20,000 tokens hold 18 sequences of 1,100; as generated,
+            // 40 start at once (their prompts and two steps fit) and the cache fills later.
+            (
+                "long outputs fill it later",
+                40,
+                100,
+                1_000,
+                20_000,
+                true,
+                40,
+                40,
+            ),
+        ];
+        for (why, n, prompt, output, kv, preempts, low, high) in cases {
+            let mut w = one_replica(kv);
+            let (kv_high, running_high) =
+                replay(&mut w, evenly(n as usize, 0.0, prompt, output), 1_800.0);
+            let done: u32 = w.minutes.iter().map(|m| m.succeeded).sum();
+            let failed: u32 = w.minutes.iter().map(|m| m.failed).sum();
+            assert_eq!((done, failed), (n, 0), "{why}: every request finishes");
+            assert_eq!(
+                w.preemptions > 0,
+                preempts,
+                "{why}: {} preemptions",
+                w.preemptions
+            );
+            assert!(
+                (low..=high).contains(&running_high),
+                "{why}: {running_high} running at most"
+            );
+            assert!(kv_high <= 100.0, "{why}: KV use {kv_high} % over the cache");
+            let good: u64 = w.minutes.iter().map(|m| m.good_output_tokens).sum();
+            let on_time: u64 = w
+                .minutes
+                .iter()
+                .map(|m| m.good_output_tokens / output as u64)
+                .sum();
+            assert_eq!(
+                good,
+                on_time * output as u64,
+                "{why}: whole outputs counted"
+            );
+            assert_eq!(w.queue_len(), 0, "{why}");
+            assert_eq!(w.instances[0].running, 0, "{why}");
+            assert!(w.instances[0].kv_base.abs() < 1e-9, "{why}: all KV freed");
+        }
+    }
+
+    /// A preempted request's stream stalls while it waits to be recomputed; the queue timeout
+    /// counts from its preemption, not from its arrival (its first token came long ago).
+    #[test]
+    fn a_preempted_request_times_out_from_its_preemption() {
+        let mut w = one_replica(20_000);
+        w.queue_timeout = 30.0;
+        let r = Req {
+            arrival: 0.0,
+            prompt: 100,
+            output: 10,
+            retried: false,
+            ttft_recorded: true,
+            on_time: true,
+            preempted: true,
+            queued_at: 100.0,
+            resumed_tokens: 5,
+            v_start: 0.0,
+            stamp: 0,
+        };
+        w.now = 120.0;
+        assert!(!w.expired(&r), "20 s after its preemption");
+        w.now = 131.0;
+        assert!(w.expired(&r), "31 s after it");
+        let fresh = Req {
+            preempted: false,
+            ..r
+        };
+        w.now = 31.0;
+        assert!(
+            w.expired(&fresh),
+            "a request not yet served counts from its arrival"
+        );
     }
 }
