@@ -530,7 +530,9 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
 /// A `timestamp,value` export — what Prometheus (`query_range`, Unix seconds) and CloudWatch
 /// (`GetMetricData`, RFC 3339) give: each row the demand per minute at that time. Rows are
 /// bucketed by minute from the first row's minute (several in one minute are averaged: a
-/// 15-second step); minutes without a row are gaps, never zeros.
+/// 15-second step). A coarser export — CloudWatch's 5-minute periods, an hourly series — has a
+/// row per interval: each row's value holds over its interval's minutes ([`export_step_secs`]),
+/// as CloudWatch stamps a period at its start. Minutes without a row are gaps, never zeros.
 fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
     let err = |line: usize, column: usize, message: String| TraceError {
         file: file.to_string(),
@@ -538,8 +540,8 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
         column,
         message,
     };
-    let mut sums: Vec<(f64, u32)> = Vec::new();
-    let (mut first_minute, mut last_secs) = (None::<i64>, f64::NEG_INFINITY);
+    // (seconds, value, line) of every row, validated.
+    let mut rows: Vec<(f64, f64, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let lineno = i + 1;
         if line.trim().is_empty() {
@@ -566,14 +568,13 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 }
             },
         };
-        if secs < last_secs {
+        if rows.last().is_some_and(|(last, _, _)| secs < *last) {
             return Err(err(
                 lineno,
                 1,
                 format!("timestamp {ts} comes before the row above; rows must be sorted by time"),
             ));
         }
-        last_secs = secs;
         let column = ts.len() + 2;
         let v = match value.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => v,
@@ -585,30 +586,60 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 ))
             }
         };
-        let minute = (secs / 60.0).floor() as i64;
-        let first = *first_minute.get_or_insert(minute);
-        let m = usize::try_from(minute - first).unwrap_or(0);
-        if m >= MAX_TRACE_MINUTES {
+        let minute = (secs / 60.0).floor();
+        let first = (rows.first().map_or(secs, |r| r.0) / 60.0).floor();
+        if minute - first >= MAX_TRACE_MINUTES as f64 {
             return Err(err(
                 lineno,
                 1,
                 format!("timestamp {ts} is over a year ({MAX_TRACE_MINUTES} minutes) after the first row, the longest trace read"),
             ));
         }
-        if sums.len() <= m {
-            sums.resize(m + 1, (0.0, 0));
-        }
-        sums[m].0 += v;
-        sums[m].1 += 1;
+        rows.push((secs, v, lineno));
     }
-    if sums.is_empty() {
+    let Some(&(first_secs, _, _)) = rows.first() else {
         return Err(err(1, 1, "the file has a header but no rows".into()));
+    };
+    let first = (first_secs / 60.0).floor() as i64;
+    let step_mins = export_step_secs(&rows).map_or(1, |s| (s / 60.0).round().max(1.0) as i64);
+    let mut sums: Vec<(f64, u32)> = Vec::new();
+    for (i, &(secs, v, _)) in rows.iter().enumerate() {
+        let minute = (secs / 60.0).floor() as i64 - first;
+        // A row holds over its interval, up to the next row's minute (a later row, or one
+        // missing, leaves the rest a gap).
+        let next = rows
+            .get(i + 1)
+            .map_or(i64::MAX, |r| (r.0 / 60.0).floor() as i64 - first);
+        let until = (minute + step_mins)
+            .min(next.max(minute + 1))
+            .min(MAX_TRACE_MINUTES as i64);
+        for m in minute..until {
+            let m = m as usize;
+            if sums.len() <= m {
+                sums.resize(m + 1, (0.0, 0));
+            }
+            sums[m].0 += v;
+            sums[m].1 += 1;
+        }
     }
     Ok(Trace::PerMinute(
         sums.into_iter()
             .map(|(sum, n)| (n > 0).then(|| sum / f64::from(n)))
             .collect(),
     ))
+}
+
+/// The step of an export coarser than a minute, seconds: the smallest spacing of its rows,
+/// when that is at least two minutes (`None` for a per-minute or finer export, or one row). The
+/// smallest, not the usual: a per-minute export with minutes missing (CloudWatch has no
+/// datapoint for a minute without requests) still has rows a minute apart somewhere, and its
+/// missing minutes stay gaps; an export at a coarser step has none closer than its step.
+fn export_step_secs(rows: &[(f64, f64, usize)]) -> Option<f64> {
+    rows.windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|g| *g > 0.0)
+        .reduce(f64::min)
+        .filter(|step| *step >= 120.0)
 }
 
 impl Trace {
@@ -652,6 +683,59 @@ pub(crate) fn evenly(n: usize, gap_secs: f64, prompt: u32, output: u32) -> Vec<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A coarser export has a row per interval, and each row's value (the demand per minute)
+    /// holds over its interval's minutes; a missing row leaves its interval a gap, and a
+    /// per-minute export with minutes missing keeps them as gaps.
+    #[test]
+    fn a_coarser_export_holds_each_row_over_its_interval() {
+        let t0 = 1_764_579_600; // a whole hour
+        let rows = |secs_values: &[(i64, f64)]| {
+            let mut text = String::from("timestamp,value\n");
+            for (s, v) in secs_values {
+                text.push_str(&format!("{},{v}\n", t0 + s));
+            }
+            text
+        };
+        let held = |v: f64, n: usize| vec![Some(v); n];
+        let gap = |n: usize| vec![None; n];
+        let cat = |parts: Vec<Vec<Option<f64>>>| parts.concat();
+        // (why, rows, minutes expected)
+        let cases: Vec<(&str, String, Vec<Option<f64>>)> = vec![
+            (
+                "5-minute periods",
+                rows(&[(0, 10.0), (300, 20.0), (600, 30.0)]),
+                cat(vec![held(10.0, 5), held(20.0, 5), held(30.0, 5)]),
+            ),
+            (
+                "a 5-minute period missing",
+                rows(&[(0, 10.0), (300, 20.0), (900, 30.0)]),
+                cat(vec![held(10.0, 5), held(20.0, 5), gap(5), held(30.0, 5)]),
+            ),
+            (
+                "RFC 3339, hourly",
+                "timestamp,value\n2026-12-01T09:00:00Z,6\n2026-12-01T10:00:00Z,9\n".to_string(),
+                cat(vec![held(6.0, 60), held(9.0, 60)]),
+            ),
+            (
+                "a per-minute export with minutes missing",
+                rows(&[(0, 1.0), (60, 2.0), (240, 3.0), (600, 4.0)]),
+                cat(vec![
+                    vec![Some(1.0), Some(2.0)],
+                    gap(2),
+                    vec![Some(3.0)],
+                    gap(5),
+                    vec![Some(4.0)],
+                ]),
+            ),
+        ];
+        for (why, text, want) in cases {
+            let Trace::PerMinute(m) = parse_trace("x.csv", &text).unwrap() else {
+                panic!("{why}: per minute")
+            };
+            assert_eq!(m, want, "{why}");
+        }
+    }
 
     #[test]
     fn timestamped_exports_become_minutes_with_gaps() {
