@@ -540,8 +540,8 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
         column,
         message,
     };
-    // (seconds, value, line) of every row, validated.
-    let mut rows: Vec<(f64, f64, usize)> = Vec::new();
+    // (seconds, value) of every row, validated.
+    let mut rows: Vec<(f64, f64)> = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let lineno = i + 1;
         if line.trim().is_empty() {
@@ -568,7 +568,7 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 }
             },
         };
-        if rows.last().is_some_and(|(last, _, _)| secs < *last) {
+        if rows.last().is_some_and(|(last, _)| secs < *last) {
             return Err(err(
                 lineno,
                 1,
@@ -595,15 +595,15 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 format!("timestamp {ts} is over a year ({MAX_TRACE_MINUTES} minutes) after the first row, the longest trace read"),
             ));
         }
-        rows.push((secs, v, lineno));
+        rows.push((secs, v));
     }
-    let Some(&(first_secs, _, _)) = rows.first() else {
+    let Some(&(first_secs, _)) = rows.first() else {
         return Err(err(1, 1, "the file has a header but no rows".into()));
     };
     let first = (first_secs / 60.0).floor() as i64;
     let step_mins = export_step_secs(&rows).map_or(1, |s| (s / 60.0).round().max(1.0) as i64);
     let mut sums: Vec<(f64, u32)> = Vec::new();
-    for (i, &(secs, v, _)) in rows.iter().enumerate() {
+    for (i, &(secs, v)) in rows.iter().enumerate() {
         let minute = (secs / 60.0).floor() as i64 - first;
         // A row holds over its interval, up to the next row's minute (a later row, or one
         // missing, leaves the rest a gap).
@@ -634,7 +634,7 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
 /// smallest, not the usual: a per-minute export with minutes missing (CloudWatch has no
 /// datapoint for a minute without requests) still has rows a minute apart somewhere, and its
 /// missing minutes stay gaps; an export at a coarser step has none closer than its step.
-fn export_step_secs(rows: &[(f64, f64, usize)]) -> Option<f64> {
+fn export_step_secs(rows: &[(f64, f64)]) -> Option<f64> {
     rows.windows(2)
         .map(|w| w[1].0 - w[0].0)
         .filter(|g| *g > 0.0)
