@@ -1681,23 +1681,36 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         report.points,
         started.elapsed().as_secs_f64()
     );
+    let (lo, hi) = report.coverage_window_range;
+    // Windows with too few scored points for a coverage of their own are left out of the
+    // range; a short or coarse backtest may have none.
+    let per_window = if lo.is_finite() && hi.is_finite() {
+        format!("per {}-day window {lo:.3}–{hi:.3}", cfg.window_days)
+    } else {
+        format!(
+            "no {}-day window with {} points scored",
+            cfg.window_days,
+            llm_autoscaler::forecast::backtest::MIN_WINDOW_POINTS
+        )
+    };
     out!(
-        "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {:.3} (brief rule {:.3}) · 90 % interval coverage {:.3} (per {}-day window {:.3}–{:.3}) · mean width {:.1}",
+        "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {:.3} (brief rule {:.3}) · 90 % interval coverage {:.3} ({per_window}) · mean width {:.1}",
         report.mae,
         report.mae_seasonal_naive,
         report.mae_brief_rule,
         report.mase_vs_seasonal_naive,
         report.brief_rule_vs_seasonal_naive,
         report.coverage_90,
-        cfg.window_days,
-        report.coverage_window_range.0,
-        report.coverage_window_range.1,
         report.mean_interval_width
     );
     let alone: Vec<String> = report
         .members
         .iter()
-        .map(|m| format!("{} {:.3}", m.model, m.mase_vs_seasonal_naive))
+        .map(|m| match m.mase_vs_seasonal_naive {
+            // A candidate that never answered (the week-ago forecast under a week of history).
+            x if !x.is_finite() => format!("{} n/a", m.model),
+            x => format!("{} {x:.3}", m.model),
+        })
         .collect();
     out!("each candidate alone (MASE): {}", alone.join(" · "));
     let last: Vec<String> = report

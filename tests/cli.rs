@@ -681,3 +681,58 @@ fn forecast_sums_up_the_next_hour() {
     assert!((peak - 110.35).abs() < 3.0, "{err}");
     assert!(err.contains("units at 25 a unit: 5 for the peak"), "{err}");
 }
+
+/// A backtest too short for a window of scored points says so, rather than printing a range of
+/// NaN; its JSON gives the range as nulls, and a long enough one as numbers.
+#[test]
+fn backtest_says_when_no_window_has_enough_points() {
+    // (why, days of a daily cycle, the range's text, a range in the JSON)
+    let cases = [
+        (
+            "four days: one origin, 60 points",
+            4,
+            "no 7-day window with 100 points scored",
+            false,
+        ),
+        (
+            "six days: three origins, 180 points",
+            6,
+            "per 7-day window ",
+            true,
+        ),
+    ];
+    for (why, days, says, numbers) in cases {
+        let mut text = String::from("minute,requests\n");
+        for m in 0..days * 1440 {
+            let phase = (m % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
+            // A little deterministic noise: a cycle repeated exactly has no seasonal-naive
+            // error to scale by.
+            let noise = ((m * 7919) % 13) as f64;
+            text.push_str(&format!("{m},{:.1}\n", 100.0 + 50.0 * phase.sin() + noise));
+        }
+        let history = tmp(&format!("cycle-{days}.csv"), &text);
+        let json = history.with_extension("json");
+        let stdout = stdout_of(
+            bin()
+                .args([
+                    "backtest",
+                    "--step-mins",
+                    "1440",
+                    "--jobs",
+                    "1",
+                    "--history",
+                ])
+                .arg(&history)
+                .arg("--json")
+                .arg(&json),
+        );
+        let stdout = String::from_utf8_lossy(&stdout);
+        assert!(stdout.contains(says), "{why}: {stdout}");
+        assert!(!stdout.contains("NaN"), "{why}: {stdout}");
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        let range = &report["coverage_window_range"];
+        assert_eq!(range[0].is_number(), numbers, "{why}: {range}");
+        assert_eq!(range[1].is_number(), numbers, "{why}: {range}");
+    }
+}

@@ -59,6 +59,10 @@ pub struct CoverageWindow {
     pub coverage: f64,
 }
 
+/// Points a window needs for its coverage to count in the range: fewer are too coarse a share
+/// (a share of 16 moves in steps of 6 %).
+pub const MIN_WINDOW_POINTS: usize = 100;
+
 /// The backtest's figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BacktestReport {
@@ -80,7 +84,8 @@ pub struct BacktestReport {
     pub coverage_90: f64,
     /// Coverage per window of `window_days` (by origin), to see it hold as the series changes.
     pub coverage_windows: Vec<CoverageWindow>,
-    /// The lowest and highest window coverage (windows with at least 100 points).
+    /// The lowest and highest window coverage (windows with at least [`MIN_WINDOW_POINTS`]
+    /// points); NaN (`null` in JSON) when no window has that many.
     pub coverage_window_range: (f64, f64),
     /// Mean width of our interval, in the series' unit.
     pub mean_interval_width: f64,
@@ -253,7 +258,7 @@ pub fn backtest(
     let full: Vec<f64> = t
         .windows
         .iter()
-        .filter(|w| w.points >= 100)
+        .filter(|w| w.points >= MIN_WINDOW_POINTS)
         .map(|w| w.coverage)
         .collect();
     let range = full
