@@ -820,34 +820,35 @@ impl World {
 
     // ---- replicas -----------------------------------------------------------------------------
 
-    /// Brings a replica's decode clock to `now`; decoding stands still while a prefill runs.
-    fn advance_decode(inst: &mut Instance, now: f64) {
-        if inst.running > 0 {
-            let from = if inst.prefill_free_at > inst.last {
-                inst.prefill_free_at.min(now)
-            } else {
-                inst.last
-            };
-            if now > from {
-                let dv = (now - from) / inst.perf.step_secs(inst.running);
-                inst.v += dv;
-                inst.tick_generated_tokens += dv * inst.running as f64;
-            }
-        }
-        inst.last = now;
-    }
-
-    /// The replica's decode clock at `now` (as [`Self::advance_decode`] would bring it).
-    fn decode_clock(inst: &Instance, now: f64) -> f64 {
+    /// Tokens each running sequence of a replica has decoded since its clock was last brought
+    /// up to date, at `now`; decoding stands still while a prefill runs.
+    fn decode_progress(inst: &Instance, now: f64) -> f64 {
         if inst.running == 0 {
-            return inst.v;
+            return 0.0;
         }
         let from = if inst.prefill_free_at > inst.last {
             inst.prefill_free_at.min(now)
         } else {
             inst.last
         };
-        inst.v + (now - from).max(0.0) / inst.perf.step_secs(inst.running)
+        if now > from {
+            (now - from) / inst.perf.step_secs(inst.running)
+        } else {
+            0.0
+        }
+    }
+
+    /// Brings a replica's decode clock to `now`.
+    fn advance_decode(inst: &mut Instance, now: f64) {
+        let dv = Self::decode_progress(inst, now);
+        inst.v += dv;
+        inst.tick_generated_tokens += dv * inst.running as f64;
+        inst.last = now;
+    }
+
+    /// The replica's decode clock at `now`, leaving it as it is.
+    fn decode_clock(inst: &Instance, now: f64) -> f64 {
+        inst.v + Self::decode_progress(inst, now)
     }
 
     /// KV-cache tokens the replica's running sequences hold at `now`.
