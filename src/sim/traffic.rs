@@ -407,7 +407,12 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
                 .into(),
         )
     })?;
-    let header: Vec<&str> = header.trim().split(',').map(str::trim).collect();
+    let header: Vec<String> = header
+        .trim()
+        .split(',')
+        .map(|h| unquote(h).to_ascii_lowercase())
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let per_request = match header.as_slice() {
         ["t_s", "prompt_tokens", "output_tokens"] => true,
         ["minute", "requests"] => false,
@@ -417,7 +422,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
                 1,
                 1,
                 format!(
-                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute) or `timestamp,value` (an export: Unix seconds or RFC 3339, the demand per minute)",
+                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute) or `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute)",
                     header.join(",")
                 ),
             ))
@@ -435,7 +440,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         let mut fields = Vec::with_capacity(ncols);
         let mut col = 1;
         for f in line.split(',') {
-            fields.push((col, f.trim()));
+            fields.push((col, unquote(f)));
             col += f.chars().count() + 1;
         }
         if fields.len() != ncols {
@@ -554,19 +559,14 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 "expected 2 columns (timestamp,value)".into(),
             ));
         };
-        let (ts, value) = (ts.trim(), value.trim());
-        let secs = match ts.parse::<f64>() {
-            Ok(v) if v.is_finite() => v,
-            _ => match crate::model::Timestamp::parse_rfc3339(ts) {
-                Ok(t) => t.millis() as f64 / 1000.0,
-                Err(_) => {
-                    return Err(err(
-                        lineno,
-                        1,
-                        format!("timestamp is {ts:?}; expected Unix seconds or RFC 3339 (2026-12-01T09:00:00Z)"),
-                    ))
-                }
-            },
+        let column = ts.chars().count() + 2;
+        let (ts, value) = (unquote(ts), unquote(value));
+        let Some(secs) = export_timestamp_secs(ts) else {
+            return Err(err(
+                lineno,
+                1,
+                format!("timestamp is {ts:?}; expected Unix time (seconds, or milliseconds as Grafana writes it) or RFC 3339 (2026-12-01T09:00:00Z; without a zone, UTC)"),
+            ));
         };
         if rows.last().is_some_and(|(last, _)| secs < *last) {
             return Err(err(
@@ -575,7 +575,6 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 format!("timestamp {ts} comes before the row above; rows must be sorted by time"),
             ));
         }
-        let column = ts.len() + 2;
         let v = match value.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => v,
             _ => {
@@ -627,6 +626,44 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
             .map(|(sum, n)| (n > 0).then(|| sum / f64::from(n)))
             .collect(),
     ))
+}
+
+/// A CSV field without the spaces around it and one pair of double quotes (spreadsheets and
+/// Grafana quote every field of an export).
+fn unquote(field: &str) -> &str {
+    let f = field.trim();
+    f.strip_prefix('"')
+        .and_then(|f| f.strip_suffix('"'))
+        .map_or(f, str::trim)
+}
+
+/// Seconds since the Unix epoch of an export's timestamp: Unix time — in seconds (Prometheus),
+/// or, told apart by its size, milliseconds (Grafana's CSV export, JavaScript), microseconds or
+/// nanoseconds: a count of seconds that large would be past the year 5000 — or RFC 3339
+/// (CloudWatch), or a date and time without a zone (a spreadsheet's, a database's), read as
+/// UTC. `None` when it is none of these.
+fn export_timestamp_secs(ts: &str) -> Option<f64> {
+    if let Ok(v) = ts.parse::<f64>() {
+        if !v.is_finite() {
+            return None;
+        }
+        let per_sec = [1.0, 1e3, 1e6, 1e9]
+            .into_iter()
+            .find(|per| v.abs() < 1e11 * per)
+            .unwrap_or(1e9);
+        return Some(v / per_sec);
+    }
+    if let Ok(t) = crate::model::Timestamp::parse_rfc3339(ts) {
+        return Some(t.millis() as f64 / 1000.0);
+    }
+    [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(ts, f).ok())
+    .map(|t| t.and_utc().timestamp_millis() as f64 / 1000.0)
 }
 
 /// The step of an export coarser than a minute, seconds: the smallest spacing of its rows,
@@ -735,6 +772,51 @@ mod tests {
             };
             assert_eq!(m, want, "{why}");
         }
+    }
+
+    /// The same three minutes written as the tools that export them write them: Unix seconds,
+    /// Grafana's milliseconds with every field quoted, a spreadsheet's date and time without a
+    /// zone (UTC) under a capitalised header. A count of milliseconds read as seconds had
+    /// replayed two rows a minute apart as 33 hours of traffic.
+    #[test]
+    fn exports_in_other_tools_timestamp_forms_read_the_same() {
+        let want = vec![Some(4.0), Some(5.0), Some(6.0)];
+        let cases = [
+            ("Unix seconds", "timestamp,value\n1764579600,4\n1764579660,5\n1764579720,6\n"),
+            (
+                "Unix milliseconds, quoted",
+                "\"timestamp\",\"value\"\n\"1764579600000\",\"4\"\n\"1764579660000\",\"5\"\n\"1764579720000\",\"6\"\n",
+            ),
+            (
+                "Unix nanoseconds",
+                "timestamp,value\n1764579600000000000,4\n1764579660000000000,5\n1764579720000000000,6\n",
+            ),
+            (
+                "date and time without a zone, capitalised header",
+                "Timestamp,Value\r\n2025-12-01 09:00:00,4\r\n2025-12-01 09:01:00,5\r\n2025-12-01 09:02:00,6\r\n",
+            ),
+            (
+                "RFC 3339 with fractions and an offset",
+                "timestamp,value\n2025-12-01T10:00:00.000+01:00,4\n2025-12-01T10:01:00.000+01:00,5\n2025-12-01T10:02:00.000+01:00,6\n",
+            ),
+        ];
+        for (why, text) in cases {
+            let Trace::PerMinute(m) = parse_trace("x.csv", text).unwrap() else {
+                panic!("{why}: per minute")
+            };
+            assert_eq!(m, want, "{why}");
+        }
+        // What is none of them says so, and where.
+        let bad = parse_trace(
+            "x.csv",
+            "timestamp,value\n1764579600,4\n01/12/2025 09:01,5\n",
+        )
+        .unwrap_err();
+        assert_eq!((bad.line, bad.column), (3, 1), "{bad}");
+        assert!(bad.message.contains("RFC 3339"), "{bad}");
+        // A quoted value's column is where its field starts.
+        let bad = parse_trace("x.csv", "timestamp,value\n\"1764579600\",\"-4\"\n").unwrap_err();
+        assert_eq!((bad.line, bad.column), (2, 14), "{bad}");
     }
 
     #[test]
