@@ -12,7 +12,7 @@
 //! minute ago.
 //!
 //! only when the rise is steady (the fit explains at least [`MIN_R2`] of the variance — noise
-//! and a drop inside the window are not a ramp) and worth at least half a unit, at most
+//! and a drop inside the window are not a ramp) and larger than the demand's own noise, at most
 //! [`MAX_SHARE`] of the demand now on top of it ([`MAX_SHARE_SURGE`] on a surge). It only ever raises a recommendation; the
 //! stabilization windows and rate policies still apply. The lead is the fleet's own observed
 //! p95 launch → in-service time (the default until three have been seen).
@@ -260,9 +260,13 @@ impl RampState {
         // Each point is a rate over the last minute, so consecutive points share most of their
         // requests: a few long prompts entering the window read as a clean rise for a minute.
         // A rise within the estimate's own noise is not one: the noise the request count implies,
-        // or the scatter the demand has shown around its trend over the window, the larger.
+        // or the scatter the demand has shown around its trend over the window, the larger. No
+        // floor in units: whether a rise matters is whether it carries the demand past the
+        // capacity ([`RampStep::units_beyond`]), and at a floor of two units a rise of 0.4 does
+        // (a floor of half a unit had waited for the work itself to ask, a flash crowd's
+        // third unit booted a minute late: robustness matrix, two cells more held).
         let observed = self.relative_noise().unwrap_or(0.0);
-        let min_rise = (noise.max(observed).max(0.0) * demand_units).max(0.5);
+        let min_rise = noise.max(observed).max(0.0) * demand_units;
         let projected_units =
             (rising && rise >= min_rise).then(|| demand_units + rise.min(cap * demand_units));
         let units = projected_units.map(|p| p.ceil() as Units);
@@ -578,6 +582,27 @@ mod tests {
             last = Some(r.observe(at(15.0 * k as f64), 2.0 + 0.4 * k as f64, None, 600.0, 0.0));
         }
         assert_eq!(last.unwrap().units, Some(9));
+    }
+
+    /// A small fleet's rise matters when it carries the demand past the fleet, however small in
+    /// units: 1.6 → 2.0 units over five minutes at a floor of two projects 2.44 — a third unit,
+    /// ordered a cold start before the work itself asks for it.
+    #[test]
+    fn a_small_fleets_rise_past_its_capacity_is_sized_ahead() {
+        let rise_with_noise = |noise: f64| {
+            let mut r = RampState::default();
+            (0..=20)
+                .map(|k| 15.0 * k as f64)
+                .map(|s| r.observe(at(s), 1.6 + 0.08 * s / 60.0, None, 300.0, noise))
+                .last()
+                .unwrap()
+        };
+        let step = rise_with_noise(0.05);
+        let projected = step.projected_units.expect("a steady rise");
+        assert!((projected - (2.0 + 0.08 * 5.5)).abs() < 1e-9, "{step:?}");
+        assert_eq!(step.units_beyond(2, 0.1), Some(3), "{step:?}");
+        // The same rise within the demand's noise (±25 %) is not acted on.
+        assert_eq!(rise_with_noise(0.25).projected_units, None);
     }
 
     /// A plateau read as a rate over the last minute, sampled every 15 s: consecutive readings
