@@ -200,6 +200,53 @@ fn trace_setup(name: &str, source: Source, duration_secs: f64, scale: f64) -> Si
     )
 }
 
+/// The published traces read as they are published — Azure's CSV, Mooncake's JSON lines — and
+/// give the requests of the CSVs converted from them in ../shared/traces (research/
+/// traces_convert.py): the same lengths, arrivals within the converted files' millisecond.
+#[test]
+fn published_trace_formats_read_as_their_converted_csvs() {
+    let Some(dir) = traces::shared_traces("published_trace_formats_read_as_their_converted_csvs")
+    else {
+        return;
+    };
+    let dir = dir.display();
+    let pairs = [
+        (
+            "raw/azure_llm_2023/AzureLLMInferenceTrace_conv.csv",
+            "azure_llm_2023_conv.csv",
+        ),
+        (
+            "raw/azure_llm_2023/AzureLLMInferenceTrace_code.csv",
+            "azure_llm_2023_code.csv",
+        ),
+        (
+            "raw/mooncake_fast25/conversation_trace.jsonl",
+            "mooncake_conversation.csv",
+        ),
+    ];
+    for (raw, converted) in pairs {
+        let requests = |name: &str| match trace(&format!("{dir}/{name}")) {
+            Some(Trace::PerRequest(r)) => r,
+            other => panic!("{name}: per-request trace expected, got {other:?}"),
+        };
+        let (raw_requests, converted_requests) = (requests(raw), requests(converted));
+        assert_eq!(raw_requests.len(), converted_requests.len(), "{raw}");
+        for (a, b) in raw_requests.iter().zip(&converted_requests) {
+            assert_eq!(
+                (a.prompt_tokens, a.output_tokens),
+                (b.prompt_tokens, b.output_tokens),
+                "{raw}"
+            );
+            assert!(
+                (a.arrival_secs - b.arrival_secs).abs() < 1e-3,
+                "{raw}: {} against {}",
+                a.arrival_secs,
+                b.arrival_secs
+            );
+        }
+    }
+}
+
 #[test]
 fn real_traces_replay() {
     // CI clones the repository with a copy of shared/ beside it.

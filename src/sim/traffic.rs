@@ -6,6 +6,7 @@
 //! arrivals inside a piece are Poisson, which is exact for a piecewise-constant rate because the
 //! exponential gap is memoryless.
 
+use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
 
@@ -392,12 +393,10 @@ impl fmt::Display for Trace {
 /// (what a spreadsheet's "CSV UTF-8" export writes) and Windows line ends are read past.
 pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let err = |line: usize, column: usize, message: String| TraceError {
-        file: file.to_string(),
-        line,
-        column,
-        message,
-    };
+    let err = |line: usize, column: usize, message: String| located(file, line, column, message);
+    if text.trim_start().starts_with('{') {
+        return parse_jsonl(file, text);
+    }
     let mut lines = text.lines().enumerate();
     let (_, header) = lines.next().ok_or_else(|| {
         err(
@@ -417,12 +416,13 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         ["t_s", "prompt_tokens", "output_tokens"] => true,
         ["minute", "requests"] => false,
         ["timestamp", "value"] => return parse_timestamped(file, text),
+        ["timestamp", "contexttokens", "generatedtokens"] => return parse_azure(file, text),
         _ => {
             return Err(err(
                 1,
                 1,
                 format!(
-                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute) or `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute)",
+                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute), `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute), Azure's `TIMESTAMP,ContextTokens,GeneratedTokens` or Mooncake's JSON lines",
                     header.join(",")
                 ),
             ))
@@ -482,24 +482,14 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         }
         last = t;
         if per_request {
-            let tokens = |f, what| {
-                num(f, what).and_then(|v| {
-                    if v.fract() == 0.0 && v >= 1.0 && v <= u32::MAX as f64 {
-                        Ok(v as u32)
-                    } else {
-                        Err(err(
-                            lineno,
-                            f.0,
-                            format!("{what} is {v}; expected a whole number ≥ 1"),
-                        ))
-                    }
-                })
+            let tokens = |f: (usize, &str), what| {
+                num(f, what).and_then(|v| whole_tokens(v, what).map_err(|m| err(lineno, f.0, m)))
             };
-            requests.push(Request {
-                arrival_secs: t,
-                prompt_tokens: tokens(fields[1], "prompt_tokens")?.min(MAX_PROMPT_TOKENS),
-                output_tokens: tokens(fields[2], "output_tokens")?.min(MAX_OUTPUT_TOKENS),
-            });
+            requests.push(request(
+                t,
+                tokens(fields[1], "prompt_tokens")?,
+                tokens(fields[2], "output_tokens")?,
+            ));
         } else {
             if t.fract() != 0.0 {
                 return Err(err(
@@ -539,12 +529,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
 /// row per interval: each row's value holds over its interval's minutes ([`export_step_secs`]),
 /// as CloudWatch stamps a period at its start. Minutes without a row are gaps, never zeros.
 fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
-    let err = |line: usize, column: usize, message: String| TraceError {
-        file: file.to_string(),
-        line,
-        column,
-        message,
-    };
+    let err = |line: usize, column: usize, message: String| located(file, line, column, message);
     // (seconds, value) of every row, validated.
     let mut rows: Vec<(f64, f64)> = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
@@ -628,6 +613,145 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
     ))
 }
 
+/// A request of a trace, its lengths capped as every trace's are.
+fn request(arrival_secs: f64, prompt_tokens: u32, output_tokens: u32) -> Request {
+    Request {
+        arrival_secs,
+        prompt_tokens: prompt_tokens.min(MAX_PROMPT_TOKENS),
+        output_tokens: output_tokens.min(MAX_OUTPUT_TOKENS),
+    }
+}
+
+/// A token count: a whole number ≥ 1 (the message says what `v` is otherwise).
+fn whole_tokens(v: f64, what: &str) -> Result<u32, String> {
+    if v.fract() == 0.0 && v >= 1.0 && v <= f64::from(u32::MAX) {
+        Ok(v as u32)
+    } else {
+        Err(format!("{what} is {v}; expected a whole number ≥ 1"))
+    }
+}
+
+/// Azure's public LLM inference traces (`AzureLLMInferenceTrace_*.csv`, 2023 and 2024):
+/// `TIMESTAMP,ContextTokens,GeneratedTokens`, one row per request, its arrival a date and time
+/// (`2023-11-16 18:15:46.6805900`, UTC).
+fn parse_azure(file: &str, text: &str) -> Result<Trace, TraceError> {
+    published_requests(file, text, 1, |line, lineno| {
+        let err = |column, message| located(file, lineno, column, message);
+        let raw: Vec<&str> = line.split(',').collect();
+        let [ts, context, generated] = raw[..] else {
+            return Err(err(
+                1,
+                format!(
+                    "expected 3 columns (TIMESTAMP,ContextTokens,GeneratedTokens), found {}",
+                    raw.len()
+                ),
+            ));
+        };
+        let secs = export_timestamp_secs(unquote(ts)).ok_or_else(|| {
+            err(
+                1,
+                format!(
+                    "TIMESTAMP is {:?}; expected a date and time (2023-11-16 18:15:46.68)",
+                    unquote(ts)
+                ),
+            )
+        })?;
+        let count = |field: &str, column: usize, what: &str| {
+            let f = unquote(field);
+            f.parse::<f64>()
+                .map_err(|_| format!("{what} is {f:?}; expected a whole number ≥ 1"))
+                .and_then(|v| whole_tokens(v, what))
+                .map_err(|m| err(column, m))
+        };
+        let context_column = ts.chars().count() + 2;
+        let generated_column = context_column + context.chars().count() + 1;
+        Ok((
+            secs,
+            count(context, context_column, "ContextTokens")?,
+            count(generated, generated_column, "GeneratedTokens")?,
+        ))
+    })
+}
+
+/// One line of Mooncake's public traces (`kvcache-ai/Mooncake`, FAST'25): the arrival in
+/// milliseconds and the lengths; `hash_ids` (prefix-cache blocks) is not used.
+#[derive(Deserialize)]
+struct MooncakeLine {
+    timestamp: f64,
+    input_length: f64,
+    output_length: f64,
+}
+
+/// Mooncake's JSON lines (`{"timestamp": 27482, "input_length": 6955, "output_length": 52, …}`),
+/// one request a line.
+fn parse_jsonl(file: &str, text: &str) -> Result<Trace, TraceError> {
+    published_requests(file, text, 0, |line, lineno| {
+        let row: MooncakeLine = serde_json::from_str(line).map_err(|e| {
+            // serde_json's message ends with its own position in the one line it was given.
+            let message = e.to_string();
+            let message = message.split(" at line ").next().unwrap_or_default();
+            located(
+                file,
+                lineno,
+                e.column().max(1),
+                format!("{message}; expected a JSON object with timestamp (ms), input_length and output_length (Mooncake's trace)"),
+            )
+        })?;
+        let tokens = |v, what| whole_tokens(v, what).map_err(|m| located(file, lineno, 1, m));
+        Ok((
+            row.timestamp / 1000.0,
+            tokens(row.input_length, "input_length")?,
+            tokens(row.output_length, "output_length")?,
+        ))
+    })
+}
+
+/// The requests of a published trace, one a line after `header_lines`: `row` reads a line
+/// (with its 1-based number) into its arrival (seconds on any origin) and lengths; arrivals
+/// must not go back in time and count from the first request's.
+fn published_requests(
+    file: &str,
+    text: &str,
+    header_lines: usize,
+    row: impl Fn(&str, usize) -> Result<(f64, u32, u32), TraceError>,
+) -> Result<Trace, TraceError> {
+    let mut requests = Vec::new();
+    let mut first = None;
+    let mut last = f64::NEG_INFINITY;
+    for (i, line) in text.lines().enumerate().skip(header_lines) {
+        let lineno = i + 1;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (secs, prompt, output) = row(line, lineno)?;
+        if !secs.is_finite() || secs < last {
+            return Err(located(
+                file,
+                lineno,
+                1,
+                format!("arrival {secs} s comes before the row above; rows must be sorted by time"),
+            ));
+        }
+        last = secs;
+        let origin = *first.get_or_insert(secs);
+        requests.push(request(secs - origin, prompt, output));
+    }
+    if requests.is_empty() {
+        return Err(located(file, 1, 1, "no requests in the file".into()));
+    }
+    Ok(Trace::PerRequest(requests))
+}
+
+/// An error at `line`, `column` of `file`.
+fn located(file: &str, line: usize, column: usize, message: String) -> TraceError {
+    TraceError {
+        file: file.to_string(),
+        line,
+        column,
+        message,
+    }
+}
+
 /// A CSV field without the spaces around it and one pair of double quotes (spreadsheets and
 /// Grafana quote every field of an export).
 fn unquote(field: &str) -> &str {
@@ -653,8 +777,12 @@ fn export_timestamp_secs(ts: &str) -> Option<f64> {
             .unwrap_or(1e9);
         return Some(v / per_sec);
     }
-    if let Ok(t) = crate::model::Timestamp::parse_rfc3339(ts) {
-        return Some(t.millis() as f64 / 1000.0);
+    // To the nanosecond: requests of a per-request trace arrive within milliseconds.
+    let secs = |t: chrono::DateTime<chrono::Utc>| {
+        t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(ts) {
+        return Some(secs(t.to_utc()));
     }
     [
         "%Y-%m-%d %H:%M:%S%.f",
@@ -663,7 +791,7 @@ fn export_timestamp_secs(ts: &str) -> Option<f64> {
     ]
     .iter()
     .find_map(|f| chrono::NaiveDateTime::parse_from_str(ts, f).ok())
-    .map(|t| t.and_utc().timestamp_millis() as f64 / 1000.0)
+    .map(|t| secs(t.and_utc()))
 }
 
 /// The step of an export coarser than a minute, seconds: the smallest spacing of its rows,
@@ -817,6 +945,62 @@ mod tests {
         // A quoted value's column is where its field starts.
         let bad = parse_trace("x.csv", "timestamp,value\n\"1764579600\",\"-4\"\n").unwrap_err();
         assert_eq!((bad.line, bad.column), (2, 14), "{bad}");
+    }
+
+    /// Azure's and Mooncake's published formats become per-request traces whose arrivals count
+    /// from the first request; a bad row is located.
+    #[test]
+    fn published_llm_trace_formats_are_read_as_published() {
+        let azure = "TIMESTAMP,ContextTokens,GeneratedTokens\n\
+                     2023-11-16 18:15:46.6805900,374,44\n\
+                     2023-11-16 18:15:50.9951690,396,109\n";
+        let mooncake = "{\"timestamp\": 0, \"input_length\": 6758, \"output_length\": 500, \"hash_ids\": [0, 1]}\n\
+                        {\"timestamp\": 2500, \"input_length\": 20000, \"output_length\": 3, \"hash_ids\": []}\n";
+        let cases = [
+            (azure, vec![(0.0, 374, 44), (4.314_579, 396, 109)]),
+            // Lengths past the simulator's caps are capped, as in every trace.
+            (
+                mooncake,
+                vec![(0.0, 6758, 500), (2.5, MAX_PROMPT_TOKENS, 3)],
+            ),
+        ];
+        for (text, want) in cases {
+            let Trace::PerRequest(got) = parse_trace("t", text).unwrap() else {
+                panic!("per request: {text}")
+            };
+            let got: Vec<(f64, u32, u32)> = got
+                .iter()
+                .map(|r| (r.arrival_secs, r.prompt_tokens, r.output_tokens))
+                .collect();
+            assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (g.0 - w.0).abs() < 1e-6 && (g.1, g.2) == (w.1, w.2),
+                    "{got:?}"
+                );
+            }
+        }
+        // (file, line, column, a word of the message)
+        let bad = [
+            (
+                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,0\n",
+                2,
+                25,
+                "GeneratedTokens",
+            ),
+            (
+                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,4\n2023-11-16 18:15:45,374,4\n",
+                3,
+                1,
+                "sorted",
+            ),
+            ("{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 5}\n{\"timestamp\": 1}\n", 2, 16, "missing field `input_length`;"),
+        ];
+        for (text, line, column, word) in bad {
+            let e = parse_trace("t", text).unwrap_err();
+            assert_eq!((e.line, e.column), (line, column), "{e}");
+            assert!(e.message.contains(word), "{e}");
+        }
     }
 
     #[test]
