@@ -257,16 +257,7 @@ impl RampState {
         let ahead_secs = projection_horizon_secs(lead_secs);
         let raw_rise = shift.map_or(slope * ahead_secs, |level| (level - demand_units).max(0.0));
         let rise = raw_rise * self.skill.unwrap_or(1.0);
-        // Each point is a rate over the last minute, so consecutive points share most of their
-        // requests: a few long prompts entering the window read as a clean rise for a minute.
-        // A rise within the estimate's own noise is not one: the noise the request count implies,
-        // or the scatter the demand has shown around its trend over the window, the larger. No
-        // floor in units: whether a rise matters is whether it carries the demand past the
-        // capacity ([`RampStep::units_beyond`]), and at a floor of two units a rise of 0.4 does
-        // (a floor of half a unit had waited for the work itself to ask, a flash crowd's
-        // third unit booted a minute late: robustness matrix, two cells more held).
-        let observed = self.relative_noise().unwrap_or(0.0);
-        let min_rise = noise.max(observed).max(0.0) * demand_units;
+        let min_rise = self.min_rise(noise, demand_units);
         let projected_units =
             (rising && rise >= min_rise).then(|| demand_units + rise.min(cap * demand_units));
         let units = projected_units.map(|p| p.ceil() as Units);
@@ -303,6 +294,20 @@ fn projection_horizon_secs(lead_secs: f64) -> f64 {
 }
 
 impl RampState {
+    /// The smallest rise worth projecting from `demand_units`, the count's relative noise being
+    /// `noise`. Each point is a rate over the last minute, so consecutive points share most of
+    /// their requests: a few long prompts entering the window read as a clean rise for a
+    /// minute. A rise within the estimate's own noise is not one: the noise the request count
+    /// implies, or the scatter the demand has shown around its trend over the window, the
+    /// larger. No floor in units: whether a rise matters is whether it carries the demand past
+    /// the capacity ([`RampStep::units_beyond`]), and at a floor of two units a rise of 0.4 does
+    /// (a floor of half a unit had waited for the work itself to ask, a flash crowd's third
+    /// unit booted a minute late: robustness matrix, two cells more held).
+    fn min_rise(&self, noise: f64, demand_units: f64) -> f64 {
+        let observed = self.relative_noise().unwrap_or(0.0);
+        noise.max(observed).max(0.0) * demand_units
+    }
+
     /// Whether the requests rise with a rise of the work of `slope` (units a second): their
     /// five-minute slope, relative to their mean, at least [`REQUESTS_AGREE`] of the work's
     /// relative to its own. True where no server reports requests, or too few readings.
