@@ -416,6 +416,7 @@ impl<'a> Ladder<'a> {
         let b = &fleet.behavior;
         let base = b.scale_down.stabilization_window_secs;
         let noise = self.st.ramp.minute_to_minute_noise(self.now).unwrap_or(0.0);
+        self.st.flaps.observe_recommendation(self.now, proposal);
         self.scale_down_window_secs = self.st.flaps.scale_down_window_secs(base, noise);
         let lengthened;
         let behavior = if self.scale_down_window_secs == base {

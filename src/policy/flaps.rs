@@ -17,6 +17,11 @@
 //! a burst's queue and ramp-ahead order more than the next burst needs, and that capacity
 //! arrives after the burst has gone.
 //!
+//! That memory is renewed whenever the capacity it keeps is wanted again after a dip (a
+//! recommendation back at the level bought back, after one under half of it): bursts that the
+//! kept capacity serves flap no more, and an hour after the last flap the fleet had released
+//! between two of them and met the next at its floor.
+//!
 //! A noisy work lengthens the window before any flap: by `1 + NOISE_WINDOW_GAIN × noise` times,
 //! the noise being the work's minute-to-minute scatter relative to its level over the last ten
 //! minutes (`RampState::minute_to_minute_noise`) — a few long prompts a minute make the highest
@@ -82,6 +87,9 @@ pub struct FlapState {
     pub longest_gap: Option<(u64, Timestamp)>,
     /// The highest capacity a recent flap bought back (units, when).
     pub bought_back: Option<(Units, Timestamp)>,
+    /// Whether a recommendation has fallen under half that capacity since it was last wanted
+    /// ([`FlapState::observe_recommendation`]).
+    pub dipped: bool,
 }
 
 impl FlapState {
@@ -124,10 +132,36 @@ impl FlapState {
             if self.bought_back.is_none_or(|(u, _)| desired >= u) {
                 self.bought_back = Some((desired, now));
             }
+            self.dipped = false;
             // One flap per scale-down: the buy-back that follows is the same episode.
             self.last_scale_down = None;
         }
         flap
+    }
+
+    /// Takes in a decision's recommendation: when the capacity a recent flap bought back is
+    /// wanted again — the recommendation back at its level after falling under half of it —
+    /// what the flap taught is remembered afresh, as if it had flapped again. Bursts that the
+    /// kept capacity serves make no flap, and without this the memory ran out an hour after
+    /// the last one: the fleet released between two bursts and met the next at its floor
+    /// (three-minute bursts every quarter hour of long answers: 221 requests failed in the
+    /// ninth burst). A fleet whose load stays high, or fell for good, renews nothing.
+    pub fn observe_recommendation(&mut self, now: Timestamp, units: Units) {
+        let Some((level, _)) = self
+            .bought_back
+            .filter(|(_, t)| now.secs_since(*t) < FLAP_MEMORY_SECS)
+        else {
+            return;
+        };
+        if 2 * units < level {
+            self.dipped = true;
+        } else if units >= level && self.dipped {
+            self.dipped = false;
+            self.bought_back = Some((level, now));
+            if let Some((gap, _)) = self.longest_gap {
+                self.longest_gap = Some((gap, now));
+            }
+        }
     }
 
     /// What a release keeps after recent flaps: the highest capacity they bought back, for the
@@ -200,6 +234,50 @@ mod tests {
             f.observe(t(6010.0 + 20.0 * k as f64), 9, 10, 120);
         }
         assert_eq!(f.scale_down_window_secs(120, 0.0), 120 * MAX_WINDOW_FACTOR);
+    }
+
+    /// The memory of a flap outlives its hour while what it bought back is wanted again after
+    /// a dip — bursts the kept capacity serves — and not while the load stays up or stays down.
+    #[test]
+    fn capacity_wanted_again_after_a_dip_renews_the_flaps_memory() {
+        let t = |s: f64| Timestamp::from_secs(1_800_000_000).plus_secs(s);
+        let flapped = || {
+            let mut f = FlapState::default();
+            f.observe(t(120.0), 8, 3, 120);
+            assert!(f.observe(t(600.0), 3, 8, 120));
+            f
+        };
+        // (what, recommendations (seconds, units) after the flap, remembered at 4,500 s)
+        type Recs<'a> = &'a [(f64, Units)];
+        let cases: &[(&str, Recs, bool)] = &[
+            (
+                "bursts every quarter hour",
+                &[(900.0, 3), (1500.0, 8), (1800.0, 3), (2400.0, 8)],
+                true,
+            ),
+            (
+                "the load stays up",
+                &[(900.0, 8), (1500.0, 8), (2400.0, 9)],
+                false,
+            ),
+            (
+                "the load stays down",
+                &[(900.0, 3), (1500.0, 3), (2400.0, 4)],
+                false,
+            ),
+            ("back up without a dip", &[(900.0, 5), (1500.0, 8)], false),
+        ];
+        for &(what, recs, remembered) in cases {
+            let mut f = flapped();
+            for &(s, units) in recs {
+                f.observe_recommendation(t(s), units);
+            }
+            f.observe(t(4500.0), 8, 8, 120);
+            assert_eq!(f.bought_back.is_some(), remembered, "{what}");
+            assert_eq!(f.longest_gap.is_some(), remembered, "{what}");
+            // Renewing is no flap: the window's count of flaps does not grow.
+            assert!(f.total == 1 && f.recent.is_empty(), "{what}");
+        }
     }
 
     /// Bursts shorter than a cold start, a quarter of an hour apart: 8 units wanted until
