@@ -109,7 +109,8 @@ enum Command {
     /// sudden-drop, mixed-workload, spot-shortage) or a trace file, either `t_s,prompt_tokens,output_tokens`
     /// (one row per request), `minute,requests` (one row per minute), `timestamp,value` (a
     /// Prometheus, Grafana or CloudWatch export), or a published LLM trace as published (Azure's
-    /// `TIMESTAMP,ContextTokens,GeneratedTokens`, Mooncake's JSON lines). See docs/simulator.md.
+    /// `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's CSV, Mooncake's JSON lines). See
+    /// docs/simulator.md.
     Simulate(Box<SimArgs>),
     /// Run the autoscaler: every tick, observe each fleet, decide, apply, and serve the state
     /// over HTTP (`/`, `/healthz`, `/metrics`, `/api/state`).
@@ -179,7 +180,7 @@ struct LoadgenArgs {
     #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
     scenario: Option<String>,
     /// A trace: `t_s,prompt_tokens,output_tokens`, `minute,requests`, `timestamp,value`, Azure's
-    /// `TIMESTAMP,ContextTokens,GeneratedTokens` or Mooncake's JSON lines.
+    /// `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's CSV or Mooncake's JSON lines.
     #[arg(long)]
     trace: Option<PathBuf>,
     /// For a per-minute trace: token counts drawn from this per-request trace.

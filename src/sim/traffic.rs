@@ -412,6 +412,9 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         .map(|h| unquote(h).to_ascii_lowercase())
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    if let Some(columns) = burstgpt_columns(&header) {
+        return parse_burstgpt(file, text, columns);
+    }
     let per_request = match header.as_slice() {
         ["t_s", "prompt_tokens", "output_tokens"] => true,
         ["minute", "requests"] => false,
@@ -422,7 +425,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
                 1,
                 1,
                 format!(
-                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute), `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute), Azure's `TIMESTAMP,ContextTokens,GeneratedTokens` or Mooncake's JSON lines",
+                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute), `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute), Azure's `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's `Timestamp,…,Request tokens,Response tokens,…` or Mooncake's JSON lines",
                     header.join(",")
                 ),
             ))
@@ -669,6 +672,69 @@ fn parse_azure(file: &str, text: &str) -> Result<Trace, TraceError> {
             secs,
             count(context, context_column, "ContextTokens")?,
             count(generated, generated_column, "GeneratedTokens")?,
+        ))
+    })
+}
+
+/// Where BurstGPT's CSV (`HPMLL/BurstGPT`: `Timestamp,Model,Request tokens,Response tokens,
+/// Total tokens,Log Type`) holds (arrival, prompt, output), by name in any order; `None` for
+/// another header.
+fn burstgpt_columns(header: &[&str]) -> Option<(usize, usize, usize)> {
+    let at = |name: &str| header.iter().position(|h| *h == name);
+    Some((
+        at("timestamp")?,
+        at("request tokens")?,
+        at("response tokens")?,
+    ))
+}
+
+/// BurstGPT's trace of an Azure OpenAI GPT service: one row per request, its arrival in
+/// seconds from the trace's start. A failed request (`Response tokens` 0, as its
+/// `BurstGPT_*.csv` files keep them) is replayed with one output token: it arrived and its
+/// prompt was read.
+fn parse_burstgpt(
+    file: &str,
+    text: &str,
+    (time, prompt, output): (usize, usize, usize),
+) -> Result<Trace, TraceError> {
+    published_requests(file, text, 1, |line, lineno| {
+        let raw: Vec<&str> = line.split(',').collect();
+        let field = |i: usize, what: &str| -> Result<(usize, f64), TraceError> {
+            let column = 1 + raw[..i.min(raw.len())]
+                .iter()
+                .map(|f| f.chars().count() + 1)
+                .sum::<usize>();
+            let f = raw.get(i).map(|f| unquote(f)).ok_or_else(|| {
+                located(
+                    file,
+                    lineno,
+                    column,
+                    format!("no {what} column in this row"),
+                )
+            })?;
+            f.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| (column, v))
+                .ok_or_else(|| {
+                    located(
+                        file,
+                        lineno,
+                        column,
+                        format!("{what} is {f:?}; expected a number ≥ 0"),
+                    )
+                })
+        };
+        let (_, secs) = field(time, "Timestamp")?;
+        let tokens = |i, what, floor: f64| {
+            field(i, what).and_then(|(column, v)| {
+                whole_tokens(v.max(floor), what).map_err(|m| located(file, lineno, column, m))
+            })
+        };
+        Ok((
+            secs,
+            tokens(prompt, "Request tokens", 0.0)?,
+            tokens(output, "Response tokens", 1.0)?,
         ))
     })
 }
@@ -947,7 +1013,7 @@ mod tests {
         assert_eq!((bad.line, bad.column), (2, 14), "{bad}");
     }
 
-    /// Azure's and Mooncake's published formats become per-request traces whose arrivals count
+    /// Azure's, Mooncake's and BurstGPT's published formats become per-request traces whose arrivals count
     /// from the first request; a bad row is located.
     #[test]
     fn published_llm_trace_formats_are_read_as_published() {
@@ -956,6 +1022,10 @@ mod tests {
                      2023-11-16 18:15:50.9951690,396,109\n";
         let mooncake = "{\"timestamp\": 0, \"input_length\": 6758, \"output_length\": 500, \"hash_ids\": [0, 1]}\n\
                         {\"timestamp\": 2500, \"input_length\": 20000, \"output_length\": 3, \"hash_ids\": []}\n";
+        // BurstGPT's columns are found by name; a failed request (no response) has one token.
+        let burst = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n\
+                     5,ChatGPT,472,18,490,Conversation log\n\
+                     45,GPT-4,1087,0,1087,API log\n";
         let cases = [
             (azure, vec![(0.0, 374, 44), (4.314_579, 396, 109)]),
             // Lengths past the simulator's caps are capped, as in every trace.
@@ -963,6 +1033,7 @@ mod tests {
                 mooncake,
                 vec![(0.0, 6758, 500), (2.5, MAX_PROMPT_TOKENS, 3)],
             ),
+            (burst, vec![(0.0, 472, 18), (40.0, 1087, 1)]),
         ];
         for (text, want) in cases {
             let Trace::PerRequest(got) = parse_trace("t", text).unwrap() else {
@@ -995,6 +1066,12 @@ mod tests {
                 "sorted",
             ),
             ("{\"timestamp\": 0, \"input_length\": 5, \"output_length\": 5}\n{\"timestamp\": 1}\n", 2, 16, "missing field `input_length`;"),
+            (
+                "Timestamp,Model,Request tokens,Response tokens\n5,ChatGPT,-4,2\n",
+                2,
+                11,
+                "Request tokens",
+            ),
         ];
         for (text, line, column, word) in bad {
             let e = parse_trace("t", text).unwrap_err();
