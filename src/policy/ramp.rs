@@ -302,7 +302,8 @@ impl RampState {
     /// larger. No floor in units: whether a rise matters is whether it carries the demand past
     /// the capacity ([`RampStep::units_beyond`]), and at a floor of two units a rise of 0.4 does
     /// (a floor of half a unit had waited for the work itself to ask, a flash crowd's third
-    /// unit booted a minute late: robustness matrix, two cells more held).
+    /// unit booted a minute late: robustness matrix, two cells gained over both seed sets and
+    /// one lost that the oracle does not hold).
     fn min_rise(&self, noise: f64, demand_units: f64) -> f64 {
         let observed = self.relative_noise().unwrap_or(0.0);
         noise.max(observed).max(0.0) * demand_units
