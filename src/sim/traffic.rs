@@ -418,7 +418,9 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     let per_request = match header.as_slice() {
         ["t_s", "prompt_tokens", "output_tokens"] => true,
         ["minute", "requests"] => false,
-        ["timestamp", "value"] => return parse_timestamped(file, text),
+        // One series against time, whatever its column is named: Grafana's CSV export heads
+        // it `"Time","<series>"`.
+        ["timestamp" | "time", _] => return parse_timestamped(file, text),
         ["timestamp", "contexttokens", "generatedtokens"] => return parse_azure(file, text),
         _ => {
             return Err(err(
@@ -984,6 +986,10 @@ mod tests {
             (
                 "Unix nanoseconds",
                 "timestamp,value\n1764579600000000000,4\n1764579660000000000,5\n1764579720000000000,6\n",
+            ),
+            (
+                "Grafana's header: Time and the series' name",
+                "\"Time\",\"sum(rate(vllm:request_success_total[1m]))*60\"\n\"1764579600000\",\"4\"\n\"1764579660000\",\"5\"\n\"1764579720000\",\"6\"\n",
             ),
             (
                 "date and time without a zone, capitalised header",
