@@ -413,7 +413,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     if let Some(columns) = burstgpt_columns(&header) {
-        return parse_burstgpt(file, text, columns);
+        return parse_request_columns(file, text, columns);
     }
     let per_request = match header.as_slice() {
         ["t_s", "prompt_tokens", "output_tokens"] => true,
@@ -421,7 +421,9 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         // One series against time, whatever its column is named: Grafana's CSV export heads
         // it `"Time","<series>"`.
         ["timestamp" | "time", _] => return parse_timestamped(file, text),
-        ["timestamp", "contexttokens", "generatedtokens"] => return parse_azure(file, text),
+        ["timestamp", "contexttokens", "generatedtokens"] => {
+            return parse_request_columns(file, text, AZURE_COLUMNS)
+        }
         _ => {
             return Err(err(
                 1,
@@ -639,104 +641,81 @@ fn whole_tokens(v: f64, what: &str) -> Result<u32, String> {
 /// Azure's public LLM inference traces (`AzureLLMInferenceTrace_*.csv`, 2023 and 2024):
 /// `TIMESTAMP,ContextTokens,GeneratedTokens`, one row per request, its arrival a date and time
 /// (`2023-11-16 18:15:46.6805900`, UTC).
-fn parse_azure(file: &str, text: &str) -> Result<Trace, TraceError> {
-    published_requests(file, text, 1, |line, lineno| {
-        let err = |column, message| located(file, lineno, column, message);
-        let raw: Vec<&str> = line.split(',').collect();
-        let [ts, context, generated] = raw[..] else {
-            return Err(err(
-                1,
-                format!(
-                    "expected 3 columns (TIMESTAMP,ContextTokens,GeneratedTokens), found {}",
-                    raw.len()
-                ),
-            ));
-        };
-        let secs = export_timestamp_secs(unquote(ts)).ok_or_else(|| {
-            err(
-                1,
-                format!(
-                    "TIMESTAMP is {:?}; expected a date and time (2023-11-16 18:15:46.68)",
-                    unquote(ts)
-                ),
-            )
-        })?;
-        let count = |field: &str, column: usize, what: &str| {
-            let f = unquote(field);
-            f.parse::<f64>()
-                .map_err(|_| format!("{what} is {f:?}; expected a whole number ≥ 1"))
-                .and_then(|v| whole_tokens(v, what))
-                .map_err(|m| err(column, m))
-        };
-        let context_column = ts.chars().count() + 2;
-        let generated_column = context_column + context.chars().count() + 1;
-        Ok((
-            secs,
-            count(context, context_column, "ContextTokens")?,
-            count(generated, generated_column, "GeneratedTokens")?,
-        ))
+const AZURE_COLUMNS: RequestColumns = RequestColumns {
+    time: (0, "TIMESTAMP"),
+    prompt: (1, "ContextTokens"),
+    output: (2, "GeneratedTokens"),
+    zero_output_is_one: false,
+};
+
+/// Where BurstGPT's CSV (`HPMLL/BurstGPT`, an Azure OpenAI GPT service's trace:
+/// `Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type`, the arrival in
+/// seconds from the trace's start) holds a request, by name in any order; `None` for another
+/// header. A failed request (`Response tokens` 0, as its `BurstGPT_*.csv` files keep them) is
+/// replayed with one output token: it arrived and its prompt was read.
+fn burstgpt_columns(header: &[&str]) -> Option<RequestColumns> {
+    let at = |name: &str| header.iter().position(|h| *h == name);
+    Some(RequestColumns {
+        time: (at("timestamp")?, "Timestamp"),
+        prompt: (at("request tokens")?, "Request tokens"),
+        output: (at("response tokens")?, "Response tokens"),
+        zero_output_is_one: true,
     })
 }
 
-/// Where BurstGPT's CSV (`HPMLL/BurstGPT`: `Timestamp,Model,Request tokens,Response tokens,
-/// Total tokens,Log Type`) holds (arrival, prompt, output), by name in any order; `None` for
-/// another header.
-fn burstgpt_columns(header: &[&str]) -> Option<(usize, usize, usize)> {
-    let at = |name: &str| header.iter().position(|h| *h == name);
-    Some((
-        at("timestamp")?,
-        at("request tokens")?,
-        at("response tokens")?,
-    ))
+/// Where a published CSV keeps a request: (column index, its name for messages) of its arrival
+/// (Unix time, seconds from a start, or a date and time: [`export_timestamp_secs`]), its prompt
+/// and its output lengths.
+struct RequestColumns {
+    time: (usize, &'static str),
+    prompt: (usize, &'static str),
+    output: (usize, &'static str),
+    /// An output of 0 tokens (a failed request the trace keeps) is read as one.
+    zero_output_is_one: bool,
 }
 
-/// BurstGPT's trace of an Azure OpenAI GPT service: one row per request, its arrival in
-/// seconds from the trace's start. A failed request (`Response tokens` 0, as its
-/// `BurstGPT_*.csv` files keep them) is replayed with one output token: it arrived and its
-/// prompt was read.
-fn parse_burstgpt(
-    file: &str,
-    text: &str,
-    (time, prompt, output): (usize, usize, usize),
-) -> Result<Trace, TraceError> {
+/// A published CSV's requests, one a row after its header, from the columns `c` names.
+fn parse_request_columns(file: &str, text: &str, c: RequestColumns) -> Result<Trace, TraceError> {
     published_requests(file, text, 1, |line, lineno| {
         let raw: Vec<&str> = line.split(',').collect();
-        let field = |i: usize, what: &str| -> Result<(usize, f64), TraceError> {
+        // A column's text and where it starts on the line.
+        let field = |(i, what): (usize, &str)| -> Result<(usize, &str), TraceError> {
             let column = 1 + raw[..i.min(raw.len())]
                 .iter()
                 .map(|f| f.chars().count() + 1)
                 .sum::<usize>();
-            let f = raw.get(i).map(|f| unquote(f)).ok_or_else(|| {
+            raw.get(i).map(|f| (column, unquote(f))).ok_or_else(|| {
                 located(
                     file,
                     lineno,
                     column,
                     format!("no {what} column in this row"),
                 )
-            })?;
-            f.parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .map(|v| (column, v))
-                .ok_or_else(|| {
-                    located(
-                        file,
-                        lineno,
-                        column,
-                        format!("{what} is {f:?}; expected a number ≥ 0"),
-                    )
-                })
-        };
-        let (_, secs) = field(time, "Timestamp")?;
-        let tokens = |i, what, floor: f64| {
-            field(i, what).and_then(|(column, v)| {
-                whole_tokens(v.max(floor), what).map_err(|m| located(file, lineno, column, m))
             })
+        };
+        let (column, ts) = field(c.time)?;
+        let secs = export_timestamp_secs(ts).ok_or_else(|| {
+            located(
+                file,
+                lineno,
+                column,
+                format!(
+                    "{} is {ts:?}; expected seconds or a date and time (2023-11-16 18:15:46.68)",
+                    c.time.1
+                ),
+            )
+        })?;
+        let tokens = |col: (usize, &str), zero_is_one: bool| {
+            let (column, f) = field(col)?;
+            f.parse::<f64>()
+                .map_err(|_| format!("{} is {f:?}; expected a whole number ≥ 1", col.1))
+                .and_then(|v| whole_tokens(if zero_is_one && v == 0.0 { 1.0 } else { v }, col.1))
+                .map_err(|m| located(file, lineno, column, m))
         };
         Ok((
             secs,
-            tokens(prompt, "Request tokens", 0.0)?,
-            tokens(output, "Response tokens", 1.0)?,
+            tokens(c.prompt, false)?,
+            tokens(c.output, c.zero_output_is_one)?,
         ))
     })
 }
