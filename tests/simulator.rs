@@ -247,6 +247,83 @@ fn published_trace_formats_read_as_their_converted_csvs() {
     }
 }
 
+/// Three days of NASA's log across its second outage (44 hours without a row) exported as
+/// Prometheus and CloudWatch
+/// answer them — split into two series, newest first, shuffled — read as the same minutes as
+/// its `timestamp,value` CSV export.
+#[test]
+fn json_answers_of_a_real_trace_read_as_its_csv_export() {
+    let Some(dir) = traces::shared_traces("json_answers_of_a_real_trace_read_as_its_csv_export")
+    else {
+        return;
+    };
+    let Some(Trace::PerMinute(minutes)) =
+        trace(&format!("{}/nasa_http_1995_per_minute.csv", dir.display()))
+    else {
+        panic!("NASA's trace is per minute");
+    };
+    // 1995-07-01T00:00:00Z, the log's first minute, and the days from minute 45,000.
+    let (start, from) = (804_556_800_i64, 45_000);
+    let points: Vec<(i64, f64)> = minutes[from..from + 3 * 1440]
+        .iter()
+        .enumerate()
+        .filter_map(|(m, v)| v.map(|v| (start + 60 * (from + m) as i64, v)))
+        .collect();
+    assert!(
+        points.len() < 3 * 1440,
+        "the slice holds some of the log's gaps"
+    );
+    let iso = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    };
+    let csv: String = std::iter::once("timestamp,value\n".to_string())
+        .chain(points.iter().map(|(t, v)| format!("{t},{v}\n")))
+        .collect();
+    let half = |v: f64| (v / 2.0).floor();
+    let prometheus = serde_json::json!({"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"instance": "a"}, "values": points.iter().map(|(t, v)| serde_json::json!([t, half(*v).to_string()])).collect::<Vec<_>>()},
+        {"metric": {"instance": "b"}, "values": points.iter().map(|(t, v)| serde_json::json!([t, (v - half(*v)).to_string()])).collect::<Vec<_>>()},
+    ]}});
+    let get_metric_data = serde_json::json!({"MetricDataResults": [{
+        "Id": "m1", "Label": "RequestCount", "StatusCode": "Complete",
+        "Timestamps": points.iter().rev().map(|(t, _)| iso(*t)).collect::<Vec<_>>(),
+        "Values": points.iter().rev().map(|(_, v)| *v).collect::<Vec<_>>(),
+    }], "Messages": []});
+    // A fixed shuffle: every 7th point first, then the rest backwards.
+    let mut order: Vec<usize> = (0..points.len()).step_by(7).collect();
+    order.extend((0..points.len()).rev().filter(|i| i % 7 != 0));
+    let get_metric_statistics = serde_json::json!({"Label": "RequestCount", "Datapoints":
+        order.iter().map(|&i| serde_json::json!({"Timestamp": iso(points[i].0), "Sum": points[i].1, "Average": 1.0, "Unit": "Count"})).collect::<Vec<_>>()});
+    let read = |name: &str, text: &str| match parse_trace(name, text) {
+        Ok(Trace::PerMinute(m)) => m,
+        other => panic!("{name}: {other:?}"),
+    };
+    let want = read("nasa.csv", &csv);
+    assert_eq!(
+        want.iter().flatten().count(),
+        points.len(),
+        "gaps stay gaps"
+    );
+    for (name, answer) in [
+        (
+            "query_range.json",
+            serde_json::to_string(&prometheus).unwrap(),
+        ),
+        (
+            "get-metric-data.json",
+            serde_json::to_string_pretty(&get_metric_data).unwrap(),
+        ),
+        (
+            "get-metric-statistics.json",
+            serde_json::to_string_pretty(&get_metric_statistics).unwrap(),
+        ),
+    ] {
+        assert_eq!(read(name, &answer), want, "{name}");
+    }
+}
+
 #[test]
 fn real_traces_replay() {
     // CI clones the repository with a copy of shared/ beside it.

@@ -5,7 +5,8 @@
 //! files and writes reports. `../shared/design/EVALUATION.md` (and `docs/simulator.md`) fix the
 //! model and the metric definitions.
 //!
-//! - [`traffic`]: requests from scenarios and traces; [`scenario`]: the five built-ins.
+//! - [`traffic`]: requests from scenarios and traces (`json_export`: Prometheus's and
+//!   CloudWatch's JSON answers as a series); [`scenario`]: the five built-ins.
 //! - [`perf`]: replica performance and prices per instance type; `required_units`.
 //! - [`world`]: the simulated cloud and replicas, and the event loop.
 //! - [`controllers`]: our policy (through the fleet controller), the baselines, the oracle.
@@ -14,6 +15,7 @@
 
 pub mod chart;
 pub mod controllers;
+mod json_export;
 pub mod perf;
 pub mod predict;
 pub mod report;

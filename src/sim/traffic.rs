@@ -10,6 +10,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::sync::Arc;
 
+use super::json_export;
 use super::rng::Rng;
 
 /// One request.
@@ -394,8 +395,14 @@ impl fmt::Display for Trace {
 pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let err = |line: usize, column: usize, message: String| located(file, line, column, message);
-    if text.trim_start().starts_with('{') {
-        return parse_jsonl(file, text);
+    let body = text.trim_start();
+    if body.starts_with('{') {
+        let first_line = body.lines().next().unwrap_or_default();
+        return if json_export::is_json_export(first_line) {
+            json_export::parse_json_export(file, text)
+        } else {
+            parse_jsonl(file, text)
+        };
     }
     let mut lines = text.lines().enumerate();
     let (_, header) = lines.next().ok_or_else(|| {
@@ -429,7 +436,7 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
                 1,
                 1,
                 format!(
-                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute), `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute), Azure's `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's `Timestamp,…,Request tokens,Response tokens,…` or Mooncake's JSON lines",
+                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute), `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute), Azure's `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's `Timestamp,…,Request tokens,Response tokens,…`, Mooncake's JSON lines, or a JSON answer of Prometheus's range query or CloudWatch's get-metric-data / get-metric-statistics",
                     header.join(",")
                 ),
             ))
@@ -529,16 +536,12 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     })
 }
 
-/// A `timestamp,value` export — what Prometheus (`query_range`, Unix seconds) and CloudWatch
-/// (`GetMetricData`, RFC 3339) give: each row the demand per minute at that time. Rows are
-/// bucketed by minute from the first row's minute (several in one minute are averaged: a
-/// 15-second step). A coarser export — CloudWatch's 5-minute periods, an hourly series — has a
-/// row per interval: each row's value holds over its interval's minutes ([`export_step_secs`]),
-/// as CloudWatch stamps a period at its start. Minutes without a row are gaps, never zeros.
+/// A `timestamp,value` CSV export — Grafana's, a spreadsheet's, Prometheus's or CloudWatch's
+/// answer written out as rows: each row the demand per minute at that time, rows sorted by
+/// time ([`series_minutes`] makes the minutes; `json_export` reads the answers themselves).
 fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
     let err = |line: usize, column: usize, message: String| located(file, line, column, message);
-    // (seconds, value) of every row, validated.
-    let mut rows: Vec<(f64, f64)> = Vec::new();
+    let mut rows: Vec<SeriesPoint> = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         let lineno = i + 1;
         if line.trim().is_empty() {
@@ -560,14 +563,14 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 format!("timestamp is {ts:?}; expected Unix time (seconds, or milliseconds as Grafana writes it) or RFC 3339 (2026-12-01T09:00:00Z; without a zone, UTC)"),
             ));
         };
-        if rows.last().is_some_and(|(last, _)| secs < *last) {
+        if rows.last().is_some_and(|r| secs < r.secs) {
             return Err(err(
                 lineno,
                 1,
                 format!("timestamp {ts} comes before the row above; rows must be sorted by time"),
             ));
         }
-        let v = match value.parse::<f64>() {
+        let value = match value.parse::<f64>() {
             Ok(v) if v.is_finite() && v >= 0.0 => v,
             _ => {
                 return Err(err(
@@ -577,30 +580,69 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 ))
             }
         };
-        let minute = (secs / 60.0).floor();
-        let first = (rows.first().map_or(secs, |r| r.0) / 60.0).floor();
-        if minute - first >= MAX_TRACE_MINUTES as f64 {
-            return Err(err(
-                lineno,
-                1,
-                format!("timestamp {ts} is over a year ({MAX_TRACE_MINUTES} minutes) after the first row, the longest trace read"),
-            ));
-        }
-        rows.push((secs, v));
+        rows.push(SeriesPoint {
+            secs,
+            value,
+            at: lineno,
+        });
     }
-    let Some(&(first_secs, _)) = rows.first() else {
-        return Err(err(1, 1, "the file has a header but no rows".into()));
+    series_minutes(file, &rows, |line| (line, 1))
+}
+
+/// One point of an exported series: its time (Unix seconds), its value, and where it is in the
+/// file — a line, or a byte offset, whatever the reader's `locate` turns into a line and column
+/// (for an error about it; a JSON reader works out lines only then).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct SeriesPoint {
+    pub secs: f64,
+    pub value: f64,
+    pub at: usize,
+}
+
+/// The minutes of an exported series whose points are sorted by time: bucketed by minute from
+/// the first point's minute (several in one minute are averaged: a 15-second step). A coarser
+/// export — CloudWatch's 5-minute periods, an hourly series — has a point per interval: each
+/// point's value holds over its interval's minutes ([`export_step_secs`]), as CloudWatch stamps
+/// a period at its start. Minutes without a point are gaps, never zeros.
+pub(super) fn series_minutes(
+    file: &str,
+    rows: &[SeriesPoint],
+    locate: impl Fn(usize) -> (usize, usize),
+) -> Result<Trace, TraceError> {
+    let Some(first_row) = rows.first() else {
+        return Err(located(
+            file,
+            1,
+            1,
+            "the file has a header but no rows".into(),
+        ));
     };
-    let first = (first_secs / 60.0).floor() as i64;
-    let step_mins = export_step_secs(&rows).map_or(1, |s| (s / 60.0).round().max(1.0) as i64);
+    let first = (first_row.secs / 60.0).floor() as i64;
+    if let Some(late) = rows
+        .iter()
+        .find(|r| (r.secs / 60.0).floor() - first as f64 >= MAX_TRACE_MINUTES as f64)
+    {
+        let (line, column) = locate(late.at);
+        return Err(located(
+            file,
+            line,
+            column,
+            format!(
+                "a point {:.0} s after the first is beyond a year ({MAX_TRACE_MINUTES} minutes), the longest trace read",
+                late.secs - first_row.secs
+            ),
+        ));
+    }
+    let times: Vec<f64> = rows.iter().map(|r| r.secs).collect();
+    let step_mins = export_step_secs(&times).map_or(1, |s| (s / 60.0).round().max(1.0) as i64);
     let mut sums: Vec<(f64, u32)> = Vec::new();
-    for (i, &(secs, v)) in rows.iter().enumerate() {
-        let minute = (secs / 60.0).floor() as i64 - first;
+    for (i, row) in rows.iter().enumerate() {
+        let minute = (row.secs / 60.0).floor() as i64 - first;
         // A row holds over its interval, up to the next row's minute (a later row, or one
         // missing, leaves the rest a gap).
         let next = rows
             .get(i + 1)
-            .map_or(i64::MAX, |r| (r.0 / 60.0).floor() as i64 - first);
+            .map_or(i64::MAX, |r| (r.secs / 60.0).floor() as i64 - first);
         let until = (minute + step_mins)
             .min(next.max(minute + 1))
             .min(MAX_TRACE_MINUTES as i64);
@@ -609,7 +651,7 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
             if sums.len() <= m {
                 sums.resize(m + 1, (0.0, 0));
             }
-            sums[m].0 += v;
+            sums[m].0 += row.value;
             sums[m].1 += 1;
         }
     }
@@ -790,7 +832,7 @@ fn published_requests(
 }
 
 /// An error at `line`, `column` of `file`.
-fn located(file: &str, line: usize, column: usize, message: String) -> TraceError {
+pub(super) fn located(file: &str, line: usize, column: usize, message: String) -> TraceError {
     TraceError {
         file: file.to_string(),
         line,
@@ -813,7 +855,7 @@ fn unquote(field: &str) -> &str {
 /// nanoseconds: a count of seconds that large would be past the year 5000 — or RFC 3339
 /// (CloudWatch), or a date and time without a zone (a spreadsheet's, a database's), read as
 /// UTC. `None` when it is none of these.
-fn export_timestamp_secs(ts: &str) -> Option<f64> {
+pub(super) fn export_timestamp_secs(ts: &str) -> Option<f64> {
     if let Ok(v) = ts.parse::<f64>() {
         if !v.is_finite() {
             return None;
@@ -846,9 +888,10 @@ fn export_timestamp_secs(ts: &str) -> Option<f64> {
 /// smallest, not the usual: a per-minute export with minutes missing (CloudWatch has no
 /// datapoint for a minute without requests) still has rows a minute apart somewhere, and its
 /// missing minutes stay gaps; an export at a coarser step has none closer than its step.
-fn export_step_secs(rows: &[(f64, f64)]) -> Option<f64> {
-    rows.windows(2)
-        .map(|w| w[1].0 - w[0].0)
+fn export_step_secs(times: &[f64]) -> Option<f64> {
+    times
+        .windows(2)
+        .map(|w| w[1] - w[0])
         .filter(|g| *g > 0.0)
         .reduce(f64::min)
         .filter(|step| *step >= 120.0)
