@@ -1696,24 +1696,30 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
             llm_autoscaler::forecast::backtest::MIN_WINDOW_POINTS
         )
     };
+    // A ratio without a finite value: a candidate that never answered (the week-ago forecast
+    // under a week of history), or no point scored, or a series the naive forecast matched
+    // exactly (a constant one: MAE 0 over 0).
+    let mase = |x: f64| {
+        if x.is_finite() {
+            format!("{x:.3}")
+        } else {
+            "n/a".to_string()
+        }
+    };
     out!(
-        "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {:.3} (brief rule {:.3}) · 90 % interval coverage {:.3} ({per_window}) · mean width {:.1}",
+        "MAE ours {:.2} · seasonal-naive {:.2} · brief rule {:.2}\nMASE vs seasonal-naive {} (brief rule {}) · 90 % interval coverage {:.3} ({per_window}) · mean width {:.1}",
         report.mae,
         report.mae_seasonal_naive,
         report.mae_brief_rule,
-        report.mase_vs_seasonal_naive,
-        report.brief_rule_vs_seasonal_naive,
+        mase(report.mase_vs_seasonal_naive),
+        mase(report.brief_rule_vs_seasonal_naive),
         report.coverage_90,
         report.mean_interval_width
     );
     let alone: Vec<String> = report
         .members
         .iter()
-        .map(|m| match m.mase_vs_seasonal_naive {
-            // A candidate that never answered (the week-ago forecast under a week of history).
-            x if !x.is_finite() => format!("{} n/a", m.model),
-            x => format!("{} {x:.3}", m.model),
-        })
+        .map(|m| format!("{} {}", m.model, mase(m.mase_vs_seasonal_naive)))
         .collect();
     out!("each candidate alone (MASE): {}", alone.join(" · "));
     let last: Vec<String> = report

@@ -683,34 +683,51 @@ fn forecast_sums_up_the_next_hour() {
 }
 
 /// A backtest too short for a window of scored points says so, rather than printing a range of
-/// NaN; its JSON gives the range as nulls, and a long enough one as numbers.
+/// NaN; its JSON gives the range as nulls, and a long enough one as numbers. A series the
+/// naive forecast matches exactly (a constant one) has no MASE: "n/a", not NaN.
 #[test]
 fn backtest_says_when_no_window_has_enough_points() {
-    // (why, days of a daily cycle, the range's text, a range in the JSON)
+    // (why, days of a daily cycle, its amplitude, the text, a range in the JSON)
     let cases = [
         (
             "four days: one origin, 60 points",
             4,
+            50.0,
             "no 7-day window with 100 points scored",
             false,
         ),
         (
             "six days: three origins, 180 points",
             6,
+            50.0,
             "per 7-day window ",
             true,
         ),
+        (
+            "six days of a constant 100",
+            6,
+            0.0,
+            "MASE vs seasonal-naive n/a (brief rule n/a)",
+            true,
+        ),
     ];
-    for (why, days, says, numbers) in cases {
+    for (why, days, amplitude, says, numbers) in cases {
         let mut text = String::from("minute,requests\n");
         for m in 0..days * 1440 {
             let phase = (m % 1440) as f64 / 1440.0 * std::f64::consts::TAU;
             // A little deterministic noise: a cycle repeated exactly has no seasonal-naive
             // error to scale by.
-            let noise = ((m * 7919) % 13) as f64;
-            text.push_str(&format!("{m},{:.1}\n", 100.0 + 50.0 * phase.sin() + noise));
+            let noise = if amplitude > 0.0 {
+                ((m * 7919) % 13) as f64
+            } else {
+                0.0
+            };
+            text.push_str(&format!(
+                "{m},{:.1}\n",
+                100.0 + amplitude * phase.sin() + noise
+            ));
         }
-        let history = tmp(&format!("cycle-{days}.csv"), &text);
+        let history = tmp(&format!("cycle-{days}-{amplitude}.csv"), &text);
         let json = history.with_extension("json");
         let stdout = stdout_of(
             bin()
