@@ -121,13 +121,12 @@ impl CalcInput {
 }
 
 impl CalcInput {
-    /// Whether a usage ratio is within the tolerance of its direction: no change.
+    /// Whether a usage ratio is within the tolerance of its direction: no change. As upstream
+    /// (≥ 1.33, `Tolerances.isWithin`) writes it, the band's edges included: `1.1 - 1.0` is
+    /// 0.10000000000000009 in floating point, so the older `|1 - ratio| ≤ tolerance` scaled at a
+    /// ratio of exactly 1.1 (55 % of a 50 % target), where today's HPA holds.
     fn within(&self, ratio: f64) -> bool {
-        if ratio >= 1.0 {
-            ratio - 1.0 <= self.tolerance
-        } else {
-            1.0 - ratio <= self.tolerance_down
-        }
+        1.0 - self.tolerance_down <= ratio && ratio <= 1.0 + self.tolerance
     }
 }
 
@@ -211,9 +210,11 @@ struct Point {
 fn usage_ratio(target: Target, points: &[Point]) -> f64 {
     let weight: f64 = points.iter().map(|p| p.weight).sum();
     let avg = match target {
-        // Weighted average of percentages.
+        // Weighted average of percentages, truncated to a whole percent as upstream's
+        // `GetResourceUtilizationRatio` does (`int32(Σ usage × 100 ÷ Σ requests)`): 55.9 % of
+        // a 50 % target is 55 %, within a 10 % tolerance.
         Target::Utilization { .. } => {
-            points.iter().map(|p| p.value * p.weight).sum::<f64>() / weight
+            (points.iter().map(|p| p.value * p.weight).sum::<f64>() / weight).trunc()
         }
         // Total over units.
         _ => points.iter().map(|p| p.value).sum::<f64>() / weight,
