@@ -391,9 +391,12 @@ impl fmt::Display for Trace {
 }
 
 /// Parses a trace in either CSV form; the header line says which. A leading byte-order mark
-/// (what a spreadsheet's "CSV UTF-8" export writes) and Windows line ends are read past.
+/// (what a spreadsheet's "CSV UTF-8" export writes) and Windows line ends are read past, and a
+/// file separated by tabs or semicolons reads as one separated by commas
+/// ([`comma_separated`]).
 pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let text = &*comma_separated(text);
     let err = |line: usize, column: usize, message: String| located(file, line, column, message);
     let body = text.trim_start();
     if body.starts_with('{') {
@@ -841,6 +844,32 @@ pub(super) fn located(file: &str, line: usize, column: usize, message: String) -
     }
 }
 
+/// `text` with commas separating its fields, when its header separates them otherwise: with
+/// tabs (a database's or a spreadsheet's "tab-separated" export), or with semicolons — how a
+/// spreadsheet writes CSV where the decimal separator is a comma (`0;10,5`: 10.5 requests), so
+/// its commas become points. One character for one, so a line and column in the result are
+/// those of the file. A header with a comma, or a JSON file, is left as it is.
+fn comma_separated(text: &str) -> std::borrow::Cow<'_, str> {
+    let header = text.lines().next().unwrap_or_default();
+    if header.contains(',') || header.trim_start().starts_with('{') {
+        return text.into();
+    }
+    if header.contains('\t') {
+        text.replace('\t', ",").into()
+    } else if header.contains(';') {
+        text.chars()
+            .map(|c| match c {
+                ',' => '.',
+                ';' => ',',
+                c => c,
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 /// A CSV field without the spaces around it and one pair of double quotes (spreadsheets and
 /// Grafana quote every field of an export).
 fn unquote(field: &str) -> &str {
@@ -1236,6 +1265,35 @@ mod tests {
         // A mark anywhere else is no header.
         let e = parse_trace("s.csv", "minute,\u{feff}requests\n0,1\n").unwrap_err();
         assert_eq!((e.line, e.column), (1, 1), "{e}");
+    }
+
+    /// Tabs and semicolons separate a spreadsheet's or a database's export as commas do; with
+    /// semicolons a comma is the decimal separator. Errors keep the file's columns.
+    #[test]
+    fn tab_and_semicolon_separated_exports_read_as_csv() {
+        let csv = "timestamp,value\n1700000000,10.5\n1700000060,12\n";
+        let want = parse_trace("a.csv", csv).unwrap();
+        let cases = [
+            "timestamp\tvalue\n1700000000\t10.5\n1700000060\t12\n",
+            "Timestamp;Value\r\n1700000000;10,5\r\n1700000060;12\r\n",
+            "\u{feff}\"Time\";\"Requests\"\n\"2023-11-14 22:13:20\";\"10,5\"\n\"2023-11-14 22:14:20\";\"12\"\n",
+        ];
+        for text in cases {
+            match (parse_trace("b.csv", text), &want) {
+                (Ok(Trace::PerMinute(got)), Trace::PerMinute(want)) => {
+                    assert_eq!(&got, want, "{text:?}")
+                }
+                (other, _) => panic!("{text:?}: {other:?}"),
+            }
+        }
+        let Trace::PerRequest(r) =
+            parse_trace("r.tsv", "t_s\tprompt_tokens\toutput_tokens\n0.5\t100\t20\n").unwrap()
+        else {
+            panic!("per request")
+        };
+        assert_eq!((r[0].arrival_secs, r[0].prompt_tokens), (0.5, 100));
+        let e = parse_trace("m.csv", "minute;requests\n0;1,5\n1;x\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 3), "{e}");
     }
 
     #[test]
