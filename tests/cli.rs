@@ -110,7 +110,8 @@ fn decide_describes_the_decision_for_people() {
         "Units:              current 5 → desired 6 (in service 4, booting 1)",
         "Winning metric:     token_work",
         "  token_work      token_work      1.35 / 0.7      6      valid",
-        "65.9 / 70",
+        // A Utilization in its whole percent, as HPA computes and shows it (65.9 % is 65 %).
+        "  kv_cache_usage  kv_cache_usage  65 / 70         5      valid",
         "  Type            Status  Reason",
         "ScalingActive   True    ValidMetricFound",
     ] {
