@@ -570,8 +570,8 @@ fn upstream_scale_up_from_zero_with_one_metric_invalid() {
 
 /// Upstream `TestScaleDownToZeroCMExternal` / `TestScaleDownToZeroCMObject`: min 0 and a zero
 /// fleet-level Value scale to 0. Upstream passes an empty, non-nil recommendation history; here a
-/// 0 s scale-down window does the same, since the fresh-start seed is then outside the window
-/// (behavior.rs:33-35).
+/// 0 s scale-down window does the same: a fresh engine's seed (its current size) is then outside
+/// the window, which counts a recommendation only while strictly inside it.
 #[test]
 fn upstream_scale_down_to_zero_on_a_fleet_value_metric() {
     let f = fleet(

@@ -247,10 +247,9 @@ fn published_trace_formats_read_as_their_converted_csvs() {
     }
 }
 
-/// Three days of NASA's log across its second outage (44 hours without a row) exported as
-/// Prometheus and CloudWatch
-/// answer them — split into two series, newest first, shuffled — read as the same minutes as
-/// its `timestamp,value` CSV export.
+/// Three days of NASA's log across its second outage (44 hours without a row), exported as
+/// Prometheus and CloudWatch answer them — split into two series, newest first, shuffled —
+/// read as the same minutes as its `timestamp,value` CSV export.
 #[test]
 fn json_answers_of_a_real_trace_read_as_its_csv_export() {
     let Some(dir) = traces::shared_traces("json_answers_of_a_real_trace_read_as_its_csv_export")

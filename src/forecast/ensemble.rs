@@ -55,8 +55,8 @@ pub const ACI_GAMMA: f64 = 0.05;
 /// the weak candidates, whose errors move with the best one's — every candidate misses the same
 /// surprise —, so the mix trailed the best candidate by 10–30 % where one was clearly best.
 /// Measured with `backtest` on 22 series (docs/forecast.md): the cube lowered the MASE on 21,
-/// among them the 12 constructed from seeds not tuned on; the fourth power lowered most of them
-/// a little further and raised ServeGen m-small's (0.467 → 0.473 → 0.484).
+/// among them the eight constructed from seeds generated for the comparison; the fourth power
+/// lowered most of them a little further and raised ServeGen m-small's (0.467 → 0.473 → 0.484).
 pub const WEIGHT_POWER: i32 = 3;
 
 /// Scaled residuals kept per bucket for the interval.
@@ -346,12 +346,12 @@ impl Adaptive {
 
     /// Each candidate's weight per bucket for a forecast whose available candidates are
     /// `available` (MSTL's fit weekly or not, `mstl_weekly`): the inverse of its error
-    /// average to [`WEIGHT_POWER`], normalised. A candidate not scored yet — equal weights at first — counts with
-    /// the largest error of those that are: a newcomer earns its weight. With the median, the
-    /// week-ago forecast, first available at exactly a week of history and unscored in the
-    /// warm-up, took a typical share: on a steady growth the forecast at one week was 18 % off
-    /// (under 1 % two hours either side), and MSTL's first weekly fit, at two weeks, rode on
-    /// its daily fit's record (4.5 % off; `tests/forecast.rs`, docs/forecast.md).
+    /// average to [`WEIGHT_POWER`], normalised. A candidate not scored yet — equal weights at
+    /// first — counts with the largest error of those that are: a newcomer earns its weight.
+    /// With the median, the week-ago forecast, first available at exactly a week of history
+    /// and unscored in the warm-up, took a typical share: on a steady growth the forecast at one
+    /// week was 18 % off (under 1 % two hours either side), and MSTL's first weekly fit, at two
+    /// weeks, rode on its daily fit's record (4.5 % off; `tests/forecast.rs`, docs/forecast.md).
     pub fn weights(&self, available: [bool; N], mstl_weekly: bool) -> [[f64; B]; N] {
         let mut w = [[0.0; B]; N];
         let error = |m: usize, b: usize| {

@@ -100,17 +100,7 @@ pub(super) fn parse_json_export(file: &str, text: &str) -> Result<Trace, TraceEr
         let (line, column) = position(text, offset(text, raw));
         located(file, line, column, message)
     };
-    let syntax = |e: serde_json::Error| {
-        // serde_json's message ends with its own position, which the location already gives.
-        let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or_default();
-        located(
-            file,
-            e.line().max(1),
-            e.column().max(1),
-            format!("{message}; {EXPECTED}"),
-        )
-    };
+    let syntax = |e| syntax_error(file, &e, EXPECTED);
     let keys: Keys = serde_json::from_str(text).map_err(syntax)?;
     let mut points = if keys.status.is_some() {
         prometheus_points(file, text, &at)?
@@ -159,6 +149,19 @@ pub(super) fn parse_json_export(file: &str, text: &str) -> Result<Trace, TraceEr
     })
 }
 
+/// A JSON error at serde_json's line and column, its message without serde_json's own " at line
+/// … column …" (the location gives it), then what was `expected`.
+fn syntax_error(file: &str, e: &serde_json::Error, expected: &str) -> TraceError {
+    let message = e.to_string();
+    let message = message.split(" at line ").next().unwrap_or_default();
+    located(
+        file,
+        e.line().max(1),
+        e.column().max(1),
+        format!("{message}; {expected}"),
+    )
+}
+
 /// The points of Prometheus's answer, every series' together.
 fn prometheus_points(
     file: &str,
@@ -166,11 +169,10 @@ fn prometheus_points(
     at: &impl Fn(&RawValue, String) -> TraceError,
 ) -> Result<Vec<SeriesPoint>, TraceError> {
     let answer: PromAnswer = serde_json::from_str(text).map_err(|e| {
-        located(
+        syntax_error(
             file,
-            e.line().max(1),
-            e.column().max(1),
-            format!("not Prometheus's answer to a range query: {e}"),
+            &e,
+            "expected Prometheus's answer to a range query (status, data.resultType, data.result[].values)",
         )
     })?;
     if answer.status != "success" {
@@ -283,6 +285,7 @@ fn datapoint(
     }
 }
 
+/// A CloudWatch timestamp (an RFC 3339 string) in Unix seconds.
 fn timestamp(
     raw: &RawValue,
     at: &impl Fn(&RawValue, String) -> TraceError,
@@ -298,6 +301,7 @@ fn timestamp(
         })
 }
 
+/// A CloudWatch value: a finite number ≥ 0.
 fn number(
     raw: &RawValue,
     at: &impl Fn(&RawValue, String) -> TraceError,
@@ -311,6 +315,7 @@ fn number(
     }
 }
 
+/// A point placed where `raw` is in `text`.
 fn point(raw: &RawValue, secs: f64, value: f64, text: &str) -> SeriesPoint {
     SeriesPoint {
         secs,
