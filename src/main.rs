@@ -108,9 +108,10 @@ enum Command {
     /// Traffic: one of the built-in scenarios (traffic-spike, gradual-growth, periodic,
     /// sudden-drop, mixed-workload, spot-shortage) or a trace file, either `t_s,prompt_tokens,output_tokens`
     /// (one row per request), `minute,requests` (one row per minute), `timestamp,value` (a
-    /// Prometheus, Grafana or CloudWatch export), or a published LLM trace as published (Azure's
-    /// `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's CSV, Mooncake's JSON lines). See
-    /// docs/simulator.md.
+    /// Prometheus, Grafana or CloudWatch export; or their JSON answer as saved: a range query,
+    /// `get-metric-data`, `get-metric-statistics`), or a published LLM trace as published
+    /// (Azure's `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's CSV, Mooncake's JSON
+    /// lines). Commas, tabs or semicolons. See docs/simulator.md.
     Simulate(Box<SimArgs>),
     /// Run the autoscaler: every tick, observe each fleet, decide, apply, and serve the state
     /// over HTTP (`/`, `/healthz`, `/metrics`, `/api/state`).
@@ -128,13 +129,14 @@ enum Command {
     /// a per-request trace (--trace: its busiest minute, mean lengths and P95 prompt).
     Plan(Box<PlanArgs>),
     /// Rolling-origin evaluation of next-hour demand forecasts on a `minute,requests` or
-    /// `timestamp,value` history (missing minutes are gaps): MAE of our forecaster (a
+    /// `timestamp,value` history, or Prometheus's or CloudWatch's JSON answer (missing minutes
+    /// are gaps): MAE of our forecaster (a
     /// self-weighting ensemble) against the seasonal-naive forecast (same minute one day
     /// earlier), the brief's rule and each candidate alone, and the coverage of its adaptive
     /// 90 % interval, per 7-day window.
     Backtest(Box<BacktestArgs>),
-    /// Forecast the next hour of a `minute,requests` or `timestamp,value` history (missing
-    /// minutes are gaps), or of a fleet's demand read from CloudWatch (--from-cloudwatch
+    /// Forecast the next hour of a `minute,requests` or `timestamp,value` history, or of
+    /// Prometheus's or CloudWatch's JSON answer (missing minutes are gaps), or of a fleet's demand read from CloudWatch (--from-cloudwatch
     /// --config POLICY): the ensemble's point forecast and 90 % interval per minute (--json adds
     /// its weights).
     Forecast(Box<ForecastArgs>),
@@ -180,7 +182,9 @@ struct LoadgenArgs {
     #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
     scenario: Option<String>,
     /// A trace: `t_s,prompt_tokens,output_tokens`, `minute,requests`, `timestamp,value`, Azure's
-    /// `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's CSV or Mooncake's JSON lines.
+    /// `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's CSV, Mooncake's JSON lines, or
+    /// Prometheus's (range query) or CloudWatch's (`get-metric-data`, `get-metric-statistics`)
+    /// JSON answer as saved.
     #[arg(long)]
     trace: Option<PathBuf>,
     /// For a per-minute trace: token counts drawn from this per-request trace.
@@ -311,7 +315,8 @@ struct CalibrateArgs {
 /// Arguments of `forecast`.
 #[derive(clap::Args)]
 struct ForecastArgs {
-    /// The history: `minute,requests` or `timestamp,value` CSV; the forecast starts at the minute after its last row.
+    /// The history: `minute,requests` or `timestamp,value` CSV, or Prometheus's or CloudWatch's
+    /// JSON answer; the forecast starts at the minute after its last row.
     #[arg(
         long,
         required_unless_present = "from_cloudwatch",
@@ -344,7 +349,8 @@ struct ForecastArgs {
 /// Arguments of `backtest`.
 #[derive(clap::Args)]
 struct BacktestArgs {
-    /// The history: `minute,requests` or `timestamp,value` CSV.
+    /// The history: `minute,requests` or `timestamp,value` CSV, or Prometheus's or CloudWatch's
+    /// JSON answer.
     #[arg(long)]
     history: PathBuf,
     /// Minutes between forecast origins.
@@ -1651,7 +1657,7 @@ fn backtest(a: BacktestArgs) -> anyhow::Result<()> {
         Trace::PerMinute(m) => m,
         Trace::PerRequest(_) => {
             return Err(InputError(format!(
-                "{}: backtest needs a per-minute history (minute,requests or timestamp,value)",
+                "{}: backtest needs a per-minute history (minute,requests, timestamp,value or a JSON answer)",
                 a.history.display()
             ))
             .into())
@@ -1835,7 +1841,7 @@ fn forecast_cmd(a: ForecastArgs) -> anyhow::Result<()> {
             Trace::PerMinute(m) => (m, None, path.display().to_string()),
             Trace::PerRequest(_) => {
                 return Err(InputError(format!(
-                    "{}: forecast needs a per-minute history (minute,requests or timestamp,value)",
+                    "{}: forecast needs a per-minute history (minute,requests, timestamp,value or a JSON answer)",
                     path.display()
                 ))
                 .into())
