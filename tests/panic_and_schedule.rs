@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use llm_autoscaler::engine::{decide, Action, EngineState, Reason};
-use llm_autoscaler::model::Timestamp;
+use llm_autoscaler::model::{LifecycleState, Timestamp};
 use llm_autoscaler::policy::schedule::{bounds, is_open};
 
 const Q10: &str = "{ type = \"AverageValue\", average_value = 10 }";
@@ -363,4 +363,219 @@ fn frozen_data_stamped_in_the_future_never_scales_down() {
     // The same values stamped now do scale down: the hold came from the stamps.
     let (d, _) = decide(&f, &snap(10, &[Some(1.0); 10], t(915)), &state, t(915));
     assert!(d.desired_units < 10, "{}", d.summary);
+}
+
+// Knative Serving's `pkg/autoscaler/scaling/autoscaler_test.go`, restated in units (the cases
+// about panic and the scale-up rate; docs/engine.md lists what is not ported).
+
+/// KPA's test spec: target 1 per unit, threshold 2, max scale-up rate 10, window 60 s.
+/// `rules` is an optional `[fleets.behavior…]` fragment.
+fn kpa_fleet(rules: &str) -> llm_autoscaler::config::Fleet {
+    fleet(&format!(
+        "min_units = 1\nmax_units = 2000\n[[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\n\
+         target = {{ type = \"AverageValue\", average_value = 1 }}\n\
+         [fleets.panic]\nmax_scale_up_rate = 10\n{rules}\n"
+    ))
+}
+
+/// Like `settled`, at `value` per instance.
+fn settled_at(f: &llm_autoscaler::config::Fleet, units: u32, value: f64) -> EngineState {
+    let mut state = EngineState::default();
+    for secs in (-600..=-15).step_by(15) {
+        let s = snap(units, &vec![Some(value); units as usize], t(secs));
+        state = decide(f, &s, &state, t(secs)).1;
+    }
+    assert!(!state.panic.active());
+    state
+}
+
+/// Upstream `TestAutoscalerPanicModeExponentialTrackAndStabilize`: each decision follows a
+/// 6× rise at once (within 10 × ready), and holds when the load stops rising.
+#[test]
+fn upstream_panic_tracks_an_exponential_rise_and_stabilizes() {
+    let f = kpa_fleet("");
+    let mut state = EngineState::default();
+    // (units set and in service, load per instance, at, want)
+    for (units, load, secs, want) in [
+        (1u32, 6.0, 0, 6u32),
+        (6, 6.0, 1, 36),
+        (36, 6.0, 2, 216),
+        (216, 6.0, 3, 1296),
+        (1296, 1.0, 4, 1296),
+    ] {
+        let s = snap(units, &vec![Some(load); units as usize], t(secs));
+        let (d, st) = decide(&f, &s, &state, t(secs));
+        assert_eq!(d.desired_units, want, "at {secs} s: {}", d.summary);
+        assert!(d.panic.unwrap().active, "at {secs} s");
+        state = st;
+    }
+    assert_eq!(
+        state.panic.last_over,
+        Some(t(3)),
+        "1296 on 1296 is not over the threshold"
+    );
+}
+
+/// Upstream `TestAutoscalerRateLimitScaleUp`: 101 units wanted from 1 ready — panic goes to
+/// ceil(10 × 1) = 10, then from 10 ready to ceil(10 × 10) = 100.
+#[test]
+fn upstream_panic_scale_up_is_capped_at_max_scale_up_rate_times_ready() {
+    let f = fleet_with_metric("queue_depth", Q10, "[fleets.panic]\nmax_scale_up_rate = 10");
+    let (d, st) = decide(
+        &f,
+        &snap(1, &[Some(1001.0)], t(0)),
+        &EngineState::default(),
+        t(0),
+    );
+    assert!(d.has(Reason::DemandOverThreshold), "{}", d.summary);
+    assert_eq!(d.desired_units, 10, "{}", d.summary);
+    let (d, _) = decide(&f, &snap(10, &[Some(101.0); 10], t(15)), &st, t(15));
+    assert_eq!(d.desired_units, 100, "{}", d.summary);
+}
+
+/// Upstream `TestAutoscalerUseOnePodAsMinimumIfEndpointsNotFound`: nothing in service counts
+/// as one unit for the threshold and the rate (1000 / 10 wanted, at most 10 × 1).
+#[test]
+fn upstream_zero_in_service_counts_as_one_for_panic() {
+    let f = fleet_with_metric(
+        "external_queue_depth",
+        Q10,
+        "[fleets.panic]\nmax_scale_up_rate = 10",
+    );
+    let s = with_fleet_metric(snap(0, &[], t(0)), 1000.0, t(0));
+    let (d, _) = decide(&f, &s, &EngineState::default(), t(0));
+    assert!(d.panic.unwrap().active, "{}", d.summary);
+    assert_eq!(d.desired_units, 10, "{}", d.summary);
+}
+
+/// Upstream `TestAutoscalerExtendPanicWindow`: demand exactly at the threshold re-arms the
+/// window.
+#[test]
+fn upstream_demand_at_the_threshold_extends_the_panic() {
+    let f = kpa_fleet("");
+    let state = settled_at(&f, 10, 1.0);
+    let (d, st) = decide(&f, &snap(10, &[Some(2.5); 10], t(0)), &state, t(0));
+    assert_eq!(d.desired_units, 25, "{}", d.summary);
+    // 80 wanted on 40 in service: exactly 2×.
+    let (d, st) = decide(&f, &snap(40, &[Some(2.0); 40], t(30)), &st, t(30));
+    assert_eq!(d.desired_units, 80, "{}", d.summary);
+    assert!(d.panic.unwrap().over_threshold);
+    assert_eq!(st.panic.last_over, Some(t(30)));
+    // 75 s after the first crossing, 45 s after the last: still panicking.
+    let (d, st) = decide(&f, &snap(80, &[Some(1.0); 80], t(75)), &st, t(75));
+    assert!(
+        d.panic.unwrap().active && d.has(Reason::PanicWindow),
+        "{}",
+        d.summary
+    );
+    let (d, _) = decide(&f, &snap(80, &[Some(1.0); 80], t(91)), &st, t(91));
+    assert!(!d.panic.unwrap().active, "{}", d.summary);
+}
+
+/// Upstream `TestAutoscalerUnpanicAfterSlowIncrease`, with loads outside HPA's 10 % tolerance
+/// (HPA's answer for 41 on 40 is 40, its tolerance; panic reads 41): a rise below the threshold is followed
+/// but does not extend the panic, which ends a window after the last crossing.
+#[test]
+fn upstream_a_slow_rise_does_not_extend_the_panic() {
+    let f = kpa_fleet("");
+    let state = settled_at(&f, 10, 1.0);
+    let (d, st) = decide(&f, &snap(10, &[Some(2.5); 10], t(0)), &state, t(0));
+    assert_eq!(d.desired_units, 25, "{}", d.summary);
+    // 50 wanted on 40: 1.25×, under the threshold; capacity still follows.
+    let (d, st) = decide(&f, &snap(40, &[Some(1.25); 40], t(30)), &st, t(30));
+    assert_eq!(d.desired_units, 50, "{}", d.summary);
+    assert!(d.panic.unwrap().active && !d.panic.unwrap().over_threshold);
+    assert_eq!(
+        st.panic.last_over,
+        Some(t(0)),
+        "the panic time must not move"
+    );
+    // One tick past the window: panic over, HPA's answer (83 = ceil(1.5 × 55)).
+    let (d, st) = decide(&f, &snap(55, &[Some(1.5); 55], t(62)), &st, t(62));
+    assert!(!d.panic.unwrap().active, "{}", d.summary);
+    assert_eq!(st.panic, Default::default());
+    assert_eq!(d.desired_units, 83, "{}", d.summary);
+}
+
+/// Upstream `TestAutoscalerScale/StableModeIncreaseWithSmallScaleUpRate`: 4 wanted on 2 (2×,
+/// a panic), capped at ceil(1.1 × 2) = 3.
+/// With HPA's default rules ours gives 4: `max_scale_up_rate` bounds panic's own jump, and HPA's
+/// rate policies, which allow more, win (docs/engine.md, deviations).
+#[test]
+fn upstream_small_max_scale_up_rate_still_grows_by_one() {
+    let slow = "[fleets.behavior.scale_up]\npolicies = [{ type = \"pods\", value = 1, period_secs = 60 }]\n[fleets.behavior.scale_down]\nstabilization_window_secs = 0";
+    for (rules, want) in [(slow, 3u32), ("", 4u32 /* upstream: 3 */)] {
+        let f = fleet(&format!(
+            "min_units = 1\nmax_units = 100\n{rules}\n[[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\n\
+             target = {{ type = \"AverageValue\", average_value = 1 }}\n[fleets.panic]\nmax_scale_up_rate = 1.1\n"
+        ));
+        let state = settled_at(&f, 2, 1.0);
+        let (d, _) = decide(&f, &snap(2, &[Some(1.5), Some(1.6)], t(0)), &state, t(0));
+        assert!(d.panic.unwrap().over_threshold, "{}", d.summary);
+        assert_eq!(d.desired_units, want, "rules {rules:?}: {}", d.summary);
+    }
+}
+
+/// Upstream `TestAutoscalerUpdateTarget`: a policy change between decisions takes effect at
+/// once, the panic cap with it (101 wanted on 10, capped at 100).
+#[test]
+fn upstream_a_new_target_applies_at_the_next_decision() {
+    let before = fleet_with_metric("queue_depth", Q10, "[fleets.panic]\nmax_scale_up_rate = 10");
+    let after = fleet_with_metric(
+        "queue_depth",
+        "{ type = \"AverageValue\", average_value = 1 }",
+        "[fleets.panic]\nmax_scale_up_rate = 10",
+    );
+    let (d, st) = decide(
+        &before,
+        &snap(1, &[Some(101.0)], t(0)),
+        &EngineState::default(),
+        t(0),
+    );
+    assert_eq!(d.desired_units, 10, "{}", d.summary);
+    let mut loads = vec![Some(10.0); 9];
+    loads.push(Some(11.0));
+    let (d, _) = decide(&after, &snap(10, &loads, t(15)), &st, t(15));
+    assert_eq!(d.desired_units, 100, "{}", d.summary);
+}
+
+/// Upstream `TestAutoscalerPanicThenUnPanicScaleDown`, exactly: 10 → 100 on a 10× burst, held
+/// through a drop, 1 once 61 s have passed.
+#[test]
+fn upstream_panic_then_unpanic_scale_down() {
+    let f = slow_fleet();
+    let (d, st) = decide(
+        &f,
+        &snap(1, &[Some(100.0)], t(0)),
+        &EngineState::default(),
+        t(0),
+    );
+    assert_eq!(d.desired_units, 10, "{}", d.summary);
+    let (d, st) = decide(&f, &snap(10, &[Some(100.0); 10], t(1)), &st, t(1));
+    assert_eq!(d.desired_units, 100, "{}", d.summary);
+    // 100 set, 10 in service, demand 1 unit: held.
+    let (d, st) = decide(&f, &snap(100, &[Some(0.1); 10], t(31)), &st, t(31));
+    assert_eq!(d.desired_units, 100, "{}", d.summary);
+    let (d, _) = decide(&f, &snap(100, &[Some(0.1); 10], t(62)), &st, t(62));
+    assert!(!d.panic.unwrap().active, "{}", d.summary);
+    assert_eq!(d.desired_units, 1, "{}", d.summary);
+}
+
+/// Upstream `TestStartInPanicMode`: 0 or 1 ready → no panic, 2 → panic. The seed: upstream
+/// holds the ready count (2 here either way); ours holds the desired capacity (docs/engine.md).
+#[test]
+fn upstream_start_in_panic_only_above_one_ready() {
+    let f = kpa_fleet("");
+    for ready in [0u32, 1, 2] {
+        let s = snap(ready, &vec![Some(1.0); ready as usize], t(0));
+        let (_, st) = decide(&f, &s, &EngineState::default(), t(0));
+        assert_eq!(st.panic.active(), ready > 1, "{ready} ready");
+    }
+    // 20 set, 3 in service, 17 booting: ours holds 20 (upstream's maxPanicPods would be 3).
+    let mut s = snap(20, &[Some(1.0); 3], t(0));
+    s.instances
+        .extend((3..20).map(|i| inst(i, LifecycleState::Pending, None, t(0))));
+    let (_, st) = decide(&f, &s, &EngineState::default(), t(0));
+    assert!(st.panic.active());
+    assert_eq!(st.panic.max_units, 20);
 }

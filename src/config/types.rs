@@ -859,8 +859,9 @@ pub struct Panic {
     /// `stable_window_secs`: panic ends once demand has stayed below the threshold this long.
     /// Default 60 (Knative's stable window).
     pub stable_window_secs: u64,
-    /// `max_scale_up_rate`: in panic, capacity may grow at most to this × in-service units in
-    /// one decision. Default 1000 (Knative's default).
+    /// `max_scale_up_rate`: how far panic itself may raise capacity in one decision, × the
+    /// in-service units (rounded up); HPA's rate policies may allow more, and then win. Default
+    /// 1000 (Knative's default).
     pub max_scale_up_rate: f64,
 }
 
