@@ -19,17 +19,17 @@ fn slow_fleet() -> llm_autoscaler::config::Fleet {
     )
 }
 
-/// Engine state that has been running for a while without panic.
+/// Engine state that has been running for a while without panic, at 10 per instance.
 fn settled(f: &llm_autoscaler::config::Fleet, units: u32) -> EngineState {
+    settled_at(f, units, 10.0)
+}
+
+/// Engine state that has been running for ten minutes without panic, at `value` per instance.
+fn settled_at(f: &llm_autoscaler::config::Fleet, units: u32, value: f64) -> EngineState {
     let mut state = EngineState::default();
     for secs in (-600..=-15).step_by(15) {
-        let (_, st) = decide(
-            f,
-            &snap(units, &vec![Some(10.0); units as usize], t(secs)),
-            &state,
-            t(secs),
-        );
-        state = st;
+        let s = snap(units, &vec![Some(value); units as usize], t(secs));
+        state = decide(f, &s, &state, t(secs)).1;
     }
     assert!(!state.panic.active());
     state
@@ -376,17 +376,6 @@ fn kpa_fleet(rules: &str) -> llm_autoscaler::config::Fleet {
          target = {{ type = \"AverageValue\", average_value = 1 }}\n\
          [fleets.panic]\nmax_scale_up_rate = 10\n{rules}\n"
     ))
-}
-
-/// Like `settled`, at `value` per instance.
-fn settled_at(f: &llm_autoscaler::config::Fleet, units: u32, value: f64) -> EngineState {
-    let mut state = EngineState::default();
-    for secs in (-600..=-15).step_by(15) {
-        let s = snap(units, &vec![Some(value); units as usize], t(secs));
-        state = decide(f, &s, &state, t(secs)).1;
-    }
-    assert!(!state.panic.active());
-    state
 }
 
 /// Upstream `TestAutoscalerPanicModeExponentialTrackAndStabilize`: each decision follows a
