@@ -462,8 +462,9 @@ fn upstream_demand_at_the_threshold_extends_the_panic() {
 }
 
 /// Upstream `TestAutoscalerUnpanicAfterSlowIncrease`, with loads outside HPA's 10 % tolerance
-/// (HPA's answer for 41 on 40 is 40, its tolerance; panic reads 41): a rise below the threshold is followed
-/// but does not extend the panic, which ends a window after the last crossing.
+/// (upstream's 41 wanted on 40 is within it, and panic reads HPA's answer, 40): a rise below the
+/// threshold is followed but does not extend the panic, which ends a window after the last
+/// crossing.
 #[test]
 fn upstream_a_slow_rise_does_not_extend_the_panic() {
     let f = kpa_fleet("");
