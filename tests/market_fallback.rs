@@ -332,6 +332,48 @@ fn a_burst_lands_on_the_warm_on_demand_instances_while_spot_boots() {
 }
 
 #[test]
+fn growth_after_a_burst_is_bought_on_spot_alone() {
+    let f = fleet_od_spot_with(60, "burst_on_demand = true", true, 6);
+    let state = settled(&f);
+    // The burst of the test above: panic takes capacity to 30, the second decision covers 6
+    // of the 20 spot units booting.
+    let (_, st) = decide(&f, &snap(2, 8, 300.0, (2, 8), 0, t(15)), &state, t(15));
+    let (d, st) = decide(&f, &snap(2, 8, 300.0, (2, 28), 0, t(30)), &st, t(30));
+    assert_eq!(pools(&d), (8, 28), "{}", d.summary);
+    // Spot delivers 24 of its 28: the cover falls to the 4 spot still owes.
+    let (d, st) = decide(&f, &snap(2, 24, 260.0, (8, 28), 0, t(200)), &st, t(200));
+    assert_eq!(pools(&d), (6, 28), "{}", d.summary);
+    // Within the hold, the load keeps rising under the panic threshold: the fleet grows, and
+    // more spot is not in service than the warm pool could cover. That growth came after the
+    // burst, at the rise's own pace: spot buys it, and the cover stays at the 4 the burst
+    // still owes (it covered all 6 the warm pool holds before).
+    let (d, st) = decide(&f, &snap(2, 24, 360.0, (6, 28), 0, t(215)), &st, t(215));
+    let grown = d.desired_units;
+    assert!(grown >= 36, "{}", d.summary);
+    assert_eq!(
+        d.condition(ConditionType::MarketFallback).map(|c| c.reason),
+        Some(Reason::SpotNotDelivered),
+        "{}",
+        d.summary
+    );
+    assert_eq!(pools(&d), (6, grown - 2), "{}", d.summary);
+    // Spot delivers it all: the cover ends once the hold has passed since the burst.
+    let spot = grown - 2;
+    let (d, _) = decide(
+        &f,
+        &snap(2, spot, 10.0 * grown as f64, (6, spot), 0, t(400)),
+        &st,
+        t(400),
+    );
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_none(),
+        "{}",
+        d.summary
+    );
+    assert_eq!(pools(&d), (2, spot), "{}", d.summary);
+}
+
+#[test]
 fn failed_launches_during_a_burst_take_the_whole_shortfall() {
     let f = fleet_od_spot_with(60, "burst_on_demand = true", true, 6);
     let state = settled(&f);

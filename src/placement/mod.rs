@@ -13,9 +13,10 @@
 //!      decision that sees the warning until the instance is gone **and** spot has its share in
 //!      service again — never more than the warned units, so a warning cannot grow into more;
 //!    - *bursts* (with `burst_on_demand`: demand past the panic threshold for
-//!      [`BURST_CONFIRM_DECISIONS`] decisions): at most what the on-demand warm pools can start,
-//!      until spot has delivered. The warm pools are sized at least to the largest step the
-//!      demand has taken lately ([`warm_pool_sizes`]).
+//!      [`BURST_CONFIRM_DECISIONS`] decisions): the spot the burst asked for, at most what the
+//!      on-demand warm pools can start, until spot has delivered it — not the fleet's growth
+//!      after the burst ([`burst_cover_units`]). The warm pools are sized at least to the
+//!      largest step the demand has taken lately ([`warm_pool_sizes`]).
 //!
 //!    The cover goes on the first on-demand pool. Spot keeps its share, so the group keeps
 //!    trying; a burst's cover only uses room under `max_units` (spot is on its way: taking its
@@ -74,6 +75,10 @@ pub struct MarketState {
     pub last_burst: Option<Timestamp>,
     /// Whether on-demand covers a burst.
     pub burst_episode: bool,
+    /// The spot units a burst's cover stands in for: raised to what spot owes at each
+    /// confirmed burst, lowered as spot delivers, never raised by growth after the burst
+    /// (`None` outside an episode, and in a state written before it was kept).
+    pub burst_units: Option<Units>,
     /// The fleet's own spot interruption record (for the headroom).
     pub risk: SpotRisk,
     /// What the last applied plan set on each pool, and how far from the pool's own share.
@@ -418,6 +423,7 @@ fn apply_cover(
     }
     if state.burst_episode && !recent(state.last_burst) && shortfall == 0 {
         state.burst_episode = false;
+        state.burst_units = None;
     }
     // A warned instance's cover ends when it is gone and its replacement is in service.
     state
@@ -433,7 +439,7 @@ fn apply_cover(
         shortfall.min(warned_units)
     };
     let burst = if state.burst_episode {
-        (shortfall - lost).min(burst_cap)
+        burst_cover_units(state, shortfall - lost, burst_cap, now)
     } else {
         0
     };
@@ -473,6 +479,31 @@ fn apply_cover(
         spot_in_service_units: healthy,
         reason,
     })
+}
+
+/// The spot units a burst's cover stands in for now, given the spot owed (its share less its
+/// healthy units, less what failed or was warned): what spot owed at the burst's confirmed
+/// decisions, less what spot has delivered since, at most `burst_cap`. Spot owed for growth
+/// after the burst — a ramp that goes on rising at its own pace, ramp-ahead's projection — is
+/// bought on spot alone: covering it too paid on-demand for every unit the fleet added until
+/// the rise ended (a sawtooth at 600 s cold starts ran 39 % on on-demand, 1.86× the oracle's
+/// cost, where it ran 15 % and 1.27× without the cover; docs/engine.md).
+fn burst_cover_units(
+    state: &mut MarketState,
+    owed: Units,
+    burst_cap: Units,
+    now: Timestamp,
+) -> Units {
+    // A state written before the figure was kept covers what spot owes, as it did.
+    let kept = state.burst_units.unwrap_or(owed);
+    let raised = if state.last_burst == Some(now) {
+        kept.max(owed)
+    } else {
+        kept
+    };
+    let units = raised.min(owed).min(burst_cap);
+    state.burst_units = Some(units);
+    units
 }
 
 fn spot_share(pools: &[PoolTarget]) -> Units {
@@ -608,4 +639,41 @@ fn fit_group_bounds(fleet: &Fleet, snap: &Snapshot, pools: &mut [PoolTarget]) ->
         }
     }
     conditions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The units a burst's cover stands in for: raised at a confirmed burst, lowered as spot
+    /// delivers, never raised by growth after it.
+    #[test]
+    fn a_bursts_cover_follows_what_the_burst_owes() {
+        let now = Timestamp(1_000_000);
+        let before = Timestamp(985_000);
+        // (what was kept, the burst confirmed now, spot owed, the warm pools' cap, covered)
+        #[rustfmt::skip]
+        let rows = [
+            ("a state written before the figure: what spot owes", None, false, 5, 6, 5),
+            ("a confirmed burst: what spot owes, up to the warm pools", None, true, 9, 6, 6),
+            ("a burst going on raises it", Some(4), true, 10, 6, 6),
+            ("growth after the burst is not covered", Some(4), false, 10, 6, 4),
+            ("spot delivering lowers it", Some(4), false, 2, 6, 2),
+            ("and what spot delivered is not covered again", Some(2), false, 10, 6, 2),
+        ];
+        for (what, kept, confirmed, owed, cap, want) in rows {
+            let mut state = MarketState {
+                burst_episode: true,
+                burst_units: kept,
+                last_burst: Some(if confirmed { now } else { before }),
+                ..MarketState::default()
+            };
+            assert_eq!(
+                burst_cover_units(&mut state, owed, cap, now),
+                want,
+                "{what}"
+            );
+            assert_eq!(state.burst_units, Some(want), "{what}");
+        }
+    }
 }
