@@ -363,6 +363,9 @@ fn warm_pools(fleet: &Fleet, decision: &Decision) -> Vec<WarmPoolTarget> {
         .as_ref()
         .filter(|p| p.warm_pool_from_forecast)
         .and_then(|_| decision.predictive.as_ref()?.next_hour_units);
+    // The forecast's units beyond the capacity decided are shared by the warm pools, each
+    // holding its share in its own instances (a warm pool counts instances, not units).
+    let pools = decision.warm_pools.len().max(1) as f64;
     decision
         .warm_pools
         .iter()
@@ -375,7 +378,8 @@ fn warm_pools(fleet: &Fleet, decision: &Decision) -> Vec<WarmPoolTarget> {
                         .as_ref()
                         .and_then(|w| w.max_prepared_units)
                         .unwrap_or(fleet.max_units);
-                    peak.min(cap).saturating_sub(decision.desired_units)
+                    let units = peak.min(cap).saturating_sub(decision.desired_units);
+                    crate::placement::warm_instances(fleet, p, f64::from(units) / pools)
                 });
             WarmPoolTarget {
                 pool: w.pool.clone(),

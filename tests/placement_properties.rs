@@ -261,3 +261,60 @@ proptest! {
         }
     }
 }
+
+/// The forecast's warm pool (`warm_pool_from_forecast`) counts instances, as AWS's warm pool
+/// does: the units the next hour's peak needs beyond the capacity decided, in instances of the
+/// pool's weight — not one instance per unit.
+#[test]
+fn a_forecast_warm_pool_counts_instances_of_the_pools_weight() {
+    let text = "[[fleets]]\nname = \"f\"\nmin_units = 4\nmax_units = 40\n\
+        [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\n\
+        instance_types = [{ type = \"g6e.12xlarge\", weight_units = 4 }]\n\
+        warm_pool = { min_size = 0 }\n\
+        [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\n\
+        target = { type = \"AverageValue\", average_value = 10 }\n\
+        [fleets.predictive]\ndemand_per_unit = 100\nwarm_pool_from_forecast = true\n";
+    let f = config::parse_str("f.toml", text).unwrap().fleets.remove(0);
+    let now = Timestamp(3_600_000);
+    let snap = Snapshot {
+        desired_units: 4,
+        instances: vec![Instance {
+            id: "i-0".into(),
+            pool: "od".into(),
+            weight_units: 4,
+            state: LifecycleState::InService,
+            samples: BTreeMap::from([(
+                "m".to_string(),
+                Sample {
+                    value: 10.0,
+                    at: now,
+                },
+            )]),
+            load: None,
+        }],
+        pool_desired_units: BTreeMap::from([("od".to_string(), 4)]),
+        // 2,000 requests a minute for the next hours: 20 units at 100 a unit.
+        forecast: Some(llm_autoscaler::model::DemandForecast {
+            start: Timestamp(0),
+            point: vec![2000.0; 300],
+            upper: vec![2000.0; 300],
+        }),
+        ..Snapshot::default()
+    };
+    let plan = FleetController::new(EngineState::default()).plan(&f, &snap, now, false);
+    let d = &plan.decision;
+    let peak = d.predictive.as_ref().and_then(|p| p.next_hour_units);
+    let gap = peak
+        .expect("a forecast peak")
+        .min(40)
+        .saturating_sub(d.desired_units);
+    assert!(gap >= 8, "{peak:?} over {}: {}", d.desired_units, d.summary);
+    let warm: Vec<u32> = plan.warm_pools.iter().map(|w| w.min_size).collect();
+    assert_eq!(
+        warm,
+        vec![gap.div_ceil(4)],
+        "{peak:?} over {}: {}",
+        d.desired_units,
+        d.summary
+    );
+}

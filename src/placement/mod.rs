@@ -76,8 +76,8 @@ pub struct MarketState {
     /// Whether on-demand covers a burst.
     pub burst_episode: bool,
     /// The spot units a burst's cover stands in for: raised to what spot owes at each
-    /// confirmed burst, lowered as spot delivers, never raised by growth after the burst
-    /// (`None` outside an episode, and in a state written before it was kept).
+    /// confirmed burst, lowered whenever spot owes less, never raised by growth after the
+    /// burst (`None` outside an episode, and in a state written before it was kept).
     pub burst_units: Option<Units>,
     /// The fleet's own spot interruption record (for the headroom).
     pub risk: SpotRisk,
@@ -291,23 +291,32 @@ pub fn warm_pool_sizes(fleet: &Fleet, largest_step_units: f64) -> Vec<WarmPoolTa
     warm.iter()
         .filter_map(|p| {
             let w = p.warm_pool.as_ref()?;
-            let weight = p
-                .instance_types
-                .first()
-                .map_or(1, |t| t.weight_units)
-                .max(1);
-            let cap = w
-                .max_prepared_units
-                .unwrap_or(fleet.max_units)
-                .min(fleet.max_units)
-                / weight;
-            let for_step = ((share / weight as f64).ceil() as u32).min(cap);
             Some(WarmPoolTarget {
                 pool: p.name.clone(),
-                min_size: w.min_size.max(for_step),
+                min_size: w.min_size.max(warm_instances(fleet, p, share)),
             })
         })
         .collect()
+}
+
+/// The instances of pool `p`'s warm pool that start `units` (a warm pool counts instances,
+/// a fleet units: each is its first type's weight), within the pool's `max_prepared_units`
+/// and the fleet's `max_units`; 0 for a pool without a warm pool.
+pub fn warm_instances(fleet: &Fleet, p: &crate::config::Pool, units: f64) -> u32 {
+    let Some(w) = p.warm_pool.as_ref() else {
+        return 0;
+    };
+    let weight = p
+        .instance_types
+        .first()
+        .map_or(1, |t| t.weight_units)
+        .max(1);
+    let cap = w
+        .max_prepared_units
+        .unwrap_or(fleet.max_units)
+        .min(fleet.max_units)
+        / weight;
+    ((units.max(0.0) / weight as f64).ceil() as u32).min(cap)
 }
 
 /// Units the warm pools can start (their sizes × the first type's weight): what a burst cover
@@ -456,7 +465,7 @@ fn apply_cover(
     let lost_covered = lost.min(room + displaced);
     let burst_covered = burst.min(room.saturating_sub(lost_covered - displaced));
     let covering = lost_covered + burst_covered;
-    take_from_spot(pools, displaced);
+    take_from_spot(pools, snap, displaced);
     pools[od].desired_units += covering;
     let reason = if new_failures > 0 || (state.failure_episode && recent(state.last_launch_failure))
     {
@@ -482,12 +491,14 @@ fn apply_cover(
 }
 
 /// The spot units a burst's cover stands in for now, given the spot owed (its share less its
-/// healthy units, less what failed or was warned): what spot owed at the burst's confirmed
-/// decisions, less what spot has delivered since, at most `burst_cap`. Spot owed for growth
-/// after the burst — a ramp that goes on rising at its own pace, ramp-ahead's projection — is
-/// bought on spot alone: covering it too paid on-demand for every unit the fleet added until
-/// the rise ended (a sawtooth at 600 s cold starts ran 39 % on on-demand, 1.86× the oracle's
-/// cost, where it ran 15 % and 1.27× without the cover; docs/engine.md).
+/// healthy units, less what failed or was warned): at most what spot owed at the burst's
+/// confirmed decisions, at most what it owes now, at most `burst_cap`. Growth after the burst —
+/// a ramp that goes on rising at its own pace, ramp-ahead's projection — never raises the
+/// cover: raising it paid on-demand for every unit the fleet added until the rise ended (a
+/// sawtooth at 600 s cold starts ran 39 % on on-demand, 1.86× the oracle's cost, where it ran
+/// 15 % and 1.27× without the cover; docs/engine.md). The cover is not lowered as the burst's
+/// own units arrive while the rise keeps spot owing more: ending it then opened a dip that the
+/// fleet bought back and held (traffic-spike: a unit more on its plateau; docs/engine.md).
 fn burst_cover_units(
     state: &mut MarketState,
     owed: Units,
@@ -514,10 +525,20 @@ fn spot_share(pools: &[PoolTarget]) -> Units {
         .sum()
 }
 
-/// Lowers the spot targets by `units`, last pool first.
-fn take_from_spot(pools: &mut [PoolTarget], mut units: Units) {
+/// Lowers the spot targets by `units`, last pool first, each only by its units that are not
+/// healthy in service: the fleet's spot shortfall is a sum over its spot pools, and the pool
+/// that is short is the one whose slots a cover may take — lowering a pool whose instances
+/// are all in service has its group terminate healthy ones while the short pool keeps
+/// failing. The spot shortfall bounds `units`, so the pools' slots not in service hold them.
+fn take_from_spot(pools: &mut [PoolTarget], snap: &Snapshot, mut units: Units) {
     for t in pools.iter_mut().filter(|t| t.market == Market::Spot).rev() {
-        let take = units.min(t.desired_units);
+        let healthy: Units = snap
+            .instances
+            .iter()
+            .filter(|i| i.pool == t.pool && i.state == LifecycleState::InService)
+            .map(|i| i.weight_units)
+            .sum();
+        let take = units.min(t.desired_units.saturating_sub(healthy));
         t.desired_units -= take;
         units -= take;
     }
@@ -644,6 +665,93 @@ fn fit_group_bounds(fleet: &Fleet, snap: &Snapshot, pools: &mut [PoolTarget]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A warm pool counts instances: units become instances of the pool's first type's weight,
+    /// rounded up, within `max_prepared_units` and `max_units`.
+    #[test]
+    fn warm_instances_hold_the_units_in_the_pools_own_instances() {
+        // (weight, max_prepared_units, units) → instances
+        #[rustfmt::skip]
+        let rows = [
+            ("weight 1", 1, None, 8.0, 8),
+            ("weight 4: a quarter", 4, None, 8.0, 2),
+            ("weight 4, rounded up", 4, None, 9.0, 3),
+            ("within max_prepared_units (6 units: 3 of weight 2)", 2, Some(6), 10.0, 3),
+            ("within max_units (40: 10 of weight 4)", 4, None, 100.0, 10),
+            ("nothing", 2, None, 0.0, 0),
+        ];
+        for (what, weight, prepared, units, want) in rows {
+            let prepared =
+                prepared.map_or(String::new(), |u| format!(", max_prepared_units = {u}"));
+            let text = format!(
+                "[[fleets]]\nname = \"f\"\nmin_units = 1\nmax_units = 40\n\
+                 [[fleets.pools]]\nname = \"od\"\nmarket = \"on-demand\"\n\
+                 instance_types = [{{ type = \"g6e.12xlarge\", weight_units = {weight} }}]\n\
+                 warm_pool = {{ min_size = 0{prepared} }}\n\
+                 [[fleets.metrics]]\nname = \"m\"\nsignal = \"queue_depth\"\n\
+                 target = {{ type = \"AverageValue\", average_value = 10 }}\n"
+            );
+            let fleet = crate::config::parse_str("f.toml", &text)
+                .unwrap()
+                .fleets
+                .remove(0);
+            assert_eq!(
+                warm_instances(&fleet, &fleet.pools[0], units),
+                want,
+                "{what}"
+            );
+        }
+    }
+
+    /// A cover at `max_units` takes its room from the spot pools' slots that are not healthy
+    /// in service, pool by pool — never from a pool whose instances all serve.
+    #[test]
+    fn displaced_spot_comes_out_of_the_pools_that_are_short() {
+        // (a's target, a's healthy units, b's target, b's healthy units, units to take) →
+        // (a's target, b's target)
+        #[rustfmt::skip]
+        let rows = [
+            ("a is short, b healthy: all from a", (5, 2, 5, 5, 3), (2, 5)),
+            ("b is short, a healthy: all from b", (5, 5, 5, 2, 3), (5, 2)),
+            ("both short: the last pool first, then the other", (5, 3, 5, 4, 3), (3, 4)),
+        ];
+        for (what, (a, a_ok, b, b_ok, take), want) in rows {
+            let target = |name: &str, units| PoolTarget {
+                pool: name.into(),
+                asg_name: name.into(),
+                market: Market::Spot,
+                desired_units: units,
+                own_units: units,
+            };
+            let instance = |pool: &str, n: u32, state| crate::model::Instance {
+                id: format!("{pool}-{n}"),
+                pool: pool.into(),
+                weight_units: 1,
+                state,
+                samples: Default::default(),
+                load: None,
+            };
+            let mut instances = Vec::new();
+            for (pool, units, ok) in [("a", a, a_ok), ("b", b, b_ok)] {
+                for n in 0..units {
+                    let state = if n < ok {
+                        LifecycleState::InService
+                    } else {
+                        LifecycleState::Pending
+                    };
+                    instances.push(instance(pool, n, state));
+                }
+            }
+            let snap = Snapshot {
+                instances,
+                ..Snapshot::default()
+            };
+            let mut pools = vec![target("a", a), target("b", b)];
+            take_from_spot(&mut pools, &snap, take);
+            let got = (pools[0].desired_units, pools[1].desired_units);
+            assert_eq!(got, want, "{what}");
+        }
+    }
 
     /// The units a burst's cover stands in for: raised at a confirmed burst, lowered as spot
     /// delivers, never raised by growth after it.
