@@ -356,3 +356,52 @@ fn the_forecaster_learns_a_silence_as_demand_where_a_metric_reads_it_upstream() 
         assert_eq!(f.forecast_silence_gap_mins(), gap, "{name}");
     }
 }
+
+/// A server load the engine may not use — stale, from the future, a figure not a number — is
+/// no load at all, in every figure the capacity model reads from the loads and not only in
+/// `token_work`'s average: three servers fall silent while a fourth's last load, ten minutes
+/// old, still shows two requests a second. Read as current, it kept the silence hold off
+/// while the three fresh loads scaled the fleet down.
+#[test]
+fn an_unusable_server_load_is_no_load() {
+    let f = token_fleet();
+    type Spoil = fn(&mut ServerLoad, Timestamp);
+    let cases: [(&str, Spoil); 3] = [
+        ("ten minutes old", |l, now| l.at = now.plus_secs(-600.0)),
+        ("ten minutes ahead", |l, now| l.at = now.plus_secs(600.0)),
+        ("requests not a number", |l, _| {
+            l.requests_per_sec = f64::NAN
+        }),
+    ];
+    let silent = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let busy = (1500.0, 450.0, 2.0, 0.0, 8.0, 0.05);
+    for (name, spoil) in cases {
+        let (mut spoiled, mut unmeasured) = (EngineState::default(), EngineState::default());
+        let mut last = None;
+        for tick in 0..48 {
+            let now = t(tick * 15);
+            let mut with_bad = snapshot(&[silent, silent, silent, busy], now);
+            spoil(with_bad.instances[3].load.as_mut().unwrap(), now);
+            let mut without = with_bad.clone();
+            without.instances[3].load = None;
+            let (a, st) = decide(&f, &with_bad, &spoiled, now);
+            spoiled = st;
+            let (b, st) = decide(&f, &without, &unmeasured, now);
+            unmeasured = st;
+            assert_eq!(
+                a.desired_units, b.desired_units,
+                "{name}, tick {tick}: {}",
+                a.summary
+            );
+            assert_eq!(a.summary, b.summary, "{name}, tick {tick}");
+            last = Some(a);
+        }
+        let d = last.unwrap();
+        assert_eq!(d.desired_units, 4, "{name}: {}", d.summary);
+        assert!(
+            d.has(llm_autoscaler::engine::Reason::SilenceHeld),
+            "{name}: {}",
+            d.summary
+        );
+    }
+}

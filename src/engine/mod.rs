@@ -191,7 +191,8 @@ pub fn decide(
     state: &EngineState,
     now: Timestamp,
 ) -> (Decision, EngineState) {
-    let mut l = ladder::Ladder::start(fleet, snap, state, now);
+    let snap = crate::policy::capacity::with_usable_loads(fleet, snap, now);
+    let mut l = ladder::Ladder::start(fleet, &snap, state, now);
     let bounds = l.bounds();
     let metrics = l.metrics();
     let desired = match l.hold(&metrics, &bounds) {

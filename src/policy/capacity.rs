@@ -273,6 +273,56 @@ pub fn observe_queue(c: &mut Correction, fleet: &Fleet, snap: &Snapshot, now: Ti
 /// the deadband allows, a few long prompts a minute keep a wider margin (they flap otherwise).
 pub const NOISE_Z: f64 = 2.0;
 
+/// The snapshot the engine decides on: each server's load only where it may be used at `now`
+/// — measured within the `token_work` metric's staleness limit (the strictest of them; the
+/// fleet's without one), not from the future, every figure a number ≥ 0 — and otherwise none,
+/// as from a server that was not measured. `token_work` judged each load's age, but the figures
+/// the capacity model reads from all of them did not: the silence test, the fleet's common
+/// rate window, the work's noise, the correction's evidence, the prefill queue and the learned
+/// demand per unit. A stale load of requests that have since stopped kept the silence hold
+/// off while the fresh loads scaled the fleet down; a stale load's long rate window counted
+/// the fresh servers' work at a third. Borrowed unchanged when every load is usable.
+pub fn with_usable_loads<'s>(
+    fleet: &Fleet,
+    snap: &'s Snapshot,
+    now: Timestamp,
+) -> std::borrow::Cow<'s, Snapshot> {
+    let limit_secs = fleet
+        .metrics
+        .iter()
+        .filter(|m| m.signal == Signal::TokenWork)
+        .map(|m| m.stale_after_secs)
+        .min()
+        .unwrap_or(fleet.stale_after_secs);
+    let usable = |l: &ServerLoad| {
+        let figures = [
+            l.prompt_tokens_per_sec,
+            l.generation_tokens_per_sec,
+            l.requests_per_sec,
+            l.waiting,
+            l.running,
+            l.kv_cache_fraction,
+            l.window_secs,
+        ];
+        let numbers = figures.iter().all(|v| v.is_finite() && *v >= 0.0);
+        numbers && crate::model::usable(now, l.at, limit_secs, 0.0).is_ok()
+    };
+    if snap
+        .instances
+        .iter()
+        .all(|i| i.load.as_ref().is_none_or(usable))
+    {
+        return std::borrow::Cow::Borrowed(snap);
+    }
+    let mut owned = snap.clone();
+    for inst in &mut owned.instances {
+        if inst.load.as_ref().is_some_and(|l| !usable(l)) {
+            inst.load = None;
+        }
+    }
+    std::borrow::Cow::Owned(owned)
+}
+
 /// Each in-service instance's server load, with its weight.
 fn in_service_loads(snap: &Snapshot) -> impl Iterator<Item = (ServerLoad, Units)> + '_ {
     snap.instances
