@@ -319,6 +319,26 @@ pub const QUEUE_TIME_HISTOGRAM: &str = "vllm:request_queue_time_seconds";
 /// TGI's queue-time histogram, seconds.
 pub const TGI_QUEUE_TIME_HISTOGRAM: &str = "tgi_request_queue_duration";
 
+/// The fleet's latency from its TTFT and queue-time histograms (merged over the servers and the
+/// last minute), stamped `now`: `None` unless both have observations. The capacity model reads
+/// the wait as the evidence that requests queue — a server that reports no queue-time
+/// histogram has shown no wait, not a wait of 0 s, which would count as proof of a calm queue
+/// (giving the correction back, lowering the queue floor's tail factor, never waiting for a
+/// queue over its budget before a scale-down).
+pub fn fleet_latency(
+    ttft: &Histogram,
+    queue_time: &Histogram,
+    now: crate::model::Timestamp,
+) -> Option<crate::model::FleetLatency> {
+    let (ttft_p95_secs, queue_wait_p95_secs) =
+        ttft.quantile(0.95).zip(queue_time.quantile(0.95))?;
+    Some(crate::model::FleetLatency {
+        ttft_p95_secs,
+        queue_wait_p95_secs,
+        at: now,
+    })
+}
+
 /// One reading of an inference server's work counters (cumulative since it started).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CounterReading {
@@ -379,6 +399,11 @@ pub fn server_gauges(e: &Exposition) -> (f64, f64, f64) {
     (waiting, running, kv)
 }
 
+/// The longest span a rate is taken over, seconds: the rate window and one more — a missed
+/// scrape or two stretch the window; a reading older than this starts a new one (the first
+/// reading after it gives no rate, as a counter's first scrape does).
+pub const MAX_RATE_SPAN_SECS: f64 = 2.0 * crate::model::RATE_WINDOW_SECS;
+
 /// A server's counter readings over the last [`RATE_WINDOW_SECS`](crate::model::RATE_WINDOW_SECS),
 /// for rates as Prometheus' `rate(…[1m])` takes them — and as the simulator measures its
 /// servers — rather than over one scrape interval, which is noisy at 15 s.
@@ -421,6 +446,12 @@ impl RateWindow {
         while self.readings.len() > 2
             && r.at.secs_since(self.readings[1].at) >= crate::model::RATE_WINDOW_SECS
         {
+            self.readings.pop_front();
+        }
+        // … but not one from before the gap of a scrape outage, or of a clock stepped forward:
+        // a rate over the gap is a stale average stamped now — after a step of an hour, the
+        // 15 s of counts since the last scrape spread over the hour, read as a fleet gone idle.
+        while r.at.secs_since(self.readings[0].at) > MAX_RATE_SPAN_SECS {
             self.readings.pop_front();
         }
         let first = self.readings.front()?;
@@ -587,6 +618,23 @@ pub fn promql_value(body: &str) -> Result<(f64, f64), String> {
 mod tests {
     use super::*;
 
+    /// The fleet's latency needs both histograms: a TTFT without a queue-time histogram is no
+    /// evidence of the wait, not a wait of 0 s.
+    #[test]
+    fn fleet_latency_needs_the_queue_times_too() {
+        let now = crate::model::Timestamp(60_000);
+        let some = Histogram {
+            buckets: vec![(0.5, 10.0), (1.0, 20.0), (f64::INFINITY, 20.0)],
+        };
+        let none = Histogram::default();
+        let got = fleet_latency(&some, &some, now).unwrap();
+        assert!((got.ttft_p95_secs - 0.95).abs() < 1e-9, "{got:?}");
+        assert!((got.queue_wait_p95_secs - 0.95).abs() < 1e-9, "{got:?}");
+        assert_eq!(got.at, now);
+        assert_eq!(fleet_latency(&some, &none, now), None, "no queue times");
+        assert_eq!(fleet_latency(&none, &some, now), None, "no TTFTs");
+    }
+
     const VLLM: &str = r#"
 # HELP vllm:num_requests_running Number of requests currently running on GPU.
 # TYPE vllm:num_requests_running gauge
@@ -698,7 +746,7 @@ this line is broken
     #[test]
     fn rates_are_taken_over_a_minute_across_resets() {
         type Row = ((i64, f64, f64, f64), Option<(f64, f64, f64, f64)>);
-        let rows: [Row; 7] = [
+        let rows: [Row; 10] = [
             ((0, 10_000.0, 4_000.0, 100.0), None), // the first reading: no rate
             (
                 (15, 40_000.0, 10_000.0, 130.0),
@@ -722,6 +770,19 @@ this line is broken
             (
                 (75, 63_000.0, 12_600.0, 66.0),
                 Some((1550.0, 310.0, 1.6, 60.0)),
+            ),
+            // Four scrapes missed: the window stretches back to the reading before the gap
+            // (75 s, within 120 s).
+            (
+                (150, 123_000.0, 24_600.0, 126.0),
+                Some((800.0, 160.0, 0.8, 75.0)),
+            ),
+            // Four minutes without a scrape (an outage, or the clock stepped forward): no
+            // rate over the gap — the first reading after it starts a new window.
+            ((390, 153_000.0, 30_600.0, 156.0), None),
+            (
+                (405, 168_000.0, 33_600.0, 171.0),
+                Some((1000.0, 200.0, 1.0, 15.0)),
             ),
         ];
         let mut w = RateWindow::default();

@@ -918,11 +918,7 @@ impl Provider for AwsProvider {
             ttft.merge(t);
             queue_time.merge(q);
         }
-        snap.latency = ttft.quantile(0.95).map(|p95| crate::model::FleetLatency {
-            ttft_p95_secs: p95,
-            queue_wait_p95_secs: queue_time.quantile(0.95).unwrap_or(0.0),
-            at: now,
-        });
+        snap.latency = scrape::fleet_latency(&ttft, &queue_time, now);
 
         // Drain: a terminating instance is released once it runs nothing, or at the timeout.
         for id in draining {
