@@ -373,6 +373,52 @@ fn growth_after_a_burst_is_bought_on_spot_alone() {
     assert_eq!(pools(&d), (2, spot), "{}", d.summary);
 }
 
+/// A spot group whose MaxSize is below spot's share: the group bounds send the rest to
+/// on-demand, and that part is no spot shortfall — a failed launch covers only the spot the
+/// group could hold and did not, and the episode ends once the hold has passed.
+#[test]
+fn spot_held_back_by_its_groups_max_size_is_not_covered_again() {
+    let f = fleet_od_spot(20);
+    let bounded = |mut s: Snapshot| {
+        s.pool_group_bounds = BTreeMap::from([(
+            "spot".to_string(),
+            llm_autoscaler::model::GroupBounds {
+                min_units: 0,
+                max_units: 4,
+            },
+        )]);
+        s
+    };
+    // 10 units wanted, 8 on spot by the split, of which the group holds 4: on-demand runs 6.
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        let snap = bounded(snap(6, 4, 100.0, (6, 4), 0, t(secs)));
+        state = decide(&f, &snap, &state, t(secs)).1;
+    }
+    // From here the spot group has reported 3 failed launches.
+    let failing = |od: u32, spot: u32, desired: (u32, u32), secs: i64, st: &EngineState| {
+        let now = t(secs);
+        decide(
+            &f,
+            &bounded(snap(od, spot, 100.0, desired, 3, now)),
+            st,
+            now,
+        )
+    };
+    // Spot holds what its group can: nothing is owed, nothing covered.
+    let (d, st) = failing(6, 4, (6, 4), 15, &state);
+    assert_eq!(d.desired_units, 10, "{}", d.summary);
+    assert_eq!(pools(&d), (6, 4), "{}", d.summary);
+    // One spot instance is lost: on-demand covers that one, and ends once it is back and the
+    // hold has passed.
+    let (d, st) = failing(6, 3, (6, 4), 30, &st);
+    assert_eq!(pools(&d), (7, 4), "{}", d.summary);
+    let (d, _) = failing(6, 4, (7, 4), 400, &st);
+    let cover = d.condition(ConditionType::MarketFallback);
+    assert!(cover.is_none(), "{}", d.summary);
+    assert_eq!(pools(&d), (6, 4), "{}", d.summary);
+}
+
 #[test]
 fn failed_launches_during_a_burst_take_the_whole_shortfall() {
     let f = fleet_od_spot_with(60, "burst_on_demand = true", true, 6);

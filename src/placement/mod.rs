@@ -7,7 +7,8 @@
 //!    `on_demand_percentage_above_base`, the rest on spot. Each pool's share is its *own* units.
 //! 2. **cover** (the spot fallback): on-demand covers spot capacity that is missing —
 //!    - *failed launches* (the pool's cumulative count grows): the whole spot shortfall (spot's
-//!      share less its healthy units in service), from that decision until
+//!      share — each pool's within its group's `MaxSize`, whose overflow the group bounds send
+//!      to on-demand — less its healthy units in service), from that decision until
 //!      `spot_fallback_hold_secs` pass without a failure *and* spot has delivered;
 //!    - *interruption warnings*: each warned instance is covered by its own units, from the
 //!      decision that sees the warning until the instance is gone **and** spot has its share in
@@ -420,7 +421,10 @@ fn apply_cover(
         state.burst_episode = true;
     }
     let healthy = spot_units(fleet, snap, LifecycleState::InService);
-    let share: Units = spot_share(pools);
+    // What spot can hold: a spot group's MaxSize below its share sends the rest to on-demand
+    // (the group bounds, below), and that part is no shortfall — counted as one, spot never
+    // delivered it, the cover doubled what the bounds had moved and no episode ever ended.
+    let share: Units = spot_share_within_groups(pools, snap);
     let shortfall = share.saturating_sub(healthy);
     let recent = |at: Option<Timestamp>| {
         at.is_some_and(|t| now.secs_since(t) < fleet.spot_fallback_hold_secs as f64)
@@ -517,11 +521,15 @@ fn burst_cover_units(
     units
 }
 
-fn spot_share(pools: &[PoolTarget]) -> Units {
+/// Spot's share, each spot pool's at most its group's `MaxSize` where the snapshot knows it.
+fn spot_share_within_groups(pools: &[PoolTarget], snap: &Snapshot) -> Units {
     pools
         .iter()
         .filter(|t| t.market == Market::Spot)
-        .map(|t| t.desired_units)
+        .map(|t| {
+            let max = snap.pool_group_bounds.get(&t.pool).map(|b| b.max_units);
+            max.map_or(t.desired_units, |m| t.desired_units.min(m))
+        })
         .sum()
 }
 
