@@ -405,3 +405,41 @@ fn an_unusable_server_load_is_no_load() {
         );
     }
 }
+
+/// Ramp-ahead's demand counts the servers in service that did not report at the reporting
+/// ones' average — they serve their share all the same — so one server's failed scrape is
+/// not a drop in the demand its five-minute fit keeps.
+#[test]
+fn a_server_that_does_not_report_is_no_drop_in_the_ramps_demand() {
+    let f = token_fleet();
+    let (mut all, mut one_silent) = (EngineState::default(), EngineState::default());
+    for tick in 0..40 {
+        let now = t(tick * 15);
+        // Four servers, their prompt tokens rising 1 % a tick.
+        let p = 2000.0 * (1.0 + 0.01 * tick as f64);
+        let load = (p, 0.3 * p, p / 1000.0, 0.0, 8.0, 0.05);
+        let snap = snapshot(&[load; 4], now);
+        let mut missing = snap.clone();
+        if tick >= 36 {
+            missing.instances[3].load = None;
+        }
+        let (a, st) = decide(&f, &snap, &all, now);
+        all = st;
+        let (b, st) = decide(&f, &missing, &one_silent, now);
+        one_silent = st;
+        if let (Some(ra), Some(rb)) = (&a.ramp, &b.ramp) {
+            let (da, db) = (ra.demand_units, rb.demand_units);
+            assert!(
+                (da - db).abs() < 1e-9 * da.max(1.0),
+                "tick {tick}: {da} against {db}"
+            );
+        } else {
+            assert_eq!(a.ramp.is_some(), b.ramp.is_some(), "tick {tick}");
+        }
+    }
+    assert!(
+        all.ramp.points.len() >= 8,
+        "the ramp observed: {:?}",
+        all.ramp.points
+    );
+}

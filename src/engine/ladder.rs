@@ -285,13 +285,21 @@ impl<'a> Ladder<'a> {
     /// Ramp-ahead ([`crate::policy::ramp`]) on the capacity-model metrics' demand in units;
     /// the units it recommends, when the rise is steady.
     fn ramp(&mut self, all: &[MetricRecommendation]) -> Option<Units> {
+        // The demand of the units in service, those that did not report (a failed scrape, a
+        // server's first minute) taken at the reporting ones' average: they serve their share
+        // of the load balancer's requests all the same. Read as idle, one server not reporting
+        // was a drop in the demand that stayed in the fit for five minutes and could release
+        // what the rise's hold kept.
         let demand = self
             .fleet
             .metrics
             .iter()
             .zip(all)
             .filter(|(spec, m)| capacity::corrected(spec) && m.status == MetricStatus::Valid)
-            .filter_map(|(_, m)| m.ratio.map(|r| r * m.ready_units as f64))
+            .filter_map(|(_, m)| {
+                m.ratio
+                    .map(|r| r * (m.ready_units + m.missing_units) as f64)
+            })
             .filter(|d| d.is_finite())
             .reduce(f64::max)?;
         let lead = self.st.cold_starts.p95_secs().unwrap_or(
