@@ -328,8 +328,8 @@ pub struct Fleet {
     /// not in service for at least this long, and until spot has delivered. Default 300.
     pub spot_fallback_hold_secs: u64,
     /// `burst_on_demand`: when demand bursts past the panic threshold, on-demand (and its warm
-    /// pool) covers the spot units the burst asked for while they boot, up to the warm pools'
-    /// size; the fleet's growth after the burst is spot's alone. Default false.
+    /// pool) covers spot units still booting: at most what spot owed at the burst and the warm
+    /// pools' size; growth after the burst never raises the cover. Default false.
     pub burst_on_demand: bool,
     /// `spot_headroom_max_fraction`: spot capacity kept beyond need to absorb interruptions,
     /// sized from the fleet's own interruption rate (`placement::headroom`), at most this fraction

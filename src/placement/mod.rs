@@ -14,10 +14,11 @@
 //!      decision that sees the warning until the instance is gone **and** spot has its share in
 //!      service again — never more than the warned units, so a warning cannot grow into more;
 //!    - *bursts* (with `burst_on_demand`: demand past the panic threshold for
-//!      [`BURST_CONFIRM_DECISIONS`] decisions): the spot the burst asked for, at most what the
-//!      on-demand warm pools can start, until spot has delivered it — not the fleet's growth
-//!      after the burst ([`burst_cover_units`]). The warm pools are sized at least to the
-//!      largest step the demand has taken lately ([`warm_pool_sizes`]).
+//!      [`BURST_CONFIRM_DECISIONS`] decisions): at most what spot owed at the burst and what
+//!      the on-demand warm pools can start, lowered whenever spot owes less — growth after the
+//!      burst never raises it ([`burst_cover_units`]) — until spot has delivered. The warm
+//!      pools are sized at least to the largest step the demand has taken lately
+//!      ([`warm_pool_sizes`]).
 //!
 //!    The cover goes on the first on-demand pool. Spot keeps its share, so the group keeps
 //!    trying; a burst's cover only uses room under `max_units` (spot is on its way: taking its
@@ -761,8 +762,8 @@ mod tests {
         }
     }
 
-    /// The units a burst's cover stands in for: raised at a confirmed burst, lowered as spot
-    /// delivers, never raised by growth after it.
+    /// The units a burst's cover stands in for: raised at a confirmed burst, lowered when spot
+    /// owes less, never raised by growth after it.
     #[test]
     fn a_bursts_cover_follows_what_the_burst_owes() {
         let now = Timestamp(1_000_000);
