@@ -337,6 +337,33 @@ fn seed_history(store: &StateStore, config: &Config, now: Timestamp) -> crate::h
     std::sync::Arc::new(std::sync::RwLock::new(all))
 }
 
+/// Keeps a saved state the fleet will not resume in the store's `engine_state_set_aside`, so
+/// the fleet's first save does not destroy it (a rollback to the build that wrote it finds it
+/// there); a failure to keep it is logged and counted, and the fleet starts fresh all the same.
+fn set_aside(
+    store: &mut StateStore,
+    persistence: &mut Persistence,
+    fleet: &str,
+    why: &str,
+    now: Timestamp,
+) {
+    match store.set_aside(fleet, why, now) {
+        Ok(kept) if kept > 0 => {
+            warn!(
+                fleet,
+                reason = why,
+                "the saved engine state is kept in the table engine_state_set_aside"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => {
+            error!(fleet, error = %e, "the saved engine state could not be set aside; the fleet's first save replaces it");
+            persistence.errors_total += 1;
+            persistence.last_error = Some(e.to_string());
+        }
+    }
+}
+
 /// Whether a publish is due: `now` falls in another `period_secs` window (aligned to the
 /// epoch, so a 60-s period gives one value per CloudWatch minute) than the last publish — a
 /// later one, or an earlier one after the clock stepped back.
@@ -409,7 +436,7 @@ impl<P: Provider> Daemon<P> {
     pub fn new(
         mut config: Config,
         provider: P,
-        store: StateStore,
+        mut store: StateStore,
         opts: Options,
         tx: watch::Sender<Arc<Published>>,
     ) -> Result<Self, DaemonError> {
@@ -428,6 +455,14 @@ impl<P: Provider> Daemon<P> {
                 {
                     warn!(fleet = %f.name, decided_at = %s.last_decided_at().unwrap_or_default(), now = %opts.clock.now(0),
                         "saved engine state is from later than the clock (a clock jump, or a simulated run restarted): this fleet starts fresh");
+                    let why = "decided later than the clock";
+                    set_aside(
+                        &mut store,
+                        &mut persistence,
+                        &f.name,
+                        why,
+                        opts.clock.now(0),
+                    );
                 }
                 Ok(Some(s)) => {
                     info!(fleet = %f.name, version = s.version, "resuming saved engine state");
@@ -440,6 +475,14 @@ impl<P: Provider> Daemon<P> {
                     error!(fleet = %f.name, error = %e, "saved engine state unreadable; this fleet starts fresh");
                     persistence.errors_total += 1;
                     persistence.last_error = Some(e.to_string());
+                    let why = e.to_string();
+                    set_aside(
+                        &mut store,
+                        &mut persistence,
+                        &f.name,
+                        &why,
+                        opts.clock.now(0),
+                    );
                 }
             }
         }

@@ -128,7 +128,10 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS engine_state (
      CREATE INDEX IF NOT EXISTS decisions_by_fleet ON decisions (fleet, id);
      CREATE TABLE IF NOT EXISTS demand (
          fleet TEXT NOT NULL, minute INTEGER NOT NULL, value REAL,
-         PRIMARY KEY (fleet, minute));";
+         PRIMARY KEY (fleet, minute));
+     CREATE TABLE IF NOT EXISTS engine_state_set_aside (
+         fleet TEXT NOT NULL, state TEXT NOT NULL, updated_at TEXT NOT NULL,
+         set_aside_at TEXT NOT NULL, reason TEXT NOT NULL);";
 
 /// SQLite's `quick_check`: `Damaged` with its first finding unless it says `ok`.
 fn quick_check(conn: &Connection, path: &Path) -> Result<(), StoreError> {
@@ -341,6 +344,26 @@ impl StateStore {
             })
         })
         .transpose()
+    }
+
+    /// Copies the saved state of `fleet` into `engine_state_set_aside`, with `reason`, before
+    /// the fleet starts fresh over it: a state this build cannot resume — written by a newer
+    /// build, unreadable, decided later than the clock — was overwritten by the fleet's first
+    /// save, and rolling back to the build that wrote it found it gone. Returns the rows kept
+    /// (0 when the fleet has no saved state).
+    pub fn set_aside(
+        &mut self,
+        fleet: &str,
+        reason: &str,
+        now: crate::model::Timestamp,
+    ) -> Result<usize, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO engine_state_set_aside (fleet, state, updated_at, set_aside_at, reason)
+                 SELECT fleet, state, updated_at, ?2, ?3 FROM engine_state WHERE fleet = ?1",
+                params![fleet, now.to_string(), reason],
+            )
+            .map_err(|e| self.sql(e))
     }
 
     /// Saves a fleet's state and its decision, in one transaction.

@@ -816,3 +816,56 @@ async fn the_demo_run_twice_holds_the_same_capacity_at_the_same_virtual_time() {
     assert!(runs[0].iter().flatten().any(|&u| u > 0));
     assert_eq!(runs[0], runs[1]);
 }
+
+/// A saved state this build will not resume — written by a newer build — is kept aside, not
+/// overwritten by the fresh fleet's first save: rolling back to the build that wrote it finds
+/// it in `engine_state_set_aside`.
+#[tokio::test(start_paused = true)]
+async fn a_state_from_a_newer_build_is_set_aside_not_overwritten() {
+    let dir = tmpdir("newer-state");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("traffic-spike");
+    let (mut d, _rx) = daemon(cfg.clone(), p, &path, epoch, false);
+    for _ in 0..4 {
+        d.tick().await;
+    }
+    let provider = d.into_provider();
+    // A newer build wrote its state over ours.
+    let newer = r#"{"version": 99, "from": "a newer build"}"#;
+    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    db.execute(
+        "UPDATE engine_state SET state = ?1 WHERE fleet = 'demo-llama-8b'",
+        [newer],
+    )
+    .unwrap();
+    drop(db);
+    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
+    let store = StateStore::open(&dir).unwrap();
+    let mut o = opts(&path, epoch, false);
+    o.clock = Clock::Virtual {
+        epoch: epoch.plus_secs(60.0),
+        tick_secs: 15.0,
+    };
+    let mut d2 = Daemon::new(cfg, provider, store, o, tx).unwrap();
+    d2.tick().await;
+    let fresh = d2.state("demo-llama-8b").unwrap().version;
+    drop(d2);
+    let db = rusqlite::Connection::open(dir.join("state.db")).unwrap();
+    let saved: String = db
+        .query_row(
+            "SELECT state FROM engine_state WHERE fleet = 'demo-llama-8b'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(saved.contains(&format!("\"version\":{fresh}")), "{saved}");
+    let (kept, reason): (String, String) = db
+        .query_row(
+            "SELECT state, reason FROM engine_state_set_aside WHERE fleet = 'demo-llama-8b'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(kept, newer);
+    assert!(reason.contains("version 99"), "{reason}");
+}
