@@ -82,6 +82,26 @@ fn daemon<P: Provider>(
     )
 }
 
+/// The daemon started again as a new process: the same cloud and state directory, its clock
+/// `after_secs` past `epoch`.
+fn restart(
+    cfg: Config,
+    provider: SimProvider,
+    dir: &Path,
+    path: &Path,
+    epoch: Timestamp,
+    after_secs: f64,
+) -> (Daemon<SimProvider>, watch::Receiver<Arc<Published>>) {
+    let (tx, rx) = watch::channel(Arc::new(Published::default()));
+    let store = StateStore::open(dir).unwrap();
+    let mut o = opts(path, epoch, false);
+    o.clock = Clock::Virtual {
+        epoch: epoch.plus_secs(after_secs),
+        tick_secs: 15.0,
+    };
+    (Daemon::new(cfg, provider, store, o, tx).unwrap(), rx)
+}
+
 #[tokio::test(start_paused = true)]
 async fn the_loop_follows_a_spike_applies_only_changes_and_stops_on_request() {
     let dir = tmpdir("spike");
@@ -159,14 +179,7 @@ async fn a_restart_mid_surge_resumes_state_and_does_not_scale_down() {
     assert_eq!(history_before.points.len(), 31, "a point a minute");
     let provider = d.into_provider();
     // A new process: same cloud, same state directory.
-    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
-    let store = StateStore::open(&dir).unwrap();
-    let mut o = opts(&path, epoch, false);
-    o.clock = Clock::Virtual {
-        epoch: epoch.plus_secs(31.0 * 60.0),
-        tick_secs: 15.0,
-    };
-    let mut d2 = Daemon::new(cfg, provider, store, o, tx).unwrap();
+    let (mut d2, _rx) = restart(cfg, provider, &dir, &path, epoch, 31.0 * 60.0);
     assert_eq!(
         d2.state("demo-llama-8b").unwrap().started_at,
         started,
@@ -839,14 +852,7 @@ async fn a_state_from_a_newer_build_is_set_aside_not_overwritten() {
     )
     .unwrap();
     drop(db);
-    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
-    let store = StateStore::open(&dir).unwrap();
-    let mut o = opts(&path, epoch, false);
-    o.clock = Clock::Virtual {
-        epoch: epoch.plus_secs(60.0),
-        tick_secs: 15.0,
-    };
-    let mut d2 = Daemon::new(cfg, provider, store, o, tx).unwrap();
+    let (mut d2, _rx) = restart(cfg, provider, &dir, &path, epoch, 60.0);
     d2.tick().await;
     let fresh = d2.state("demo-llama-8b").unwrap().version;
     drop(d2);
