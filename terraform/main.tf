@@ -5,9 +5,16 @@
 
 locals {
   tags = merge(var.tags, { "llm-autoscaler/fleet" = var.name })
-  # Instances in service plus warm, at most: AWS keeps (this − desired) warm. Its own default
+  # The on-demand group has a warm pool, so no mixed instances policy and no weights: AWS
+  # counts its sizes in instances of the first type, each that type's weight_units. Its floor
+  # rounds down (the group never holds more than the policy's base), its ceiling up (it never
+  # caps what the policy may ask); the daemon converts its desired capacity the same way.
+  on_demand_weight   = var.instance_types[0].weight_units
+  on_demand_min_size = floor(var.on_demand_min_units / local.on_demand_weight)
+  on_demand_max_size = ceil(var.max_units / local.on_demand_weight)
+  # Units in service plus warm, at most: AWS keeps (this − desired) warm. Its own default
   # (MaxSize) would launch and stop max_units GPU instances at apply.
-  warm_pool_max_prepared = coalesce(var.warm_pool_max_prepared_units, var.on_demand_min_units + var.warm_pool_min_size)
+  warm_pool_max_prepared = coalesce(var.warm_pool_max_prepared_units, var.on_demand_min_units + var.warm_pool_min_size * local.on_demand_weight)
   # Group metrics in CloudWatch (1-minute, free): what the Grafana dashboard and alerts read
   # beside the daemon's own.
   group_metrics = [
@@ -176,9 +183,9 @@ resource "aws_launch_template" "gpu" {
 resource "aws_autoscaling_group" "on_demand" {
   name                      = "${var.name}-on-demand"
   vpc_zone_identifier       = var.subnet_ids
-  min_size                  = var.on_demand_min_units
-  max_size                  = var.max_units
-  desired_capacity          = var.on_demand_min_units
+  min_size                  = local.on_demand_min_size
+  max_size                  = local.on_demand_max_size
+  desired_capacity          = local.on_demand_min_size
   health_check_type         = "EC2"
   default_instance_warmup   = 120
   wait_for_capacity_timeout = "0"
@@ -194,7 +201,7 @@ resource "aws_autoscaling_group" "on_demand" {
   warm_pool {
     pool_state                  = "Stopped"
     min_size                    = var.warm_pool_min_size
-    max_group_prepared_capacity = local.warm_pool_max_prepared
+    max_group_prepared_capacity = ceil(local.warm_pool_max_prepared / local.on_demand_weight)
     instance_reuse_policy {
       reuse_on_scale_in = true
     }

@@ -58,7 +58,7 @@ variable "max_units" {
 }
 
 variable "on_demand_min_units" {
-  description = "On-demand floor, units: the on-demand group's MinSize. The policy must keep at least this many units on on-demand (on_demand_base_units ≥ this; AWS rejects SetDesiredCapacity below a group's MinSize)."
+  description = "On-demand floor, units: the on-demand group's MinSize (in whole instances of the first type, rounded down). The policy must keep at least this many units on on-demand (on_demand_base_units ≥ this; AWS rejects SetDesiredCapacity below a group's MinSize)."
   type        = number
   default     = 2
   validation {
@@ -78,7 +78,7 @@ variable "warm_pool_min_size" {
 }
 
 variable "warm_pool_max_prepared_units" {
-  description = "The warm pool's MaxGroupPreparedCapacity: instances in service plus warm at most. AWS keeps (this − desired) warm, at least warm_pool_min_size — left to AWS's default (max_units) it would launch and stop max_units − desired GPU instances at apply. Default: on_demand_min_units + warm_pool_min_size."
+  description = "The warm pool's MaxGroupPreparedCapacity, in units (the group is given it in whole instances of the first type, rounded up): in service plus warm at most. AWS keeps (this − desired) warm, at least warm_pool_min_size instances — left to AWS's default (max_units) it would launch and stop max_units − desired GPU instances at apply. Default: on_demand_min_units + warm_pool_min_size instances' units."
   type        = number
   default     = null
   validation {

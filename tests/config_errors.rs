@@ -206,6 +206,11 @@ fn each_mistake_has_its_exact_message_and_location() {
             "p.toml:5:13: fleets[0].pools[1].warm_pool: AWS does not support warm pools on Auto Scaling groups with spot instances; remove warm_pool here, or put it on an on-demand pool",
         ),
         (
+            "warm pool behind types of two weights",
+            "[[fleets.pools]]\nname = \"w\"\nmarket = \"on-demand\"\ninstance_types = [{ type = \"g6.xlarge\" }, { type = \"g6.12xlarge\", weight_units = 4 }]\nwarm_pool = { min_size = 1 }\n",
+            "p.toml:4:18: fleets[0].pools[1].instance_types: a pool with a warm pool counts instances (AWS allows no mixed instances policy, so no WeightedCapacity, on its group), but these types have the weights {1, 4}; give this pool's types one weight_units, or move the types of other weights to a pool without a warm pool",
+        ),
+        (
             "profile figure out of range",
             "[[profiles]]\ninstance_type = \"g6.xlarge\"\nprefill_tokens_per_sec = 0\n",
             "p.toml:3:26: profiles[0].prefill_tokens_per_sec: 0 is out of range; a number above 0",

@@ -28,6 +28,7 @@ use crate::config::{Config, Fleet, MetricSource, Pool};
 use crate::model::{Market, Timestamp};
 use crate::provider::ProviderStats;
 
+use super::units::{group_weights, GroupUnits};
 use super::{event_rules, permissions, sdk_call};
 
 /// How much a finding matters.
@@ -457,21 +458,41 @@ async fn check_pool(
         },
     };
     let arn = group.auto_scaling_group_arn().map(str::to_string);
-    let (min, max) = (
-        group.min_size().unwrap_or(0).max(0) as u32,
-        group.max_size().unwrap_or(0).max(0) as u32,
-    );
-    let (lowest, highest) = policy_range(fleet, pool);
     let mut out = Vec::new();
+    // The group's bounds in the policy's units (a group without weights counts instances).
+    let units = match GroupUnits::of(pool, group_weights(&group, None).0) {
+        Ok(u) => u,
+        Err(why) => {
+            let remedy = "the Terraform module gives the spot group's overrides the policy's weight_units and the on-demand group one type".into();
+            out.push(finding(Severity::Error, why, remedy));
+            return (out, arn);
+        }
+    };
+    let (min_raw, max_raw) = (group.min_size().unwrap_or(0), group.max_size().unwrap_or(0));
+    let (min, max) = (units.to_units(min_raw), units.to_units(max_raw));
+    // "2", or "2 instances (8 units)" where the group counts instances of several units.
+    let shown = |raw: i32| match units {
+        GroupUnits::Instances { weight_units } if weight_units > 1 => {
+            format!("{raw} instances ({} units)", units.to_units(raw))
+        }
+        _ => raw.to_string(),
+    };
+    let (lowest, highest) = policy_range(fleet, pool);
     if min > lowest {
         out.push(finding(
             Severity::Error,
             format!(
-                "the group's MinSize is {min} but the policy may set pool \"{}\" as low as {lowest} units: AWS rejects SetDesiredCapacity below MinSize, so the daemon holds {min} and the fleet runs above the policy's own floor",
+                "the group's MinSize is {} but the policy may set pool \"{}\" as low as {lowest} units: AWS rejects SetDesiredCapacity below MinSize, so the daemon holds {min} units and the fleet runs above the policy's own floor",
+                shown(min_raw),
                 pool.name
             ),
             format!(
-                "lower the group's MinSize to {lowest} (module: on_demand_min_units) or raise the policy's on_demand_base_units to {min}"
+                "lower the group's MinSize to {} (module: on_demand_min_units) or raise the policy's on_demand_base_units to {min}",
+                // The most whole instances that stay within the policy's floor.
+                match units {
+                    GroupUnits::Instances { weight_units } => lowest / weight_units.max(1),
+                    GroupUnits::Weighted => lowest,
+                }
             ),
         ));
     }
@@ -479,11 +500,15 @@ async fn check_pool(
         out.push(finding(
             Severity::Warning,
             format!(
-                "the group's MaxSize is {max} but the policy may ask pool \"{}\" for {highest} units (max_units{}): the group caps it",
+                "the group's MaxSize is {} but the policy may ask pool \"{}\" for {highest} units (max_units{}): the group caps it",
+                shown(max_raw),
                 pool.name,
                 if pool.market == Market::OnDemand { ", all of it when spot runs dry" } else { " less the on-demand base" }
             ),
-            format!("raise the group's MaxSize to {highest} (module: max_units) or lower the policy's max_units"),
+            format!(
+                "raise the group's MaxSize to {} (module: max_units) or lower the policy's max_units",
+                units.to_group(highest)
+            ),
         ));
     }
     if let Some(warm) = &pool.warm_pool {
@@ -497,7 +522,7 @@ async fn check_pool(
                 Severity::Warning,
                 format!(
                     "the group's warm pool has no MaxGroupPreparedCapacity: AWS keeps MaxSize − desired ({} at the base) instances warm — each a stopped GPU instance with its volume",
-                    max.saturating_sub(lowest)
+                    max_raw.max(0).saturating_sub(units.to_group(lowest))
                 ),
                 "set it (module: warm_pool_max_prepared_units) and the policy's max_prepared_units to the same figure".into(),
             )),

@@ -26,6 +26,7 @@ pub mod event_rules;
 pub mod events;
 mod lease;
 pub mod permissions;
+pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use tracing::{debug, error, info, warn};
 
 use self::error::classify;
 use self::events::{parse_event, EventTracker};
+use self::units::{group_weights, GroupUnits};
 use crate::config::{AwsSettings, Fleet, MetricSource, Pool, ScrapeSettings, Signal};
 use crate::model::{
     Instance, LifecycleState, Market, Sample, ServerLoad, Snapshot, Timestamp, Units,
@@ -158,6 +160,13 @@ pub struct AwsProvider {
     warm_pools_applied: BTreeMap<String, (u32, Option<Units>)>,
     /// Warm-pool sizes the forecast asks for, per group (override the policy's `min_size`).
     warm_pool_targets: BTreeMap<String, u32>,
+    /// How each group counts its capacity, as last described.
+    group_units: HashMap<String, GroupUnits>,
+    /// Per group: the units last set and the group figure that was sent for them. A group
+    /// counting 4-unit instances, asked for 5 units, holds 2 instances: read back while it
+    /// still holds 2, its desired capacity is the 5 units asked (as a weighted group's
+    /// `DesiredCapacity` keeps 5), so the next tick does not ask again.
+    unit_requests: HashMap<String, (Units, i32)>,
     /// Counters.
     pub stats: ProviderStats,
 }
@@ -208,6 +217,8 @@ impl AwsProvider {
             spot_prices: HashMap::new(),
             warm_pools_applied: BTreeMap::new(),
             warm_pool_targets: BTreeMap::new(),
+            group_units: HashMap::new(),
+            unit_requests: HashMap::new(),
             stats: ProviderStats::default(),
         }
     }
@@ -557,6 +568,11 @@ impl AwsProvider {
         if self.warm_pools_applied.get(&pool.asg_name) == Some(&wanted) {
             return Ok(());
         }
+        // `max_prepared_units` is in units; the group counts instances (a warm pool's group
+        // has no mixed instances policy). Not yet described: wait for the next tick.
+        let Some(group_units) = self.group_units.get(&pool.asg_name).copied() else {
+            return Ok(());
+        };
         let r = sdk_call(
             &mut self.stats,
             "PutWarmPool",
@@ -565,7 +581,9 @@ impl AwsProvider {
                 .put_warm_pool()
                 .auto_scaling_group_name(&pool.asg_name)
                 .min_size(min_size as i32)
-                .set_max_group_prepared_capacity(w.max_prepared_units.map(|u| u as i32))
+                .set_max_group_prepared_capacity(
+                    w.max_prepared_units.map(|u| group_units.to_group(u)),
+                )
                 .pool_state(aws_sdk_autoscaling::types::WarmPoolState::Stopped)
                 .send(),
         )
@@ -588,20 +606,6 @@ pub fn lifecycle(state: &AsgLifecycle) -> Option<LifecycleState> {
         s if s.starts_with("Terminating") || s == "Terminated" => Some(LifecycleState::Terminating),
         _ => None,
     }
-}
-
-/// The capacity weight of an instance: the group's `WeightedCapacity`, else the policy's weight
-/// for its type, else 1.
-fn weight_of(pool: &Pool, instance_type: Option<&str>, weighted: Option<&str>) -> Units {
-    weighted
-        .and_then(|w| w.parse::<Units>().ok())
-        .or_else(|| {
-            pool.instance_types
-                .iter()
-                .find(|t| Some(t.instance_type.as_str()) == instance_type)
-                .map(|t| t.weight_units)
-        })
-        .unwrap_or(1)
 }
 
 impl Provider for AwsProvider {
@@ -744,15 +748,22 @@ impl Provider for AwsProvider {
                         pool.asg_name, pool.name, fleet.name
                     ))
                 })?;
-            let desired = group.desired_capacity().unwrap_or(0).max(0) as Units;
+            let units = GroupUnits::of(pool, group_weights(group, None).0)
+                .map_err(ProviderError::Config)?;
+            self.group_units.insert(pool.asg_name.clone(), units);
+            let sent = group.desired_capacity().unwrap_or(0);
+            let desired = match self.unit_requests.get(&pool.asg_name) {
+                Some(&(asked, s)) if s == sent => asked,
+                _ => units.to_units(sent),
+            };
             snap.pool_desired_units.insert(pool.name.clone(), desired);
             if let (Some(min), Some(max)) = (group.min_size(), group.max_size()) {
                 // AWS rejects a desired capacity outside these: placement keeps inside them.
                 snap.pool_group_bounds.insert(
                     pool.name.clone(),
                     crate::model::GroupBounds {
-                        min_units: min.max(0) as Units,
-                        max_units: max.max(0) as Units,
+                        min_units: units.to_units(min),
+                        max_units: units.to_units(max),
                     },
                 );
             }
@@ -777,7 +788,12 @@ impl Provider for AwsProvider {
                 snap.instances.push(Instance {
                     id: id.to_string(),
                     pool: pool.name.clone(),
-                    weight_units: weight_of(pool, i.instance_type(), i.weighted_capacity()),
+                    weight_units: units.instance_weight(
+                        pool,
+                        i.instance_type(),
+                        i.weighted_capacity(),
+                        group_weights(group, i.instance_type()).1,
+                    ),
                     state,
                     samples: BTreeMap::new(),
                     load: None,
@@ -963,6 +979,14 @@ impl Provider for AwsProvider {
         pool: &Pool,
         units: Units,
     ) -> Result<(), ProviderError> {
+        // The group is always described in the same tick before it is set.
+        let Some(group_units) = self.group_units.get(&pool.asg_name).copied() else {
+            return Err(ProviderError::Config(format!(
+                "group {} (fleet {}) was set before it was described: how it counts capacity is unknown",
+                pool.asg_name, fleet.name
+            )));
+        };
+        let sent = group_units.to_group(units);
         let r = sdk_call(
             &mut self.stats,
             "SetDesiredCapacity",
@@ -970,12 +994,14 @@ impl Provider for AwsProvider {
             self.autoscaling
                 .set_desired_capacity()
                 .auto_scaling_group_name(&pool.asg_name)
-                .desired_capacity(units as i32)
+                .desired_capacity(sent)
                 .honor_cooldown(false)
                 .send(),
         )
         .await;
         r?;
+        self.unit_requests
+            .insert(pool.asg_name.clone(), (units, sent));
         Ok(())
     }
 
@@ -1085,23 +1111,5 @@ mod tests {
         for (s, want) in table {
             assert_eq!(lifecycle(&AsgLifecycle::from(s)), want, "{s}");
         }
-    }
-
-    #[test]
-    fn weights_come_from_the_group_then_the_policy() {
-        let pool = Pool {
-            name: "spot".into(),
-            asg_name: "g".into(),
-            market: Market::Spot,
-            instance_types: vec![crate::config::InstanceTypeWeight {
-                instance_type: "g6.12xlarge".into(),
-                weight_units: 4,
-            }],
-            warm_pool: None,
-            unit_usd_per_hour: None,
-        };
-        assert_eq!(weight_of(&pool, Some("g6.12xlarge"), Some("2")), 2);
-        assert_eq!(weight_of(&pool, Some("g6.12xlarge"), None), 4);
-        assert_eq!(weight_of(&pool, Some("g5.xlarge"), None), 1);
     }
 }

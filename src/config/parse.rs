@@ -1026,6 +1026,17 @@ fn parse_pool(ctx: &mut Ctx<'_>, s: Section<'_, '_>) -> Option<Pool> {
             "remove warm_pool here, or put it on an on-demand pool",
         );
     }
+    // A group with a warm pool cannot have a mixed instances policy, so AWS counts its
+    // capacity in instances: with two weights, a count of instances is no number of units.
+    let weights: BTreeSet<u32> = instance_types.iter().map(|t| t.weight_units).collect();
+    if s.has("warm_pool") && weights.len() > 1 {
+        ctx.report(
+            s.value_span("instance_types"),
+            &s.key_path("instance_types"),
+            format!("a pool with a warm pool counts instances (AWS allows no mixed instances policy, so no WeightedCapacity, on its group), but these types have the weights {weights:?}"),
+            "give this pool's types one weight_units, or move the types of other weights to a pool without a warm pool",
+        );
+    }
     let warm_pool = s.table(ctx, "warm_pool").map(|w| {
         let wp = WarmPool {
             min_size: w.int(ctx, "min_size", 0, 10_000).unwrap_or(0) as u32,

@@ -1298,6 +1298,90 @@ async fn a_rejected_pool_does_not_stop_the_others_and_group_bounds_are_respected
     );
 }
 
+/// A group without weights counts instances (AWS: a warm pool's group can have no mixed
+/// instances policy, so no `WeightedCapacity`), while the policy counts units: a pool of
+/// 4-unit instances behind it is asked for whole instances, its bounds and desired capacity
+/// are read as units, and its warm pool's prepared capacity is sent in instances. Checked
+/// against moto, which launches one instance per unit of an unweighted group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_counting_instances_is_asked_for_instances_of_the_pools_weight() {
+    let b = Bench::new("weighed").await;
+    let path = b.policy_sized(
+        "min_units = 10\nmax_units = 30\non_demand_base_units = 10",
+        "",
+    );
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "instance_types = [{ type = \"g6.xlarge\" }]\n[fleets.pools.warm_pool]\nmin_size = 1\n",
+        "instance_types = [{ type = \"g6.12xlarge\", weight_units = 4 }]\n[fleets.pools.warm_pool]\nmin_size = 1\nmax_prepared_units = 16\n",
+        1,
+    );
+    assert!(text.contains("max_prepared_units = 16"), "{text}");
+    std::fs::write(&path, text).unwrap();
+    let mut d = b.daemon(&path, false).await;
+    let od_instances = || async {
+        b.asg
+            .describe_auto_scaling_groups()
+            .auto_scaling_group_names("weighed-od")
+            .send()
+            .await
+            .unwrap()
+            .auto_scaling_groups()[0]
+            .instances()
+            .len()
+    };
+    // 2 instances of 4 units: 8 units. The base of 10 needs 3 of them (12 units), not 10.
+    d.tick().await;
+    let decision = d.published().fleets["weighed"].decision.clone().unwrap();
+    assert_eq!(b.desired().await.0, 3, "{}", decision.summary);
+    assert_eq!(od_instances().await, 3);
+    assert_eq!(b.sets().iter().filter(|(g, _)| g == "od").count(), 1);
+    // Read back as the 10 units asked: not asked again.
+    for _ in 0..3 {
+        d.tick().await;
+    }
+    assert_eq!(
+        b.sets().iter().filter(|(g, _)| g == "od").count(),
+        1,
+        "{:?}",
+        b.sets()
+    );
+    assert_eq!(b.desired().await.0, 3);
+    let warm = b
+        .asg
+        .describe_warm_pool()
+        .auto_scaling_group_name("weighed-od")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        warm.warm_pool_configuration()
+            .and_then(|w| w.max_group_prepared_capacity()),
+        Some(4),
+        "16 units are 4 instances"
+    );
+    // The group now allows 2 instances (8 units): the daemon keeps inside it, and puts the
+    // rest on spot; AWS is never asked for more than the group allows.
+    b.asg
+        .update_auto_scaling_group()
+        .auto_scaling_group_name("weighed-od")
+        .max_size(2)
+        .desired_capacity(2)
+        .send()
+        .await
+        .unwrap();
+    let mut ticks = 0;
+    loop {
+        d.tick().await;
+        ticks += 1;
+        if b.desired().await == (2, 2) || ticks > 20 {
+            break;
+        }
+    }
+    let decision = d.published().fleets["weighed"].decision.clone().unwrap();
+    assert_eq!(b.desired().await, (2, 2), "{}", decision.summary);
+    assert_eq!(b.proxy.with(|s| s.rejected.clone()), vec![]);
+}
+
 /// Issue 11, bug 5: a typo in one metric's SQS queue URL marks that metric invalid with the
 /// cloud's reason; the fleet keeps scaling (up) on its other metrics, and the tick succeeds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
