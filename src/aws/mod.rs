@@ -162,6 +162,10 @@ pub struct AwsProvider {
     warm_pool_targets: BTreeMap<String, u32>,
     /// How each group counts its capacity, as last described.
     group_units: HashMap<String, GroupUnits>,
+    /// Each group's warm pool as last described: `PutWarmPool` replaces the whole
+    /// configuration, so what the daemon does not own (the pool state, the reuse policy) is
+    /// sent back as it was.
+    warm_pools_described: HashMap<String, aws_sdk_autoscaling::types::WarmPoolConfiguration>,
     /// Per group: the units last set and the group figure that was sent for them. A group
     /// counting 4-unit instances, asked for 5 units, holds 2 instances: read back while it
     /// still holds 2, its desired capacity is the 5 units asked (as a weighted group's
@@ -218,6 +222,7 @@ impl AwsProvider {
             warm_pools_applied: BTreeMap::new(),
             warm_pool_targets: BTreeMap::new(),
             group_units: HashMap::new(),
+            warm_pools_described: HashMap::new(),
             unit_requests: HashMap::new(),
             stats: ProviderStats::default(),
         }
@@ -573,6 +578,21 @@ impl AwsProvider {
         let Some(group_units) = self.group_units.get(&pool.asg_name).copied() else {
             return Ok(());
         };
+        // PutWarmPool replaces the configuration: an omitted PoolState is Stopped and an
+        // omitted InstanceReusePolicy terminates on scale-in (PutWarmPool, EC2 Auto Scaling
+        // API Reference). The daemon owns the sizes; the rest is kept as the group has it, and
+        // a warm pool the daemon creates gets the Terraform module's (stopped, reused).
+        let (pool_state, reuse) = match self.warm_pools_described.get(&pool.asg_name) {
+            Some(d) => (d.pool_state().cloned(), d.instance_reuse_policy().cloned()),
+            None => (
+                None,
+                Some(
+                    aws_sdk_autoscaling::types::InstanceReusePolicy::builder()
+                        .reuse_on_scale_in(true)
+                        .build(),
+                ),
+            ),
+        };
         let r = sdk_call(
             &mut self.stats,
             "PutWarmPool",
@@ -584,7 +604,10 @@ impl AwsProvider {
                 .set_max_group_prepared_capacity(
                     w.max_prepared_units.map(|u| group_units.to_group(u)),
                 )
-                .pool_state(aws_sdk_autoscaling::types::WarmPoolState::Stopped)
+                .pool_state(
+                    pool_state.unwrap_or(aws_sdk_autoscaling::types::WarmPoolState::Stopped),
+                )
+                .set_instance_reuse_policy(reuse)
                 .send(),
         )
         .await;
@@ -751,6 +774,15 @@ impl Provider for AwsProvider {
             let units = GroupUnits::of(pool, group_weights(group, None).0)
                 .map_err(ProviderError::Config)?;
             self.group_units.insert(pool.asg_name.clone(), units);
+            match group.warm_pool_configuration() {
+                Some(w) => {
+                    self.warm_pools_described
+                        .insert(pool.asg_name.clone(), w.clone());
+                }
+                None => {
+                    self.warm_pools_described.remove(&pool.asg_name);
+                }
+            }
             let sent = group.desired_capacity().unwrap_or(0);
             let desired = match self.unit_requests.get(&pool.asg_name) {
                 Some(&(asked, s)) if s == sent => asked,

@@ -280,6 +280,18 @@ enabled = false
         (get("od"), get("spot"))
     }
 
+    /// The on-demand group's warm pool, as AWS describes it.
+    async fn warm_pool(&self) -> Option<aws_sdk_autoscaling::types::WarmPoolConfiguration> {
+        self.asg
+            .describe_warm_pool()
+            .auto_scaling_group_name(format!("{}-od", self.name))
+            .send()
+            .await
+            .unwrap()
+            .warm_pool_configuration()
+            .cloned()
+    }
+
     async fn spot_instance(&self) -> String {
         let out = self
             .asg
@@ -461,16 +473,14 @@ async fn desired_capacity_follows_the_queue_split_by_market_and_warm_pool_is_set
     d.tick().await;
     assert_eq!(b.proxy.with(|s| s.set_desired.len()), sets);
     assert_eq!(b.desired().await, (2, 6));
-    let warm = b
-        .asg
-        .describe_warm_pool()
-        .auto_scaling_group_name("follow-od")
-        .send()
-        .await
-        .unwrap();
+    let warm = b.warm_pool().await;
+    assert_eq!(warm.as_ref().and_then(|w| w.min_size()), Some(1));
+    // Created by the daemon, it is the Terraform module's: instances return to it on scale-in.
     assert_eq!(
-        warm.warm_pool_configuration().and_then(|w| w.min_size()),
-        Some(1)
+        warm.as_ref()
+            .and_then(|w| w.instance_reuse_policy())
+            .and_then(|r| r.reuse_on_scale_in()),
+        Some(true)
     );
     // The inference servers' own queues now ask for more: 25 waiting on each of 8 instances
     // at 10 per unit wants 20 units. HPA's rate limit (4 units or 100 % per 15 s) allows 16
@@ -936,17 +946,9 @@ source = { type = "cloudwatch", namespace = "Test/History", metric_name = "Reque
     // The warm pool holds what the next hour's forecast peak needs beyond capacity now, and
     // never less than the policy's min_size of 1.
     let peak = step.next_hour_units.expect("a next-hour peak");
-    let warm = b
-        .asg
-        .describe_warm_pool()
-        .auto_scaling_group_name("history-od")
-        .send()
-        .await
-        .unwrap();
+    let warm = b.warm_pool().await;
     assert_eq!(
-        warm.warm_pool_configuration()
-            .and_then(|w| w.min_size())
-            .unwrap_or(0),
+        warm.as_ref().and_then(|w| w.min_size()).unwrap_or(0),
         peak.saturating_sub(decision.desired_units).max(1) as i32,
         "peak {peak}, desired {}",
         decision.desired_units
@@ -1346,16 +1348,9 @@ async fn a_group_counting_instances_is_asked_for_instances_of_the_pools_weight()
         b.sets()
     );
     assert_eq!(b.desired().await.0, 3);
-    let warm = b
-        .asg
-        .describe_warm_pool()
-        .auto_scaling_group_name("weighed-od")
-        .send()
-        .await
-        .unwrap();
+    let warm = b.warm_pool().await;
     assert_eq!(
-        warm.warm_pool_configuration()
-            .and_then(|w| w.max_group_prepared_capacity()),
+        warm.as_ref().and_then(|w| w.max_group_prepared_capacity()),
         Some(4),
         "16 units are 4 instances"
     );
@@ -1380,6 +1375,40 @@ async fn a_group_counting_instances_is_asked_for_instances_of_the_pools_weight()
     let decision = d.published().fleets["weighed"].decision.clone().unwrap();
     assert_eq!(b.desired().await, (2, 2), "{}", decision.summary);
     assert_eq!(b.proxy.with(|s| s.rejected.clone()), vec![]);
+}
+
+/// `PutWarmPool` replaces a warm pool's whole configuration (an omitted `PoolState` is
+/// `Stopped`, an omitted `InstanceReusePolicy` terminates on scale-in; moto replaces it the
+/// same way): the daemon sets the sizes it owns and sends back the rest as the group has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setting_a_warm_pools_size_keeps_its_state_and_reuse_policy() {
+    use aws_sdk_autoscaling::types::{InstanceReusePolicy, WarmPoolState};
+    let b = Bench::new("reuse").await;
+    b.asg
+        .put_warm_pool()
+        .auto_scaling_group_name("reuse-od")
+        .min_size(0)
+        .pool_state(WarmPoolState::Hibernated)
+        .instance_reuse_policy(
+            InstanceReusePolicy::builder()
+                .reuse_on_scale_in(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    d.tick().await;
+    let warm = b.warm_pool().await;
+    let w = warm.expect("a warm pool");
+    assert_eq!(w.min_size(), Some(1), "the policy's size was set");
+    assert_eq!(w.pool_state(), Some(&WarmPoolState::Hibernated));
+    assert_eq!(
+        w.instance_reuse_policy()
+            .and_then(|r| r.reuse_on_scale_in()),
+        Some(true)
+    );
 }
 
 /// Issue 11, bug 5: a typo in one metric's SQS queue URL marks that metric invalid with the
