@@ -33,6 +33,9 @@ pub enum FleetEvent {
         hook_name: String,
         /// The token that completes the action.
         token: String,
+        /// Whether the instance may be serving: false when it leaves the warm pool
+        /// (`Origin: WarmPool`), stopped or hibernated, where nothing runs to drain.
+        serving: bool,
     },
     /// `EC2 Instance State-change Notification`.
     StateChange {
@@ -74,6 +77,7 @@ pub fn parse_event(body: &str) -> Result<FleetEvent, EventParseError> {
             asg_name: field("AutoScalingGroupName")?,
             hook_name: field("LifecycleHookName")?,
             token: field("LifecycleActionToken")?,
+            serving: d["Origin"].as_str() != Some("WarmPool"),
         },
         "EC2 Instance State-change Notification" => FleetEvent::StateChange {
             instance_id: field("instance-id")?,
@@ -102,6 +106,9 @@ pub struct PendingLifecycle {
     pub since: Timestamp,
     /// The latest receipt handle of its message (deleted once the action is completed).
     pub receipt: Option<String>,
+    /// Whether it may be serving (see [`FleetEvent::TerminateLifecycle`]); one that is not is
+    /// released at once rather than at the drain timeout.
+    pub serving: bool,
 }
 
 /// How long an interruption or rebalance notice is remembered when no state change says the
@@ -141,6 +148,7 @@ impl EventTracker {
                 asg_name,
                 hook_name,
                 token,
+                serving,
             } => {
                 // Deleted only once the action is completed; a redelivery refreshes the handle.
                 let p = self
@@ -152,6 +160,7 @@ impl EventTracker {
                         token,
                         since: now,
                         receipt: None,
+                        serving,
                     });
                 p.receipt = Some(receipt);
                 "terminate_lifecycle"
@@ -225,6 +234,35 @@ mod tests {
                     asg_name: "g".into(),
                     hook_name: "drain".into(),
                     token: "tok".into(),
+                    serving: true,
+                },
+            ),
+            (
+                // A warm pool's instance being terminated: stopped, nothing to drain.
+                ev(
+                    "EC2 Instance-terminate Lifecycle Action",
+                    r#"{"LifecycleActionToken":"tok","AutoScalingGroupName":"g","LifecycleHookName":"drain","EC2InstanceId":"i-5","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING","Origin":"WarmPool","Destination":"EC2"}"#,
+                ),
+                FleetEvent::TerminateLifecycle {
+                    instance_id: "i-5".into(),
+                    asg_name: "g".into(),
+                    hook_name: "drain".into(),
+                    token: "tok".into(),
+                    serving: false,
+                },
+            ),
+            (
+                // Scaled in to the warm pool (reuse on scale-in): it was serving.
+                ev(
+                    "EC2 Instance-terminate Lifecycle Action",
+                    r#"{"LifecycleActionToken":"tok","AutoScalingGroupName":"g","LifecycleHookName":"drain","EC2InstanceId":"i-6","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING","Origin":"AutoScalingGroup","Destination":"WarmPool"}"#,
+                ),
+                FleetEvent::TerminateLifecycle {
+                    instance_id: "i-6".into(),
+                    asg_name: "g".into(),
+                    hook_name: "drain".into(),
+                    token: "tok".into(),
+                    serving: true,
                 },
             ),
             (
@@ -272,6 +310,7 @@ mod tests {
             asg_name: "g".into(),
             hook_name: "h".into(),
             token: tok.into(),
+            serving: true,
         };
         tr.record(life("tok"), "r3".into(), t0);
         tr.record(life("tok"), "r4".into(), t0.plus_secs(60.0));

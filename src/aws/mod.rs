@@ -1084,13 +1084,14 @@ impl Provider for AwsProvider {
         let mut first_error = None;
         // Lifecycle actions of instances that are gone from every fleet are released at the
         // drain timeout: nothing of ours can drain them, and holding them only delays AWS.
+        // Those of instances that serve nothing (leaving the warm pool) are released at once.
         let now = self.events_read_at.unwrap_or_default();
         let timeout = self.settings.drain_timeout_secs as f64;
         let overdue: Vec<String> = self
             .events
             .lifecycle
             .iter()
-            .filter(|(_, p)| now.secs_since(p.since) >= timeout)
+            .filter(|(_, p)| !p.serving || now.secs_since(p.since) >= timeout)
             .map(|(id, _)| id.clone())
             .collect();
         let release: BTreeSet<String> = self.drained.iter().cloned().chain(overdue).collect();

@@ -633,6 +633,15 @@ async fn lifecycle_actions_are_completed_once_the_instance_has_drained() {
         b.events_left().await
     );
     assert_eq!(b.proxy.with(|s| s.completed_lifecycle.len()), 1);
+    // A stopped instance leaving the warm pool serves nothing: released in the tick that reads
+    // its action, not held for the drain timeout.
+    let warm = r#"{"LifecycleActionToken":"tok-warm","AutoScalingGroupName":"drain-od","LifecycleHookName":"drain","EC2InstanceId":"i-0feedfacefeedface","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING","Origin":"WarmPool","Destination":"EC2"}"#;
+    b.send_event("EC2 Instance-terminate Lifecycle Action", warm)
+        .await;
+    d.tick().await;
+    let done = b.proxy.with(|s| s.completed_lifecycle.clone());
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert_eq!(done[1]["LifecycleActionToken"], "tok-warm");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
