@@ -713,16 +713,20 @@ impl<P: Provider> Daemon<P> {
         let now = self.opts.clock.now(tick);
         let cpu0 = thread_cpu_secs();
         let config = self.config.clone();
-        let mut all_ok = true;
+        let mut acted = std::collections::BTreeSet::new();
         for fleet in &config.fleets {
             let span = info_span!("tick", fleet = %fleet.name, tick, at = %now);
-            all_ok &= self.tick_fleet(fleet, tick, now).instrument(span).await;
+            if self.tick_fleet(fleet, tick, now).instrument(span).await {
+                acted.insert(fleet.name.clone());
+            }
         }
         let dry_run = self.dry_run();
+        if dry_run {
+            acted.clear();
+        }
         let end = tokio::time::timeout(
             self.opts.call_timeout,
-            self.provider
-                .end_tick(&config.fleets, dry_run, all_ok && !dry_run),
+            self.provider.end_tick(&config.fleets, dry_run, &acted),
         )
         .await;
         match end {

@@ -122,9 +122,10 @@ pub struct EventTracker {
     pub doomed: BTreeMap<String, Timestamp>,
     /// Terminate lifecycle actions not yet completed, by instance.
     pub lifecycle: BTreeMap<String, PendingLifecycle>,
-    /// Receipt handles of messages handled this tick, to delete once the tick's decisions are
-    /// applied.
-    pub to_delete: Vec<String>,
+    /// Messages handled this tick, to delete once the decision of the fleet they concern is
+    /// applied: each receipt handle with the instance it is about (none for a message about
+    /// no instance).
+    pub to_delete: Vec<(String, Option<String>)>,
     /// Messages read, by kind, for `/metrics`.
     pub received_total: BTreeMap<&'static str, u64>,
 }
@@ -134,13 +135,13 @@ impl EventTracker {
     pub fn record(&mut self, event: FleetEvent, receipt: String, now: Timestamp) -> &'static str {
         let kind = match event {
             FleetEvent::SpotInterruption { instance_id } => {
-                self.doomed.entry(instance_id).or_insert(now);
-                self.to_delete.push(receipt);
+                self.doomed.entry(instance_id.clone()).or_insert(now);
+                self.to_delete.push((receipt, Some(instance_id)));
                 "spot_interruption"
             }
             FleetEvent::Rebalance { instance_id } => {
-                self.doomed.entry(instance_id).or_insert(now);
-                self.to_delete.push(receipt);
+                self.doomed.entry(instance_id.clone()).or_insert(now);
+                self.to_delete.push((receipt, Some(instance_id)));
                 "rebalance"
             }
             FleetEvent::TerminateLifecycle {
@@ -169,11 +170,11 @@ impl EventTracker {
                 if state == "terminated" {
                     self.doomed.remove(&instance_id);
                 }
-                self.to_delete.push(receipt);
+                self.to_delete.push((receipt, Some(instance_id)));
                 "state_change"
             }
             FleetEvent::Other(_) => {
-                self.to_delete.push(receipt);
+                self.to_delete.push((receipt, None));
                 "other"
             }
         };
@@ -303,7 +304,11 @@ mod tests {
         tr.record(warn, "r2".into(), t0.plus_secs(30.0));
         assert_eq!(tr.doomed.len(), 1);
         assert_eq!(tr.doomed["i-1"], t0, "the first notice's time is kept");
-        assert_eq!(tr.to_delete, vec!["r1", "r2"]);
+        let i1 = Some("i-1".to_string());
+        assert_eq!(
+            tr.to_delete,
+            vec![("r1".to_string(), i1.clone()), ("r2".to_string(), i1)]
+        );
 
         let life = |tok: &str| FleetEvent::TerminateLifecycle {
             instance_id: "i-9".into(),
@@ -316,7 +321,7 @@ mod tests {
         tr.record(life("tok"), "r4".into(), t0.plus_secs(60.0));
         let p = &tr.lifecycle["i-9"];
         assert_eq!((p.since, p.receipt.as_deref()), (t0, Some("r4")));
-        assert!(!tr.to_delete.contains(&"r3".to_string()));
+        assert!(tr.to_delete.iter().all(|(r, _)| r != "r3"));
 
         tr.record(
             FleetEvent::StateChange {

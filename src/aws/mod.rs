@@ -162,6 +162,11 @@ pub struct AwsProvider {
     warm_pool_targets: BTreeMap<String, u32>,
     /// How each group counts its capacity, as last described.
     group_units: HashMap<String, GroupUnits>,
+    /// The fleet each instance was last seen in, and when: an event message about it is
+    /// deleted once that fleet has acted, whatever the others did. Kept for
+    /// [`events::NOTICE_TTL_SECS`] after the instance is last seen, for the messages that
+    /// come after it has gone (`terminated`).
+    instance_fleets: HashMap<String, (String, Timestamp)>,
     /// Each group's warm pool as last described: `PutWarmPool` replaces the whole
     /// configuration, so what the daemon does not own (the pool state, the reuse policy) is
     /// sent back as it was.
@@ -223,6 +228,7 @@ impl AwsProvider {
             warm_pool_targets: BTreeMap::new(),
             group_units: HashMap::new(),
             warm_pools_described: HashMap::new(),
+            instance_fleets: HashMap::new(),
             unit_requests: HashMap::new(),
             stats: ProviderStats::default(),
         }
@@ -846,6 +852,25 @@ impl Provider for AwsProvider {
             }
         }
 
+        // Which fleet each instance is in, for routing the event messages about it.
+        for (id, fleet_name) in out
+            .auto_scaling_groups()
+            .iter()
+            .filter(|g| {
+                fleet
+                    .pools
+                    .iter()
+                    .any(|p| g.auto_scaling_group_name() == Some(p.asg_name.as_str()))
+            })
+            .flat_map(|g| g.instances())
+            .filter_map(|i| i.instance_id())
+            .map(|id| (id.to_string(), fleet.name.clone()))
+        {
+            self.instance_fleets.insert(id, (fleet_name, now));
+        }
+        self.instance_fleets
+            .retain(|_, (_, seen)| now.secs_since(*seen) < events::NOTICE_TTL_SECS);
+
         // Scrape targets: in-service instances for the per-instance signals and TTFT, draining
         // ones to see them finish.
         let mut ports: BTreeSet<u16> = BTreeSet::new();
@@ -1067,7 +1092,7 @@ impl Provider for AwsProvider {
         &mut self,
         fleets: &[Fleet],
         dry_run: bool,
-        acted: bool,
+        acted: &BTreeSet<String>,
     ) -> Result<(), ProviderError> {
         if dry_run {
             // Nothing is acted on, so nothing is handled: the messages come back after their
@@ -1075,12 +1100,21 @@ impl Provider for AwsProvider {
             self.events.to_delete.clear();
             return Ok(());
         }
-        // Not acted (a fleet failed): keep the receipts for the next tick that acts.
-        let to_delete = if acted {
-            std::mem::take(&mut self.events.to_delete)
-        } else {
-            Vec::new()
-        };
+        // A message whose fleet did not act (its tick failed) is kept for the next tick that
+        // acts; one about no known instance waits for every fleet to act.
+        let every_fleet_acted = fleets.iter().all(|f| acted.contains(&f.name));
+        let (to_delete, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.events.to_delete)
+            .into_iter()
+            .partition(|(_, instance)| {
+                match instance
+                    .as_ref()
+                    .and_then(|id| self.instance_fleets.get(id))
+                {
+                    Some((fleet, _)) => acted.contains(fleet),
+                    None => every_fleet_acted,
+                }
+            });
+        self.events.to_delete = kept;
         let mut first_error = None;
         // Lifecycle actions of instances that are gone from every fleet are released at the
         // drain timeout: nothing of ours can drain them, and holding them only delays AWS.
@@ -1102,7 +1136,7 @@ impl Provider for AwsProvider {
             }
         }
         if let Some(url) = self.settings.events_queue_url.clone() {
-            for receipt in to_delete {
+            for (receipt, _) in to_delete {
                 if let Err(e) = self.delete_message(&url, &receipt).await {
                     // It comes back after its visibility timeout and is folded in again.
                     warn!(error = %e, "deleting a handled event message failed");

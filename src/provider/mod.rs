@@ -9,6 +9,7 @@
 
 pub mod sim;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 
 use crate::config::{Fleet, HaSettings, Pool};
@@ -146,16 +147,17 @@ pub trait Provider {
         ProviderStats::default()
     }
 
-    /// After every fleet of a tick has been decided. `acted` is true when every decision was
-    /// applied (false in dry-run, or when a fleet's tick failed). Deferred work happens here:
-    /// the AWS provider deletes the event messages the tick's snapshots folded in (only when
-    /// `acted`: an unhandled message must come back) and completes the lifecycle actions of
+    /// After every fleet of a tick has been decided. `acted` names the fleets whose decision
+    /// was applied (none in dry-run; not a fleet whose tick failed). Deferred work happens
+    /// here: the AWS provider deletes the event messages the tick's snapshots folded in (each
+    /// only when the fleet it concerns acted, or every fleet did for a message about no known
+    /// instance: an unhandled message must come back) and completes the lifecycle actions of
     /// drained instances (never in dry-run).
     fn end_tick(
         &mut self,
         fleets: &[Fleet],
         dry_run: bool,
-        acted: bool,
+        acted: &BTreeSet<String>,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send {
         let _ = (fleets, dry_run, acted);
         async { Ok(()) }

@@ -231,7 +231,7 @@ impl Provider for SimProvider {
         &mut self,
         _fleets: &[Fleet],
         _dry_run: bool,
-        _acted: bool,
+        _acted: &std::collections::BTreeSet<String>,
     ) -> Result<(), ProviderError> {
         for f in self.fleets.values_mut().filter(|f| f.in_tick) {
             f.world.tick_end();

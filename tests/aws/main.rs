@@ -2046,16 +2046,43 @@ async fn two_fleets_share_one_events_queue_and_each_event_reaches_its_own_fleet(
     )
     .await;
     d.tick().await;
-    let reason = |fleet: &str| {
+    let reason = |d: &Daemon<AwsProvider>, fleet: &str| {
         d.published().fleets[fleet]
             .decision
             .as_ref()
             .and_then(|d| d.condition(ConditionType::MarketFallback).map(|c| c.reason))
     };
-    assert_eq!(reason("shareb"), Some(Reason::SpotInterrupted));
-    assert_ne!(reason("sharea"), Some(Reason::SpotInterrupted));
+    assert_eq!(reason(&d, "shareb"), Some(Reason::SpotInterrupted));
+    assert_ne!(reason(&d, "sharea"), Some(Reason::SpotInterrupted));
     assert_eq!((a.desired().await, b.desired().await), ((2, 6), (3, 6)));
     assert_eq!(a.events_left().await, 0, "the handled message stayed");
+
+    // The second fleet now fails every tick (its spot group is gone). A warning about the
+    // first fleet's instance is acted on and its message deleted; one about the failing
+    // fleet's instance is kept until that fleet acts.
+    b.asg
+        .delete_auto_scaling_group()
+        .auto_scaling_group_name("shareb-spot")
+        .force_delete(true)
+        .send()
+        .await
+        .unwrap();
+    let spot_a = a.spot_instance().await;
+    for id in [&spot_a, &spot] {
+        a.send_event(
+            "EC2 Instance Rebalance Recommendation",
+            &format!(r#"{{"instance-id":"{id}"}}"#),
+        )
+        .await;
+    }
+    d.tick().await;
+    assert!(!d.published().fleets["shareb"].applied);
+    assert_eq!(reason(&d, "sharea"), Some(Reason::SpotInterrupted));
+    assert_eq!(
+        a.events_left().await,
+        1,
+        "only the failing fleet's message is kept"
+    );
 }
 
 /// The test endpoint refuses the warm pools AWS refuses (moto takes them all): one on a group
