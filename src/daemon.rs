@@ -771,11 +771,34 @@ impl<P: Provider> Daemon<P> {
             Ok(moved_to) => {
                 p.recoveries_total += 1;
                 error!(moved_to = %moved_to.display(), "damaged state database moved aside; continuing on a fresh one");
+                self.resave_demand_history();
             }
             Err(e) => {
                 p.in_memory = true;
                 p.last_error = Some(format!("state not persisted (in memory): {e}"));
                 error!(error = %e, "could not recover the damaged state database: running on memory, persisting nothing");
+            }
+        }
+    }
+
+    /// After a recovery: the demand history held in memory, saved again to the fresh
+    /// database. The engine state is saved whole every tick, but the history only gains its
+    /// new minutes, so without this a restart would find the backfilled days gone (and, its
+    /// newest minute recent, not fetch them again).
+    fn resave_demand_history(&mut self) {
+        for (fleet, predictor) in &self.predictors {
+            let minutes: Vec<(i64, Option<f64>)> = predictor.since(i64::MIN).collect();
+            let keep_from = minutes.first().map_or(i64::MIN, |(m, _)| *m);
+            match self.store.save_demand(fleet, &minutes, keep_from) {
+                Ok(()) => {
+                    info!(fleet = %fleet, minutes = minutes.len(), "demand history saved again to the fresh database")
+                }
+                Err(e) => {
+                    warn!(fleet = %fleet, error = %e, "could not save the demand history again");
+                    let p = &mut self.published.persistence;
+                    p.errors_total += 1;
+                    p.last_error = Some(e.to_string());
+                }
             }
         }
     }

@@ -875,3 +875,56 @@ async fn a_state_from_a_newer_build_is_set_aside_not_overwritten() {
     assert_eq!(kept, newer);
     assert!(reason.contains("version 99"), "{reason}");
 }
+
+/// The hourly integrity check moves a damaged database aside and the daemon goes on with a
+/// fresh one: what it holds in memory is saved again — the engine state at its next save, and
+/// the fleet's demand history at once (only new minutes are appended after that, so a restart
+/// would otherwise find days of backfilled history gone and not fetch them again).
+#[tokio::test(start_paused = true)]
+async fn a_database_damaged_while_running_is_rebuilt_with_the_demand_history() {
+    let dir = tmpdir("damaged-running");
+    let (cfg, path) = demo(&dir);
+    let s = scenario::builtin("periodic", 1).unwrap();
+    let (p, epoch) = provider("periodic");
+    let (mut d, _rx) = daemon(
+        cfg.clone(),
+        p.with_history(s.history.clone()),
+        &path,
+        epoch,
+        false,
+    );
+    for _ in 0..4 {
+        d.tick().await;
+    }
+    // Restarted (the history now in the database file, not its write-ahead log), it loads
+    // the history back.
+    let provider = d.into_provider();
+    let (mut d, _rx) = restart(cfg, provider, &dir, &path, epoch, 60.0);
+    d.tick().await;
+    let held = d.predictor("demo-llama-8b").expect("a predictor").len();
+    assert!(held > 13 * 1440, "{held} minutes");
+    // Damage written under the running daemon (a failing disk, another process).
+    let db = dir.join("state.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let len = bytes.len();
+    for b in bytes.iter_mut().skip(4096 + 8).take(len / 2) {
+        *b = 0xFF;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let mut ticks = 0;
+    while d.published().persistence.recoveries_total == 0 && ticks < 300 {
+        d.tick().await;
+        ticks += 1;
+    }
+    assert_eq!(
+        d.published().persistence.recoveries_total,
+        1,
+        "after {ticks} ticks"
+    );
+    d.tick().await;
+    drop(d);
+    let store = StateStore::open(&dir).unwrap();
+    let saved = store.load_demand("demo-llama-8b", 0).unwrap().len();
+    assert!(saved >= held, "{saved} minutes saved of {held} held");
+    assert!(store.load("demo-llama-8b").unwrap().is_some());
+}

@@ -160,7 +160,7 @@ impl Predictor {
 
     /// The history from `from_minute` on (for persisting what is new).
     pub fn since(&self, from_minute: i64) -> impl Iterator<Item = (i64, Option<f64>)> + '_ {
-        let skip = (from_minute - self.first_minute).max(0) as usize;
+        let skip = from_minute.saturating_sub(self.first_minute).max(0) as usize;
         self.history
             .iter()
             .enumerate()
