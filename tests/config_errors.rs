@@ -101,6 +101,28 @@ fn defaults_are_hpas() {
     assert_eq!(f.metrics[0].name, "queue_depth");
 }
 
+/// Kubernetes validates a tolerance as any quantity ≥ 0: a scale-down tolerance of 1 (never
+/// scale down on this fleet's metrics) and a scale-up one of 1.5 are valid; below 0 is not.
+#[test]
+fn tolerances_are_any_number_from_zero_as_kubernetes_accepts() {
+    let with = |fleet: &str, down: &str| {
+        VALID_FLEET.trim_start().replace(
+            "max_units = 4\n",
+            &format!("max_units = 4\ntolerance = {fleet}\n[fleets.behavior.scale_down]\ntolerance = {down}\n"),
+        )
+    };
+    let cfg = config::parse_str("p.toml", &with("1.5", "1")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg.fleets[0].tolerance, 1.5);
+    assert_eq!(cfg.fleets[0].behavior.scale_down.tolerance, Some(1.0));
+    assert_eq!(
+        problems(&with("-0.1", "-1")),
+        [
+            "p.toml:5:13: fleets[0].tolerance: -0.1 is out of range; a number ≥ 0, such as 0.1",
+            "p.toml:7:13: fleets[0].behavior.scale_down.tolerance: -1 is out of range; a number ≥ 0, such as 0.1",
+        ]
+    );
+}
+
 #[test]
 fn each_mistake_has_its_exact_message_and_location() {
     // (name, text appended to a valid fleet or replacing it, expected problem line)

@@ -53,6 +53,9 @@ const AWS_KEYS: &[&str] = &[
 const CLOUDWATCH_EXPORT_KEYS: &[&str] =
     &["namespace", "dimensions", "period_secs", "high_resolution"];
 const SCRAPE_KEYS: &[&str] = &["port", "path", "timeout_ms"];
+/// HPA's tolerance, as Kubernetes validates it: any quantity ≥ 0 (a scale-down tolerance of 1 or
+/// more never scales down; a scale-up tolerance of 1 waits for twice the target).
+const TOLERANCE_VALID: &str = "a number ≥ 0, such as 0.1";
 const SOURCE_TYPES: &str = "\"scrape\", \"cloudwatch\", \"sqs\" or \"promql\"";
 const FLEET_KEYS: &[&str] = &[
     "name",
@@ -708,8 +711,8 @@ fn parse_fleet(ctx: &mut Ctx<'_>, s: Section<'_, '_>, provider: ProviderKind) ->
         .number(
             ctx,
             "tolerance",
-            |x| (0.0..1.0).contains(&x),
-            "a number from 0 to below 1",
+            |x| x.is_finite() && x >= 0.0,
+            TOLERANCE_VALID,
         )
         .unwrap_or(0.1);
     let stale_after_secs = s.int(ctx, "stale_after_secs", 1, 86_400).unwrap_or(60);
@@ -1371,8 +1374,8 @@ fn parse_rules(ctx: &mut Ctx<'_>, s: Section<'_, '_>, defaults: ScalingRules) ->
         .number(
             ctx,
             "tolerance",
-            |x| (0.0..1.0).contains(&x),
-            "a fraction from 0 to below 1",
+            |x| x.is_finite() && x >= 0.0,
+            TOLERANCE_VALID,
         )
         .or(defaults.tolerance);
     s.finish(ctx, RULES_KEYS);

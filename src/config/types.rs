@@ -301,7 +301,7 @@ pub struct Fleet {
     /// `max_units`: capacity ceiling in units. Required, ≥ `min_units`.
     pub max_units: Units,
     /// `tolerance`: HPA's tolerance band; a metric ratio within 1 ± tolerance causes no change.
-    /// Default 0.1.
+    /// Any number ≥ 0, as Kubernetes accepts (1 or more: never a scale-down). Default 0.1.
     pub tolerance: f64,
     /// `stale_after_secs`: a sample older than this is stale (treated as missing). Default 60.
     /// A sample stamped more than `FUTURE_SKEW_ALLOWANCE_SECS` (10 s) ahead of now is treated
@@ -754,7 +754,8 @@ pub struct ScalingRules {
     /// `tolerance`: no change in this direction while the metric ÷ target ratio is within
     /// this of 1 (Kubernetes 1.33's per-direction `behavior.scaleUp/scaleDown.tolerance`): a
     /// larger scale-down tolerance is a down threshold below the target — work must fall that
-    /// far under it before capacity is released. Default: the fleet's `tolerance`.
+    /// far under it before capacity is released. Any number ≥ 0. Default: the fleet's
+    /// `tolerance`.
     pub tolerance: Option<f64>,
     /// `policies`: rate limits. HPA defaults: scale-up `[{pods 4 / 15 s}, {percent 100 / 15 s}]`,
     /// scale-down `[{percent 100 / 15 s}]`.
