@@ -528,6 +528,34 @@ fn upstream_scaling_with_rules_table() {
     assert_rates(cases);
 }
 
+/// Upstream `reconcileKey` seeds the recommendations with the current size only when it has
+/// none (`if _, init := a.recommendations[key]; !init`); a history it holds is the window's, as
+/// `TestNormalizeDesiredReplicasWithBehavior` hands one in. A first decision handed a history
+/// of 4 at 5 units, with the metric wanting 3, lands on the window's 4 — not on a seeded 5.
+#[test]
+fn a_first_decision_keeps_a_recommendation_history_it_was_handed() {
+    let f = fleet_with_metric(
+        "queue_depth",
+        "{ type = \"AverageValue\", average_value = 10 }",
+        "[fleets.panic]\nenabled = false",
+    );
+    let handed = EngineState {
+        recommendations: vec![TimedRecommendation {
+            at: t(-60),
+            units: 4,
+        }],
+        ..EngineState::default()
+    };
+    let s = snap(5, &[Some(6.0); 5], t(0)); // 30 waiting over a target of 10 each → 3
+    let (d, st) = decide(&f, &s, &handed, t(0));
+    assert_eq!(d.desired_units, 4, "{}", d.summary);
+    assert!(d.has(Reason::ScaleDownStabilized), "{}", d.summary);
+    assert!(st.started_at.is_some());
+    // With no history, the seed is the current size: nothing goes down.
+    let (d, _) = decide(&f, &s, &EngineState::default(), t(0));
+    assert_eq!(d.desired_units, 5, "{}", d.summary);
+}
+
 /// Upstream `TestNoBackoffUpscaleCMNoBackoffCpu`: CPU wants 600 (2000 % avg vs a 10 % target),
 /// qps wants 4; the higher valid metric wins (`computeReplicasForMetrics`), and max 5 caps it.
 #[test]

@@ -730,9 +730,11 @@ fn rates_settled(st: &EngineState, now: Timestamp) -> bool {
         .is_some_and(|s| now.secs_since(s) >= 2.0 * crate::model::RATE_WINDOW_SECS)
 }
 
-/// HPA seeds the scale-down window with the current size, so a restart that lost the history
-/// never scales down; KPA starts in panic only when panic is enabled and more than one unit is
-/// ready (`pkg/autoscaler/scaling/autoscaler.go`: "if the scale is 0 or 1, normal Autoscaler
+/// HPA seeds the scale-down window with the current size when it has no recommendations for
+/// the autoscaler (`reconcileKey`: `if _, init := a.recommendations[key]; !init`), so a restart
+/// that lost the history never scales down — and a history it was handed is kept, not replaced;
+/// KPA starts in panic only when panic is enabled and more than one unit is ready
+/// (`pkg/autoscaler/scaling/autoscaler.go`: "if the scale is 0 or 1, normal Autoscaler
 /// behavior is fine").
 fn fresh_start(
     st: &mut EngineState,
@@ -742,18 +744,23 @@ fn fresh_start(
     ready: Units,
 ) -> Condition {
     st.started_at = Some(now);
-    st.recommendations = vec![TimedRecommendation {
-        at: now,
-        units: current,
-    }];
+    let handed = st.recommendations.len();
+    if handed == 0 {
+        st.recommendations = vec![TimedRecommendation {
+            at: now,
+            units: current,
+        }];
+    }
     if fleet.panic.enabled && ready > 1 {
         st.panic = PanicState::fresh_start(now, current);
     }
-    Condition::holds(
-        ConditionType::FreshStart,
-        Reason::NoHistory,
-        "first decision of this engine: capacity will not go down until history is rebuilt",
-    )
+    let message = if handed == 0 {
+        "first decision of this engine: capacity will not go down until history is rebuilt"
+            .to_string()
+    } else {
+        format!("first decision of this engine: the {handed} recommendations it was handed are its scale-down window's history")
+    };
+    Condition::holds(ConditionType::FreshStart, Reason::NoHistory, message)
 }
 
 /// Raises `bounds` to the predictive floor when it applies (the floor wins over a schedule's
