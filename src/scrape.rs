@@ -155,10 +155,36 @@ impl Exposition {
         found.then_some(total)
     }
 
-    /// The mean of `name` over its label sets (per-GPU or per-engine gauges).
+    /// [`Exposition::sum`] of a series the default recipes and work counters read, with a TGI
+    /// series a TGI server has not exposed yet read as 0. TGI's router (metrics-rs) exposes a
+    /// series only once it is first set: a server that has served no request shows none of its
+    /// queue, batch or request series, only the gauge its warm-up sets
+    /// (`tgi_batch_max_total_tokens`). Read as absent, an idle server would be an instance
+    /// with no sample — counted as fully used, it holds a whole fleet's scale-down. Only these
+    /// series: a metric the policy names is read as it is, so a typo stays a missing sample.
+    fn server_sum(&self, name: &str) -> Option<f64> {
+        self.sum(name).or_else(|| {
+            (TGI_SERIES_READ.contains(&name) && self.named(TGI_WARMED_UP).next().is_some())
+                .then_some(0.0)
+        })
+    }
+
+    /// The mean of `name` over its label sets (per-GPU or per-engine gauges). Series that
+    /// differ only in a `pid` label are one gauge as several processes of a Prometheus
+    /// multiprocess server report it: their largest counts once, so a process that has not
+    /// set it (0) does not dilute the engine's value.
     pub fn mean(&self, name: &str) -> Option<f64> {
-        let n = self.named(name).count();
-        self.sum(name).map(|t| t / n as f64)
+        let mut gauges: std::collections::BTreeMap<Vec<&(String, String)>, f64> =
+            std::collections::BTreeMap::new();
+        for s in self.named(name) {
+            let key: Vec<_> = s.labels.iter().filter(|(k, _)| k != "pid").collect();
+            let v = gauges.entry(key).or_insert(f64::NEG_INFINITY);
+            *v = v.max(s.value);
+        }
+        if gauges.is_empty() {
+            return self.sum(name);
+        }
+        Some(gauges.values().sum::<f64>() / gauges.len() as f64)
     }
 
     /// The histogram `name` (from its `name_bucket` series), summed over label sets.
@@ -222,14 +248,48 @@ impl Histogram {
         }
     }
 
-    /// Adds another histogram with the same bounds (several instances' observations).
+    /// Adds another histogram (several instances' observations). Bounds that differ — servers
+    /// of two versions mid-upgrade, whose bucket layouts changed — are merged over the union
+    /// of the bounds, each histogram counting at a bound what it counted at its own largest
+    /// bound at or below it: every observation is kept (the `+Inf` buckets add up), and one
+    /// that could lie on either side of a bound counts above it — a quantile read high, not an
+    /// instance's latency dropped.
     pub fn merge(&mut self, other: &Histogram) {
+        let same_bounds = self.buckets.len() == other.buckets.len()
+            && self
+                .buckets
+                .iter()
+                .zip(&other.buckets)
+                .all(|(a, b)| a.0 == b.0);
+        if other.buckets.is_empty() {
+            return;
+        }
         if self.buckets.is_empty() {
             self.buckets = other.buckets.clone();
-        } else if self.buckets.len() == other.buckets.len() {
+        } else if same_bounds {
             for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
                 a.1 += b.1;
             }
+        } else {
+            let mut bounds: Vec<f64> = self
+                .buckets
+                .iter()
+                .chain(&other.buckets)
+                .map(|b| b.0)
+                .collect();
+            bounds.sort_by(f64::total_cmp);
+            bounds.dedup();
+            let at = |h: &Histogram, le: f64| {
+                h.buckets
+                    .iter()
+                    .take_while(|b| b.0 <= le)
+                    .last()
+                    .map_or(0.0, |b| b.1)
+            };
+            self.buckets = bounds
+                .into_iter()
+                .map(|le| (le, at(self, le) + at(other, le)))
+                .collect();
         }
     }
 
@@ -262,6 +322,20 @@ impl Histogram {
     }
 }
 
+/// The gauge TGI's router sets once its warm-up has sized the batch: present on every TGI
+/// server, from before its first request.
+pub const TGI_WARMED_UP: &str = "tgi_batch_max_total_tokens";
+
+/// The TGI series the default recipes and the work counters read: 0 on a TGI server that has
+/// not exposed them yet ([`Exposition::server_sum`]).
+const TGI_SERIES_READ: &[&str] = &[
+    "tgi_queue_size",
+    "tgi_batch_current_size",
+    "tgi_request_success",
+    "tgi_request_input_length_sum",
+    "tgi_request_generated_tokens_sum",
+];
+
 /// The TTFT histogram's name (vLLM), seconds.
 pub const TTFT_HISTOGRAM: &str = "vllm:time_to_first_token_seconds";
 
@@ -270,8 +344,8 @@ pub fn running_requests(e: &Exposition) -> Option<f64> {
     e.sum("vllm:num_requests_running")
         .map(|r| r + e.sum("vllm:num_requests_waiting").unwrap_or(0.0))
         .or_else(|| {
-            e.sum("tgi_batch_current_size")
-                .map(|r| r + e.sum("tgi_queue_size").unwrap_or(0.0))
+            e.server_sum("tgi_batch_current_size")
+                .map(|r| r + e.server_sum("tgi_queue_size").unwrap_or(0.0))
         })
 }
 
@@ -291,9 +365,9 @@ pub fn instance_value(
         let first = if r.mean {
             e.mean(r.terms[0])
         } else {
-            e.sum(r.terms[0])
+            e.server_sum(r.terms[0])
         }?;
-        let rest: f64 = r.terms[1..].iter().filter_map(|t| e.sum(t)).sum();
+        let rest: f64 = r.terms[1..].iter().filter_map(|t| e.server_sum(t)).sum();
         Some((first + rest) * scale.unwrap_or(r.scale))
     })
 }
@@ -303,14 +377,14 @@ pub fn instance_value(
 pub fn recipe_series(e: &Exposition, signal: Signal) -> Option<&'static [&'static str]> {
     recipes(signal)
         .iter()
-        .find(|r| e.sum(r.terms[0]).is_some())
+        .find(|r| e.server_sum(r.terms[0]).is_some())
         .map(|r| r.terms)
 }
 
 /// Requests an instance has finished since its server started (vLLM, then TGI): a counter.
 pub fn finished_requests(e: &Exposition) -> Option<f64> {
     e.sum(VLLM_REQUEST_SUCCESS)
-        .or_else(|| e.sum("tgi_request_success"))
+        .or_else(|| e.server_sum("tgi_request_success"))
 }
 
 /// The queue-time histogram's name (vLLM), seconds: how long requests waited before their
@@ -318,6 +392,40 @@ pub fn finished_requests(e: &Exposition) -> Option<f64> {
 pub const QUEUE_TIME_HISTOGRAM: &str = "vllm:request_queue_time_seconds";
 /// TGI's queue-time histogram, seconds.
 pub const TGI_QUEUE_TIME_HISTOGRAM: &str = "tgi_request_queue_duration";
+
+/// One scrape of an instance's latency histograms (TTFT, queue time), kept to take what the
+/// next scrape observed since.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LatencyReading {
+    /// When scraped.
+    pub at: crate::model::Timestamp,
+    /// The TTFT histogram, when exposed.
+    pub ttft: Option<Histogram>,
+    /// The queue-time histogram, when exposed.
+    pub queue_time: Option<Histogram>,
+}
+
+impl LatencyReading {
+    /// The TTFT and queue-time observations between `earlier` and this reading (empty where
+    /// either lacks the histogram). None at all across a gap longer than
+    /// [`MAX_RATE_SPAN_SECS`] — a scrape outage, a clock stepped: the observations of the
+    /// whole gap, stamped now, would read as the last minute's latency (a slow quarter of an
+    /// hour ago, a scale-up now). As a rate across such a gap is not taken.
+    pub fn since(&self, earlier: &LatencyReading) -> (Histogram, Histogram) {
+        let span = self.at.secs_since(earlier.at);
+        if !(span > 0.0 && span <= MAX_RATE_SPAN_SECS) {
+            return Default::default();
+        }
+        let delta = |now: &Option<Histogram>, before: &Option<Histogram>| match (now, before) {
+            (Some(a), Some(b)) => a.since(b),
+            _ => Histogram::default(),
+        };
+        (
+            delta(&self.ttft, &earlier.ttft),
+            delta(&self.queue_time, &earlier.queue_time),
+        )
+    }
+}
 
 /// The fleet's latency from its TTFT and queue-time histograms (merged over the servers and the
 /// last minute), stamped `now`: `None` unless both have observations. The capacity model reads
@@ -361,10 +469,10 @@ pub struct CounterReading {
 pub fn counter_reading(e: &Exposition, at: crate::model::Timestamp) -> Option<CounterReading> {
     let prompt = e
         .sum(VLLM_PROMPT_TOKENS)
-        .or_else(|| e.sum("tgi_request_input_length_sum"));
+        .or_else(|| e.server_sum("tgi_request_input_length_sum"));
     let generated = e
         .sum(VLLM_GENERATION_TOKENS)
-        .or_else(|| e.sum("tgi_request_generated_tokens_sum"));
+        .or_else(|| e.server_sum("tgi_request_generated_tokens_sum"));
     let finished = finished_requests(e);
     if prompt.is_none() && generated.is_none() && finished.is_none() {
         return None;
@@ -386,10 +494,13 @@ pub fn server_gauges(e: &Exposition) -> (f64, f64, f64) {
         e.sum("vllm:num_requests_waiting"),
         e.sum("vllm:num_requests_running"),
     );
-    let waiting = vllm.0.or_else(|| e.sum("tgi_queue_size")).unwrap_or(0.0);
+    let waiting = vllm
+        .0
+        .or_else(|| e.server_sum("tgi_queue_size"))
+        .unwrap_or(0.0);
     let running = vllm
         .1
-        .or_else(|| e.sum("tgi_batch_current_size"))
+        .or_else(|| e.server_sum("tgi_batch_current_size"))
         .unwrap_or(0.0);
     let kv = e
         .mean("vllm:kv_cache_usage_perc")
@@ -708,6 +819,114 @@ this line is broken
             ),
             Some(24.0)
         );
+    }
+
+    /// A TGI server that has served nothing exposes only its warm-up gauge: it is idle (0
+    /// waiting, 0 running, no work done), not an instance without a sample. A vLLM server and
+    /// an exposition of neither are unchanged.
+    #[test]
+    fn an_idle_tgi_server_reads_as_idle() {
+        let idle =
+            parse("# TYPE tgi_batch_max_total_tokens gauge\ntgi_batch_max_total_tokens 16000\n");
+        let table: [(Signal, Option<f64>); 3] = [
+            (Signal::QueueDepth, Some(0.0)),
+            (Signal::Concurrency, Some(0.0)),
+            (Signal::KvCacheUsage, None),
+        ];
+        for (sig, want) in table {
+            assert_eq!(instance_value(&idle, sig, None, None), want, "{sig:?}");
+        }
+        assert_eq!(running_requests(&idle), Some(0.0));
+        let at = crate::model::Timestamp(0);
+        let counters = counter_reading(&idle, at).unwrap();
+        assert!(counters.tokens, "{counters:?}");
+        assert_eq!(
+            (
+                counters.prompt_tokens,
+                counters.generation_tokens,
+                counters.finished
+            ),
+            (0.0, 0.0, 0.0)
+        );
+        assert_eq!(server_gauges(&idle), (0.0, 0.0, 0.0));
+        let other = parse("up 1\n");
+        assert_eq!(instance_value(&other, Signal::QueueDepth, None, None), None);
+        assert_eq!(counter_reading(&other, at), None);
+        assert_eq!(parse(VLLM).sum("tgi_queue_size"), None);
+        // A metric the policy names is read as it is: a typo stays a missing sample.
+        let named = instance_value(&idle, Signal::CustomInstance, Some("tgi_queue_sise"), None);
+        assert_eq!(named, None);
+    }
+
+    /// A gauge a multiprocess server repeats per process (`pid`) is one engine's value: the
+    /// engines are averaged, each at its largest process's value.
+    #[test]
+    fn a_gauge_repeated_per_process_counts_once_per_engine() {
+        let e = parse(
+            "vllm:kv_cache_usage_perc{engine=\"0\",pid=\"11\"} 0.8\n\
+             vllm:kv_cache_usage_perc{engine=\"0\",pid=\"12\"} 0.0\n\
+             vllm:kv_cache_usage_perc{engine=\"1\",pid=\"11\"} 0.4\n",
+        );
+        let kv = instance_value(&e, Signal::KvCacheUsage, None, None).unwrap();
+        assert!((kv - 60.0).abs() < 1e-9, "{kv}");
+        assert!((server_gauges(&e).2 - 0.6).abs() < 1e-9);
+    }
+
+    /// Histograms of two bucket layouts (servers of two versions) merge over the union of
+    /// their bounds: no observation is lost, and a quantile reads at or above each one's.
+    #[test]
+    fn histograms_of_two_layouts_merge_without_losing_observations() {
+        let old = Histogram {
+            buckets: vec![(0.5, 10.0), (1.0, 20.0), (f64::INFINITY, 20.0)],
+        };
+        let new = Histogram {
+            buckets: vec![(0.25, 5.0), (2.5, 30.0), (f64::INFINITY, 40.0)],
+        };
+        let mut merged = old.clone();
+        merged.merge(&new);
+        assert_eq!(
+            merged.buckets,
+            vec![
+                (0.25, 5.0),
+                (0.5, 15.0),
+                (1.0, 25.0),
+                (2.5, 50.0),
+                (f64::INFINITY, 60.0)
+            ]
+        );
+        let mut same = old.clone();
+        same.merge(&old);
+        assert_eq!(same.count(), 40.0);
+        same.merge(&Histogram::default());
+        assert_eq!(same.count(), 40.0);
+    }
+
+    /// What a scrape observed since the previous one; nothing across a gap longer than a
+    /// rate's span, or back in time.
+    #[test]
+    fn latency_since_the_last_scrape_is_not_taken_across_a_gap() {
+        let h = |n: f64| Histogram {
+            buckets: vec![(1.0, n), (f64::INFINITY, n)],
+        };
+        let at = |s: i64| crate::model::Timestamp(s * 1000);
+        let read = |s: i64, n: f64| LatencyReading {
+            at: at(s),
+            ttft: Some(h(n)),
+            queue_time: Some(h(n / 2.0)),
+        };
+        let (t, q) = read(15, 30.0).since(&read(0, 10.0));
+        assert_eq!((t.count(), q.count()), (20.0, 10.0));
+        let gap = MAX_RATE_SPAN_SECS as i64 + 15;
+        let (t, q) = read(gap, 500.0).since(&read(0, 10.0));
+        assert_eq!((t.count(), q.count()), (0.0, 0.0));
+        let (t, _) = read(0, 30.0).since(&read(15, 10.0));
+        assert_eq!(t.count(), 0.0);
+        let no_queue = LatencyReading {
+            queue_time: None,
+            ..read(15, 30.0)
+        };
+        let (t, q) = no_queue.since(&read(0, 10.0));
+        assert_eq!((t.count(), q.count()), (20.0, 0.0));
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub struct AwsProvider {
     /// The tick whose events were already read (events are read once per tick).
     events_read_at: Option<Timestamp>,
     /// Each instance's TTFT and queue-time histograms at its previous scrape.
-    previous_latency: HashMap<String, (Option<Histogram>, Option<Histogram>)>,
+    previous_latency: HashMap<String, scrape::LatencyReading>,
     /// Per fleet: each recent tick's TTFT and queue-time histogram deltas, merged over the
     /// last minute as the simulator measures its fleet's latency.
     recent_latency: HashMap<String, std::collections::VecDeque<(Timestamp, Histogram, Histogram)>>,
@@ -961,20 +961,19 @@ impl Provider for AwsProvider {
                 }
             }
             if let Some(e) = server {
-                let now_h = (
-                    e.histogram(scrape::TTFT_HISTOGRAM),
-                    e.histogram(scrape::QUEUE_TIME_HISTOGRAM)
+                let reading = scrape::LatencyReading {
+                    at: now,
+                    ttft: e.histogram(scrape::TTFT_HISTOGRAM),
+                    queue_time: e
+                        .histogram(scrape::QUEUE_TIME_HISTOGRAM)
                         .or_else(|| e.histogram(scrape::TGI_QUEUE_TIME_HISTOGRAM)),
-                );
-                if let Some((t0, q0)) = self.previous_latency.get(&inst.id) {
-                    if let (Some(a), Some(b)) = (&now_h.0, t0) {
-                        ttft.merge(&a.since(b));
-                    }
-                    if let (Some(a), Some(b)) = (&now_h.1, q0) {
-                        queue_time.merge(&a.since(b));
-                    }
+                };
+                if let Some(before) = self.previous_latency.get(&inst.id) {
+                    let (t, q) = reading.since(before);
+                    ttft.merge(&t);
+                    queue_time.merge(&q);
                 }
-                self.previous_latency.insert(inst.id.clone(), now_h);
+                self.previous_latency.insert(inst.id.clone(), reading);
             }
         }
         let live: BTreeSet<&str> = snap.instances.iter().map(|i| i.id.as_str()).collect();
