@@ -8,9 +8,13 @@
 //! - **the guard**: a plan whose pool targets fall outside the fleet's `min_units..=max_units`
 //!   is refused (typed [`Refusal`]), never applied; the groups' own `MinSize`/`MaxSize` are
 //!   respected by placement, with a `GroupBounds` condition when a target was moved;
-//! - **apply order**: pools that go down are set before pools that go up, and a raise that
-//!   would push the pools' total past `max_units` (because a lowering failed) is skipped — so
-//!   the sum never exceeds `max_units` at any point of a tick;
+//! - **apply order**: a plan that moves capacity between pools (a lower and a raise) raises
+//!   first when the raises fit under `max_units` on top of what the pools hold, and skips a
+//!   lower that a failed raise would turn into lost capacity — a swap from spot to on-demand
+//!   whose on-demand call fails keeps its spot; at `max_units`, it lowers first, and skips a
+//!   raise that would pass `max_units` because a lowering failed — so the sum never exceeds
+//!   `max_units` at any point of a tick, and never falls below the plan's total for a
+//!   raise that did not happen;
 //! - **isolation**: each pool's outcome is reported on its own; one pool's failure does not
 //!   stop the others;
 //! - **dry-run**: nothing is applied; the state keeps its observations (warnings, failures,
@@ -72,7 +76,7 @@ pub enum Refusal {
 pub struct Plan {
     /// The engine's decision, with its explanation and the final pool targets.
     pub decision: Decision,
-    /// Pool changes in the order they are applied (lowers first); empty when refused.
+    /// Pool changes in the order they are applied ([`ordered_changes`]); empty when refused.
     pub changes: Vec<PoolChange>,
     /// Warm-pool sizes to set.
     pub warm_pools: Vec<WarmPoolTarget>,
@@ -83,6 +87,10 @@ pub struct Plan {
     /// The state to keep if every change is applied.
     next: EngineState,
     max_units: Units,
+    /// The pools' total the plan sets.
+    total_units: Units,
+    /// Raises are applied before lowers.
+    raises_first: bool,
 }
 
 /// What happened to one pool change.
@@ -96,6 +104,9 @@ pub enum PoolOutcome {
     /// Not attempted: a raise that would have pushed the total past `max_units` after a
     /// lowering failed.
     SkippedOverMax,
+    /// Not attempted: a lower that would have taken the total below the plan's, because a
+    /// raise before it failed (the capacity it was to move stays where it is).
+    SkippedUnderPlan,
     /// Not attempted: dry-run.
     DryRun,
 }
@@ -124,6 +135,15 @@ impl Applier<'_> {
                 && total + (c.to_units - c.from_units) > self.plan.max_units
             {
                 self.outcomes.push((c.clone(), PoolOutcome::SkippedOverMax));
+                continue;
+            }
+            // Raised first, a lower lands on the plan's total unless a raise did not happen.
+            if self.plan.raises_first
+                && c.to_units < c.from_units
+                && total < self.plan.total_units + (c.from_units - c.to_units)
+            {
+                self.outcomes
+                    .push((c.clone(), PoolOutcome::SkippedUnderPlan));
                 continue;
             }
             return Some(c.clone());
@@ -234,10 +254,10 @@ impl FleetController {
                 r.to_string(),
             ));
         }
-        let changes = if refusal.is_some() {
-            Vec::new()
+        let (changes, raises_first) = if refusal.is_some() {
+            (Vec::new(), false)
         } else {
-            ordered_changes(&decision, snap)
+            ordered_changes(&decision, snap, fleet.max_units)
         };
         Plan {
             warm_pools: warm_pools(fleet, &decision),
@@ -247,6 +267,8 @@ impl FleetController {
             dry_run,
             next,
             max_units: fleet.max_units,
+            total_units: total,
+            raises_first,
         }
     }
 
@@ -309,9 +331,17 @@ fn realised_own_units(pools: &[PoolTarget], outcome: &Outcome, prev: &EngineStat
         .sum()
 }
 
-/// The pools whose target differs from what they hold, lowers first (so the pools' total never
-/// passes the larger of before and after), each with the reason it moves.
-fn ordered_changes(decision: &Decision, snap: &Snapshot) -> Vec<PoolChange> {
+/// The pools whose target differs from what they hold, each with the reason it moves, in the
+/// order to apply them, and whether raises go first. Raises go first when the plan lowers some
+/// pools and raises others and the raises fit under `max_units` on top of what the pools hold:
+/// a failed raise then leaves the capacity it was to replace in place (the applier skips the
+/// lower). Otherwise lowers go first, so the pools' total never passes the larger of before
+/// and after.
+fn ordered_changes(
+    decision: &Decision,
+    snap: &Snapshot,
+    max_units: Units,
+) -> (Vec<PoolChange>, bool) {
     let placed = |market: Market| {
         decision.conditions.iter().rev().find(|c| {
             c.status
@@ -349,8 +379,19 @@ fn ordered_changes(decision: &Decision, snap: &Snapshot) -> Vec<PoolChange> {
             })
         })
         .collect();
-    changes.sort_by_key(|c| c.to_units > c.from_units);
-    changes
+    let held: Units = decision
+        .pools
+        .iter()
+        .map(|t| snap.pool_desired_units.get(&t.pool).copied().unwrap_or(0))
+        .sum();
+    let raised: Units = changes
+        .iter()
+        .map(|c| c.to_units.saturating_sub(c.from_units))
+        .sum();
+    let lowers = changes.iter().any(|c| c.to_units < c.from_units);
+    let raises_first = lowers && raised > 0 && held + raised <= max_units;
+    changes.sort_by_key(|c| (c.to_units > c.from_units) != raises_first);
+    (changes, raises_first)
 }
 
 /// Warm pools: placement's sizes (the pool's `min_size`, raised to the largest step lately),

@@ -1049,6 +1049,10 @@ impl<P: Provider> Daemon<P> {
                     warn!(pool = %c.pool, from = c.from_units, to = c.to_units, reason = %c.reason,
                     "pool {}: raise to {} skipped: a lowering failed and the pools would pass max_units", c.pool, c.to_units)
                 }
+                PoolOutcome::SkippedUnderPlan => {
+                    warn!(pool = %c.pool, from = c.from_units, to = c.to_units, reason = %c.reason,
+                    "pool {}: lower to {} skipped: a raise it made room for failed, and the pools would fall below the plan's total", c.pool, c.to_units)
+                }
                 _ => {}
             }
         }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use llm_autoscaler::config::{self, Fleet};
+use llm_autoscaler::controller::{FleetController, PoolOutcome};
 use llm_autoscaler::engine::{decide, ConditionType, Decision, EngineState, Reason};
 use llm_autoscaler::model::{Instance, LifecycleState, Sample, Snapshot, Timestamp};
 
@@ -443,4 +444,60 @@ fn a_burst_gone_by_the_next_decision_is_not_covered() {
         d.summary
     );
     assert_eq!(pools(&d).0, 2, "{}", d.summary);
+}
+
+/// A plan that moves capacity from one pool to another raises first when the raise fits under
+/// `max_units`, and a failed raise leaves the capacity it was to replace in place: the lower
+/// is skipped. At `max_units` it lowers first, as it must, and a failed lower skips the raise.
+/// (2 on-demand base units, spot the rest; the pools hold 5 + 10, 15 units wanted → 2 + 13.)
+#[test]
+fn a_swap_between_pools_raises_first_and_a_failed_raise_keeps_what_it_replaces() {
+    type Row = (
+        &'static str,
+        u32,
+        [Result<(), &'static str>; 2],
+        [&'static str; 2],
+        [Option<PoolOutcome>; 2],
+    );
+    let failed = |w: &str| Some(PoolOutcome::Failed(w.to_string()));
+    #[rustfmt::skip]
+    let rows: Vec<Row> = vec![
+        ("room: both applied", 40, [Ok(()), Ok(())], ["spot", "od"], [Some(PoolOutcome::Applied), Some(PoolOutcome::Applied)]),
+        ("room: the raise fails, the lower waits", 40, [Err("spot: capacity"), Ok(())], ["spot", "od"], [failed("spot: capacity"), Some(PoolOutcome::SkippedUnderPlan)]),
+        ("at max: lowers first", 15, [Ok(()), Ok(())], ["od", "spot"], [Some(PoolOutcome::Applied), Some(PoolOutcome::Applied)]),
+        ("at max: the lower fails, the raise waits", 15, [Err("od: throttled"), Ok(())], ["od", "spot"], [failed("od: throttled"), Some(PoolOutcome::SkippedOverMax)]),
+    ];
+    let mut failures = Vec::new();
+    for (name, max, results, order, want) in rows {
+        let f = fleet_od_spot(max);
+        let s = snap(5, 10, 150.0, (5, 10), 0, t(0));
+        let plan = FleetController::new(EngineState::default()).plan(&f, &s, t(0), false);
+        assert_eq!(
+            pools(&plan.decision),
+            (2, 13),
+            "{name}: {}",
+            plan.decision.summary
+        );
+        let got_order: Vec<&str> = plan.changes.iter().map(|c| c.pool.as_str()).collect();
+        let mut applier = plan.applier(&s.pool_desired_units);
+        let mut results = results.into_iter();
+        while applier.next_change().is_some() {
+            applier.report(results.next().unwrap().map_err(str::to_string));
+        }
+        let outcome = applier.finish();
+        let got: Vec<Option<PoolOutcome>> = order
+            .iter()
+            .map(|p| {
+                outcome
+                    .changes
+                    .iter()
+                    .find(|(c, _)| c.pool == *p)
+                    .map(|(_, o)| o.clone())
+            })
+            .collect();
+        if got_order != order || got != want {
+            failures.push(format!("{name}: order {got_order:?}, outcomes {got:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
