@@ -431,3 +431,19 @@ spec:
     let (d, _) = decide(&fleet, &snap, &EngineState::default(), now);
     assert_eq!(d.desired_units, 4, "{}", d.summary);
 }
+
+/// Kubernetes accepts any tolerance ≥ 0 (1.33's per-direction `tolerance`): a scale-down
+/// tolerance of 1 — never scale down on these metrics — and a scale-up one of 1.5 import into a
+/// policy that passes `check`, as they were.
+#[test]
+fn an_hpa_with_tolerances_of_one_and_more_imports_as_it_was() {
+    let yaml = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: llm\n\
+        spec:\n  scaleTargetRef: { apiVersion: apps/v1, kind: Deployment, name: llm }\n\
+        \x20 minReplicas: 1\n  maxReplicas: 8\n  metrics:\n  - type: Pods\n    pods:\n\
+        \x20     metric: { name: vllm_num_requests_waiting }\n\
+        \x20     target: { type: AverageValue, averageValue: \"10\" }\n\
+        \x20 behavior:\n    scaleDown:\n      tolerance: \"1\"\n    scaleUp:\n      tolerance: 1500m\n";
+    let (fleet, toml) = imported("tolerant-hpa.yaml", yaml);
+    assert_eq!(fleet.behavior.scale_down.tolerance, Some(1.0), "{toml}");
+    assert_eq!(fleet.behavior.scale_up.tolerance, Some(1.5), "{toml}");
+}
