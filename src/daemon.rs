@@ -1005,17 +1005,15 @@ impl<P: Provider> Daemon<P> {
                 applier.report(Err("not the leader any more".into()));
                 continue;
             }
-            let r = tokio::time::timeout(
+            let r = match tokio::time::timeout(
                 self.opts.call_timeout,
                 self.provider.set_desired(fleet, pool, c.to_units),
             )
             .await
-            .unwrap_or_else(|_| {
-                Err(ProviderError::Transient(format!(
-                    "setting {} took longer than {:?}",
-                    c.asg_name, self.opts.call_timeout
-                )))
-            });
+            {
+                Ok(r) => r,
+                Err(_) => self.read_back(fleet, pool, &c).await,
+            };
             match &r {
                 Ok(()) => {
                     let st = self.status(fleet);
@@ -1057,6 +1055,35 @@ impl<P: Provider> Daemon<P> {
             }
         }
         (outcome, first_error)
+    }
+
+    /// A set that outlasted its timeout may have landed all the same: the group is read back
+    /// (bounded by the same timeout), and a group that holds what was asked counts as applied
+    /// — so its scale event is recorded (the rate limits count the step) and its placement
+    /// record kept (a cover it raised stays a cover). Anything else is the timeout's failure.
+    async fn read_back(
+        &mut self,
+        fleet: &Fleet,
+        pool: &crate::config::Pool,
+        c: &PoolChange,
+    ) -> Result<(), ProviderError> {
+        let timed_out = ProviderError::Transient(format!(
+            "setting {} took longer than {:?}",
+            c.asg_name, self.opts.call_timeout
+        ));
+        let held = tokio::time::timeout(
+            self.opts.call_timeout,
+            self.provider.holds_desired(fleet, pool, c.to_units),
+        )
+        .await;
+        match held {
+            Ok(Ok(true)) => {
+                warn!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, to = c.to_units,
+                    "pool {}: setting {} units outlasted {:?}, but the group holds them: applied", c.pool, c.to_units, self.opts.call_timeout);
+                Ok(())
+            }
+            _ => Err(timed_out),
+        }
     }
 
     /// With `[global.cloudwatch_export]`: publishes the tick's values once per period (one

@@ -280,14 +280,16 @@ async fn dry_run_changes_nothing() {
     );
 }
 
-/// Fails calls on demand: `snapshot` for the first `fail_snapshots` calls (throttled), and
-/// `set_desired` once after a success.
+/// Fails calls on demand: `snapshot` for the first `fail_snapshots` calls (throttled),
+/// `set_desired` once after a success, and the next `slow_sets` sets answer an hour late —
+/// applied by the cloud all the same.
 struct Faulty {
     inner: SimProvider,
     fail_snapshots: u32,
     snapshot_calls: u32,
     fail_next_set: bool,
     set_calls_ok: u32,
+    slow_sets: u32,
 }
 
 impl Provider for Faulty {
@@ -310,8 +312,65 @@ impl Provider for Faulty {
             return Err(ProviderError::Transient("HTTP 503".into()));
         }
         self.set_calls_ok += 1;
-        self.inner.set_desired(fleet, pool, units).await
+        let r = self.inner.set_desired(fleet, pool, units).await;
+        if self.slow_sets > 0 {
+            self.slow_sets -= 1;
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        r
     }
+
+    async fn holds_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> Result<bool, ProviderError> {
+        self.inner.holds_desired(fleet, pool, units).await
+    }
+}
+
+/// A set that outlasts the call timeout may have landed: the daemon reads the group back, and
+/// one that holds what was asked is applied — counted once, its scale event recorded (the rate
+/// limits count the step), no error — rather than a failure whose step the next ticks would
+/// not know was taken.
+#[tokio::test(start_paused = true)]
+async fn a_set_that_times_out_but_landed_is_read_back_and_counted_as_applied() {
+    let dir = tmpdir("slow-set");
+    let (cfg, path) = demo(&dir);
+    let (p, epoch) = provider("traffic-spike");
+    let faulty = Faulty {
+        inner: p,
+        fail_snapshots: 0,
+        snapshot_calls: 0,
+        fail_next_set: false,
+        set_calls_ok: 0,
+        slow_sets: 1,
+    };
+    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
+    let mut o = opts(&path, epoch, false);
+    // Into the spike: the first change is a scale-up.
+    o.clock = Clock::Virtual {
+        epoch: epoch.plus_secs(20.0 * 60.0),
+        tick_secs: 15.0,
+    };
+    let mut d = Daemon::new(cfg, faulty, StateStore::open(&dir).unwrap(), o, tx).unwrap();
+    for _ in 0..40 {
+        d.tick().await;
+        if d.provider().slow_sets == 0 {
+            break;
+        }
+    }
+    assert_eq!(d.provider().slow_sets, 0, "a set was made");
+    let f = &d.published().fleets["demo-llama-8b"];
+    assert_eq!(f.provider_errors_total.get("transient"), None, "{f:?}");
+    assert!(f.applied, "the tick's plan went through");
+    assert_eq!(d.provider().inner.set_desired_calls, f.set_desired_total);
+    let st = d.state("demo-llama-8b").unwrap();
+    assert!(
+        !st.scale_up_events.is_empty(),
+        "the landed step is a scale event"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -325,6 +384,7 @@ async fn throttling_backs_off_and_a_failed_apply_is_retried_once_not_doubled() {
         snapshot_calls: 0,
         fail_next_set: false,
         set_calls_ok: 0,
+        slow_sets: 0,
     };
     let (mut d, _rx) = daemon(cfg, faulty, &path, epoch, false);
     for _ in 0..20 {

@@ -1061,6 +1061,39 @@ impl Provider for AwsProvider {
         Ok(())
     }
 
+    async fn holds_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> Result<bool, ProviderError> {
+        let Some(group_units) = self.group_units.get(&pool.asg_name).copied() else {
+            return Ok(false);
+        };
+        let sent = group_units.to_group(units);
+        let out = sdk_call(
+            &mut self.stats,
+            "DescribeAutoScalingGroups",
+            &format!("{} (fleet {})", pool.asg_name, fleet.name),
+            self.autoscaling
+                .describe_auto_scaling_groups()
+                .auto_scaling_group_names(&pool.asg_name)
+                .send(),
+        )
+        .await?;
+        let desired = out
+            .auto_scaling_groups()
+            .first()
+            .and_then(|g| g.desired_capacity());
+        let landed = desired == Some(sent);
+        if landed {
+            // As a set that answered: the group's count is what `units` asked for.
+            self.unit_requests
+                .insert(pool.asg_name.clone(), (units, sent));
+        }
+        Ok(landed)
+    }
+
     async fn lease_read(
         &mut self,
         ha: &crate::config::HaSettings,

@@ -98,6 +98,19 @@ pub trait Provider {
         units: Units,
     ) -> impl Future<Output = Result<(), ProviderError>> + Send;
 
+    /// Whether one pool's group now holds the desired capacity `units` ask: read back after a
+    /// [`Provider::set_desired`] that outlasted its timeout, whose fate the caller does not
+    /// know (the cloud may have applied it). Default: `false` — not known to have landed.
+    fn holds_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> impl Future<Output = Result<bool, ProviderError>> + Send {
+        let _ = (fleet, pool, units);
+        async { Ok(false) }
+    }
+
     /// The fleet's demand per minute over minutes `from_minute..=to_minute` (minutes since the
     /// epoch), from its `[fleets.predictive]` source: `(minute, value)` for the minutes that
     /// have data, oldest first; the others are gaps. Used to backfill the forecaster's history

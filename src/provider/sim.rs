@@ -275,4 +275,17 @@ impl Provider for SimProvider {
         self.set_desired_calls += 1;
         Ok(())
     }
+
+    async fn holds_desired(
+        &mut self,
+        fleet: &Fleet,
+        pool: &Pool,
+        units: Units,
+    ) -> Result<bool, ProviderError> {
+        let f = self.fleet(fleet)?;
+        Ok(f.world
+            .pools
+            .iter()
+            .any(|p| p.spec.name == pool.name && p.desired_units == units))
+    }
 }

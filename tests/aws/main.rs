@@ -1384,6 +1384,17 @@ async fn a_group_counting_instances_is_asked_for_instances_of_the_pools_weight()
     let decision = d.published().fleets["weighed"].decision.clone().unwrap();
     assert_eq!(b.desired().await, (2, 2), "{}", decision.summary);
     assert_eq!(b.proxy.with(|s| s.rejected.clone()), vec![]);
+    // Read back after a set that outlasted its timeout (`holds_desired`): in the units asked,
+    // so 7 and 8 units are both the 2 instances of 4 the group holds, 9 are not.
+    let cfg = config::load(&path).unwrap();
+    let fleet = &cfg.fleets[0];
+    let (od, spot) = (fleet.pool("od").unwrap(), fleet.pool("spot").unwrap());
+    let mut p = d.into_provider();
+    let mut held = Vec::new();
+    for (pool, units) in [(od, 7), (od, 8), (od, 9), (spot, 2), (spot, 3)] {
+        held.push(p.holds_desired(fleet, pool, units).await.unwrap());
+    }
+    assert_eq!(held, [true, true, false, true, false]);
 }
 
 /// `PutWarmPool` replaces a warm pool's whole configuration (an omitted `PoolState` is
