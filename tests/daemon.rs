@@ -292,6 +292,38 @@ struct Faulty {
     slow_sets: u32,
 }
 
+impl Faulty {
+    /// `inner` with no fault yet.
+    fn over(inner: SimProvider) -> Self {
+        Faulty {
+            inner,
+            fail_snapshots: 0,
+            snapshot_calls: 0,
+            fail_next_set: false,
+            set_calls_ok: 0,
+            slow_sets: 0,
+        }
+    }
+}
+
+/// A daemon over `p` on `dir`'s state, its virtual clock starting 20 minutes into
+/// traffic-spike (`epoch` its start): into the spike, whose first change is a scale-up.
+fn into_the_spike<P: Provider>(
+    cfg: Config,
+    p: P,
+    dir: &Path,
+    path: &Path,
+    epoch: Timestamp,
+) -> Daemon<P> {
+    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
+    let mut o = opts(path, epoch, false);
+    o.clock = Clock::Virtual {
+        epoch: epoch.plus_secs(20.0 * 60.0),
+        tick_secs: 15.0,
+    };
+    Daemon::new(cfg, p, StateStore::open(dir).unwrap(), o, tx).unwrap()
+}
+
 impl Provider for Faulty {
     async fn snapshot(&mut self, fleet: &Fleet, now: Timestamp) -> Result<Snapshot, ProviderError> {
         self.snapshot_calls += 1;
@@ -340,21 +372,10 @@ async fn a_set_that_times_out_but_landed_is_read_back_and_counted_as_applied() {
     let (cfg, path) = demo(&dir);
     let (p, epoch) = provider("traffic-spike");
     let faulty = Faulty {
-        inner: p,
-        fail_snapshots: 0,
-        snapshot_calls: 0,
-        fail_next_set: false,
-        set_calls_ok: 0,
         slow_sets: 1,
+        ..Faulty::over(p)
     };
-    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
-    let mut o = opts(&path, epoch, false);
-    // Into the spike: the first change is a scale-up.
-    o.clock = Clock::Virtual {
-        epoch: epoch.plus_secs(20.0 * 60.0),
-        tick_secs: 15.0,
-    };
-    let mut d = Daemon::new(cfg, faulty, StateStore::open(&dir).unwrap(), o, tx).unwrap();
+    let mut d = into_the_spike(cfg, faulty, &dir, &path, epoch);
     for _ in 0..40 {
         d.tick().await;
         if d.provider().slow_sets == 0 {
@@ -379,12 +400,8 @@ async fn throttling_backs_off_and_a_failed_apply_is_retried_once_not_doubled() {
     let (cfg, path) = demo(&dir);
     let (p, epoch) = provider("traffic-spike");
     let faulty = Faulty {
-        inner: p,
         fail_snapshots: 4,
-        snapshot_calls: 0,
-        fail_next_set: false,
-        set_calls_ok: 0,
-        slow_sets: 0,
+        ..Faulty::over(p)
     };
     let (mut d, _rx) = daemon(cfg, faulty, &path, epoch, false);
     for _ in 0..20 {
@@ -402,13 +419,7 @@ async fn throttling_backs_off_and_a_failed_apply_is_retried_once_not_doubled() {
     let mut faulty = d.into_provider();
     faulty.fail_next_set = true;
     let (cfg, path) = demo(&dir);
-    let (tx, _rx) = watch::channel(Arc::new(Published::default()));
-    let mut o = opts(&path, epoch, false);
-    o.clock = Clock::Virtual {
-        epoch: epoch.plus_secs(20.0 * 60.0),
-        tick_secs: 15.0,
-    };
-    let mut d = Daemon::new(cfg, faulty, StateStore::open(&dir).unwrap(), o, tx).unwrap();
+    let mut d = into_the_spike(cfg, faulty, &dir, &path, epoch);
     let mut failed_once = false;
     for _ in 0..40 {
         d.tick().await;
