@@ -339,10 +339,18 @@ const TGI_SERIES_READ: &[&str] = &[
 /// The TTFT histogram's name (vLLM), seconds.
 pub const TTFT_HISTOGRAM: &str = "vllm:time_to_first_token_seconds";
 
-/// Requests running on an instance (vLLM, then TGI): zero means a draining instance is done.
+/// vLLM V0's gauge of requests preempted to CPU memory (V1 recomputes instead of swapping and
+/// has none): they resume on the GPU, so the server still holds them.
+pub const VLLM_SWAPPED: &str = "vllm:num_requests_swapped";
+
+/// Requests an instance holds — running, waiting, and on vLLM V0 swapped out (vLLM, then
+/// TGI): zero means a draining instance is done.
 pub fn running_requests(e: &Exposition) -> Option<f64> {
     e.sum("vllm:num_requests_running")
-        .map(|r| r + e.sum("vllm:num_requests_waiting").unwrap_or(0.0))
+        .map(|r| {
+            r + e.sum("vllm:num_requests_waiting").unwrap_or(0.0)
+                + e.sum(VLLM_SWAPPED).unwrap_or(0.0)
+        })
         .or_else(|| {
             e.server_sum("tgi_batch_current_size")
                 .map(|r| r + e.server_sum("tgi_queue_size").unwrap_or(0.0))
@@ -487,8 +495,9 @@ pub fn counter_reading(e: &Exposition, at: crate::model::Timestamp) -> Option<Co
 }
 
 /// The requests waiting and running and the KV cache in use (0–1) of an exposition: vLLM
-/// (`kv_cache_usage_perc`, V0's `gpu_cache_usage_perc`; both fractions despite the name), or
-/// TGI (queue and batch size; it reports no KV use, taken as 0).
+/// (`kv_cache_usage_perc`, V0's `gpu_cache_usage_perc`; both fractions despite the name; V0's
+/// swapped requests count as running: prefilled, they resume decoding), or TGI (queue and batch
+/// size; it reports no KV use, taken as 0).
 pub fn server_gauges(e: &Exposition) -> (f64, f64, f64) {
     let vllm = (
         e.sum("vllm:num_requests_waiting"),
@@ -500,6 +509,7 @@ pub fn server_gauges(e: &Exposition) -> (f64, f64, f64) {
         .unwrap_or(0.0);
     let running = vllm
         .1
+        .map(|r| r + e.sum(VLLM_SWAPPED).unwrap_or(0.0))
         .or_else(|| e.server_sum("tgi_batch_current_size"))
         .unwrap_or(0.0);
     let kv = e
@@ -809,6 +819,13 @@ this line is broken
             assert_eq!(instance_value(e, sig, None, None), want, "{sig:?}");
         }
         assert_eq!(running_requests(&v), Some(15.0));
+        // vLLM V0 under KV pressure: nothing running or waiting, two requests swapped out to
+        // CPU — the server still holds them, a drain is not done.
+        let swapped = parse(
+            "vllm:num_requests_running 0\nvllm:num_requests_waiting 0\nvllm:num_requests_swapped 2\n",
+        );
+        assert_eq!(running_requests(&swapped), Some(2.0));
+        assert_eq!(server_gauges(&swapped), (0.0, 2.0, 0.0));
         assert_eq!(running_requests(&tgi), Some(13.0));
         assert_eq!(
             instance_value(
