@@ -1011,8 +1011,19 @@ impl<P: Provider> Daemon<P> {
             )
             .await
             {
+                // A timeout (ours, or the SDK's own, which ends the call with a transient
+                // error at the same limit) or a 5xx may come after AWS applied the change.
+                Ok(Err(e @ ProviderError::Transient(_))) => {
+                    self.read_back(fleet, pool, &c, e).await
+                }
                 Ok(r) => r,
-                Err(_) => self.read_back(fleet, pool, &c).await,
+                Err(_) => {
+                    let timed_out = ProviderError::Transient(format!(
+                        "setting {} took longer than {:?}",
+                        c.asg_name, self.opts.call_timeout
+                    ));
+                    self.read_back(fleet, pool, &c, timed_out).await
+                }
             };
             match &r {
                 Ok(()) => {
@@ -1057,20 +1068,18 @@ impl<P: Provider> Daemon<P> {
         (outcome, first_error)
     }
 
-    /// A set that outlasted its timeout may have landed all the same: the group is read back
-    /// (bounded by the same timeout), and a group that holds what was asked counts as applied
-    /// — so its scale event is recorded (the rate limits count the step) and its placement
-    /// record kept (a cover it raised stays a cover). Anything else is the timeout's failure.
+    /// A set that failed without an answer — it timed out, or the service failed (5xx) — may
+    /// have landed all the same: the group is read back (bounded by the call timeout), and a
+    /// group that holds what was asked counts as applied — so its scale event is recorded (the
+    /// rate limits count the step) and its placement record kept (a cover it raised stays a
+    /// cover). Anything else is the set's own failure, `failed`.
     async fn read_back(
         &mut self,
         fleet: &Fleet,
         pool: &crate::config::Pool,
         c: &PoolChange,
+        failed: ProviderError,
     ) -> Result<(), ProviderError> {
-        let timed_out = ProviderError::Transient(format!(
-            "setting {} took longer than {:?}",
-            c.asg_name, self.opts.call_timeout
-        ));
         let held = tokio::time::timeout(
             self.opts.call_timeout,
             self.provider.holds_desired(fleet, pool, c.to_units),
@@ -1078,11 +1087,21 @@ impl<P: Provider> Daemon<P> {
         .await;
         match held {
             Ok(Ok(true)) => {
-                warn!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, to = c.to_units,
-                    "pool {}: setting {} units outlasted {:?}, but the group holds them: applied", c.pool, c.to_units, self.opts.call_timeout);
+                warn!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, to = c.to_units, error = %failed,
+                    "pool {}: setting {} units failed without an answer, but the group holds them: applied", c.pool, c.to_units);
                 Ok(())
             }
-            _ => Err(timed_out),
+            Ok(Ok(false)) => Err(failed),
+            Ok(Err(e)) => {
+                warn!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, error = %e,
+                    "pool {}: reading the group back after a failed set failed too", c.pool);
+                Err(failed)
+            }
+            Err(_) => {
+                warn!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name,
+                    "pool {}: reading the group back after a failed set took longer than {:?}", c.pool, self.opts.call_timeout);
+                Err(failed)
+            }
         }
     }
 

@@ -282,7 +282,8 @@ async fn dry_run_changes_nothing() {
 
 /// Fails calls on demand: `snapshot` for the first `fail_snapshots` calls (throttled),
 /// `set_desired` once after a success, and the next `slow_sets` sets answer an hour late —
-/// applied by the cloud all the same.
+/// applied by the cloud all the same — or, with `late_error`, answer a transient error (the
+/// SDK's own operation timeout) after the cloud applied them.
 struct Faulty {
     inner: SimProvider,
     fail_snapshots: u32,
@@ -290,6 +291,7 @@ struct Faulty {
     fail_next_set: bool,
     set_calls_ok: u32,
     slow_sets: u32,
+    late_error: bool,
 }
 
 impl Faulty {
@@ -302,6 +304,7 @@ impl Faulty {
             fail_next_set: false,
             set_calls_ok: 0,
             slow_sets: 0,
+            late_error: false,
         }
     }
 }
@@ -347,6 +350,9 @@ impl Provider for Faulty {
         let r = self.inner.set_desired(fleet, pool, units).await;
         if self.slow_sets > 0 {
             self.slow_sets -= 1;
+            if self.late_error {
+                return Err(ProviderError::Transient("operation timeout (10 s)".into()));
+            }
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
         r
@@ -362,36 +368,48 @@ impl Provider for Faulty {
     }
 }
 
-/// A set that outlasts the call timeout may have landed: the daemon reads the group back, and
-/// one that holds what was asked is applied — counted once, its scale event recorded (the rate
+/// A set that ends without an answer may have landed: the daemon reads the group back, and one
+/// that holds what was asked is applied — counted once, its scale event recorded (the rate
 /// limits count the step), no error — rather than a failure whose step the next ticks would
-/// not know was taken.
+/// not know was taken. Without an answer: past the daemon's own timeout, or a transient error
+/// at the SDK's (the same limit).
 #[tokio::test(start_paused = true)]
 async fn a_set_that_times_out_but_landed_is_read_back_and_counted_as_applied() {
-    let dir = tmpdir("slow-set");
-    let (cfg, path) = demo(&dir);
-    let (p, epoch) = provider("traffic-spike");
-    let faulty = Faulty {
-        slow_sets: 1,
-        ..Faulty::over(p)
-    };
-    let mut d = into_the_spike(cfg, faulty, &dir, &path, epoch);
-    for _ in 0..40 {
-        d.tick().await;
-        if d.provider().slow_sets == 0 {
-            break;
+    for (case, late_error) in [("the daemon's timeout", false), ("the SDK's timeout", true)] {
+        let dir = tmpdir(if late_error { "late-error" } else { "slow-set" });
+        let (cfg, path) = demo(&dir);
+        let (p, epoch) = provider("traffic-spike");
+        let faulty = Faulty {
+            slow_sets: 1,
+            late_error,
+            ..Faulty::over(p)
+        };
+        let mut d = into_the_spike(cfg, faulty, &dir, &path, epoch);
+        for _ in 0..40 {
+            d.tick().await;
+            if d.provider().slow_sets == 0 {
+                break;
+            }
         }
+        assert_eq!(d.provider().slow_sets, 0, "{case}: a set was made");
+        let f = &d.published().fleets["demo-llama-8b"];
+        assert_eq!(
+            f.provider_errors_total.get("transient"),
+            None,
+            "{case}: {f:?}"
+        );
+        assert!(f.applied, "{case}: the tick's plan went through");
+        assert_eq!(
+            d.provider().inner.set_desired_calls,
+            f.set_desired_total,
+            "{case}"
+        );
+        let st = d.state("demo-llama-8b").unwrap();
+        assert!(
+            !st.scale_up_events.is_empty(),
+            "{case}: the landed step is a scale event"
+        );
     }
-    assert_eq!(d.provider().slow_sets, 0, "a set was made");
-    let f = &d.published().fleets["demo-llama-8b"];
-    assert_eq!(f.provider_errors_total.get("transient"), None, "{f:?}");
-    assert!(f.applied, "the tick's plan went through");
-    assert_eq!(d.provider().inner.set_desired_calls, f.set_desired_total);
-    let st = d.state("demo-llama-8b").unwrap();
-    assert!(
-        !st.scale_up_events.is_empty(),
-        "the landed step is a scale event"
-    );
 }
 
 #[tokio::test(start_paused = true)]
