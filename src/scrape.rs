@@ -495,9 +495,10 @@ pub fn counter_reading(e: &Exposition, at: crate::model::Timestamp) -> Option<Co
 }
 
 /// The requests waiting and running and the KV cache in use (0–1) of an exposition: vLLM
-/// (`kv_cache_usage_perc`, V0's `gpu_cache_usage_perc`; both fractions despite the name; V0's
-/// swapped requests count as running: prefilled, they resume decoding), or TGI (queue and batch
-/// size; it reports no KV use, taken as 0).
+/// (`kv_cache_usage_perc`, V0's `gpu_cache_usage_perc`; both fractions despite the name), or
+/// TGI (queue and batch size; it reports no KV use, taken as 0). V0's swapped requests are in
+/// neither: their cache is in CPU memory, and counted as running they would spread the GPU's
+/// cache over more sequences than hold it.
 pub fn server_gauges(e: &Exposition) -> (f64, f64, f64) {
     let vllm = (
         e.sum("vllm:num_requests_waiting"),
@@ -509,7 +510,6 @@ pub fn server_gauges(e: &Exposition) -> (f64, f64, f64) {
         .unwrap_or(0.0);
     let running = vllm
         .1
-        .map(|r| r + e.sum(VLLM_SWAPPED).unwrap_or(0.0))
         .or_else(|| e.server_sum("tgi_batch_current_size"))
         .unwrap_or(0.0);
     let kv = e
@@ -825,7 +825,7 @@ this line is broken
             "vllm:num_requests_running 0\nvllm:num_requests_waiting 0\nvllm:num_requests_swapped 2\n",
         );
         assert_eq!(running_requests(&swapped), Some(2.0));
-        assert_eq!(server_gauges(&swapped), (0.0, 2.0, 0.0));
+        assert_eq!(server_gauges(&swapped), (0.0, 0.0, 0.0));
         assert_eq!(running_requests(&tgi), Some(13.0));
         assert_eq!(
             instance_value(
