@@ -182,7 +182,7 @@ impl Exposition {
             *v = v.max(s.value);
         }
         if gauges.is_empty() {
-            return self.sum(name);
+            return None;
         }
         Some(gauges.values().sum::<f64>() / gauges.len() as f64)
     }
