@@ -124,6 +124,25 @@ fn cases() -> Vec<Case> {
             want: Some(3),
         },
         Case {
+            name: "AverageValue in whole thousandths (upstream's int64 milli average): 1m, 1m, 2m \
+                   vs 1m averages 1m, not 1.33m → no change",
+            signal: "queue_depth",
+            target: avg(0.001),
+            current: 3,
+            instances: ready(&[0.001, 0.001, 0.002]),
+            fleet_value: None,
+            want: Some(3),
+        },
+        Case {
+            name: "AverageValue: 20, 21, 21 vs 20 averages 20.666 (truncated) → within → 3",
+            signal: "queue_depth",
+            target: avg(20.0),
+            current: 3,
+            instances: ready(&[20.0, 21.0, 21.0]),
+            fleet_value: None,
+            want: Some(3),
+        },
+        Case {
             name: "just outside tolerance (56 %, ×1.12) → scales",
             signal: "gpu_utilization",
             target: util(50),

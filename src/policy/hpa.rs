@@ -11,6 +11,10 @@
 //! with weight `w`; an AverageValue sample is a total for the instance, so the per-unit value
 //! is Σ value / Σ w. With every weight 1 this is HPA exactly.
 //!
+//! Figures are compared as HPA compares the metrics APIs' quantities, in milli-values
+//! (`Quantity.MilliValue()` rounds up to a thousandth; `GetMetricUsageRatio` averages the pods'
+//! in int64, truncating), except the capacity model's own (`in_quantities`).
+//!
 //! Deviations, on purpose:
 //! - A *scale-up-only* signal (P95 TTFT) abstains when at or below its target: a low latency
 //!   does not say how many replicas would still be enough.
@@ -206,20 +210,51 @@ struct Point {
     value: f64,
 }
 
-/// HPA's usage ratio over a set of points.
-fn usage_ratio(target: Target, points: &[Point]) -> f64 {
+/// HPA's usage ratio over a set of points, and the average it compares with the target;
+/// `quantities`: in milli-values, as HPA ([`in_quantities`]).
+fn usage_ratio(target: Target, points: &[Point], quantities: bool) -> (f64, f64) {
     let weight: f64 = points.iter().map(|p| p.weight).sum();
-    let avg = match target {
+    match target {
         // Weighted average of percentages, truncated to a whole percent as upstream's
         // `GetResourceUtilizationRatio` does (`int32(Σ usage × 100 ÷ Σ requests)`): 55.9 % of
         // a 50 % target is 55 %, within a 10 % tolerance.
         Target::Utilization { .. } => {
-            (points.iter().map(|p| p.value * p.weight).sum::<f64>() / weight).trunc()
+            let avg = (points.iter().map(|p| p.value * p.weight).sum::<f64>() / weight).trunc();
+            (avg / target.figure(), avg)
         }
-        // Total over units.
-        _ => points.iter().map(|p| p.value).sum::<f64>() / weight,
-    };
-    avg / target.figure()
+        // Total over units, in whole thousandths as upstream's `GetMetricUsageRatio` takes it:
+        // each pod's value as a milli-quantity, their sum divided by the pods in int64
+        // (truncated), over the target's milli-value.
+        _ if quantities => {
+            let total: f64 = points.iter().map(|p| milli(p.value)).sum();
+            let avg = (total / weight).floor();
+            (avg / milli(target.figure()), avg / 1000.0)
+        }
+        _ => {
+            let avg = points.iter().map(|p| p.value).sum::<f64>() / weight;
+            (avg / target.figure(), avg)
+        }
+    }
+}
+
+/// Whether a metric is compared as HPA compares the metrics APIs' quantities, in milli-values:
+/// every metric but the capacity model's. `token_work`'s busy units and an `"auto"` target are
+/// figures this engine computes, no Kubernetes quantity stands behind them, and they are
+/// compared exactly.
+fn in_quantities(spec: &MetricSpec) -> bool {
+    spec.signal != crate::config::Signal::TokenWork && !spec.auto_target
+}
+
+/// A figure as a Kubernetes quantity's milli-value, which HPA computes in: `Quantity.MilliValue()`
+/// rounds up to a whole thousandth (`ScaledValue(Milli)`, `ceil(q × 1000)`). A figure within
+/// floating point's error of a whole thousandth is that thousandth: 0.3 is 300m, not 301m.
+fn milli(v: f64) -> f64 {
+    let x = v * 1000.0;
+    if (x - x.round()).abs() < 1e-6 {
+        x.round()
+    } else {
+        x.ceil()
+    }
 }
 
 /// `target` with its figure times `factor`.
@@ -284,9 +319,9 @@ fn per_instance(
         });
         return;
     }
-    let usage = usage_ratio(target, &ready);
+    let (usage, average) = usage_ratio(target, &ready, in_quantities(spec));
     rec.ratio = Some(usage);
-    rec.current = Some(usage * target.figure());
+    rec.current = Some(average);
     let current = input.current_units;
     let scale_up_with_unready = !unready_weights.is_empty() && usage > 1.0;
     if !scale_up_with_unready && missing_weights.is_empty() {
@@ -325,7 +360,7 @@ fn per_instance(
             value: 0.0,
         }));
     }
-    let new_usage = usage_ratio(target, &all);
+    let (new_usage, _) = usage_ratio(target, &all, in_quantities(spec));
     let flips = (usage < 1.0 && new_usage > 1.0) || (usage > 1.0 && new_usage < 1.0);
     if input.within(new_usage) || flips {
         rec.recommendation = Some(current);
@@ -373,11 +408,14 @@ fn fleet_level(
     rec.current = Some(sample);
     match target {
         Target::AverageValue { average_value } => {
-            // GetExternalPerPodMetricReplicas: compares with the *status* replicas.
-            let ratio = sample / (average_value * status as f64);
+            // GetExternalPerPodMetricReplicas: compares with the *status* replicas, in
+            // milli-values.
+            let q = |v: f64| if in_quantities(spec) { milli(v) } else { v };
+            let (usage, per_unit) = (q(sample), q(average_value));
+            let ratio = usage / (per_unit * status as f64);
             rec.ratio = Some(ratio);
             rec.recommendation = Some(if !input.within(ratio) || status == 0 {
-                (sample / average_value).ceil() as Units
+                (usage / per_unit).ceil() as Units
             } else {
                 status
             });
@@ -386,8 +424,12 @@ fn fleet_level(
         | Target::Utilization {
             average_utilization: value,
         } => {
-            // getUsageRatioReplicaCount.
-            let ratio = sample / value;
+            // getUsageRatioReplicaCount, in milli-values.
+            let ratio = if in_quantities(spec) {
+                milli(sample) / milli(value)
+            } else {
+                sample / value
+            };
             rec.ratio = Some(ratio);
             rec.recommendation = Some(if input.current_units == 0 {
                 ratio.ceil() as Units
@@ -401,6 +443,29 @@ fn fleet_level(
                 };
                 (ratio * base as f64).ceil() as Units
             });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::milli;
+
+    /// Milli-values as `Quantity.MilliValue()` gives them: rounded up to a whole thousandth, and
+    /// a figure that is one to within floating point's error stays it.
+    #[test]
+    fn figures_become_milli_values_rounded_up() {
+        let cases = [
+            (0.3, 300.0),
+            (0.33, 330.0),
+            (7.0, 7000.0),
+            (0.0011, 2.0),
+            (0.0005, 1.0),
+            (20.6666, 20667.0),
+            (0.0, 0.0),
+        ];
+        for (v, want) in cases {
+            assert_eq!(milli(v), want, "{v}");
         }
     }
 }
