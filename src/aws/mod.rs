@@ -87,20 +87,52 @@ const EVENT_VISIBILITY_SECS: i32 = 60;
 /// tests point every instance at a loopback server.
 pub type TargetResolver = Arc<dyn Fn(&str, &str, u16) -> (String, u16) + Send + Sync>;
 
-/// Awaits one call, timing and counting it (and its failure) under `api`.
+/// Awaits one call, timing and counting it (and its failure) under `api`. The call is counted
+/// when it starts and its seconds when it ends — or when the daemon's own timeout drops it
+/// unfinished, which counts as a failure: a `SetDesiredCapacity` cut off that way was sent all
+/// the same, and left out it was neither a call nor an error in `/metrics`.
 async fn timed<T, E>(
     stats: &mut ProviderStats,
     api: &'static str,
     call: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let started = Instant::now();
+    let mut timer = CallTimer::start(stats, api);
     let r = call.await;
-    *stats.calls_total.entry(api).or_default() += 1;
-    *stats.call_seconds_total.entry(api).or_default() += started.elapsed().as_secs_f64();
-    if r.is_err() {
-        *stats.errors_total.entry(api).or_default() += 1;
-    }
+    timer.failed = r.is_err();
     r
+}
+
+/// One call's accounting in [`ProviderStats`], completed when it is dropped: by [`timed`] when
+/// the call ends, or with the call's future when a timeout drops it (then as a failure).
+struct CallTimer<'s> {
+    stats: &'s mut ProviderStats,
+    api: &'static str,
+    /// Tokio's clock: real time, paused in tests.
+    started: tokio::time::Instant,
+    /// Whether the call failed; a call dropped before it ended has failed.
+    failed: bool,
+}
+
+impl<'s> CallTimer<'s> {
+    fn start(stats: &'s mut ProviderStats, api: &'static str) -> Self {
+        *stats.calls_total.entry(api).or_default() += 1;
+        CallTimer {
+            stats,
+            api,
+            started: tokio::time::Instant::now(),
+            failed: true,
+        }
+    }
+}
+
+impl Drop for CallTimer<'_> {
+    fn drop(&mut self) {
+        *self.stats.call_seconds_total.entry(self.api).or_default() +=
+            self.started.elapsed().as_secs_f64();
+        if self.failed {
+            *self.stats.errors_total.entry(self.api).or_default() += 1;
+        }
+    }
 }
 
 /// One SDK call: timed and counted under `api` (as [`timed`]), a failure classified with
@@ -1193,6 +1225,36 @@ impl Provider for AwsProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call is counted as it starts and timed as it ends; one the daemon's timeout drops
+    /// unfinished is a failure, its seconds those it ran.
+    #[tokio::test(start_paused = true)]
+    async fn calls_are_counted_whether_they_end_or_are_cut_off() {
+        let mut stats = ProviderStats::default();
+        let ok = timed(&mut stats, "A", async { Ok::<_, ()>(()) }).await;
+        assert_eq!(ok, Ok(()));
+        let err = timed(&mut stats, "A", async { Err::<(), _>(()) }).await;
+        assert_eq!(err, Err(()));
+        let cut = tokio::time::timeout(
+            Duration::from_secs(10),
+            timed(&mut stats, "B", std::future::pending::<Result<(), ()>>()),
+        )
+        .await;
+        assert!(cut.is_err(), "the timeout ends it");
+        assert_eq!(stats.calls_total.get("A"), Some(&2));
+        assert_eq!(stats.errors_total.get("A"), Some(&1));
+        assert_eq!(
+            stats.calls_total.get("B"),
+            Some(&1),
+            "cut off: still a call"
+        );
+        assert_eq!(stats.errors_total.get("B"), Some(&1), "cut off: a failure");
+        let secs = stats.call_seconds_total.get("B").copied().unwrap_or(0.0);
+        assert!(
+            (secs - 10.0).abs() < 0.5,
+            "its seconds are those it ran: {secs}"
+        );
+    }
 
     #[test]
     fn lifecycle_states_map_like_hpa_pod_groups() {
