@@ -1005,6 +1005,12 @@ impl<P: Provider> Daemon<P> {
                 applier.report(Err("not the leader any more".into()));
                 continue;
             }
+            // The lease term the call is sent under: a slow call may outlast it, and read
+            // after the call the log would say no term authorised a change that landed.
+            let token = self
+                .elector
+                .as_ref()
+                .and_then(|(_, e)| e.token(self.mono_secs()));
             let r = match tokio::time::timeout(
                 self.opts.call_timeout,
                 self.provider.set_desired(fleet, pool, c.to_units),
@@ -1030,10 +1036,6 @@ impl<P: Provider> Daemon<P> {
                     let st = self.status(fleet);
                     st.set_desired_total += 1;
                     st.last_applied_at.insert(c.pool.clone(), plan.decision.at);
-                    let token = self
-                        .elector
-                        .as_ref()
-                        .and_then(|(_, e)| e.token(self.mono_secs()));
                     info!(fleet = %fleet.name, pool = %c.pool, asg = %c.asg_name, from = c.from_units, to = c.to_units, reason = %c.reason, lease_token = ?token,
                         "pool {}: {} → {} units ({})", c.pool, c.from_units, c.to_units, c.reason);
                 }
