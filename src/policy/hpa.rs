@@ -13,7 +13,7 @@
 //!
 //! Figures are compared as HPA compares the metrics APIs' quantities, in milli-values
 //! (`Quantity.MilliValue()` rounds up to a thousandth; `GetMetricUsageRatio` averages the pods'
-//! in int64, truncating), except the capacity model's own (`in_quantities`).
+//! in int64, truncating), except the capacity model's own (`Figures`).
 //!
 //! Deviations, on purpose:
 //! - A *scale-up-only* signal (P95 TTFT) abstains when at or below its target: a low latency
@@ -210,9 +210,9 @@ struct Point {
     value: f64,
 }
 
-/// HPA's usage ratio over a set of points, and the average it compares with the target;
-/// `quantities`: in milli-values, as HPA ([`in_quantities`]).
-fn usage_ratio(target: Target, points: &[Point], quantities: bool) -> (f64, f64) {
+/// HPA's usage ratio over a set of points, each valued in `figures`, and the average it
+/// compares with the target, in the metric's own unit.
+fn usage_ratio(target: Target, points: &[Point], figures: Figures) -> (f64, f64) {
     let weight: f64 = points.iter().map(|p| p.weight).sum();
     match target {
         // Weighted average of percentages, truncated to a whole percent as upstream's
@@ -222,38 +222,74 @@ fn usage_ratio(target: Target, points: &[Point], quantities: bool) -> (f64, f64)
             let avg = (points.iter().map(|p| p.value * p.weight).sum::<f64>() / weight).trunc();
             (avg / target.figure(), avg)
         }
-        // Total over units, in whole thousandths as upstream's `GetMetricUsageRatio` takes it:
-        // each pod's value as a milli-quantity, their sum divided by the pods in int64
-        // (truncated), over the target's milli-value.
-        _ if quantities => {
-            let total: f64 = points.iter().map(|p| milli(p.value)).sum();
-            let avg = (total / weight).floor();
-            (avg / milli(target.figure()), avg / 1000.0)
-        }
+        // Total over units (upstream's `GetMetricUsageRatio`: Σ ÷ pods, in int64 milli-values).
         _ => {
-            let avg = points.iter().map(|p| p.value).sum::<f64>() / weight;
-            (avg / target.figure(), avg)
+            let total: f64 = points.iter().map(|p| p.value).sum();
+            let avg = figures.average(total, weight);
+            (avg / figures.target(target.figure()), figures.unit(avg))
         }
     }
 }
 
-/// Whether a metric is compared as HPA compares the metrics APIs' quantities, in milli-values:
-/// every metric but the capacity model's. `token_work`'s busy units and an `"auto"` target are
-/// figures this engine computes, no Kubernetes quantity stands behind them, and they are
-/// compared exactly.
-fn in_quantities(spec: &MetricSpec) -> bool {
-    spec.signal != crate::config::Signal::TokenWork && !spec.auto_target
+/// How a metric's figures are compared: as HPA compares the metrics APIs' quantities, in
+/// whole milli-values — every metric but the capacity model's — or exactly. `token_work`'s busy
+/// units and an `"auto"` target are figures this engine computes; no Kubernetes quantity
+/// stands behind them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Figures {
+    Milli,
+    Exact,
 }
 
-/// A figure as a Kubernetes quantity's milli-value, which HPA computes in: `Quantity.MilliValue()`
-/// rounds up to a whole thousandth (`ScaledValue(Milli)`, `ceil(q × 1000)`). A figure within
-/// floating point's error of a whole thousandth is that thousandth: 0.3 is 300m, not 301m.
-fn milli(v: f64) -> f64 {
-    let x = v * 1000.0;
-    if (x - x.round()).abs() < 1e-6 {
-        x.round()
-    } else {
-        x.ceil()
+impl Figures {
+    fn of(spec: &MetricSpec) -> Self {
+        if spec.signal == crate::config::Signal::TokenWork || spec.auto_target {
+            Figures::Exact
+        } else {
+            Figures::Milli
+        }
+    }
+
+    /// A sample as the metrics APIs carry it: adapters (prometheus-adapter, KEDA) make a
+    /// float a quantity with `NewMilliQuantity(int64(v × 1000))`, which truncates.
+    fn sample(self, v: f64) -> f64 {
+        match self {
+            Figures::Milli => (v * 1000.0).trunc(),
+            Figures::Exact => v,
+        }
+    }
+
+    /// A target as HPA reads it from the spec, `Quantity.MilliValue()`: rounded up to a whole
+    /// thousandth (`ScaledValue(Milli)`). The policy's figure is the decimal written in it, so
+    /// one within floating point's error of a thousandth is that thousandth: 0.3 is 300m.
+    fn target(self, v: f64) -> f64 {
+        match self {
+            Figures::Milli => {
+                let x = v * 1000.0;
+                if (x - x.round()).abs() < 1e-6 {
+                    x.round()
+                } else {
+                    x.ceil()
+                }
+            }
+            Figures::Exact => v,
+        }
+    }
+
+    /// The average of a total over `weight` units: upstream divides in int64, truncating.
+    fn average(self, total: f64, weight: f64) -> f64 {
+        match self {
+            Figures::Milli => (total / weight).floor(),
+            Figures::Exact => total / weight,
+        }
+    }
+
+    /// A figure back in the metric's own unit.
+    fn unit(self, v: f64) -> f64 {
+        match self {
+            Figures::Milli => v / 1000.0,
+            Figures::Exact => v,
+        }
     }
 }
 
@@ -285,6 +321,13 @@ fn per_instance(
     input: CalcInput,
     rec: &mut MetricRecommendation,
 ) {
+    let figures = Figures::of(spec);
+    // Utilization averages percentages as they are (and truncates the average); other
+    // targets compare totals in `figures`.
+    let valued = |v: f64| match target {
+        Target::Utilization { .. } => v,
+        _ => figures.sample(v),
+    };
     let mut ready = Vec::with_capacity(snap.instances.len());
     let mut missing_weights = Vec::new();
     let mut unready_weights = Vec::new();
@@ -296,7 +339,7 @@ fn per_instance(
                 Some((value, at)) if fresh(input.now, at, spec.stale_after_secs, value) => ready
                     .push(Point {
                         weight: w as f64,
-                        value,
+                        value: valued(value),
                     }),
                 _ => missing_weights.push(w),
             },
@@ -319,7 +362,7 @@ fn per_instance(
         });
         return;
     }
-    let (usage, average) = usage_ratio(target, &ready, in_quantities(spec));
+    let (usage, average) = usage_ratio(target, &ready, figures);
     rec.ratio = Some(usage);
     rec.current = Some(average);
     let current = input.current_units;
@@ -347,7 +390,8 @@ fn per_instance(
                         average_utilization,
                     },
                 ) => average_utilization.max(100.0),
-                (true, t) => t.figure() * w as f64,
+                // Upstream fills in the target's milli-value.
+                (true, t) => figures.target(t.figure()) * w as f64,
                 // Scale-up: it counts as idle.
                 (false, _) => 0.0,
             },
@@ -360,7 +404,7 @@ fn per_instance(
             value: 0.0,
         }));
     }
-    let (new_usage, _) = usage_ratio(target, &all, in_quantities(spec));
+    let (new_usage, _) = usage_ratio(target, &all, figures);
     let flips = (usage < 1.0 && new_usage > 1.0) || (usage > 1.0 && new_usage < 1.0);
     if input.within(new_usage) || flips {
         rec.recommendation = Some(current);
@@ -410,8 +454,8 @@ fn fleet_level(
         Target::AverageValue { average_value } => {
             // GetExternalPerPodMetricReplicas: compares with the *status* replicas, in
             // milli-values.
-            let q = |v: f64| if in_quantities(spec) { milli(v) } else { v };
-            let (usage, per_unit) = (q(sample), q(average_value));
+            let figures = Figures::of(spec);
+            let (usage, per_unit) = (figures.sample(sample), figures.target(average_value));
             let ratio = usage / (per_unit * status as f64);
             rec.ratio = Some(ratio);
             rec.recommendation = Some(if !input.within(ratio) || status == 0 {
@@ -425,11 +469,8 @@ fn fleet_level(
             average_utilization: value,
         } => {
             // getUsageRatioReplicaCount, in milli-values.
-            let ratio = if in_quantities(spec) {
-                milli(sample) / milli(value)
-            } else {
-                sample / value
-            };
+            let figures = Figures::of(spec);
+            let ratio = figures.sample(sample) / figures.target(value);
             rec.ratio = Some(ratio);
             rec.recommendation = Some(if input.current_units == 0 {
                 ratio.ceil() as Units
@@ -449,23 +490,28 @@ fn fleet_level(
 
 #[cfg(test)]
 mod tests {
-    use super::milli;
+    use super::Figures;
 
-    /// Milli-values as `Quantity.MilliValue()` gives them: rounded up to a whole thousandth, and
-    /// a figure that is one to within floating point's error stays it.
+    /// Milli-values as HPA sees them: a sample truncated as an adapter's
+    /// `NewMilliQuantity(int64(v × 1000))` does it, a target rounded up as
+    /// `Quantity.MilliValue()` does — a decimal that is a whole thousandth staying one.
     #[test]
-    fn figures_become_milli_values_rounded_up() {
+    fn samples_truncate_and_targets_round_up_to_milli_values() {
+        // (figure, as a sample, as a target)
         let cases = [
-            (0.3, 300.0),
-            (0.33, 330.0),
-            (7.0, 7000.0),
-            (0.0011, 2.0),
-            (0.0005, 1.0),
-            (20.6666, 20667.0),
-            (0.0, 0.0),
+            (0.3, 300.0, 300.0),
+            (0.33, 330.0, 330.0),
+            (7.0, 7000.0, 7000.0),
+            (0.0011, 1.0, 2.0),
+            (0.0005, 0.0, 1.0),
+            (1.66666, 1666.0, 1667.0),
+            (0.0, 0.0, 0.0),
         ];
-        for (v, want) in cases {
-            assert_eq!(milli(v), want, "{v}");
+        for (v, sample, target) in cases {
+            assert_eq!(Figures::Milli.sample(v), sample, "sample {v}");
+            assert_eq!(Figures::Milli.target(v), target, "target {v}");
+            assert_eq!(Figures::Exact.sample(v), v);
+            assert_eq!(Figures::Exact.target(v), v);
         }
     }
 }
