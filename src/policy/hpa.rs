@@ -11,9 +11,10 @@
 //! with weight `w`; an AverageValue sample is a total for the instance, so the per-unit value
 //! is Σ value / Σ w. With every weight 1 this is HPA exactly.
 //!
-//! Figures are compared as HPA compares the metrics APIs' quantities, in milli-values
-//! (`Quantity.MilliValue()` rounds up to a thousandth; `GetMetricUsageRatio` averages the pods'
-//! in int64, truncating), except the capacity model's own (`Figures`).
+//! Figures are compared as HPA compares the metrics APIs' quantities, in milli-values: a
+//! sample truncated to a thousandth as the adapters that make floats quantities do, a target
+//! rounded up to one as `Quantity.MilliValue()` does, a per-pod average divided in int64 as
+//! `GetMetricUsageRatio` does — except the capacity model's own figures (`Figures`).
 //!
 //! Deviations, on purpose:
 //! - A *scale-up-only* signal (P95 TTFT) abstains when at or below its target: a low latency
