@@ -124,22 +124,21 @@ pub fn report(
     let counters = |e: &Exposition| scrape::counter_reading(e, at);
     let rates = later.and_then(|(l, secs)| {
         let (a, b) = (counters(first)?, counters(l)?);
-        // A counter that went down restarted: count from zero, as the daemon does.
-        let inc = |x: f64, y: f64| if y >= x { y - x } else { y };
+        // Per series, a counter that went down counted from zero, as the daemon does.
         (secs > 0.0).then(|| {
             (
-                inc(a.prompt_tokens, b.prompt_tokens) / secs,
-                inc(a.generation_tokens, b.generation_tokens) / secs,
-                inc(a.finished, b.finished) / secs,
+                b.prompt_tokens.increase_since(&a.prompt_tokens) / secs,
+                b.generation_tokens.increase_since(&a.generation_tokens) / secs,
+                b.finished.increase_since(&a.finished) / secs,
             )
         })
     });
     // vLLM's histogram; TGI records no time to first token (v3.3.7's router and backend).
     let name = scrape::TTFT_HISTOGRAM;
-    let ttft = now.histogram(name).map(|now_h| {
+    let ttft = now.histograms(name).map(|now_h| {
         let h = match later {
-            Some(_) => now_h.since(&first.histogram(name).unwrap_or_default()),
-            None => now_h,
+            Some(_) => now_h.since(&first.histograms(name).unwrap_or_default()),
+            None => now_h.total(),
         };
         TtftWindow {
             series: name,
@@ -177,7 +176,7 @@ pub fn report(
                     (
                         "the prompt and generated token counters".to_string(),
                         c.filter(|c| c.tokens)
-                            .map(|c| c.prompt_tokens + c.generation_tokens),
+                            .map(|c| c.prompt_tokens.total() + c.generation_tokens.total()),
                     )
                 }
             } else {

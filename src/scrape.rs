@@ -155,6 +155,26 @@ impl Exposition {
         found.then_some(total)
     }
 
+    /// The counter `name` per series (label set); `None` when the exposition lacks it.
+    pub fn counter(&self, name: &str) -> Option<Counter> {
+        let mut c = Counter::default();
+        for s in self.named(name) {
+            let mut key = s.labels.clone();
+            key.sort();
+            *c.series.entry(key).or_insert(0.0) += s.value;
+        }
+        (!c.series.is_empty()).then_some(c)
+    }
+
+    /// [`Exposition::counter`] with [`Exposition::server_sum`]'s reading of a TGI series a
+    /// warmed-up TGI server has not exposed yet: a counter with no series, which counts 0.
+    fn server_counter(&self, name: &str) -> Option<Counter> {
+        self.counter(name).or_else(|| {
+            (TGI_SERIES_READ.contains(&name) && self.named(TGI_WARMED_UP).next().is_some())
+                .then(Counter::default)
+        })
+    }
+
     /// [`Exposition::sum`] of a series the default recipes and work counters read, with a TGI
     /// series a TGI server has not exposed yet read as 0. TGI's router (metrics-rs) exposes a
     /// series only once it is first set: a server that has served no request shows none of its
@@ -187,28 +207,100 @@ impl Exposition {
         Some(gauges.values().sum::<f64>() / gauges.len() as f64)
     }
 
-    /// The histogram `name` (from its `name_bucket` series), summed over label sets.
+    /// The histogram `name` (from its `name_bucket` series), merged over label sets.
     pub fn histogram(&self, name: &str) -> Option<Histogram> {
+        self.histograms(name).map(|h| h.total())
+    }
+
+    /// The histogram `name` per series (label set, `le` aside); `None` when the exposition
+    /// lacks it or a bucket's bound does not read.
+    pub fn histograms(&self, name: &str) -> Option<HistogramSeries> {
         let bucket = format!("{name}_bucket");
-        let mut buckets: Vec<(f64, f64)> = Vec::new();
+        let mut out = HistogramSeries::default();
         for s in self.named(&bucket) {
             let le = s.labels.iter().find(|(k, _)| k == "le")?.1.as_str();
             let le = match le {
                 "+Inf" | "Inf" => f64::INFINITY,
                 v => v.parse::<f64>().ok()?,
             };
-            buckets.push((le, s.value));
+            let mut key: Vec<(String, String)> = s
+                .labels
+                .iter()
+                .filter(|(k, _)| k != "le")
+                .cloned()
+                .collect();
+            key.sort();
+            out.series
+                .entry(key)
+                .or_default()
+                .buckets
+                .push((le, s.value));
         }
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-        // Several label sets (engines, models) share the bounds: add them up.
-        buckets.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 += later.1;
+        for h in out.series.values_mut() {
+            h.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+            // A bound written twice in one series (duplicate lines): its counts add up.
+            h.buckets.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    kept.1 += later.1;
+                }
+                same
+            });
+        }
+        (!out.series.is_empty()).then_some(out)
+    }
+}
+
+/// A metric as one exposition gives it: its value per series (label set, sorted; a
+/// histogram's `le` aside). What a counter counted and a histogram observed between scrapes is
+/// taken per series and added up, as PromQL's `sum(rate(c[1m]))` takes it, not from the sum:
+/// a server whose counter is split into series (vLLM's `request_success_total` per finish
+/// reason, a data-parallel server's per-engine counters and histograms) can lose one or have
+/// one start over while the others go on — read as the sum, that drop is a reset of the whole
+/// sum, and the next increase is the other series' whole lifetime (for a histogram: the
+/// latency of its whole lifetime read as the last scrape's).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PerSeries<T> {
+    series: std::collections::BTreeMap<Vec<(String, String)>, T>,
+}
+
+impl<T> PerSeries<T> {
+    /// One series with no labels (a server that splits nothing).
+    pub fn single(value: T) -> Self {
+        PerSeries {
+            series: [(Vec::new(), value)].into(),
+        }
+    }
+}
+
+/// A counter per series.
+pub type Counter = PerSeries<f64>;
+
+/// A histogram per series.
+pub type HistogramSeries = PerSeries<Histogram>;
+
+impl HistogramSeries {
+    /// The series merged ([`Histogram::merge`]).
+    pub fn total(&self) -> Histogram {
+        let mut out = Histogram::default();
+        for h in self.series.values() {
+            out.merge(h);
+        }
+        out
+    }
+
+    /// What was observed since `earlier`, merged over the series: per series
+    /// [`Histogram::since`] (a series that went down counts whole); a series that first shows
+    /// counts whole, as a counter's does; a series gone counts nothing.
+    pub fn since(&self, earlier: &HistogramSeries) -> Histogram {
+        let mut out = Histogram::default();
+        for (key, now) in &self.series {
+            match earlier.series.get(key) {
+                Some(before) => out.merge(&now.since(before)),
+                None => out.merge(now),
             }
-            same
-        });
-        (!buckets.is_empty()).then_some(Histogram { buckets })
+        }
+        out
     }
 }
 
@@ -408,9 +500,9 @@ pub struct LatencyReading {
     /// When scraped.
     pub at: crate::model::Timestamp,
     /// The TTFT histogram, when exposed.
-    pub ttft: Option<Histogram>,
+    pub ttft: Option<HistogramSeries>,
     /// The queue-time histogram, when exposed.
-    pub queue_time: Option<Histogram>,
+    pub queue_time: Option<HistogramSeries>,
 }
 
 impl LatencyReading {
@@ -424,10 +516,11 @@ impl LatencyReading {
         if !(span > 0.0 && span <= MAX_RATE_SPAN_SECS) {
             return Default::default();
         }
-        let delta = |now: &Option<Histogram>, before: &Option<Histogram>| match (now, before) {
-            (Some(a), Some(b)) => a.since(b),
-            _ => Histogram::default(),
-        };
+        let delta =
+            |now: &Option<HistogramSeries>, before: &Option<HistogramSeries>| match (now, before) {
+                (Some(a), Some(b)) => a.since(b),
+                _ => Histogram::default(),
+            };
         (
             delta(&self.ttft, &earlier.ttft),
             delta(&self.queue_time, &earlier.queue_time),
@@ -455,15 +548,51 @@ pub fn fleet_latency(
     })
 }
 
+impl Counter {
+    /// The sum over the series.
+    pub fn total(&self) -> f64 {
+        self.series.values().sum()
+    }
+
+    /// What was counted from `before` to this reading ([`increase_over`] of the two).
+    pub fn increase_since(&self, before: &Counter) -> f64 {
+        increase_over([before, self])
+    }
+}
+
+/// What a counter counted over consecutive readings of it, per series and added up:
+/// - a series that went down (its process restarted) counts from zero, as `rate` has it;
+/// - a series missing from a reading is taken up again from its last value where it shows
+///   again (a scrape that left it out is not a restart);
+/// - a series that first shows after the first reading counts from zero: TGI's router exposes
+///   a counter only once it first counts, so its first value is all counted since the reading
+///   before;
+/// - a series gone counts nothing more.
+pub fn increase_over<'a>(readings: impl IntoIterator<Item = &'a Counter>) -> f64 {
+    let mut last: std::collections::BTreeMap<&[(String, String)], f64> =
+        std::collections::BTreeMap::new();
+    let mut total = 0.0;
+    for (i, c) in readings.into_iter().enumerate() {
+        for (key, &now) in &c.series {
+            match last.insert(key.as_slice(), now) {
+                Some(before) => total += counter_increase(before, now),
+                None if i > 0 => total += now,
+                None => {}
+            }
+        }
+    }
+    total
+}
+
 /// One reading of an inference server's work counters (cumulative since it started).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CounterReading {
-    /// Prompt tokens prefilled (0 when [`tokens`](Self::tokens) is false).
-    pub prompt_tokens: f64,
-    /// Tokens generated (0 when [`tokens`](Self::tokens) is false).
-    pub generation_tokens: f64,
+    /// Prompt tokens prefilled (no series when [`tokens`](Self::tokens) is false).
+    pub prompt_tokens: Counter,
+    /// Tokens generated (no series when [`tokens`](Self::tokens) is false).
+    pub generation_tokens: Counter,
     /// Requests finished.
-    pub finished: f64,
+    pub finished: Counter,
     /// Whether the server exposes its token counters (the capacity model needs them).
     pub tokens: bool,
     /// When read.
@@ -476,20 +605,22 @@ pub struct CounterReading {
 /// it has none of them.
 pub fn counter_reading(e: &Exposition, at: crate::model::Timestamp) -> Option<CounterReading> {
     let prompt = e
-        .sum(VLLM_PROMPT_TOKENS)
-        .or_else(|| e.server_sum("tgi_request_input_length_sum"));
+        .counter(VLLM_PROMPT_TOKENS)
+        .or_else(|| e.server_counter("tgi_request_input_length_sum"));
     let generated = e
-        .sum(VLLM_GENERATION_TOKENS)
-        .or_else(|| e.server_sum("tgi_request_generated_tokens_sum"));
-    let finished = finished_requests(e);
+        .counter(VLLM_GENERATION_TOKENS)
+        .or_else(|| e.server_counter("tgi_request_generated_tokens_sum"));
+    let finished = e
+        .counter(VLLM_REQUEST_SUCCESS)
+        .or_else(|| e.server_counter("tgi_request_success"));
     if prompt.is_none() && generated.is_none() && finished.is_none() {
         return None;
     }
     Some(CounterReading {
-        prompt_tokens: prompt.unwrap_or(0.0),
-        generation_tokens: generated.unwrap_or(0.0),
-        finished: finished.unwrap_or(0.0),
         tokens: prompt.is_some() && generated.is_some(),
+        prompt_tokens: prompt.unwrap_or_default(),
+        generation_tokens: generated.unwrap_or_default(),
+        finished: finished.unwrap_or_default(),
         at,
     })
 }
@@ -550,10 +681,11 @@ impl RateWindow {
     /// Takes in a reading and returns the rates over the window; `None` on the first reading
     /// (a counter's first scrape gives no rate), or a reading not after the last one.
     pub fn observe(&mut self, r: CounterReading) -> Option<Rates> {
+        let at = r.at;
         if self
             .readings
             .back()
-            .is_some_and(|b| r.at.secs_since(b.at) <= 0.0)
+            .is_some_and(|b| at.secs_since(b.at) <= 0.0)
         {
             return None;
         }
@@ -565,34 +697,30 @@ impl RateWindow {
         self.readings.push_back(r);
         // Keep the newest reading at or before the window's start, so the window is covered.
         while self.readings.len() > 2
-            && r.at.secs_since(self.readings[1].at) >= crate::model::RATE_WINDOW_SECS
+            && at.secs_since(self.readings[1].at) >= crate::model::RATE_WINDOW_SECS
         {
             self.readings.pop_front();
         }
         // … but not one from before the gap of a scrape outage, or of a clock stepped forward:
         // a rate over the gap is a stale average stamped now — after a step of an hour, the
         // 15 s of counts since the last scrape spread over the hour, read as a fleet gone idle.
-        while r.at.secs_since(self.readings[0].at) > MAX_RATE_SPAN_SECS {
+        while at.secs_since(self.readings[0].at) > MAX_RATE_SPAN_SECS {
             self.readings.pop_front();
         }
         let first = self.readings.front()?;
-        let secs = r.at.secs_since(first.at);
+        let secs = at.secs_since(first.at);
         if self.readings.len() < 2 || secs <= 0.0 {
             return None;
         }
-        // Per interval, so a reset (a counter that went down: the server restarted) counts
-        // from zero from there on, as `rate` has it.
-        let increase = |f: fn(&CounterReading) -> f64| -> f64 {
-            self.readings
-                .iter()
-                .zip(self.readings.iter().skip(1))
-                .map(|(a, b)| counter_increase(f(a), f(b)))
-                .sum()
+        // Per series and per interval, so a reset (a counter that went down: the server
+        // restarted) counts from zero from there on, as `rate` has it.
+        let increase = |f: fn(&CounterReading) -> &Counter| -> f64 {
+            increase_over(self.readings.iter().map(f))
         };
         Some(Rates {
-            prompt_tokens_per_sec: increase(|c| c.prompt_tokens) / secs,
-            generation_tokens_per_sec: increase(|c| c.generation_tokens) / secs,
-            requests_per_sec: increase(|c| c.finished) / secs,
+            prompt_tokens_per_sec: increase(|c| &c.prompt_tokens) / secs,
+            generation_tokens_per_sec: increase(|c| &c.generation_tokens) / secs,
+            requests_per_sec: increase(|c| &c.finished) / secs,
             window_secs: secs,
         })
     }
@@ -859,9 +987,9 @@ this line is broken
         assert!(counters.tokens, "{counters:?}");
         assert_eq!(
             (
-                counters.prompt_tokens,
-                counters.generation_tokens,
-                counters.finished
+                counters.prompt_tokens.total(),
+                counters.generation_tokens.total(),
+                counters.finished.total()
             ),
             (0.0, 0.0, 0.0)
         );
@@ -928,8 +1056,8 @@ this line is broken
         let at = |s: i64| crate::model::Timestamp(s * 1000);
         let read = |s: i64, n: f64| LatencyReading {
             at: at(s),
-            ttft: Some(h(n)),
-            queue_time: Some(h(n / 2.0)),
+            ttft: Some(HistogramSeries::single(h(n))),
+            queue_time: Some(HistogramSeries::single(h(n / 2.0))),
         };
         let (t, q) = read(15, 30.0).since(&read(0, 10.0));
         assert_eq!((t.count(), q.count()), (20.0, 10.0));
@@ -944,6 +1072,38 @@ this line is broken
         };
         let (t, q) = no_queue.since(&read(0, 10.0));
         assert_eq!((t.count(), q.count()), (20.0, 0.0));
+    }
+
+    /// Latency between scrapes is taken per series: an engine that restarted makes its own
+    /// histogram new, not the merged one — whose whole lifetime (here mostly fast requests)
+    /// would read as the last 15 s. An engine that first shows counts whole; one gone, nothing.
+    #[test]
+    fn latency_since_the_last_scrape_is_taken_per_series() {
+        let series = |engine: &str, fast: f64, slow: f64| {
+            let b = |le: &str, v: f64| {
+                format!("{TTFT_HISTOGRAM}_bucket{{engine=\"{engine}\",le=\"{le}\"}} {v}\n")
+            };
+            [b("0.5", fast), b("5", fast + slow), b("+Inf", fast + slow)].concat()
+        };
+        let earlier_text =
+            series("0", 100.0, 0.0) + &series("1", 50.0, 10.0) + &series("3", 5.0, 5.0);
+        let earlier = parse(&earlier_text).histograms(TTFT_HISTOGRAM).unwrap();
+        // Engine 0: 10 slow requests since. Engine 1 restarted: 3 slow since its start. Engine 2
+        // first shows with 2 slow. Engine 3 is gone: nothing to count.
+        let now_text = series("0", 100.0, 10.0)
+            + &series("1", 0.0, 3.0)
+            + &format!("{TTFT_HISTOGRAM}_bucket{{le=\"5\",engine=\"2\"}} 2\n")
+            + &format!("{TTFT_HISTOGRAM}_bucket{{le=\"+Inf\",engine=\"2\"}} 2\n");
+        let now = parse(&now_text).histograms(TTFT_HISTOGRAM).unwrap();
+        let seen = now.since(&earlier);
+        assert_eq!(seen.count(), 15.0, "{seen:?}");
+        // All 15 slow: the median lies inside (0.5, 5].
+        assert!(seen.quantile(0.5).unwrap() > 0.5, "{seen:?}");
+        assert_eq!(now.total().count(), 115.0);
+        assert_eq!(
+            parse(&now_text).histogram(TTFT_HISTOGRAM).unwrap().count(),
+            115.0
+        );
     }
 
     #[test]
@@ -968,9 +1128,9 @@ this line is broken
 
     fn reading(at: i64, prompt: f64, generated: f64, finished: f64) -> CounterReading {
         CounterReading {
-            prompt_tokens: prompt,
-            generation_tokens: generated,
-            finished,
+            prompt_tokens: Counter::single(prompt),
+            generation_tokens: Counter::single(generated),
+            finished: Counter::single(finished),
             tokens: true,
             at: crate::model::Timestamp::from_secs(at),
         }
@@ -1041,6 +1201,71 @@ this line is broken
         }
     }
 
+    /// Rates are taken per series and added up, as `sum(rate(…))`: an engine of a
+    /// data-parallel server that restarts, a series a scrape leaves out and one that shows
+    /// late do not read as the whole sum's reset. Rows: (seconds, exposition) → (prompt
+    /// tokens/s, finished/s) over the window so far.
+    #[test]
+    fn rates_are_taken_per_series() {
+        let p = |engine: &str, v: f64| {
+            format!("vllm:prompt_tokens_total{{model_name=\"m\",engine=\"{engine}\"}} {v}\n")
+        };
+        let done = |reason: &str, v: f64| {
+            format!("vllm:request_success_total{{finished_reason=\"{reason}\"}} {v}\n")
+        };
+        let generated = "vllm:generation_tokens_total 0\n";
+        type Row = (i64, String, Option<(f64, f64)>);
+        let rows: [Row; 4] = [
+            (
+                0,
+                [p("0", 10_000.0), p("1", 50_000.0), done("stop", 100.0)].concat()
+                    + &done("length", 20.0),
+                None,
+            ),
+            // Engine 1 restarted (1,000 since, from zero); `length` left out of this scrape:
+            // 3,000 + 1,000 prompt tokens, 30 finished. The sums would read 60,000 → 14,000
+            // as a reset (14,000 counted), and 120 → 130 as 10 finished.
+            (
+                15,
+                [p("0", 13_000.0), p("1", 1_000.0), done("stop", 130.0)].concat(),
+                Some((4_000.0 / 15.0, 2.0)),
+            ),
+            // Engine 1 left out, engine 0's labels written in another order; `length` back at
+            // the value it had: nothing counted for it.
+            (
+                30,
+                "vllm:prompt_tokens_total{engine=\"0\",model_name=\"m\"} 16000\n".to_string()
+                    + &done("stop", 160.0)
+                    + &done("length", 20.0),
+                Some((7_000.0 / 30.0, 2.0)),
+            ),
+            // Engine 1 back (1,000 → 4,000) and an engine 2 that first shows (500, from zero).
+            (
+                45,
+                [p("0", 19_000.0), p("1", 4_000.0), p("2", 500.0)].concat()
+                    + &done("stop", 190.0)
+                    + &done("length", 20.0),
+                Some((13_500.0 / 45.0, 2.0)),
+            ),
+        ];
+        let mut w = RateWindow::default();
+        for (at, text, want) in rows {
+            let e = parse(&(text + generated));
+            let reading = counter_reading(&e, crate::model::Timestamp::from_secs(at)).unwrap();
+            let got = w
+                .observe(reading)
+                .map(|r| (r.prompt_tokens_per_sec, r.requests_per_sec));
+            match (got, want) {
+                (None, None) => {}
+                (Some(g), Some(w)) => assert!(
+                    (g.0 - w.0).abs() < 1e-9 && (g.1 - w.1).abs() < 1e-9,
+                    "at {at} s: {g:?}, want {w:?}"
+                ),
+                _ => panic!("at {at} s: {got:?}, want {want:?}"),
+            }
+        }
+    }
+
     /// A server that stops exposing its token counters (a restart into another version) starts
     /// a new window: its tokens would otherwise read as their whole lifetime at once.
     #[test]
@@ -1081,14 +1306,19 @@ this line is broken
         );
         let r = counter_reading(&vllm, t).unwrap();
         assert_eq!(
-            (r.prompt_tokens, r.generation_tokens, r.finished, r.tokens),
+            (
+                r.prompt_tokens.total(),
+                r.generation_tokens.total(),
+                r.finished.total(),
+                r.tokens
+            ),
             (1200.0, 300.0, 10.0, true)
         );
         assert_eq!(server_gauges(&vllm), (4.0, 9.0, 0.42));
         let v0 = parse("vllm:gpu_cache_usage_perc 0.5\nvllm:request_success_total 2\n");
         assert_eq!(server_gauges(&v0).2, 0.5);
         let r = counter_reading(&v0, t).unwrap();
-        assert_eq!((r.finished, r.tokens), (2.0, false));
+        assert_eq!((r.finished.total(), r.tokens), (2.0, false));
         let tgi = parse(
             "tgi_request_input_length_sum 5000\ntgi_request_input_length_count 10\n\
              tgi_request_generated_tokens_sum 800\ntgi_request_success 10\n\
@@ -1096,7 +1326,12 @@ this line is broken
         );
         let r = counter_reading(&tgi, t).unwrap();
         assert_eq!(
-            (r.prompt_tokens, r.generation_tokens, r.finished, r.tokens),
+            (
+                r.prompt_tokens.total(),
+                r.generation_tokens.total(),
+                r.finished.total(),
+                r.tokens
+            ),
             (5000.0, 800.0, 10.0, true)
         );
         assert_eq!(server_gauges(&tgi), (2.0, 6.0, 0.0));

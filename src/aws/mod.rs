@@ -581,10 +581,11 @@ impl AwsProvider {
         now: Timestamp,
     ) -> Option<(scrape::Rates, Option<ServerLoad>)> {
         let reading = scrape::counter_reading(e, now)?;
+        let tokens = reading.tokens;
         let window = self.rate_windows.entry(id.to_string()).or_default();
         let rates = window.observe(reading)?;
         let (waiting, running, kv_cache_fraction) = scrape::server_gauges(e);
-        let load = reading.tokens.then_some(ServerLoad {
+        let load = tokens.then_some(ServerLoad {
             prompt_tokens_per_sec: rates.prompt_tokens_per_sec,
             generation_tokens_per_sec: rates.generation_tokens_per_sec,
             requests_per_sec: rates.requests_per_sec,
@@ -995,10 +996,10 @@ impl Provider for AwsProvider {
             if let Some(e) = server {
                 let reading = scrape::LatencyReading {
                     at: now,
-                    ttft: e.histogram(scrape::TTFT_HISTOGRAM),
+                    ttft: e.histograms(scrape::TTFT_HISTOGRAM),
                     queue_time: e
-                        .histogram(scrape::QUEUE_TIME_HISTOGRAM)
-                        .or_else(|| e.histogram(scrape::TGI_QUEUE_TIME_HISTOGRAM)),
+                        .histograms(scrape::QUEUE_TIME_HISTOGRAM)
+                        .or_else(|| e.histograms(scrape::TGI_QUEUE_TIME_HISTOGRAM)),
                 };
                 if let Some(before) = self.previous_latency.get(&inst.id) {
                     let (t, q) = reading.since(before);
