@@ -20,7 +20,10 @@
 //! launches afterwards is described in `Pending:Wait` until `CompleteLifecycleAction` names it,
 //! as AWS does; moto puts every new instance in service at once. Likewise, with a terminate hook
 //! (`autoscaling:EC2_INSTANCE_TERMINATING`), an instance a scale-in removes stays described in
-//! `Terminating:Wait` until its action is completed, where moto drops it at once.
+//! `Terminating:Wait` until its action is completed, where moto drops it at once. And
+//! `CompleteLifecycleAction` is accepted only for an action that waits, once, with its token
+//! ([`lifecycle_token`]) when one is given, as AWS has it (`lifecycle_refusal`); moto accepts
+//! every call.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -119,8 +122,13 @@ pub struct ProxyState {
     pub attempts: BTreeMap<String, u32>,
     /// Requests per API action that reached moto (or were answered for it) successfully.
     pub passed: BTreeMap<String, u32>,
-    /// `CompleteLifecycleAction` calls: their form parameters.
+    /// Every `CompleteLifecycleAction` call: its form parameters.
+    pub lifecycle_calls: Vec<BTreeMap<String, String>>,
+    /// `CompleteLifecycleAction` calls accepted: their form parameters.
     pub completed_lifecycle: Vec<BTreeMap<String, String>>,
+    /// `CompleteLifecycleAction` calls refused (no action of that instance or token waits):
+    /// the message answered.
+    pub rejected_lifecycle: Vec<String>,
     /// Failed activities to report per group (moto reports none).
     pub failed_activities: BTreeMap<String, u32>,
     /// Form parameters of every `SetDesiredCapacity` that passed.
@@ -341,6 +349,48 @@ fn hold_terminations(text: &str, st: &mut ProxyState) -> String {
     out
 }
 
+/// The token of the lifecycle action that holds `instance` in `group`: the one its event
+/// carries (AWS's are UUIDs; any text serves, as long as only this one is accepted).
+pub fn lifecycle_token(group: &str, instance: &str) -> String {
+    format!("{group}/{instance}")
+}
+
+/// Why AWS would refuse a `CompleteLifecycleAction`, if it would: only an instance whose
+/// action waits — launched since the group's launch hook was put and not completed
+/// (`Pending:Wait`), or gone from the group since its terminate hook was put and not completed
+/// (`Terminating:Wait`) — can be completed, once, and with its own token when one is given.
+/// Otherwise AWS answers `ValidationError: No active Lifecycle Action found with token …`, or
+/// `… with instance ID …` when no token is given (both texts as AWS returns them: quoted in
+/// spacelift-io/terraform-aws-spacelift-workerpool-on-ec2#197 and convox/rack#2432) — where
+/// moto accepts every call.
+fn lifecycle_refusal(
+    params: &BTreeMap<String, String>,
+    group: &str,
+    members: &BTreeMap<String, String>,
+    s: &ProxyState,
+) -> Option<String> {
+    let id = params.get("InstanceId").map(String::as_str).unwrap_or("");
+    let launching = s
+        .launch_hooks
+        .get(group)
+        .is_some_and(|before| members.contains_key(id) && !before.contains(id));
+    let terminating = s
+        .terminate_hooks
+        .get(group)
+        .is_some_and(|last| last.contains_key(id) && !members.contains_key(id))
+        || s.terminating.get(group).is_some_and(|h| h.contains_key(id));
+    let waits = (launching || terminating) && !s.completed_instances.contains(id);
+    match params.get("LifecycleActionToken") {
+        Some(token) if !waits || *token != lifecycle_token(group, id) => Some(format!(
+            "No active Lifecycle Action found with token {token}"
+        )),
+        None if !waits => Some(format!(
+            "No active Lifecycle Action found with instance ID {id}"
+        )),
+        _ => None,
+    }
+}
+
 /// moto's `DescribeAutoScalingGroups` answer for `group`, as text.
 async fn describe_group(client: &reqwest::Client, upstream: &str, group: &str) -> Option<String> {
     let body = format!(
@@ -494,7 +544,17 @@ async fn handle(
     const NS: &str = "http://autoscaling.amazonaws.com/doc/2011-01-01/";
     match action.as_str() {
         "CompleteLifecycleAction" => {
+            let group = group.unwrap_or_default();
+            let members = describe_group(&client, &upstream, &group)
+                .await
+                .map(|t| instance_members(&t))
+                .unwrap_or_default();
             let mut s = st.lock().unwrap();
+            s.lifecycle_calls.push(params.clone());
+            if let Some(message) = lifecycle_refusal(&params, &group, &members, &s) {
+                s.rejected_lifecycle.push(message.clone());
+                return validation_error(&message);
+            }
             if let Some(id) = params.get("InstanceId") {
                 s.completed_instances.insert(id.clone());
             }

@@ -411,6 +411,43 @@ enabled = false
     }
 
     /// Messages in the event queue, visible + in flight.
+    /// Puts a terminate lifecycle hook (`drain`) on the spot group, through the proxy, which
+    /// then holds each instance a scale-in removes in `Terminating:Wait`, as AWS does.
+    async fn put_terminate_hook(&self) {
+        let asg = aws_sdk_autoscaling::Client::new(&harness::sdk(&self.proxy.url).await);
+        asg.put_lifecycle_hook()
+            .auto_scaling_group_name(format!("{}-spot", self.name))
+            .lifecycle_hook_name("drain")
+            .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
+            .default_result("CONTINUE")
+            .heartbeat_timeout(300)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Scales the spot group in by one behind the daemon's back (as a rebalance does) and
+    /// returns the instance removed with the terminate lifecycle event AWS would send for it
+    /// (its token the one the proxy accepts).
+    async fn scale_in_one_spot(&self) -> (String, String) {
+        let group = format!("{}-spot", self.name);
+        let before = self.spot_instances().await;
+        self.asg
+            .set_desired_capacity()
+            .auto_scaling_group_name(&group)
+            .desired_capacity(before.len() as i32 - 1)
+            .send()
+            .await
+            .unwrap();
+        let after = self.spot_instances().await;
+        let gone = before.iter().find(|i| !after.contains(i)).unwrap().clone();
+        let token = harness::lifecycle_token(&group, &gone);
+        let detail = format!(
+            r#"{{"LifecycleActionToken":"{token}","AutoScalingGroupName":"{group}","LifecycleHookName":"drain","EC2InstanceId":"{gone}","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"}}"#
+        );
+        (gone, detail)
+    }
+
     async fn events_left(&self) -> u64 {
         let out = self
             .sqs
@@ -592,13 +629,11 @@ async fn an_interruption_raises_on_demand_in_the_same_tick_and_its_message_goes_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_actions_are_completed_once_the_instance_has_drained() {
     let b = Bench::new("drain").await;
+    b.put_terminate_hook().await;
     let path = b.policy("");
     let mut d = b.daemon(&path, false).await;
     d.tick().await;
-    let spot = b.spot_instance().await;
-    let detail = format!(
-        r#"{{"LifecycleActionToken":"tok-1","AutoScalingGroupName":"drain-spot","LifecycleHookName":"drain","EC2InstanceId":"{spot}","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"}}"#
-    );
+    let (spot, detail) = b.scale_in_one_spot().await;
     b.vllm.running.store(3, std::sync::atomic::Ordering::SeqCst);
     b.send_event("EC2 Instance-terminate Lifecycle Action", &detail)
         .await;
@@ -607,7 +642,7 @@ async fn lifecycle_actions_are_completed_once_the_instance_has_drained() {
         .await;
     d.tick().await;
     assert!(
-        b.proxy.with(|s| s.completed_lifecycle.is_empty()),
+        b.proxy.with(|s| s.lifecycle_calls.is_empty()),
         "completed while requests ran"
     );
     assert_eq!(b.events_left().await, 2);
@@ -620,7 +655,10 @@ async fn lifecycle_actions_are_completed_once_the_instance_has_drained() {
     d.tick().await;
     let done = b.proxy.with(|s| s.completed_lifecycle.clone());
     assert_eq!(done.len(), 1, "{done:?}");
-    assert_eq!(done[0]["LifecycleActionToken"], "tok-1");
+    assert_eq!(
+        done[0]["LifecycleActionToken"],
+        harness::lifecycle_token("drain-spot", &spot)
+    );
     assert_eq!(done[0]["InstanceId"], spot);
     assert_eq!(done[0]["LifecycleActionResult"], "CONTINUE");
     assert_eq!(done[0]["AutoScalingGroupName"], "drain-spot");
@@ -632,16 +670,31 @@ async fn lifecycle_actions_are_completed_once_the_instance_has_drained() {
         "left: {}",
         b.events_left().await
     );
-    assert_eq!(b.proxy.with(|s| s.completed_lifecycle.len()), 1);
+    assert_eq!(
+        b.proxy.with(|s| s.lifecycle_calls.len()),
+        1,
+        "completed twice"
+    );
     // A stopped instance leaving the warm pool serves nothing: released in the tick that reads
-    // its action, not held for the drain timeout.
+    // its action, not held for the drain timeout. The proxy knows no such action (it does not
+    // model warm pools) and refuses it as AWS refuses one that is no longer active — an action
+    // that timed out, or a redelivered message: the daemon takes it as done, deletes the
+    // message, and does not call again.
     let warm = r#"{"LifecycleActionToken":"tok-warm","AutoScalingGroupName":"drain-od","LifecycleHookName":"drain","EC2InstanceId":"i-0feedfacefeedface","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING","Origin":"WarmPool","Destination":"EC2"}"#;
     b.send_event("EC2 Instance-terminate Lifecycle Action", warm)
         .await;
+    let left = b.events_left().await;
     d.tick().await;
-    let done = b.proxy.with(|s| s.completed_lifecycle.clone());
-    assert_eq!(done.len(), 2, "{done:?}");
-    assert_eq!(done[1]["LifecycleActionToken"], "tok-warm");
+    let calls = b.proxy.with(|s| s.lifecycle_calls.clone());
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[1]["LifecycleActionToken"], "tok-warm");
+    assert_eq!(
+        b.proxy.with(|s| s.rejected_lifecycle.clone()),
+        ["No active Lifecycle Action found with token tok-warm"]
+    );
+    d.tick().await;
+    assert_eq!(b.proxy.with(|s| s.lifecycle_calls.len()), 2, "called again");
+    assert_eq!(b.events_left().await, left - 1, "its message stayed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2207,37 +2260,16 @@ async fn instances_held_by_a_launch_hook_count_as_booting_until_completed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scale_in_held_by_a_terminate_hook_drains_before_it_goes() {
     let b = Bench::new("termwait").await;
-    let asg = aws_sdk_autoscaling::Client::new(&harness::sdk(&b.proxy.url).await);
-    asg.put_lifecycle_hook()
-        .auto_scaling_group_name("termwait-spot")
-        .lifecycle_hook_name("drain")
-        .lifecycle_transition("autoscaling:EC2_INSTANCE_TERMINATING")
-        .default_result("CONTINUE")
-        .heartbeat_timeout(300)
-        .send()
-        .await
-        .unwrap();
+    b.put_terminate_hook().await;
     let path = b.policy("");
     let mut d = b.daemon(&path, false).await;
     d.tick().await;
     let fleet = d.config().fleets[0].clone();
     // AWS scales the spot group in by one (e.g. a rebalance): moto drops the instance.
-    let before = b.spot_instances().await;
-    b.asg
-        .set_desired_capacity()
-        .auto_scaling_group_name("termwait-spot")
-        .desired_capacity(before.len() as i32 - 1)
-        .send()
-        .await
-        .unwrap();
-    let after = b.spot_instances().await;
-    let gone = before.iter().find(|i| !after.contains(i)).unwrap().clone();
+    let (gone, detail) = b.scale_in_one_spot().await;
     b.vllm.running.store(3, std::sync::atomic::Ordering::SeqCst);
-    b.send_event(
-        "EC2 Instance-terminate Lifecycle Action",
-        &format!(r#"{{"LifecycleActionToken":"tok-9","AutoScalingGroupName":"termwait-spot","LifecycleHookName":"drain","EC2InstanceId":"{gone}","LifecycleTransition":"autoscaling:EC2_INSTANCE_TERMINATING"}}"#),
-    )
-    .await;
+    b.send_event("EC2 Instance-terminate Lifecycle Action", &detail)
+        .await;
     d.tick().await;
     let snap = d.provider_mut().snapshot(&fleet, now()).await.unwrap();
     let state = |snap: &llm_autoscaler::model::Snapshot| {
@@ -2251,7 +2283,7 @@ async fn a_scale_in_held_by_a_terminate_hook_drains_before_it_goes() {
         Some(LifecycleState::Draining),
         "held while requests run"
     );
-    assert!(b.proxy.with(|s| s.completed_lifecycle.is_empty()));
+    assert!(b.proxy.with(|s| s.lifecycle_calls.is_empty()));
     // Its requests finish: the daemon completes the action and the instance goes.
     b.vllm.running.store(0, std::sync::atomic::Ordering::SeqCst);
     d.tick().await;
