@@ -291,7 +291,8 @@ impl HistogramSeries {
 
     /// What was observed since `earlier`, merged over the series: per series
     /// [`Histogram::since`] (a series that went down counts whole); a series that first shows
-    /// counts whole, as a counter's does; a series gone counts nothing.
+    /// counts whole, as a counter's does; a series gone counts nothing (and one a scrape left
+    /// out is taken up from its last value: [`LatencyReading::carry_over`]).
     pub fn since(&self, earlier: &HistogramSeries) -> Histogram {
         let mut out = Histogram::default();
         for (key, now) in &self.series {
@@ -525,6 +526,27 @@ impl LatencyReading {
             delta(&self.ttft, &earlier.ttft),
             delta(&self.queue_time, &earlier.queue_time),
         )
+    }
+
+    /// Keeps each series `earlier` had and this reading left out, at its last value, so the
+    /// next scrape that shows it again counts from there — as a counter's series is taken up
+    /// ([`increase_over`]) — not its whole lifetime as new. Not across a gap that
+    /// [`LatencyReading::since`] does not take a delta over.
+    pub fn carry_over(&mut self, earlier: &LatencyReading) {
+        let span = self.at.secs_since(earlier.at);
+        if !(span > 0.0 && span <= MAX_RATE_SPAN_SECS) {
+            return;
+        }
+        for (now, before) in [
+            (&mut self.ttft, &earlier.ttft),
+            (&mut self.queue_time, &earlier.queue_time),
+        ] {
+            if let (Some(now), Some(before)) = (now, before) {
+                for (key, h) in &before.series {
+                    now.series.entry(key.clone()).or_insert_with(|| h.clone());
+                }
+            }
+        }
     }
 }
 
@@ -1100,6 +1122,20 @@ this line is broken
         // All 15 slow: the median lies inside (0.5, 5].
         assert!(seen.quantile(0.5).unwrap() > 0.5, "{seen:?}");
         assert_eq!(now.total().count(), 115.0);
+        // Engine 1 left out of the next scrape, back in the one after with 4 slow more: those
+        // 4 count, not its 7 since its restart again.
+        let at = |s: i64| crate::model::Timestamp::from_secs(s);
+        let reading = |s: i64, text: &str| LatencyReading {
+            at: at(s),
+            ttft: parse(text).histograms(TTFT_HISTOGRAM),
+            queue_time: None,
+        };
+        let first = reading(0, &now_text);
+        let mut second = reading(15, &series("0", 100.0, 11.0));
+        assert_eq!(second.since(&first).0.count(), 1.0);
+        second.carry_over(&first);
+        let third = reading(30, &(series("0", 100.0, 11.0) + &series("1", 0.0, 7.0)));
+        assert_eq!(third.since(&second).0.count(), 4.0);
         assert_eq!(
             parse(&now_text).histogram(TTFT_HISTOGRAM).unwrap().count(),
             115.0

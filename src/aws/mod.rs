@@ -994,7 +994,7 @@ impl Provider for AwsProvider {
                 }
             }
             if let Some(e) = server {
-                let reading = scrape::LatencyReading {
+                let mut reading = scrape::LatencyReading {
                     at: now,
                     ttft: e.histograms(scrape::TTFT_HISTOGRAM),
                     queue_time: e
@@ -1005,6 +1005,7 @@ impl Provider for AwsProvider {
                     let (t, q) = reading.since(before);
                     ttft.merge(&t);
                     queue_time.merge(&q);
+                    reading.carry_over(before);
                 }
                 self.previous_latency.insert(inst.id.clone(), reading);
             }
