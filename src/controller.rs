@@ -9,11 +9,12 @@
 //!   is refused (typed [`Refusal`]), never applied; the groups' own `MinSize`/`MaxSize` are
 //!   respected by placement, with a `GroupBounds` condition when a target was moved;
 //! - **apply order**: a plan that moves capacity between pools (a lower and a raise) raises
-//!   first when the raises fit under `max_units` on top of what the pools hold, and skips a
-//!   lower that a failed raise would turn into lost capacity — a swap from spot to on-demand
-//!   whose on-demand call fails keeps its spot; at `max_units`, it lowers first, and skips a
-//!   raise that would pass `max_units` because a lowering failed — so the sum never exceeds
-//!   `max_units` at any point of a tick, and never falls below the plan's total for a
+//!   first when the raises fit under `max_units` on top of what the pools hold, and stops a
+//!   lower that a failed raise would turn into lost capacity at the plan's total — a swap from
+//!   spot to on-demand whose on-demand call fails keeps its spot, and a swap that also shrinks
+//!   the fleet still sheds what the plan shed beyond it; at `max_units`, it lowers first, and
+//!   skips a raise that would pass `max_units` because a lowering failed — so the sum never
+//!   exceeds `max_units` at any point of a tick, and never falls below the plan's total for a
 //!   raise that did not happen;
 //! - **isolation**: each pool's outcome is reported on its own; one pool's failure does not
 //!   stop the others;
@@ -105,8 +106,16 @@ pub enum PoolOutcome {
     /// lowering failed.
     SkippedOverMax,
     /// Not attempted: a lower that would have taken the total below the plan's, because a
-    /// raise before it failed (the capacity it was to move stays where it is).
+    /// raise before it failed, and the pools held no more than the plan's total (the capacity
+    /// it was to move stays where it is).
     SkippedUnderPlan,
+    /// Set part of the way: a raise before it failed, so the lower stopped at the plan's
+    /// total — the excess the plan shed goes, the capacity the failed raise was to replace
+    /// stays. The change reported holds the units set; the plan's target is here.
+    LoweredInPart {
+        /// The plan's target for the pool, units.
+        planned_units: Units,
+    },
     /// Not attempted: dry-run.
     DryRun,
 }
@@ -116,6 +125,9 @@ pub enum PoolOutcome {
 pub struct Applier<'p> {
     plan: &'p Plan,
     next: usize,
+    /// The change last handed out, as handed out (a lower cut short at the plan's total), and
+    /// whether it was cut short.
+    current: Option<(PoolChange, bool)>,
     /// Each pool's desired capacity as it stands (observed, then as applied).
     standing: BTreeMap<String, Units>,
     outcomes: Vec<(PoolChange, PoolOutcome)>,
@@ -138,14 +150,27 @@ impl Applier<'_> {
                 continue;
             }
             // Raised first, a lower lands on the plan's total unless a raise did not happen.
+            // Then it goes only as far as the plan's total: what the plan shed beyond the
+            // failed raise's share still goes (a shrinking swap), what the raise was to
+            // replace stays.
             if self.plan.raises_first
                 && c.to_units < c.from_units
                 && total < self.plan.total_units + (c.from_units - c.to_units)
             {
-                self.outcomes
-                    .push((c.clone(), PoolOutcome::SkippedUnderPlan));
-                continue;
+                let excess = total.saturating_sub(self.plan.total_units);
+                if excess == 0 {
+                    self.outcomes
+                        .push((c.clone(), PoolOutcome::SkippedUnderPlan));
+                    continue;
+                }
+                let part = PoolChange {
+                    to_units: c.from_units - excess,
+                    ..c.clone()
+                };
+                self.current = Some((part.clone(), true));
+                return Some(part);
             }
+            self.current = Some((c.clone(), false));
             return Some(c.clone());
         }
         None
@@ -153,21 +178,22 @@ impl Applier<'_> {
 
     /// The result of the change last returned by [`Applier::next_change`].
     pub fn report(&mut self, result: Result<(), String>) {
-        let Some(c) = self
-            .next
-            .checked_sub(1)
-            .and_then(|i| self.plan.changes.get(i))
-        else {
+        let Some((c, cut_short)) = self.current.take() else {
             return;
         };
         let outcome = match result {
             Ok(()) => {
                 self.standing.insert(c.pool.clone(), c.to_units);
-                PoolOutcome::Applied
+                match self.plan.changes.get(self.next - 1) {
+                    Some(planned) if cut_short => PoolOutcome::LoweredInPart {
+                        planned_units: planned.to_units,
+                    },
+                    _ => PoolOutcome::Applied,
+                }
             }
             Err(why) => PoolOutcome::Failed(why),
         };
-        self.outcomes.push((c.clone(), outcome));
+        self.outcomes.push((c, outcome));
     }
 
     /// Every change with its outcome.
@@ -191,11 +217,9 @@ impl Outcome {
         self.changes.iter().all(|(_, o)| *o == PoolOutcome::Applied)
     }
 
-    fn applied(&self, pool: &str) -> Option<bool> {
-        self.changes
-            .iter()
-            .find(|(c, _)| c.pool == pool)
-            .map(|(_, o)| *o == PoolOutcome::Applied)
+    /// The change to `pool` and its outcome, if it had one.
+    fn of(&self, pool: &str) -> Option<&(PoolChange, PoolOutcome)> {
+        self.changes.iter().find(|(c, _)| c.pool == pool)
     }
 }
 
@@ -205,6 +229,7 @@ impl Plan {
         Applier {
             plan: self,
             next: 0,
+            current: None,
             standing: self
                 .decision
                 .pools
@@ -284,11 +309,23 @@ impl FleetController {
         let mut next = plan.next.clone();
         if plan.dry_run || !outcome.all_applied() {
             for t in &plan.decision.pools {
-                if outcome.applied(&t.pool) == Some(false) {
-                    match prev.market.applied.get(&t.pool) {
-                        Some(a) => next.market.applied.insert(t.pool.clone(), *a),
-                        None => next.market.applied.remove(&t.pool),
-                    };
+                match outcome.of(&t.pool) {
+                    // The pool holds what it was lowered to, its own share as
+                    // `own_after_partial_lower` counts it.
+                    Some((c, PoolOutcome::LoweredInPart { .. })) => {
+                        next.market.record_applied(&PoolTarget {
+                            desired_units: c.to_units,
+                            own_units: own_after_partial_lower(&prev, c),
+                            ..t.clone()
+                        });
+                    }
+                    Some((_, o)) if *o != PoolOutcome::Applied => {
+                        match prev.market.applied.get(&t.pool) {
+                            Some(a) => next.market.applied.insert(t.pool.clone(), *a),
+                            None => next.market.applied.remove(&t.pool),
+                        };
+                    }
+                    _ => {}
                 }
             }
             let realised = if plan.dry_run {
@@ -309,34 +346,47 @@ impl FleetController {
     }
 }
 
+/// What placement had put into `c`'s pool beyond its share, when it held `c.from_units`.
+fn extra_held(prev: &EngineState, c: &PoolChange) -> i64 {
+    prev.market
+        .applied
+        .get(&c.pool)
+        .filter(|a| a.desired_units == c.from_units)
+        .map_or(0, |a| a.extra_units)
+}
+
+/// The pool's own units after `c`, a lower cut short: the units it shed are placement's
+/// extras first (a cover standing in for capacity elsewhere, the transient part), then its
+/// own share.
+fn own_after_partial_lower(prev: &EngineState, c: &PoolChange) -> Units {
+    let extra = extra_held(prev, c).max(0);
+    let own_before = (c.from_units as i64 - extra).max(0);
+    let shed = c.from_units as i64 - c.to_units as i64;
+    (own_before - (shed - extra).max(0)).max(0) as Units
+}
+
 /// The fleet's own capacity after a partly applied plan: each applied (or unchanged) pool at
-/// its own share, each pool whose change did not happen at what it held.
+/// its own share, each pool whose change did not happen at what it held, one lowered part of
+/// the way at what it was lowered to.
 fn realised_own_units(pools: &[PoolTarget], outcome: &Outcome, prev: &EngineState) -> Units {
     pools
         .iter()
-        .map(
-            |t| match outcome.changes.iter().find(|(c, _)| c.pool == t.pool) {
-                Some((c, o)) if *o != PoolOutcome::Applied => {
-                    let extra = prev
-                        .market
-                        .applied
-                        .get(&t.pool)
-                        .filter(|a| a.desired_units == c.from_units)
-                        .map_or(0, |a| a.extra_units);
-                    (c.from_units as i64 - extra).max(0) as Units
-                }
-                _ => t.own_units,
-            },
-        )
+        .map(|t| match outcome.of(&t.pool) {
+            Some((c, PoolOutcome::LoweredInPart { .. })) => own_after_partial_lower(prev, c),
+            Some((c, o)) if *o != PoolOutcome::Applied => {
+                (c.from_units as i64 - extra_held(prev, c)).max(0) as Units
+            }
+            _ => t.own_units,
+        })
         .sum()
 }
 
 /// The pools whose target differs from what they hold, each with the reason it moves, in the
 /// order to apply them, and whether raises go first. Raises go first when the plan lowers some
 /// pools and raises others and the raises fit under `max_units` on top of what the pools hold:
-/// a failed raise then leaves the capacity it was to replace in place (the applier skips the
-/// lower). Otherwise lowers go first, so the pools' total never passes the larger of before
-/// and after.
+/// a failed raise then leaves the capacity it was to replace in place (the applier stops the
+/// lower at the plan's total). Otherwise lowers go first, so the pools' total never passes the
+/// larger of before and after.
 fn ordered_changes(
     decision: &Decision,
     snap: &Snapshot,

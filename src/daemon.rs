@@ -1064,6 +1064,10 @@ impl<P: Provider> Daemon<P> {
                     warn!(pool = %c.pool, from = c.from_units, to = c.to_units, reason = %c.reason,
                     "pool {}: lower to {} skipped: a raise it made room for failed, and the pools would fall below the plan's total", c.pool, c.to_units)
                 }
+                PoolOutcome::LoweredInPart { planned_units } => {
+                    warn!(pool = %c.pool, from = c.from_units, to = c.to_units, planned = planned_units, reason = %c.reason,
+                    "pool {}: lowered to {} of the plan's {}: a raise it made room for failed, and the pools stop at the plan's total", c.pool, c.to_units, planned_units)
+                }
                 _ => {}
             }
         }

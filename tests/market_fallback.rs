@@ -501,3 +501,59 @@ fn a_swap_between_pools_raises_first_and_a_failed_raise_keeps_what_it_replaces()
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A swap that also shrinks the fleet — the pools hold 6 on-demand + 4 spot, 8 units are
+/// wanted, 2 + 6 by the split — raises spot first. When that raise fails, the on-demand lower
+/// goes only to the plan's total (6 → 4): the 2 units the plan shed go, the 2 the spot raise
+/// was to replace stay. The state kept counts the pool at 4, all its own; the next plan
+/// swaps the rest (4 + 4 → 2 + 6) and, with every call answered, holds 8.
+#[test]
+fn a_shrinking_swap_whose_raise_fails_still_sheds_the_plans_excess() {
+    let f = fleet_od_spot(40);
+    let mut state = EngineState::default();
+    for secs in (-600..=0).step_by(15) {
+        state = decide(&f, &snap(6, 4, 80.0, (6, 4), 0, t(secs)), &state, t(secs)).1;
+    }
+    let mut ctl = FleetController::new(state);
+    let s = snap(6, 4, 80.0, (6, 4), 0, t(15));
+    let plan = ctl.plan(&f, &s, t(15), false);
+    assert_eq!(pools(&plan.decision), (2, 6), "{}", plan.decision.summary);
+    let mut applier = plan.applier(&s.pool_desired_units);
+    let mut sent = Vec::new();
+    while let Some(c) = applier.next_change() {
+        sent.push((c.pool.clone(), c.from_units, c.to_units));
+        applier.report(if c.pool == "spot" {
+            Err("spot: throttled".into())
+        } else {
+            Ok(())
+        });
+    }
+    assert_eq!(
+        sent,
+        [("spot".to_string(), 4, 6), ("od".to_string(), 6, 4)],
+        "raised first; the lower stops at the plan's total"
+    );
+    let outcome = applier.finish();
+    let od = outcome
+        .changes
+        .iter()
+        .find(|(c, _)| c.pool == "od")
+        .unwrap();
+    assert_eq!(od.1, PoolOutcome::LoweredInPart { planned_units: 2 });
+    assert_eq!(od.0.to_units, 4, "the change reported is the one set");
+    ctl.commit(&f, &plan, &outcome);
+
+    let s = snap(4, 4, 80.0, (4, 4), 0, t(30));
+    let plan = ctl.plan(&f, &s, t(30), false);
+    assert_eq!(
+        (plan.decision.current_units, pools(&plan.decision)),
+        (8, (2, 6)),
+        "{}",
+        plan.decision.summary
+    );
+    let mut applier = plan.applier(&s.pool_desired_units);
+    while applier.next_change().is_some() {
+        applier.report(Ok(()));
+    }
+    assert!(applier.finish().all_applied());
+}
