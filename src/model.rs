@@ -304,6 +304,11 @@ pub struct Snapshot {
     /// AWS rejects a desired capacity outside them, so placement keeps every target inside.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pool_group_bounds: BTreeMap<String, GroupBounds>,
+    /// Each pool's Auto Scaling Group processes an operator (or AWS) suspended
+    /// (`SuspendProcesses`: `Launch`, `Terminate`, …), where any are: see
+    /// [`Snapshot::pool_bounds`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pool_suspended_processes: BTreeMap<String, Vec<String>>,
     /// Metrics whose source failed in this observation, with why (a queue that does not exist,
     /// a CloudWatch error): the engine reports the metric invalid with this reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -382,6 +387,50 @@ impl DemandForecast {
 }
 
 impl Snapshot {
+    /// The units `pool` may be set to, where anything bounds it: its group's `MinSize` and
+    /// `MaxSize`, narrowed by the group's suspended processes around the desired capacity it
+    /// holds. With `Launch` suspended, a raise launches nothing — AWS keeps the desired
+    /// capacity and the group stays short of it until `Launch` resumes, then launches all at
+    /// once — so the pool goes no higher than it is; with `Terminate` suspended, a lower
+    /// terminates nothing (the instances stay and are billed), so it goes no lower. An
+    /// operator suspends them for maintenance or an incident; the autoscaler works around the
+    /// pool, as around a group's bounds, rather than against the operator.
+    pub fn pool_bounds(&self, pool: &str) -> Option<GroupBounds> {
+        let suspended = self.pool_suspended_processes.get(pool);
+        let has = |p: &str| suspended.is_some_and(|s| s.iter().any(|x| x == p));
+        let group = self.pool_group_bounds.get(pool).copied();
+        let held = self.pool_desired_units.get(pool).copied();
+        let (launch, terminate) = (has("Launch"), has("Terminate"));
+        if group.is_none() && !((launch || terminate) && held.is_some()) {
+            return None;
+        }
+        let mut b = group.unwrap_or(GroupBounds {
+            min_units: 0,
+            max_units: Units::MAX,
+        });
+        if let Some(held) = held {
+            if launch {
+                b.max_units = b.max_units.min(held).max(b.min_units);
+            }
+            if terminate {
+                b.min_units = b.min_units.max(held).min(b.max_units);
+            }
+        }
+        Some(b)
+    }
+
+    /// The processes suspended on `pool`'s group that hold it where it is (`Launch`,
+    /// `Terminate`), for the condition that says why a target moved.
+    pub fn pool_held_by(&self, pool: &str) -> Vec<&str> {
+        self.pool_suspended_processes
+            .get(pool)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .filter(|p| matches!(*p, "Launch" | "Terminate"))
+            .collect()
+    }
+
     /// Units of instances in service (HPA's ready pod count, weighted).
     pub fn in_service_units(&self) -> Units {
         self.units_in(|s| s == LifecycleState::InService)
@@ -420,6 +469,55 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pool's bounds: its group's MinSize/MaxSize, narrowed by a suspended `Launch` (no
+    /// higher than the desired capacity it holds) or `Terminate` (no lower); other processes
+    /// change nothing. Rows: (group bounds, suspended, desired held) → bounds.
+    #[test]
+    fn suspended_launch_and_terminate_hold_a_pool_where_it_is() {
+        type Row = (
+            Option<(Units, Units)>,
+            &'static [&'static str],
+            Option<Units>,
+            Option<(Units, Units)>,
+        );
+        #[rustfmt::skip]
+        let rows: [Row; 9] = [
+            (Some((0, 20)), &[], Some(5), Some((0, 20))),
+            (Some((0, 20)), &["Launch"], Some(5), Some((0, 5))),
+            (Some((0, 20)), &["Terminate"], Some(5), Some((5, 20))),
+            (Some((0, 20)), &["Launch", "Terminate"], Some(5), Some((5, 5))),
+            (Some((2, 20)), &["AZRebalance", "HealthCheck"], Some(5), Some((2, 20))),
+            (None, &["Launch"], Some(5), Some((0, 5))),
+            (None, &["Launch"], None, None),
+            (None, &[], Some(5), None),
+            // Held below its MinSize (the group not yet described as raised): the MinSize wins.
+            (Some((6, 20)), &["Launch"], Some(3), Some((6, 6))),
+        ];
+        for (group, suspended, held, want) in rows {
+            let mut snap = Snapshot::default();
+            if let Some((min_units, max_units)) = group {
+                snap.pool_group_bounds.insert(
+                    "p".into(),
+                    GroupBounds {
+                        min_units,
+                        max_units,
+                    },
+                );
+            }
+            if !suspended.is_empty() {
+                snap.pool_suspended_processes.insert(
+                    "p".into(),
+                    suspended.iter().map(|s| s.to_string()).collect(),
+                );
+            }
+            if let Some(h) = held {
+                snap.pool_desired_units.insert("p".into(), h);
+            }
+            let got = snap.pool_bounds("p").map(|b| (b.min_units, b.max_units));
+            assert_eq!(got, want, "{group:?} {suspended:?} {held:?}");
+        }
+    }
 
     #[test]
     fn timestamp_round_trips_through_rfc3339() {

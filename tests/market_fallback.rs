@@ -557,3 +557,32 @@ fn a_shrinking_swap_whose_raise_fails_still_sheds_the_plans_excess() {
     }
     assert!(applier.finish().all_applied());
 }
+
+/// With `Launch` suspended on the spot group (an operator's `SuspendProcesses`), spot is held
+/// at the 8 units it has and on-demand takes the rise: 20 units wanted, 2 + 18 by the split,
+/// become 12 + 8, and the condition says why. No cover is started: spot owes nothing it was
+/// asked for.
+#[test]
+fn a_spot_group_with_launch_suspended_is_held_and_on_demand_takes_the_rise() {
+    let f = fleet_od_spot(40);
+    let state = settled(&f);
+    let mut s = snap(2, 8, 200.0, (2, 8), 0, t(15));
+    s.pool_suspended_processes
+        .insert("spot".into(), vec!["Launch".into()]);
+    let (d, _) = decide(&f, &s, &state, t(15));
+    assert_eq!((d.desired_units, pools(&d)), (20, (12, 8)), "{}", d.summary);
+    let held = d
+        .condition(ConditionType::GroupBounds)
+        .expect("a GroupBounds condition");
+    assert_eq!(held.reason, Reason::ClampedToGroupMax);
+    assert!(
+        held.message.contains("Launch suspended"),
+        "{}",
+        held.message
+    );
+    assert!(
+        d.condition(ConditionType::MarketFallback).is_none(),
+        "{}",
+        d.summary
+    );
+}

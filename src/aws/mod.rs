@@ -203,6 +203,8 @@ pub struct AwsProvider {
     /// configuration, so what the daemon does not own (the pool state, the reuse policy) is
     /// sent back as it was.
     warm_pools_described: HashMap<String, aws_sdk_autoscaling::types::WarmPoolConfiguration>,
+    /// Each group's suspended processes as last described (logged when they change).
+    suspended_processes: HashMap<String, Vec<String>>,
     /// Per group: the units last set and the group figure that was sent for them. A group
     /// counting 4-unit instances, asked for 5 units, holds 2 instances: read back while it
     /// still holds 2, its desired capacity is the 5 units asked (as a weighted group's
@@ -260,6 +262,7 @@ impl AwsProvider {
             warm_pool_targets: BTreeMap::new(),
             group_units: HashMap::new(),
             warm_pools_described: HashMap::new(),
+            suspended_processes: HashMap::new(),
             instance_fleets: HashMap::new(),
             unit_requests: HashMap::new(),
             stats: ProviderStats::default(),
@@ -598,6 +601,27 @@ impl AwsProvider {
         Some((rates, load))
     }
 
+    /// Logs a change to the processes suspended on a pool's group: with `Launch` or
+    /// `Terminate` suspended the pool is held where it is in that direction
+    /// (`Snapshot::pool_bounds`), which the operator should hear once, not every tick.
+    fn note_suspended(&mut self, pool: &Pool, now: &[String]) {
+        let before = self
+            .suspended_processes
+            .get(&pool.asg_name)
+            .map_or(&[][..], Vec::as_slice);
+        if before == now {
+            return;
+        }
+        if now.is_empty() {
+            info!(pool = %pool.name, asg = %pool.asg_name, "the group's processes are resumed: the pool is scaled again");
+        } else {
+            warn!(pool = %pool.name, asg = %pool.asg_name, suspended = ?now,
+                "processes suspended on the group: with Launch suspended the pool is not raised, with Terminate not lowered; the other pools take the difference");
+        }
+        self.suspended_processes
+            .insert(pool.asg_name.clone(), now.to_vec());
+    }
+
     /// Applies a pool's warm-pool settings when they differ from what was last applied.
     async fn reconcile_warm_pool(&mut self, pool: &Pool) -> Result<(), ProviderError> {
         let Some(w) = &pool.warm_pool else {
@@ -837,6 +861,18 @@ impl Provider for AwsProvider {
                         max_units: units.to_units(max),
                     },
                 );
+            }
+            let mut suspended: Vec<String> = group
+                .suspended_processes()
+                .iter()
+                .filter_map(|p| p.process_name())
+                .map(str::to_string)
+                .collect();
+            suspended.sort();
+            self.note_suspended(pool, &suspended);
+            if !suspended.is_empty() {
+                snap.pool_suspended_processes
+                    .insert(pool.name.clone(), suspended);
             }
             snap.desired_units += desired;
             for i in group.instances() {

@@ -80,6 +80,12 @@ pub fn snapshot_problems(fleet: &Fleet, snap: &Snapshot) -> Vec<String> {
             "a pool",
             &pools,
         ),
+        (
+            "pool_suspended_processes",
+            snap.pool_suspended_processes.keys().collect(),
+            "a pool",
+            &pools,
+        ),
     ];
     for (field, keys, what, valid) in keyed {
         for name in keys {

@@ -528,7 +528,7 @@ fn spot_share_within_groups(pools: &[PoolTarget], snap: &Snapshot) -> Units {
         .iter()
         .filter(|t| t.market == Market::Spot)
         .map(|t| {
-            let max = snap.pool_group_bounds.get(&t.pool).map(|b| b.max_units);
+            let max = snap.pool_bounds(&t.pool).map(|b| b.max_units);
             max.map_or(t.desired_units, |m| t.desired_units.min(m))
         })
         .sum()
@@ -617,15 +617,16 @@ fn apply_headroom(
     }
 }
 
-/// Moves every target inside its group's `MinSize`/`MaxSize` and keeps the total within the
-/// fleet's `max_units` and at what it was: capacity a group's minimum forces on one pool is
+/// Moves every target inside its group's `MinSize`/`MaxSize` — narrowed by the group's
+/// suspended `Launch` or `Terminate` ([`Snapshot::pool_bounds`]) — and keeps the total within
+/// the fleet's `max_units` and at what it was: capacity a group's minimum forces on one pool is
 /// taken from the others (spot first), capacity a group's maximum refuses goes to the others.
 fn fit_group_bounds(fleet: &Fleet, snap: &Snapshot, pools: &mut [PoolTarget]) -> Vec<Condition> {
-    if snap.pool_group_bounds.is_empty() {
+    if snap.pool_group_bounds.is_empty() && snap.pool_suspended_processes.is_empty() {
         return Vec::new();
     }
     let wanted: Units = pools.iter().map(|t| t.desired_units).sum();
-    let bounds = |t: &PoolTarget| snap.pool_group_bounds.get(&t.pool).copied();
+    let bounds = |t: &PoolTarget| snap.pool_bounds(&t.pool);
     let mut conditions = Vec::new();
     let mut clamped = vec![false; pools.len()];
     for (i, t) in pools.iter_mut().enumerate() {
@@ -637,11 +638,20 @@ fn fit_group_bounds(fleet: &Fleet, snap: &Snapshot, pools: &mut [PoolTarget]) ->
         } else {
             continue;
         };
+        let held_by = snap.pool_held_by(&t.pool);
+        let why = if held_by.is_empty() {
+            "the group's MinSize..MaxSize".to_string()
+        } else {
+            format!(
+                "what the group may be set to with {} suspended on it (SuspendProcesses)",
+                held_by.join(" and ")
+            )
+        };
         conditions.push(Condition::holds(
             ConditionType::GroupBounds,
             reason,
             format!(
-                "pool {} (group {}): {} units is outside the group's MinSize..MaxSize {}..={}; set to {to}",
+                "pool {} (group {}): {} units is outside {why}, {}..={}; set to {to}",
                 t.pool, t.asg_name, t.desired_units, b.min_units, b.max_units
             ),
         ));

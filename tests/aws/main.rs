@@ -697,6 +697,47 @@ async fn lifecycle_actions_are_completed_once_the_instance_has_drained() {
     assert_eq!(b.events_left().await, left - 1, "its message stayed");
 }
 
+/// An operator suspends `Launch` on the spot group (`SuspendProcesses`, e.g. for maintenance):
+/// a raise there would launch nothing, so the daemon holds the spot pool where it is and puts
+/// the surge on on-demand, saying why; once `Launch` is resumed, spot is raised again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_launch_suspended_is_not_raised_and_the_other_pool_takes_the_rise() {
+    let b = Bench::new("suspend").await;
+    b.asg
+        .suspend_processes()
+        .auto_scaling_group_name("suspend-spot")
+        .scaling_processes("Launch")
+        .send()
+        .await
+        .unwrap();
+    let path = b.policy("");
+    let mut d = b.daemon(&path, false).await;
+    b.fill_requests(40).await;
+    d.tick().await;
+    let decision = d.published().fleets["suspend"].decision.clone().unwrap();
+    // 8 units wanted (2 on-demand + 6 spot unsuspended); spot stays at its 2.
+    assert_eq!(b.desired().await, (6, 2), "{}", decision.summary);
+    let held = decision
+        .conditions
+        .iter()
+        .find(|c| c.reason == Reason::ClampedToGroupMax)
+        .unwrap_or_else(|| panic!("no GroupBounds condition: {}", decision.summary));
+    assert!(
+        held.message.contains("Launch suspended"),
+        "{}",
+        held.message
+    );
+    b.asg
+        .resume_processes()
+        .auto_scaling_group_name("suspend-spot")
+        .send()
+        .await
+        .unwrap();
+    d.tick().await;
+    let (_, spot) = b.desired().await;
+    assert!(spot > 2, "spot not raised once Launch resumed: {spot}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_mid_surge_does_not_scale_down() {
     let b = Bench::new("restart").await;
