@@ -6,8 +6,9 @@
 //! What is checked, per fleet: every pool's group exists; the policy and the group agree on
 //! bounds (AWS rejects a desired capacity outside MinSize/MaxSize: the daemon then clamps, and
 //! the fleet runs at a size the policy did not choose); a warm pool the policy sizes exists and
-//! caps its prepared capacity; the events queue and every SQS metric source exist, and the
-//! events queue's policy lets EventBridge send to it, and enabled rules send it what the daemon
+//! caps its prepared capacity; no group has `Launch` or `Terminate` suspended (a warning: the
+//! daemon holds such a pool where it is); the events queue and every SQS metric source exist,
+//! and the events queue's policy lets EventBridge send to it, and enabled rules send it what the daemon
 //! reads (spot interruption warnings and rebalance recommendations for a spot fleet, each
 //! group's terminate lifecycle actions); every PromQL source answers one number;
 //! every
@@ -528,6 +529,34 @@ async fn check_pool(
             )),
             Some(_) => {}
         }
+    }
+    // Suspended Launch or Terminate: the daemon holds the pool there (`Snapshot::pool_bounds`),
+    // which an operator who suspended them for a maintenance may have forgotten.
+    let suspended = super::suspended_processes(&group);
+    let held: Vec<&str> = suspended
+        .iter()
+        .map(String::as_str)
+        .filter(|p| matches!(*p, "Launch" | "Terminate"))
+        .collect();
+    let what = match (held.contains(&"Launch"), held.contains(&"Terminate")) {
+        (true, true) => "neither raises nor lowers",
+        (true, false) => "does not raise",
+        _ => "does not lower",
+    };
+    if !held.is_empty() {
+        out.push(finding(
+            Severity::Warning,
+            format!(
+                "{} suspended on the group: the daemon {what} pool \"{}\", and the other pools take the difference",
+                held.join(" and "),
+                pool.name,
+            ),
+            format!(
+                "when the work it was suspended for is done: aws autoscaling resume-processes --auto-scaling-group-name {} --scaling-processes {}",
+                pool.asg_name,
+                held.join(" ")
+            ),
+        ));
     }
     (out, arn)
 }

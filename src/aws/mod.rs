@@ -135,6 +135,21 @@ impl Drop for CallTimer<'_> {
     }
 }
 
+/// The processes suspended on a group (`SuspendProcesses`), sorted: what the snapshot reports
+/// and `check --aws` warns about.
+pub(crate) fn suspended_processes(
+    group: &aws_sdk_autoscaling::types::AutoScalingGroup,
+) -> Vec<String> {
+    let mut names: Vec<String> = group
+        .suspended_processes()
+        .iter()
+        .filter_map(|p| p.process_name())
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    names
+}
+
 /// One SDK call: timed and counted under `api` (as [`timed`]), a failure classified with
 /// `api` and `target` (the group, queue or instance it concerns) in its message.
 async fn sdk_call<T, E>(
@@ -862,13 +877,7 @@ impl Provider for AwsProvider {
                     },
                 );
             }
-            let mut suspended: Vec<String> = group
-                .suspended_processes()
-                .iter()
-                .filter_map(|p| p.process_name())
-                .map(str::to_string)
-                .collect();
-            suspended.sort();
+            let suspended = suspended_processes(group);
             self.note_suspended(pool, &suspended);
             if !suspended.is_empty() {
                 snap.pool_suspended_processes

@@ -727,6 +727,12 @@ async fn a_group_with_launch_suspended_is_not_raised_and_the_other_pool_takes_th
         "{}",
         held.message
     );
+    // `check --aws` warns at the group's name (a warning: it still passes).
+    let err = check_aws_passes(&path);
+    assert!(
+        err.contains("Launch suspended on the group: the daemon does not raise pool \"spot\""),
+        "{err}"
+    );
     b.asg
         .resume_processes()
         .auto_scaling_group_name("suspend-spot")
