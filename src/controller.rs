@@ -125,9 +125,9 @@ pub enum PoolOutcome {
 pub struct Applier<'p> {
     plan: &'p Plan,
     next: usize,
-    /// The change last handed out, as handed out (a lower cut short at the plan's total), and
-    /// whether it was cut short.
-    current: Option<(PoolChange, bool)>,
+    /// The change last handed out, as handed out, and the plan's target for the pool when
+    /// that was a lower cut short at the plan's total.
+    current: Option<(PoolChange, Option<Units>)>,
     /// Each pool's desired capacity as it stands (observed, then as applied).
     standing: BTreeMap<String, Units>,
     outcomes: Vec<(PoolChange, PoolOutcome)>,
@@ -167,10 +167,10 @@ impl Applier<'_> {
                     to_units: c.from_units - excess,
                     ..c.clone()
                 };
-                self.current = Some((part.clone(), true));
+                self.current = Some((part.clone(), Some(c.to_units)));
                 return Some(part);
             }
-            self.current = Some((c.clone(), false));
+            self.current = Some((c.clone(), None));
             return Some(c.clone());
         }
         None
@@ -178,17 +178,15 @@ impl Applier<'_> {
 
     /// The result of the change last returned by [`Applier::next_change`].
     pub fn report(&mut self, result: Result<(), String>) {
-        let Some((c, cut_short)) = self.current.take() else {
+        let Some((c, planned)) = self.current.take() else {
             return;
         };
         let outcome = match result {
             Ok(()) => {
                 self.standing.insert(c.pool.clone(), c.to_units);
-                match self.plan.changes.get(self.next - 1) {
-                    Some(planned) if cut_short => PoolOutcome::LoweredInPart {
-                        planned_units: planned.to_units,
-                    },
-                    _ => PoolOutcome::Applied,
+                match planned {
+                    Some(planned_units) => PoolOutcome::LoweredInPart { planned_units },
+                    None => PoolOutcome::Applied,
                 }
             }
             Err(why) => PoolOutcome::Failed(why),

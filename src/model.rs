@@ -386,6 +386,10 @@ impl DemandForecast {
     }
 }
 
+/// The Auto Scaling processes that, suspended, hold a pool where it is
+/// ([`Snapshot::pool_bounds`]); the others (`AZRebalance`, `HealthCheck`, …) change nothing here.
+pub const HOLDING_PROCESSES: [&str; 2] = ["Launch", "Terminate"];
+
 impl Snapshot {
     /// The units `pool` may be set to, where anything bounds it: its group's `MinSize` and
     /// `MaxSize`, narrowed by the group's suspended processes around the desired capacity it
@@ -419,15 +423,15 @@ impl Snapshot {
         Some(b)
     }
 
-    /// The processes suspended on `pool`'s group that hold it where it is (`Launch`,
-    /// `Terminate`), for the condition that says why a target moved.
+    /// The processes suspended on `pool`'s group that hold it where it is
+    /// ([`HOLDING_PROCESSES`]), for the condition that says why a target moved.
     pub fn pool_held_by(&self, pool: &str) -> Vec<&str> {
         self.pool_suspended_processes
             .get(pool)
             .into_iter()
             .flatten()
             .map(String::as_str)
-            .filter(|p| matches!(*p, "Launch" | "Terminate"))
+            .filter(|p| HOLDING_PROCESSES.contains(p))
             .collect()
     }
 

@@ -159,9 +159,7 @@ impl Exposition {
     pub fn counter(&self, name: &str) -> Option<Counter> {
         let mut c = Counter::default();
         for s in self.named(name) {
-            let mut key = s.labels.clone();
-            key.sort();
-            *c.series.entry(key).or_insert(0.0) += s.value;
+            *c.series.entry(series_key(&s.labels, None)).or_insert(0.0) += s.value;
         }
         (!c.series.is_empty()).then_some(c)
     }
@@ -169,10 +167,14 @@ impl Exposition {
     /// [`Exposition::counter`] with [`Exposition::server_sum`]'s reading of a TGI series a
     /// warmed-up TGI server has not exposed yet: a counter with no series, which counts 0.
     fn server_counter(&self, name: &str) -> Option<Counter> {
-        self.counter(name).or_else(|| {
-            (TGI_SERIES_READ.contains(&name) && self.named(TGI_WARMED_UP).next().is_some())
-                .then(Counter::default)
-        })
+        self.counter(name)
+            .or_else(|| self.tgi_not_yet_exposed(name).then(Counter::default))
+    }
+
+    /// Whether `name` is a TGI series the default recipes and work counters read that this
+    /// warmed-up TGI server has not exposed yet ([`Exposition::server_sum`]).
+    fn tgi_not_yet_exposed(&self, name: &str) -> bool {
+        TGI_SERIES_READ.contains(&name) && self.named(TGI_WARMED_UP).next().is_some()
     }
 
     /// [`Exposition::sum`] of a series the default recipes and work counters read, with a TGI
@@ -183,10 +185,8 @@ impl Exposition {
     /// with no sample — counted as fully used, it holds a whole fleet's scale-down. Only these
     /// series: a metric the policy names is read as it is, so a typo stays a missing sample.
     fn server_sum(&self, name: &str) -> Option<f64> {
-        self.sum(name).or_else(|| {
-            (TGI_SERIES_READ.contains(&name) && self.named(TGI_WARMED_UP).next().is_some())
-                .then_some(0.0)
-        })
+        self.sum(name)
+            .or_else(|| self.tgi_not_yet_exposed(name).then_some(0.0))
     }
 
     /// The mean of `name` over its label sets (per-GPU or per-engine gauges). Series that
@@ -223,15 +223,8 @@ impl Exposition {
                 "+Inf" | "Inf" => f64::INFINITY,
                 v => v.parse::<f64>().ok()?,
             };
-            let mut key: Vec<(String, String)> = s
-                .labels
-                .iter()
-                .filter(|(k, _)| k != "le")
-                .cloned()
-                .collect();
-            key.sort();
             out.series
-                .entry(key)
+                .entry(series_key(&s.labels, Some("le")))
                 .or_default()
                 .buckets
                 .push((le, s.value));
@@ -249,6 +242,18 @@ impl Exposition {
         }
         (!out.series.is_empty()).then_some(out)
     }
+}
+
+/// What tells a metric's series apart: its labels sorted (written in any order), `except` one
+/// that splits a series into parts (a histogram's `le`).
+fn series_key(labels: &[(String, String)], except: Option<&str>) -> Vec<(String, String)> {
+    let mut key: Vec<(String, String)> = labels
+        .iter()
+        .filter(|(k, _)| Some(k.as_str()) != except)
+        .cloned()
+        .collect();
+    key.sort();
+    key
 }
 
 /// A metric as one exposition gives it: its value per series (label set, sorted; a
@@ -484,8 +489,13 @@ pub fn recipe_series(e: &Exposition, signal: Signal) -> Option<&'static [&'stati
 
 /// Requests an instance has finished since its server started (vLLM, then TGI): a counter.
 pub fn finished_requests(e: &Exposition) -> Option<f64> {
-    e.sum(VLLM_REQUEST_SUCCESS)
-        .or_else(|| e.server_sum("tgi_request_success"))
+    finished_counter(e).map(|c| c.total())
+}
+
+/// The finished-requests counter per series (vLLM, then TGI).
+fn finished_counter(e: &Exposition) -> Option<Counter> {
+    e.counter(VLLM_REQUEST_SUCCESS)
+        .or_else(|| e.server_counter("tgi_request_success"))
 }
 
 /// The queue-time histogram's name (vLLM), seconds: how long requests waited before their
@@ -632,9 +642,7 @@ pub fn counter_reading(e: &Exposition, at: crate::model::Timestamp) -> Option<Co
     let generated = e
         .counter(VLLM_GENERATION_TOKENS)
         .or_else(|| e.server_counter("tgi_request_generated_tokens_sum"));
-    let finished = e
-        .counter(VLLM_REQUEST_SUCCESS)
-        .or_else(|| e.server_counter("tgi_request_success"));
+    let finished = finished_counter(e);
     if prompt.is_none() && generated.is_none() && finished.is_none() {
         return None;
     }

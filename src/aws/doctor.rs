@@ -536,7 +536,7 @@ async fn check_pool(
     let held: Vec<&str> = suspended
         .iter()
         .map(String::as_str)
-        .filter(|p| matches!(*p, "Launch" | "Terminate"))
+        .filter(|p| crate::model::HOLDING_PROCESSES.contains(p))
         .collect();
     let what = match (held.contains(&"Launch"), held.contains(&"Terminate")) {
         (true, true) => "neither raises nor lowers",
