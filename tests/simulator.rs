@@ -10,7 +10,7 @@ use llm_autoscaler::config;
 use llm_autoscaler::model::Timestamp;
 use llm_autoscaler::sim::{
     self, scenario,
-    traffic::{parse_trace, Source, TokenMix, Trace, Traffic},
+    traffic::{parse_trace, Request, Source, TokenMix, Trace, Traffic},
     world::SpotModel,
     Outcome, SimSetup,
 };
@@ -74,7 +74,13 @@ fn same_seed_gives_byte_identical_json_and_another_seed_does_not() {
     ] {
         assert!(v["slo"].get(k).is_some(), "missing slo.{k}");
     }
-    for k in ["total_usd", "spot_share", "savings_vs_static", "vs_oracle"] {
+    for k in [
+        "total_usd",
+        "spot_share",
+        "savings_vs_static",
+        "savings_vs_static_slo",
+        "vs_oracle",
+    ] {
         assert!(v["cost"].get(k).is_some(), "missing cost.{k}");
     }
     for k in [
@@ -86,8 +92,11 @@ fn same_seed_gives_byte_identical_json_and_another_seed_does_not() {
     ] {
         assert!(v["capacity"].get(k).is_some(), "missing capacity.{k}");
     }
+    // static-slo has a row only where static-peak misses the SLO.
+    let grown = v["static_slo_units"] != v["peak_required_units"];
     for b in sim::BASELINES {
-        assert!(v["baselines"].get(b).is_some(), "missing baseline {b}");
+        let want = b != "static-slo" || grown;
+        assert_eq!(v["baselines"].get(b).is_some(), want, "baseline {b}");
     }
 }
 
@@ -744,4 +753,96 @@ fn the_example_policy_keeps_the_slo_for_half_the_static_fleets_cost() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `static-slo`'s search: the fewest units from static-peak's up that meet the SLO, for any
+/// threshold, in a handful of runs; none when even four times static-peak's misses.
+#[test]
+fn the_smallest_static_fleet_that_meets_the_slo_is_found_in_few_runs() {
+    // (static-peak's units, the fewest that meet the SLO (None: no size does), want)
+    let cases: [(u32, Option<u32>, Option<u32>); 8] = [
+        (3, Some(1), Some(3)),
+        (3, Some(3), Some(3)),
+        (3, Some(4), Some(4)),
+        (3, Some(6), Some(6)),
+        (3, Some(7), Some(7)),
+        (3, Some(12), Some(12)),
+        (3, Some(13), None),
+        (40, None, None),
+    ];
+    for (peak, fewest, want) in cases {
+        let mut runs = Vec::new();
+        let got = sim::static_slo_units(peak, |n| {
+            runs.push(n);
+            fewest.is_some_and(|f| n >= f)
+        });
+        assert_eq!(got, want, "peak {peak}, fewest {fewest:?}: ran {runs:?}");
+        let cap = peak * sim::STATIC_SLO_MAX_FACTOR;
+        assert!(runs.iter().all(|n| (peak..=cap).contains(n)), "{runs:?}");
+        // Peak, the doublings to the cap, and a bisection of at most half the cap.
+        let bound = 1 + 2 + (cap / 2).ilog2() + 1;
+        assert!(runs.len() as u32 <= bound, "peak {peak}: {runs:?}");
+    }
+}
+
+/// Traffic whose minutes are light on average but arrive in bursts: twelve 4,000-token
+/// prompts at the top of each minute. static-peak, sized on the minutes' average work (one
+/// unit), queues each burst for seconds; `static-slo` is the smallest static fleet that meets
+/// the SLO, and the policy's saving is also reported against it. A trace static-peak serves
+/// within the SLO has no such row, and both savings are the same.
+#[test]
+fn a_static_fleet_sized_on_average_minutes_is_grown_until_it_meets_the_slo() {
+    let requests: Vec<Request> = (0..20)
+        .flat_map(|minute| {
+            (0..12).map(move |i| Request {
+                arrival_secs: minute as f64 * 60.0 + i as f64 * 0.01,
+                prompt_tokens: 4000,
+                output_tokens: 20,
+            })
+        })
+        .collect();
+    let source = Source::Requests(std::sync::Arc::new(requests));
+    let mut s = trace_setup("bursts", source, 1200.0, 1.0);
+    s.only_baselines = Some(vec!["static-peak".into(), "static-slo".into()]);
+    let o = run(s);
+    let static_peak = &o.baselines["static-peak"];
+    assert_eq!(static_peak.min_units, 1, "{}", o.table());
+    assert!(!o.figures(static_peak).slo.met, "{}", o.table());
+    let n = o.static_slo_units.expect("a static fleet meets the SLO");
+    assert!(n > 1, "{}", o.table());
+    let static_slo = &o.baselines["static-slo"];
+    assert_eq!(static_slo.min_units, n);
+    assert!(o.figures(static_slo).slo.met, "{}", o.table());
+    let f = o.figures(&o.ours);
+    let want = 1.0 - o.ours.cost_usd / static_slo.cost_usd;
+    assert_eq!(f.cost.savings_vs_static_slo, Some(want));
+    let report = o.report();
+    assert_eq!(report.static_slo_units, Some(n));
+    assert!(
+        o.table().contains(&format!("has {n} units (static-slo)")),
+        "{}",
+        o.table()
+    );
+
+    // The same number of requests spread evenly over each minute: static-peak meets the SLO.
+    let even: Vec<Request> = (0..240)
+        .map(|i| Request {
+            arrival_secs: i as f64 * 5.0,
+            prompt_tokens: 4000,
+            output_tokens: 20,
+        })
+        .collect();
+    let mut s = trace_setup(
+        "even",
+        Source::Requests(std::sync::Arc::new(even)),
+        1200.0,
+        1.0,
+    );
+    s.only_baselines = Some(vec!["static-peak".into(), "static-slo".into()]);
+    let o = run(s);
+    assert_eq!(o.static_slo_units, Some(1), "{}", o.table());
+    assert!(!o.baselines.contains_key("static-slo"));
+    let f = o.figures(&o.ours);
+    assert_eq!(f.cost.savings_vs_static_slo, f.cost.savings_vs_static);
+    assert!(f.cost.savings_vs_static.is_some());
 }

@@ -143,6 +143,10 @@ pub struct Cost {
     pub spot_share: f64,
     /// 1 − cost ÷ cost(static-peak); `None` without baselines.
     pub savings_vs_static: Option<f64>,
+    /// 1 − cost ÷ cost(static-slo): the saving against the smallest static on-demand fleet that
+    /// met the SLO (static-peak's when it did); `None` without baselines or when no static fleet
+    /// up to [`STATIC_SLO_MAX_FACTOR`] × static-peak's met it.
+    pub savings_vs_static_slo: Option<f64>,
     /// cost ÷ cost(oracle); `None` without baselines.
     pub vs_oracle: Option<f64>,
     /// Goodput per dollar: output tokens of requests that succeeded with their first token
@@ -253,16 +257,55 @@ pub struct Outcome {
     pub baselines: BTreeMap<String, Run>,
     /// The policy's decisions as JSON lines, when recorded.
     pub decisions: Vec<String>,
+    /// The fewest units of a static on-demand fleet, at least static-peak's, that met the SLO
+    /// ([`static_slo_units`]); `None` when none up to [`STATIC_SLO_MAX_FACTOR`] × static-peak's
+    /// did, or the static baselines did not run.
+    pub static_slo_units: Option<u32>,
+}
+
+/// How far above static-peak's size `static-slo` looks for a static fleet that meets the SLO.
+pub const STATIC_SLO_MAX_FACTOR: u32 = 4;
+
+/// The fewest units in `peak..=peak × STATIC_SLO_MAX_FACTOR` for which `meets` holds, given
+/// that more units never serve worse (`meets` is monotone): `peak` first, then doubling, then
+/// halving the interval between the largest size that missed and the smallest that met — a
+/// handful of runs however large the fleet. `None` when even the largest misses.
+pub fn static_slo_units(peak: u32, mut meets: impl FnMut(u32) -> bool) -> Option<u32> {
+    let peak = peak.max(1);
+    let cap = peak * STATIC_SLO_MAX_FACTOR;
+    if meets(peak) {
+        return Some(peak);
+    }
+    let (mut missed, mut met) = (peak, None);
+    while met.is_none() && missed < cap {
+        let n = (missed * 2).min(cap);
+        if meets(n) {
+            met = Some(n);
+        } else {
+            missed = n;
+        }
+    }
+    let mut met = met?;
+    while met - missed > 1 {
+        let mid = missed + (met - missed) / 2;
+        if meets(mid) {
+            met = mid;
+        } else {
+            missed = mid;
+        }
+    }
+    Some(met)
 }
 
 /// Names of the baselines, in report order. `no-prediction` is the policy under test without
 /// its `[fleets.predictive]` table, run only when the policy has one; `on-demand-only` is the
 /// policy under test with every pool on on-demand (what the same autoscaling costs without
 /// spot), run only when the policy has a spot pool.
-pub const BASELINES: [&str; 7] = [
+pub const BASELINES: [&str; 8] = [
     "no-prediction",
     "on-demand-only",
     "static-peak",
+    "static-slo",
     "hpa-cpu",
     "seed-queue",
     "target-tracking",
@@ -415,6 +458,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
     let required = required_of(&loads);
 
     let mut baselines = BTreeMap::new();
+    let mut static_slo = None;
     let wants = |name: &str| {
         setup
             .only_baselines
@@ -473,10 +517,33 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
             variant(od_only, "on-demand-only")?;
         }
 
-        if wants("static-peak") {
-            let mut c = Fixed(peak);
+        let static_run = |name: &str, units: u32| {
+            let mut c = Fixed(units);
             let od = vec![od_pool("on-demand", Market::OnDemand, false)];
-            let run = run_one(&setup, "static-peak", od, &[peak], &mut c, peak, quiet);
+            run_one(&setup, name, od, &[units], &mut c, units, &mut |_: f64| {})
+        };
+        let meets = |r: &Run| stats::slo(&r.minutes, &r.ttft, fleet.slo.ttft_p95_secs).met;
+        if wants("static-peak") {
+            let run = static_run("static-peak", peak);
+            if wants("static-slo") {
+                // static-peak is sized on each minute's average work; traffic that bursts
+                // within the minute can need more (its own row only then).
+                let mut smallest: Option<Run> = None;
+                static_slo = static_slo_units(peak, |n| {
+                    if n == peak {
+                        return meets(&run);
+                    }
+                    let r = static_run("static-slo", n);
+                    let ok = meets(&r);
+                    if ok && smallest.as_ref().is_none_or(|s| units_of(s) > n) {
+                        smallest = Some(r);
+                    }
+                    ok
+                });
+                if let Some(r) = smallest.filter(|r| Some(units_of(r)) == static_slo) {
+                    baselines.insert("static-slo".into(), r);
+                }
+            }
             baselines.insert("static-peak".into(), run);
         }
         if wants("hpa-cpu") {
@@ -538,7 +605,13 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
         ours,
         baselines,
         decisions,
+        static_slo_units: static_slo,
     })
+}
+
+/// A static run's size: the units its controller held (its `min_units`).
+fn units_of(r: &Run) -> u32 {
+    r.min_units
 }
 
 /// HPA defaults on GPU utilisation, target 70 %, on-demand: a policy file like a user's, with
@@ -595,6 +668,15 @@ impl Outcome {
     /// Figures of one run, with cost ratios against the baselines when they ran.
     pub fn figures(&self, run: &Run) -> PolicyFigures {
         let static_cost = self.baselines.get("static-peak").map(|r| r.cost_usd);
+        // The static fleet that met the SLO: static-peak itself when it did.
+        let static_slo_cost = self
+            .baselines
+            .get("static-slo")
+            .or_else(|| {
+                let peak = self.baselines.get("static-peak")?;
+                (self.static_slo_units == Some(units_of(peak))).then_some(peak)
+            })
+            .map(|r| r.cost_usd);
         let oracle_cost = self.baselines.get("oracle").map(|r| r.cost_usd);
         let cost = run.cost_usd;
         PolicyFigures {
@@ -607,6 +689,7 @@ impl Outcome {
                     0.0
                 },
                 savings_vs_static: static_cost.filter(|c| *c > 0.0).map(|s| 1.0 - cost / s),
+                savings_vs_static_slo: static_slo_cost.filter(|c| *c > 0.0).map(|s| 1.0 - cost / s),
                 vs_oracle: oracle_cost.filter(|c| *c > 0.0).map(|o| cost / o),
                 goodput_tokens_per_usd: if cost > 0.0 {
                     run.minutes

@@ -35,6 +35,10 @@ pub struct Report {
     pub events: FleetEvents,
     /// Peak required units.
     pub peak_required_units: u32,
+    /// The smallest static on-demand fleet, in units, at least static-peak's, that met the SLO
+    /// (the `static-slo` baseline); `null` when none up to 4× static-peak's did, or without
+    /// the static baselines.
+    pub static_slo_units: Option<u32>,
     /// Each baseline's figures.
     pub baselines: BTreeMap<String, PolicyFigures>,
 }
@@ -55,6 +59,7 @@ impl Outcome {
             accounting: self.ours.accounting(),
             events: self.ours.events(),
             peak_required_units: self.required.iter().copied().max().unwrap_or(0),
+            static_slo_units: self.static_slo_units,
             baselines: self
                 .baselines
                 .iter()
@@ -140,6 +145,9 @@ impl Outcome {
                 f.capacity.scale_down_latency_s.max
             );
         }
+        if let Some(line) = self.static_slo_line() {
+            let _ = writeln!(s, "\n{line}");
+        }
         let t = self.targets();
         let _ = writeln!(
             s,
@@ -157,6 +165,24 @@ impl Outcome {
                 .join(" · ")
         );
         s
+    }
+
+    /// What the static baselines say about the SLO, when static-peak ran: whether its fleet
+    /// met the SLO, and otherwise the smallest static fleet that did and what ours saves on it.
+    fn static_slo_line(&self) -> Option<String> {
+        let peak = self.baselines.get("static-peak")?.min_units;
+        let saving = self.figures(&self.ours).cost.savings_vs_static_slo;
+        Some(match self.static_slo_units {
+            Some(n) if n == peak => format!("static-peak ({peak} units) meets the SLO"),
+            Some(n) => format!(
+                "static-peak ({peak} units) misses the SLO; the smallest static fleet that meets it has {n} units (static-slo){}",
+                saving.map_or(String::new(), |v| format!(": ours costs {:.1}% less", v * 100.0))
+            ),
+            None => format!(
+                "static-peak ({peak} units) misses the SLO, and so does a static fleet of {} units",
+                peak * super::STATIC_SLO_MAX_FACTOR
+            ),
+        })
     }
 
     /// EVALUATION.md's targets for the policy under test, each met or not — `None` when the run
