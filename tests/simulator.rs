@@ -801,7 +801,7 @@ fn a_static_fleet_sized_on_average_minutes_is_grown_until_it_meets_the_slo() {
             })
         })
         .collect();
-    let source = Source::Requests(std::sync::Arc::new(requests));
+    let source = Source::Requests(std::sync::Arc::new(requests.clone()));
     let mut s = trace_setup("bursts", source, 1200.0, 1.0);
     s.only_baselines = Some(vec!["static-peak".into(), "static-slo".into()]);
     let o = run(s);
@@ -845,4 +845,25 @@ fn a_static_fleet_sized_on_average_minutes_is_grown_until_it_meets_the_slo() {
     let f = o.figures(&o.ours);
     assert_eq!(f.cost.savings_vs_static_slo, f.cost.savings_vs_static);
     assert!(f.cost.savings_vs_static.is_some());
+    assert!(
+        o.table().contains("static-peak (1 unit) meets the SLO"),
+        "{}",
+        o.table()
+    );
+
+    // Without static-slo among the baselines (the robustness matrix) nothing is searched, and
+    // nothing is said about it.
+    let bursts = trace_setup(
+        "bursts",
+        Source::Requests(std::sync::Arc::new(requests)),
+        1200.0,
+        1.0,
+    );
+    let mut s = bursts;
+    s.only_baselines = Some(vec!["static-peak".into()]);
+    let o = run(s);
+    assert!(!o.static_slo_searched);
+    assert_eq!(o.static_slo_units, None);
+    assert_eq!(o.figures(&o.ours).cost.savings_vs_static_slo, None);
+    assert!(!o.table().contains("the SLO"), "{}", o.table());
 }

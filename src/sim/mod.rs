@@ -259,8 +259,11 @@ pub struct Outcome {
     pub decisions: Vec<String>,
     /// The fewest units of a static on-demand fleet, at least static-peak's, that met the SLO
     /// ([`static_slo_units`]); `None` when none up to [`STATIC_SLO_MAX_FACTOR`] × static-peak's
-    /// did, or the static baselines did not run.
+    /// did, or the search did not run.
     pub static_slo_units: Option<u32>,
+    /// Whether the search for `static_slo_units` ran (with the static-peak and static-slo
+    /// baselines; the robustness matrix does not run it).
+    pub static_slo_searched: bool,
 }
 
 /// How far above static-peak's size `static-slo` looks for a static fleet that meets the SLO.
@@ -459,6 +462,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
 
     let mut baselines = BTreeMap::new();
     let mut static_slo = None;
+    let mut static_slo_searched = false;
     let wants = |name: &str| {
         setup
             .only_baselines
@@ -529,6 +533,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
                 // static-peak is sized on each minute's average work; traffic that bursts
                 // within the minute can need more (its own row only then).
                 let mut smallest: Option<Run> = None;
+                static_slo_searched = true;
                 static_slo = static_slo_units(peak, |n| {
                     if n == peak {
                         return meets(&run);
@@ -606,6 +611,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
         baselines,
         decisions,
         static_slo_units: static_slo,
+        static_slo_searched,
     })
 }
 

@@ -36,8 +36,8 @@ pub struct Report {
     /// Peak required units.
     pub peak_required_units: u32,
     /// The smallest static on-demand fleet, in units, at least static-peak's, that met the SLO
-    /// (the `static-slo` baseline); `null` when none up to 4× static-peak's did, or without
-    /// the static baselines.
+    /// (the `static-slo` baseline); `null` when none up to 4× static-peak's did, or the search
+    /// did not run (without the static baselines; in the robustness matrix's cells).
     pub static_slo_units: Option<u32>,
     /// Each baseline's figures.
     pub baselines: BTreeMap<String, PolicyFigures>,
@@ -167,20 +167,31 @@ impl Outcome {
         s
     }
 
-    /// What the static baselines say about the SLO, when static-peak ran: whether its fleet
-    /// met the SLO, and otherwise the smallest static fleet that did and what ours saves on it.
+    /// What the static baselines say about the SLO, when the search for `static-slo` ran:
+    /// whether static-peak met the SLO, and otherwise the smallest static fleet that did and
+    /// what ours saves on it.
     fn static_slo_line(&self) -> Option<String> {
+        if !self.static_slo_searched {
+            return None;
+        }
         let peak = self.baselines.get("static-peak")?.min_units;
         let saving = self.figures(&self.ours).cost.savings_vs_static_slo;
+        let units = |n: u32| match n {
+            1 => "1 unit".to_string(),
+            n => format!("{n} units"),
+        };
         Some(match self.static_slo_units {
-            Some(n) if n == peak => format!("static-peak ({peak} units) meets the SLO"),
+            Some(n) if n == peak => format!("static-peak ({}) meets the SLO", units(peak)),
             Some(n) => format!(
-                "static-peak ({peak} units) misses the SLO; the smallest static fleet that meets it has {n} units (static-slo){}",
+                "static-peak ({}) misses the SLO; the smallest static fleet that meets it has {} (static-slo){}",
+                units(peak),
+                units(n),
                 saving.map_or(String::new(), |v| format!(": ours costs {:.1}% less", v * 100.0))
             ),
             None => format!(
-                "static-peak ({peak} units) misses the SLO, and so does a static fleet of {} units",
-                peak * super::STATIC_SLO_MAX_FACTOR
+                "static-peak ({}) misses the SLO, and so does a static fleet of {}",
+                units(peak),
+                units(peak * super::STATIC_SLO_MAX_FACTOR)
             ),
         })
     }
