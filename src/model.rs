@@ -390,6 +390,16 @@ impl DemandForecast {
 /// ([`Snapshot::pool_bounds`]); the others (`AZRebalance`, `HealthCheck`, …) change nothing here.
 pub const HOLDING_PROCESSES: [&str; 2] = ["Launch", "Terminate"];
 
+/// Those of `suspended` (a group's suspended processes) that hold a pool where it is
+/// ([`HOLDING_PROCESSES`]), in their order.
+pub fn holding_processes(suspended: &[String]) -> Vec<&str> {
+    suspended
+        .iter()
+        .map(String::as_str)
+        .filter(|p| HOLDING_PROCESSES.contains(p))
+        .collect()
+}
+
 impl Snapshot {
     /// The units `pool` may be set to, where anything bounds it: its group's `MinSize` and
     /// `MaxSize`, narrowed by the group's suspended processes around the desired capacity it
@@ -428,11 +438,7 @@ impl Snapshot {
     pub fn pool_held_by(&self, pool: &str) -> Vec<&str> {
         self.pool_suspended_processes
             .get(pool)
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .filter(|p| HOLDING_PROCESSES.contains(p))
-            .collect()
+            .map_or_else(Vec::new, |s| holding_processes(s))
     }
 
     /// Units of instances in service (HPA's ready pod count, weighted).

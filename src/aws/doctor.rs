@@ -533,11 +533,7 @@ async fn check_pool(
     // Suspended Launch or Terminate: the daemon holds the pool there (`Snapshot::pool_bounds`),
     // which an operator who suspended them for a maintenance may have forgotten.
     let suspended = super::suspended_processes(&group);
-    let held: Vec<&str> = suspended
-        .iter()
-        .map(String::as_str)
-        .filter(|p| crate::model::HOLDING_PROCESSES.contains(p))
-        .collect();
+    let held = crate::model::holding_processes(&suspended);
     let what = match (held.contains(&"Launch"), held.contains(&"Terminate")) {
         (true, true) => "neither raises nor lowers",
         (true, false) => "does not raise",

@@ -540,7 +540,8 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
                     }
                     let r = static_run("static-slo", n);
                     let ok = meets(&r);
-                    if ok && smallest.as_ref().is_none_or(|s| units_of(s) > n) {
+                    // The search only narrows: each size that meets is below the last.
+                    if ok {
                         smallest = Some(r);
                     }
                     ok
