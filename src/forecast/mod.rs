@@ -49,7 +49,7 @@ pub struct Forecast {
 #[derive(Debug, thiserror::Error)]
 pub enum ForecastError {
     /// Not enough history for this model.
-    #[error("{model} needs at least {needed} minutes of history, got {got}")]
+    #[error("{model} needs at least {needed} minute(s) of history, got {got}")]
     ShortHistory {
         /// The model.
         model: &'static str,

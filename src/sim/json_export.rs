@@ -319,7 +319,7 @@ fn number(
 fn point(raw: &RawValue, secs: f64, value: f64, text: &str) -> SeriesPoint {
     SeriesPoint {
         secs,
-        value,
+        value: Some(value),
         at: offset(text, raw),
     }
 }
@@ -331,7 +331,12 @@ fn sum_at_each_time(points: &mut [SeriesPoint]) -> Vec<SeriesPoint> {
     let mut summed: Vec<SeriesPoint> = Vec::with_capacity(points.len());
     for p in points.iter() {
         match summed.last_mut() {
-            Some(last) if last.secs == p.secs => last.value += p.value,
+            Some(last) if last.secs == p.secs => {
+                last.value = match (last.value, p.value) {
+                    (Some(a), Some(b)) => Some(a + b),
+                    (a, b) => a.or(b),
+                }
+            }
             _ => summed.push(*p),
         }
     }

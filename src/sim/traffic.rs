@@ -526,11 +526,21 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
                 ));
             }
             minutes.resize(m, None);
-            minutes.push(Some(num(fields[1], "requests")?));
+            // An empty cell is a minute nobody measured (what pandas and spreadsheets write for
+            // a missing value): a gap, as a missing row is.
+            let requests = fields[1];
+            minutes.push(if requests.1.trim().is_empty() {
+                None
+            } else {
+                Some(num(requests, "requests")?)
+            });
         }
     }
     if per_request && requests.is_empty() || !per_request && minutes.is_empty() {
         return Err(err(1, 1, "the file has a header but no rows".into()));
+    }
+    if minutes.iter().all(Option::is_none) && !per_request {
+        return Err(err(1, 1, ALL_GAPS.into()));
     }
     Ok(if per_request {
         Trace::PerRequest(requests)
@@ -573,8 +583,10 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
                 format!("timestamp {ts} comes before the row above; rows must be sorted by time"),
             ));
         }
+        // An empty value is a minute nobody measured: a gap, as a missing row is.
         let value = match value.parse::<f64>() {
-            Ok(v) if v.is_finite() && v >= 0.0 => v,
+            _ if value.trim().is_empty() => None,
+            Ok(v) if v.is_finite() && v >= 0.0 => Some(v),
             _ => {
                 return Err(err(
                     lineno,
@@ -592,13 +604,17 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
     series_minutes(file, &rows, |line| (line, 1))
 }
 
-/// One point of an exported series: its time (Unix seconds), its value, and where it is in the
-/// file — a line, or a byte offset, whatever the reader's `locate` turns into a line and column
-/// (for an error about it; a JSON reader works out lines only then).
+/// A per-minute file whose every value is empty: nothing to replay or forecast.
+const ALL_GAPS: &str = "every row's value is empty (a gap); expected a number in at least one";
+
+/// One point of an exported series: its time (Unix seconds), its value (`None`: a row left
+/// empty, a gap that still ends the row before it), and where it is in the file — a line, or a
+/// byte offset, whatever the reader's `locate` turns into a line and column (for an error about
+/// it; a JSON reader works out lines only then).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct SeriesPoint {
     pub secs: f64,
-    pub value: f64,
+    pub value: Option<f64>,
     pub at: usize,
 }
 
@@ -641,6 +657,13 @@ pub(super) fn series_minutes(
     let mut sums: Vec<(f64, u32)> = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let minute = (row.secs / 60.0).floor() as i64 - first;
+        let Some(value) = row.value else {
+            // A gap, which still lengthens the series as a missing minute's row does.
+            if sums.len() <= minute as usize {
+                sums.resize(minute as usize + 1, (0.0, 0));
+            }
+            continue;
+        };
         // A row holds over its interval, up to the next row's minute (a later row, or one
         // missing, leaves the rest a gap).
         let next = rows
@@ -654,9 +677,12 @@ pub(super) fn series_minutes(
             if sums.len() <= m {
                 sums.resize(m + 1, (0.0, 0));
             }
-            sums[m].0 += row.value;
+            sums[m].0 += value;
             sums[m].1 += 1;
         }
+    }
+    if sums.iter().all(|(_, n)| *n == 0) {
+        return Err(located(file, 1, 1, ALL_GAPS.into()));
     }
     Ok(Trace::PerMinute(
         sums.into_iter()
@@ -1151,6 +1177,32 @@ mod tests {
             panic!("per minute")
         };
         assert_eq!(m, vec![Some(5.0), Some(7.0)]);
+        // An empty value (pandas' and spreadsheets' missing value) is a gap, as a missing row
+        // is, in either per-minute form; a minute's own column is never empty.
+        for (text, want) in [
+            (
+                "timestamp,value\n1764579600,10\n1764579660,\n1764579720,\"\"\n1764579780,4\n",
+                vec![Some(10.0), None, None, Some(4.0)],
+            ),
+            (
+                "minute,requests\n0,3\n1,\n2, \n3,5\n",
+                vec![Some(3.0), None, None, Some(5.0)],
+            ),
+        ] {
+            let Trace::PerMinute(m) = parse_trace("g.csv", text).unwrap() else {
+                panic!("per minute")
+            };
+            assert_eq!(m, want, "{text:?}");
+        }
+        let e = parse_trace("g.csv", "minute,requests\n,3\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+        for text in [
+            "minute,requests\n0,\n1,\n",
+            "timestamp,value\n1764579600,\n",
+        ] {
+            let e = parse_trace("g.csv", text).unwrap_err();
+            assert!(e.to_string().contains("every row's value is empty"), "{e}");
+        }
         // Errors name the line and column and say what is valid.
         for (text, line, column, says) in [
             ("timestamp,value\nyesterday,5\n", 2, 1, "RFC 3339"),
