@@ -182,7 +182,7 @@ struct LoadgenArgs {
     #[arg(long, conflicts_with = "trace", required_unless_present = "trace")]
     scenario: Option<String>,
     /// A trace: `t_s,prompt_tokens,output_tokens`, `minute,requests`, `timestamp,value`, Azure's
-    /// `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's CSV, Mooncake's JSON lines, or
+    /// `TIMESTAMP,ContextTokens,GeneratedTokens` (LLM or multimodal), BurstGPT's CSV, Mooncake's JSON lines, or
     /// Prometheus's (range query) or CloudWatch's (`get-metric-data`, `get-metric-statistics`)
     /// JSON answer as saved.
     #[arg(long)]

@@ -422,7 +422,10 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         .map(|h| unquote(h).to_ascii_lowercase())
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    if let Some(columns) = burstgpt_columns(&header) {
+    if let Some(columns) = [BURSTGPT_COLUMNS, AZURE_COLUMNS]
+        .iter()
+        .find_map(|c| c.find(&header))
+    {
         return parse_request_columns(file, text, columns);
     }
     let per_request = match header.as_slice() {
@@ -431,15 +434,12 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
         // One series against time, whatever its column is named: Grafana's CSV export heads
         // it `"Time","<series>"`.
         ["timestamp" | "time", _] => return parse_timestamped(file, text),
-        ["timestamp", "contexttokens", "generatedtokens"] => {
-            return parse_request_columns(file, text, AZURE_COLUMNS)
-        }
         _ => {
             return Err(err(
                 1,
                 1,
                 format!(
-                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute), `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute), Azure's `TIMESTAMP,ContextTokens,GeneratedTokens`, BurstGPT's `Timestamp,…,Request tokens,Response tokens,…`, Mooncake's JSON lines, or a JSON answer of Prometheus's range query or CloudWatch's get-metric-data / get-metric-statistics",
+                    "unknown header {:?}; expected `t_s,prompt_tokens,output_tokens` (one row per request), `minute,requests` (one row per minute), `timestamp,value` (an export: Unix time or RFC 3339, the demand per minute), Azure's `TIMESTAMP,ContextTokens,GeneratedTokens` (columns by name), BurstGPT's `Timestamp,…,Request tokens,Response tokens,…`, Mooncake's JSON lines, or a JSON answer of Prometheus's range query or CloudWatch's get-metric-data / get-metric-statistics",
                     header.join(",")
                 ),
             ))
@@ -709,30 +709,60 @@ fn whole_tokens(v: f64, what: &str) -> Result<u32, String> {
     }
 }
 
-/// Azure's public LLM inference traces (`AzureLLMInferenceTrace_*.csv`, 2023 and 2024):
-/// `TIMESTAMP,ContextTokens,GeneratedTokens`, one row per request, its arrival a date and time
-/// (`2023-11-16 18:15:46.6805900`, UTC).
-const AZURE_COLUMNS: RequestColumns = RequestColumns {
-    time: (0, "TIMESTAMP"),
-    prompt: (1, "ContextTokens"),
-    output: (2, "GeneratedTokens"),
-    zero_output_is_one: false,
+/// A published CSV's request columns as its header names them (found in any case and any
+/// order; other columns are ignored), and which counts of 0 it keeps as one token.
+struct NamedColumns {
+    time: &'static str,
+    prompt: &'static str,
+    output: &'static str,
+    zero_prompt_is_one: bool,
+    zero_output_is_one: bool,
+}
+
+impl NamedColumns {
+    /// Where `header` (lower case) holds them; `None` when it lacks one.
+    fn find(&self, header: &[&str]) -> Option<RequestColumns> {
+        let at = |name: &'static str| {
+            let i = header.iter().position(|h| h.eq_ignore_ascii_case(name))?;
+            Some((i, name))
+        };
+        Some(RequestColumns {
+            time: at(self.time)?,
+            prompt: at(self.prompt)?,
+            output: at(self.output)?,
+            zero_prompt_is_one: self.zero_prompt_is_one,
+            zero_output_is_one: self.zero_output_is_one,
+        })
+    }
+}
+
+/// BurstGPT's CSV (`HPMLL/BurstGPT`, an Azure OpenAI GPT service's trace:
+/// `Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type`, the arrival in
+/// seconds from the trace's start). A failed request (`Response tokens` 0, as its
+/// `BurstGPT_*.csv` files keep them) is replayed with one output token: it arrived and its
+/// prompt was read.
+const BURSTGPT_COLUMNS: NamedColumns = NamedColumns {
+    time: "Timestamp",
+    prompt: "Request tokens",
+    output: "Response tokens",
+    zero_prompt_is_one: false,
+    zero_output_is_one: true,
 };
 
-/// Where BurstGPT's CSV (`HPMLL/BurstGPT`, an Azure OpenAI GPT service's trace:
-/// `Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type`, the arrival in
-/// seconds from the trace's start) holds a request, by name in any order; `None` for another
-/// header. A failed request (`Response tokens` 0, as its `BurstGPT_*.csv` files keep them) is
-/// replayed with one output token: it arrived and its prompt was read.
-fn burstgpt_columns(header: &[&str]) -> Option<RequestColumns> {
-    let at = |name: &str| header.iter().position(|h| *h == name);
-    Some(RequestColumns {
-        time: (at("timestamp")?, "Timestamp"),
-        prompt: (at("request tokens")?, "Request tokens"),
-        output: (at("response tokens")?, "Response tokens"),
-        zero_output_is_one: true,
-    })
-}
+/// Azure's public inference traces. The LLM traces (`AzureLLMInferenceTrace_*.csv`, 2023 and
+/// 2024) are `TIMESTAMP,ContextTokens,GeneratedTokens`; the multimodal one
+/// (`AzureLMMInferenceTrace_multimodal.csv`, 2025) adds `NumImages`, which is not replayed (an
+/// image's encoding is not in the performance model). One row per request, its arrival a date
+/// and time (`2023-11-16 18:15:46.6805900`, UTC). A count of 0 — the rows tools reading these
+/// traces drop as failed requests, or an image-only prompt — is replayed as one token: the
+/// request arrived, and a trace is not refused for a row it keeps.
+const AZURE_COLUMNS: NamedColumns = NamedColumns {
+    time: "TIMESTAMP",
+    prompt: "ContextTokens",
+    output: "GeneratedTokens",
+    zero_prompt_is_one: true,
+    zero_output_is_one: true,
+};
 
 /// Where a published CSV keeps a request: (column index, its name for messages) of its arrival
 /// (Unix time, seconds from a start, or a date and time: [`export_timestamp_secs`]), its prompt
@@ -741,6 +771,8 @@ struct RequestColumns {
     time: (usize, &'static str),
     prompt: (usize, &'static str),
     output: (usize, &'static str),
+    /// A prompt of 0 tokens is read as one.
+    zero_prompt_is_one: bool,
     /// An output of 0 tokens (a failed request the trace keeps) is read as one.
     zero_output_is_one: bool,
 }
@@ -785,7 +817,7 @@ fn parse_request_columns(file: &str, text: &str, c: RequestColumns) -> Result<Tr
         };
         Ok((
             secs,
-            tokens(c.prompt, false)?,
+            tokens(c.prompt, c.zero_prompt_is_one)?,
             tokens(c.output, c.zero_output_is_one)?,
         ))
     })
@@ -1096,8 +1128,8 @@ mod tests {
         assert_eq!((bad.line, bad.column), (2, 14), "{bad}");
     }
 
-    /// Azure's, Mooncake's and BurstGPT's published formats become per-request traces whose arrivals count
-    /// from the first request; a bad row is located.
+    /// Azure's (LLM and multimodal), Mooncake's and BurstGPT's published formats become
+    /// per-request traces whose arrivals count from the first request; a bad row is located.
     #[test]
     fn published_llm_trace_formats_are_read_as_published() {
         let azure = "TIMESTAMP,ContextTokens,GeneratedTokens\n\
@@ -1105,6 +1137,11 @@ mod tests {
                      2023-11-16 18:15:50.9951690,396,109\n";
         let mooncake = "{\"timestamp\": 0, \"input_length\": 6758, \"output_length\": 500, \"hash_ids\": [0, 1]}\n\
                         {\"timestamp\": 2500, \"input_length\": 20000, \"output_length\": 3, \"hash_ids\": []}\n";
+        // Azure's multimodal trace adds a column; the columns are found by name, and a count of
+        // 0 (a failed request, an image-only prompt) is one token.
+        let azure_multimodal = "TIMESTAMP,NumImages,ContextTokens,GeneratedTokens\n\
+                                2024-10-15 00:00:00.000,1,0,12\n\
+                                2024-10-15 00:00:01.500,0,388,0\n";
         // BurstGPT's columns are found by name; a failed request (no response) has one token.
         let burst = "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n\
                      5,ChatGPT,472,18,490,Conversation log\n\
@@ -1117,6 +1154,7 @@ mod tests {
                 vec![(0.0, 6758, 500), (2.5, MAX_PROMPT_TOKENS, 3)],
             ),
             (burst, vec![(0.0, 472, 18), (40.0, 1087, 1)]),
+            (azure_multimodal, vec![(0.0, 1, 12), (1.5, 388, 1)]),
         ];
         for (text, want) in cases {
             let Trace::PerRequest(got) = parse_trace("t", text).unwrap() else {
@@ -1137,7 +1175,7 @@ mod tests {
         // (file, line, column, a word of the message)
         let bad = [
             (
-                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,0\n",
+                "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,-2\n",
                 2,
                 25,
                 "GeneratedTokens",
