@@ -720,7 +720,7 @@ struct NamedColumns {
 }
 
 impl NamedColumns {
-    /// Where `header` (lower case) holds them; `None` when it lacks one.
+    /// Where `header` holds them; `None` when it lacks one.
     fn find(&self, header: &[&str]) -> Option<RequestColumns> {
         let at = |name: &'static str| {
             let i = header.iter().position(|h| h.eq_ignore_ascii_case(name))?;
@@ -755,7 +755,7 @@ const BURSTGPT_COLUMNS: NamedColumns = NamedColumns {
 /// image's encoding is not in the performance model). One row per request, its arrival a date
 /// and time (`2023-11-16 18:15:46.6805900`, UTC). A count of 0 — the rows tools reading these
 /// traces drop as failed requests, or an image-only prompt — is replayed as one token: the
-/// request arrived, and a trace is not refused for a row it keeps.
+/// request arrived, and the file is not refused for it.
 const AZURE_COLUMNS: NamedColumns = NamedColumns {
     time: "TIMESTAMP",
     prompt: "ContextTokens",
