@@ -221,6 +221,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// Its SLO figures against a TTFT SLO of `ttft_slo_secs`.
+    pub fn slo(&self, ttft_slo_secs: f64) -> stats::Slo {
+        stats::slo(&self.minutes, &self.ttft, ttft_slo_secs)
+    }
+
     /// Requests by outcome.
     pub fn accounting(&self) -> Accounting {
         let sum = |f: fn(&Minute) -> u32| self.minutes.iter().map(|m| f(m) as u64).sum();
@@ -526,7 +531,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
             let od = vec![od_pool("on-demand", Market::OnDemand, false)];
             run_one(&setup, name, od, &[units], &mut c, units, &mut |_: f64| {})
         };
-        let meets = |r: &Run| stats::slo(&r.minutes, &r.ttft, fleet.slo.ttft_p95_secs).met;
+        let meets = |r: &Run| r.slo(fleet.slo.ttft_p95_secs).met;
         if wants("static-peak") {
             let run = static_run("static-peak", peak);
             if wants("static-slo") {
@@ -687,7 +692,7 @@ impl Outcome {
         let oracle_cost = self.baselines.get("oracle").map(|r| r.cost_usd);
         let cost = run.cost_usd;
         PolicyFigures {
-            slo: stats::slo(&run.minutes, &run.ttft, self.setup.fleet.slo.ttft_p95_secs),
+            slo: run.slo(self.setup.fleet.slo.ttft_p95_secs),
             cost: Cost {
                 total_usd: cost,
                 spot_share: if cost > 0.0 {

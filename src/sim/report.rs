@@ -174,7 +174,7 @@ impl Outcome {
         if !self.static_slo_searched {
             return None;
         }
-        let peak = self.baselines.get("static-peak")?.min_units;
+        let peak = super::units_of(self.baselines.get("static-peak")?);
         let saving = self.figures(&self.ours).cost.savings_vs_static_slo;
         let units = |n: u32| match n {
             1 => "1 unit".to_string(),

@@ -539,14 +539,11 @@ pub fn parse_trace(file: &str, text: &str) -> Result<Trace, TraceError> {
     if per_request && requests.is_empty() || !per_request && minutes.is_empty() {
         return Err(err(1, 1, "the file has a header but no rows".into()));
     }
-    if minutes.iter().all(Option::is_none) && !per_request {
-        return Err(err(1, 1, ALL_GAPS.into()));
-    }
-    Ok(if per_request {
-        Trace::PerRequest(requests)
+    if per_request {
+        Ok(Trace::PerRequest(requests))
     } else {
-        Trace::PerMinute(minutes)
-    })
+        per_minute(file, minutes)
+    }
 }
 
 /// A `timestamp,value` CSV export — Grafana's, a spreadsheet's, Prometheus's or CloudWatch's
@@ -604,8 +601,19 @@ fn parse_timestamped(file: &str, text: &str) -> Result<Trace, TraceError> {
     series_minutes(file, &rows, |line| (line, 1))
 }
 
-/// A per-minute file whose every value is empty: nothing to replay or forecast.
-const ALL_GAPS: &str = "every row's value is empty (a gap); expected a number in at least one";
+/// A per-minute trace of `file`; refused when every minute is a gap (every value empty):
+/// nothing to replay or forecast.
+fn per_minute(file: &str, minutes: Vec<Option<f64>>) -> Result<Trace, TraceError> {
+    if minutes.iter().all(Option::is_none) {
+        return Err(located(
+            file,
+            1,
+            1,
+            "every row's value is empty (a gap); expected a number in at least one".into(),
+        ));
+    }
+    Ok(Trace::PerMinute(minutes))
+}
 
 /// One point of an exported series: its time (Unix seconds), its value (`None`: a row left
 /// empty, a gap that still ends the row before it), and where it is in the file — a line, or a
@@ -681,14 +689,12 @@ pub(super) fn series_minutes(
             sums[m].1 += 1;
         }
     }
-    if sums.iter().all(|(_, n)| *n == 0) {
-        return Err(located(file, 1, 1, ALL_GAPS.into()));
-    }
-    Ok(Trace::PerMinute(
+    per_minute(
+        file,
         sums.into_iter()
             .map(|(sum, n)| (n > 0).then(|| sum / f64::from(n)))
             .collect(),
-    ))
+    )
 }
 
 /// A request of a trace, its lengths capped as every trace's are.
