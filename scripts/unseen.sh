@@ -3,7 +3,9 @@
 # written here, token mixes from the shared traces — with a policy and the oracle and static-peak
 # baselines, and prints a Markdown table. It is a check that a policy generalises, not a score
 # to tune on: a change that helps the matrix and hurts these is fitted to the matrix.
-# Usage: [BIN=path] scripts/unseen.sh [--seed N] [--config FILE]    (traces and reports land in target/unseen/)
+# Usage: [BIN=path] scripts/unseen.sh [--seed N] [--config FILE] [--server-speed F]
+#        (traces and reports land in target/unseen/; --server-speed: the simulated servers at F
+#        of their profile's speed while the policy reads the profile — `simulate --server-speed`)
 #
 # Shapes (requests per minute): a ×5 step held 30 min; a ×20 step held 25 min; a linear
 # ×12 growth over 3 h; 3-minute ×3 bursts every 15 min (shorter than a cold start); 12 h of the
@@ -17,12 +19,13 @@
 # the long-context peaks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-seed=1; config=config/example.toml
+seed=1; config=config/example.toml; speed=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --seed) seed=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
-    *) echo "usage: $0 [--seed N] [--config FILE]" >&2; exit 2 ;;
+    --server-speed) speed=$2; shift 2 ;;
+    *) echo "usage: $0 [--seed N] [--config FILE] [--server-speed F]" >&2; exit 2 ;;
   esac
 done
 t=../shared/traces
@@ -76,7 +79,7 @@ for shape in step-x5 step-x20 growth-x12 bursts-3min nasa-12h worldcup-12h; do
       long-answers|retrieval) tokens=(--tokens-from "$out/tokens-$mix.csv") ;;
     esac
     $bin simulate --config "$out/policy-40.toml" --trace "$out/$shape.csv" "${tokens[@]}" \
-      --seed "$seed" --json "$out/$shape-$mix.json" >/dev/null
+      --seed "$seed" --server-speed "$speed" --json "$out/$shape-$mix.json" >/dev/null
     runs+=("$out/$shape-$mix.json")
   done
 done

@@ -1145,6 +1145,11 @@ struct SimArgs {
     /// Multiply the traffic rate by this factor (the shape stays).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
+    /// The simulated servers' speed as a share of their profile's: prefill tokens/s × it,
+    /// decode step times ÷ it (0.7: the profile overstates them by 43 %). The policy's capacity
+    /// model reads the profile as written; the oracle and `required_units` know the servers.
+    #[arg(long, default_value_t = 1.0)]
+    server_speed: f64,
     /// Refuse a run whose traffic brings more requests than this (a guard against a typo
     /// that would run for hours).
     #[arg(long, default_value_t = traffic::DEFAULT_MAX_REQUESTS)]
@@ -1194,6 +1199,13 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         }
     }
     llm_autoscaler::cost::apply_profiles(&mut cfg, &price_profiles)?;
+    if !(a.server_speed > 0.0 && a.server_speed.is_finite()) {
+        return Err(InputError(format!(
+            "--server-speed {} must be a number above 0 (the servers' speed as a share of their profile's: 1 exact, 0.7 slower)",
+            a.server_speed
+        ))
+        .into());
+    }
     if a.suite.is_some() {
         return robustness(&a, &cfg, &price_profiles);
     }
@@ -1230,6 +1242,7 @@ fn simulate(a: SimArgs) -> anyhow::Result<()> {
         model: fleet.model.clone(),
         fleet,
         profiles: sim::perf::resolve(&cfg.profiles, cfg.global.aws.region.as_deref())?,
+        server_speed: a.server_speed,
         tick_secs: cfg.global.tick_secs as f64,
         queue_timeout_secs: a.queue_timeout_secs,
         target_utilization: 0.8,
@@ -1289,6 +1302,7 @@ fn robustness(a: &SimArgs, cfg: &Config, profiles: &[sim::perf::Profile]) -> any
     spec.cold_starts_secs = a.cold_starts.clone();
     spec.duration_secs = a.duration_secs;
     spec.forecast_effect = a.forecast_effect;
+    spec.server_speed = a.server_speed;
     if a.forecast_effect && fleet.predictive.is_none() {
         return Err(InputError(format!(
             "--forecast-effect: fleet {} has no [fleets.predictive]: there is no forecast to measure",
@@ -1357,7 +1371,12 @@ fn robustness(a: &SimArgs, cfg: &Config, profiles: &[sim::perf::Profile]) -> any
     let _ = write!(out, "{}", suite::table(&results, &summary));
     let policy = format!("{}#{}", a.config.display(), fleet.name);
     if let Some(p) = &a.json {
-        let v = serde_json::json!({ "policy": policy, "summary": summary, "cells": results });
+        let v = serde_json::json!({
+            "policy": policy,
+            "server_speed": a.server_speed,
+            "summary": summary,
+            "cells": results,
+        });
         std::fs::write(p, serde_json::to_string_pretty(&v)? + "\n")
             .with_context(|| format!("writing {}", p.display()))?;
         let _ = writeln!(out, "wrote {}", p.display());

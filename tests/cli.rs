@@ -351,6 +351,22 @@ fn simulate_writes_every_report_and_rejects_a_bad_trace_with_exit_3() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("valid: traffic-spike, gradual-growth, periodic, sudden-drop, mixed-workload"));
+
+    // Servers cannot run at no speed, a negative one or NaN.
+    for speed in ["0", "-0.5", "NaN", "inf"] {
+        let out = bin()
+            .args(["simulate", "--scenario", "sudden-drop"])
+            .arg(format!("--server-speed={speed}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{speed}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("--server-speed {}", speed.parse::<f64>().unwrap()))
+                && err.contains("must be a number above 0"),
+            "{speed}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -867,3 +867,43 @@ fn a_static_fleet_sized_on_average_minutes_is_grown_until_it_meets_the_slo() {
     assert_eq!(o.figures(&o.ours).cost.savings_vs_static_slo, None);
     assert!(!o.table().contains("the SLO"), "{}", o.table());
 }
+
+/// `--server-speed`: servers slower than their profile says. The runs and `required_units`
+/// measure the servers as they run; the policy's capacity model reads the profile as written,
+/// and its correction is what finds the difference.
+#[test]
+fn servers_slower_than_their_profile_are_found_by_the_correction_alone() {
+    let at = |speed: f64| {
+        let mut s = setup("config/example.toml", "gradual-growth", 1, Some(3600.0));
+        s.server_speed = speed;
+        s.baselines = false;
+        s.record_decisions = true;
+        let o = run(s);
+        let capacity: Vec<serde_json::Value> = o
+            .decisions
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["capacity"].clone())
+            .collect();
+        (o, capacity)
+    };
+    let (exact, exact_capacity) = at(1.0);
+    let (slow, slow_capacity) = at(0.6);
+    assert_eq!(slow.report().server_speed, 0.6);
+    // The same requests need more of the slower servers.
+    let peak = |o: &Outcome| o.report().peak_required_units as f64;
+    assert!(
+        peak(&slow) >= 1.5 * peak(&exact),
+        "{} vs {}",
+        peak(&slow),
+        peak(&exact)
+    );
+    // The model is the profile's g6e (10,000 prefill tokens/s) times the correction, at any speed.
+    let correction = |c: &serde_json::Value| c["correction"].as_f64().unwrap();
+    for c in exact_capacity.iter().chain(&slow_capacity) {
+        let written = c["prefill_tokens_per_sec_per_unit"].as_f64().unwrap() / correction(c);
+        assert!((written - 10_000.0).abs() < 1e-6, "{c}");
+    }
+    let lowest = |cs: &[serde_json::Value]| cs.iter().map(correction).fold(1.0, f64::min);
+    assert_eq!(lowest(&exact_capacity), 1.0);
+    assert!(lowest(&slow_capacity) < 0.9, "{}", lowest(&slow_capacity));
+}

@@ -80,7 +80,13 @@ pub struct SimSetup {
     /// Model class served (`8b` or `70b`).
     pub model: String,
     /// Replica profiles: [`perf::builtin`], or [`perf::resolve`] of the policy's overrides.
+    /// The policy's capacity model reads them as written.
     pub profiles: Vec<Profile>,
+    /// The simulated servers' speed as a share of their profile's ([`Profile::at_speed`]); 1:
+    /// the profile is exact. Every run, the oracle and `required_units` measure the servers as
+    /// they run; the policy's capacity model still reads the profile — a mis-set profile, which
+    /// its correction (`[fleets.capacity] learn`) is there to find.
+    pub server_speed: f64,
     /// Seconds between decisions.
     pub tick_secs: f64,
     /// Queue timeout, seconds.
@@ -123,6 +129,7 @@ impl SimSetup {
             policy_name: policy_name.into(),
             model: "8b".into(),
             profiles: perf::builtin(),
+            server_speed: 1.0,
             tick_secs: 15.0,
             queue_timeout_secs: QUEUE_TIMEOUT_SECS,
             target_utilization: 0.8,
@@ -426,7 +433,10 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
     // setup built from an unresolved policy runs the policy the daemon would.
     setup.fleet.model = setup.model.clone();
     crate::policy::capacity::resolve_fleet(&mut setup.fleet, &setup.profiles)?;
-    let reference = reference(&setup.fleet, &setup.profiles, &setup.model)?;
+    // The servers as they run, which may not be as their profile says.
+    let servers = perf::at_speed(&setup.profiles, setup.server_speed);
+    let written_profile = reference(&setup.fleet, &setup.profiles, &setup.model)?.profile;
+    let reference = reference(&setup.fleet, &servers, &setup.model)?;
     let ref_profile = reference.profile.clone();
     let fleet = &setup.fleet;
     let required_of = |loads: &[MinuteLoad]| -> Vec<u32> {
@@ -438,7 +448,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
     let start_units = start_units(&setup.traffic, fleet, &reference, setup.target_utilization);
 
     // Our policy.
-    let specs = pool_specs(fleet, &setup.profiles, &setup.model)?;
+    let specs = pool_specs(fleet, &servers, &setup.model)?;
     let initial: Vec<u32> = split::split(fleet, start_units)
         .iter()
         .map(|t| t.desired_units)
@@ -490,7 +500,7 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
 
         // The policy under test without one of its features, on the same traffic.
         let mut variant = |f: Fleet, name: &str| -> Result<(), SimError> {
-            let specs = pool_specs(&f, &setup.profiles, &setup.model)?;
+            let specs = pool_specs(&f, &servers, &setup.model)?;
             let initial: Vec<u32> = split::split(&f, start_units)
                 .iter()
                 .map(|t| t.desired_units)
@@ -579,9 +589,10 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
             a
         });
         let n = total.requests.max(1) as f64;
+        // Its target is what an operator would set from the profile as written, as ours reads it.
         let per_min = 60.0
             * setup.target_utilization
-            * ref_profile.sustainable_rps(
+            * written_profile.sustainable_rps(
                 total.prompt_tokens as f64 / n,
                 total.output_tokens as f64 / n,
             );

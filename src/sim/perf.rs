@@ -278,6 +278,11 @@ pub struct IncompleteProfile {
     pub missing: String,
 }
 
+/// Every profile at `speed` ([`Profile::at_speed`]).
+pub fn at_speed(profiles: &[Profile], speed: f64) -> Vec<Profile> {
+    profiles.iter().map(|p| p.at_speed(speed)).collect()
+}
+
 /// The profile of `instance_type` serving `model` among `profiles`.
 pub fn lookup<'a>(
     profiles: &'a [Profile],
@@ -293,6 +298,19 @@ impl Profile {
     /// Decode step time at `batch` running sequences, seconds.
     pub fn decode_step_secs(&self, batch: u32) -> f64 {
         self.decode_base_secs + self.decode_per_seq_secs * batch as f64
+    }
+
+    /// This profile on servers that run at `speed` of it: prefill tokens/s × `speed`, decode
+    /// step times ÷ `speed`; the KV cache, starts and prices as they are. What a load test
+    /// finds when the figures written down were measured elsewhere (another vLLM version,
+    /// quantisation, tensor-parallel settings) — `simulate --server-speed`.
+    pub fn at_speed(&self, speed: f64) -> Profile {
+        Profile {
+            prefill_tokens_per_sec: self.prefill_tokens_per_sec * speed,
+            decode_base_secs: self.decode_base_secs / speed,
+            decode_per_seq_secs: self.decode_per_seq_secs / speed,
+            ..self.clone()
+        }
     }
 
     /// Sustainable requests per second of one replica for a mix with these mean lengths:
@@ -350,6 +368,36 @@ impl MinuteLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn servers_at_a_share_of_their_profiles_speed_serve_that_share() {
+        let all = builtin();
+        let g6e = lookup(&all, "g6e.xlarge", "8b").unwrap();
+        for (speed, prompt, output) in [
+            (0.5, 500.0, 150.0),
+            (0.7, 6_000.0, 400.0),
+            (1.3, 300.0, 1_200.0),
+        ] {
+            let slow = g6e.at_speed(speed);
+            let ratio = slow.sustainable_rps(prompt, output) / g6e.sustainable_rps(prompt, output);
+            assert!((ratio - speed).abs() < 1e-9, "{speed}: {ratio}");
+            // Only the speeds change: the KV cache, starts and prices are the type's.
+            assert_eq!(
+                (
+                    slow.kv_cache_tokens,
+                    slow.max_seqs,
+                    slow.cold_start_median_secs
+                ),
+                (
+                    g6e.kv_cache_tokens,
+                    g6e.max_seqs,
+                    g6e.cold_start_median_secs
+                )
+            );
+            assert_eq!(slow.on_demand_usd_per_hour, g6e.on_demand_usd_per_hour);
+        }
+        assert_eq!(g6e.at_speed(1.0), *g6e);
+    }
 
     #[test]
     fn every_issue_type_has_a_profile_and_faster_gpus_serve_more() {

@@ -19,6 +19,9 @@ pub struct Report {
     pub policy: String,
     /// Seed.
     pub seed: u64,
+    /// The simulated servers' speed as a share of their profile's (`--server-speed`; 1: the
+    /// profile is exact).
+    pub server_speed: f64,
     /// Length of the run, seconds.
     pub duration_s: f64,
     /// Requests that arrived.
@@ -51,6 +54,7 @@ impl Outcome {
             scenario: self.setup.scenario.clone(),
             policy: self.setup.policy_name.clone(),
             seed: self.setup.traffic.seed,
+            server_speed: self.setup.server_speed,
             duration_s: self.setup.traffic.duration_secs,
             requests: self.ours.accounting().arrived,
             slo: f.slo,
@@ -104,8 +108,14 @@ impl Outcome {
             }
         }
         let acc = self.ours.accounting();
+        // A run whose servers are not as their profile says says so on its first line.
+        let speed = if self.setup.server_speed == 1.0 {
+            String::new()
+        } else {
+            format!(" · servers at {} of their profile", self.setup.server_speed)
+        };
         let mut s = format!(
-            "scenario {} · policy {} · seed {} · {:.1} h · {} requests ({} failed)\n\n",
+            "scenario {} · policy {} · seed {}{speed} · {:.1} h · {} requests ({} failed)\n\n",
             self.setup.scenario,
             self.setup.policy_name,
             self.setup.traffic.seed,

@@ -128,6 +128,9 @@ pub struct SuiteSpec {
     /// Also run each cell after [`RECURRING_DAYS`] days in which its shape recurred daily, to
     /// measure what the forecast (the policy's `[fleets.predictive]`) buys.
     pub forecast_effect: bool,
+    /// The simulated servers' speed as a share of their profile's ([`SimSetup::server_speed`]);
+    /// each shape still peaks at `peak_units` of the servers as they run.
+    pub server_speed: f64,
 }
 
 /// Days of history in which a cell's shape recurred, for [`SuiteSpec::forecast_effect`].
@@ -145,6 +148,7 @@ impl SuiteSpec {
             peak_units: (0.8 * fleet.max_units as f64).clamp(1.0, 10.0),
             duration_secs: None,
             forecast_effect: false,
+            server_speed: 1.0,
         }
     }
 
@@ -503,7 +507,8 @@ pub fn cell_setup(
             p
         })
         .collect();
-    let reference = super::reference(fleet, &profiles, model)?;
+    let servers = super::perf::at_speed(&profiles, spec.server_speed);
+    let reference = super::reference(fleet, &servers, model)?;
     let mix = token_mix(cell.mix, traces);
     let peak_rps =
         spec.peak_units * unit_rps(&mix, &reference.profile, reference.weight_units, cell.seed);
@@ -532,6 +537,7 @@ pub fn cell_setup(
         fleet.name.clone(),
     );
     setup.profiles = profiles;
+    setup.server_speed = spec.server_speed;
     setup.model = model.to_string();
     setup.only_baselines = Some(vec!["static-peak".into(), "oracle".into()]);
     Ok(setup)
