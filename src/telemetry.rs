@@ -194,6 +194,11 @@ fn capacity_help(o: &mut Out) {
         "Capacity counted per unit / the profile's, learned from queueing over the TTFT SLO (1: the profile as is; 0.5 at least).",
     );
     o.help(
+        "capacity_measured_speed_ratio",
+        "gauge",
+        "The servers' speed / the profile's, from their token counters and batch sizes, averaged (1 until read); the correction counts no more than it.",
+    );
+    o.help(
         "capacity_queue_factor_ratio",
         "gauge",
         "The fleet's P95 prefill wait / Erlang's C prediction, learned (1 to 4); the queue floor stretches its wait by it.",
@@ -213,6 +218,7 @@ fn capacity_help(o: &mut Out) {
 fn capacity_samples(o: &mut Out, l: &[(&str, &str)], c: &crate::engine::CapacityStep) {
     o.sample("capacity_correction_ratio", l, c.correction);
     o.sample("capacity_queue_factor_ratio", l, c.queue_factor);
+    o.sample("capacity_measured_speed_ratio", l, c.measured_speed);
     if let Some(u) = c.queue_floor_units {
         o.sample("capacity_queue_floor_units", l, f64::from(u));
     }

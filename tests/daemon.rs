@@ -529,6 +529,9 @@ async fn on_the_simulated_cloud_the_daemon_forecasts_from_backfilled_history() {
         "queue factor {queue_factor}"
     );
     assert!(gauge("capacity_served_busy_units") >= 0.0);
+    // The simulated servers run at their profile's speed, and are read so.
+    let speed = gauge("capacity_measured_speed_ratio");
+    assert!((0.9..=1.1).contains(&speed), "measured speed {speed}");
     // The ensemble warmed up on the backfilled history: weights per model and horizon sum to
     // one, and the interval's realised coverage is published.
     let weights: Vec<f64> = metrics

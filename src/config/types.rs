@@ -379,7 +379,8 @@ pub struct CapacitySettings {
     /// unit while TTFT is over the SLO because requests queue (AIMD: a tenth per latency sample, down
     /// to half), and give it back only while the fleet runs busy at its corrected target with
     /// its P95 queue wait under an eighth of the SLO, whatever the TTFT (a hundredth per sample,
-    /// never above the profile). Default true.
+    /// never above the profile); and count no more than the servers' speed as their token rates
+    /// and batch sizes measure it (`policy::capacity::speed_reading`). Default true.
     pub learn: bool,
     /// The reference type's work model, filled in from its profile when the policy is loaded
     /// for `run`, `simulate` or `decide`; `None` before (or with no profile for the type).

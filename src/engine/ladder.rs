@@ -697,6 +697,7 @@ impl<'a> Ladder<'a> {
             served_busy_units: capacity::served_units(&m, self.snap),
             queue_floor_units: self.calc.queue_floor_units,
             queue_factor: self.st.correction.queue_factor,
+            measured_speed: self.st.correction.measured_speed,
         })
     }
 

@@ -103,6 +103,9 @@ pub struct CapacityStep {
     /// How much longer the fleet's P95 prefill wait has been than Erlang's C predicts (1: as
     /// predicted); the queue floor stretches its wait by it.
     pub queue_factor: f64,
+    /// The servers' speed ÷ the profile's, as their counters measure it (averaged; 1 until
+    /// read); the correction counts no more than it (within 5 %).
+    pub measured_speed: f64,
 }
 
 /// A decision for one fleet, with everything that explains it.

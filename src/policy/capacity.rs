@@ -32,7 +32,11 @@
 //! given back a hundredth per sample only while the fleet runs at its corrected target with next
 //! to no queueing (P95 wait under [`CALM_SHARE`] of the SLO) — evidence that the unit does that
 //! much — and never above the profile. A low TTFT alone never lowers capacity, and TTFT that
-//! more replicas cannot lower (a long prefill, nothing queued) never raises it.
+//! more replicas cannot lower (a long prefill, nothing queued) never raises it. Nor does the
+//! correction count more than the servers' **measured speed** ([`Correction::effective`]): the
+//! speed each server's token rates and batch imply through the profile's step time
+//! ([`speed_reading`]), averaged — read at any load, so a profile that overstates the servers
+//! is found before their queues show it.
 //!
 //! A capacity-model scale-down also keeps the units its **prefill queue** needs
 //! ([`queueing_floor_units`]: Erlang's C, its wait's tail stretched by the factor the fleet's
@@ -72,6 +76,20 @@ pub const MAX_QUEUE_FACTOR: f64 = 4.0;
 /// The weight of one latency sample in the queue's tail factor: about the last ten samples.
 pub const QUEUE_FACTOR_WEIGHT: f64 = 0.1;
 
+/// The weight of one speed reading in [`Correction::measured_speed`]: about the last 30, eight
+/// minutes of 15 s ticks. At 0.1 (the last ten; measured before the reading skipped the
+/// servers [`SPEED_MIN_BUSY`] and the decode test leave out) exact servers' noisier readings
+/// cost the Azure code trace 7.5 points of savings against static-peak.
+pub const SPEED_WEIGHT: f64 = 0.03;
+/// A measured speed within this share under the profile's counts as the profile's: the
+/// readings' own error (their medians on exact simulated servers were 0.97–1.0).
+pub const SPEED_TOLERANCE: f64 = 0.05;
+/// A server is read only while it is this busy by the profile's count (its served work, a
+/// share of its units), and so at least this busy in fact (a slower server is busier): a
+/// server idle for part of its minute reads its idle share as slowness. At three chat
+/// requests a minute the reading sank to 0.15 of the profile's speed within three hours.
+pub const SPEED_MIN_BUSY: f64 = 0.4;
+
 /// What the correction remembers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -89,6 +107,23 @@ pub struct Correction {
     /// (the sample's time); `None` while it is within it, or no usable sample says
     /// ([`observe_queue`]). Its age is how long the backlog has been building.
     pub queueing_since: Option<Timestamp>,
+    /// The servers' speed ÷ the profile's, measured from their own counters
+    /// ([`speed_reading`]), averaged over readings ([`SPEED_WEIGHT`]); 1 until one is taken.
+    pub measured_speed: f64,
+    /// The newest server load a speed reading was taken from (each is taken once).
+    pub last_speed_at: Option<Timestamp>,
+}
+
+impl Correction {
+    /// The capacity counted per unit ÷ the profile's: the SLO's feedback (`factor`), and no
+    /// more than the servers' measured speed (within [`SPEED_TOLERANCE`]), `MIN_CORRECTION..=1`.
+    /// The feedback learns only from queueing — late, and on a rise not at all while capacity
+    /// is on its way; the speed is read at any load, so a profile that overstates the servers
+    /// is found before their queues show it (`simulate --server-speed`, docs/simulator.md).
+    pub fn effective(&self) -> f64 {
+        let measured = (self.measured_speed / (1.0 - SPEED_TOLERANCE)).min(1.0);
+        self.factor.min(measured).max(MIN_CORRECTION)
+    }
 }
 
 impl Default for Correction {
@@ -99,6 +134,8 @@ impl Default for Correction {
             over_streak: 0,
             queue_factor: 1.0,
             queueing_since: None,
+            measured_speed: 1.0,
+            last_speed_at: None,
         }
     }
 }
@@ -399,7 +436,7 @@ pub fn queueing_floor_units(
     noise: f64,
     max_units: Units,
 ) -> Option<Units> {
-    let (requests, service_secs) = prefill_queue(m, snap, correction.factor)?;
+    let (requests, service_secs) = prefill_queue(m, snap, correction.effective())?;
     Some(crate::policy::queueing::servers_for_wait(
         requests * (1.0 + noise.max(0.0)),
         service_secs,
@@ -533,11 +570,12 @@ pub fn learn(
     let (Some(m), true) = (fleet.capacity.model, fleet.capacity.learn) else {
         return c.factor;
     };
+    observe_speed(c, &m, snap);
     let Some(lat) = snap.latency.filter(|l| {
         Some(l.at) != c.last_latency_at
             && crate::model::usable(now, l.at, fleet.stale_after_secs, l.ttft_p95_secs).is_ok()
     }) else {
-        return c.factor;
+        return c.effective();
     };
     c.last_latency_at = Some(lat.at);
     let ready: Units = snap.in_service_units();
@@ -549,20 +587,73 @@ pub fn learn(
     if queueing_over_slo(&lat, slo) && ready >= current_units && ready > 0 && below_ceiling {
         c.over_streak += 1;
         if c.over_streak >= CONFIRM_SAMPLES {
-            c.factor = (c.factor * (1.0 - DECREASE)).max(MIN_CORRECTION);
+            c.factor = (c.effective() * (1.0 - DECREASE)).max(MIN_CORRECTION);
         }
-        return c.factor;
+        return c.effective();
     }
     c.over_streak = 0;
     // Busy at the corrected target with next to no queueing: the unit does that much. Judged on
     // the wait, as the decrease is: a long prompt's prefill sets a TTFT floor that capacity does
     // not move, and on one above half the SLO a TTFT test never gave a unit back.
     let busy = served_units(&m, snap) / ready.max(1) as f64;
-    let aim = fleet.capacity.target_utilization * c.factor;
+    let aim = fleet.capacity.target_utilization * c.effective();
     if lat.queue_wait_p95_secs < CALM_SHARE * slo && busy >= 0.9 * aim {
         c.factor = (c.factor + INCREASE).min(1.0);
     }
-    c.factor
+    c.effective()
+}
+
+/// Takes the servers' newest speed reading into [`Correction::measured_speed`], once per
+/// scrape (the newest server load's time).
+fn observe_speed(c: &mut Correction, m: &WorkModel, snap: &Snapshot) {
+    let newest = in_service_loads(snap).map(|(l, _)| l.at).max();
+    if newest.is_none() || newest == c.last_speed_at {
+        return;
+    }
+    if let Some(r) = speed_reading(m, snap) {
+        c.measured_speed += SPEED_WEIGHT * (r - c.measured_speed);
+        c.last_speed_at = newest;
+    }
+}
+
+/// The in-service servers' speed ÷ the profile's, from their own counters. A server with a
+/// batch of `b` running sequences is never idle: it prefills (the profile's prefill rate ×
+/// its speed `s`, stalling the batch) or takes a decode step, `b` tokens in the profile's
+/// `base + per_seq × b` ÷ `s`. Its generated tokens/s are then
+/// `G = s × b × (1 − P ÷ (prefill × s)) ÷ step(b)`, and so `s = G × step(b) ÷ b + P ÷ prefill`
+/// (`P` its prompt tokens/s). Over the settled servers with a batch of one or more, at least
+/// [`SPEED_MIN_BUSY`] busy, and decoding at least as long as they prefill (the two terms),
+/// each counted by its batch. The batch is the scrape's and the rates the minute's, so one
+/// reading errs either way — high after a quiet moment, low after a burst — and their average
+/// does not: on the simulated servers, every server with a batch read, medians 0.97–1.0 on
+/// exact servers (chat, code completion, long context) and 0.68–0.70 on servers at 0.7. A real
+/// server's step has costs the profile's line leaves out (sampling, chunked prefill sharing a
+/// step); they read as a slower unit, which for the profile's figures it is.
+fn speed_reading(m: &WorkModel, snap: &Snapshot) -> Option<f64> {
+    let prefill_per_replica = m.prefill_tokens_per_sec * m.reference_weight_units as f64;
+    let (made, batch) = in_service_loads(snap)
+        .filter(|(l, _)| l.window_secs >= crate::model::RATE_WINDOW_SECS - 1e-6)
+        .filter(|(l, w)| served_of(m, *l, *w) >= SPEED_MIN_BUSY * f64::from((*w).max(1)))
+        .fold((0.0, 0.0), |(made, batch), (l, w)| {
+            let replicas = w.max(1) as f64 / m.reference_weight_units as f64;
+            let b = l.running / replicas;
+            if b < 1.0 {
+                return (made, batch);
+            }
+            let step = m.decode_base_secs + m.decode_per_seq_secs * b;
+            let decoding = l.generation_tokens_per_sec / replicas * step / b;
+            let prefilling = l.prompt_tokens_per_sec / replicas / prefill_per_replica;
+            // A batch that mostly waits on prefills (short answers, a prompt's one token) is
+            // there only while they run: the server idles between them, and reads slow.
+            if decoding < prefilling {
+                return (made, batch);
+            }
+            (
+                made + (decoding + prefilling) * b * replicas,
+                batch + b * replicas,
+            )
+        });
+    (batch > 0.0).then(|| made / batch)
 }
 
 /// The prefill queue as Erlang's C sees it from the in-service servers' counts: (requests a
@@ -590,7 +681,7 @@ fn learn_queue_factor(
     ready: Units,
     slo: f64,
 ) {
-    let Some((rate, service)) = prefill_queue(m, snap, c.factor) else {
+    let Some((rate, service)) = prefill_queue(m, snap, c.effective()) else {
         return;
     };
     if ready == 0 || !lat.queue_wait_p95_secs.is_finite() {
@@ -1204,5 +1295,133 @@ mod tests {
             learn(&mut c, &fleet, &snap, 4, Timestamp(15_000 * i));
         }
         assert_eq!(c.factor, 1.0);
+    }
+
+    /// What a server at `speed` of the profile, with `batch` sequences running and `prompt`
+    /// tokens/s prefilled, reports: the generated tokens/s its never-idle time leaves.
+    fn server_at(speed: f64, batch: f64, prompt: f64, window_secs: f64, at: i64) -> ServerLoad {
+        let m = g6e();
+        let step = (m.decode_base_secs + m.decode_per_seq_secs * batch) / speed;
+        let prefill_share = prompt / (m.prefill_tokens_per_sec * speed);
+        ServerLoad {
+            prompt_tokens_per_sec: prompt,
+            generation_tokens_per_sec: batch * (1.0 - prefill_share) / step,
+            requests_per_sec: 1.0,
+            running: batch,
+            window_secs,
+            at: Timestamp(at * 1000),
+            ..ServerLoad::default()
+        }
+    }
+
+    fn snapshot_of(loads: &[(ServerLoad, Units)]) -> Snapshot {
+        Snapshot {
+            instances: loads
+                .iter()
+                .enumerate()
+                .map(|(i, (l, w))| crate::model::Instance {
+                    id: format!("i-{i}"),
+                    pool: "p".into(),
+                    weight_units: *w,
+                    state: LifecycleState::InService,
+                    samples: Default::default(),
+                    load: Some(*l),
+                })
+                .collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    /// A server's speed is read from its token rates and batch, whatever the mix: decode-bound
+    /// chat, long prompts; servers counted by their batch; an instance of two units as two;
+    /// none from a server without a batch, idle for much of its minute, prefilling longer than
+    /// it decodes, or whose rates do not cover a minute.
+    #[test]
+    fn the_servers_speed_is_read_from_their_counters() {
+        let m = g6e();
+        let two_units = {
+            let one = server_at(0.8, 40.0, 3_000.0, 60.0, 0);
+            ServerLoad {
+                running: 80.0,
+                prompt_tokens_per_sec: 6_000.0,
+                generation_tokens_per_sec: 2.0 * one.generation_tokens_per_sec,
+                ..one
+            }
+        };
+        /// (what, each server's load and weight, the reading wanted)
+        type Case<'a> = (&'a str, &'a [(ServerLoad, Units)], Option<f64>);
+        #[rustfmt::skip]
+        let cases: &[Case] = &[
+            ("exact, chat", &[(server_at(1.0, 40.0, 2_000.0, 60.0, 0), 1)], Some(1.0)),
+            ("slower, chat", &[(server_at(0.7, 80.0, 1_000.0, 60.0, 0), 1)], Some(0.7)),
+            ("slower, long prompts", &[(server_at(0.7, 30.0, 3_000.0, 60.0, 0), 1)], Some(0.7)),
+            ("faster", &[(server_at(1.3, 60.0, 500.0, 60.0, 0), 1)], Some(1.3)),
+            ("counted by batch", &[(server_at(1.0, 30.0, 2_000.0, 60.0, 0), 1), (server_at(0.5, 100.0, 2_500.0, 60.0, 0), 1)], Some((30.0 + 0.5 * 100.0) / 130.0)),
+            ("two units: two servers' batch and rates", &[(two_units, 2)], Some(0.8)),
+            ("no batch", &[(server_at(1.0, 0.5, 100.0, 60.0, 0), 1)], None),
+            ("a batch that waits on prefills: idle between them", &[(server_at(1.0, 1.0, 6_000.0, 60.0, 0), 1)], None),
+            ("idle for much of its minute: under SPEED_MIN_BUSY by the profile", &[(server_at(1.0, 2.0, 500.0, 60.0, 0), 1)], None),
+            ("only the busy server of two", &[(server_at(1.0, 2.0, 500.0, 60.0, 0), 1), (server_at(0.7, 80.0, 1_000.0, 60.0, 0), 1)], Some(0.7)),
+            ("a new server's part-minute", &[(server_at(0.7, 40.0, 1_000.0, 20.0, 0), 1)], None),
+        ];
+        for (what, loads, want) in cases {
+            let got = speed_reading(&m, &snapshot_of(loads));
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() < 1e-9, "{what}: {g}, want {w}"),
+                _ => assert_eq!(got, *want, "{what}"),
+            }
+        }
+    }
+
+    /// The readings are averaged, one per scrape; the correction counts no more than their
+    /// average, and within the tolerance the profile's own figure.
+    #[test]
+    fn the_measured_speed_caps_the_correction_once_read() {
+        let fleet = learning_fleet(12);
+        let m = fleet.capacity.model.unwrap();
+        let mut c = Correction::default();
+        for i in 0..400 {
+            let snap = snapshot_of(&[(server_at(0.7, 60.0, 1_000.0, 60.0, 15 * i), 1)]);
+            observe_speed(&mut c, &m, &snap);
+            // The same scrape again is not a second reading.
+            let before = c.measured_speed;
+            observe_speed(&mut c, &m, &snap);
+            assert_eq!(c.measured_speed, before);
+        }
+        assert!(
+            (c.measured_speed - 0.7).abs() < 1e-3,
+            "{}",
+            c.measured_speed
+        );
+        assert!((c.effective() - 0.7 / (1.0 - SPEED_TOLERANCE)).abs() < 1e-3);
+        // (measured, the feedback's factor, effective)
+        #[rustfmt::skip]
+        let cases = [
+            (0.97, 1.0, 1.0),              // within the tolerance: the profile's
+            (1.2, 1.0, 1.0),               // never above the profile
+            (0.76, 1.0, 0.8),              // 0.76 / 0.95
+            (0.9, 0.6, 0.6),               // the feedback lower: its figure
+            (0.3, 1.0, MIN_CORRECTION),    // never under the floor
+        ];
+        for (measured, factor, want) in cases {
+            let c = Correction {
+                measured_speed: measured,
+                factor,
+                ..Correction::default()
+            };
+            assert!(
+                (c.effective() - want).abs() < 1e-9,
+                "{measured} {factor}: {}",
+                c.effective()
+            );
+        }
+        // Learned by `learn` itself, and returned as the correction, with no latency sample.
+        let mut c = Correction::default();
+        let mut got = 1.0;
+        for i in 0..400 {
+            let snap = snapshot_of(&[(server_at(0.6, 60.0, 2_000.0, 60.0, 15 * i), 1)]);
+            got = learn(&mut c, &fleet, &snap, 1, Timestamp(15_000 * i));
+        }
+        assert!((got - 0.6 / (1.0 - SPEED_TOLERANCE)).abs() < 1e-3, "{got}");
     }
 }
