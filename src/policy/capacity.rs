@@ -183,13 +183,23 @@ struct BusyParts {
     units: f64,
 }
 
+/// An instance of `weight` units as `weight / reference` reference replicas sharing its load
+/// evenly.
+fn replicas_of(m: &WorkModel, weight: Units) -> f64 {
+    weight.max(1) as f64 / m.reference_weight_units as f64
+}
+
+/// Prefill tokens per second of one reference replica (the model's rate is per unit).
+fn prefill_per_replica(m: &WorkModel) -> f64 {
+    m.prefill_tokens_per_sec * m.reference_weight_units as f64
+}
+
 fn busy_parts(m: &WorkModel, load: &ServerLoad, weight: Units, drain_secs: f64) -> BusyParts {
-    // The instance as `weight / reference` reference replicas sharing its load evenly.
-    let replicas = weight.max(1) as f64 / m.reference_weight_units as f64;
+    let replicas = replicas_of(m, weight);
     let per = |x: f64| x / replicas;
     let kv_tokens = load.kv_cache_fraction * m.kv_cache_tokens as f64 * replicas;
     let kv_per_seq = (load.running >= 1.0).then(|| kv_tokens / load.running);
-    let prefill_per_replica = m.prefill_tokens_per_sec * m.reference_weight_units as f64;
+    let prefill_per_replica = prefill_per_replica(m);
     let served = per(load.prompt_tokens_per_sec) / prefill_per_replica
         + per(load.generation_tokens_per_sec) * decode_secs_per_token(m, kv_per_seq);
     let per_request = if load.requests_per_sec > 1e-9 {
@@ -630,12 +640,12 @@ fn observe_speed(c: &mut Correction, m: &WorkModel, snap: &Snapshot) {
 /// server's step has costs the profile's line leaves out (sampling, chunked prefill sharing a
 /// step); they read as a slower unit, which for the profile's figures it is.
 fn speed_reading(m: &WorkModel, snap: &Snapshot) -> Option<f64> {
-    let prefill_per_replica = m.prefill_tokens_per_sec * m.reference_weight_units as f64;
+    let prefill_per_replica = prefill_per_replica(m);
     let (made, batch) = in_service_loads(snap)
         .filter(|(l, _)| l.window_secs >= crate::model::RATE_WINDOW_SECS - 1e-6)
         .filter(|(l, w)| served_of(m, *l, *w) >= SPEED_MIN_BUSY * f64::from((*w).max(1)))
         .fold((0.0, 0.0), |(made, batch), (l, w)| {
-            let replicas = w.max(1) as f64 / m.reference_weight_units as f64;
+            let replicas = replicas_of(m, w);
             let b = l.running / replicas;
             if b < 1.0 {
                 return (made, batch);
@@ -961,22 +971,12 @@ mod tests {
         };
         Snapshot {
             desired_units: in_service,
-            instances: (0..in_service)
-                .map(|i| crate::model::Instance {
-                    id: format!("i-{i}"),
-                    pool: "p".into(),
-                    weight_units: 1,
-                    state: LifecycleState::InService,
-                    samples: Default::default(),
-                    load: Some(load),
-                })
-                .collect(),
             latency: Some(FleetLatency {
                 ttft_p95_secs: ttft,
                 queue_wait_p95_secs: wait,
                 at: Timestamp(at * 1000),
             }),
-            ..Snapshot::default()
+            ..snapshot_of(&vec![(load, 1); in_service as usize])
         }
     }
 
@@ -1314,6 +1314,7 @@ mod tests {
         }
     }
 
+    /// In-service instances `i-0`, `i-1`, … of pool `p` with these loads and weights.
     fn snapshot_of(loads: &[(ServerLoad, Units)]) -> Snapshot {
         Snapshot {
             instances: loads
