@@ -102,8 +102,9 @@ enum Command {
         describe: bool,
     },
     /// Replay traffic against a simulated GPU fleet driven by the real engine, and compare the
-    /// policy with the baselines (static-peak, hpa-cpu, seed-queue, target-tracking) and the
-    /// oracle on the same traffic and seed.
+    /// policy with the baselines (static-peak, hpa-cpu, seed-queue, target-tracking), the
+    /// oracle and the reactive oracle (the oracle without its foresight) on the same traffic
+    /// and seed.
     ///
     /// Traffic: one of the built-in scenarios (traffic-spike, gradual-growth, periodic,
     /// sudden-drop, mixed-workload, spot-shortage) or a trace file, either `t_s,prompt_tokens,output_tokens`
@@ -1107,7 +1108,8 @@ struct SimArgs {
     #[arg(long, conflicts_with = "suite")]
     trace: Option<PathBuf>,
     /// A matrix of cells instead of one run: `robustness` — traffic shapes × token mixes ×
-    /// cold starts × seeds, each against the oracle and static-peak (docs/simulator.md).
+    /// cold starts × seeds, each against the oracle, the reactive oracle and static-peak
+    /// (docs/simulator.md).
     #[arg(long, value_parser = ["robustness"])]
     suite: Option<String>,
     /// With --suite: the shared traces (World Cup 98 per minute, Mooncake and Azure code

@@ -381,19 +381,37 @@ impl Controller for TargetTracking {
 
 /// Knows the future: desired = the most required units over the next `lead_secs` (one cold
 /// start), so exactly the required capacity is in service each minute and released at once.
+/// Without foresight ([`Sight::Present`]) it is the best a policy that only reacts can do.
 pub struct Oracle {
     /// Required units per minute.
     pub required: Vec<u32>,
-    /// Launch lead, seconds.
+    /// Launch lead, seconds: how far ahead it sees, or how long it keeps what it needed.
     pub lead_secs: f64,
+    /// What it knows.
+    pub sight: Sight,
+}
+
+/// What an [`Oracle`] knows of the required units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sight {
+    /// The next `lead_secs` (`oracle`): the capacity is in service when its minute comes.
+    Foresight,
+    /// The present only (`reactive-oracle`): each minute's need from the minute's first
+    /// second, none before, kept for `lead_secs` after (the window the foresight oracle looks
+    /// ahead, looking back) — an autoscaler with perfect, instant measurement, no prediction
+    /// and no headroom. A rise faster than a cold start still waits the cold start: what it
+    /// misses takes foresight (a forecast, a trend) or capacity beyond the present need.
+    Present,
 }
 
 impl Oracle {
     /// Units to have desired at `now`.
     pub fn desired_at(&self, now: f64) -> u32 {
-        let from = (now / 60.0) as usize;
-        let to = ((now + self.lead_secs) / 60.0) as usize;
-        (from..=to)
+        let (from, to) = match self.sight {
+            Sight::Foresight => (now, now + self.lead_secs),
+            Sight::Present => ((now - self.lead_secs).max(0.0), now),
+        };
+        ((from / 60.0) as usize..=(to / 60.0) as usize)
             .filter_map(|m| self.required.get(m))
             .copied()
             .max()
@@ -428,14 +446,29 @@ mod tests {
     }
 
     #[test]
-    fn oracle_looks_one_lead_ahead() {
-        let o = Oracle {
-            required: vec![1, 1, 5, 2, 0],
-            lead_secs: 90.0,
-        };
-        assert_eq!(o.desired_at(0.0), 1); // minutes 0..=1
-        assert_eq!(o.desired_at(60.0), 5); // minutes 1..=2
-        assert_eq!(o.desired_at(180.0), 2);
-        assert_eq!(o.desired_at(400.0), 0);
+    fn the_oracle_looks_one_lead_ahead_and_the_reactive_one_as_far_back() {
+        let required = vec![1, 1, 5, 2, 0, 0];
+        // (sight, now s, desired): minutes seen ahead for 90 s, or kept for 90 s.
+        let cases = [
+            (Sight::Foresight, 0.0, 1),  // minutes 0..=1
+            (Sight::Foresight, 60.0, 5), // minutes 1..=2
+            (Sight::Foresight, 180.0, 2),
+            (Sight::Foresight, 400.0, 0),
+            (Sight::Present, 0.0, 1),
+            (Sight::Present, 119.0, 1), // the step of minute 2 unknown before it
+            (Sight::Present, 120.0, 5), // known from its first second
+            (Sight::Present, 200.0, 5), // minutes 1..=3: kept for the lead
+            (Sight::Present, 210.0, 5), // minutes 2..=3
+            (Sight::Present, 270.0, 2), // minutes 3..=4
+            (Sight::Present, 400.0, 0),
+        ];
+        for (sight, now, want) in cases {
+            let o = Oracle {
+                required: required.clone(),
+                lead_secs: 90.0,
+                sight,
+            };
+            assert_eq!(o.desired_at(now), want, "{sight:?} at {now} s");
+        }
     }
 }

@@ -33,7 +33,7 @@ use serde::Serialize;
 use crate::config::{self, Fleet};
 use crate::model::{Market, Timestamp};
 use crate::placement::split;
-use controllers::{Fixed, Oracle, PolicyController, SeedQueue, TargetTracking};
+use controllers::{Fixed, Oracle, PolicyController, SeedQueue, Sight, TargetTracking};
 use perf::{MinuteLoad, Profile};
 use stats::{Capacity, Histogram, Minute, Slo};
 use traffic::Traffic;
@@ -316,7 +316,7 @@ pub fn static_slo_units(peak: u32, mut meets: impl FnMut(u32) -> bool) -> Option
 /// its `[fleets.predictive]` table, run only when the policy has one; `on-demand-only` is the
 /// policy under test with every pool on on-demand (what the same autoscaling costs without
 /// spot), run only when the policy has a spot pool.
-pub const BASELINES: [&str; 8] = [
+pub const BASELINES: [&str; 9] = [
     "no-prediction",
     "on-demand-only",
     "static-peak",
@@ -324,6 +324,7 @@ pub const BASELINES: [&str; 8] = [
     "hpa-cpu",
     "seed-queue",
     "target-tracking",
+    "reactive-oracle",
     "oracle",
 ];
 
@@ -602,17 +603,24 @@ pub fn simulate(mut setup: SimSetup, progress: &mut dyn FnMut(f64)) -> Result<Ou
             let run = run_one(&setup, "target-tracking", od, &[start], &mut c, min, quiet);
             baselines.insert("target-tracking".into(), run);
         }
-        if wants("oracle") {
-            // One cold start at its 99th percentile ahead.
-            let lead = ref_profile.cold_start_median_secs * (2.33 * ref_profile.start_sigma).exp();
+        // One cold start at its 99th percentile ahead (or, without foresight, kept).
+        let lead = ref_profile.cold_start_median_secs * (2.33 * ref_profile.start_sigma).exp();
+        for (name, sight) in [
+            ("reactive-oracle", Sight::Present),
+            ("oracle", Sight::Foresight),
+        ] {
+            if !wants(name) {
+                continue;
+            }
             let mut c = Oracle {
                 required: required.clone(),
                 lead_secs: lead,
+                sight,
             };
             let o_start = c.desired_at(0.0);
             let spot = vec![od_pool("spot", Market::Spot, false)];
-            let run = run_one(&setup, "oracle", spot, &[o_start], &mut c, 0, quiet);
-            baselines.insert("oracle".into(), run);
+            let run = run_one(&setup, name, spot, &[o_start], &mut c, 0, quiet);
+            baselines.insert(name.into(), run);
         }
     }
     for run in std::iter::once(&mut ours).chain(baselines.values_mut()) {

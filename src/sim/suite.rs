@@ -196,6 +196,10 @@ pub struct CellResult {
     pub held: bool,
     /// The oracle holds it.
     pub oracle_held: bool,
+    /// The reactive oracle holds it: the present known from each minute's first second,
+    /// nothing before. Where it misses, reacting at once to exactly what the present needs is
+    /// not enough: the cell takes foresight, or capacity beyond the present need.
+    pub reactive_oracle_held: bool,
     /// Ours: P95 TTFT, seconds.
     pub p95_ttft_s: f64,
     /// Ours: fraction of minutes over the TTFT SLO.
@@ -290,6 +294,11 @@ pub struct Summary {
     pub oracle_held: usize,
     /// Cells the oracle holds and ours does not, by name.
     pub missed: Vec<String>,
+    /// Cells the reactive oracle holds.
+    pub reactive_oracle_held: usize,
+    /// Cells the reactive oracle holds and ours does not, by name: misses that reacting
+    /// better would mend. The rest of `missed` take foresight, or capacity beyond the need.
+    pub missed_where_reactive_holds: Vec<String>,
     /// Median cost ÷ oracle.
     pub median_cost_vs_oracle: f64,
     /// Highest cost ÷ oracle.
@@ -539,7 +548,11 @@ pub fn cell_setup(
     setup.profiles = profiles;
     setup.server_speed = spec.server_speed;
     setup.model = model.to_string();
-    setup.only_baselines = Some(vec!["static-peak".into(), "oracle".into()]);
+    setup.only_baselines = Some(vec![
+        "static-peak".into(),
+        "reactive-oracle".into(),
+        "oracle".into(),
+    ]);
     Ok(setup)
 }
 
@@ -584,11 +597,16 @@ pub fn run_cell(
         None => None,
     };
     let oracle = outcome.baselines.get("oracle").map(|r| outcome.figures(r));
+    let reactive = outcome
+        .baselines
+        .get("reactive-oracle")
+        .map(|r| outcome.figures(r));
     let report = serde_json::to_value(outcome.report()).unwrap_or_default();
     Ok(CellResult {
         cell: *cell,
         held: holds(&ours.slo),
         oracle_held: oracle.as_ref().is_some_and(|o| holds(&o.slo)),
+        reactive_oracle_held: reactive.as_ref().is_some_and(|o| holds(&o.slo)),
         p95_ttft_s: ours.slo.p95_ttft_s,
         ttft_violation_minutes: ours.slo.ttft_violation_minutes,
         availability: ours.slo.availability,
@@ -613,11 +631,9 @@ pub fn summarize(results: &[CellResult]) -> Summary {
         cells: results.len(),
         held: results.iter().filter(|r| r.held).count(),
         oracle_held: results.iter().filter(|r| r.oracle_held).count(),
-        missed: results
-            .iter()
-            .filter(|r| r.oracle_held && !r.held)
-            .map(|r| cell_name(&r.cell))
-            .collect(),
+        missed: missed_where(results, |r| r.oracle_held),
+        reactive_oracle_held: results.iter().filter(|r| r.reactive_oracle_held).count(),
+        missed_where_reactive_holds: missed_where(results, |r| r.reactive_oracle_held),
         median_cost_vs_oracle: median(&ratios),
         max_cost_vs_oracle: ratios.last().copied().unwrap_or(f64::NAN),
         oracle_held_median_cost_vs_oracle: median(&held_ratios),
@@ -625,6 +641,15 @@ pub fn summarize(results: &[CellResult]) -> Summary {
         plateau_flaps: results.iter().map(|r| r.plateau_flaps).sum(),
         forecast_effect: forecast_effect(results),
     }
+}
+
+/// The names of the cells ours does not hold where `reference` (an oracle) holds it.
+fn missed_where(results: &[CellResult], reference: impl Fn(&CellResult) -> bool) -> Vec<String> {
+    results
+        .iter()
+        .filter(|r| reference(r) && !r.held)
+        .map(|r| cell_name(&r.cell))
+        .collect()
 }
 
 /// The cells' finite costs ÷ oracle, in ascending order.
@@ -646,13 +671,14 @@ fn median(sorted: &[f64]) -> f64 {
 pub fn table(results: &[CellResult], summary: &Summary) -> String {
     use std::fmt::Write as _;
     let mut s = format!(
-        "{:<15} {:<13} {:>6} {:>4} {:>5} {:>6} {:>8} {:>7} {:>8} {:>8} {:>7} {:>6} {:>10}\n",
+        "{:<15} {:<13} {:>6} {:>4} {:>5} {:>6} {:>6} {:>8} {:>7} {:>8} {:>8} {:>7} {:>6} {:>10}\n",
         "shape",
         "mix",
         "cold s",
         "seed",
         "held",
         "oracle",
+        "react.",
         "p95 ttft",
         "viol.m",
         "÷oracle",
@@ -664,13 +690,14 @@ pub fn table(results: &[CellResult], summary: &Summary) -> String {
     for r in results {
         let _ = writeln!(
             s,
-            "{:<15} {:<13} {:>6.0} {:>4} {:>5} {:>6} {:>8.2} {:>6.1}% {:>8.2} {:>8.2} {:>6.1}% {:>6} {:>10.0}",
+            "{:<15} {:<13} {:>6.0} {:>4} {:>5} {:>6} {:>6} {:>8.2} {:>6.1}% {:>8.2} {:>8.2} {:>6.1}% {:>6} {:>10.0}",
             r.cell.shape.name(),
             r.cell.mix.name(),
             r.cell.cold_start_secs,
             r.cell.seed,
             if r.held { "yes" } else { "NO" },
             if r.oracle_held { "yes" } else { "no" },
+            if r.reactive_oracle_held { "yes" } else { "no" },
             r.p95_ttft_s,
             100.0 * r.ttft_violation_minutes,
             r.cost_vs_oracle,
@@ -690,6 +717,15 @@ pub fn table(results: &[CellResult], summary: &Summary) -> String {
     );
     for m in &summary.missed {
         let _ = writeln!(s, "  missed {m}");
+    }
+    let _ = writeln!(
+        s,
+        "the reactive oracle (the present known, no foresight) holds {}; missed where it holds: {}",
+        summary.reactive_oracle_held,
+        summary.missed_where_reactive_holds.len(),
+    );
+    for m in &summary.missed_where_reactive_holds {
+        let _ = writeln!(s, "  missed where the reactive oracle holds {m}");
     }
     let _ = writeln!(
         s,
@@ -734,15 +770,17 @@ pub fn html(results: &[CellResult], summary: &Summary, policy: &str) -> String {
          td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:nth-child(-n+2){{text-align:left}}\
          tr.miss{{background:#fdd}}tr.both{{background:#eee}}</style></head><body>\
          <h1>Robustness matrix</h1><p>policy {p}</p><p>{} cells · ours holds the SLO in {} · the oracle in {} · \
-         missed where the oracle holds: {} · cost ÷ oracle median {:.2}, max {:.2} (where the oracle holds the SLO: \
+         missed where the oracle holds: {} · the reactive oracle (no foresight) holds {} · missed where it holds: {} · cost ÷ oracle median {:.2}, max {:.2} (where the oracle holds the SLO: \
          median {:.2}, max {:.2}) · flaps on steady plateaus {}</p>\
          <table><tr><th>shape</th><th>mix</th><th>cold start s</th><th>seed</th><th>held</th><th>oracle held</th>\
-         <th>P95 TTFT s</th><th>violating min</th><th>cost ÷ oracle</th><th>cost ÷ static</th><th>over-prov.</th>\
+         <th>reactive oracle held</th><th>P95 TTFT s</th><th>violating min</th><th>cost ÷ oracle</th><th>cost ÷ static</th><th>over-prov.</th>\
          <th>flaps</th><th>goodput tokens/$</th></tr>\n",
         summary.cells,
         summary.held,
         summary.oracle_held,
         summary.missed.len(),
+        summary.reactive_oracle_held,
+        summary.missed_where_reactive_holds.len(),
         summary.median_cost_vs_oracle,
         summary.max_cost_vs_oracle,
         summary.oracle_held_median_cost_vs_oracle,
@@ -758,7 +796,7 @@ pub fn html(results: &[CellResult], summary: &Summary, policy: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "<tr{class}><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td>\
+            "<tr{class}><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td>\
              <td>{:.1} %</td><td>{:.2}</td><td>{:.2}</td><td>{:.1} %</td><td>{}</td><td>{:.0}</td></tr>",
             r.cell.shape.name(),
             r.cell.mix.name(),
@@ -766,6 +804,7 @@ pub fn html(results: &[CellResult], summary: &Summary, policy: &str) -> String {
             r.cell.seed,
             if r.held { "yes" } else { "no" },
             if r.oracle_held { "yes" } else { "no" },
+            if r.reactive_oracle_held { "yes" } else { "no" },
             r.p95_ttft_s,
             100.0 * r.ttft_violation_minutes,
             r.cost_vs_oracle,
@@ -785,45 +824,54 @@ mod tests {
 
     #[test]
     fn the_summary_counts_misses_and_the_cost_ratios_over_all_cells_and_those_the_oracle_holds() {
-        // (held, oracle held, cost ÷ oracle)
+        // (held, oracle held, reactive oracle held, cost ÷ oracle)
         let rows = [
-            (true, true, 1.1),
-            (false, true, 1.5),
-            (true, true, 1.2),
-            (false, false, 2.0),
-            (true, false, 1.9),
-            (false, false, f64::INFINITY),
+            (true, true, true, 1.1),
+            (false, true, false, 1.5),
+            (true, true, false, 1.2),
+            (false, false, false, 2.0),
+            (true, false, false, 1.9),
+            (false, false, true, f64::INFINITY),
         ];
         let results: Vec<CellResult> = rows
             .iter()
             .enumerate()
-            .map(|(i, &(held, oracle_held, cost_vs_oracle))| CellResult {
-                cell: Cell {
-                    shape: Shape::Daily,
-                    mix: MixKind::Chat,
-                    cold_start_secs: 60.0,
-                    seed: i as u64 + 1,
+            .map(
+                |(i, &(held, oracle_held, reactive_oracle_held, cost_vs_oracle))| CellResult {
+                    cell: Cell {
+                        shape: Shape::Daily,
+                        mix: MixKind::Chat,
+                        cold_start_secs: 60.0,
+                        seed: i as u64 + 1,
+                    },
+                    held,
+                    oracle_held,
+                    reactive_oracle_held,
+                    p95_ttft_s: 0.5,
+                    ttft_violation_minutes: 0.0,
+                    availability: 1.0,
+                    error_rate: 0.0,
+                    cost_vs_oracle,
+                    cost_vs_static: 0.5,
+                    over_provisioning: 0.1,
+                    flaps: 0,
+                    plateau_flaps: 0,
+                    goodput_tokens_per_usd: 1.0,
+                    oracle_goodput_tokens_per_usd: 1.0,
+                    recurring: None,
+                    report: serde_json::Value::Null,
                 },
-                held,
-                oracle_held,
-                p95_ttft_s: 0.5,
-                ttft_violation_minutes: 0.0,
-                availability: 1.0,
-                error_rate: 0.0,
-                cost_vs_oracle,
-                cost_vs_static: 0.5,
-                over_provisioning: 0.1,
-                flaps: 0,
-                plateau_flaps: 0,
-                goodput_tokens_per_usd: 1.0,
-                oracle_goodput_tokens_per_usd: 1.0,
-                recurring: None,
-                report: serde_json::Value::Null,
-            })
+            )
             .collect();
         let s = summarize(&results);
         assert_eq!((s.cells, s.held, s.oracle_held), (6, 3, 3));
         assert_eq!(s.missed, vec!["daily/chat/cold60/seed2".to_string()]);
+        // Seed 2 is missed where only foresight holds; seed 6 where reacting would have.
+        assert_eq!(s.reactive_oracle_held, 2);
+        assert_eq!(
+            s.missed_where_reactive_holds,
+            vec!["daily/chat/cold60/seed6".to_string()]
+        );
         // Over the five finite ratios 1.1, 1.2, 1.5, 1.9, 2.0; over the oracle's 1.1, 1.2, 1.5.
         assert_eq!((s.median_cost_vs_oracle, s.max_cost_vs_oracle), (1.5, 2.0));
         assert_eq!(
@@ -838,6 +886,10 @@ mod tests {
             table.contains(
                 "median 1.50, max 2.00 (where the oracle holds the SLO: median 1.20, max 1.50)"
             ),
+            "{table}"
+        );
+        assert!(
+            table.contains("the reactive oracle (the present known, no foresight) holds 2; missed where it holds: 1\n  missed where the reactive oracle holds daily/chat/cold60/seed6"),
             "{table}"
         );
     }
