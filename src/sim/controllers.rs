@@ -381,7 +381,7 @@ impl Controller for TargetTracking {
 
 /// Knows the future: desired = the most required units over the next `lead_secs` (one cold
 /// start), so exactly the required capacity is in service each minute and released at once.
-/// Without foresight ([`Sight::Present`]) it is the best a policy that only reacts can do.
+/// Without foresight ([`Sight::Present`]) it is a policy that reacts perfectly, with no headroom.
 pub struct Oracle {
     /// Required units per minute.
     pub required: Vec<u32>,
