@@ -768,10 +768,13 @@ pub fn html(results: &[CellResult], summary: &Summary, policy: &str) -> String {
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>robustness matrix — {p}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:13px}}\
          td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:nth-child(-n+2){{text-align:left}}\
-         tr.miss{{background:#fdd}}tr.both{{background:#eee}}</style></head><body>\
+         tr.miss{{background:#fdd}}tr.react{{background:#f99}}tr.both{{background:#eee}}</style></head><body>\
          <h1>Robustness matrix</h1><p>policy {p}</p><p>{} cells · ours holds the SLO in {} · the oracle in {} · \
          missed where the oracle holds: {} · the reactive oracle (no foresight) holds {} · missed where it holds: {} · cost ÷ oracle median {:.2}, max {:.2} (where the oracle holds the SLO: \
          median {:.2}, max {:.2}) · flaps on steady plateaus {}</p>\
+         <p>Rows: <span style=\"background:#f99\">missed where the reactive oracle holds</span> (reacting better \
+         would hold them) · <span style=\"background:#fdd\">missed where only the oracle holds</span> (they take \
+         foresight or headroom) · <span style=\"background:#eee\">held by neither</span></p>\
          <table><tr><th>shape</th><th>mix</th><th>cold start s</th><th>seed</th><th>held</th><th>oracle held</th>\
          <th>reactive oracle held</th><th>P95 TTFT s</th><th>violating min</th><th>cost ÷ oracle</th><th>cost ÷ static</th><th>over-prov.</th>\
          <th>flaps</th><th>goodput tokens/$</th></tr>\n",
@@ -789,10 +792,11 @@ pub fn html(results: &[CellResult], summary: &Summary, policy: &str) -> String {
         p = esc(policy)
     );
     for r in results {
-        let class = match (r.held, r.oracle_held) {
-            (false, true) => " class=\"miss\"",
-            (false, false) => " class=\"both\"",
-            _ => "",
+        let class = match (r.held, r.reactive_oracle_held, r.oracle_held) {
+            (true, _, _) => "",
+            (false, true, _) => " class=\"react\"",
+            (false, false, true) => " class=\"miss\"",
+            (false, false, false) => " class=\"both\"",
         };
         let _ = writeln!(
             s,
@@ -892,6 +896,19 @@ mod tests {
             table.contains("the reactive oracle (the present known, no foresight) holds 2; missed where it holds: 1\n  missed where the reactive oracle holds daily/chat/cold60/seed6"),
             "{table}"
         );
+        // The page marks each miss by what would have held it: seed 6 reacting better, seed 2
+        // foresight; seed 4 neither oracle held.
+        let page = html(&results, &s, "p.toml");
+        let row = |seed: u64| {
+            page.lines()
+                .find(|l| l.contains(&format!("<td>60</td><td>{seed}</td>")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(row(6).starts_with("<tr class=\"react\">"), "{page}");
+        assert!(row(2).starts_with("<tr class=\"miss\">"), "{page}");
+        assert!(row(4).starts_with("<tr class=\"both\">"), "{page}");
+        assert!(row(1).starts_with("<tr><td>"), "{page}");
     }
 
     #[test]
