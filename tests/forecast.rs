@@ -274,3 +274,37 @@ fn a_candidate_that_first_forecasts_at_one_or_two_weeks_earns_its_weight() {
         );
     }
 }
+
+#[test]
+fn a_rise_that_recurs_daily_is_under_the_upper_bound_before_it_comes() {
+    // Fourteen days flat at ~380 a minute with a ×10 step for twenty minutes at 10:00 every
+    // day; the fifteenth day forecast six minutes before the step, at the predictive floor's
+    // default quantile (0.9: a central interval at 0.8). The flat minutes, where every
+    // candidate is right, keep the weights level; only the seasonal candidates see the step.
+    let (flat, high, at, held) = (380.0, 3_838.0, 600, 20);
+    let mut noise = Noise(5);
+    let s: Vec<Option<f64>> = (0..15 * DAY)
+        .map(|i| {
+            let level = if (at..at + held).contains(&(i % DAY)) {
+                high
+            } else {
+                flat
+            };
+            Some((level + f64::sqrt(level) * noise.gauss()).max(0.0))
+        })
+        .collect();
+    let origin = 14 * DAY + at - 6;
+    let (f, weights) = forecast_once(&s[..origin], 60, 0.8).unwrap();
+    let step = &f.upper[6..6 + held];
+    let low = step.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        low >= 0.95 * high,
+        "upper bound over the step {low:.0} (points {:.0}…, weights {weights:?})",
+        f.point[6]
+    );
+    // Up to two minutes before it and from four minutes after it, the bound stays near the
+    // flat level (candidates that smooth the day's profile see the step's edges early and late).
+    for h in (0..4).chain(6 + held + 4..60) {
+        assert!(f.upper[h] < 1.25 * flat, "minute {h}: {:.0?}", f.upper);
+    }
+}
