@@ -6,7 +6,9 @@
 //! - [`Adaptive`] (stateful, sequential): scores the last forecast on the minutes that have
 //!   since arrived, weights each candidate per horizon bucket by the inverse cube of its
 //!   exponentially weighted error, and sets the interval from recent errors at a level that
-//!   adaptive conformal inference (Gibbs & Candès 2021, ACI) moves with realised coverage.
+//!   adaptive conformal inference (Gibbs & Candès 2021, ACI) moves with realised coverage —
+//!   at least as wide as the candidates' own weighted spread (`pool_bounds`), which is where
+//!   a rise only the seasonal candidates saw coming shows.
 //!
 //! Errors are *scaled* — divided by the level the forecast was made at — so a growing series
 //! and its quiet nights weigh alike, and a residual learnt at night fits a busy afternoon.
