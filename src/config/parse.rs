@@ -976,7 +976,9 @@ fn parse_predictive(
             )
             .unwrap_or(0.9),
         lead_secs: s.int(ctx, "lead_secs", 0, 3600),
-        default_lead_secs: s.int(ctx, "default_lead_secs", 0, 3600).unwrap_or(300),
+        default_lead_secs: s
+            .int(ctx, "default_lead_secs", 0, 3600)
+            .unwrap_or(Predictive::DEFAULT_LEAD_SECS),
         history_days: s.int(ctx, "history_days", 1, 15).unwrap_or(14),
         refit_mins: s.int(ctx, "refit_mins", 1, 1440).unwrap_or(15),
         warm_pool_from_forecast: s.bool(ctx, "warm_pool_from_forecast").unwrap_or(false),

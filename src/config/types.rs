@@ -459,7 +459,9 @@ pub struct Predictive {
     /// `lead_secs`: how far ahead capacity must be there. Default: the p95 of the fleet's own
     /// observed launch → in-service times, `default_lead_secs` until three have been seen.
     pub lead_secs: Option<u64>,
-    /// `default_lead_secs`: the lead before any cold start has been observed. Default 300.
+    /// `default_lead_secs`: the lead before three cold starts have been observed — the
+    /// predictive floor's, and ramp-ahead's and the spot headroom's as well (they size on the
+    /// same lead). Default 300 ([`Predictive::DEFAULT_LEAD_SECS`]).
     pub default_lead_secs: u64,
     /// `history_days`: demand history kept and fitted, days (1–15; CloudWatch keeps 1-minute
     /// data 15 days). Default 14.
@@ -475,6 +477,12 @@ pub struct Predictive {
     /// metric with `period_secs = 60`, e.g. the load balancer's `RequestCount` `Sum`). The
     /// simulated cloud counts arrivals itself.
     pub source: Option<MetricSource>,
+}
+
+impl Predictive {
+    /// Default `default_lead_secs`, seconds (the one source of it: the parser, and the engine
+    /// for a fleet without the table, read it here).
+    pub const DEFAULT_LEAD_SECS: u64 = 300;
 }
 
 /// `[[fleets.pools]]`: one Auto Scaling Group.

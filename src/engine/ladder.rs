@@ -302,12 +302,7 @@ impl<'a> Ladder<'a> {
             })
             .filter(|d| d.is_finite())
             .reduce(f64::max)?;
-        let lead = self.st.cold_starts.p95_secs().unwrap_or(
-            self.fleet
-                .predictive
-                .as_ref()
-                .map_or(DEFAULT_LEAD_SECS, |p| p.default_lead_secs as f64),
-        );
+        let lead = self.lead_secs();
         let step = self
             .st
             .ramp
@@ -631,7 +626,7 @@ impl<'a> Ladder<'a> {
             now,
             own_units: desired,
             burst: self.panic_step.is_some_and(|p| p.over_threshold),
-            lead_secs: self.st.cold_starts.p95_secs().unwrap_or(DEFAULT_LEAD_SECS),
+            lead_secs: self.lead_secs(),
             headroom_cap: self.headroom_cap(desired),
             largest_step_units: self.largest_step_units(),
         };
@@ -678,6 +673,20 @@ impl<'a> Ladder<'a> {
             summary,
         };
         (decision, self.st)
+    }
+
+    /// The lead ramp-ahead and the spot headroom size on, seconds: the fleet's observed cold
+    /// starts ([`crate::policy::predictive::ColdStarts::lead_secs`]), and before enough are
+    /// seen `[fleets.predictive] default_lead_secs` — the predictive floor's default, so an
+    /// operator who sets it to the real cold start sets it for all three (without the table,
+    /// [`DEFAULT_LEAD_SECS`]).
+    fn lead_secs(&self) -> f64 {
+        let default = self
+            .fleet
+            .predictive
+            .as_ref()
+            .map_or(DEFAULT_LEAD_SECS, |p| p.default_lead_secs as f64);
+        self.st.cold_starts.lead_secs(default).0
     }
 
     /// The largest step the demand has taken lately, units (the warm pools are sized on it).

@@ -59,6 +59,15 @@ impl ColdStarts {
             .retain(|id, _| present.contains(id.as_str()));
     }
 
+    /// The lead to size ahead on, seconds, and where it came from: the 95th percentile of the
+    /// observed durations once [`MIN_COLD_STARTS`] have been seen (`"observed"`), and
+    /// `default_secs` before (`"default"`). The one reading of the fleet's cold start: the
+    /// predictive floor, ramp-ahead and the spot headroom all size on it.
+    pub fn lead_secs(&self, default_secs: f64) -> (f64, &'static str) {
+        self.p95_secs()
+            .map_or((default_secs, "default"), |p95| (p95, "observed"))
+    }
+
     /// The 95th percentile of the observed durations, once enough have been seen.
     pub fn p95_secs(&self) -> Option<f64> {
         if self.observed_secs.len() < MIN_COLD_STARTS {
@@ -193,10 +202,9 @@ pub fn step(
     silent_secs: Option<f64>,
     now: Timestamp,
 ) -> PredictiveStep {
-    let (lead_secs, lead_from) = match (cfg.lead_secs, cold.p95_secs()) {
-        (Some(l), _) => (l as f64, "configured"),
-        (None, Some(p95)) => (p95, "observed"),
-        (None, None) => (cfg.default_lead_secs as f64, "default"),
+    let (lead_secs, lead_from) = match cfg.lead_secs {
+        Some(l) => (l as f64, "configured"),
+        None => cold.lead_secs(cfg.default_lead_secs as f64),
     };
     let per_unit = demand_per_unit.filter(|d| *d > 0.0);
     // HPA's tolerance, as on every metric ratio: a forecast within it of a whole number of units
@@ -290,8 +298,11 @@ mod tests {
         assert_eq!(c.observed_secs, vec![150.0]);
         assert!(c.pending_since.is_empty());
         assert_eq!(c.p95_secs(), None, "one observation is not enough");
+        assert_eq!(c.lead_secs(300.0), (300.0, "default"));
+        assert_eq!(c.lead_secs(600.0), (600.0, "default"));
         c.observed_secs.extend([120.0, 180.0, 600.0]);
         assert_eq!(c.p95_secs(), Some(600.0));
+        assert_eq!(c.lead_secs(300.0), (600.0, "observed"));
     }
 
     #[test]
