@@ -586,3 +586,39 @@ fn a_spot_group_with_launch_suspended_is_held_and_on_demand_takes_the_rise() {
         d.summary
     );
 }
+
+#[test]
+fn spot_headroom_sizes_on_the_fleets_default_lead_until_cold_starts_are_seen() {
+    // (fleet keys after spot_headroom_max_fraction, spare spot units). Three of 8 spot units
+    // warned after two quiet hours: 3 notices in 16 spot unit-hours. Over the lead, 8 × 3/16
+    // × lead/3600 units are expected lost: 0.125 at 300 s (one spare unit), 1.5 at 3,600 s
+    // (two). No cold start has been seen, so the lead is `default_lead_secs` — the one
+    // ramp-ahead and the predictive floor size on too — or 300 s without the table.
+    let table = [
+        ("", 1),
+        ("[fleets.predictive]\ndemand_per_unit = 100\n", 1),
+        (
+            "[fleets.predictive]\ndemand_per_unit = 100\ndefault_lead_secs = 3600\n",
+            2,
+        ),
+    ];
+    for (keys, want) in table {
+        let f = fleet_od_spot_with(
+            40,
+            &format!("spot_headroom_max_fraction = 0.5\n{keys}"),
+            false,
+            0,
+        );
+        let mut st = EngineState::default();
+        for secs in (-7200..=0).step_by(15) {
+            let (_, next) = decide(&f, &snap(2, 8, 100.0, (2, 8), 0, t(secs)), &st, t(secs));
+            st = next;
+        }
+        let mut s = snap(2, 8, 100.0, (2, 8), 0, t(15));
+        for i in s.instances.iter_mut().filter(|i| i.pool == "spot").take(3) {
+            i.state = LifecycleState::Interrupted;
+        }
+        let (d, _) = decide(&f, &s, &st, t(15));
+        assert_eq!(d.spot_headroom_units, want, "{keys:?}: {}", d.summary);
+    }
+}
