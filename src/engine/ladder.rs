@@ -9,7 +9,7 @@ use super::{
 };
 use crate::config::{Fleet, PredictiveMode};
 use crate::model::{Snapshot, Timestamp, Units};
-use crate::placement::{self, PlaceInput, DEFAULT_LEAD_SECS};
+use crate::placement::{self, PlaceInput};
 use crate::policy::behavior::{self, RateOutcome, ScaleEvent, TimedRecommendation};
 use crate::policy::budget::{self, BudgetStep, Spend};
 use crate::policy::capacity;
@@ -679,14 +679,16 @@ impl<'a> Ladder<'a> {
     /// starts ([`crate::policy::predictive::ColdStarts::lead_secs`]), and before enough are
     /// seen `[fleets.predictive] default_lead_secs` — the predictive floor's default, so an
     /// operator who sets it to the real cold start sets it for all three (without the table,
-    /// [`DEFAULT_LEAD_SECS`]).
+    /// its default, [`crate::config::Predictive::DEFAULT_LEAD_SECS`]).
     fn lead_secs(&self) -> f64 {
         let default = self
             .fleet
             .predictive
             .as_ref()
-            .map_or(DEFAULT_LEAD_SECS, |p| p.default_lead_secs as f64);
-        self.st.cold_starts.lead_secs(default).0
+            .map_or(crate::config::Predictive::DEFAULT_LEAD_SECS, |p| {
+                p.default_lead_secs
+            });
+        self.st.cold_starts.lead_secs(default as f64).0
     }
 
     /// The largest step the demand has taken lately, units (the warm pools are sized on it).

@@ -55,10 +55,6 @@ pub use split::{split, PoolTarget};
 /// bill (measured, docs/engine.md). A surge that lasts waits one tick longer.
 pub const BURST_CONFIRM_DECISIONS: u32 = 2;
 
-/// The lead before three cold starts have been observed, for a fleet without
-/// `[fleets.predictive]` (whose `default_lead_secs` it is otherwise), seconds.
-pub const DEFAULT_LEAD_SECS: f64 = crate::config::Predictive::DEFAULT_LEAD_SECS as f64;
-
 /// What placement remembers between decisions of one fleet.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
